@@ -1,0 +1,1 @@
+"""Dataset preparation: sources, alignment, multi-resolution HDF5 files and their reader."""
