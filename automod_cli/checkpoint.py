@@ -1,0 +1,148 @@
+"""Safe checkpoint files: tensors in safetensors, the full model config and run state as JSON metadata.
+
+Nothing here unpickles: a checkpoint can be opened from an untrusted source. `load_model(path)` rebuilds the
+network from the file alone. Writes go to a temporary file in the same folder and are renamed into place, so a
+crash never leaves a half-written checkpoint under the real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from automod_cli import __version__
+from automod_cli.config import ModelConfig
+from automod_cli.errors import AutomodError
+from automod_cli.models import Automodulator
+
+FORMAT = "automod-checkpoint"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call `write(tmp_path)` and rename the result onto `path`; the temporary file never survives a failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write `tensors` and the JSON-serialisable `meta` atomically to `path`."""
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "automod_version": __version__,
+        "meta": json.dumps(meta, sort_keys=True),
+    }
+    plain = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
+    atomic_write(Path(path), lambda tmp: save_file(plain, str(tmp), metadata=header))
+
+
+def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and metadata of an automod checkpoint, with one-line errors for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise AutomodError(f"checkpoint '{path}' does not exist.")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AutomodError(f"'{path}' is not a readable checkpoint (truncated or not safetensors: {exc}).") from None
+    if header.get("format") != FORMAT:
+        raise AutomodError(f"'{path}' is a safetensors file but not an automod checkpoint (no '{FORMAT}' header).")
+    if int(header.get("format_version", "0")) > FORMAT_VERSION:
+        raise AutomodError(f"'{path}' was written by a newer automod ({header.get('automod_version')}); upgrade to read it.")
+    try:
+        meta = json.loads(header["meta"])
+    except (KeyError, json.JSONDecodeError):
+        raise AutomodError(f"'{path}' has a damaged metadata header; it cannot be used.") from None
+    return tensors, meta
+
+
+def model_tensors(model: Automodulator, decoder_state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The model's weights under 'encoder.' and 'decoder.'; `decoder_state` replaces the decoder (e.g. its EMA)."""
+    tensors = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
+    decoder = decoder_state if decoder_state is not None else model.decoder.state_dict()
+    tensors.update({f"decoder.{k}": v for k, v in decoder.items()})
+    return tensors
+
+
+def model_meta(model: Automodulator) -> dict[str, Any]:
+    return {"model_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha}
+
+
+def save_model(path: Path, model: Automodulator, extra_meta: dict[str, Any] | None = None) -> None:
+    """Write a self-contained model file (weights + config + level/α) that `load_model` rebuilds."""
+    save_checkpoint(path, model_tensors(model), {**model_meta(model), **(extra_meta or {})})
+
+
+def _subset(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str, ema: bool = True) -> Automodulator:
+    """Rebuild the model described by `meta` and load its weights; the EMA decoder is preferred when present."""
+    if "model_config" not in meta:
+        raise AutomodError(f"'{source}' holds no model config; it is not a model checkpoint.")
+    config = ModelConfig.from_dict(meta["model_config"])
+    model = Automodulator(config, level=meta.get("level"), alpha=meta.get("alpha", 1.0))
+    decoder_prefix = "decoder_ema." if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder."
+    try:
+        model.encoder.load_state_dict(_subset(tensors, "encoder."))
+        model.decoder.load_state_dict(_subset(tensors, decoder_prefix))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise AutomodError(f"'{source}' does not match the architecture its config describes ({first}).") from None
+    return model.eval()
+
+
+def load_model(path: Path, device: str | torch.device = "cpu", ema: bool = True) -> Automodulator:
+    """Rebuild an Automodulator from a checkpoint file alone (EMA decoder weights when the file has them)."""
+    tensors, meta = read_checkpoint(path)
+    return model_from_checkpoint(tensors, meta, str(path), ema=ema).to(device)
+
+
+CHECKPOINT_DIR = "checkpoints"
+RUNS_DIR = Path("runs")
+
+
+def run_checkpoints(run_dir: Path) -> list[Path]:
+    """A run directory's checkpoints, oldest first (names carry the zero-padded count of images seen)."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    return sorted(folder.glob(f"ckpt-*{SUFFIX}")) if folder.is_dir() else []
+
+
+def find_checkpoint(path: Path | None) -> Path:
+    """A checkpoint file as given, a run directory's latest checkpoint, or (path None) the newest run under ./runs."""
+    if path is None:
+        runs = [p for p in RUNS_DIR.glob("*") if run_checkpoints(p)] if RUNS_DIR.is_dir() else []
+        if not runs:
+            raise AutomodError("no model given and no trained run under ./runs: pass --model CHECKPOINT_OR_RUN_DIR.")
+        path = max(runs, key=lambda p: run_checkpoints(p)[-1].stat().st_mtime)
+    path = Path(path)
+    if path.is_dir():
+        found = run_checkpoints(path)
+        if not found:
+            raise AutomodError(f"'{path}' is a folder without checkpoints in {CHECKPOINT_DIR}/: is it a run directory?")
+        return found[-1]
+    if not path.exists():
+        raise AutomodError(f"model '{path}' does not exist: pass a checkpoint file or a run directory.")
+    return path

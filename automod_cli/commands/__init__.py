@@ -1,0 +1,1 @@
+"""One module per CLI command group; each only parses, calls the core and reports."""

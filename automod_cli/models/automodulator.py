@@ -1,0 +1,49 @@
+"""The encoder–decoder pair, and where in progressive growth it stands (level, fade-in α)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from automod_cli.config import ModelConfig
+from automod_cli.errors import AutomodError
+from automod_cli.models.decoder import build_decoder
+from automod_cli.models.encoder import Encoder
+from automod_cli.models.latents import random_latents
+
+
+class Automodulator(nn.Module):
+    """φ and θ of NeurIPS Sec. 3.1. `level` and `alpha` say which resolution the model has been trained up to;
+    encode/decode use them unless told otherwise."""
+
+    def __init__(self, config: ModelConfig, level: int | None = None, alpha: float = 1.0):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = build_decoder(config)
+        self.level = config.num_blocks - 1 if level is None else int(level)
+        self.alpha = float(alpha)
+        if not 0 <= self.level < config.num_blocks:
+            raise AutomodError(f"level {self.level} is outside 0..{config.num_blocks - 1}.")
+
+    @property
+    def resolution(self) -> int:
+        return 4 * 2**self.level
+
+    @property
+    def num_active_blocks(self) -> int:
+        return self.level + 1
+
+    @property
+    def supports_mixing(self) -> bool:
+        return self.decoder.supports_mixing
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x, self.level, self.alpha)
+
+    def decode(self, z: torch.Tensor, noise: bool = False) -> torch.Tensor:
+        return self.decoder(z, self.level, self.alpha, noise)
+
+    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return random_latents(n, self.config.latent_dim, generator=generator).to(device)

@@ -1,0 +1,158 @@
+"""Decoders: the automodulator (AdaIN in every conv layer) and the classic one (latent only at the input).
+
+Both grow progressively: block i produces a 4·2^i canvas, `to_rgb[i]` turns it into an image, and while a new
+block fades in, its image is blended with the nearest-upsampled image of the previous block (PGGAN fade-in).
+They share one interface: `forward(z, level, alpha, noise)` where z is (N, D) or a per-block assignment (N, B, D).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from automod_cli.config import ModelConfig
+from automod_cli.errors import AutomodError
+from automod_cli.models.latents import per_block
+from automod_cli.nn.equalized import EqualConv2d, EqualLinear
+from automod_cli.nn.modulation import AdaIN
+from automod_cli.nn.noise import LayerNoise
+from automod_cli.nn.norm import PixelNorm
+from automod_cli.nn.resample import BinomialBlur, upsample
+
+SLOPE = 0.2  # leaky ReLU slope throughout (PGGAN / PIONEER)
+
+
+class ModulatedBlock(nn.Module):
+    """One resolution of the automodulator (Supp. Fig. 6b):
+    [upsample] → conv → blur → noise → act → AdaIN, then conv → noise → act → AdaIN; both AdaINs read the same z."""
+
+    def __init__(self, in_channels: int, out_channels: int, latent_dim: int, grows: bool):
+        super().__init__()
+        self.grows = grows
+        self.conv1 = EqualConv2d(in_channels, out_channels, 3)
+        self.blur = BinomialBlur()
+        self.noise1 = LayerNoise()
+        self.adain1 = AdaIN(out_channels, latent_dim)
+        self.conv2 = EqualConv2d(out_channels, out_channels, 3)
+        self.noise2 = LayerNoise()
+        self.adain2 = AdaIN(out_channels, latent_dim)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
+        if self.grows:
+            x = upsample(x)
+        x = self.adain1(F.leaky_relu(self.noise1(self.blur(self.conv1(x)), noise), SLOPE), z)
+        return self.adain2(F.leaky_relu(self.noise2(self.conv2(x), noise), SLOPE), z)
+
+
+class ClassicBlock(nn.Module):
+    """PGGAN-style generator block: [upsample] → (conv → act → pixel norm) × 2. The latent never enters here."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = EqualConv2d(in_channels, out_channels, 3)
+        self.conv2 = EqualConv2d(out_channels, out_channels, 3)
+        self.norm = PixelNorm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(F.leaky_relu(self.conv1(upsample(x)), SLOPE))
+        return self.norm(F.leaky_relu(self.conv2(x), SLOPE))
+
+
+class _ProgressiveDecoder(nn.Module):
+    """Growth, fade-in and canvas retrieval; subclasses say how the input starts and how a block runs."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.num_blocks = config.num_blocks
+        # toRGB: 1×1 conv with gain 1 (a linear read-out, PGGAN)
+        self.to_rgb = nn.ModuleList(EqualConv2d(config.channels_at(i), 3, 1, gain=1.0) for i in range(self.num_blocks))
+
+    def _start(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _block(self, index: int, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check_level(self, level: int) -> None:
+        if not 0 <= level < self.num_blocks:
+            raise AutomodError(f"level {level} is outside this decoder's 0..{self.num_blocks - 1}.")
+
+    def canvas(self, z: torch.Tensor, upto: int, noise: bool = True) -> torch.Tensor:
+        """ξ^(upto): the feature map after blocks 0..upto-1 (NeurIPS Eq. 4's θ_{1:j}(ξ0, z) with j = upto)."""
+        self._check_level(upto - 1)
+        zs = per_block(z, upto)
+        x = self._start(zs[:, 0])
+        for i in range(upto):
+            x = self._block(i, x, zs[:, i], noise)
+        return x
+
+    def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
+        """Decode to a 4·2^level image; with alpha < 1 the top block is blended with the upsampled block below."""
+        self._check_level(level)
+        zs = per_block(z, level + 1)
+        x = self._start(zs[:, 0])
+        previous_rgb = None
+        for i in range(level + 1):
+            if i == level and level > 0 and alpha < 1.0:
+                previous_rgb = self.to_rgb[i - 1](x)
+            x = self._block(i, x, zs[:, i], noise)
+        rgb = self.to_rgb[level](x)
+        if previous_rgb is not None:
+            rgb = torch.lerp(upsample(previous_rgb), rgb, alpha)
+        return rgb
+
+
+class AutomodulatorDecoder(_ProgressiveDecoder):
+    """The automodulator decoder: a constant canvas of ones (Supp. App. B) modulated by z in every layer."""
+
+    supports_mixing = True
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.register_buffer("constant", torch.ones(1, config.channels_at(0), 4, 4), persistent=False)
+        self.blocks = nn.ModuleList(
+            ModulatedBlock(config.channels_at(max(i - 1, 0)), config.channels_at(i), config.latent_dim, grows=i > 0)
+            for i in range(self.num_blocks)
+        )
+
+    def _start(self, z: torch.Tensor) -> torch.Tensor:
+        return self.constant.expand(z.shape[0], -1, -1, -1)
+
+    def _block(self, index: int, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
+        return self.blocks[index](x, z, noise)
+
+
+class ClassicDecoder(_ProgressiveDecoder):
+    """Balanced PIONEER's decoder: z → 4×4 canvas by a dense layer, then plain conv blocks (no AdaIN, no noise)."""
+
+    supports_mixing = False
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        c0 = config.channels_at(0)
+        self.dense = EqualLinear(config.latent_dim, c0 * 16, gain=2.0**0.5 / 4)  # PGGAN's gain for the 4×4 input layer
+        self.conv0 = EqualConv2d(c0, c0, 3)
+        self.norm = PixelNorm()
+        self.blocks = nn.ModuleList(
+            ClassicBlock(config.channels_at(i - 1), config.channels_at(i)) for i in range(1, self.num_blocks)
+        )
+
+    def _start(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dense(z).view(z.shape[0], -1, 4, 4)
+
+    def _block(self, index: int, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
+        if index == 0:
+            x = self.norm(F.leaky_relu(x, SLOPE))
+            return self.norm(F.leaky_relu(self.conv0(x), SLOPE))
+        return self.blocks[index - 1](x)
+
+    def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
+        if z.dim() == 3 and not torch.equal(z[:, : level + 1], z[:, :1].expand(-1, level + 1, -1)):
+            raise AutomodError("a classic decoder takes one latent for all layers: mixing needs an AdaIN (automodulator) model.")
+        return super().forward(z, level, alpha, noise)
+
+
+def build_decoder(config: ModelConfig) -> _ProgressiveDecoder:
+    return AutomodulatorDecoder(config) if config.decoder == "adain" else ClassicDecoder(config)

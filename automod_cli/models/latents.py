@@ -1,0 +1,80 @@
+"""Latents and which decoder layers they drive.
+
+A decoder "layer" for mixing is a resolution block (both convs of a block take the same latent; the authors'
+code and DESIGN §8). Block i works at resolution 4·2^i. Named scales (NeurIPS Sec. 4, Supp. App. F):
+coarse = 4²–8², mid = 16²–32², fine = 64² and up.
+
+A per-layer assignment is a tensor of shape (N, B, D): row b drives block b.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from automod_cli.errors import AutomodError
+
+SCALES: dict[str, tuple[int, int | None]] = {"coarse": (4, 8), "mid": (16, 32), "fine": (64, None)}
+
+
+def normalize(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Project latents onto the unit sphere along the last dimension."""
+    return z / z.norm(dim=-1, keepdim=True).clamp_min(eps)
+
+
+def random_latents(n: int, dim: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """Gaussian latents normalised to the unit sphere (NeurIPS Sec. 3.1)."""
+    return normalize(torch.randn(n, dim, generator=generator, device=device))
+
+
+def block_resolution(block: int) -> int:
+    return 4 * 2**block
+
+
+def scale_blocks(spec: str, num_blocks: int) -> range:
+    """The blocks named by `spec`: 'coarse' | 'mid' | 'fine' | 'i:j' (blocks i..j-1) | 'i' (one block).
+
+    Index ranges follow Python slices and may omit either end ('2:' = block 2 to the last).
+    """
+    spec = spec.strip().lower()
+    if spec in SCALES:
+        low, high = SCALES[spec]
+        blocks = [b for b in range(num_blocks) if block_resolution(b) >= low and (high is None or block_resolution(b) <= high)]
+        if not blocks:
+            raise AutomodError(f"a {block_resolution(num_blocks - 1)}² model has no '{spec}' layers; use coarse/mid or an index range.")
+        return range(blocks[0], blocks[-1] + 1)
+    try:
+        if ":" in spec:
+            start_s, stop_s = spec.split(":", 1)
+            start = int(start_s) if start_s else 0
+            stop = int(stop_s) if stop_s else num_blocks
+        else:
+            start = int(spec)
+            stop = start + 1
+    except ValueError:
+        raise AutomodError(f"cannot read layer range '{spec}': use coarse, mid, fine, 'i:j' or a block index.") from None
+    if not 0 <= start < stop <= num_blocks:
+        raise AutomodError(f"layer range '{spec}' is outside the model's blocks 0..{num_blocks - 1}.")
+    return range(start, stop)
+
+
+def per_block(z: torch.Tensor, num_blocks: int) -> torch.Tensor:
+    """Broadcast (N, D) latents to an (N, B, D) assignment; an (N, B', D) assignment with B' ≥ B is cut to B."""
+    if z.dim() == 2:
+        return z[:, None, :].expand(-1, num_blocks, -1)
+    if z.dim() == 3 and z.shape[1] >= num_blocks:
+        return z[:, :num_blocks]
+    raise AutomodError(f"latents must be (N, D) or (N, ≥{num_blocks}, D), got shape {tuple(z.shape)}.")
+
+
+def assign(base: torch.Tensor, other: torch.Tensor, blocks: range, num_blocks: int) -> torch.Tensor:
+    """`other` drives `blocks`, `base` drives every other block: the style-mixing one-liner."""
+    mask = torch.zeros(num_blocks, dtype=torch.bool, device=base.device)
+    mask[blocks.start : blocks.stop] = True
+    return torch.where(mask[None, :, None], per_block(other, num_blocks), per_block(base, num_blocks))
+
+
+def split_at(z_a: torch.Tensor, z_b: torch.Tensor, j: int, num_blocks: int) -> torch.Tensor:
+    """z_a drives blocks 0..j-1 and z_b the rest (NeurIPS Sec. 3.2: x̂_AB = θ_{j+1:N}(θ_{1:j}(ξ0, z_A), z_B))."""
+    if not 0 <= j <= num_blocks:
+        raise AutomodError(f"split point {j} is outside 0..{num_blocks}.")
+    return assign(z_b, z_a, range(0, j), num_blocks)

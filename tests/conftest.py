@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny model configs so every test runs in well under a second on a CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from automod_cli.config import ModelConfig
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_config() -> ModelConfig:
+    """A 32² AdaIN model with 4 blocks, 16-d latent and a few channels."""
+    return ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))
+
+
+@pytest.fixture
+def tiny_classic_config(tiny_config: ModelConfig) -> ModelConfig:
+    return ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8), decoder="classic")
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    torch.manual_seed(0)

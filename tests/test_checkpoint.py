@@ -1,0 +1,122 @@
+"""Checkpoint files: exact round trip, config inside, EMA preference, one-line errors, atomic writes."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from automod_cli.checkpoint import (
+    atomic_write,
+    find_checkpoint,
+    load_model,
+    model_tensors,
+    read_checkpoint,
+    save_checkpoint,
+    save_model,
+)
+from automod_cli.config import ModelConfig
+from automod_cli.errors import AutomodError
+from automod_cli.models import Automodulator
+from automod_cli.models.latents import random_latents
+
+
+def _trained_looking(config, level=2, alpha=0.4):
+    model = Automodulator(config, level=level, alpha=alpha)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        model.encoder(torch.randn(2, 3, 16, 16), level=2)  # moves spectral-norm power-iteration state
+    return model.eval()
+
+
+@pytest.mark.parametrize("decoder", ["adain", "classic"])
+def test_round_trip_gives_identical_outputs(tmp_path, decoder):
+    config = ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8), decoder=decoder)
+    model = _trained_looking(config)
+    path = tmp_path / "model.safetensors"
+    save_model(path, model, extra_meta={"images_seen": 1234})
+    loaded = load_model(path)
+    assert loaded.config == config and loaded.level == 2 and loaded.alpha == pytest.approx(0.4)
+    x, z = torch.randn(3, 3, 16, 16), random_latents(3, 16)
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    assert torch.equal(loaded.decode(z), model.decode(z))
+    assert read_checkpoint(path)[1]["images_seen"] == 1234
+
+
+def test_ema_decoder_is_preferred(tmp_path, tiny_config):
+    model = _trained_looking(tiny_config)
+    ema = Automodulator(tiny_config).decoder.state_dict()
+    tensors = model_tensors(model)
+    tensors.update({f"decoder_ema.{k}": v for k, v in ema.items()})
+    path = tmp_path / "ckpt.safetensors"
+    save_checkpoint(path, tensors, {"model_config": tiny_config.to_dict(), "level": 2, "alpha": 1.0})
+    z = random_latents(2, 16)
+    with_ema, without = load_model(path), load_model(path, ema=False)
+    reference = Automodulator(tiny_config, level=2)
+    reference.decoder.load_state_dict(ema)
+    torch.testing.assert_close(with_ema.decode(z), reference.eval().decode(z))
+    assert not torch.allclose(without.decode(z), with_ema.decode(z))
+
+
+def test_foreign_truncated_and_mismatched_files_give_one_line_errors(tmp_path, tiny_config):
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(AutomodError, match="not an automod checkpoint"):
+        load_model(foreign)
+
+    good = tmp_path / "good.safetensors"
+    save_model(good, Automodulator(tiny_config))
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(AutomodError, match="not a readable checkpoint"):
+        load_model(truncated)
+
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 100)
+    with pytest.raises(AutomodError):
+        load_model(junk)
+
+    tensors, meta = read_checkpoint(good)
+    meta["model_config"]["channels"] = [32, 32, 8, 8]  # another architecture than the weights
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(other, tensors, meta)
+    with pytest.raises(AutomodError, match="does not match") as info:
+        load_model(other)
+    assert "\n" not in str(info.value)
+
+    with pytest.raises(AutomodError, match="does not exist"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def test_file_is_plain_safetensors_with_json_config(tmp_path, tiny_config):
+    path = tmp_path / "m.safetensors"
+    save_model(path, Automodulator(tiny_config))
+    header_len = int.from_bytes(path.read_bytes()[:8], "little")
+    header = json.loads(path.read_bytes()[8 : 8 + header_len])
+    meta = json.loads(header["__metadata__"]["meta"])
+    assert ModelConfig.from_dict(meta["model_config"]) == tiny_config
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+
+    def failing(tmp):
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, failing)
+    assert os.listdir(tmp_path) == []
+
+
+def test_find_checkpoint_picks_latest_in_run_dir(tmp_path, tiny_config, monkeypatch):
+    run = tmp_path / "runs" / "demo"
+    for images in (100, 2000):
+        save_model(run / "checkpoints" / f"ckpt-{images:010d}.safetensors", Automodulator(tiny_config))
+    assert find_checkpoint(run).name == "ckpt-0000002000.safetensors"
+    monkeypatch.chdir(tmp_path)
+    assert find_checkpoint(None).name == "ckpt-0000002000.safetensors"
+    with pytest.raises(AutomodError, match="without checkpoints"):
+        find_checkpoint(tmp_path)
