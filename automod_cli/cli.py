@@ -35,8 +35,9 @@ def _root(
 
 def _register() -> None:
     """Attach the command modules. A command is registered only once it works."""
-    from automod_cli.commands import info
+    from automod_cli.commands import info, train
 
+    train.register(app)
     info.register(app)
 
 

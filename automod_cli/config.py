@@ -77,3 +77,193 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
     if name not in MODEL_PRESETS:
         raise AutomodError(f"unknown model preset '{name}': choose one of {', '.join(MODEL_PRESETS)}.")
     return dataclasses.replace(MODEL_PRESETS[name], **overrides)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training configuration and the dataset presets (Supp. App. A unless noted).
+
+M = 1_000_000
+RESOLUTIONS = (4, 8, 16, 32, 64, 128, 256, 512)
+# Batch sizes per resolution on one 12 GB GPU (authors' code, DESIGN §8).
+PAPER_BATCH = {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 32, 256: 16, 512: 4}
+# Phase lengths: 2.4M images per phase up to 32², 10.4M at 64² (20.0M in total), then per dataset.
+_BASE_IMAGES = {4: int(2.4 * M), 8: int(2.4 * M), 16: int(2.4 * M), 32: int(2.4 * M), 64: int(10.4 * M)}
+# Learning rate 5e-4 until 32², then 1e-3.
+PAPER_LR = {4: 5e-4, 8: 5e-4, 16: 5e-4, 32: 5e-4, 64: 1e-3, 128: 1e-3, 256: 1e-3, 512: 1e-3}
+# KL margin 2.0 for the first two resolution steps, then 0.5.
+PAPER_MARGIN = {4: 2.0, 8: 2.0, 16: 0.5, 32: 0.5, 64: 0.5, 128: 0.5, 256: 0.5, 512: 0.5}
+
+PER_RESOLUTION = ("phase_images", "batch_size", "lr", "kl_margin")
+RECONSTRUCTIONS = ("robust", "l1", "l2")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; saved (resolved) in the run directory and in every checkpoint."""
+
+    preset: str = "custom"
+    data: str | None = None  # HDF5 file from `automod prep`; None trains on the built-in dataset
+    model: ModelConfig = ModelConfig()
+    # per resolution (keys 4..max_resolution)
+    phase_images: dict[int, int] = dataclasses.field(default_factory=dict)
+    batch_size: dict[int, int] = dataclasses.field(default_factory=dict)
+    lr: dict[int, float] = dataclasses.field(default_factory=dict)
+    kl_margin: dict[int, float] = dataclasses.field(default_factory=dict)
+    fade_fraction: float = 0.5  # share of each phase spent fading the new block in (PGGAN; the papers do not say)
+    # loss (NeurIPS Eq. 1, 6)
+    lambda_x: float = 0.2  # Supp. App. A
+    lambda_z: float = 1.0
+    reconstruction: str = "robust"  # d_ρ of NeurIPS Sec. 3.2; "l1"/"l2" for the ablation
+    layer_loss: bool = True  # L_j on/off (ablation)
+    mixed_fraction_encoder: float = 0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
+    mixed_fraction_decoder: float = 0.25  # NeurIPS Eq. 6: 3/4 regular, 1/4 mixed
+    # optimisation (Supp. App. A)
+    adam_betas: tuple[float, float] = (0.0, 0.99)
+    adam_eps: float = 1e-8
+    ema_beta: float = 0.999  # decoder EMA used for samples, evaluation and export (PGGAN's value)
+    mirror: bool = False
+    layer_noise: bool = True
+    seed: int = 0
+    # bookkeeping
+    checkpoint_every: int = 200_000  # images
+    keep_checkpoints: int = 3
+    log_every: int = 10_000  # images
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
+        for name in PER_RESOLUTION:
+            table = {int(k): v for k, v in getattr(self, name).items()}  # entries above the target are dropped
+            missing = [r for r in self.resolutions if r not in table]
+            if missing:
+                raise AutomodError(f"'{name}' has no value for resolution(s) {missing}: set them or use a preset.")
+            cast = int if name in ("phase_images", "batch_size") else float
+            object.__setattr__(self, name, {r: cast(table[r]) for r in self.resolutions})
+        if self.reconstruction not in RECONSTRUCTIONS:
+            raise AutomodError(f"unknown reconstruction loss '{self.reconstruction}': choose {', '.join(RECONSTRUCTIONS)}.")
+        if any(v <= 0 for v in self.phase_images.values()) or any(v <= 0 for v in self.batch_size.values()):
+            raise AutomodError("phase lengths and batch sizes must be positive.")
+        for name in ("fade_fraction", "mixed_fraction_encoder", "mixed_fraction_decoder"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise AutomodError(f"'{name}' must lie in [0, 1].")
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return tuple(r for r in RESOLUTIONS if r <= self.model.max_resolution)
+
+    @property
+    def total_images(self) -> int:
+        return sum(self.phase_images.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["model"] = self.model.to_dict()
+        data["adam_betas"] = list(self.adam_betas)
+        for name in PER_RESOLUTION:
+            data[name] = {str(r): v for r, v in getattr(self, name).items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise AutomodError(f"unknown training setting(s) {unknown}; see `automod train --help` for the names.")
+        return cls(**data)
+
+
+def _paper_schedule(max_resolution: int, tail_images: dict[int, float], margins: dict[int, float] | None = None) -> dict:
+    images = {**_BASE_IMAGES, **{r: int(v * M) for r, v in tail_images.items()}}
+    keep = [r for r in RESOLUTIONS if r in images]  # tables reach past the target so --resolution can raise it
+    return {
+        "model": ModelConfig(max_resolution=max_resolution),
+        "phase_images": {r: images[r] for r in keep},
+        "batch_size": {r: PAPER_BATCH[r] for r in keep},
+        "lr": {r: PAPER_LR[r] for r in keep},
+        "kl_margin": {r: {**PAPER_MARGIN, **(margins or {})}[r] for r in keep},
+    }
+
+
+def _builtin_schedule() -> dict:
+    """Sized so that `automod train` with no arguments reaches 32² on a 2-core CPU in about ten minutes."""
+    model = ModelConfig(max_resolution=32, latent_dim=128, channels=SMALL_CHANNELS)
+    keep = (4, 8, 16, 32)
+    return {
+        "model": model,
+        "phase_images": {4: 16_000, 8: 24_000, 16: 32_000, 32: 48_000},
+        "batch_size": {4: 64, 8: 64, 16: 32, 32: 32},
+        "lr": {r: 1e-3 for r in keep},
+        "kl_margin": {r: PAPER_MARGIN[r] for r in keep},
+        "checkpoint_every": 20_000,
+        "log_every": 2_000,
+        "workers": 0,
+    }
+
+
+TRAIN_PRESETS: dict[str, Any] = {
+    # FFHQ: 128² 10.6M, 256² 5.0M, 512² 6.7M images; faces use mirror augmentation.
+    "ffhq": lambda: {**_paper_schedule(256, {128: 10.6, 256: 5.0, 512: 6.7}), "mirror": True},
+    # CelebA-HQ: 128² 7.5M, 256² 4.5M; margin 0.2 at 128², 0.4 at 256² (NeurIPS Sec. 3.2).
+    "celebahq": lambda: {**_paper_schedule(256, {128: 7.5, 256: 4.5}, {128: 0.2, 256: 0.4}), "mirror": True},
+    # LSUN Bedrooms: 128² 4.8M, 256² 2.9M; margin 0.2 from 128² up. No mirroring for LSUN.
+    "lsun-bedroom": lambda: _paper_schedule(256, {128: 4.8, 256: 2.9}, {128: 0.2, 256: 0.2, 512: 0.2}),
+    # LSUN Cars: 128² 7.5M, 256² 2M.
+    "lsun-car": lambda: _paper_schedule(256, {128: 7.5, 256: 2.0}),
+    # Any other data set: the paper's early phases, 128² and 256² as for CelebA-HQ, 512² as for FFHQ.
+    "custom": lambda: _paper_schedule(256, {128: 7.5, 256: 4.5, 512: 6.7}),
+    "builtin": _builtin_schedule,
+}
+
+
+def train_preset(name: str) -> dict[str, Any]:
+    """The keyword arguments of TrainConfig that a preset sets (before overrides)."""
+    if name not in TRAIN_PRESETS:
+        raise AutomodError(f"unknown preset '{name}': choose one of {', '.join(TRAIN_PRESETS)}.")
+    return {"preset": name, **TRAIN_PRESETS[name]()}
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Apply `name=value` overrides to TrainConfig keyword arguments.
+
+    `lr=0.001` sets every resolution of a per-resolution table, `lr.64=0.001` one resolution, `model.latent_dim=256`
+    a model field. String values are read as JSON when they parse (numbers, booleans, lists), else kept as text.
+    """
+    out = dict(settings)
+    model = out.get("model", ModelConfig())
+    model_fields = model.to_dict() if isinstance(model, ModelConfig) else dict(model)
+    for key, raw in overrides.items():
+        value = _parse_value(raw) if isinstance(raw, str) else raw
+        head, _, tail = key.partition(".")
+        if head == "model":
+            if tail not in model_fields:
+                raise AutomodError(f"unknown model setting '{tail}': choose one of {', '.join(model_fields)}.")
+            model_fields[tail] = value
+        elif head in PER_RESOLUTION:
+            table = {int(k): v for k, v in out.get(head, {}).items()}
+            if tail:
+                if not tail.isdigit() or int(tail) not in RESOLUTIONS:
+                    raise AutomodError(f"'{key}': the part after the dot must be a resolution such as {head}.64.")
+                table[int(tail)] = value
+            else:
+                table = {r: value for r in RESOLUTIONS}
+            out[head] = table
+        elif tail:
+            raise AutomodError(f"'{key}' is not a setting: only model.* and the per-resolution tables take a dot.")
+        else:
+            out[head] = value
+    out["model"] = ModelConfig.from_dict(model_fields)
+    return out
+
+
+def resolve_train_config(preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The preset's values with `overrides` applied (see apply_overrides), validated."""
+    return TrainConfig.from_dict(apply_overrides(train_preset(preset), overrides or {}))

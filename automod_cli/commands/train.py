@@ -1,0 +1,146 @@
+"""`automod train`: parse options into a TrainConfig, run the core loop, show progress with rich."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from automod_cli.checkpoint import find_checkpoint, run_checkpoints
+from automod_cli.config import TRAIN_PRESETS, resolve_train_config
+from automod_cli.errors import AutomodError
+
+console = Console()
+
+
+def _overrides(data: Optional[Path], config_file: Optional[Path], settings: List[str], **flags) -> dict:
+    overrides: dict = {}
+    if config_file is not None:
+        try:
+            overrides.update(json.loads(config_file.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise AutomodError(f"cannot read config file '{config_file}': {exc}.") from None
+        overrides.pop("preset", None)
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise AutomodError(f"--set takes NAME=VALUE (e.g. --set lr.64=0.001), got '{item}'.")
+        overrides[key.strip()] = value.strip()
+    if data is not None:
+        if not data.is_file():
+            raise AutomodError(f"data file '{data}' does not exist: make one with `automod prep`.")
+        overrides["data"] = str(data)
+    for key, value in flags.items():
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+def _run_dir(out: Optional[Path], preset: str) -> Path:
+    if out is None:
+        out = Path("runs") / preset
+        n = 1
+        while run_checkpoints(out) or (out / "config.json").exists():
+            n += 1
+            out = Path("runs") / f"{preset}-{n}"
+    elif run_checkpoints(out):
+        raise AutomodError(f"'{out}' already holds a run: continue it with --resume {out}, or choose another --out.")
+    return out
+
+
+class _Display:
+    """Rich progress bar fed by the training loop's report events (rank 0 only)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = Progress(
+            TextColumn("[bold]{task.fields[phase]}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} img"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=console,
+            disable=not enabled,
+        )
+        self.task = None
+
+    def __call__(self, event: str, data: dict) -> None:
+        if not self.enabled:
+            return
+        if event == "start":
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=data["total"], completed=data["images_seen"], phase="starting", rate="", losses="")
+        elif event == "log":
+            losses = "  ".join(f"{k} {data[k]:.3f}" for k in ("enc_loss", "dec_loss", "recon", "layer_loss") if k in data)
+            phase = f"{data['resolution']}² α={data['alpha']:.2f}"
+            self.bar.update(self.task, completed=data["images_seen"], phase=phase, rate=f"{data['images_per_s']:.0f} img/s", losses=losses)
+        elif event == "phase":
+            self.bar.console.print(f"→ growing to {data['resolution']}×{data['resolution']} at {data['images_seen']:,} images")
+        elif event == "checkpoint":
+            self.bar.console.print(f"[dim]checkpoint {data['path']}[/]")
+        elif event == "done":
+            self.bar.stop()
+
+
+def train(
+    data: Optional[Path] = typer.Argument(None, help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without data, custom with)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<preset>, numbered if taken)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory (or checkpoint) exactly where it stopped."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", help="Target resolution (a power of two)."),
+    reconstruction: Optional[str] = typer.Option(None, "--reconstruction", help="Image reconstruction distance: robust (d_ρ), l1 or l2."),
+    layer_loss: Optional[bool] = typer.Option(None, "--layer-loss/--no-layer-loss", help="Layer disentanglement loss L_j (on by default)."),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Random horizontal flips (preset default: on for faces)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Data loader worker processes."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="JSON file of settings (same names as --set)."),
+    settings: List[str] = typer.Option([], "--set", help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, model.latent_dim=256."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after this many images in total."),
+) -> None:
+    """Train an automodulator progressively (4×4 up to the target resolution), resumable at any time.
+
+    Examples:
+      automod train                                  # built-in dataset, 32×32, ~10 min on a laptop CPU
+      automod train data/ffhq-train.h5 --preset ffhq --out runs/ffhq
+      automod train --resume runs/ffhq               # after Ctrl-C or a crash
+      torchrun --nproc_per_node=4 -m automod_cli train data/ffhq-train.h5 --preset ffhq
+    """
+    from automod_cli.training.loop import latest_resumable
+    from automod_cli.training.loop import train as run_training
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if resume is not None:
+        checkpoint = latest_resumable(resume) if resume.is_dir() else find_checkpoint(resume)
+        run_dir = checkpoint.parent.parent
+        config = None
+    else:
+        checkpoint = None
+        name = preset or ("builtin" if data is None else "custom")
+        flags = {"model.max_resolution": resolution, "reconstruction": reconstruction, "layer_loss": layer_loss,
+                 "mirror": mirror, "seed": seed, "workers": workers}
+        config = resolve_train_config(name, _overrides(data, config_file, settings, **flags))
+        run_dir = _run_dir(out, name)
+        if is_main:
+            console.print_json(json.dumps(config.to_dict()))
+    display = _Display(is_main)
+    result = run_training(config, run_dir, device=device, resume=checkpoint, report=display, stop_after_images=stop_after)
+    if not is_main:
+        return
+    if result.interrupted:
+        console.print(f"[yellow]stopped at {result.images_seen:,} images;[/] continue with: automod train --resume {run_dir}")
+    else:
+        console.print(f"[green]done[/]: {result.images_seen:,} images, checkpoint {result.checkpoint}")
+    for path in result.grids[-3:]:
+        console.print(f"  {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

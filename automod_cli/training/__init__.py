@@ -1,0 +1,1 @@
+"""Progressive training of the automodulator: schedule, steps, EMA, checkpoints and resume, data-parallel runs."""

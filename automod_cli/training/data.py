@@ -1,0 +1,88 @@
+"""Training data: the dataset for a run, and a batch order that can be resumed exactly from a saved position.
+
+The order is a fresh permutation per epoch, seeded by (seed, epoch). A position is (epoch, cursor); each global
+batch takes the next `batch × world size` indices and each rank its slice, so a run resumed from a checkpoint
+sees exactly the batches the uninterrupted run would have seen. Mirror flips are drawn from (seed, step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from automod_cli.config import TrainConfig
+from automod_cli.errors import AutomodError
+from automod_cli.training.distributed import World
+
+
+@dataclass(frozen=True)
+class Position:
+    epoch: int = 0
+    cursor: int = 0
+
+
+def permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def advance(position: Position, n: int, global_batch: int) -> Position:
+    """The position after one more global batch (an epoch's leftover that cannot fill a batch is skipped)."""
+    epoch, cursor = position.epoch, position.cursor
+    if cursor + global_batch > n:
+        epoch, cursor = epoch + 1, 0
+    return Position(epoch, cursor + global_batch)
+
+
+class ResumableBatchSampler(Sampler):
+    """Endless index batches for one rank, starting at a saved position."""
+
+    def __init__(self, n: int, batch_size: int, world: World, seed: int, start: Position):
+        if n < batch_size * world.size:
+            raise AutomodError(f"the data set has {n} images, fewer than one batch of {batch_size * world.size}: add data or lower batch_size.")
+        self.n, self.batch_size, self.world, self.seed, self.start = n, batch_size, world, seed, start
+
+    def __iter__(self):
+        global_batch = self.batch_size * self.world.size
+        position, order, order_epoch = self.start, None, -1
+        while True:
+            nxt = advance(position, self.n, global_batch)
+            if nxt.epoch != order_epoch:
+                order, order_epoch = permutation(self.n, self.seed, nxt.epoch), nxt.epoch
+            begin = nxt.cursor - global_batch + self.world.rank * self.batch_size
+            yield order[begin : begin + self.batch_size].tolist()
+            position = nxt
+
+
+def open_training_data(config: TrainConfig, split: str = "train") -> Dataset:
+    """The built-in data set when no file is given, else the prepared HDF5 file; both start at 4×4."""
+    if config.data is None:
+        from data_prep.builtin import BuiltinDataset
+
+        return BuiltinDataset(split=split, resolution=config.resolutions[0])
+    from data_prep.hdf5 import H5Images
+
+    return H5Images(config.data, resolution=config.resolutions[0])
+
+
+def make_loader(dataset: Dataset, batch_size: int, world: World, config: TrainConfig, start: Position, pin: bool) -> DataLoader:
+    sampler = ResumableBatchSampler(len(dataset), batch_size, world, config.seed, start)
+    workers = config.workers
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=False,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(config.seed),  # keeps the global RNG untouched (exact resume)
+    )
+
+
+def mirror(batch: torch.Tensor, seed: int, step: int) -> torch.Tensor:
+    """Flip a random half (in expectation) of the batch horizontally, reproducibly per step."""
+    generator = torch.Generator().manual_seed(seed * 7_919 + step)
+    flips = (torch.rand(batch.shape[0], generator=generator) < 0.5).to(batch.device)
+    return torch.where(flips[:, None, None, None], batch.flip(-1), batch)

@@ -1,0 +1,242 @@
+"""The progressive training loop: set up, resume, then for each iteration an encoder step and a decoder step."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from automod_cli.checkpoint import run_checkpoints
+from automod_cli.config import TrainConfig
+from automod_cli.errors import AutomodError
+from automod_cli.losses import AdaptiveRobustLoss
+from automod_cli.models import Automodulator
+from automod_cli.training import distributed
+from automod_cli.training.data import advance, make_loader, mirror, open_training_data
+from automod_cli.training.ema import make_ema, update_ema
+from automod_cli.training.grids import write_phase_grids
+from automod_cli.training.metrics import MetricsLog
+from automod_cli.training.schedule import PhaseState, phase_at
+from automod_cli.training.state import (
+    Progress,
+    load_module_state,
+    load_training_checkpoint,
+    restore_rng,
+    save_training_checkpoint,
+)
+from automod_cli.training.steps import Nets, decoder_step, encoder_step
+
+Report = Callable[[str, dict], None]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    images_seen: int
+    checkpoint: Path | None
+    interrupted: bool
+    grids: list[Path] = field(default_factory=list)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AutomodError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu.")
+    return device
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop after the current iteration and write a checkpoint."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Owns the networks, optimisers and progress of one run; `run()` trains until done or stopped."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path | None = None, report: Report | None = None):
+        self.run_dir = Path(run_dir)
+        self.report = report or (lambda event, data: None)
+        self.device = pick_device(device)
+        self.world = distributed.init_world(self.device)
+        if self.world.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
+        restored = load_training_checkpoint(resume) if resume is not None else None
+        self.config = restored.config if restored else config
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        model = Automodulator(cfg.model)
+        self.progress = restored.progress if restored else Progress()
+        # the level last trained; a resumed run grows from here exactly as the uninterrupted run did
+        self.level = restored.meta["level"] if restored else phase_at(cfg, 0).level
+        robust = AdaptiveRobustLoss(3, 4 * 2**self.level) if cfg.reconstruction == "robust" else None
+        self.nets = Nets(model.encoder.to(self.device), model.decoder.to(self.device), robust.to(self.device) if robust else None)
+        self.ema = make_ema(self.nets.decoder)
+        self.optimizers = {
+            "encoder": self._adam(self.nets.encoder),
+            "decoder": self._adam(self.nets.decoder),
+        }
+        if robust is not None:
+            self.optimizers["robust"] = self._adam(robust)
+        if restored:
+            for prefix, module in self._modules().items():
+                load_module_state(module, restored.tensors, prefix)
+            for name, state in restored.optimizers.items():
+                self.optimizers[name].load_state_dict(state)
+            restore_rng(restored.rng)
+        for module in self._modules().values():
+            distributed.broadcast_module(module, self.world)
+        if self.world.active:  # same weights everywhere, different random latents per rank
+            torch.manual_seed(cfg.seed + 1_000 * self.world.rank + self.progress.step)
+        self.dataset = open_training_data(cfg)
+        self.preview = self._preview_images()
+        self.metrics = MetricsLog(self.run_dir, self.world.is_main, self.progress.images_seen)
+
+    def _adam(self, module: torch.nn.Module) -> torch.optim.Adam:
+        cfg = self.config
+        lr = phase_at(cfg, self.progress.images_seen).lr
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=cfg.adam_betas, eps=cfg.adam_eps, foreach=True)
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        modules = {"encoder": self.nets.encoder, "decoder": self.nets.decoder, "decoder_ema": self.ema}
+        if self.nets.robust is not None:
+            modules["robust"] = self.nets.robust
+        return modules
+
+    def _preview_images(self) -> torch.Tensor:
+        """Eight held-out images at full resolution for the reconstruction and mix grids (the built-in test split;
+        for a file, its first images)."""
+        top = self.config.model.max_resolution
+        source = open_training_data(self.config, split="test") if self.config.data is None else self.dataset
+        source.set_resolution(top)
+        images = torch.stack([source[i] for i in range(min(8, len(source)))])
+        source.set_resolution(4 * 2**self.level)
+        return images.to(self.device)
+
+    def _set_phase(self, phase: PhaseState) -> None:
+        """Grow to the phase's level: d_ρ's α map doubles (with a fresh optimiser), the data switch resolution."""
+        while self.level < phase.level:
+            self.level += 1
+            if self.nets.robust is not None:
+                self.nets.robust.grow()
+                self.optimizers["robust"] = self._adam(self.nets.robust)
+        self.dataset.set_resolution(phase.resolution)
+        loader = make_loader(self.dataset, phase.batch_size, self.world, self.config, self.progress.position, self.device.type == "cuda")
+        self.batches = iter(loader)
+        self.loader_phase = phase.level
+
+    def checkpoint(self, phase: PhaseState) -> Path | None:
+        if not self.world.is_main:
+            return None
+        path = save_training_checkpoint(
+            self.run_dir, self._modules(), self.optimizers, self.config, self.progress,
+            level=self.level, alpha=phase.alpha if phase.level == self.level else 1.0, keep=self.config.keep_checkpoints,
+        )
+        self.report("checkpoint", {"path": str(path), "images_seen": self.progress.images_seen})
+        return path
+
+    def grids(self, level: int) -> list[Path]:
+        if not self.world.is_main:
+            return []
+        res = 4 * 2**level
+        real = torch.nn.functional.interpolate(self.preview, size=(res, res), mode="area")
+        paths = write_phase_grids(self.run_dir / "grids", self.nets.encoder, self.ema, real, level, self.config.model.latent_dim, self.config.seed)
+        self.report("grids", {"resolution": res, "paths": [str(p) for p in paths.values()]})
+        return list(paths.values())
+
+    def iteration(self, phase: PhaseState) -> None:
+        cfg, progress = self.config, self.progress
+        for name, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = phase.lr
+        x = next(self.batches).to(self.device, non_blocking=True)
+        if cfg.mirror:
+            x = mirror(x, cfg.seed, progress.step)
+        enc = encoder_step(self.nets, x, phase, cfg, [self.optimizers["encoder"]] + ([self.optimizers["robust"]] if self.nets.robust is not None else []), self.world)
+        dec = decoder_step(self.nets, x.shape[0], phase, cfg, [self.optimizers["decoder"]], self.world, self.device)
+        update_ema(self.ema, self.nets.decoder, cfg.ema_beta)
+        global_batch = phase.batch_size * self.world.size
+        progress.images_seen += global_batch
+        progress.step += 1
+        progress.position = advance(progress.position, len(self.dataset), global_batch)
+        self.metrics.add({**enc, **dec})
+
+    def run(self, stop_after_images: int | None = None) -> TrainResult:
+        """Train to the end of the schedule (or `stop_after_images`); SIGINT/SIGTERM stop cleanly with a checkpoint."""
+        cfg, progress = self.config, self.progress
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        end = cfg.total_images if stop_after_images is None else min(cfg.total_images, stop_after_images)
+        self.report("start", {"config": cfg.to_dict(), "images_seen": progress.images_seen, "total": cfg.total_images, "device": str(self.device)})
+        grids: list[Path] = []
+        last_ckpt, interrupted = None, False
+        phase = phase_at(cfg, progress.images_seen)
+        self._set_phase(phase)
+        started, started_images = time.perf_counter(), progress.images_seen
+        with _StopFlag() as stop:
+            while progress.images_seen < end:
+                phase = phase_at(cfg, progress.images_seen)
+                if phase.level != self.level:
+                    grids += self.grids(self.level)
+                    self._set_phase(phase)
+                    self.report("phase", {"resolution": phase.resolution, "images_seen": progress.images_seen})
+                before = progress.images_seen
+                self.iteration(phase)
+                last_ckpt = None
+                if progress.images_seen // cfg.log_every > before // cfg.log_every or progress.images_seen >= end:
+                    rate = (progress.images_seen - started_images) / max(time.perf_counter() - started, 1e-9)
+                    record = self.metrics.flush(phase, progress, rate, self.nets.robust)
+                    self.report("log", record)
+                if progress.images_seen // cfg.checkpoint_every > before // cfg.checkpoint_every or phase_at(cfg, progress.images_seen).level != phase.level:
+                    last_ckpt = self.checkpoint(phase)
+                if stop.requested:
+                    interrupted = True
+                    break
+        if last_ckpt is None:
+            last_ckpt = self.checkpoint(phase_at(cfg, progress.images_seen))
+        if not interrupted and progress.images_seen >= cfg.total_images:
+            grids += self.grids(self.level)
+        self.metrics.close()
+        self.report("done", {"images_seen": progress.images_seen, "interrupted": interrupted})
+        return TrainResult(self.run_dir, progress.images_seen, last_ckpt, interrupted, grids)
+
+
+def train(config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path | None = None, report: Report | None = None, stop_after_images: int | None = None) -> TrainResult:
+    """Train (or resume) a run in `run_dir`; see Trainer."""
+    trainer = Trainer(config, run_dir, device=device, resume=resume, report=report)
+    try:
+        return trainer.run(stop_after_images)
+    finally:
+        distributed.shutdown(trainer.world)
+
+
+def latest_resumable(run_dir: Path) -> Path:
+    found = run_checkpoints(run_dir)
+    if not found:
+        raise AutomodError(f"'{run_dir}' has no checkpoints to resume from: start a new run instead.")
+    return found[-1]

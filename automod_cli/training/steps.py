@@ -1,0 +1,107 @@
+"""One encoder step and one decoder step of the automodulator game (NeurIPS Eq. 1, 4, 6; Fig. 3).
+
+Each step returns its scalars as detached tensors; they are turned into numbers only at log intervals so the
+loop never waits on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from automod_cli import losses
+from automod_cli.config import TrainConfig
+from automod_cli.models.latents import per_block, random_latents, split_at
+from automod_cli.training.distributed import World, average_gradients
+from automod_cli.training.schedule import PhaseState
+
+
+@dataclass
+class Nets:
+    encoder: nn.Module
+    decoder: nn.Module
+    robust: nn.Module | None  # d_ρ's learnable α and scale; None with L1/L2 reconstruction
+
+
+@dataclass
+class FakeLatents:
+    assignment: torch.Tensor  # (N, B, D): which latent drives which block
+    regular: int  # the first `regular` rows use one latent everywhere
+    z: torch.Tensor  # (N, D): the latent of each row (z_A for mixed rows)
+    split: int  # j: mixed rows take z_A on blocks < j and z_B on the rest
+
+
+def fake_latents(n: int, mixed_fraction: float, phase: PhaseState, latent_dim: int, device: torch.device) -> FakeLatents:
+    """Random latents for generated images; the last `mixed_fraction` of them are two-latent mixtures with the
+    split j drawn uniformly from 1..(active blocks) (NeurIPS Eq. 6: j ~ U{1, N})."""
+    blocks = phase.level + 1
+    mixed = int(round(n * mixed_fraction))
+    z = random_latents(n, latent_dim, device=device)
+    assignment = per_block(z, blocks)
+    split = int(torch.randint(1, blocks + 1, ()).item())  # CPU RNG: no device sync
+    if mixed:
+        z_b = random_latents(mixed, latent_dim, device=device)
+        assignment = torch.cat([assignment[: n - mixed], split_at(z[n - mixed :], z_b, split, blocks)])
+    return FakeLatents(assignment, n - mixed, z, split)
+
+
+def reconstruction_loss(nets: Nets, config: TrainConfig, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if config.reconstruction == "robust":
+        return nets.robust(reconstruction, target)
+    if config.reconstruction == "l1":
+        return losses.l1_loss(reconstruction, target)
+    return losses.l2_loss(reconstruction, target)
+
+
+def _step(optimizers, module: nn.Module, loss: torch.Tensor, world: World, extra: nn.Module | None = None) -> None:
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(module, world)
+    if extra is not None:
+        average_gradients(extra, world)
+    for opt in optimizers:
+        opt.step()
+
+
+def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World) -> dict:
+    """L_φ = max(−M_gap, KL(φ(x)) − KL(φ(x̂))) + λ_X·d(x, θ(φ(x))) (NeurIPS Eq. 1); only φ (and d_ρ) learn."""
+    level, alpha, noise = phase.level, phase.alpha, config.layer_noise
+    nets.decoder.requires_grad_(False)
+    with torch.no_grad():
+        fake = fake_latents(x.shape[0], config.mixed_fraction_encoder, phase, config.model.latent_dim, x.device)
+        x_fake = nets.decoder(fake.assignment, level, alpha, noise)
+    z_real = nets.encoder(x, level, alpha)
+    z_fake = nets.encoder(x_fake, level, alpha)
+    reconstruction = nets.decoder(z_real, level, alpha, noise)
+    kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(z_fake)
+    recon = reconstruction_loss(nets, config, reconstruction, x)
+    loss = losses.encoder_loss(kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=config.lambda_x)
+    _step(optimizers, nets.encoder, loss, world, nets.robust)
+    nets.decoder.requires_grad_(True)
+    return {"enc_loss": loss.detach(), "kl_real": kl_real.detach(), "kl_fake_enc": kl_fake.detach(), "recon": recon.detach()}
+
+
+def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainConfig, optimizers, world: World, device) -> dict:
+    """L_θ = KL(φ(x̂)) + λ_Z·d_cos(z, φ(θ(z))) + L_j (NeurIPS Eq. 6); only θ learns."""
+    level, alpha, noise = phase.level, phase.alpha, config.layer_noise
+    nets.encoder.requires_grad_(False)
+    fake = fake_latents(batch_size, config.mixed_fraction_decoder, phase, config.model.latent_dim, device)
+    x_fake = nets.decoder(fake.assignment, level, alpha, noise)
+    z_hat = nets.encoder(x_fake, level, alpha)
+    kl_fake = losses.empirical_kl(z_hat)
+    regular = fake.regular
+    latent_rec = losses.cosine_distance(fake.z[:regular], z_hat[:regular]) if regular else kl_fake.new_zeros(())
+    layer = kl_fake.new_zeros(())
+    if config.layer_loss and regular < batch_size:
+        # NeurIPS Eq. 4: the re-encoded mixture must drive layers 1..j like z_A did. The target canvas is
+        # detached and both canvases are computed without layer noise (the papers are silent on both; a
+        # noisy or moving target would only add variance to L_j).
+        target = nets.decoder.canvas(fake.z[regular:], fake.split, noise=False).detach()
+        layer = losses.layer_disentanglement_loss(nets.decoder.canvas(z_hat[regular:], fake.split, noise=False), target)
+    loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z)
+    _step(optimizers, nets.decoder, loss, world)
+    nets.encoder.requires_grad_(True)
+    return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_rec.detach(), "layer_loss": layer.detach()}
