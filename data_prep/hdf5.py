@@ -1,0 +1,319 @@
+"""Multi-resolution image files: the pyramid, the resumable writer, and reading a file's summary.
+
+Layout of an automod image file (DESIGN §5):
+    levels/<r>   uint8 (N, 3, r, r) for r = 4, 8, ..., R; one image per chunk for random access
+    digests      uint8 (N, 32): sha256 of each image's bytes over all levels, lowest first
+    skipped      str (K, 2): input name and reason for every input that was not written
+    notes        str (M, 2): input name and remark for written inputs (e.g. several faces found)
+Root attributes: format, format_version, source, source_path, alignment, split, count,
+resolutions, checksum (sha256 over the digests, hex), automod_version, created.
+
+The file is built under a hidden `.NAME.partial` beside the output and renamed into place only
+when complete. Progress is recorded in the partial file, so an interrupted run continues where it
+stopped when restarted with the same inputs and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from automod_cli import __version__
+from automod_cli.errors import AutomodError
+
+FORMAT = "automod-images"
+FORMAT_VERSION = 1
+MIN_RESOLUTION = 4  # the decoder's 4x4 canvas (DESIGN §3)
+MAX_RESOLUTION = 1024  # the FFHQ / CelebA-HQ releases
+_GROW = 1024  # datasets grow by this many images at a time
+_STRINGS = h5py.string_dtype()
+
+
+def resolutions_up_to(resolution: int) -> list[int]:
+    """4, 8, ..., resolution; raises AutomodError unless resolution is a power of two in range."""
+    valid = [2**k for k in range(2, 11)]
+    if resolution not in valid:
+        raise AutomodError(f"Resolution {resolution} is not supported; use a power of two from {valid[0]} to {valid[-1]}.")
+    return [r for r in valid if r <= resolution]
+
+
+def pyramid(image: np.ndarray) -> dict[int, np.ndarray]:
+    """Every level of one square HWC uint8 image as CHW uint8, from 4x4 to its own size.
+
+    Each level is the 2x box (area) downscale of the next larger one. The 2x2 sums are kept in
+    integers all the way down, so level r equals the exact mean over (R/r)^2 blocks of the full
+    image, rounded half up, with no accumulated rounding from intermediate levels."""
+    size = image.shape[0]
+    if image.ndim != 3 or image.shape != (size, size, 3) or image.dtype != np.uint8:
+        raise ValueError(f"expected a square HWC uint8 RGB image, got {image.shape} {image.dtype}")
+    sums = image.transpose(2, 0, 1).astype(np.uint32)
+    levels = {size: np.ascontiguousarray(image.transpose(2, 0, 1))}
+    area = 1
+    for r in reversed(resolutions_up_to(size)[:-1]):
+        sums = sums.reshape(3, r, 2, r, 2).sum(axis=(2, 4))
+        area *= 4
+        levels[r] = ((sums + area // 2) // area).astype(np.uint8)
+    return dict(sorted(levels.items()))
+
+
+def image_digest(levels: dict[int, np.ndarray]) -> bytes:
+    """sha256 over one image's bytes at every level, lowest resolution first."""
+    digest = hashlib.sha256()
+    for r in sorted(levels):
+        digest.update(np.ascontiguousarray(levels[r]).tobytes())
+    return digest.digest()
+
+
+def partial_path(out: Path) -> Path:
+    """The temporary name a file is built under: hidden, beside the output (same filesystem)."""
+    return out.with_name(f".{out.name}.partial")
+
+
+def check_output(out: Path, force: bool) -> None:
+    """Refuse to replace an existing output unless forced."""
+    if out.exists() and not force:
+        raise AutomodError(f"{out} already exists; pass --force to replace it or choose another --out.")
+    if out.is_dir():
+        raise AutomodError(f"{out} is a directory; --out must name an .h5 file.")
+    if not out.parent.is_dir():
+        raise AutomodError(f"The folder {out.parent} does not exist; create it or choose another --out.")
+
+
+class H5Writer:
+    """Appends images (as pyramids) to a partial file and renames it into place on `commit`.
+
+    `fingerprint` names the inputs and settings; a partial file with the same fingerprint is
+    resumed (`inputs_done` says how many inputs it already covers), any other is started over."""
+
+    def __init__(self, out: Path, resolution: int, attrs: dict[str, str], fingerprint: str, force: bool = False) -> None:
+        self.out = Path(out)
+        self.force = force
+        check_output(self.out, force)
+        self.resolutions = resolutions_up_to(resolution)
+        self.partial = partial_path(self.out)
+        fingerprint = f"{fingerprint};resolutions={self.resolutions}"
+        self.file = self._resume(fingerprint) or self._create(attrs, fingerprint)
+        progress = json.loads(self.file.attrs["progress"])
+        self.inputs_done: int = progress["inputs"]
+        self.written: int = progress["written"]
+        self._logged = {"skipped": progress["skipped"], "notes": progress["notes"]}
+
+    def _resume(self, fingerprint: str) -> h5py.File | None:
+        if not self.partial.exists():
+            return None
+        try:
+            file = h5py.File(self.partial, "r+")
+        except OSError:  # killed mid-write beyond repair: start over
+            self.partial.unlink()
+            return None
+        if file.attrs.get("fingerprint") == fingerprint:
+            return file
+        file.close()
+        self.partial.unlink()
+        return None
+
+    def _create(self, attrs: dict[str, str], fingerprint: str) -> h5py.File:
+        file = h5py.File(self.partial, "w")
+        file.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, **attrs})
+        file.attrs["resolutions"] = np.array(self.resolutions, dtype=np.int64)
+        file.attrs["fingerprint"] = fingerprint
+        file.attrs["progress"] = json.dumps({"inputs": 0, "written": 0, "skipped": 0, "notes": 0})
+        for r in self.resolutions:
+            file.create_dataset(f"levels/{r}", shape=(0, 3, r, r), maxshape=(None, 3, r, r), chunks=(1, 3, r, r), dtype=np.uint8)
+        file.create_dataset("digests", shape=(0, 32), maxshape=(None, 32), chunks=(_GROW, 32), dtype=np.uint8)
+        for name in ("skipped", "notes"):
+            file.create_dataset(name, shape=(0, 2), maxshape=(None, 2), chunks=(256, 2), dtype=_STRINGS)
+        return file
+
+    def _ensure_room(self, name: str, rows: int) -> None:
+        dataset = self.file[name]
+        if dataset.shape[0] < rows:
+            dataset.resize(max(rows, dataset.shape[0] + _GROW), axis=0)
+
+    def add(self, levels: dict[int, np.ndarray]) -> None:
+        """Append one image given as its pyramid (as made by `pyramid`)."""
+        if sorted(levels) != self.resolutions:
+            raise ValueError(f"expected levels {self.resolutions}, got {sorted(levels)}")
+        index = self.written
+        for r in self.resolutions:
+            self._ensure_room(f"levels/{r}", index + 1)
+            self.file[f"levels/{r}"][index] = levels[r]
+        self._ensure_room("digests", index + 1)
+        self.file["digests"][index] = np.frombuffer(image_digest(levels), dtype=np.uint8)
+        self.written = index + 1  # counted last: an interrupted add is simply overwritten on resume
+
+    def log(self, name: str, input_name: str, message: str) -> None:
+        """Record a skipped input (`name="skipped"`) or a remark on a written one (`name="notes"`)."""
+        row = self._logged[name]
+        self._ensure_room(name, row + 1)
+        self.file[name][row] = [input_name, message]
+        self._logged[name] = row + 1
+
+    def entries(self, name: str) -> list[tuple[str, str]]:
+        """Every (input, message) row recorded so far under "skipped" or "notes"."""
+        rows = self.file[name][: self._logged[name]].astype(str)
+        return [(str(a), str(b)) for a, b in rows]
+
+    def checkpoint(self, inputs_done: int) -> None:
+        """Record that the first `inputs_done` inputs are fully handled, and flush to disk."""
+        self.inputs_done = inputs_done
+        progress = {"inputs": inputs_done, "written": self.written, **self._logged}
+        self.file.attrs["progress"] = json.dumps(progress)
+        self.file.flush()
+
+    def commit(self) -> Path:
+        """Trim, seal with count and checksum, and rename the partial file to the output name."""
+        for name, rows in [*((f"levels/{r}", self.written) for r in self.resolutions), ("digests", self.written), *self._logged.items()]:
+            self.file[name].resize(rows, axis=0)
+        checksum = hashlib.sha256(self.file["digests"][:].tobytes()).hexdigest()
+        self.file.attrs.update({"count": self.written, "checksum": checksum, "automod_version": __version__})
+        self.file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        for key in ("fingerprint", "progress"):
+            del self.file.attrs[key]
+        self.file.close()
+        check_output(self.out, self.force)  # a file may have appeared there during a long run
+        os.replace(self.partial, self.out)
+        return self.out
+
+    def close(self) -> None:
+        """Close without committing; the partial file stays for a later run to resume."""
+        if self.file.id.valid:
+            self.file.close()
+
+
+@dataclass(frozen=True)
+class H5Info:
+    """What an automod image file holds (its root attributes)."""
+
+    path: Path
+    source: str
+    source_path: str
+    alignment: str
+    split: str
+    count: int
+    resolutions: tuple[int, ...]
+    checksum: str
+    automod_version: str
+    created: str
+    skipped: int
+
+
+def open_images_file(path: Path) -> h5py.File:
+    """Open an automod image file read-only, or raise AutomodError saying why it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise AutomodError(f"{path} does not exist; write it with `automod prep`.")
+    try:
+        file = h5py.File(path, "r")
+    except OSError as exc:
+        raise AutomodError(f"{path} is not an HDF5 file; write one with `automod prep`.") from exc
+    if file.attrs.get("format") != FORMAT:
+        file.close()
+        raise AutomodError(f"{path} is an HDF5 file but not an automod image file; write one with `automod prep`.")
+    return file
+
+
+def read_info(path: Path) -> H5Info:
+    """The summary attributes of an automod image file."""
+    with open_images_file(path) as file:
+        attrs = file.attrs
+        return H5Info(
+            path=Path(path),
+            source=str(attrs["source"]),
+            source_path=str(attrs["source_path"]),
+            alignment=str(attrs["alignment"]),
+            split=str(attrs["split"]),
+            count=int(attrs["count"]),
+            resolutions=tuple(int(r) for r in attrs["resolutions"]),
+            checksum=str(attrs["checksum"]),
+            automod_version=str(attrs["automod_version"]),
+            created=str(attrs["created"]),
+            skipped=int(file["skipped"].shape[0]),
+        )
+
+
+def verify(path: Path, progress: Callable[[int, int], None] | None = None) -> list[int]:
+    """Recompute every image's digest and the file checksum. Returns the indices of images whose
+    bytes changed; raises AutomodError when only the digest list itself no longer matches."""
+    with open_images_file(path) as file:
+        count = int(file.attrs["count"])
+        resolutions = [int(r) for r in file.attrs["resolutions"]]
+        stored = file["digests"][:]
+        bad = []
+        for index in range(count):
+            levels = {r: file[f"levels/{r}"][index] for r in resolutions}
+            if image_digest(levels) != stored[index].tobytes():
+                bad.append(index)
+            if progress is not None:
+                progress(index + 1, count)
+        if not bad and hashlib.sha256(stored.tobytes()).hexdigest() != file.attrs["checksum"]:
+            raise AutomodError(f"{path}: the stored digests do not match the checksum; write the file again with `automod prep`.")
+    return bad
+
+
+class H5Images(Dataset):
+    """Training images at one resolution of an automod image file, as float32 CHW tensors in [-1, 1].
+
+    No HDF5 handle is opened in `__init__`: each process (DataLoader worker, DDP rank) opens the
+    file on its first read, and a handle inherited through fork is replaced, so the dataset is safe
+    to pass to workers. Only the requested level is read, one chunk per image. With `mirror`, each
+    image is flipped horizontally with probability 1/2 using torch's RNG (seeded per worker)."""
+
+    def __init__(self, path: Path, resolution: int, mirror: bool = False) -> None:
+        self.path = Path(path)
+        self.mirror = mirror
+        with open_images_file(self.path) as file:
+            self.resolutions = tuple(int(r) for r in file.attrs["resolutions"])
+            self.count = int(file.attrs["count"])
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        self.set_resolution(resolution)
+
+    def set_resolution(self, resolution: int) -> None:
+        """Read another level from now on (progressive training phases)."""
+        if resolution not in self.resolutions:
+            have = ", ".join(str(r) for r in self.resolutions)
+            raise AutomodError(
+                f"{self.path} has no {resolution}x{resolution} images (it has {have}); "
+                f"prepare it again with `automod prep ... --res {resolution}` or train at most at {self.resolutions[-1]}."
+            )
+        self.resolution = resolution
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _level(self) -> h5py.Dataset:
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file[f"levels/{self.resolution}"]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not -self.count <= index < self.count:
+            raise IndexError(f"image {index} out of range for {self.count} images")
+        pixels = torch.from_numpy(self._level()[index % self.count])
+        image = pixels.to(torch.float32).div_(127.5).sub_(1.0)
+        if self.mirror and torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return image
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_file"], state["_pid"] = None, None  # handles never travel to other processes
+        return state
+
+    def close(self) -> None:
+        """Close this process's handle (reopened on the next read)."""
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file, self._pid = None, None
