@@ -220,6 +220,9 @@ def open_images_file(path: Path) -> h5py.File:
     if file.attrs.get("format") != FORMAT:
         file.close()
         raise AutomodError(f"{path} is an HDF5 file but not an automod image file; write one with `automod prep`.")
+    if "checksum" not in file.attrs:
+        file.close()
+        raise AutomodError(f"{path} is an unfinished prep file; run the same `automod prep` command again to finish it.")
     return file
 
 
@@ -267,7 +270,9 @@ class H5Images(Dataset):
     No HDF5 handle is opened in `__init__`: each process (DataLoader worker, DDP rank) opens the
     file on its first read, and a handle inherited through fork is replaced, so the dataset is safe
     to pass to workers. Only the requested level is read, one chunk per image. With `mirror`, each
-    image is flipped horizontally with probability 1/2 using torch's RNG (seeded per worker)."""
+    image is flipped horizontally with probability 1/2 using torch's RNG (seeded per worker).
+    Workers copy the dataset when a DataLoader starts iterating: after `set_resolution`, start a
+    new iteration (or DataLoader, if its workers are persistent) for the change to reach them."""
 
     def __init__(self, path: Path, resolution: int, mirror: bool = False) -> None:
         self.path = Path(path)

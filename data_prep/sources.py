@@ -91,8 +91,8 @@ def _from_list(items: list[Item]) -> Callable[[int], Iterator[Item]]:
 
 
 def _file_list_fingerprint(root: Path, files: list[Path]) -> str:
-    stats = (f"{f.relative_to(root).as_posix()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
-    return _digest(root, *stats)
+    stats = ((f.relative_to(root).as_posix(), f.stat()) for f in files)
+    return _digest(root, *(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats))
 
 
 def folder(src: Path, align: bool = False, limit: int | None = None, min_size: int | None = None) -> Source:

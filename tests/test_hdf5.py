@@ -174,3 +174,7 @@ def test_reader_errors_are_clear(tmp_path):
         read_info(text)
     with pytest.raises(AutomodError, match="does not exist"):
         H5Images(tmp_path / "missing.h5", 4)
+    unfinished = tmp_path / "unfinished.h5"
+    H5Writer(unfinished, 8, {"source": "test", "source_path": "-", "alignment": "none", "split": "all"}, "x").close()
+    with pytest.raises(AutomodError, match="unfinished prep file"):
+        read_info(partial_path(unfinished))
