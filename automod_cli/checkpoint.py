@@ -114,8 +114,11 @@ def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any]
     return model.eval()
 
 
-def load_model(path: Path, device: str | torch.device = "cpu", ema: bool = True) -> Automodulator:
-    """Rebuild an Automodulator from a checkpoint file alone (EMA decoder weights when the file has them)."""
+def load_model(path: Path | None, device: str | torch.device = "cpu", ema: bool = True) -> Automodulator:
+    """Rebuild an Automodulator from a checkpoint file alone (EMA decoder weights when the file has them).
+
+    `path` may also be a run directory (its newest checkpoint) or None (the newest run under ./runs)."""
+    path = find_checkpoint(path)
     tensors, meta = read_checkpoint(path)
     return model_from_checkpoint(tensors, meta, str(path), ema=ema).to(device)
 

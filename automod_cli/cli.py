@@ -35,8 +35,9 @@ def _root(
 
 def _register() -> None:
     """Attach the command modules. A command is registered only once it works."""
-    from automod_cli.commands import info, train
+    from automod_cli.commands import info, prep, train
 
+    prep.register(app)
     train.register(app)
     info.register(app)
 

@@ -103,6 +103,7 @@ class TrainConfig:
 
     preset: str = "custom"
     data: str | None = None  # HDF5 file from `automod prep`; None trains on the built-in dataset
+    data_limit: int | None = None  # train on the first N images only (quick experiments, tests)
     model: ModelConfig = ModelConfig()
     # per resolution (keys 4..max_resolution)
     phase_images: dict[int, int] = dataclasses.field(default_factory=dict)

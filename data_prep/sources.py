@@ -245,8 +245,9 @@ def _relabel(source: Source, name: str) -> Source:
 
 
 def builtin(split: str = "train", resolution: int = 64, limit: int | None = None) -> Source:
-    """The generated built-in dataset (data_prep.builtin), rendered at `resolution`."""
-    from data_prep.builtin import SPLITS, generate
+    """The generated built-in dataset (data_prep.builtin) at `resolution`: rendered at 64² (or more) and
+    box-downscaled below that, so the pixels equal what BuiltinDataset serves to training."""
+    from data_prep.builtin import NATIVE_SIZE, SPLITS, downscale, generate
 
     if split not in SPLITS:
         raise AutomodError(f"Unknown built-in split '{split}'; choose one of {', '.join(SPLITS)}.")
@@ -254,7 +255,9 @@ def builtin(split: str = "train", resolution: int = 64, limit: int | None = None
     count = _limited(count, limit)
 
     def items_from(start: int) -> Iterator[Item]:
-        images, _ = generate(count, seed=seed, size=resolution)
+        images, _ = generate(count, seed=seed, size=max(resolution, NATIVE_SIZE))
+        if resolution < NATIVE_SIZE:
+            images = downscale(images, resolution)
         for i in range(start, count):
             yield Item(name=f"{split}/{i}", array=np.ascontiguousarray(images[i].transpose(1, 2, 0)))
 

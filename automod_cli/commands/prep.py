@@ -22,7 +22,7 @@ from data_prep.prep import PrepResult, prepare
 
 console = Console()
 prep_app = typer.Typer(
-    help="Prepare a dataset as a multi-resolution HDF5 file for `automod train --data FILE.h5`.",
+    help="Prepare a dataset as a multi-resolution HDF5 file for `automod train FILE.h5`.",
     no_args_is_help=True,
 )
 

@@ -56,15 +56,36 @@ class ResumableBatchSampler(Sampler):
             position = nxt
 
 
+class FirstImages(Dataset):
+    """The first `count` images of a progressive dataset (keeps its `set_resolution`)."""
+
+    def __init__(self, dataset: Dataset, count: int):
+        self.dataset, self.count = dataset, min(count, len(dataset))
+
+    def set_resolution(self, resolution: int) -> None:
+        self.dataset.set_resolution(resolution)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return self.dataset[index]
+
+
 def open_training_data(config: TrainConfig, split: str = "train") -> Dataset:
     """The built-in data set when no file is given, else the prepared HDF5 file; both start at 4×4."""
+    first = config.resolutions[0]
     if config.data is None:
         from data_prep.builtin import BuiltinDataset
 
-        return BuiltinDataset(split=split, resolution=config.resolutions[0])
+        count = config.data_limit if split == "train" else min(config.data_limit or 64, 64)
+        return BuiltinDataset(split=split, resolution=first, count=count)
     from data_prep.hdf5 import H5Images
 
-    return H5Images(config.data, resolution=config.resolutions[0])
+    dataset = H5Images(config.data, resolution=first)
+    return FirstImages(dataset, config.data_limit) if config.data_limit else dataset
 
 
 def make_loader(dataset: Dataset, batch_size: int, world: World, config: TrainConfig, start: Position, pin: bool) -> DataLoader:
