@@ -1,0 +1,186 @@
+"""Every loss of the project as a small function of tensors.
+
+The automodulator game (NeurIPS Sec. 3, Eq. 1-6): the empirical KL of a batch of latents, the cosine latent
+distance, the encoder and decoder objectives and the layer disentanglement loss L_j. The baselines: WAE-MMD with
+the inverse multiquadratics kernel and the R1 gradient penalty of LIA's discriminator. The reconstruction
+distance d_ρ, Barron's adaptive robust loss with one learned shape α and scale c per pixel, is the only loss with
+state; its log-partition function comes from a table in `robust_log_partition.json` (see `robust_partition.py`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from automod_cli.errors import AutomodError
+from automod_cli.robust_partition import log_partition
+
+# The decoder's weight on the cosine latent reconstruction distance, in the paper's units (KL weight 1). Neither
+# paper gives λ_Z (Supp. App. A defers unnamed hyperparameters to PIONEER [18]); the authors' code weights the
+# KL by 0.1 and its latent distance mean_d(2 − ẑ_d·z_d) = 2 − cos/D by 100 with D = 512, which is
+# (100 / 0.1) / 512 ≈ 1.95 times (1 − cos) per unit of KL.
+LATENT_COSINE_WEIGHT = 1000.0 / 512.0
+
+
+def empirical_kl(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """KL[N(μ, σ²) ‖ N(0, 1)] per latent dimension from the batch's own mean and (biased) variance, averaged over
+    dimensions (AGE; the direction of the authors' code, DESIGN §8). `z` is (N, D); returns a scalar."""
+    mean = z.mean(dim=0)
+    var = z.var(dim=0, unbiased=False)
+    return ((var + mean.pow(2)) / 2 - 0.5 * torch.log(var + eps) - 0.5).mean()
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 1 − cos(a_i, b_i) for rows of (N, D) tensors: d_cos of NeurIPS Eq. 2."""
+    return (1 - F.cosine_similarity(a, b, dim=1)).mean()
+
+
+def encoder_loss(
+    kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float, lambda_x: float = 0.2
+) -> torch.Tensor:
+    """L_φ = max(−M_gap, KL(φ(x)) − KL(φ(x̂))) + λ_X·d(x, θ(φ(x))) (NeurIPS Eq. 1). `margin` is M_gap in the paper's
+    units (0.5; 2.0 early; Supp. App. A); λ_X = 0.2 (Supp. App. A)."""
+    return torch.clamp(kl_real - kl_fake, min=-margin) + lambda_x * reconstruction
+
+
+def decoder_loss(
+    kl_fake: torch.Tensor,
+    latent_reconstruction: torch.Tensor,
+    layer_loss: torch.Tensor,
+    lambda_z: float = LATENT_COSINE_WEIGHT,
+) -> torch.Tensor:
+    """L_θ = KL(φ(x̂)) + λ_Z·d_cos(z, φ(θ(z))) + L_j (NeurIPS Eq. 6); λ_Z as explained at LATENT_COSINE_WEIGHT."""
+    return kl_fake + lambda_z * latent_reconstruction + layer_loss
+
+
+def layer_disentanglement_loss(canvas_from_reencoded: torch.Tensor, canvas_from_a: torch.Tensor) -> torch.Tensor:
+    """L_j = d(θ_1:j(ξ⁽⁰⁾, ẑ_AB), θ_1:j(ξ⁽⁰⁾, z_A)) with d the (mean) squared L2 distance (NeurIPS Eq. 4)."""
+    return (canvas_from_reencoded - canvas_from_a).pow(2).mean()
+
+
+def l1_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference: the L1 image distance of NeurIPS Eq. 1 (the ablation of Table 1)."""
+    return (x - y).abs().mean()
+
+
+def l2_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference: the L2 image distance of NeurIPS Eq. 1."""
+    return (x - y).pow(2).mean()
+
+
+def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """‖a_i − b_j‖² for all pairs of rows, (N, M); clamped at 0 against rounding."""
+    sq = a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T
+    return sq.clamp_min(0)
+
+
+def mmd_imq(
+    z: torch.Tensor,
+    z_prior: torch.Tensor,
+    scales: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+    prior_variance: float = 1.0,
+) -> torch.Tensor:
+    """Unbiased (U-statistic) MMD² between encoded latents `z` (N, D) and prior samples `z_prior` (M, D) with the
+    inverse multiquadratics kernel k(x, y) = C / (C + ‖x − y‖²), C = 2·D·σ²·s, summed over the scales s (WAE-MMD,
+    Tolstikhin et al. 2018, whose experiments use these scales). σ² is the prior's per-dimension variance: 1 for
+    N(0, I), 1/D for latents normalised onto the unit sphere."""
+    n, dim = z.shape
+    m = z_prior.shape[0]
+    if n < 2 or m < 2:
+        raise ValueError(f"mmd_imq needs at least two latents on each side, got {n} and {m}")
+    dist_zz = _squared_distances(z, z)
+    dist_pp = _squared_distances(z_prior, z_prior)
+    dist_zp = _squared_distances(z, z_prior)
+    total = z.new_zeros(())
+    for s in scales:
+        c = 2.0 * dim * prior_variance * s
+        k_zz, k_pp, k_zp = c / (c + dist_zz), c / (c + dist_pp), c / (c + dist_zp)
+        within_z = (k_zz.sum() - k_zz.diagonal().sum()) / (n * (n - 1))
+        within_p = (k_pp.sum() - k_pp.diagonal().sum()) / (m * (m - 1))
+        total = total + within_z + within_p - 2 * k_zp.mean()
+    return total
+
+
+def r1_penalty(real_scores: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ‖∇_x D(x)‖² at real images (Mescheder et al. 2018; LIA's discriminator). The caller
+    multiplies by γ/2 (γ = 10). `real_images` must require grad and `real_scores` be computed from them; the graph
+    is kept so the penalty can be backpropagated."""
+    (grad,) = torch.autograd.grad(real_scores.sum(), real_images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+# Barron's defaults (CVPR 2019, adaptive.py of his reference code): α ∈ (0.001, 1.999), c ≥ 1e-5.
+ALPHA_RANGE = (0.001, 1.999)
+SCALE_MIN = 1e-5
+
+
+def robust_rho(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Barron's ρ(x, α, 1) = |α−2|/α · ((x²/|α−2| + 1)^(α/2) − 1), written with expm1/log1p for accuracy. α and
+    |α−2| are kept above the dtype's epsilon, so the ends give their limits: log(x²/2 + 1) at α = 0, x²/2 at α = 2."""
+    tiny = torch.finfo(alpha.dtype).eps
+    a = alpha.clamp_min(tiny)
+    b = (alpha - 2).abs().clamp_min(tiny)
+    return b / a * torch.expm1(0.5 * a * torch.log1p(x.pow(2) / b))
+
+
+def robust_negative_log_likelihood(residual: torch.Tensor, alpha: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """−log p(residual) of Barron's distribution, elementwise: ρ(r/c, α) + log c + log Z(α) (CVPR 2019 Eq. 16).
+    With log Z the loss cannot lower itself by driving α towards 0, so α can be learned."""
+    return robust_rho(residual / scale, alpha) + torch.log(scale) + log_partition(alpha)
+
+
+class AdaptiveRobustLoss(nn.Module):
+    """d_ρ (NeurIPS Sec. 3.2): Barron's adaptive robust loss with a learned shape α and scale c for every pixel and
+    colour channel. α = lo + (hi − lo)·sigmoid(a) stays inside ALPHA_RANGE and c = softplus(b) + SCALE_MIN stays
+    positive, for free parameters a, b of shape (C, H, W). The forward pass is the mean negative log-likelihood of
+    the residual; `grow()` follows the resolution as it doubles (progressively grown α, NeurIPS Sec. 3.2)."""
+
+    def __init__(self, channels: int, resolution: int, alpha_init: float = 1.0, scale_init: float = 1.0):
+        super().__init__()
+        lo, hi = ALPHA_RANGE
+        if not lo < alpha_init < hi:
+            raise AutomodError(f"The robust loss's initial shape alpha must lie in ({lo}, {hi}), got {alpha_init}.")
+        if scale_init <= SCALE_MIN:
+            raise AutomodError(f"The robust loss's initial scale must be above {SCALE_MIN}, got {scale_init}.")
+        unit = (alpha_init - lo) / (hi - lo)
+        latent_alpha = math.log(unit / (1 - unit))  # inverse sigmoid
+        latent_scale = math.log(math.expm1(scale_init - SCALE_MIN))  # inverse softplus
+        shape = (channels, resolution, resolution)
+        self.latent_alpha = nn.Parameter(torch.full(shape, latent_alpha))
+        self.latent_scale = nn.Parameter(torch.full(shape, latent_scale))
+
+    @property
+    def resolution(self) -> int:
+        return self.latent_alpha.shape[-1]
+
+    def alpha(self) -> torch.Tensor:
+        """The shape α of every pixel, (C, H, W)."""
+        lo, hi = ALPHA_RANGE
+        return lo + (hi - lo) * torch.sigmoid(self.latent_alpha)
+
+    def scale(self) -> torch.Tensor:
+        """The scale c of every pixel, (C, H, W)."""
+        return F.softplus(self.latent_scale) + SCALE_MIN
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean over batch and pixels of −log p(x − target) for images (N, C, H, W), computed in the parameters'
+        precision whatever the images' dtype."""
+        residual = (x - target).to(self.latent_alpha.dtype)
+        if residual.shape[1:] != self.latent_alpha.shape:
+            raise ValueError(
+                f"images of shape {tuple(residual.shape[1:])} do not match the robust loss's "
+                f"{tuple(self.latent_alpha.shape)}; call grow() whenever the training resolution doubles"
+            )
+        return robust_negative_log_likelihood(residual, self.alpha(), self.scale()).mean()
+
+    def grow(self) -> None:
+        """Double the resolution: each pixel's α and c initialise the 2×2 block that covers it at the new resolution
+        (NeurIPS Sec. 3.2). The parameters are new tensors, so build a new optimiser for them afterwards."""
+        with torch.no_grad():
+            alpha = self.latent_alpha.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+            scale = self.latent_scale.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+        self.latent_alpha = nn.Parameter(alpha)
+        self.latent_scale = nn.Parameter(scale)
