@@ -1,0 +1,100 @@
+"""The images a metric compares with: a prepared HDF5 file or the built-in dataset, at the model's resolution.
+
+By default a model is evaluated against the data it was trained on, as recorded in its checkpoint
+(`train_config.data`; None means the built-in dataset). Reconstruction metrics need unseen images: the
+built-in dataset's test split, or the test file written by `automod prep ... --split test`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch.utils.data import Dataset
+
+from automod_cli.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
+from automod_cli.errors import AutomodError
+from automod_cli.models import Automodulator
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total): drives a progress bar per stage
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Images as float (3, H, W) tensors in [-1, 1]; `key` identifies their content for caching."""
+
+    dataset: Dataset
+    key: str
+    label: str
+    split: str
+    resolution: int
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model for evaluation and what its checkpoint says about the data it was trained on."""
+
+    model: Automodulator
+    checkpoint: Path
+    trained_on: Path | None  # None: the built-in dataset
+
+
+def load_for_eval(path: Path | None, device: str | torch.device) -> LoadedModel:
+    """Read a checkpoint (file, run directory, or newest run) once: the EMA model and its training data."""
+    checkpoint = find_checkpoint(path)
+    tensors, meta = read_checkpoint(checkpoint)
+    model = model_from_checkpoint(tensors, meta, str(checkpoint)).to(device)
+    data: Any = (meta.get("train_config") or {}).get("data")
+    return LoadedModel(model, checkpoint, Path(data) if data else None)
+
+
+def open_eval_data(path: Path | None, resolution: int, split: str = "train") -> EvalData:
+    """The images of an automod HDF5 file at `resolution`, or (path None) the built-in dataset's `split`."""
+    if path is None:
+        from data_prep.builtin import SPLITS, BuiltinDataset
+
+        seed, count = SPLITS[split]
+        dataset = BuiltinDataset(split=split, resolution=resolution)
+        return EvalData(dataset, f"builtin-{split}-seed{seed}-n{count}", f"built-in {split} split", split, resolution)
+    from data_prep.hdf5 import H5Images, read_info
+
+    info = read_info(Path(path))
+    dataset = H5Images(Path(path), resolution)
+    return EvalData(dataset, f"h5-{info.checksum[:24]}", str(path), info.split, resolution)
+
+
+def reference_data(loaded: LoadedModel, data: Path | None) -> EvalData:
+    """The reference set for FID: `--data`, else the model's training data."""
+    path = data if data is not None else loaded.trained_on
+    if data is None and path is not None and not path.is_file():
+        raise AutomodError(f"the model was trained on '{path}', which is not there now: pass --data FILE.h5.")
+    return open_eval_data(path, loaded.model.resolution, "train")
+
+
+def unseen_data(loaded: LoadedModel, data: Path | None) -> EvalData:
+    """Unseen images for reconstruction metrics: `--data`, else the built-in test split for built-in models."""
+    if data is None and loaded.trained_on is not None:
+        raise AutomodError(
+            f"the model was trained on '{loaded.trained_on}': pass its test split as --data "
+            "(write one with `automod prep ... --split test`)."
+        )
+    return open_eval_data(data, loaded.model.resolution, "test")
+
+
+def image_batches(data: EvalData, count: int | None, batch_size: int) -> Iterator[torch.Tensor]:
+    """The first `count` images (all when None) in batches of float (N, 3, H, W) tensors in [-1, 1]."""
+    total = len(data) if count is None else count
+    if total > len(data):
+        raise AutomodError(f"{data.label} holds {len(data):,} images, fewer than the {total:,} asked for: lower --n.")
+    for start in range(0, total, batch_size):
+        yield torch.stack([data.dataset[i] for i in range(start, min(start + batch_size, total))])
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] to uint8 (N, 3, H, W), rounding as an image file would store them."""
+    return ((images.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
