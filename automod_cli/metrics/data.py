@@ -43,6 +43,10 @@ class LoadedModel:
     checkpoint: Path
     trained_on: Path | None  # None: the built-in dataset
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
 
 def load_for_eval(path: Path | None, device: str | torch.device) -> LoadedModel:
     """Read a checkpoint (file, run directory, or newest run) once: the EMA model and its training data."""

@@ -24,7 +24,7 @@ from torch import nn
 
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.crop import crop
-from automod_cli.metrics.data import Progress
+from automod_cli.metrics.data import EvalData, Progress, image_batches
 from automod_cli.metrics.features import DistanceNet
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import normalize, random_latents
@@ -72,12 +72,6 @@ def record_steps(steps: int) -> list[int]:
         marks += [m * scale for m in (1, 2, 5) if m * scale <= steps]
         scale *= 10
     return sorted(set(marks + [steps]))
-
-
-def mean_latent(model: Automodulator, images: torch.Tensor) -> torch.Tensor:
-    """The normalised mean of the images' encodings: the 'mean' start, shape (D,)."""
-    with torch.inference_mode():
-        return normalize(model.encode(images).mean(0))
 
 
 def initial_latents(model: Automodulator, images: torch.Tensor, start: str, generator: torch.Generator | None = None,
@@ -129,8 +123,8 @@ def project(model: Automodulator, images: torch.Tensor, loss_distance: DistanceN
     with _frozen(model):
         began = wall_clock(device)
         z = initial_latents(model, images, settings.start, generator, mean).detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([z], lr=settings.lr)
         elapsed = wall_clock(device) - began
+        optimizer = torch.optim.Adam([z], lr=settings.lr)  # set-up cost, not optimisation time
         for step in range(settings.steps + 1):
             if step in record:
                 with torch.no_grad():
@@ -151,3 +145,19 @@ def project(model: Automodulator, images: torch.Tensor, loss_distance: DistanceN
         with torch.no_grad():
             final = model.decode(z, noise=False).clamp(-1, 1)
     return Projection(z.detach(), final, trace)
+
+
+MEAN_LATENT_IMAGES = 1000  # training images averaged for the 'mean' start (our choice)
+
+
+def mean_latent_of(model: Automodulator, data: EvalData, count: int = MEAN_LATENT_IMAGES, batch_size: int = 50) -> torch.Tensor:
+    """The 'mean' start: the normalised mean encoding of the first `count` images of `data` (fewer if it has fewer)."""
+    device = next(model.parameters()).device
+    total: torch.Tensor | None = None
+    count_seen = 0
+    with torch.inference_mode():
+        for batch in image_batches(data, min(count, len(data)), batch_size):
+            encoded = model.encode(batch.to(device)).sum(0)
+            total = encoded if total is None else total + encoded
+            count_seen += len(batch)
+    return normalize(total / count_seen)

@@ -1,0 +1,265 @@
+"""`automod eval fid | fid-mix | ppl | lpips | project | compare` and `automod project IMG`: parse options, call
+the metrics core, report with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from automod_cli.errors import AutomodError
+from automod_cli.metrics import compare as comparison
+from automod_cli.metrics import weights as weight_files
+from automod_cli.metrics.data import LoadedModel, load_for_eval, reference_data, unseen_data
+from automod_cli.metrics.features import LPIPS_NETS, inception_features, lpips_distance
+from automod_cli.metrics.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of
+
+console = Console()
+err_console = Console(stderr=True)
+eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection).", no_args_is_help=True)
+
+
+class Crop(str, Enum):
+    face = "face"
+    center = "center"
+    none = "none"
+
+
+class Net(str, Enum):
+    alex = "alex"
+    vgg = "vgg"
+
+
+class Start(str, Enum):
+    encoder = "encoder"
+    random = "random"
+    mean = "mean"
+
+
+MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file or run directory (default: newest run under ./runs).")
+REF_DATA = typer.Option(None, "--data", help="Reference .h5 file (default: the data the model was trained on).")
+TEST_DATA = typer.Option(None, "--data", help="Unseen test .h5 file (default: the built-in test split for built-in models).")
+WEIGHTS = typer.Option([], "--weights", help="Pretrained weight file(s) (standard names); else env variable or torch cache.")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
+SEED = typer.Option(0, "--seed", help="Seed for latents and layer noise.")
+JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
+CROP = typer.Option(Crop.face, "--crop", help="Image window compared: face (StyleGAN's, the papers'), center, none.")
+NET = typer.Option(Net.alex, "--net", help="LPIPS trunk: alex (lpips default) or vgg.")
+FORCE = typer.Option(False, "--force", help="Replace existing output files.")
+
+
+def _device(name: str) -> torch.device:
+    from automod_cli.training.loop import pick_device
+
+    return pick_device(name)
+
+
+def _setup(model: Optional[Path], device: str, seed: int) -> LoadedModel:
+    torch.manual_seed(seed)
+    return load_for_eval(model, _device(device))
+
+
+def _lpips(net: Net, paths: List[Path], needed: list, device: torch.device):
+    weight = LPIPS_NETS[net.value]
+    return lpips_distance(net.value, weight_files.pick_explicit(paths, weight, needed), device)
+
+
+@contextmanager
+def _progress() -> Iterator:
+    """A rich bar per stage on stderr, fed with (stage, done, total)."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _emit(result: dict, as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in result.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _check_outputs(paths: list[Path], force: bool) -> None:
+    for path in paths:
+        if path.exists() and not force:
+            raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+
+
+def _fid(model, data, n, batch, weights, device, seed, as_json, mix: bool) -> None:
+    from automod_cli.metrics.fid import default_cache_dir, fid
+
+    loaded = _setup(model, device, seed)
+    if mix and not loaded.model.supports_mixing:
+        raise AutomodError("FID-mix needs an AdaIN (automodulator) decoder; this model's classic decoder cannot mix.")
+    weight = weight_files.pick_explicit(weights, weight_files.INCEPTION, [weight_files.INCEPTION])
+    extractor = inception_features(weight, loaded.device)
+    reference = reference_data(loaded, data)
+    with _progress() as progress:
+        result = fid(loaded.model, reference, extractor, n, batch, seed, mix, default_cache_dir(), progress)
+    name = "fid-mix" if mix else "fid"
+    _emit({"metric": name, "model": str(loaded.checkpoint), name: result.fid, "samples": result.samples,
+           "reference": result.reference, "reference_images": result.reference_count,
+           "reference_cached": result.reference_cached}, as_json, name.upper())
+
+
+@eval_app.command("fid")
+def fid_command(model: Optional[Path] = MODEL, data: Optional[Path] = REF_DATA,
+                n: int = typer.Option(50_000, "--n", min=2, help="Generated samples (paper: 50k)."),
+                batch: int = typer.Option(50, "--batch", min=1), weights: List[Path] = WEIGHTS,
+                device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
+    """FID of random samples against the training data (Inception-v3 pool3, as pytorch-fid).
+
+    Example: automod eval fid --model runs/ffhq --n 50000
+    """
+    _fid(model, data, n, batch, weights, device, seed, as_json, mix=False)
+
+
+@eval_app.command("fid-mix")
+def fid_mix_command(model: Optional[Path] = MODEL, data: Optional[Path] = REF_DATA,
+                    n: int = typer.Option(50_000, "--n", min=2, help="Generated mixtures (paper: 50k)."),
+                    batch: int = typer.Option(50, "--batch", min=1), weights: List[Path] = WEIGHTS,
+                    device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
+    """FID of samples decoded from two random latents split at a random block (NeurIPS Table 1).
+
+    Example: automod eval fid-mix --model runs/celebahq --n 50000
+    """
+    _fid(model, data, n, batch, weights, device, seed, as_json, mix=True)
+
+
+@eval_app.command("ppl")
+def ppl_command(model: Optional[Path] = MODEL,
+                n: int = typer.Option(100_000, "--n", min=2, help="Latent pairs (paper: 100k)."),
+                crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1),
+                weights: List[Path] = WEIGHTS, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
+    """Perceptual path length: LPIPS/ε² between decodings at t and t+ε of slerp paths, ε = 1e-4, trimmed mean.
+
+    Example: automod eval ppl --model runs/ffhq --n 100000
+    """
+    from automod_cli.metrics.ppl import perceptual_path_length
+
+    loaded = _setup(model, device, seed)
+    distance = _lpips(net, weights, [LPIPS_NETS[net.value]], loaded.device)
+    decoder = loaded.model
+    with _progress() as progress:
+        result = perceptual_path_length(lambda z: decoder.decode(z, noise=False), decoder.config.latent_dim, distance, n,
+                                        crop_mode=crop.value, batch_size=batch, seed=seed, device=loaded.device,
+                                        progress=progress)
+    _emit({"metric": "ppl", "model": str(loaded.checkpoint), "ppl": result.ppl, "pairs": result.samples,
+           "epsilon": result.epsilon, "crop": result.crop, "net": net.value}, as_json, "PPL")
+
+
+@eval_app.command("lpips")
+def lpips_command(model: Optional[Path] = MODEL, data: Optional[Path] = TEST_DATA,
+                  n: Optional[int] = typer.Option(None, "--n", min=1, help="Test images (default: all; paper: 10k)."),
+                  crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1),
+                  weights: List[Path] = WEIGHTS, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
+    """Mean LPIPS between unseen test images and their reconstructions (NeurIPS Table 2a).
+
+    Example: automod eval lpips --model runs/ffhq --data data/ffhq-test-256.h5 --n 10000
+    """
+    from automod_cli.metrics.lpips_recon import reconstruction_lpips
+
+    loaded = _setup(model, device, seed)
+    distance = _lpips(net, weights, [LPIPS_NETS[net.value]], loaded.device)
+    test = unseen_data(loaded, data)
+    if test.split == "train":
+        err_console.print(f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test images.")
+    with _progress() as progress:
+        result = reconstruction_lpips(loaded.model, test, distance, n, crop.value, batch, progress)
+    _emit({"metric": "lpips", "model": str(loaded.checkpoint), "lpips": result.lpips, "std": result.std,
+           "images": result.images, "data": result.data, "crop": result.crop, "net": net.value}, as_json, "LPIPS reconstruction")
+
+
+def _comparison_table(rows: list[comparison.ComparisonRow], metrics: list[str]) -> Table:
+    """Table 2a's layout: a row per model, a column per metric, smaller is better."""
+    digits = {"lpips": 3, "fid": 2, "fid-mix": 2, "ppl": 1}
+    table = Table(title="comparison (smaller is better)", title_justify="left")
+    table.add_column("model")
+    for metric in metrics:
+        table.add_column(metric.upper(), justify="right")
+    names = [Path(row.model).name for row in rows]
+    labels = names if len(set(names)) == len(names) else [row.model for row in rows]  # short unless ambiguous
+    for label, row in zip(labels, rows):
+        cells = ["—" if row.values[m] != row.values[m] else f"{row.values[m]:.{digits[m]}f}" for m in metrics]
+        table.add_row(label, *cells)
+    return table
+
+
+def _networks(metrics: list[str], weights: List[Path], net: Net, device: torch.device) -> comparison.Networks:
+    """Find every weight file the metrics need before any work starts; build the networks on first use."""
+    needed = ([weight_files.INCEPTION] if {"fid", "fid-mix"} & set(metrics) else [])
+    needed += [LPIPS_NETS[net.value]] if {"lpips", "ppl"} & set(metrics) else []
+    paths = {w.name: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, needed)) for w in needed}
+    return comparison.Networks(
+        make_extractor=lambda: inception_features(paths[weight_files.INCEPTION.name], device),
+        make_distance=lambda: lpips_distance(net.value, paths[LPIPS_NETS[net.value].name], device),
+    )
+
+
+@eval_app.command("compare")
+def compare_command(
+    models: List[Path] = typer.Argument(..., help="Checkpoint files or run directories, one table row each."),
+    metrics: str = typer.Option(",".join(comparison.METRICS), "--metrics", help="Comma-separated: lpips, fid, fid-mix, ppl."),
+    n: Optional[int] = typer.Option(None, "--n", min=2, help="Images/samples per metric (default: each metric's paper protocol)."),
+    data: Optional[Path] = REF_DATA, test_data: Optional[Path] = typer.Option(None, "--test-data", help="Unseen test .h5 for LPIPS."),
+    crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1), weights: List[Path] = WEIGHTS,
+    out: Path = typer.Option(Path("compare"), "--out", help="Writes OUT.csv and OUT.json."), force: bool = FORCE,
+    device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
+) -> None:
+    """Run several metrics on several models and print one Table-2-style table (also as CSV and JSON).
+
+    Example: automod eval compare runs/automod runs/pioneer runs/vae --metrics lpips,fid,ppl --out table2a
+    """
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in comparison.METRICS]
+    if unknown or not chosen:
+        raise AutomodError(f"unknown metric(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(comparison.METRICS)}.")
+    csv_path, json_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".json")
+    _check_outputs([csv_path, json_path], force)
+    torch.manual_seed(seed)
+    target = _device(device)
+    networks = _networks(chosen, weights, net, target)
+    settings = comparison.CompareSettings(n, data, test_data, crop.value, seed, batch, _fid_cache())
+    with _progress() as progress:
+        rows = comparison.compare(models, chosen, networks, settings, target, progress)
+    comparison.write_csv(csv_path, rows, chosen)
+    comparison.write_json(json_path, rows)
+    if as_json:
+        typer.echo(json.dumps(comparison.rows_as_dicts(rows), indent=2))
+        return
+    console.print(_comparison_table(rows, chosen))
+    console.print(f"wrote {csv_path} and {json_path}")
+
+
+def _fid_cache() -> Path:
+    from automod_cli.metrics.fid import default_cache_dir
+
+    return default_cache_dir()
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `automod eval ...` and the top-level `automod project`."""
+    from automod_cli.commands import project
+
+    eval_app.command("project")(project.eval_project)
+    app.add_typer(eval_app, name="eval")
+    app.command("project")(project.project)

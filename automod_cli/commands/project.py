@@ -1,0 +1,124 @@
+"""`automod project IMG` (invert one image by optimisation) and `automod eval project` (encoder vs projection,
+LPIPS over time, Supp. App. G): parse, call `metrics.projection` / `metrics.inversion`, report with rich."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+import typer
+from rich.table import Table
+
+from automod_cli.commands.eval import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net, Start,
+                                       _check_outputs, _progress, _setup, console)
+from automod_cli.errors import AutomodError
+from automod_cli.images import from_uint8, save_image
+from automod_cli.metrics import weights as weight_files
+from automod_cli.metrics.data import LoadedModel, reference_data, unseen_data
+from automod_cli.metrics.features import LPIPS_NETS, lpips_distance
+from automod_cli.metrics.inversion import DEFAULT_IMAGES, CurvePoint, encoder_point, inversion_curve, write_curve_csv
+from automod_cli.metrics.plot import time_curve_chart
+from automod_cli.metrics.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of, project as fit
+
+STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
+START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training latent.")
+LR = typer.Option(LEARNING_RATE, "--lr", min=0.0, help="Adam learning rate for the latent.")
+LOSS_NET = typer.Option(Net.vgg, "--loss-net", help="Perceptual loss network optimised (LIA: VGG features).")
+
+
+def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.device):
+    """The report LPIPS (`--net`) and the loss LPIPS (`--loss-net`), their files found before any work."""
+    needed = list({LPIPS_NETS[n.value].name: LPIPS_NETS[n.value] for n in (net, loss_net)}.values())
+    paths = {w.name: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, needed)) for w in needed}
+    report = lpips_distance(net.value, paths[LPIPS_NETS[net.value].name], device)
+    loss = report if loss_net == net else lpips_distance(loss_net.value, paths[LPIPS_NETS[loss_net.value].name], device)
+    return report, loss
+
+
+def _mean(loaded: LoadedModel, start: Start) -> torch.Tensor | None:
+    return mean_latent_of(loaded.model, reference_data(loaded, None)) if start == Start.mean else None
+
+
+def _load_image(path: Path, resolution: int) -> torch.Tensor:
+    """Any image file as a (1, 3, R, R) tensor in [-1, 1]: RGB, centre-cropped square, resized to the model's R."""
+    from data_prep.images import SkipImage, center_crop_square, load_rgb, resize_square
+
+    try:
+        picture = load_rgb(Path(path))
+    except SkipImage as exc:
+        raise AutomodError(f"cannot read '{path}' as an image ({exc}).") from None
+    return from_uint8(np.array(resize_square(center_crop_square(picture), resolution)))[None]
+
+
+def _curve_table(curve: list[CurvePoint], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("method", "steps", "seconds/image", "LPIPS", "std"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for p in curve:
+        table.add_row(p.method, str(p.step), f"{p.seconds:.4f}", f"{p.lpips:.4f}", f"{p.std:.4f}")
+    return table
+
+
+def eval_project(
+    model: Optional[Path] = MODEL, data: Optional[Path] = TEST_DATA,
+    n: int = typer.Option(DEFAULT_IMAGES, "--n", min=1, help="Test images (App. G: 1000)."),
+    steps: int = STEPS, start: Start = START, lr: float = LR, crop: Crop = CROP, net: Net = NET, loss_net: Net = LOSS_NET,
+    batch: int = typer.Option(16, "--batch", min=1), weights: List[Path] = WEIGHTS,
+    out: Path = typer.Option(Path("projection"), "--out", help="Writes OUT.csv and OUT.png."), force: bool = FORCE,
+    device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
+) -> None:
+    """Direct encoding vs optimisation-based projection: LPIPS against wall time per image (Supp. App. G, Fig. 16).
+
+    Example: automod eval project --model runs/ffhq --data data/ffhq-test-256.h5 --n 1000 --steps 200
+    """
+    csv_path, png_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".png")
+    _check_outputs([csv_path, png_path], force)
+    loaded = _setup(model, device, seed)
+    report, loss = _distances(net, loss_net, weights, loaded.device)
+    test = unseen_data(loaded, data)
+    settings = ProjectionSettings(steps, lr, start=start.value)
+    with _progress() as progress:
+        curve = inversion_curve(loaded.model, test, loss, report, settings, n, batch, crop.value, seed, _mean(loaded, start), progress)
+    write_curve_csv(csv_path, curve)
+    encoder, projection = curve[0], curve[1:]
+    time_curve_chart(png_path, [p.seconds for p in projection], [p.lpips for p in projection], encoder.seconds, encoder.lpips,
+                     f"projection ({start.value} start)", "encoder", f"LPIPS-{net.value}")
+    if as_json:
+        typer.echo(json.dumps([asdict(p) for p in curve], indent=2))
+        return
+    console.print(_curve_table(curve, f"{loaded.checkpoint}: {min(n, len(test))} images"))
+    console.print(f"wrote {csv_path} and {png_path}")
+
+
+def project(
+    image: Path = typer.Argument(..., help="The image to invert (any size; centre-cropped and resized)."),
+    model: Optional[Path] = MODEL, steps: int = STEPS, start: Start = START, lr: float = LR, crop: Crop = CROP,
+    net: Net = NET, loss_net: Net = LOSS_NET, weights: List[Path] = WEIGHTS,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG (default: IMAGE-projected.png here)."),
+    force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
+) -> None:
+    """Invert one image by optimising its latent (LIA Eq. 13) and show the error against time beside the encoder's.
+
+    Example: automod project face.png --model runs/ffhq --steps 200
+    """
+    out = out if out is not None else Path(f"{image.stem}-projected.png")
+    _check_outputs([out], force)
+    loaded = _setup(model, device, seed)
+    report, loss = _distances(net, loss_net, weights, loaded.device)
+    target = _load_image(image, loaded.model.resolution).to(loaded.device)
+    settings = ProjectionSettings(steps, lr, start=start.value)
+    encoder_seconds, encoder_distance = encoder_point(loaded.model, target, report, crop.value)
+    generator = torch.Generator().manual_seed(seed)
+    with _progress() as progress:
+        result = fit(loaded.model, target, loss, report, settings, crop.value, None, generator, _mean(loaded, start), progress)
+    save_image(out, result.images[0], overwrite=force)
+    curve = [CurvePoint("encoder", 0, encoder_seconds, float(encoder_distance[0]), 0.0)]
+    curve += [CurvePoint("projection", p.step, p.seconds, float(p.distances[0]), 0.0) for p in result.trace]
+    if as_json:
+        typer.echo(json.dumps({"output": str(out), "curve": [asdict(p) for p in curve]}, indent=2))
+        return
+    console.print(_curve_table(curve, f"{image} → {out} (LPIPS-{net.value}, {crop.value} crop)"))

@@ -1,0 +1,170 @@
+"""`automod eval ...` and `automod project` end to end on tiny checkpoints, with small random networks injected in
+place of Inception and LPIPS (the real ones need pretrained weights, which tests never load)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from automod_cli.checkpoint import save_model
+from automod_cli.cli import main
+from automod_cli.commands import eval as eval_commands
+from automod_cli.commands import project as project_commands
+from automod_cli.config import ModelConfig
+from automod_cli.metrics import weights
+from automod_cli.models import Automodulator
+from data_prep.hdf5 import H5Writer, pyramid
+
+
+class TinyFeatures(nn.Module):
+    name = "tiny-features"
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3 * 4 * 4, 5)
+
+    def forward(self, images):
+        return self.linear(nn.functional.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1))
+
+
+class TinyDistance(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.requires_grad_(False)
+
+    def forward(self, x, y):
+        return (self.conv(x) - self.conv(y)).pow(2).flatten(1).mean(1)
+
+
+def _h5(path, n, split, seed):
+    images = np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    writer = H5Writer(path, 32, {"source": "test", "source_path": "memory", "alignment": "none", "split": split}, str(path))
+    for image in images:
+        writer.add(pyramid(image))
+    return writer.commit()
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """Two tiny checkpoints (AdaIN trained on ref.h5, classic), a test file, injected networks, empty caches."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for weight in (weights.INCEPTION, weights.ALEXNET, weights.VGG16):
+        monkeypatch.delenv(weight.env_var, raising=False)
+    monkeypatch.setattr(weights, "reachable", lambda url, timeout=0: False)
+    ref, test = _h5(tmp_path / "ref.h5", 24, "train", 0), _h5(tmp_path / "test.h5", 6, "test", 1)
+    shape = dict(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))
+    adain, classic = tmp_path / "adain.safetensors", tmp_path / "classic.safetensors"
+    save_model(adain, Automodulator(ModelConfig(**shape)), {"train_config": {"data": str(ref)}})
+    save_model(classic, Automodulator(ModelConfig(**shape, decoder="classic")), {"train_config": {"data": str(ref)}})
+    return tmp_path, adain, classic, test
+
+
+@pytest.fixture
+def injected(monkeypatch, setup):
+    """Tiny networks instead of the pretrained ones, and placeholder weight files in the (test) torch cache."""
+    cache = weights.cache_dir()
+    cache.mkdir(parents=True)
+    for weight in (weights.INCEPTION, weights.ALEXNET, weights.VGG16):
+        (cache / weight.name).write_bytes(b"placeholder")
+    torch.manual_seed(0)
+    features, distance = TinyFeatures(), TinyDistance()
+    monkeypatch.setattr(eval_commands, "inception_features", lambda path, device: features)
+    for module in (eval_commands, project_commands):
+        monkeypatch.setattr(module, "lpips_distance", lambda net, path, device: distance)
+    return setup
+
+
+def _json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_fid_runs_on_the_recorded_training_data_and_caches_it(injected, capsys):
+    _, adain, _, _ = injected
+    assert main(["eval", "fid", "--model", str(adain), "--n", "20", "--batch", "8", "--json"]) == 0
+    first = _json(capsys)
+    assert first["metric"] == "fid" and first["fid"] > 0 and first["samples"] == 20
+    assert first["reference_images"] == 24 and first["reference"].endswith("ref.h5") and not first["reference_cached"]
+    assert main(["eval", "fid", "--model", str(adain), "--n", "20", "--batch", "8", "--json"]) == 0
+    second = _json(capsys)
+    assert second["reference_cached"] and second["fid"] == pytest.approx(first["fid"], rel=1e-9)  # same seed
+
+
+def test_fid_mix_of_a_classic_model_is_a_one_line_error(injected, capsys):
+    _, _, classic, _ = injected
+    assert main(["eval", "fid-mix", "--model", str(classic), "--n", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mix" in err and len(err.splitlines()) == 1
+
+
+def test_ppl_and_lpips_report_json(injected, capsys):
+    _, adain, _, test = injected
+    assert main(["eval", "ppl", "--model", str(adain), "--n", "12", "--batch", "6", "--json"]) == 0
+    result = _json(capsys)
+    assert result["ppl"] > 0 and result["pairs"] == 12 and result["epsilon"] == 1e-4 and result["crop"] == "face"
+    assert main(["eval", "lpips", "--model", str(adain), "--data", str(test), "--json"]) == 0
+    result = _json(capsys)
+    assert result["images"] == 6 and result["lpips"] > 0
+
+
+def test_lpips_needs_test_data_for_a_model_trained_on_a_file(injected, capsys):
+    _, adain, _, _ = injected
+    assert main(["eval", "lpips", "--model", str(adain)]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_compare_prints_one_table_for_two_checkpoints(injected, capsys):
+    tmp, adain, classic, test = injected
+    argv = ["eval", "compare", str(adain), str(classic), "--n", "8", "--batch", "4", "--test-data", str(test), "--out", str(tmp / "table")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "adain.safetensors" in out and "classic.safetensors" in out and "FID-MIX" in out
+    with open(tmp / "table.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["model"] for r in rows] == [str(adain), str(classic)]
+    assert rows[1]["fid-mix"] == "" and float(rows[0]["fid-mix"]) > 0  # a classic decoder cannot mix
+    assert float(rows[0]["lpips"]) > 0 and float(rows[1]["ppl"]) >= 0
+    assert json.loads((tmp / "table.json").read_text())[1]["fid-mix"] is None
+    assert main(argv) == 2  # outputs are never silently replaced
+    assert "--force" in capsys.readouterr().err
+
+
+def test_eval_project_writes_a_csv_and_a_plot(injected, capsys):
+    tmp, adain, _, test = injected
+    assert main(["eval", "project", "--model", str(adain), "--data", str(test), "--n", "3", "--steps", "5", "--out", str(tmp / "proj")]) == 0
+    with open(tmp / "proj.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["method"] for r in rows] == ["encoder"] + ["projection"] * 4 and rows[-1]["step"] == "5"
+    with Image.open(tmp / "proj.png") as plot:
+        assert plot.size[0] > 300
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_project_one_image_writes_the_reconstruction(injected, capsys):
+    tmp, adain, _, _ = injected
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (50, 70, 4), dtype=np.uint8), "RGBA").save(tmp / "photo.png")
+    assert main(["project", "photo.png", "--model", str(adain), "--steps", "4", "--start", "random", "--json"]) == 0
+    result = _json(capsys)
+    assert result["output"] == "photo-projected.png" and [p["step"] for p in result["curve"]] == [0, 0, 1, 2, 4]
+    with Image.open(tmp / "photo-projected.png") as written:
+        assert written.size == (32, 32)
+    assert main(["project", "photo.png", "--model", str(adain), "--steps", "1"]) == 2
+    (tmp / "broken.png").write_bytes(b"not an image")
+    assert main(["project", "broken.png", "--model", str(adain), "--steps", "1"]) == 2
+
+
+def test_missing_weights_stop_with_one_line_naming_the_file(setup, capsys):
+    _, adain, _, _ = setup
+    assert main(["eval", "fid", "--model", str(adain), "--n", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert weights.INCEPTION.name in err and len(err.splitlines()) == 1
+    assert main(["eval", "ppl", "--model", str(adain), "--n", "4", "--net", "vgg"]) == 2
+    assert weights.VGG16.name in capsys.readouterr().err
