@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -21,7 +20,6 @@ from automod_cli.metrics import compare as comparison
 from automod_cli.metrics import weights as weight_files
 from automod_cli.metrics.data import LoadedModel, load_for_eval, reference_data, unseen_data
 from automod_cli.metrics.features import LPIPS_NETS, inception_features, lpips_distance
-from automod_cli.metrics.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of
 
 console = Console()
 err_console = Console(stderr=True)
