@@ -20,6 +20,7 @@ from automod_cli.metrics import compare as comparison
 from automod_cli.metrics import weights as weight_files
 from automod_cli.metrics.data import LoadedModel, load_for_eval, reference_data, unseen_data
 from automod_cli.metrics.features import LPIPS_NETS, inception_features, lpips_distance
+from automod_cli.metrics.fid import default_cache_dir, fid
 
 console = Console()
 err_console = Console(stderr=True)
@@ -66,9 +67,10 @@ def _setup(model: Optional[Path], device: str, seed: int) -> LoadedModel:
     return load_for_eval(model, _device(device))
 
 
-def _lpips(net: Net, paths: List[Path], needed: list, device: torch.device):
+def _lpips(net: Net, paths: List[Path], device: torch.device):
+    """The LPIPS network of `--net`, its weights from `--weights`, the environment or the cache."""
     weight = LPIPS_NETS[net.value]
-    return lpips_distance(net.value, weight_files.pick_explicit(paths, weight, needed), device)
+    return lpips_distance(net.value, weight_files.pick_explicit(paths, weight, [weight]), device)
 
 
 @contextmanager
@@ -103,8 +105,6 @@ def _check_outputs(paths: list[Path], force: bool) -> None:
 
 
 def _fid(model, data, n, batch, weights, device, seed, as_json, mix: bool) -> None:
-    from automod_cli.metrics.fid import default_cache_dir, fid
-
     loaded = _setup(model, device, seed)
     if mix and not loaded.model.supports_mixing:
         raise AutomodError("FID-mix needs an AdaIN (automodulator) decoder; this model's classic decoder cannot mix.")
@@ -155,7 +155,7 @@ def ppl_command(model: Optional[Path] = MODEL,
     from automod_cli.metrics.ppl import perceptual_path_length
 
     loaded = _setup(model, device, seed)
-    distance = _lpips(net, weights, [LPIPS_NETS[net.value]], loaded.device)
+    distance = _lpips(net, weights, loaded.device)
     decoder = loaded.model
     with _progress() as progress:
         result = perceptual_path_length(lambda z: decoder.decode(z, noise=False), decoder.config.latent_dim, distance, n,
@@ -177,7 +177,7 @@ def lpips_command(model: Optional[Path] = MODEL, data: Optional[Path] = TEST_DAT
     from automod_cli.metrics.lpips_recon import reconstruction_lpips
 
     loaded = _setup(model, device, seed)
-    distance = _lpips(net, weights, [LPIPS_NETS[net.value]], loaded.device)
+    distance = _lpips(net, weights, loaded.device)
     test = unseen_data(loaded, data)
     if test.split == "train":
         err_console.print(f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test images.")
@@ -236,7 +236,7 @@ def compare_command(
     torch.manual_seed(seed)
     target = _device(device)
     networks = _networks(chosen, weights, net, target)
-    settings = comparison.CompareSettings(n, data, test_data, crop.value, seed, batch, _fid_cache())
+    settings = comparison.CompareSettings(n, data, test_data, crop.value, seed, batch, default_cache_dir())
     with _progress() as progress:
         rows = comparison.compare(models, chosen, networks, settings, target, progress)
     comparison.write_csv(csv_path, rows, chosen)
@@ -246,12 +246,6 @@ def compare_command(
         return
     console.print(_comparison_table(rows, chosen))
     console.print(f"wrote {csv_path} and {json_path}")
-
-
-def _fid_cache() -> Path:
-    from automod_cli.metrics.fid import default_cache_dir
-
-    return default_cache_dir()
 
 
 def register(app: typer.Typer) -> None:
