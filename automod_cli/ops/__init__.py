@@ -1,0 +1,27 @@
+"""Image operations on a trained automodulator: the Python API behind `automod mix | sample | edit |
+interpolate | reconstruct`. Functions take a model and tensors and return tensors (images in [-1, 1]).
+
+    from automod_cli.ops import load_model, load_images, encode, mix, scale_range
+    model = load_model("runs/demo")
+    x = load_images(["a.png", "b.png"], model.resolution)
+    z = encode(model, x)
+    image = mix(model, z[:1], z[1:], scale_range(model, "coarse"))   # B's coarse scales on A
+"""
+
+from automod_cli.checkpoint import find_checkpoint, load_model
+from automod_cli.ops.editing import attribute_vector, edit, edit_latents, load_vector, save_vector
+from automod_cli.ops.figures import captioned, captioned_grid
+from automod_cli.ops.inputs import image_paths, load_image, load_images
+from automod_cli.ops.interpolation import interpolate, interpolate_grid, slerp, snake_order, write_gif
+from automod_cli.ops.mixing import mix, mix_grid, mix_latents
+from automod_cli.ops.reconstruct import decode, encode, reconstruct, side_by_side
+from automod_cli.ops.sampling import conditional_latents, conditional_sample, sample
+from automod_cli.ops.scales import describe, require_mixing, scale_label, scale_range
+
+__all__ = [
+    "attribute_vector", "captioned", "captioned_grid", "conditional_latents", "conditional_sample", "decode",
+    "describe", "edit", "edit_latents", "encode", "find_checkpoint", "image_paths", "interpolate",
+    "interpolate_grid", "load_image", "load_images", "load_model", "load_vector", "mix", "mix_grid", "mix_latents",
+    "reconstruct", "require_mixing", "sample", "save_vector", "scale_label", "scale_range", "side_by_side", "slerp",
+    "snake_order", "write_gif",
+]

@@ -1,0 +1,38 @@
+"""Encoding and decoding in batches, and reconstructions of images (Supp. App. E)."""
+
+from __future__ import annotations
+
+import torch
+
+from automod_cli.models import Automodulator
+
+BATCH_SIZE = 16  # images per forward pass: bounds memory when many exemplars are encoded
+
+
+def model_device(model: Automodulator) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode(model: Automodulator, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
+    """Unit-norm latents (N, D) of (N, 3, R, R) images in [-1, 1], on the model's device."""
+    device = model_device(model)
+    return torch.cat([model.encode(chunk.to(device)) for chunk in images.split(batch_size)])
+
+
+@torch.no_grad()
+def decode(model: Automodulator, latents: torch.Tensor, noise: bool = False,
+           batch_size: int = BATCH_SIZE) -> torch.Tensor:
+    """Images of latents (N, D) or per-block assignments (N, B, D); layer noise only when `noise`."""
+    device = model_device(model)
+    return torch.cat([model.decode(chunk.to(device), noise=noise) for chunk in latents.split(batch_size)])
+
+
+def reconstruct(model: Automodulator, images: torch.Tensor, noise: bool = False) -> torch.Tensor:
+    """θ(φ(x)): decode the encoding of each image."""
+    return decode(model, encode(model, images), noise)
+
+
+def side_by_side(images: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
+    """Interleave inputs and reconstructions, (2N, 3, R, R): a grid with 2 columns shows input | reconstruction."""
+    return torch.stack([images.to(reconstructions.device), reconstructions], dim=1).flatten(0, 1)
