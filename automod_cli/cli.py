@@ -35,12 +35,13 @@ def _root(
 
 def _register() -> None:
     """Attach the command modules. A command is registered only once it works."""
-    from automod_cli.commands import eval, info, prep, train
+    from automod_cli.commands import eval, info, ops, prep, train
 
     prep.register(app)
     train.register(app)
     info.register(app)
     eval.register(app)
+    ops.register(app)
 
 
 _register()

@@ -1,0 +1,271 @@
+"""`automod mix | sample | edit | interpolate | reconstruct`: thin shells over `automod_cli.ops`.
+
+Each command loads the model, turns the input files into tensors, calls one core function, and writes images
+that refuse to replace existing files unless `--force` is given (all outputs are checked before any work).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+import typer
+from rich.console import Console
+
+from automod_cli import ops
+from automod_cli.errors import AutomodError
+from automod_cli.images import save_image
+from automod_cli.models import Automodulator
+
+console = Console()
+
+MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file or run directory (default: newest run under ./runs).")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
+SEED = typer.Option(0, "--seed", help="Seed for random latents and layer noise.")
+NOISE = typer.Option(False, "--noise/--no-noise", help="Layer noise in the decoder (off by default, as in evaluation).")
+ALIGN = typer.Option(False, "--align", help="Align the largest face FFHQ-style first (needs automod's align extra).")
+FORCE = typer.Option(False, "--force", help="Replace existing output files.")
+SCALES = typer.Option(None, "--scales", help="coarse (4²–8²), mid (16²–32²), fine (64²+) or blocks 'i:j'.")
+EDIT_STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # no paper value: a symmetric strip around the reconstruction
+SAMPLE_COLUMNS = 8  # cells per row in sample grids (as the training grids)
+PAIRS_PER_ROW = 4  # input | reconstruction pairs per row in `reconstruct`
+
+
+def _open(model: Optional[Path], device: str, seed: int) -> Automodulator:
+    """Load the model (saying which checkpoint was picked when not named exactly) and seed torch."""
+    from automod_cli.training.loop import pick_device
+
+    checkpoint = ops.find_checkpoint(model)
+    if model is None or Path(model).is_dir():
+        console.print(f"model: {checkpoint}")
+    torch.manual_seed(seed)
+    return ops.load_model(checkpoint, pick_device(device))
+
+
+def _check_free(paths: List[Path], force: bool) -> None:
+    """Refuse before any work when an output exists (outputs are never silently overwritten)."""
+    for path in paths:
+        if path.exists() and not force:
+            raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+
+
+def _write(path: Path, image: torch.Tensor, force: bool) -> None:
+    save_image(path, image.cpu(), overwrite=force)
+    console.print(f"wrote {path}")
+
+
+def _inputs(model: Automodulator, items: List[Path], align: bool) -> torch.Tensor:
+    return ops.load_images(ops.image_paths(items), model.resolution, align)
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(f"{path.stem}{suffix}{path.suffix}")
+
+
+def _mix_spec(coarse: bool, mid: bool, fine: bool, layers: Optional[str]) -> str:
+    chosen = [name for name, on in (("coarse", coarse), ("mid", mid), ("fine", fine)) if on]
+    chosen += [layers] if layers is not None else []
+    if len(chosen) > 1:
+        raise AutomodError("choose one of --coarse, --mid, --fine or --layers i:j.")
+    return chosen[0] if chosen else "coarse"  # the papers' first mixing figure (Supp. Fig. 14a)
+
+
+def mix(
+    images: Optional[List[Path]] = typer.Argument(None, help="A.png B.png: B's chosen scales replace A's."),
+    rows: List[Path] = typer.Option([], "--rows", help="A images for a grid (files or folders; repeat the flag)."),
+    cols: List[Path] = typer.Option([], "--cols", help="B images for a grid (files or folders; repeat the flag)."),
+    coarse: bool = typer.Option(False, "--coarse", help="Take B's coarse scales, 4²–8² (the default)."),
+    mid: bool = typer.Option(False, "--mid", help="Take B's middle scales, 16²–32²."),
+    fine: bool = typer.Option(False, "--fine", help="Take B's fine scales, 64² and up."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Take B's blocks i..j-1 ('i:j', block b: 4·2^b px)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG (default mix.png, or mix-grid.png)."),
+    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
+    force: bool = FORCE,
+) -> None:
+    """Style mixing: decode A with the chosen scales (decoder blocks) of B.
+
+    Two images: writes the mixed image and a labelled 2×2 figure OUT-grid.png.
+
+    --rows/--cols: a grid with B reconstructions on top, A reconstructions on the left, A with B's scales inside.
+
+    Example: automod mix a.png b.png --mid --model runs/demo
+
+    Example: automod mix --rows faces/ --cols faces/ --coarse -o coarse-mix.png
+    """
+    grid_mode = bool(rows or cols)
+    if grid_mode == bool(images) or (grid_mode and not (rows and cols)) or (images and len(images) != 2):
+        raise AutomodError("give two images (A.png B.png) or both --rows and --cols, not both forms.")
+    out = out if out is not None else Path("mix-grid.png" if grid_mode else "mix.png")
+    outputs = [out] if grid_mode else [out, _sibling(out, "-grid")]
+    _check_free(outputs, force)
+    net = _open(model, device, seed)
+    spec = _mix_spec(coarse, mid, fine, layers)
+    blocks = ops.scale_range(net, spec, "style mixing")
+    a_items, b_items = (rows, cols) if grid_mode else ([images[0]], [images[1]])
+    z_a = ops.encode(net, _inputs(net, a_items, align))
+    z_b = ops.encode(net, _inputs(net, b_items, align))
+    cells = ops.mix_grid(net, z_a, z_b, blocks, noise)
+    text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks)} of its column's B. "
+            "Top row: B reconstructions; left column: A reconstructions.")
+    if not grid_mode:
+        _write(out, cells[3], force)
+    _write(outputs[-1], ops.captioned_grid(cells, len(z_b) + 1, text), force)
+
+
+def sample(
+    n: int = typer.Option(16, "--n", min=1, help="Number of samples."),
+    fix: Optional[Path] = typer.Option(None, "--fix", help="Keep this image's --scales; draw the rest at random."),
+    scales: Optional[str] = SCALES,
+    out: Path = typer.Option(Path("samples"), "--out", "-o", help="Folder for grid.png and sample-NNN.png."),
+    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
+    force: bool = FORCE,
+) -> None:
+    """Random samples, or conditional samples that keep some scales of an input (Supp. App. H).
+
+    Example: automod sample --n 32 --model runs/demo
+
+    Example: automod sample --fix face.png --scales coarse --n 15 -o pose-samples
+    """
+    if scales is not None and fix is None:
+        raise AutomodError("--scales chooses what --fix IMG keeps: pass --fix IMG as well.")
+    files = [out / f"sample-{i:03d}.png" for i in range(n)]
+    _check_free([out / "grid.png", *files], force)
+    net = _open(model, device, seed)
+    generator = torch.Generator().manual_seed(seed)
+    if fix is None:
+        images = ops.sample(net, n, generator, noise)
+        cells, text = images, f"{n} random samples (seed {seed})"
+    else:
+        spec = scales or "coarse"
+        blocks = ops.scale_range(net, spec, "conditional sampling")
+        z_fixed = ops.encode(net, ops.load_images([fix], net.resolution, align))
+        images = ops.conditional_sample(net, z_fixed, blocks, n, generator, noise)
+        cells = torch.cat([ops.decode(net, z_fixed, noise), images])
+        text = (f"First: reconstruction of {fix.name}. The others keep {ops.scale_label(spec, blocks)} "
+                f"with random latents elsewhere (seed {seed}).")
+    for path, image in zip(files, images):
+        save_image(path, image.cpu(), overwrite=force)
+    console.print(f"wrote {n} images to {out}/sample-NNN.png")
+    _write(out / "grid.png", ops.captioned_grid(cells, min(SAMPLE_COLUMNS, len(cells)), text), force)
+
+
+def _vector(net: Automodulator, pos: List[Path], neg: List[Path], vector: Optional[Path], align: bool):
+    """The attribute vector from --vector, or from --pos/--neg exemplars, and its description."""
+    if vector is not None:
+        if pos or neg:
+            raise AutomodError("give either --vector FILE or --pos/--neg exemplars, not both.")
+        v, info = ops.load_vector(vector, net.config.latent_dim)
+        counts = f"{info.get('positives', '?')} with / {info.get('negatives', '?')} without"
+        return v, info, f"vector {vector.name} ({counts})"
+    if not (pos and neg):
+        raise AutomodError("an attribute needs --pos DIR (images with it) and --neg DIR (without it), or --vector FILE.")
+    positives, negatives = _inputs(net, pos, align), _inputs(net, neg, align)
+    info = {"positives": str(len(positives)), "negatives": str(len(negatives))}
+    v = ops.attribute_vector(net, positives, negatives)
+    return v, info, f"{len(positives)} with / {len(negatives)} without"
+
+
+def edit(
+    images: Optional[List[Path]] = typer.Argument(None, help="Images to edit (files or folders)."),
+    pos: List[Path] = typer.Option([], "--pos", help="Exemplars with the attribute (files or folders; 4 are enough)."),
+    neg: List[Path] = typer.Option([], "--neg", help="Exemplars without the attribute (files or folders)."),
+    vector: Optional[Path] = typer.Option(None, "--vector", help="Use a vector saved by --save-vector."),
+    save_vector: Optional[Path] = typer.Option(None, "--save-vector", help="Write the vector (.safetensors)."),
+    scales: Optional[str] = typer.Option(None, "--scales", help="Edit only coarse/mid/fine/blocks 'i:j' (default all)."),
+    strength: List[float] = typer.Option([], "--strength", help="s in z + s·v; repeat for a strip (default -1…1)."),
+    out: Path = typer.Option(Path("edit.png"), "--out", "-o", help="Output PNG: per image, input then each strength."),
+    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
+    force: bool = FORCE,
+) -> None:
+    """Attribute editing: add (mean latent of --pos) − (mean latent of --neg) to each image's latent (Supp. App. C).
+
+    Example: automod edit face.png --pos smiling/ --neg neutral/ --scales mid --strength -1 --strength 1
+
+    Example: automod edit --pos smiling/ --neg neutral/ --save-vector smile.safetensors
+    """
+    if not images and save_vector is None:
+        raise AutomodError("nothing to do: give images to edit, --save-vector FILE, or both.")
+    _check_free(([out] if images else []) + ([save_vector] if save_vector else []), force)
+    net = _open(model, device, seed)
+    blocks = ops.scale_range(net, scales, "editing chosen scales") if scales is not None else None
+    v, info, source = _vector(net, pos, neg, vector, align)
+    if save_vector is not None:
+        ops.save_vector(save_vector, v, {**info, "model": str(ops.find_checkpoint(model))}, overwrite=force)
+        console.print(f"wrote {save_vector}")
+    if not images:
+        return
+    x = _inputs(net, images, align)
+    strengths = list(strength) or list(EDIT_STRENGTHS)
+    edited = ops.edit(net, ops.encode(net, x), v, strengths, blocks, noise).view(len(x), len(strengths), *x.shape[1:])
+    cells = torch.cat([x.to(edited.device)[:, None], edited], dim=1).flatten(0, 1)
+    where = ops.scale_label(scales, blocks) if blocks is not None else "all layers"
+    listed = ", ".join(f"{s:g}" for s in strengths)
+    text = f"Attribute vector from {source}, on {where}. Columns: input, then strength {listed}."
+    _write(out, ops.captioned_grid(cells, len(strengths) + 1, text), force)
+
+
+def interpolate(
+    images: List[Path] = typer.Argument(..., help="A B (a strip) or A B C D (corners: top-left, top-right, "
+                                                  "bottom-left, bottom-right)."),
+    steps: int = typer.Option(8, "--steps", min=2, help="Images along each side, ends included."),
+    scales: Optional[str] = SCALES,
+    gif: bool = typer.Option(False, "--gif", help="Also write an animation OUT.gif."),
+    out: Path = typer.Option(Path("interpolation.png"), "--out", "-o", help="Output PNG."),
+    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
+    force: bool = FORCE,
+) -> None:
+    """Interpolate on the latent sphere (slerp) between 2 images (a strip) or 4 (a grid, Supp. Fig. 13).
+
+    With --scales only those decoder blocks follow the path and the first image drives the rest.
+
+    Example: automod interpolate a.png b.png --steps 10 --gif
+
+    Example: automod interpolate a.png b.png c.png d.png --scales coarse
+    """
+    images = ops.image_paths(images)
+    if len(images) not in (2, 4):
+        raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(images)}.")
+    gif_path = out.with_suffix(".gif")
+    _check_free([out] + ([gif_path] if gif else []), force)
+    net = _open(model, device, seed)
+    blocks = ops.scale_range(net, scales, "interpolating chosen scales") if scales is not None else None
+    z = ops.encode(net, ops.load_images(images, net.resolution, align))
+    if len(images) == 2:
+        cells, columns = ops.interpolate(net, z[0], z[1], steps, blocks, noise), steps
+        frames = cells
+    else:
+        cells, columns = ops.interpolate_grid(net, z, steps, blocks, noise), steps
+        frames = cells[ops.snake_order(steps, steps)]
+    where = f" on {ops.scale_label(scales, blocks)}, the rest from {images[0].name}" if blocks is not None else ""
+    text = f"Spherical interpolation between {', '.join(p.name for p in images)}{where}; ends are reconstructions."
+    _write(out, ops.captioned_grid(cells, columns, text), force)
+    if gif:
+        ops.write_gif(gif_path, frames, overwrite=force)
+        console.print(f"wrote {gif_path}")
+
+
+def reconstruct(
+    images: List[Path] = typer.Argument(..., help="Image files or folders."),
+    out: Path = typer.Option(Path("reconstructions.png"), "--out", "-o", help="Output PNG."),
+    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
+    force: bool = FORCE,
+) -> None:
+    """Encode and decode images; writes input | reconstruction pairs side by side.
+
+    Example: automod reconstruct photos/ --model runs/demo -o recon.png
+    """
+    _check_free([out], force)
+    net = _open(model, device, seed)
+    x = _inputs(net, images, align)
+    pairs = ops.side_by_side(x, ops.reconstruct(net, x, noise))
+    columns = 2 * min(PAIRS_PER_ROW, len(x))
+    _write(out, ops.captioned_grid(pairs, columns, "Pairs of input | reconstruction."), force)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("mix")(mix)
+    app.command("sample")(sample)
+    app.command("edit")(edit)
+    app.command("interpolate")(interpolate)
+    app.command("reconstruct")(reconstruct)

@@ -1,0 +1,234 @@
+"""`automod mix | sample | edit | interpolate | reconstruct` end to end on a tiny checkpoint: files written, their
+layout cell by cell against the Python API, one-line errors with exit code 2, and no silent overwrites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from automod_cli import ops
+from automod_cli.checkpoint import save_model
+from automod_cli.cli import main
+from automod_cli.config import ModelConfig
+from automod_cli.images import to_uint8
+from automod_cli.models import Automodulator
+from data_prep.builtin import generate
+
+R = 32  # the tiny model's resolution
+CELL, PAD = 3 * R, 2  # grids enlarge 32² cells ×3 (to 96 px) with 2 px borders
+
+
+def tiny_model(decoder: str = "adain") -> Automodulator:
+    """A 32² model whose AdaIN maps have random weights, so every block's latent changes the image."""
+    torch.manual_seed(0)
+    model = Automodulator(ModelConfig(max_resolution=R, latent_dim=16, channels=(16, 16, 8, 8), decoder=decoder))
+    with torch.no_grad():
+        for module in model.decoder.modules():
+            if hasattr(module, "affine"):
+                module.affine.weight.normal_()
+    return model.eval()
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """A folder with the tiny AdaIN model, a classic one and four built-in pictures (64², PNG) in pics/."""
+    monkeypatch.chdir(tmp_path)
+    save_model(tmp_path / "m.safetensors", tiny_model())
+    save_model(tmp_path / "classic.safetensors", tiny_model("classic"))
+    (tmp_path / "pics").mkdir()
+    for i, picture in enumerate(generate(4, seed=3)[0]):
+        Image.fromarray(picture.transpose(1, 2, 0)).save(tmp_path / "pics" / f"{i}.png")
+    return tmp_path
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([*args, "--model", "m.safetensors"] if "--model" not in args else list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(code: int, err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "Traceback" not in err and all(word in lines[0] for word in words), lines[0]
+
+
+def cells(path: Path, rows: int, columns: int) -> np.ndarray:
+    """The grid cells of a captioned figure, shrunk back to 32² by taking every third pixel: (rows, columns, R, R, 3)."""
+    image = np.asarray(Image.open(path).convert("RGB"))
+    height = rows * (CELL + PAD) + PAD
+    assert image.shape[1] == columns * (CELL + PAD) + PAD and image.shape[0] > height
+    grid = image[image.shape[0] - height:]
+    return np.stack([np.stack([grid[PAD + r * (CELL + PAD):, PAD + c * (CELL + PAD):][:CELL:3, :CELL:3]
+                               for c in range(columns)]) for r in range(rows)])
+
+
+def matches(actual: np.ndarray, expected: torch.Tensor) -> bool:
+    """uint8 pictures equal up to one level (float rounding between batch sizes can cross a rounding boundary)."""
+    return np.abs(actual.astype(int) - to_uint8(expected).astype(int)).max() <= 1
+
+
+def api(name: str = "m.safetensors"):
+    return ops.load_model(Path(name))
+
+
+def picture(i: int) -> torch.Tensor:
+    return ops.load_images([Path(f"pics/{i}.png")], R)
+
+
+def test_every_command_has_help_with_an_example(capsys):
+    for command in ("mix", "sample", "edit", "interpolate", "reconstruct"):
+        assert main([command, "--help"]) == 0
+        assert "Example: automod " + command in capsys.readouterr().out
+
+
+def test_mix_with_itself_writes_the_reconstruction(work, capsys):
+    code, out, _ = run(capsys, "mix", "pics/0.png", "pics/0.png")
+    assert code == 0 and "wrote mix.png" in out and "wrote mix-grid.png" in out
+    model = api()
+    recon = ops.reconstruct(model, picture(0))[0]
+    assert matches(np.asarray(Image.open("mix.png")), recon)
+    figure = cells(Path("mix-grid.png"), 2, 2)
+    assert (figure[0, 0] == 255).all() and matches(figure[1, 1], recon)
+
+
+def test_mix_grid_has_b_on_top_a_on_the_left_and_mixes_inside(work, capsys):
+    code, _, _ = run(capsys, "mix", "--rows", "pics", "--cols", "pics/1.png", "--cols", "pics/2.png", "--mid", "-o", "g.png")
+    assert code == 0
+    figure = cells(Path("g.png"), 5, 3)
+    model = api()
+    z = ops.encode(model, ops.load_images([Path(f"pics/{i}.png") for i in range(4)], R))
+    recon = ops.decode(model, z)
+    assert (figure[0, 0] == 255).all()
+    assert matches(figure[0, 1], recon[1]) and matches(figure[0, 2], recon[2])
+    assert all(matches(figure[1 + i, 0], recon[i]) for i in range(4))
+    mid = ops.scale_range(model, "mid")
+    for i in range(4):
+        for j, b in enumerate((1, 2)):
+            assert matches(figure[1 + i, 1 + j], ops.mix(model, z[i:i + 1], z[b:b + 1], mid)[0])
+
+
+def test_sample_writes_files_and_a_grid_from_the_seed(work, capsys):
+    code, _, _ = run(capsys, "sample", "--n", "5", "--seed", "4")
+    assert code == 0
+    expected = ops.sample(api(), 5, torch.Generator().manual_seed(4))
+    for i in range(5):
+        assert matches(np.asarray(Image.open(f"samples/sample-{i:03d}.png")), expected[i])
+    assert all(matches(cell, expected[i]) for i, cell in enumerate(cells(Path("samples/grid.png"), 1, 5)[0]))
+
+
+def test_conditional_samples_keep_the_inputs_scales(work, capsys):
+    code, _, _ = run(capsys, "sample", "--fix", "pics/0.png", "--scales", "coarse", "--n", "3", "-o", "cs")
+    assert code == 0
+    model = api()
+    z_fixed = ops.encode(model, picture(0))
+    expected = ops.conditional_sample(model, z_fixed, range(0, 2), 3, torch.Generator().manual_seed(0))
+    grid = cells(Path("cs/grid.png"), 1, 4)[0]
+    assert matches(grid[0], ops.decode(model, z_fixed)[0])  # the input's reconstruction comes first
+    assert all(matches(grid[1 + i], expected[i]) for i in range(3))
+    one_line_error(*run(capsys, "sample", "--scales", "mid")[::2], "--fix")
+
+
+def test_edit_strip_and_saved_vector(work, capsys):
+    code, out, _ = run(capsys, "edit", "pics/3.png", "--pos", "pics/0.png", "--pos", "pics/1.png", "--neg", "pics/2.png",
+                       "--neg", "pics/3.png", "--scales", "mid", "--save-vector", "v.safetensors")
+    assert code == 0 and "wrote v.safetensors" in out and "wrote edit.png" in out
+    model = api()
+    x = picture(3)
+    vector = ops.attribute_vector(model, ops.load_images([Path("pics/0.png"), Path("pics/1.png")], R),
+                                  ops.load_images([Path("pics/2.png"), Path("pics/3.png")], R))
+    torch.testing.assert_close(ops.load_vector(Path("v.safetensors"), 16)[0], vector)
+    strip = cells(Path("edit.png"), 1, 6)[0]  # input, then strengths -1, -0.5, 0, 0.5, 1
+    assert matches(strip[0], x[0])
+    expected = ops.edit(model, ops.encode(model, x), vector, [-1.0, -0.5, 0.0, 0.5, 1.0], range(2, 4))
+    assert all(matches(strip[1 + k], expected[k]) for k in range(5))
+    assert matches(strip[3], ops.reconstruct(model, x)[0])  # strength 0
+    code, _, _ = run(capsys, "edit", "pics/1.png", "--vector", "v.safetensors", "--strength", "0", "-o", "zero.png")
+    assert code == 0 and matches(cells(Path("zero.png"), 1, 2)[0, 1], ops.reconstruct(model, picture(1))[0])
+    one_line_error(*run(capsys, "edit", "pics/1.png", "--vector", "v.safetensors", "--pos", "pics/0.png", "-o", "x.png")[::2], "either")
+    one_line_error(*run(capsys, "edit", "--pos", "pics/0.png", "--neg", "pics/1.png")[::2], "nothing to do")
+
+
+def test_interpolate_strip_grid_and_gif(work, capsys):
+    code, out, _ = run(capsys, "interpolate", "pics/0.png", "pics/1.png", "--steps", "4", "--gif")
+    assert code == 0 and "wrote interpolation.gif" in out
+    model = api()
+    recon = ops.reconstruct(model, ops.load_images([Path(f"pics/{i}.png") for i in range(4)], R))
+    strip = cells(Path("interpolation.png"), 1, 4)[0]
+    assert matches(strip[0], recon[0]) and matches(strip[-1], recon[1])
+    with Image.open("interpolation.gif") as gif:
+        assert gif.n_frames == 6
+    code, _, _ = run(capsys, "interpolate", "pics", "--steps", "3", "--scales", "mid", "-o", "four.png")
+    assert code == 0
+    grid = cells(Path("four.png"), 3, 3)
+    assert matches(grid[0, 0], recon[0])
+    assert matches(grid[2, 2], ops.mix(model, ops.encode(model, picture(0)), ops.encode(model, picture(3)), range(2, 4))[0])
+    one_line_error(*run(capsys, "interpolate", "pics/0.png", "pics/1.png", "pics/2.png")[::2], "2 images")
+
+
+def test_reconstruct_pairs_inputs_with_reconstructions(work, capsys):
+    code, _, _ = run(capsys, "reconstruct", "pics")
+    assert code == 0
+    x = ops.load_images([Path(f"pics/{i}.png") for i in range(4)], R)
+    recon = ops.reconstruct(api(), x)
+    pairs = cells(Path("reconstructions.png"), 1, 8)[0]
+    assert all(matches(pairs[2 * i], x[i]) and matches(pairs[2 * i + 1], recon[i]) for i in range(4))
+
+
+def test_outputs_are_never_silently_overwritten(work, capsys):
+    assert run(capsys, "reconstruct", "pics/0.png")[0] == 0
+    before = Path("reconstructions.png").read_bytes()
+    one_line_error(*run(capsys, "reconstruct", "pics/1.png")[::2], "already exists", "--force")
+    assert Path("reconstructions.png").read_bytes() == before
+    assert run(capsys, "reconstruct", "pics/1.png", "--force")[0] == 0
+    assert Path("reconstructions.png").read_bytes() != before
+    # one clash among many outputs stops the command before it writes anything
+    Path("samples").mkdir()
+    Path("samples/sample-002.png").write_bytes(b"mine")
+    one_line_error(*run(capsys, "sample", "--n", "4")[::2], "sample-002.png")
+    assert sorted(p.name for p in Path("samples").iterdir()) == ["sample-002.png"]
+    Path("v.safetensors").write_bytes(b"mine")
+    one_line_error(*run(capsys, "edit", "--pos", "pics/0.png", "--neg", "pics/1.png", "--save-vector", "v.safetensors")[::2],
+                   "already exists")
+    assert Path("v.safetensors").read_bytes() == b"mine"
+
+
+def test_odd_inputs_give_a_result_or_one_line(work, capsys):
+    Image.new("L", (50, 20), 90).save("gray.png")
+    Image.new("RGBA", (40, 40), (200, 10, 10, 128)).save("rgba.png")
+    Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20).save("deep.png")
+    Image.new("RGB", (3, 2), (0, 255, 0)).save("tiny.png")
+    code, _, err = run(capsys, "reconstruct", "gray.png", "rgba.png", "deep.png", "tiny.png", "-o", "odd.png")
+    assert code == 0 and err == ""
+    payload = Path("pics/0.png").read_bytes()
+    Path("corrupt.png").write_bytes(payload[: len(payload) // 3])
+    one_line_error(*run(capsys, "reconstruct", "corrupt.png")[::2], "corrupt.png")
+    Path("notes.png").write_text("hello")
+    one_line_error(*run(capsys, "mix", "notes.png", "pics/0.png")[::2], "notes.png", "not an image")
+    one_line_error(*run(capsys, "mix", "pics/0.png", "missing.png")[::2], "missing.png")
+
+
+def test_bad_requests_are_one_line(work, capsys):
+    one_line_error(*run(capsys, "mix", "pics/0.png", "pics/1.png", "--layers", "2:9")[::2], "2:9")
+    one_line_error(*run(capsys, "mix", "pics/0.png", "pics/1.png", "--fine")[::2], "fine")
+    one_line_error(*run(capsys, "mix", "pics/0.png", "pics/1.png", "--coarse", "--mid")[::2], "choose one")
+    one_line_error(*run(capsys, "mix", "pics/0.png")[::2], "two images")
+    one_line_error(*run(capsys, "mix", "pics/0.png", "pics/1.png", "--model", "classic.safetensors")[::2],
+                   "classic decoder")
+    one_line_error(*run(capsys, "interpolate", "pics/0.png", "pics/1.png", "--scales", "mid",
+                        "--model", "classic.safetensors")[::2], "classic decoder")
+    assert run(capsys, "reconstruct", "pics/0.png", "--model", "classic.safetensors")[0] == 0
+    one_line_error(*run(capsys, "reconstruct", "pics/0.png", "--align")[::2])  # no face in a landscape (or no dlib)
+
+
+def test_default_model_is_the_newest_run_and_is_named(work, capsys):
+    folder = Path("runs/demo/checkpoints")
+    folder.mkdir(parents=True)
+    Path("m.safetensors").rename(folder / "ckpt-000000000064.safetensors")
+    code = main(["reconstruct", "pics/0.png"])
+    out = capsys.readouterr().out
+    assert code == 0 and "runs/demo/checkpoints/ckpt-000000000064.safetensors" in out
