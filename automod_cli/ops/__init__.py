@@ -11,7 +11,7 @@ interpolate | reconstruct`. Functions take a model and tensors and return tensor
 from automod_cli.checkpoint import find_checkpoint, load_model
 from automod_cli.ops.editing import attribute_vector, edit, edit_latents, load_vector, save_vector
 from automod_cli.ops.figures import captioned, captioned_grid
-from automod_cli.ops.inputs import image_paths, load_image, load_images
+from automod_cli.ops.inputs import builtin_images, image_paths, load_image, load_images
 from automod_cli.ops.interpolation import interpolate, interpolate_grid, slerp, snake_order, write_gif
 from automod_cli.ops.mixing import mix, mix_grid, mix_latents
 from automod_cli.ops.reconstruct import decode, encode, reconstruct, side_by_side
@@ -19,7 +19,7 @@ from automod_cli.ops.sampling import conditional_latents, conditional_sample, sa
 from automod_cli.ops.scales import describe, require_mixing, scale_label, scale_range
 
 __all__ = [
-    "attribute_vector", "captioned", "captioned_grid", "conditional_latents", "conditional_sample", "decode",
+    "attribute_vector", "builtin_images", "captioned", "captioned_grid", "conditional_latents", "conditional_sample", "decode",
     "describe", "edit", "edit_latents", "encode", "find_checkpoint", "image_paths", "interpolate",
     "interpolate_grid", "load_image", "load_images", "load_model", "load_vector", "mix", "mix_grid", "mix_latents",
     "reconstruct", "require_mixing", "sample", "save_vector", "scale_label", "scale_range", "side_by_side", "slerp",

@@ -62,3 +62,12 @@ def load_images(paths: Sequence[Path], resolution: int, align: bool = False) -> 
 
         require_dlib()
     return torch.stack([load_image(p, resolution, align) for p in paths])
+
+
+def builtin_images(n: int, resolution: int, seed: int = 0) -> torch.Tensor:
+    """n pictures of the built-in dataset rendered at `resolution`, (n, 3, R, R) in [-1, 1]: inputs that need no
+    files (examples, quick checks)."""
+    from data_prep.builtin import generate
+
+    pictures, _ = generate(n, seed=seed, size=resolution)
+    return from_uint8(pictures.transpose(0, 2, 3, 1))
