@@ -98,9 +98,9 @@ def mix(
         raise AutomodError("give two images (A.png B.png) or both --rows and --cols, not both forms.")
     out = out if out is not None else Path("mix-grid.png" if grid_mode else "mix.png")
     outputs = [out] if grid_mode else [out, _sibling(out, "-grid")]
+    spec = _mix_spec(coarse, mid, fine, layers)
     _check_free(outputs, force)
     net = _open(model, device, seed)
-    spec = _mix_spec(coarse, mid, fine, layers)
     blocks = ops.scale_range(net, spec, "style mixing")
     a_items, b_items = (rows, cols) if grid_mode else ([images[0]], [images[1]])
     z_a = ops.encode(net, _inputs(net, a_items, align))
