@@ -225,6 +225,23 @@ def test_bad_requests_are_one_line(work, capsys):
     one_line_error(*run(capsys, "reconstruct", "pics/0.png", "--align")[::2])  # no face in a landscape (or no dlib)
 
 
+def test_layer_noise_is_off_unless_asked_and_follows_the_seed(work, capsys):
+    noisy = tiny_model()
+    with torch.no_grad():
+        for module in noisy.decoder.modules():
+            if hasattr(module, "strength"):
+                module.strength.fill_(0.3)
+    save_model(Path("noisy.safetensors"), noisy)
+    outputs = {}
+    for name, flags in {"plain": [], "noise": ["--noise"], "again": ["--noise"], "seed": ["--noise", "--seed", "5"]}.items():
+        assert main(["reconstruct", "pics/0.png", "--model", "noisy.safetensors", "-o", f"{name}.png", *flags]) == 0
+        outputs[name] = cells(Path(f"{name}.png"), 1, 2)[0, 1]
+    capsys.readouterr()
+    assert matches(outputs["plain"], ops.reconstruct(noisy.eval(), picture(0))[0])
+    assert np.array_equal(outputs["noise"], outputs["again"])
+    assert not np.array_equal(outputs["noise"], outputs["plain"]) and not np.array_equal(outputs["noise"], outputs["seed"])
+
+
 def test_default_model_is_the_newest_run_and_is_named(work, capsys):
     folder = Path("runs/demo/checkpoints")
     folder.mkdir(parents=True)
