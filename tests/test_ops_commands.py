@@ -57,8 +57,14 @@ def one_line_error(code: int, err: str, *words: str) -> None:
     assert "Traceback" not in err and all(word in lines[0] for word in words), lines[0]
 
 
+def fails(capsys, args: list[str], *words: str) -> None:
+    """The command exits with code 2 and one line on stderr that contains `words`."""
+    code, _, err = run(capsys, *args)
+    one_line_error(code, err, *words)
+
+
 def cells(path: Path, rows: int, columns: int) -> np.ndarray:
-    """The grid cells of a captioned figure, shrunk back to 32² by taking every third pixel: (rows, columns, R, R, 3)."""
+    """The grid cells of a captioned figure, shrunk back to 32² (every third pixel): (rows, columns, R, R, 3)."""
     image = np.asarray(Image.open(path).convert("RGB"))
     height = rows * (CELL + PAD) + PAD
     assert image.shape[1] == columns * (CELL + PAD) + PAD and image.shape[0] > height
@@ -97,7 +103,8 @@ def test_mix_with_itself_writes_the_reconstruction(work, capsys):
 
 
 def test_mix_grid_has_b_on_top_a_on_the_left_and_mixes_inside(work, capsys):
-    code, _, _ = run(capsys, "mix", "--rows", "pics", "--cols", "pics/1.png", "--cols", "pics/2.png", "--mid", "-o", "g.png")
+    code, _, _ = run(capsys, "mix", "--rows", "pics", "--cols", "pics/1.png", "--cols", "pics/2.png", "--mid",
+                     "-o", "g.png")
     assert code == 0
     figure = cells(Path("g.png"), 5, 3)
     model = api()
@@ -130,12 +137,12 @@ def test_conditional_samples_keep_the_inputs_scales(work, capsys):
     grid = cells(Path("cs/grid.png"), 1, 4)[0]
     assert matches(grid[0], ops.decode(model, z_fixed)[0])  # the input's reconstruction comes first
     assert all(matches(grid[1 + i], expected[i]) for i in range(3))
-    one_line_error(*run(capsys, "sample", "--scales", "mid")[::2], "--fix")
+    fails(capsys, ["sample", "--scales", "mid"], "--fix")
 
 
 def test_edit_strip_and_saved_vector(work, capsys):
-    code, out, _ = run(capsys, "edit", "pics/3.png", "--pos", "pics/0.png", "--pos", "pics/1.png", "--neg", "pics/2.png",
-                       "--neg", "pics/3.png", "--scales", "mid", "--save-vector", "v.safetensors")
+    code, out, _ = run(capsys, "edit", "pics/3.png", "--pos", "pics/0.png", "--pos", "pics/1.png",
+                       "--neg", "pics/2.png", "--neg", "pics/3.png", "--scales", "mid", "--save-vector", "v.safetensors")
     assert code == 0 and "wrote v.safetensors" in out and "wrote edit.png" in out
     model = api()
     x = picture(3)
@@ -149,8 +156,8 @@ def test_edit_strip_and_saved_vector(work, capsys):
     assert matches(strip[3], ops.reconstruct(model, x)[0])  # strength 0
     code, _, _ = run(capsys, "edit", "pics/1.png", "--vector", "v.safetensors", "--strength", "0", "-o", "zero.png")
     assert code == 0 and matches(cells(Path("zero.png"), 1, 2)[0, 1], ops.reconstruct(model, picture(1))[0])
-    one_line_error(*run(capsys, "edit", "pics/1.png", "--vector", "v.safetensors", "--pos", "pics/0.png", "-o", "x.png")[::2], "either")
-    one_line_error(*run(capsys, "edit", "--pos", "pics/0.png", "--neg", "pics/1.png")[::2], "nothing to do")
+    fails(capsys, ["edit", "pics/1.png", "--vector", "v.safetensors", "--pos", "pics/0.png", "-o", "x.png"], "either")
+    fails(capsys, ["edit", "--pos", "pics/0.png", "--neg", "pics/1.png"], "nothing to do")
 
 
 def test_interpolate_strip_grid_and_gif(work, capsys):
@@ -166,8 +173,9 @@ def test_interpolate_strip_grid_and_gif(work, capsys):
     assert code == 0
     grid = cells(Path("four.png"), 3, 3)
     assert matches(grid[0, 0], recon[0])
-    assert matches(grid[2, 2], ops.mix(model, ops.encode(model, picture(0)), ops.encode(model, picture(3)), range(2, 4))[0])
-    one_line_error(*run(capsys, "interpolate", "pics/0.png", "pics/1.png", "pics/2.png")[::2], "2 images")
+    bottom_right = ops.mix(model, ops.encode(model, picture(0)), ops.encode(model, picture(3)), range(2, 4))[0]
+    assert matches(grid[2, 2], bottom_right)
+    fails(capsys, ["interpolate", "pics/0.png", "pics/1.png", "pics/2.png"], "2 images")
 
 
 def test_reconstruct_pairs_inputs_with_reconstructions(work, capsys):
@@ -182,18 +190,18 @@ def test_reconstruct_pairs_inputs_with_reconstructions(work, capsys):
 def test_outputs_are_never_silently_overwritten(work, capsys):
     assert run(capsys, "reconstruct", "pics/0.png")[0] == 0
     before = Path("reconstructions.png").read_bytes()
-    one_line_error(*run(capsys, "reconstruct", "pics/1.png")[::2], "already exists", "--force")
+    fails(capsys, ["reconstruct", "pics/1.png"], "already exists", "--force")
     assert Path("reconstructions.png").read_bytes() == before
     assert run(capsys, "reconstruct", "pics/1.png", "--force")[0] == 0
     assert Path("reconstructions.png").read_bytes() != before
     # one clash among many outputs stops the command before it writes anything
     Path("samples").mkdir()
     Path("samples/sample-002.png").write_bytes(b"mine")
-    one_line_error(*run(capsys, "sample", "--n", "4")[::2], "sample-002.png")
+    fails(capsys, ["sample", "--n", "4"], "sample-002.png")
     assert sorted(p.name for p in Path("samples").iterdir()) == ["sample-002.png"]
     Path("v.safetensors").write_bytes(b"mine")
-    one_line_error(*run(capsys, "edit", "--pos", "pics/0.png", "--neg", "pics/1.png", "--save-vector", "v.safetensors")[::2],
-                   "already exists")
+    fails(capsys, ["edit", "--pos", "pics/0.png", "--neg", "pics/1.png", "--save-vector", "v.safetensors"],
+          "already exists")
     assert Path("v.safetensors").read_bytes() == b"mine"
 
 
@@ -206,23 +214,22 @@ def test_odd_inputs_give_a_result_or_one_line(work, capsys):
     assert code == 0 and err == ""
     payload = Path("pics/0.png").read_bytes()
     Path("corrupt.png").write_bytes(payload[: len(payload) // 3])
-    one_line_error(*run(capsys, "reconstruct", "corrupt.png")[::2], "corrupt.png")
+    fails(capsys, ["reconstruct", "corrupt.png"], "corrupt.png")
     Path("notes.png").write_text("hello")
-    one_line_error(*run(capsys, "mix", "notes.png", "pics/0.png")[::2], "notes.png", "not an image")
-    one_line_error(*run(capsys, "mix", "pics/0.png", "missing.png")[::2], "missing.png")
+    fails(capsys, ["mix", "notes.png", "pics/0.png"], "notes.png", "not an image")
+    fails(capsys, ["mix", "pics/0.png", "missing.png"], "missing.png")
 
 
 def test_bad_requests_are_one_line(work, capsys):
-    one_line_error(*run(capsys, "mix", "pics/0.png", "pics/1.png", "--layers", "2:9")[::2], "2:9")
-    one_line_error(*run(capsys, "mix", "pics/0.png", "pics/1.png", "--fine")[::2], "fine")
-    one_line_error(*run(capsys, "mix", "pics/0.png", "pics/1.png", "--coarse", "--mid")[::2], "choose one")
-    one_line_error(*run(capsys, "mix", "pics/0.png")[::2], "two images")
-    one_line_error(*run(capsys, "mix", "pics/0.png", "pics/1.png", "--model", "classic.safetensors")[::2],
-                   "classic decoder")
-    one_line_error(*run(capsys, "interpolate", "pics/0.png", "pics/1.png", "--scales", "mid",
-                        "--model", "classic.safetensors")[::2], "classic decoder")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--layers", "2:9"], "2:9")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--fine"], "fine")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--coarse", "--mid"], "choose one")
+    fails(capsys, ["mix", "pics/0.png"], "two images")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--model", "classic.safetensors"], "classic decoder")
+    fails(capsys, ["interpolate", "pics/0.png", "pics/1.png", "--scales", "mid", "--model", "classic.safetensors"],
+          "classic decoder")
     assert run(capsys, "reconstruct", "pics/0.png", "--model", "classic.safetensors")[0] == 0
-    one_line_error(*run(capsys, "reconstruct", "pics/0.png", "--align")[::2])  # no face in a landscape (or no dlib)
+    fails(capsys, ["reconstruct", "pics/0.png", "--align"])  # no face in a landscape (or no dlib)
 
 
 def test_layer_noise_is_off_unless_asked_and_follows_the_seed(work, capsys):
@@ -233,13 +240,15 @@ def test_layer_noise_is_off_unless_asked_and_follows_the_seed(work, capsys):
                 module.strength.fill_(0.3)
     save_model(Path("noisy.safetensors"), noisy)
     outputs = {}
-    for name, flags in {"plain": [], "noise": ["--noise"], "again": ["--noise"], "seed": ["--noise", "--seed", "5"]}.items():
+    runs = {"plain": [], "noise": ["--noise"], "again": ["--noise"], "seed": ["--noise", "--seed", "5"]}
+    for name, flags in runs.items():
         assert main(["reconstruct", "pics/0.png", "--model", "noisy.safetensors", "-o", f"{name}.png", *flags]) == 0
         outputs[name] = cells(Path(f"{name}.png"), 1, 2)[0, 1]
     capsys.readouterr()
     assert matches(outputs["plain"], ops.reconstruct(noisy.eval(), picture(0))[0])
     assert np.array_equal(outputs["noise"], outputs["again"])
-    assert not np.array_equal(outputs["noise"], outputs["plain"]) and not np.array_equal(outputs["noise"], outputs["seed"])
+    assert not np.array_equal(outputs["noise"], outputs["plain"])
+    assert not np.array_equal(outputs["noise"], outputs["seed"])
 
 
 def test_default_model_is_the_newest_run_and_is_named(work, capsys):
