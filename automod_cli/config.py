@@ -121,7 +121,9 @@ class TrainConfig:
     # optimisation (Supp. App. A)
     adam_betas: tuple[float, float] = (0.0, 0.99)
     adam_eps: float = 1e-8
-    ema_beta: float = 0.999  # decoder EMA used for samples, evaluation and export (PGGAN's value)
+    # decoder EMA used for samples, evaluation and export, as a half-life in images so it does not depend on the
+    # batch size: β = 0.5^(batch / half-life) per step (StyleGAN's 10k images; the papers give no value)
+    ema_half_life: int = 10_000
     mirror: bool = False
     layer_noise: bool = True
     seed: int = 0

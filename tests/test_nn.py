@@ -48,7 +48,8 @@ def test_adain_module_uses_affine_map_of_z():
     with torch.no_grad():
         adain.affine.weight.normal_()
     x, z = torch.randn(2, 6, 4, 4), torch.randn(2, 5)
-    params = z @ (adain.affine.weight / math.sqrt(5)).T + adain.affine.bias
+    # z is scaled by √D (unit-sphere latents to unit RMS), the weight by the He constant 1/√D
+    params = (z * math.sqrt(5)) @ (adain.affine.weight / math.sqrt(5)).T + adain.affine.bias
     out = adain(x, z).detach().double().numpy()
     np.testing.assert_allclose(out.mean(axis=(2, 3)), params[:, 6:].detach().numpy(), atol=1e-5)
     np.testing.assert_allclose(out.std(axis=(2, 3)), params[:, :6].abs().detach().numpy(), rtol=1e-3)

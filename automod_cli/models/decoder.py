@@ -140,7 +140,8 @@ class ClassicDecoder(_ProgressiveDecoder):
         )
 
     def _start(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dense(z).view(z.shape[0], -1, 4, 4)
+        # unit-sphere latent scaled to unit RMS per entry (PGGAN pixel-normalises its latent the same way)
+        return self.dense(z * self.config.latent_dim**0.5).view(z.shape[0], -1, 4, 4)
 
     def _block(self, index: int, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
         if index == 0:

@@ -17,7 +17,12 @@ SLOPE = 0.2
 
 
 def sn_conv(in_channels: int, out_channels: int, kernel_size: int, padding: int) -> nn.Module:
-    return spectral_norm(nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding))
+    """Spectrally normalised conv with zero-initialised bias (PGGAN). PyTorch's default random bias is not
+    normalised: after a stack of 1-Lipschitz layers it would outweigh the signal and send every image to nearly
+    the same latent."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding)
+    nn.init.zeros_(conv.bias)
+    return spectral_norm(conv)
 
 
 class EncoderBlock(nn.Module):
@@ -40,7 +45,9 @@ class EncoderHead(nn.Module):
         super().__init__()
         self.conv = sn_conv(channels, channels, 3, 1)
         self.collapse = sn_conv(channels, channels, 4, 0)
-        self.linear = spectral_norm(nn.Linear(channels, latent_dim))
+        # no bias: after the 1-Lipschitz layers the features are small, and a bias would dominate the direction
+        # of every latent (all inputs would map near one point of the sphere)
+        self.linear = spectral_norm(nn.Linear(channels, latent_dim, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.conv(x), SLOPE)

@@ -26,6 +26,9 @@ class AdaIN(nn.Module):
     def __init__(self, channels: int, latent_dim: int):
         super().__init__()
         self.channels = channels
+        # Latents live on the unit sphere, so their entries are ~1/√D; scaled by √D they have unit RMS (as a
+        # pixel-normalised StyleGAN w has) and the styles vary by O(1) with z from the start.
+        self.latent_gain = latent_dim**0.5
         # Gain 1: the map is linear. Scales start at 1 and means at 0, so at initialisation AdaIN is plain
         # instance normalisation whatever z is.
         self.affine = EqualLinear(latent_dim, 2 * channels, gain=1.0)
@@ -34,7 +37,7 @@ class AdaIN(nn.Module):
 
     def style(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The (std, mean) pair, each (N, C), that z asks for."""
-        params = self.affine(z)
+        params = self.affine(z * self.latent_gain)
         return params[:, : self.channels], params[:, self.channels :]
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -178,8 +178,8 @@ class Trainer:
             x = mirror(x, cfg.seed, progress.step)
         enc = encoder_step(self.nets, x, phase, cfg, [self.optimizers["encoder"]] + ([self.optimizers["robust"]] if self.nets.robust is not None else []), self.world)
         dec = decoder_step(self.nets, x.shape[0], phase, cfg, [self.optimizers["decoder"]], self.world, self.device)
-        update_ema(self.ema, self.nets.decoder, cfg.ema_beta)
         global_batch = phase.batch_size * self.world.size
+        update_ema(self.ema, self.nets.decoder, 0.5 ** (global_batch / cfg.ema_half_life))
         progress.images_seen += global_batch
         progress.step += 1
         progress.position = advance(progress.position, len(self.dataset), global_batch)
