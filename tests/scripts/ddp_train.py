@@ -1,0 +1,28 @@
+"""Run under torchrun by tests/test_distributed.py: train a tiny model on 2 ranks, then report every rank's
+parameter checksum so the test can check that the ranks stayed in sync."""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from automod_cli.config import resolve_train_config
+from automod_cli.training.loop import Trainer
+
+out = Path(sys.argv[1])
+config = resolve_train_config(
+    "builtin",
+    {"model.max_resolution": 8, "model.latent_dim": 16, "model.channels": [16, 16], "phase_images": 64,
+     "batch_size": 8, "data_limit": 64, "log_every": 32, "checkpoint_every": 1000},
+)
+trainer = Trainer(config, out / "run", device="cpu")
+result = trainer.run()
+vector = torch.cat([p.detach().flatten() for p in list(trainer.nets.encoder.parameters()) + list(trainer.nets.decoder.parameters())])
+local = torch.tensor([vector.sum().item(), vector.pow(2).sum().item(), float(result.images_seen)], dtype=torch.float64)
+gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
+dist.all_gather(gathered, local)
+if dist.get_rank() == 0:
+    (out / "ranks.json").write_text(json.dumps([g.tolist() for g in gathered]))
+dist.destroy_process_group()

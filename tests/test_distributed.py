@@ -1,0 +1,24 @@
+"""Data-parallel training under torchrun (gloo on the CPU): ranks stay identical and only rank 0 writes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from automod_cli.checkpoint import run_checkpoints
+
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
+
+
+def test_two_ranks_stay_in_sync(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = json.loads((tmp_path / "ranks.json").read_text())
+    assert len(ranks) == 2
+    assert ranks[0] == ranks[1]  # identical weights on both ranks after training
+    assert ranks[0][2] == 128  # two phases of 64 images, each step counting 2 ranks × 8 images
+    checkpoints = run_checkpoints(tmp_path / "run")
+    assert [p.name for p in checkpoints] == ["ckpt-0000000064.safetensors", "ckpt-0000000128.safetensors"]

@@ -1,0 +1,98 @@
+"""The training loop end to end on the built-in data: it learns, it resumes bit-for-bit, it stops cleanly."""
+
+import json
+import os
+import signal
+
+import torch
+from safetensors.torch import load_file
+
+from automod_cli.checkpoint import load_model, run_checkpoints
+from automod_cli.config import resolve_train_config
+from automod_cli.training.loop import train
+
+TINY = {
+    "model.latent_dim": 16,
+    "model.channels": [16, 16, 8, 8],
+    "phase_images": 256,
+    "batch_size": 16,
+    "data_limit": 128,
+    "log_every": 64,
+    "checkpoint_every": 128,
+    "keep_checkpoints": 10,
+    "lr": 0.002,
+}
+
+
+def tiny_config(**extra):
+    return resolve_train_config("builtin", {**TINY, "model.max_resolution": 8, **extra})
+
+
+def test_run_writes_checkpoints_metrics_grids_and_grows(tmp_path):
+    config = tiny_config()
+    events = []
+    result = train(config, tmp_path / "run", device="cpu", report=lambda e, d: events.append((e, d)))
+    assert result.images_seen == 512 and not result.interrupted
+    assert ("phase", {"resolution": 8, "images_seen": 256}) in events
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["images_seen"] for line in lines] == [64, 128, 192, 256, 320, 384, 448, 512]
+    assert {line["resolution"] for line in lines} == {4, 8}
+    # fade-in over the first half (128 images) of 8²; a line reports the phase of its last step (16 images earlier)
+    assert lines[4]["alpha"] == (320 - 16 - 256) / 128 and lines[-1]["alpha"] == 1.0
+    for key in ("enc_loss", "dec_loss", "kl_real", "kl_fake", "recon", "layer_loss", "latent_cos", "robust_alpha", "images_per_s"):
+        assert key in lines[-1] and lines[-1][key] == lines[-1][key]  # present and not NaN
+    assert [p.name for p in run_checkpoints(tmp_path / "run")][-1] == "ckpt-0000000512.safetensors"
+    model = load_model(tmp_path / "run")
+    assert model.resolution == 8 and model.alpha == 1.0
+    grids = sorted(p.name for p in (tmp_path / "run" / "grids").iterdir())
+    assert grids == [f"{r}-{kind}.png" for r in (4, 8) for kind in ("mix", "reconstructions", "samples")]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["phase_images"]["8"] == 256
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    config = tiny_config()
+    straight = train(config, tmp_path / "a", device="cpu")
+    first = train(config, tmp_path / "b", device="cpu", stop_after_images=192)  # stops mid-4²
+    assert first.images_seen == 192
+    second = train(config, tmp_path / "b", device="cpu", resume=first.checkpoint, stop_after_images=320)  # into the 8² fade
+    resumed = train(config, tmp_path / "b", device="cpu", resume=second.checkpoint)
+    assert resumed.images_seen == straight.images_seen == 512
+    a, b = load_file(str(straight.checkpoint)), load_file(str(resumed.checkpoint))
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == []
+    lines_a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    lines_b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k != "images_per_s"} for x in lines]
+    assert strip(lines_a) == strip(lines_b)
+
+
+def test_sigint_writes_a_checkpoint_and_stops(tmp_path):
+    config = tiny_config()
+
+    def interrupt(event, data):
+        if event == "log" and data["images_seen"] == 64:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = train(config, tmp_path / "run", device="cpu", report=interrupt)
+    assert result.interrupted and result.images_seen == 64
+    assert result.checkpoint.name == "ckpt-0000000064.safetensors" and result.checkpoint.exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_training_lowers_reconstruction_error(tmp_path):
+    config = tiny_config(**{"model.max_resolution": 4, "phase_images": 3072, "data_limit": 512, "lr": 0.003})
+    from data_prep.builtin import BuiltinDataset
+
+    held_out = torch.stack([BuiltinDataset("test", resolution=4, count=64)[i] for i in range(64)])
+
+    def error(model):
+        with torch.no_grad():
+            return (model.decode(model.encode(held_out)) - held_out).pow(2).mean().item()
+
+    result = train(config, tmp_path / "run", device="cpu", stop_after_images=16)
+    before = error(load_model(result.checkpoint))
+    result = train(config, tmp_path / "run", device="cpu", resume=result.checkpoint)
+    after = error(load_model(result.checkpoint))
+    assert after < 0.5 * before, (before, after)
