@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from automod_cli.errors import AutomodError
+from automod_cli.losses import LATENT_COSINE_WEIGHT
 
 # Channels per resolution level, from 4×4 upwards (level k has resolution 4·2^k).
 # Supp. App. A / Fig. 6: encoder 64,128,256,512,512,512,512,512 from high to low resolution; the decoder mirrors it.
@@ -113,7 +114,7 @@ class TrainConfig:
     fade_fraction: float = 0.5  # share of each phase spent fading the new block in (PGGAN; the papers do not say)
     # loss (NeurIPS Eq. 1, 6)
     lambda_x: float = 0.2  # Supp. App. A
-    lambda_z: float = 1.0
+    lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units (losses.py)
     reconstruction: str = "robust"  # d_ρ of NeurIPS Sec. 3.2; "l1"/"l2" for the ablation
     layer_loss: bool = True  # L_j on/off (ablation)
     mixed_fraction_encoder: float = 0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
