@@ -14,7 +14,7 @@ from automod_cli.losses import LATENT_COSINE_WEIGHT
 # Supp. App. A / Fig. 6: encoder 64,128,256,512,512,512,512,512 from high to low resolution; the decoder mirrors it.
 PAPER_CHANNELS = (512, 512, 512, 512, 512, 256, 128, 64)
 # A narrow network for CPU runs on the built-in dataset (the paper-size net trains at ~1 image/s at 32² on 2 cores).
-SMALL_CHANNELS = (128, 128, 96, 64, 32, 16, 8, 8)
+SMALL_CHANNELS = (64, 64, 48, 32, 32, 16, 8, 8)
 
 DECODERS = ("adain", "classic")
 
@@ -196,7 +196,8 @@ def _builtin_schedule() -> dict:
     keep = (4, 8, 16, 32)
     return {
         "model": model,
-        "phase_images": {4: 16_000, 8: 24_000, 16: 32_000, 32: 48_000},
+        # measured on 2 cores (benchmarks/RESULTS.md): ~1800, 470, 155, 60 images/s at 4², 8², 16², 32²
+        "phase_images": {4: 24_000, 8: 32_000, 16: 32_000, 32: 16_000},
         "batch_size": {4: 64, 8: 64, 16: 32, 32: 32},
         "lr": {r: 1e-3 for r in keep},
         "kl_margin": {r: PAPER_MARGIN[r] for r in keep},
