@@ -19,6 +19,14 @@ SMALL_CHANNELS = (64, 64, 48, 32, 32, 16, 8, 8)
 DECODERS = ("adain", "classic")
 
 
+def _build(cls, data: dict[str, Any], unknown_message: str):
+    """A config dataclass from a dict, refusing names it does not know (with `unknown_message`)."""
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise AutomodError(unknown_message.format(unknown))
+    return cls(**data)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild the encoder and decoder; saved inside every checkpoint."""
@@ -57,14 +65,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise AutomodError(f"model config has unknown fields {unknown}: the file was written by a newer automod.")
-        return cls(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return _build(cls, data, "model config has unknown fields {}: the file was written by a newer automod.")
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
@@ -171,11 +172,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise AutomodError(f"unknown training setting(s) {unknown}; see `automod train --help` for the names.")
-        return cls(**data)
+        return _build(cls, data, "unknown training setting(s) {}; see `automod train --help` for the names.")
 
 
 def _paper_schedule(max_resolution: int, tail_images: dict[int, float], margins: dict[int, float] | None = None) -> dict:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_model
 from PIL import Image
 
 from automod_cli import ops
@@ -28,17 +29,6 @@ R = 32  # resolution of the tiny model: 4 blocks (4², 8², 16², 32²)
 def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
     """Equal up to float rounding that differs between batch sizes (convolution kernels pick other paths)."""
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
-
-
-def tiny_model(decoder: str = "adain") -> Automodulator:
-    """A 32² model whose AdaIN maps have random weights, so every block's latent changes the image."""
-    torch.manual_seed(0)
-    model = Automodulator(ModelConfig(max_resolution=R, latent_dim=16, channels=(16, 16, 8, 8), decoder=decoder))
-    with torch.no_grad():
-        for module in model.decoder.modules():
-            if hasattr(module, "affine"):
-                module.affine.weight.normal_()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_model
 from PIL import Image
 
 from automod_cli import ops
@@ -20,17 +21,6 @@ from data_prep.builtin import generate
 
 R = 32  # the tiny model's resolution
 CELL, PAD = 3 * R, 2  # grids enlarge 32² cells ×3 (to 96 px) with 2 px borders
-
-
-def tiny_model(decoder: str = "adain") -> Automodulator:
-    """A 32² model whose AdaIN maps have random weights, so every block's latent changes the image."""
-    torch.manual_seed(0)
-    model = Automodulator(ModelConfig(max_resolution=R, latent_dim=16, channels=(16, 16, 8, 8), decoder=decoder))
-    with torch.no_grad():
-        for module in model.decoder.modules():
-            if hasattr(module, "affine"):
-                module.affine.weight.normal_()
-    return model.eval()
 
 
 @pytest.fixture
