@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from automod_cli import __version__
@@ -59,8 +59,6 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[dic
     if not path.is_file():
         raise AutomodError(f"checkpoint '{path}' does not exist.")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
         tensors = load_file(str(path), device=str(device))
