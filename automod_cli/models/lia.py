@@ -1,0 +1,242 @@
+"""LIA, the Latently Invertible Autoencoder (Zhu et al.; LIA Sec. 3-4), built from the project's own parts.
+
+    x ─f→ y ─g→ x̃          (encoder f, stage 2)
+    z ─φ⁻¹→ y ─g→ x̃        (generator, stage 1; z ~ N(0, I))
+
+The generator is StyleGAN-like: the NICE network (models/nice.py) replaces StyleGAN's mapping MLP and its output
+y drives the AdaIN maps of every synthesis layer. The synthesis network is the automodulator decoder, so y can
+be assigned per block exactly like an automodulator latent (layer-wise style mixing, LIA Fig. 5). The
+discriminator c and the encoder f are the automodulator encoder's progressive trunk with other heads: a
+scalar score, and an unconstrained vector in y-space.
+
+`LiaModel` offers the interface of `Automodulator` to the image operations and metrics: its latents are y
+(encode returns y, decode takes y, sample_latents draws z and maps it through NICE).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from automod_cli.config import ModelConfig, _build
+from automod_cli.errors import AutomodError
+from automod_cli.models.decoder import AutomodulatorDecoder
+from automod_cli.models.encoder import SLOPE, Encoder, sn_conv
+from automod_cli.models.nice import COUPLING_DEPTH, COUPLING_LAYERS, NICE
+from automod_cli.nn.equalized import EqualLinear
+
+KIND = "lia"  # the checkpoint metadata's "kind" for LIA models
+
+
+@dataclass(frozen=True)
+class LiaConfig:
+    """Everything needed to rebuild a LIA model; saved inside every LIA checkpoint."""
+
+    model: ModelConfig = ModelConfig()  # shape of synthesis network, encoder and discriminator; latent_dim = dim of z and y
+    coupling_layers: int = COUPLING_LAYERS  # LIA Sec. 6
+    coupling_hidden: int | None = None  # width of each τ; None: latent_dim
+    coupling_depth: int = COUPLING_DEPTH
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        if self.model.decoder != "adain":
+            raise AutomodError("LIA's generator is style-based: it needs the AdaIN decoder, not 'classic'.")
+        if self.coupling_layers < 1 or self.coupling_depth < 0 or (self.coupling_hidden is not None and self.coupling_hidden < 1):
+            raise AutomodError("LIA needs at least one coupling layer, a coupling depth ≥ 0 and a positive coupling width.")
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim
+
+    @property
+    def max_resolution(self) -> int:
+        return self.model.max_resolution
+
+    @property
+    def num_blocks(self) -> int:
+        return self.model.num_blocks
+
+    @property
+    def decoder(self) -> str:
+        return self.model.decoder
+
+    def channels_at(self, level: int) -> int:
+        return self.model.channels_at(level)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LiaConfig":
+        return _build(cls, data, "LIA config has unknown fields {}: the file was written by a newer automod.")
+
+
+class LiaGenerator(nn.Module):
+    """g ∘ φ⁻¹: NICE mapping network, then the AdaIN synthesis network driven by y in every block."""
+
+    def __init__(self, config: LiaConfig):
+        super().__init__()
+        self.latent_dim = config.latent_dim
+        self.mapping = NICE(config.latent_dim, config.coupling_layers, config.coupling_hidden, config.coupling_depth)
+        self.synthesis = AutomodulatorDecoder(config.model)
+
+    def synthesize(self, y: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
+        """Images from y, (N, D) or a per-block assignment (N, B, D). The decoder's AdaIN maps expect latents on
+        the unit sphere (entries ~1/√D) and scale them up by √D; y has entries of order 1, so it is scaled down
+        by √D first and every style is an affine map of y itself, as in StyleGAN."""
+        return self.synthesis(y * self.latent_dim**-0.5, level, alpha, noise)
+
+    def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
+        """x̃ = g(φ⁻¹(z)) for prior samples z (N, D) (LIA Eq. 9)."""
+        return self.synthesize(self.mapping(z), level, alpha, noise)
+
+
+class ScoreHead(nn.Module):
+    """The discriminator's 4×4 block: spectrally normalised 3×3 and 4×4 valid convs, then a linear score."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = sn_conv(channels, channels, 3, 1)
+        self.collapse = sn_conv(channels, channels, 4, 0)
+        # not spectrally normalised: the logits' scale must be free to grow (R1 keeps the gradients in check)
+        self.linear = EqualLinear(channels, 1, gain=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.conv(x), SLOPE)
+        x = F.leaky_relu(self.collapse(x), SLOPE).flatten(1)
+        return self.linear(x).squeeze(1)
+
+
+class LatentHead(nn.Module):
+    """The stage-2 encoder's 4×4 block: like the automodulator's head, but the output is an unconstrained y
+    (with a bias: y-space is not centred) instead of a point on the sphere."""
+
+    def __init__(self, channels: int, latent_dim: int):
+        super().__init__()
+        self.conv = sn_conv(channels, channels, 3, 1)
+        self.collapse = sn_conv(channels, channels, 4, 0)
+        self.linear = EqualLinear(channels, latent_dim, gain=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.conv(x), SLOPE)
+        x = F.leaky_relu(self.collapse(x), SLOPE).flatten(1)
+        return self.linear(x)
+
+
+class LiaDiscriminator(Encoder):
+    """c: the progressive encoder trunk (fromRGB fade-in, spectrally normalised conv blocks) with a scalar score.
+    `forward(x, level, alpha)` returns (N,) logits."""
+
+    def __init__(self, config: LiaConfig):
+        super().__init__(config.model)
+        self.head = ScoreHead(config.channels_at(0))
+
+
+class LiaEncoder(Encoder):
+    """f: x → y (LIA Eq. 11), the progressive encoder trunk with an unconstrained latent head."""
+
+    def __init__(self, config: LiaConfig):
+        super().__init__(config.model)
+        self.head = LatentHead(config.channels_at(0), config.latent_dim)
+
+
+
+class LiaModel(nn.Module):
+    """Encoder f and generator g∘φ⁻¹ behind the `Automodulator` interface; the latents are y.
+
+    `has_encoder` is False for a model that has finished only stage 1 (a GAN): it samples and decodes but
+    cannot encode."""
+
+    kind = KIND
+    supports_mixing = True  # y drives every synthesis block through AdaIN, one y per block if wished (LIA Fig. 5)
+
+    def __init__(self, config: LiaConfig, level: int | None = None, alpha: float = 1.0, has_encoder: bool = True):
+        super().__init__()
+        self.config = config
+        self.encoder = LiaEncoder(config)
+        self.decoder = LiaGenerator(config)
+        self.level = config.num_blocks - 1 if level is None else int(level)
+        self.alpha = float(alpha)
+        self.has_encoder = has_encoder
+        if not 0 <= self.level < config.num_blocks:
+            raise AutomodError(f"level {self.level} is outside 0..{config.num_blocks - 1}.")
+
+    @property
+    def resolution(self) -> int:
+        return 4 * 2**self.level
+
+    @property
+    def num_active_blocks(self) -> int:
+        return self.level + 1
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """y = f(x) (LIA Eq. 11)."""
+        if not self.has_encoder:
+            raise AutomodError("this LIA model has finished only stage 1 (the GAN): train stage 2 to get its encoder.")
+        return self.encoder(x, self.level, self.alpha)
+
+    def decode(self, y: torch.Tensor, noise: bool = False) -> torch.Tensor:
+        """x̃ = g(y) for y (N, D) or a per-block assignment (N, B, D)."""
+        return self.decoder.synthesize(y, self.level, self.alpha, noise)
+
+    @torch.no_grad()
+    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """y = φ⁻¹(z) for n prior samples z ~ N(0, I) drawn on the CPU (from `generator` if given)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.config.latent_dim, generator=generator).to(device)
+        return self.decoder.mapping(z)
+
+    def to_prior(self, y: torch.Tensor) -> torch.Tensor:
+        """z = φ(y): the prior coordinates of a y, exactly (LIA Sec. 3.1)."""
+        return self.decoder.mapping.inverse(y)
+
+    def constrain_latent(self, y: torch.Tensor) -> torch.Tensor:
+        """y-space is unconstrained (LIA Eq. 13 optimises y freely): latents are returned as they are."""
+        return y
+
+
+def checkpoint_tensors(model: LiaModel) -> dict[str, torch.Tensor]:
+    """The weights of an exported LIA model under 'decoder.' and (after stage 2) 'encoder.'."""
+    tensors = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
+    if model.has_encoder:
+        tensors.update({f"encoder.{k}": v for k, v in model.encoder.state_dict().items()})
+    return tensors
+
+
+def checkpoint_meta(model: LiaModel) -> dict[str, Any]:
+    """What `model_from_checkpoint` needs besides the weights."""
+    return {"kind": KIND, "lia_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha,
+            "stage": 2 if model.has_encoder else 1}
+
+
+def is_lia_checkpoint(meta: dict[str, Any]) -> bool:
+    return meta.get("kind") == KIND
+
+
+def _subset(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str, ema: bool = True) -> LiaModel:
+    """Rebuild a LIA model from a checkpoint's tensors and metadata (training or exported); the EMA generator
+    ('decoder_ema.') is preferred when present, and the encoder is loaded when the file has one."""
+    if not is_lia_checkpoint(meta) or "lia_config" not in meta:
+        raise AutomodError(f"'{source}' is not a LIA checkpoint (no LIA config in its metadata).")
+    config = LiaConfig.from_dict(meta["lia_config"])
+    has_encoder = any(k.startswith("encoder.") for k in tensors)
+    model = LiaModel(config, level=meta.get("level"), alpha=meta.get("alpha", 1.0), has_encoder=has_encoder)
+    decoder_prefix = "decoder_ema." if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder."
+    try:
+        model.decoder.load_state_dict(_subset(tensors, decoder_prefix))
+        if has_encoder:
+            model.encoder.load_state_dict(_subset(tensors, "encoder."))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise AutomodError(f"'{source}' does not match the LIA architecture its config describes ({first}).") from None
+    return model.eval()
