@@ -17,6 +17,9 @@ PAPER_CHANNELS = (512, 512, 512, 512, 512, 256, 128, 64)
 SMALL_CHANNELS = (64, 64, 48, 32, 32, 16, 8, 8)
 
 DECODERS = ("adain", "classic")
+# "sphere": unit-norm latents (automodulator, PIONEER; NeurIPS Sec. 3.1); "gaussian": latents in R^D with the prior
+# N(0, I) (the VAE and WAE baselines of NeurIPS Table 2a).
+LATENTS = ("sphere", "gaussian")
 
 
 def _build(cls, data: dict[str, Any], unknown_message: str):
@@ -35,6 +38,8 @@ class ModelConfig:
     latent_dim: int = 512  # NeurIPS Sec. 3.1: z ∈ R^512, normalised to the unit sphere
     channels: tuple[int, ...] = PAPER_CHANNELS
     decoder: str = "adain"  # "adain": automodulator; "classic": latent enters only at the first layer (Balanced PIONEER)
+    latent: str = "sphere"  # see LATENTS
+    variational: bool = False  # the encoder predicts a mean and a log-variance per dimension (VAE); encode() gives the mean
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -49,6 +54,16 @@ class ModelConfig:
             raise AutomodError("channel counts and latent_dim must be positive.")
         if self.decoder not in DECODERS:
             raise AutomodError(f"unknown decoder '{self.decoder}': choose one of {', '.join(DECODERS)}.")
+        if self.latent not in LATENTS:
+            raise AutomodError(f"unknown latent space '{self.latent}': choose one of {', '.join(LATENTS)}.")
+        if self.variational and self.latent != "gaussian":
+            raise AutomodError("a variational encoder needs Gaussian latents: set model.latent=gaussian.")
+
+    @property
+    def latent_gain(self) -> float:
+        """The factor that gives latent entries unit RMS before the decoder's style maps: √D on the unit sphere
+        (entries ~1/√D), 1 for N(0, I) latents."""
+        return self.latent_dim**0.5 if self.latent == "sphere" else 1.0
 
     @property
     def num_blocks(self) -> int:
@@ -98,12 +113,19 @@ PAPER_MARGIN = {4: 2.0, 8: 2.0, 16: 0.5, 32: 0.5, 64: 0.5, 128: 0.5, 256: 0.5, 5
 PER_RESOLUTION = ("phase_images", "batch_size", "lr", "kl_margin")
 RECONSTRUCTIONS = ("robust", "l1", "l2")
 
+# The models `automod train --model` trains (NeurIPS Table 2a): the automodulator, Balanced PIONEER, a VAE and a
+# WAE-MMD; the settings each implies are in model_settings().
+MODELS = ("automod", "pioneer", "vae", "wae")
+VAE_KL_WEIGHT = 0.005  # Supp. App. A: "the weight for KL divergence loss term was 0.005"
+WAE_MMD_WEIGHT = {"adain": 4.0, "classic": 2.0}  # Supp. App. A: MMD weight 4 with the AdaIN decoder, 2 with the classic
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs; saved (resolved) in the run directory and in every checkpoint."""
 
     preset: str = "custom"
+    kind: str = "automod"  # which model (MODELS); `--model` also applies its settings (model_settings)
     data: str | None = None  # HDF5 file from `automod prep`; None trains on the built-in dataset
     data_limit: int | None = None  # train on the first N images only (quick experiments, tests)
     model: ModelConfig = ModelConfig()
@@ -120,6 +142,10 @@ class TrainConfig:
     layer_loss: bool = True  # L_j on/off (ablation)
     mixed_fraction_encoder: float = 0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
     mixed_fraction_decoder: float = 0.25  # NeurIPS Eq. 6: 3/4 regular, 1/4 mixed
+    # the VAE and WAE baselines (training/baselines.py): weights of their prior terms next to the reconstruction
+    kl_weight: float = VAE_KL_WEIGHT  # VAE: KL[q(z|x) ‖ N(0, I)], summed over latent dimensions
+    mmd_weight: float = WAE_MMD_WEIGHT["adain"]  # WAE: MMD to N(0, I); the wae settings pick it by decoder
+    encoder_lr_scale: float = 1.0  # the encoder learns at this × the phase's lr (VAE: 1e-4 against 5e-4)
     # optimisation (Supp. App. A)
     adam_betas: tuple[float, float] = (0.0, 0.99)
     adam_eps: float = 1e-8
@@ -153,6 +179,26 @@ class TrainConfig:
         for name in ("fade_fraction", "mixed_fraction_encoder", "mixed_fraction_decoder"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise AutomodError(f"'{name}' must lie in [0, 1].")
+        if self.kl_weight < 0 or self.mmd_weight < 0 or self.encoder_lr_scale <= 0:
+            raise AutomodError("kl_weight and mmd_weight must be ≥ 0 and encoder_lr_scale > 0.")
+        self._check_model_kind()
+
+    def _check_model_kind(self) -> None:
+        """Refuse a model kind whose latent space or mixing the network cannot provide."""
+        if self.kind not in MODELS:
+            raise AutomodError(f"unknown model '{self.kind}': choose one of {', '.join(MODELS)}.")
+        wanted = {"vae": ("gaussian", True), "wae": ("gaussian", False)}.get(self.kind, ("sphere", False))
+        if (self.model.latent, self.model.variational) != wanted:
+            raise AutomodError(
+                f"model '{self.kind}' needs model.latent={wanted[0]} and model.variational={str(wanted[1]).lower()}: "
+                f"start it with --model {self.kind} instead of setting the kind alone."
+            )
+        mixes = self.mixed_fraction_encoder > 0 or self.mixed_fraction_decoder > 0 or self.layer_loss
+        if self.kind in ("automod", "pioneer") and self.model.decoder == "classic" and mixes:
+            raise AutomodError(
+                "a classic decoder cannot decode mixed latents: train it with --model pioneer, or set "
+                "mixed_fraction_encoder=0, mixed_fraction_decoder=0 and layer_loss=false."
+            )
 
     @property
     def resolutions(self) -> tuple[int, ...]:
@@ -226,6 +272,32 @@ def train_preset(name: str) -> dict[str, Any]:
     return {"preset": name, **TRAIN_PRESETS[name]()}
 
 
+def model_settings(kind: str, decoder: str | None = None) -> dict[str, Any]:
+    """The settings `--model KIND` implies, as apply_overrides keys, for a run with `decoder` (None: the kind's own
+    default). The user's overrides are applied after them."""
+    if kind not in MODELS:
+        raise AutomodError(f"unknown model '{kind}': choose one of {', '.join(MODELS)}.")
+    if decoder is not None and decoder not in DECODERS:
+        raise AutomodError(f"unknown decoder '{decoder}': choose one of {', '.join(DECODERS)}.")
+    if kind == "automod":
+        return {"kind": kind, "model.decoder": decoder or "adain"}
+    if kind == "pioneer":
+        # Balanced PIONEER (NeurIPS Table 2a): the same AGE game with the classic decoder, without the
+        # automodulator's mixed samples and L_j (NeurIPS Sec. 3.2) and with the L1 image distance that d_ρ
+        # replaced (NeurIPS Eq. 1 and Table 1, "d_ρ replacing L1").
+        return {"kind": kind, "model.decoder": decoder or "classic", "reconstruction": "l1", "layer_loss": False,
+                "mixed_fraction_encoder": 0.0, "mixed_fraction_decoder": 0.0}
+    decoder = decoder or "adain"
+    # VAE and WAE: Gaussian N(0, I) latents and the squared L2 image distance (the Gaussian likelihood of a VAE; the
+    # cost c(x, y) = ‖x − y‖² of WAE, Tolstikhin et al. 2018). Learning rates: Supp. App. A, for the whole schedule.
+    gaussian = {"kind": kind, "model.decoder": decoder, "model.latent": "gaussian", "reconstruction": "l2"}
+    if kind == "vae":
+        return {**gaussian, "model.variational": True, "kl_weight": VAE_KL_WEIGHT,
+                "lr": 5e-4, "encoder_lr_scale": 0.2}  # decoder 5e-4, encoder 1e-4
+    return {**gaussian, "model.variational": False, "mmd_weight": WAE_MMD_WEIGHT[decoder],
+            "lr": 2e-4}  # both networks 2e-4
+
+
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -267,5 +339,10 @@ def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any]) -> dict
 
 
 def resolve_train_config(preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The preset's values with `overrides` applied (see apply_overrides), validated."""
-    return TrainConfig.from_dict(apply_overrides(train_preset(preset), overrides or {}))
+    """The preset's values, then the settings of the model kind named by `overrides["kind"]` (model_settings;
+    default automod), then `overrides` (see apply_overrides), validated."""
+    overrides = overrides or {}
+    kind = overrides.get("kind", "automod")
+    decoder = overrides.get("model.decoder")
+    settings = apply_overrides(train_preset(preset), model_settings(kind, decoder))
+    return TrainConfig.from_dict(apply_overrides(settings, overrides))

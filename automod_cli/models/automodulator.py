@@ -9,7 +9,7 @@ from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.models.decoder import build_decoder
 from automod_cli.models.encoder import Encoder
-from automod_cli.models.latents import random_latents
+from automod_cli.models.latents import normalize, prior_latents
 
 
 class Automodulator(nn.Module):
@@ -46,4 +46,8 @@ class Automodulator(nn.Module):
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
-        return random_latents(n, self.config.latent_dim, generator=generator).to(device)
+        return prior_latents(n, self.config.latent_dim, self.config.latent, generator=generator).to(device)
+
+    def constrain_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The nearest latent of the model's latent space: onto the unit sphere, or as it is for Gaussian latents."""
+        return normalize(z) if self.config.latent == "sphere" else z

@@ -27,16 +27,16 @@ class ModulatedBlock(nn.Module):
     """One resolution of the automodulator (Supp. Fig. 6b):
     [upsample] → conv → blur → noise → act → AdaIN, then conv → noise → act → AdaIN; both AdaINs read the same z."""
 
-    def __init__(self, in_channels: int, out_channels: int, latent_dim: int, grows: bool):
+    def __init__(self, in_channels: int, out_channels: int, latent_dim: int, grows: bool, latent_gain: float | None = None):
         super().__init__()
         self.grows = grows
         self.conv1 = EqualConv2d(in_channels, out_channels, 3)
         self.blur = BinomialBlur()
         self.noise1 = LayerNoise()
-        self.adain1 = AdaIN(out_channels, latent_dim)
+        self.adain1 = AdaIN(out_channels, latent_dim, latent_gain)
         self.conv2 = EqualConv2d(out_channels, out_channels, 3)
         self.noise2 = LayerNoise()
-        self.adain2 = AdaIN(out_channels, latent_dim)
+        self.adain2 = AdaIN(out_channels, latent_dim, latent_gain)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
         if self.grows:
@@ -113,7 +113,8 @@ class AutomodulatorDecoder(_ProgressiveDecoder):
         super().__init__(config)
         self.register_buffer("constant", torch.ones(1, config.channels_at(0), 4, 4), persistent=False)
         self.blocks = nn.ModuleList(
-            ModulatedBlock(config.channels_at(max(i - 1, 0)), config.channels_at(i), config.latent_dim, grows=i > 0)
+            ModulatedBlock(config.channels_at(max(i - 1, 0)), config.channels_at(i), config.latent_dim, grows=i > 0,
+                           latent_gain=config.latent_gain)
             for i in range(self.num_blocks)
         )
 
@@ -140,8 +141,8 @@ class ClassicDecoder(_ProgressiveDecoder):
         )
 
     def _start(self, z: torch.Tensor) -> torch.Tensor:
-        # unit-sphere latent scaled to unit RMS per entry (PGGAN pixel-normalises its latent the same way)
-        return self.dense(z * self.config.latent_dim**0.5).view(z.shape[0], -1, 4, 4)
+        # latent scaled to unit RMS per entry (PGGAN pixel-normalises its latent the same way)
+        return self.dense(z * self.config.latent_gain).view(z.shape[0], -1, 4, 4)
 
     def _block(self, index: int, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
         if index == 0:

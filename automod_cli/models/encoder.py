@@ -55,6 +55,34 @@ class EncoderHead(nn.Module):
         return normalize(self.linear(x))
 
 
+class GaussianHead(nn.Module):
+    """The 4×4 block for latents in R^D with the prior N(0, I) (the VAE and WAE baselines): as EncoderHead, but the
+    linear map is neither spectrally normalised nor followed by a projection. The 1-Lipschitz trunk shrinks image
+    differences (every 2× average pool halves them), so only a free last layer can spread the codes as far apart as
+    N(0, I) samples lie (‖z − z'‖ ≈ √(2D)). A variational head has 2·D outputs, the mean and log-variance of
+    q(z|x); `forward` gives the mean."""
+
+    def __init__(self, channels: int, latent_dim: int, variational: bool):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.conv = sn_conv(channels, channels, 3, 1)
+        self.collapse = sn_conv(channels, channels, 4, 0)
+        self.linear = nn.Linear(channels, 2 * latent_dim if variational else latent_dim)
+        nn.init.zeros_(self.linear.bias)  # log-variances start at 0: q(z|x) starts with unit variance
+
+    def _outputs(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.conv(x), SLOPE)
+        return self.linear(F.leaky_relu(self.collapse(x), SLOPE).flatten(1))
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log-variance) of a variational head, each (N, D)."""
+        mean, log_var = self._outputs(x).split(self.latent_dim, dim=1)
+        return mean, log_var
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._outputs(x)[:, : self.latent_dim]
+
+
 class Encoder(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -65,13 +93,27 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(
             EncoderBlock(config.channels_at(i), config.channels_at(i - 1)) for i in range(1, self.num_blocks)
         )
-        self.head = EncoderHead(config.channels_at(0), config.latent_dim)
+        if config.latent == "sphere":
+            self.head = EncoderHead(config.channels_at(0), config.latent_dim)
+        else:
+            self.head = GaussianHead(config.channels_at(0), config.latent_dim, config.variational)
 
     def _rgb(self, level: int, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(self.from_rgb[level](x), SLOPE)
 
     def forward(self, x: torch.Tensor, level: int, alpha: float = 1.0) -> torch.Tensor:
-        """Encode 4·2^level images; with alpha < 1 the new top block is blended with the pooled input's old path."""
+        """Encode 4·2^level images; with alpha < 1 the new top block is blended with the pooled input's old path.
+        A variational encoder returns the mean of q(z|x)."""
+        return self.head(self.features(x, level, alpha))
+
+    def posterior(self, x: torch.Tensor, level: int, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log-variance) of q(z|x) for a variational encoder (the VAE baseline)."""
+        if not self.config.variational:
+            raise AutomodError("this encoder is deterministic: only a variational (VAE) encoder has a posterior.")
+        return self.head.posterior(self.features(x, level, alpha))
+
+    def features(self, x: torch.Tensor, level: int, alpha: float = 1.0) -> torch.Tensor:
+        """The 4×4 feature map the head reads."""
         if not 0 <= level < self.num_blocks:
             raise AutomodError(f"level {level} is outside this encoder's 0..{self.num_blocks - 1}.")
         expected = 4 * 2**level
@@ -84,4 +126,4 @@ class Encoder(nn.Module):
                 h = torch.lerp(self._rgb(level - 1, downsample(x)), h, alpha)
         for i in range(level - 1, 0, -1):
             h = self.blocks[i - 1](h)
-        return self.head(h)
+        return h

@@ -26,6 +26,13 @@ def random_latents(n: int, dim: int, generator: torch.Generator | None = None, d
     return normalize(torch.randn(n, dim, generator=generator, device=device))
 
 
+def prior_latents(n: int, dim: int, latent: str, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """Draws from a model's latent prior: unit-sphere latents for latent='sphere', N(0, I) for 'gaussian' (the VAE
+    and WAE baselines)."""
+    z = torch.randn(n, dim, generator=generator, device=device)
+    return normalize(z) if latent == "sphere" else z
+
+
 def block_resolution(block: int) -> int:
     return 4 * 2**block
 

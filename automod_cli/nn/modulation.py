@@ -23,12 +23,13 @@ def adaptive_instance_norm(x: torch.Tensor, scale: torch.Tensor, mean: torch.Ten
 class AdaIN(nn.Module):
     """AdaIN whose per-channel (std, mean) come from a learned affine map of the latent z."""
 
-    def __init__(self, channels: int, latent_dim: int):
+    def __init__(self, channels: int, latent_dim: int, latent_gain: float | None = None):
         super().__init__()
         self.channels = channels
-        # Latents live on the unit sphere, so their entries are ~1/√D; scaled by √D they have unit RMS (as a
-        # pixel-normalised StyleGAN w has) and the styles vary by O(1) with z from the start.
-        self.latent_gain = latent_dim**0.5
+        # Latents on the unit sphere have entries ~1/√D; scaled by √D (the default gain) they have unit RMS (as a
+        # pixel-normalised StyleGAN w has) and the styles vary by O(1) with z from the start. N(0, I) latents
+        # already have unit RMS and take gain 1.
+        self.latent_gain = latent_dim**0.5 if latent_gain is None else latent_gain
         # Gain 1: the map is linear. Scales start at 1 and means at 0, so at initialisation AdaIN is plain
         # instance normalisation whatever z is.
         self.affine = EqualLinear(latent_dim, 2 * channels, gain=1.0)

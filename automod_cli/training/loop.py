@@ -17,6 +17,7 @@ from automod_cli.errors import AutomodError
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
 from automod_cli.training import distributed
+from automod_cli.training.baselines import JOINT_STEPS
 from automod_cli.training.data import advance, make_loader, mirror, open_training_data
 from automod_cli.training.ema import make_ema, update_ema
 from automod_cli.training.grids import write_phase_grids
@@ -172,18 +173,22 @@ class Trainer:
         cfg, progress = self.config, self.progress
         for name, opt in self.optimizers.items():
             for group in opt.param_groups:
-                group["lr"] = phase.lr
+                group["lr"] = phase.lr * (cfg.encoder_lr_scale if name == "encoder" else 1.0)
         x = next(self.batches).to(self.device, non_blocking=True)
         if cfg.mirror:
             x = mirror(x, cfg.seed, progress.step)
-        enc = encoder_step(self.nets, x, phase, cfg, [self.optimizers["encoder"]] + ([self.optimizers["robust"]] if self.nets.robust is not None else []), self.world)
-        dec = decoder_step(self.nets, x.shape[0], phase, cfg, [self.optimizers["decoder"]], self.world, self.device)
+        if cfg.kind in JOINT_STEPS:  # VAE, WAE: every network learns from one loss (training/baselines.py)
+            scalars = JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(self.optimizers.values()), self.world)
+        else:  # automodulator, PIONEER: the AGE game, an encoder step then a decoder step
+            enc = encoder_step(self.nets, x, phase, cfg, [self.optimizers["encoder"]] + ([self.optimizers["robust"]] if self.nets.robust is not None else []), self.world)
+            dec = decoder_step(self.nets, x.shape[0], phase, cfg, [self.optimizers["decoder"]], self.world, self.device)
+            scalars = {**enc, **dec}
         global_batch = phase.batch_size * self.world.size
         update_ema(self.ema, self.nets.decoder, 0.5 ** (global_batch / cfg.ema_half_life))
         progress.images_seen += global_batch
         progress.step += 1
         progress.position = advance(progress.position, len(self.dataset), global_batch)
-        self.metrics.add({**enc, **dec})
+        self.metrics.add(scalars)
 
     def run(self, stop_after_images: int | None = None) -> TrainResult:
         """Train to the end of the schedule (or `stop_after_images`); SIGINT/SIGTERM stop cleanly with a checkpoint."""
