@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from automod_cli.checkpoint import find_checkpoint, run_checkpoints
-from automod_cli.config import TRAIN_PRESETS, resolve_train_config
+from automod_cli.config import DECODERS, MODELS, TRAIN_PRESETS, resolve_train_config
 from automod_cli.errors import AutomodError
 
 console = Console()
@@ -78,7 +78,8 @@ class _Display:
             self.bar.start()
             self.task = self.bar.add_task("train", total=data["total"], completed=data["images_seen"], phase="starting", rate="", losses="")
         elif event == "log":
-            losses = "  ".join(f"{k} {data[k]:.3f}" for k in ("enc_loss", "dec_loss", "recon", "layer_loss") if k in data)
+            shown = ("enc_loss", "dec_loss", "loss", "recon", "kl", "mmd", "layer_loss")
+            losses = "  ".join(f"{k} {data[k]:.3f}" for k in shown if k in data)
             phase = f"{data['resolution']}² α={data['alpha']:.2f}"
             self.bar.update(self.task, completed=data["images_seen"], phase=phase, rate=f"{data['images_per_s']:.0f} img/s", losses=losses)
         elif event == "phase":
@@ -92,6 +93,8 @@ class _Display:
 def train(
     data: Optional[Path] = typer.Argument(None, help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without data, custom with)."),
+    model: Optional[str] = typer.Option(None, "--model", help=f"Model to train: {', '.join(MODELS)} (default automod); each brings its paper settings."),
+    decoder: Optional[str] = typer.Option(None, "--decoder", help=f"Decoder: {', '.join(DECODERS)} (default: adain; classic for pioneer)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<preset>, numbered if taken)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory (or checkpoint) exactly where it stopped."),
     resolution: Optional[int] = typer.Option(None, "--resolution", help="Target resolution (a power of two)."),
@@ -105,10 +108,12 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after this many images in total."),
 ) -> None:
-    """Train an automodulator progressively (4×4 up to the target resolution), resumable at any time.
+    """Train an automodulator (or a baseline: Balanced PIONEER, VAE, WAE) progressively (4×4 up to the target
+    resolution), resumable at any time.
 
     Examples:
       automod train                                  # built-in dataset, 32×32, ~10 min on a laptop CPU
+      automod train --model vae --decoder classic    # a baseline of NeurIPS Table 2a, in runs/builtin-vae
       automod train data/ffhq-train.h5 --preset ffhq --out runs/ffhq
       automod train --resume runs/ffhq               # after Ctrl-C or a crash
       torchrun --nproc_per_node=4 -m automod_cli train data/ffhq-train.h5 --preset ffhq
@@ -124,10 +129,10 @@ def train(
     else:
         checkpoint = None
         name = preset or ("builtin" if data is None else "custom")
-        flags = {"model.max_resolution": resolution, "reconstruction": reconstruction, "layer_loss": layer_loss,
-                 "mirror": mirror, "seed": seed, "workers": workers}
+        flags = {"kind": model, "model.decoder": decoder, "model.max_resolution": resolution, "reconstruction": reconstruction,
+                 "layer_loss": layer_loss, "mirror": mirror, "seed": seed, "workers": workers}
         config = resolve_train_config(name, _overrides(data, config_file, settings, **flags))
-        run_dir = _run_dir(out, name)
+        run_dir = _run_dir(out, name if config.kind == "automod" else f"{name}-{config.kind}")
         if is_main:
             console.print_json(json.dumps(config.to_dict()))
     display = _Display(is_main)
