@@ -18,7 +18,7 @@ from automod_cli.metrics import weights as weight_files
 from automod_cli.models.latents import assign
 from automod_cli.models.lia import LiaConfig, LiaModel
 from automod_cli.models.nice import NICE
-from automod_cli.training.lia import load_lia_model, save_lia_model, train_lia
+from automod_cli.training.lia import ema_beta, load_lia_model, save_lia_model, train_lia
 from automod_cli.training.lia_config import resolve_lia_config
 from automod_cli.training.lia_steps import discriminator_gan_loss, generator_gan_loss
 from automod_cli.training.perceptual import VGGConv43, vgg_conv43
@@ -79,6 +79,12 @@ def test_gan_losses_match_their_log_sigmoid_forms():
     expected_d = -(torch.log(torch.sigmoid(real)) + torch.log(1 - torch.sigmoid(fake))).mean() + 5.0 * r1
     assert discriminator_gan_loss(real, fake, r1, gamma=10.0).item() == pytest.approx(expected_d.item(), rel=1e-5)
     assert generator_gan_loss(fake).item() == pytest.approx(-torch.log(torch.sigmoid(fake)).mean().item(), rel=1e-5)
+
+
+def test_ema_half_life_ramps_up_with_the_images_seen():
+    assert ema_beta(32, 10_000, 0) == 0.0  # the first step copies the generator
+    assert ema_beta(32, 10_000, 64_000) == pytest.approx(0.5 ** (32 / 3_200))  # 5% of 64k images
+    assert ema_beta(32, 10_000, 10**6) == pytest.approx(0.5 ** (32 / 10_000))  # the configured half-life
 
 
 def tiny_features() -> nn.Module:
@@ -191,6 +197,8 @@ def test_model_round_trip_mixing_and_exact_reload(tmp_path):
     mixed = model.decode(assign(y_a, y_b, range(1, 2), 3))
     assert torch.equal(model.decode(assign(y_a, y_a, range(1, 2), 3)), model.decode(y_a))
     assert not torch.allclose(mixed, model.decode(y_a)) and not torch.allclose(mixed, model.decode(y_b))
+    path = model.interpolate_latents(y_a[0], y_b[0], torch.tensor([0.0, 0.25, 1.0]))
+    assert torch.equal(path[0], y_a[0]) and torch.allclose(path[1], 0.75 * y_a[0] + 0.25 * y_b[0]) and torch.equal(path[2], y_b[0])
     save_lia_model(tmp_path / "lia.safetensors", model)
     loaded = load_lia_model(tmp_path / "lia.safetensors")
     assert isinstance(loaded, LiaModel) and loaded.config == model.config and loaded.level == model.level

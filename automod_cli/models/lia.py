@@ -200,6 +200,11 @@ class LiaModel(nn.Module):
         """y-space is unconstrained (LIA Eq. 13 optimises y freely): latents are returned as they are."""
         return y
 
+    def interpolate_latents(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Points at fractions `t` (T,) on the straight line from a to b ((D,) each), (T, D): y-space is where
+        linear interpolation is meaningful (LIA Sec. 3.1, Fig. 7)."""
+        return torch.lerp(a[None], b[None], t.to(a)[:, None])
+
 
 def checkpoint_tensors(model: LiaModel) -> dict[str, torch.Tensor]:
     """The weights of an exported LIA model under 'decoder.' and (after stage 2) 'encoder.'."""

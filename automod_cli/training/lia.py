@@ -38,6 +38,15 @@ from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import Progress, companion_of, load_module_state, load_training_checkpoint, restore_rng
 
 STAGES = (1, 2)
+# StyleGAN2-ADA's EMA ramp-up: the half-life is at most this share of the images seen so far, so the EMA generator
+# (stage 2's g*) of a short run is not dominated by its random initial weights
+EMA_RAMPUP = 0.05
+
+
+def ema_beta(batch: int, half_life: int, images_seen: int) -> float:
+    """The EMA decay for one step of `batch` images: 0.5^(batch / h) with h = min(half_life, 5% of images seen)."""
+    h = min(half_life, EMA_RAMPUP * images_seen)
+    return 0.5 ** (batch / h) if h > 0 else 0.0
 
 
 def _rng_state() -> dict:
@@ -173,7 +182,7 @@ class LiaTrainer:
             x = mirror(x, cfg.train.seed, progress.step)
         if self.active_stage == 1:
             scalars = gan_step(self.generator, self.discriminator, x, phase, cfg.r1_gamma, cfg.train.layer_noise, self.optimizers)
-            update_ema(self.ema, self.generator, 0.5 ** (x.shape[0] / cfg.train.ema_half_life))
+            update_ema(self.ema, self.generator, ema_beta(x.shape[0], cfg.train.ema_half_life, progress.images_seen))
         else:
             weights = (cfg.r1_gamma, cfg.perceptual_weight, cfg.adversarial_weight)
             scalars = encoder_step(self.encoder, self.ema, self.discriminator, features, x, phase, weights, self.optimizers)
@@ -233,7 +242,7 @@ def train_lia(config: LiaTrainConfig | None, run_dir: Path, stage: int | None = 
     """Train LIA in `run_dir`: `stage` 1 (the GAN), 2 (the encoder; continues the run's latest checkpoint
     when `resume` is None) or None (both in sequence). `stop_after_images` counts images over both stages.
     Stage 2 needs ε: `features` if given, else VGG16 conv4_3 from `vgg_weights`, the environment or the cache,
-    looked up before any training starts."""
+    looked up before any training starts. A resumed run keeps the config saved in its checkpoint."""
     if stage is not None and stage not in STAGES:
         raise AutomodError(f"LIA has stages 1 and 2, not {stage}.")
     if stage == 2 and resume is None:
