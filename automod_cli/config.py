@@ -40,6 +40,9 @@ class ModelConfig:
     decoder: str = "adain"  # "adain": automodulator; "classic": latent enters only at the first layer (Balanced PIONEER)
     latent: str = "sphere"  # see LATENTS
     variational: bool = False  # the encoder predicts a mean and a log-variance per dimension (VAE); encode() gives the mean
+    # An extra decoder block at index J, after block J-1 and at its resolution (no upsampling), that flip invariance
+    # adds so blocks ≥ J keep their capacity (NeurIPS Sec. 4: J = 2, "an extra 8×8 layer after layer #2"); 0 = none
+    support_block: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -58,6 +61,10 @@ class ModelConfig:
             raise AutomodError(f"unknown latent space '{self.latent}': choose one of {', '.join(LATENTS)}.")
         if self.variational and self.latent != "gaussian":
             raise AutomodError("a variational encoder needs Gaussian latents: set model.latent=gaussian.")
+        if not 0 <= self.support_block < self.num_blocks:
+            raise AutomodError(f"support_block (set by --flip-invariance-layer) must be 0 (none) or a block index 1..{self.num_blocks - 1}, got {self.support_block}.")
+        if self.support_block and self.decoder != "adain":
+            raise AutomodError("a support block is an AdaIN block: it needs model.decoder=adain.")
 
     @property
     def latent_gain(self) -> float:
@@ -67,8 +74,22 @@ class ModelConfig:
 
     @property
     def num_blocks(self) -> int:
-        """Resolution blocks from 4×4 to max_resolution (7 for 256²)."""
+        """Resolution levels from 4×4 to max_resolution (7 for 256²): one encoder block and one regular decoder
+        block each (the decoder has one block more with a support block, see block_levels)."""
         return self.max_resolution.bit_length() - 2
+
+    @property
+    def block_levels(self) -> tuple[int, ...]:
+        """The resolution level of each decoder block in order (block b works at 4·2^block_levels[b]): one per
+        level, plus the support block on the level of the block before it."""
+        levels = list(range(self.num_blocks))
+        if self.support_block:
+            levels.insert(self.support_block, self.support_block - 1)
+        return tuple(levels)
+
+    def active_blocks(self, level: int) -> int:
+        """How many decoder blocks run when decoding at `level` (level + 1 without a support block)."""
+        return sum(1 for block_level in self.block_levels if block_level <= level)
 
     def channels_at(self, level: int) -> int:
         return self.channels[level]
@@ -140,6 +161,9 @@ class TrainConfig:
     lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units (losses.py)
     reconstruction: str = "robust"  # d_ρ of NeurIPS Sec. 3.2; "l1"/"l2" for the ablation
     layer_loss: bool = True  # L_j on/off (ablation)
+    # NeurIPS Eq. 10-11: flip invariance of decoder blocks < J (J = 2 in NeurIPS Sec. 4), with the support block J
+    # (model.support_block); 0 = off. Set both with `--flip-invariance-layer J` (invariance_settings).
+    flip_invariance_layer: int = 0
     mixed_fraction_encoder: float = 0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
     mixed_fraction_decoder: float = 0.25  # NeurIPS Eq. 6: 3/4 regular, 1/4 mixed
     # the VAE and WAE baselines (training/baselines.py): weights of their prior terms next to the reconstruction
@@ -182,6 +206,19 @@ class TrainConfig:
         if self.kl_weight < 0 or self.mmd_weight < 0 or self.encoder_lr_scale <= 0:
             raise AutomodError("kl_weight and mmd_weight must be ≥ 0 and encoder_lr_scale > 0.")
         self._check_model_kind()
+        self._check_invariance()
+
+    def _check_invariance(self) -> None:
+        """Flip invariance (NeurIPS Eq. 10-11) needs a valid layer, its support block and the automodulator game."""
+        layer, blocks = self.flip_invariance_layer, self.model.num_blocks
+        if not 0 <= layer < blocks:
+            raise AutomodError(f"--flip-invariance-layer must be 0 (off) or a block index 1..{blocks - 1} of this "
+                               f"{self.model.max_resolution}² model, got {layer}.")
+        if layer and self.model.support_block != layer:
+            raise AutomodError(f"flip invariance at layer {layer} needs its extra block: set model.support_block={layer} "
+                               "as well, or use --flip-invariance-layer.")
+        if layer and self.kind != "automod":
+            raise AutomodError("flip invariance is part of the automodulator's encoder step: use it with --model automod.")
 
     def _check_model_kind(self) -> None:
         """Refuse a model kind whose latent space or mixing the network cannot provide."""
@@ -298,6 +335,15 @@ def model_settings(kind: str, decoder: str | None = None) -> dict[str, Any]:
             "lr": 2e-4}  # both networks 2e-4
 
 
+def invariance_settings(layer: int) -> dict[str, Any]:
+    """The settings `--flip-invariance-layer J` implies, as apply_overrides keys (none for J = 0): the support block
+    J of NeurIPS Sec. 4, and no layer noise, as the authors' code has it with a support layer (to replicate the
+    paper's experiment; the paper does not say). The user's overrides are applied after them."""
+    if not layer:
+        return {}
+    return {"flip_invariance_layer": layer, "model.support_block": layer, "layer_noise": False}
+
+
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -340,9 +386,14 @@ def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any]) -> dict
 
 def resolve_train_config(preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The preset's values, then the settings of the model kind named by `overrides["kind"]` (model_settings;
-    default automod), then `overrides` (see apply_overrides), validated."""
+    default automod) and of `overrides["flip_invariance_layer"]` (invariance_settings), then `overrides` (see
+    apply_overrides), validated."""
     overrides = overrides or {}
     kind = overrides.get("kind", "automod")
     decoder = overrides.get("model.decoder")
     settings = apply_overrides(train_preset(preset), model_settings(kind, decoder))
+    layer = overrides.get("flip_invariance_layer", 0)
+    layer = _parse_value(layer) if isinstance(layer, str) else layer
+    if type(layer) is int and layer > 0:  # anything else is refused by TrainConfig with its own message
+        overrides = {**invariance_settings(layer), **overrides}  # one step: the model is checked at its final size
     return TrainConfig.from_dict(apply_overrides(settings, overrides))

@@ -106,7 +106,7 @@ def mix(
     z_a = ops.encode(net, _inputs(net, a_items, align))
     z_b = ops.encode(net, _inputs(net, b_items, align))
     cells = ops.mix_grid(net, z_a, z_b, blocks, noise)
-    text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks)} of its column's B. "
+    text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
             "Top row: B reconstructions; left column: A reconstructions.")
     if not grid_mode:
         _write(out, cells[3], force)
@@ -142,7 +142,7 @@ def sample(
         z_fixed = ops.encode(net, ops.load_images([fix], net.resolution, align))
         images = ops.conditional_sample(net, z_fixed, blocks, n, generator, noise)
         cells = torch.cat([ops.decode(net, z_fixed, noise), images])
-        text = (f"First: reconstruction of {fix.name}. The others keep {ops.scale_label(spec, blocks)} "
+        text = (f"First: reconstruction of {fix.name}. The others keep {ops.scale_label(spec, blocks, net.block_levels)} "
                 f"with random latents elsewhere (seed {seed}).")
     for path, image in zip(files, images):
         save_image(path, image.cpu(), overwrite=force)
@@ -199,7 +199,7 @@ def edit(
     strengths = list(strength) or list(EDIT_STRENGTHS)
     edited = ops.edit(net, ops.encode(net, x), v, strengths, blocks, noise).view(len(x), len(strengths), *x.shape[1:])
     cells = torch.cat([x.to(edited.device)[:, None], edited], dim=1).flatten(0, 1)
-    where = ops.scale_label(scales, blocks) if blocks is not None else "all layers"
+    where = ops.scale_label(scales, blocks, net.block_levels) if blocks is not None else "all layers"
     listed = ", ".join(f"{s:g}" for s in strengths)
     text = f"Attribute vector from {source}, on {where}. Columns: input, then strength {listed}."
     _write(out, ops.captioned_grid(cells, len(strengths) + 1, text), force)
@@ -237,7 +237,7 @@ def interpolate(
     else:
         cells, columns = ops.interpolate_grid(net, z, steps, blocks, noise), steps
         frames = cells[ops.snake_order(steps, steps)]
-    where = f" on {ops.scale_label(scales, blocks)}, the rest from {images[0].name}" if blocks is not None else ""
+    where = f" on {ops.scale_label(scales, blocks, net.block_levels)}, the rest from {images[0].name}" if blocks is not None else ""
     text = f"Spherical interpolation between {', '.join(p.name for p in images)}{where}; ends are reconstructions."
     _write(out, ops.captioned_grid(cells, columns, text), force)
     if gif:

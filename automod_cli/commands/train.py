@@ -100,6 +100,7 @@ def train(
     resolution: Optional[int] = typer.Option(None, "--resolution", help="Target resolution (a power of two)."),
     reconstruction: Optional[str] = typer.Option(None, "--reconstruction", help="Image reconstruction distance: robust (d_ρ), l1 or l2."),
     layer_loss: Optional[bool] = typer.Option(None, "--layer-loss/--no-layer-loss", help="Layer disentanglement loss L_j (on by default)."),
+    flip_invariance_layer: Optional[int] = typer.Option(None, "--flip-invariance-layer", help="Flip invariance (NeurIPS Eq. 10-11): decoder blocks < J carry the pose; adds a support block J, no layer noise (paper: J=2; 0: off)."),
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Random horizontal flips (preset default: on for faces)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data loader worker processes."),
@@ -129,7 +130,7 @@ def train(
     else:
         checkpoint = None
         name = preset or ("builtin" if data is None else "custom")
-        flags = {"kind": model, "model.decoder": decoder, "model.max_resolution": resolution, "reconstruction": reconstruction,
+        flags = {"kind": model, "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder, "model.max_resolution": resolution, "reconstruction": reconstruction,
                  "layer_loss": layer_loss, "mirror": mirror, "seed": seed, "workers": workers}
         config = resolve_train_config(name, _overrides(data, config_file, settings, **flags))
         run_dir = _run_dir(out, name if config.kind == "automod" else f"{name}-{config.kind}")

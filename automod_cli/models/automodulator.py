@@ -32,7 +32,13 @@ class Automodulator(nn.Module):
 
     @property
     def num_active_blocks(self) -> int:
-        return self.level + 1
+        """Decoder blocks that run at the trained level (level + 1, and one more with an active support block)."""
+        return self.config.active_blocks(self.level)
+
+    @property
+    def block_levels(self) -> tuple[int, ...]:
+        """The resolution level of each active decoder block (ModelConfig.block_levels)."""
+        return self.config.block_levels[: self.num_active_blocks]
 
     @property
     def supports_mixing(self) -> bool:

@@ -1,8 +1,11 @@
 """Decoders: the automodulator (AdaIN in every conv layer) and the classic one (latent only at the input).
 
-Both grow progressively: block i produces a 4·2^i canvas, `to_rgb[i]` turns it into an image, and while a new
-block fades in, its image is blended with the nearest-upsampled image of the previous block (PGGAN fade-in).
-They share one interface: `forward(z, level, alpha, noise)` where z is (N, D) or a per-block assignment (N, B, D).
+Both grow progressively: level i produces a 4·2^i canvas, `to_rgb[i]` turns it into an image, and while a new
+level fades in, its image is blended with the nearest-upsampled image of the level below (PGGAN fade-in).
+Each level has one block, except that an automodulator may have a support block (ModelConfig.support_block):
+an extra block on the level of the block before it, which runs whenever that level does. Blocks are addressed by
+index. They share one interface: `forward(z, level, alpha, noise)` where z is (N, D) or a per-block assignment
+(N, B, D) for the B = `active_blocks(level)` blocks that run.
 """
 
 from __future__ import annotations
@@ -65,9 +68,11 @@ class _ProgressiveDecoder(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.num_blocks = config.num_blocks
-        # toRGB: 1×1 conv with gain 1 (a linear read-out, PGGAN)
-        self.to_rgb = nn.ModuleList(EqualConv2d(config.channels_at(i), 3, 1, gain=1.0) for i in range(self.num_blocks))
+        self.num_levels = config.num_blocks
+        self.block_levels = config.block_levels  # the resolution level of each block
+        self.num_blocks = len(self.block_levels)
+        # toRGB: 1×1 conv with gain 1 (a linear read-out, PGGAN), one per level
+        self.to_rgb = nn.ModuleList(EqualConv2d(config.channels_at(i), 3, 1, gain=1.0) for i in range(self.num_levels))
 
     def _start(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -76,12 +81,17 @@ class _ProgressiveDecoder(nn.Module):
         raise NotImplementedError
 
     def _check_level(self, level: int) -> None:
-        if not 0 <= level < self.num_blocks:
-            raise AutomodError(f"level {level} is outside this decoder's 0..{self.num_blocks - 1}.")
+        if not 0 <= level < self.num_levels:
+            raise AutomodError(f"level {level} is outside this decoder's 0..{self.num_levels - 1}.")
+
+    def active_blocks(self, level: int) -> int:
+        """How many blocks run when decoding at `level` (level + 1 without a support block)."""
+        return self.config.active_blocks(level)
 
     def canvas(self, z: torch.Tensor, upto: int, noise: bool = True) -> torch.Tensor:
         """ξ^(upto): the feature map after blocks 0..upto-1 (NeurIPS Eq. 4's θ_{1:j}(ξ0, z) with j = upto)."""
-        self._check_level(upto - 1)
+        if not 1 <= upto <= self.num_blocks:
+            raise AutomodError(f"a canvas after {upto} blocks is outside this decoder's 1..{self.num_blocks}.")
         zs = per_block(z, upto)
         x = self._start(zs[:, 0])
         for i in range(upto):
@@ -89,14 +99,16 @@ class _ProgressiveDecoder(nn.Module):
         return x
 
     def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
-        """Decode to a 4·2^level image; with alpha < 1 the top block is blended with the upsampled block below."""
+        """Decode to a 4·2^level image; with alpha < 1 the top level is blended with the upsampled level below."""
         self._check_level(level)
-        zs = per_block(z, level + 1)
+        blocks = self.active_blocks(level)
+        zs = per_block(z, blocks)
         x = self._start(zs[:, 0])
         previous_rgb = None
-        for i in range(level + 1):
-            if i == level and level > 0 and alpha < 1.0:
-                previous_rgb = self.to_rgb[i - 1](x)
+        first_of_level = self.block_levels.index(level)
+        for i in range(blocks):
+            if i == first_of_level and level > 0 and alpha < 1.0:
+                previous_rgb = self.to_rgb[level - 1](x)
             x = self._block(i, x, zs[:, i], noise)
         rgb = self.to_rgb[level](x)
         if previous_rgb is not None:
@@ -112,10 +124,12 @@ class AutomodulatorDecoder(_ProgressiveDecoder):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.register_buffer("constant", torch.ones(1, config.channels_at(0), 4, 4), persistent=False)
+        levels = self.block_levels
+        # a block grows (upsamples) when it starts a new level; the support block stays on its predecessor's level
         self.blocks = nn.ModuleList(
-            ModulatedBlock(config.channels_at(max(i - 1, 0)), config.channels_at(i), config.latent_dim, grows=i > 0,
-                           latent_gain=config.latent_gain)
-            for i in range(self.num_blocks)
+            ModulatedBlock(config.channels_at(levels[max(i - 1, 0)]), config.channels_at(level), config.latent_dim,
+                           grows=i > 0 and level > levels[i - 1], latent_gain=config.latent_gain)
+            for i, level in enumerate(levels)
         )
 
     def _start(self, z: torch.Tensor) -> torch.Tensor:
@@ -137,7 +151,7 @@ class ClassicDecoder(_ProgressiveDecoder):
         self.conv0 = EqualConv2d(c0, c0, 3)
         self.norm = PixelNorm()
         self.blocks = nn.ModuleList(
-            ClassicBlock(config.channels_at(i - 1), config.channels_at(i)) for i in range(1, self.num_blocks)
+            ClassicBlock(config.channels_at(i - 1), config.channels_at(i)) for i in range(1, self.num_levels)
         )
 
     def _start(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,16 @@
 """Latents and which decoder layers they drive.
 
 A decoder "layer" for mixing is a resolution block (both convs of a block take the same latent; the authors'
-code and DESIGN §8). Block i works at resolution 4·2^i. Named scales (NeurIPS Sec. 4, Supp. App. F):
-coarse = 4²–8², mid = 16²–32², fine = 64² and up.
+code and DESIGN §8). Block i works at resolution 4·2^i, except in a decoder with a support block
+(ModelConfig.block_levels), where the blocks after it sit one index later. Named scales (NeurIPS Sec. 4, Supp.
+App. F) go by each block's resolution: coarse = 4²–8², mid = 16²–32², fine = 64² and up.
 
 A per-layer assignment is a tensor of shape (N, B, D): row b drives block b.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -33,21 +36,24 @@ def prior_latents(n: int, dim: int, latent: str, generator: torch.Generator | No
     return normalize(z) if latent == "sphere" else z
 
 
-def block_resolution(block: int) -> int:
-    return 4 * 2**block
+def block_resolution(block: int, levels: Sequence[int] | None = None) -> int:
+    """The resolution of `block`, whose level is levels[block] (default: block i on level i)."""
+    return 4 * 2 ** (block if levels is None else levels[block])
 
 
-def scale_blocks(spec: str, num_blocks: int) -> range:
+def scale_blocks(spec: str, num_blocks: int, levels: Sequence[int] | None = None) -> range:
     """The blocks named by `spec`: 'coarse' | 'mid' | 'fine' | 'i:j' (blocks i..j-1) | 'i' (one block).
 
-    Index ranges follow Python slices and may omit either end ('2:' = block 2 to the last).
+    Index ranges follow Python slices and may omit either end ('2:' = block 2 to the last). Named scales pick the
+    blocks by resolution; `levels` gives each block's level (ModelConfig.block_levels; default: block i on level i).
     """
     spec = spec.strip().lower()
     if spec in SCALES:
         low, high = SCALES[spec]
-        blocks = [b for b in range(num_blocks) if block_resolution(b) >= low and (high is None or block_resolution(b) <= high)]
+        resolutions = [block_resolution(b, levels) for b in range(num_blocks)]
+        blocks = [b for b, res in enumerate(resolutions) if res >= low and (high is None or res <= high)]
         if not blocks:
-            raise AutomodError(f"a {block_resolution(num_blocks - 1)}² model has no '{spec}' layers; use coarse/mid or an index range.")
+            raise AutomodError(f"a {resolutions[-1]}² model has no '{spec}' layers; use coarse/mid or an index range.")
         return range(blocks[0], blocks[-1] + 1)
     try:
         if ":" in spec:

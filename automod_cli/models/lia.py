@@ -175,6 +175,11 @@ class LiaModel(nn.Module):
     def num_active_blocks(self) -> int:
         return self.level + 1
 
+    @property
+    def block_levels(self) -> tuple[int, ...]:
+        """The resolution level of each active synthesis block (one block per level: no support block)."""
+        return tuple(range(self.num_active_blocks))
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """y = f(x) (LIA Eq. 11)."""
         if not self.has_encoder:

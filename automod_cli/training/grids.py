@@ -44,7 +44,7 @@ def write_phase_grids(
 
 def _mix_grid(decoder, recon: torch.Tensor, z_real: torch.Tensor, level: int) -> torch.Tensor:
     """The style-mix grid of write_phase_grids from the reconstructions and latents of the held-out images."""
-    blocks = level + 1
+    blocks = decoder.active_blocks(level)  # level + 1, and one more with an active support block
     k = min(4, recon.shape[0] // 2)
     z_a, z_b = z_real[:k], z_real[k : 2 * k]
     split = max(1, min(2, blocks - 1))

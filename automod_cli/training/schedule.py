@@ -10,6 +10,7 @@ from automod_cli.config import TrainConfig
 @dataclass(frozen=True)
 class PhaseState:
     level: int  # decoder/encoder block index of the top resolution
+    blocks: int  # decoder blocks that run at this level: level + 1, and one more with an active support block
     resolution: int
     alpha: float  # fade-in of the top block, 0 → 1 over the first `fade_fraction` of the phase
     start: int  # images seen when this phase began
@@ -30,6 +31,7 @@ def phase_at(config: TrainConfig, images_seen: int) -> PhaseState:
             alpha = 1.0 if fade == 0 else min(1.0, max(0.0, (images_seen - start) / fade))
             return PhaseState(
                 level=level,
+                blocks=config.model.active_blocks(level),
                 resolution=res,
                 alpha=alpha,
                 start=start,

@@ -36,7 +36,7 @@ class FakeLatents:
 def fake_latents(n: int, mixed_fraction: float, phase: PhaseState, latent_dim: int, device: torch.device) -> FakeLatents:
     """Random latents for generated images; the last `mixed_fraction` of them are two-latent mixtures with the
     split j drawn uniformly from 1..(active blocks) (NeurIPS Eq. 6: j ~ U{1, N})."""
-    blocks = phase.level + 1
+    blocks = phase.blocks
     mixed = int(round(n * mixed_fraction))
     z = random_latents(n, latent_dim, device=device)
     assignment = per_block(z, blocks)
@@ -75,9 +75,13 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
         x_fake = nets.decoder(fake.assignment, level, alpha, noise)
     z_real = nets.encoder(x, level, alpha)
     z_fake = nets.encoder(x_fake, level, alpha)
-    reconstruction = nets.decoder(z_real, level, alpha, noise)
     kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(z_fake)
-    recon = reconstruction_loss(nets, config, reconstruction, x)
+    if 0 < config.flip_invariance_layer < phase.blocks:  # once the support block J runs (before: train as usual)
+        from automod_cli.training.invariance import flip_invariance_loss  # a local import: it builds on this module
+
+        recon = flip_invariance_loss(nets, x, phase, config)  # NeurIPS Eq. 10-11 in place of the plain term
+    else:
+        recon = reconstruction_loss(nets, config, nets.decoder(z_real, level, alpha, noise), x)
     loss = losses.encoder_loss(kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=config.lambda_x)
     _step(optimizers, nets.encoder, loss, world, nets.robust)
     nets.decoder.requires_grad_(True)
