@@ -173,7 +173,7 @@ def test_stage_two_without_vgg_weights_fails_in_one_line_before_training(tmp_pat
 
 
 def lia_model() -> LiaModel:
-    config = LiaConfig(ModelConfig(max_resolution=16, latent_dim=8, channels=(8, 8, 8)), coupling_hidden=8)
+    config = LiaConfig(ModelConfig(max_resolution=16, latent_dim=8, channels=(8, 8, 8), latent="gaussian"), coupling_hidden=8)
     model = LiaModel(config)
     with torch.no_grad():
         for layer in model.decoder.mapping.layers:

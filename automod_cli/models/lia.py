@@ -5,9 +5,10 @@
 
 The generator is StyleGAN-like: the NICE network (models/nice.py) replaces StyleGAN's mapping MLP and its output
 y drives the AdaIN maps of every synthesis layer. The synthesis network is the automodulator decoder, so y can
-be assigned per block exactly like an automodulator latent (layer-wise style mixing, LIA Fig. 5). The
-discriminator c and the encoder f are the automodulator encoder's progressive trunk with other heads: a
-scalar score, and an unconstrained vector in y-space.
+be assigned per block exactly like an automodulator latent (layer-wise style mixing, LIA Fig. 5). y is an
+unconstrained vector, so the networks are built for latents in R^D (ModelConfig.latent = "gaussian"): the AdaIN
+maps read y with gain 1, and the encoder f is the project's encoder with its free linear head. The
+discriminator c is the same progressive trunk with a scalar score.
 
 `LiaModel` offers the interface of `Automodulator` to the image operations and metrics: its latents are y
 (encode returns y, decode takes y, sample_latents draws z and maps it through NICE).
@@ -37,7 +38,8 @@ KIND = "lia"  # the checkpoint metadata's "kind" for LIA models
 class LiaConfig:
     """Everything needed to rebuild a LIA model; saved inside every LIA checkpoint."""
 
-    model: ModelConfig = ModelConfig()  # shape of synthesis network, encoder and discriminator; latent_dim = dim of z and y
+    # shape of synthesis network, encoder and discriminator; latent_dim is the dimension of z and y
+    model: ModelConfig = ModelConfig(latent="gaussian")
     coupling_layers: int = COUPLING_LAYERS  # LIA Sec. 6
     coupling_hidden: int | None = None  # width of each τ; None: latent_dim
     coupling_depth: int = COUPLING_DEPTH
@@ -47,6 +49,8 @@ class LiaConfig:
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
         if self.model.decoder != "adain":
             raise AutomodError("LIA's generator is style-based: it needs the AdaIN decoder, not 'classic'.")
+        if self.model.latent != "gaussian" or self.model.variational:
+            raise AutomodError("LIA's y is an unconstrained vector: its networks need model.latent=gaussian, not variational.")
         if self.coupling_layers < 1 or self.coupling_depth < 0 or (self.coupling_hidden is not None and self.coupling_hidden < 1):
             raise AutomodError("LIA needs at least one coupling layer, a coupling depth ≥ 0 and a positive coupling width.")
 
@@ -87,10 +91,8 @@ class LiaGenerator(nn.Module):
         self.synthesis = AutomodulatorDecoder(config.model)
 
     def synthesize(self, y: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
-        """Images from y, (N, D) or a per-block assignment (N, B, D). The decoder's AdaIN maps expect latents on
-        the unit sphere (entries ~1/√D) and scale them up by √D; y has entries of order 1, so it is scaled down
-        by √D first and every style is an affine map of y itself, as in StyleGAN."""
-        return self.synthesis(y * self.latent_dim**-0.5, level, alpha, noise)
+        """Images from y, (N, D) or a per-block assignment (N, B, D); every style is an affine map of y."""
+        return self.synthesis(y, level, alpha, noise)
 
     def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
         """x̃ = g(φ⁻¹(z)) for prior samples z (N, D) (LIA Eq. 9)."""
@@ -113,22 +115,6 @@ class ScoreHead(nn.Module):
         return self.linear(x).squeeze(1)
 
 
-class LatentHead(nn.Module):
-    """The stage-2 encoder's 4×4 block: like the automodulator's head, but the output is an unconstrained y
-    (with a bias: y-space is not centred) instead of a point on the sphere."""
-
-    def __init__(self, channels: int, latent_dim: int):
-        super().__init__()
-        self.conv = sn_conv(channels, channels, 3, 1)
-        self.collapse = sn_conv(channels, channels, 4, 0)
-        self.linear = EqualLinear(channels, latent_dim, gain=1.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.leaky_relu(self.conv(x), SLOPE)
-        x = F.leaky_relu(self.collapse(x), SLOPE).flatten(1)
-        return self.linear(x)
-
-
 class LiaDiscriminator(Encoder):
     """c: the progressive encoder trunk (fromRGB fade-in, spectrally normalised conv blocks) with a scalar score.
     `forward(x, level, alpha)` returns (N,) logits."""
@@ -136,15 +122,6 @@ class LiaDiscriminator(Encoder):
     def __init__(self, config: LiaConfig):
         super().__init__(config.model)
         self.head = ScoreHead(config.channels_at(0))
-
-
-class LiaEncoder(Encoder):
-    """f: x → y (LIA Eq. 11), the progressive encoder trunk with an unconstrained latent head."""
-
-    def __init__(self, config: LiaConfig):
-        super().__init__(config.model)
-        self.head = LatentHead(config.channels_at(0), config.latent_dim)
-
 
 
 class LiaModel(nn.Module):
@@ -159,7 +136,7 @@ class LiaModel(nn.Module):
     def __init__(self, config: LiaConfig, level: int | None = None, alpha: float = 1.0, has_encoder: bool = True):
         super().__init__()
         self.config = config
-        self.encoder = LiaEncoder(config)
+        self.encoder = Encoder(config.model)  # f: x → y (LIA Eq. 11), the free linear head of Gaussian latents
         self.decoder = LiaGenerator(config)
         self.level = config.num_blocks - 1 if level is None else int(level)
         self.alpha = float(alpha)

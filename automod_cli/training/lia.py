@@ -24,7 +24,8 @@ from automod_cli import __version__
 from automod_cli.checkpoint import CHECKPOINT_DIR, SUFFIX, atomic_write, find_checkpoint, read_checkpoint, run_checkpoints, save_checkpoint
 from automod_cli.errors import AutomodError
 from automod_cli.images import make_grid, save_image
-from automod_cli.models.lia import (LiaDiscriminator, LiaEncoder, LiaGenerator, LiaModel, checkpoint_meta,
+from automod_cli.models.encoder import Encoder
+from automod_cli.models.lia import (LiaDiscriminator, LiaGenerator, LiaModel, checkpoint_meta,
                                     checkpoint_tensors, is_lia_checkpoint, model_from_checkpoint)
 from automod_cli.training.data import advance, make_loader, mirror, open_training_data
 from automod_cli.training.distributed import World
@@ -76,7 +77,7 @@ class LiaTrainer:
         torch.manual_seed(self.config.train.seed)  # the same initial weights on every (re)start
         self.generator = LiaGenerator(network).to(self.device)
         self.discriminator = LiaDiscriminator(network).to(self.device)
-        self.encoder = LiaEncoder(network).to(self.device)
+        self.encoder = Encoder(network.model).to(self.device)
         self.ema = make_ema(self.generator)
         self.progress = restored.progress if restored else Progress()
         # the stage being trained: its optimisers exist and, for stage 2, the encoder is saved

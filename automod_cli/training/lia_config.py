@@ -51,7 +51,9 @@ class LiaTrainConfig:
 
     @property
     def network(self) -> LiaConfig:
-        return LiaConfig(self.train.model, self.coupling_layers, self.coupling_hidden, self.coupling_depth)
+        """The LIA networks: the TrainConfig's model shape with unconstrained latents (y lives in R^D)."""
+        model = dataclasses.replace(self.train.model, latent="gaussian", variational=False)
+        return LiaConfig(model, self.coupling_layers, self.coupling_hidden, self.coupling_depth)
 
     @property
     def stage1_images(self) -> int:

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from automod_cli.losses import r1_penalty
-from automod_cli.models.lia import LiaDiscriminator, LiaEncoder, LiaGenerator
+from automod_cli.models.encoder import Encoder
+from automod_cli.models.lia import LiaDiscriminator, LiaGenerator
 from automod_cli.training.perceptual import FeatureNet
 from automod_cli.training.schedule import PhaseState
 
@@ -78,7 +79,7 @@ def gan_step(
 
 
 def encoder_step(
-    encoder: LiaEncoder, generator: LiaGenerator, discriminator: LiaDiscriminator, features: FeatureNet,
+    encoder: Encoder, generator: LiaGenerator, discriminator: LiaDiscriminator, features: FeatureNet,
     real: torch.Tensor, phase: PhaseState, weights: tuple[float, float, float], optimizers: dict[str, torch.optim.Optimizer],
 ) -> dict[str, torch.Tensor]:
     """Stage 2 (LIA Eq. 11-12): x̃ = g*(f(x)) with the frozen (EMA) generator, layer noise off; update f, then
