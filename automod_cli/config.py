@@ -179,6 +179,9 @@ class TrainConfig:
     mirror: bool = False
     layer_noise: bool = True
     seed: int = 0
+    # `automod train --kimg K`: train for K thousand images in total; past the schedule the last phase goes on.
+    # None: the schedule's own length.
+    total_kimg: float | None = None
     # bookkeeping
     checkpoint_every: int = 200_000  # images
     keep_checkpoints: int = 3
@@ -196,6 +199,8 @@ class TrainConfig:
                 raise AutomodError(f"'{name}' has no value for resolution(s) {missing}: set them or use a preset.")
             cast = int if name in ("phase_images", "batch_size") else float
             object.__setattr__(self, name, {r: cast(table[r]) for r in self.resolutions})
+        if self.total_kimg is not None and not float(self.total_kimg) > 0:
+            raise AutomodError(f"--kimg must be a positive number of thousand images, got {self.total_kimg}.")
         if self.reconstruction not in RECONSTRUCTIONS:
             raise AutomodError(f"unknown reconstruction loss '{self.reconstruction}': choose {', '.join(RECONSTRUCTIONS)}.")
         if any(v <= 0 for v in self.phase_images.values()) or any(v <= 0 for v in self.batch_size.values()):
@@ -243,6 +248,8 @@ class TrainConfig:
 
     @property
     def total_images(self) -> int:
+        if self.total_kimg is not None:
+            return int(round(self.total_kimg * 1000))
         return sum(self.phase_images.values())
 
     def to_dict(self) -> dict[str, Any]:

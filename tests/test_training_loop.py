@@ -96,3 +96,29 @@ def test_training_lowers_reconstruction_error(tmp_path):
     result = train(config, tmp_path / "run", device="cpu", resume=result.checkpoint)
     after = error(load_model(result.checkpoint))
     assert after < 0.5 * before, (before, after)
+
+
+def test_kimg_sets_the_length_and_extends_a_resumed_run(tmp_path):
+    config = tiny_config(total_kimg=0.128)  # shorter than the 512-image schedule: stops inside 4²
+    first = train(config, tmp_path / "run", device="cpu")
+    assert first.images_seen == 128 and not first.interrupted
+    # past the schedule the last phase goes on at full fade-in
+    longer = train(config, tmp_path / "run", device="cpu", resume=first.checkpoint, total_kimg=0.64)
+    assert longer.images_seen == 640
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["resolution"] == 8 and lines[-1]["alpha"] == 1.0
+
+
+def test_train_command_contract_flags(tmp_path, monkeypatch, capsys):
+    from automod_cli.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    settings = [item for key, value in TINY.items() for item in ("--set", f"{key}={json.dumps(value)}")]
+    assert main(["train", *settings, "--max-res", "4", "--kimg", "0.032", "--out", "r", "--device", "cpu", "--seed", "3"]) == 0
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["model"]["max_resolution"] == 4 and saved["total_kimg"] == 0.032 and saved["seed"] == 3
+    assert [p.name for p in run_checkpoints(tmp_path / "r")][-1] == "ckpt-0000000032.safetensors"
+    capsys.readouterr()
+    assert main(["train", "--data", "missing.h5", "--out", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing.h5" in err and "automod prep" in err and len(err.splitlines()) == 1

@@ -91,13 +91,15 @@ class _Display:
 
 
 def train(
-    data: Optional[Path] = typer.Argument(None, help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
+    data_arg: Optional[Path] = typer.Argument(None, metavar="[DATA]", help="HDF5 file made by `automod prep` (same as --data)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without data, custom with)."),
     model: Optional[str] = typer.Option(None, "--model", help=f"Model to train: {', '.join(MODELS)} (default automod); each brings its paper settings."),
     decoder: Optional[str] = typer.Option(None, "--decoder", help=f"Decoder: {', '.join(DECODERS)} (default: adain; classic for pioneer)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<preset>, numbered if taken)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory (or checkpoint) exactly where it stopped."),
-    resolution: Optional[int] = typer.Option(None, "--resolution", help="Target resolution (a power of two)."),
+    resolution: Optional[int] = typer.Option(None, "--max-res", "--resolution", help="Target resolution (a power of two)."),
+    kimg: Optional[float] = typer.Option(None, "--kimg", help="Train for this many thousand images in total (default: the preset's schedule; past it the last phase goes on)."),
     reconstruction: Optional[str] = typer.Option(None, "--reconstruction", help="Image reconstruction distance: robust (d_ρ), l1 or l2."),
     layer_loss: Optional[bool] = typer.Option(None, "--layer-loss/--no-layer-loss", help="Layer disentanglement loss L_j (on by default)."),
     flip_invariance_layer: Optional[int] = typer.Option(None, "--flip-invariance-layer", help="Flip invariance (NeurIPS Eq. 10-11): decoder blocks < J carry the pose; adds a support block J, no layer noise (paper: J=2; 0: off)."),
@@ -115,7 +117,8 @@ def train(
     Examples:
       automod train                                  # built-in dataset, 32×32, ~10 min on a laptop CPU
       automod train --model vae --decoder classic    # a baseline of NeurIPS Table 2a, in runs/builtin-vae
-      automod train data/ffhq-train.h5 --preset ffhq --out runs/ffhq
+      automod train --data data/ffhq-train.h5 --preset ffhq --out runs/ffhq --max-res 256
+      automod train --kimg 50                        # a shorter (or longer) run: 50k images in total
       automod train --resume runs/ffhq               # after Ctrl-C or a crash
       torchrun --nproc_per_node=4 -m automod_cli train data/ffhq-train.h5 --preset ffhq
     """
@@ -123,6 +126,9 @@ def train(
     from automod_cli.training.loop import train as run_training
 
     is_main = int(os.environ.get("RANK", "0")) == 0
+    if data_arg is not None and data is not None and data_arg != data:
+        raise AutomodError("give the data file once: either as an argument or with --data.")
+    data = data or data_arg
     if resume is not None:
         checkpoint = latest_resumable(resume) if resume.is_dir() else find_checkpoint(resume)
         run_dir = checkpoint.parent.parent
@@ -131,13 +137,14 @@ def train(
         checkpoint = None
         name = preset or ("builtin" if data is None else "custom")
         flags = {"kind": model, "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder, "model.max_resolution": resolution, "reconstruction": reconstruction,
-                 "layer_loss": layer_loss, "mirror": mirror, "seed": seed, "workers": workers}
+                 "layer_loss": layer_loss, "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg}
         config = resolve_train_config(name, _overrides(data, config_file, settings, **flags))
         run_dir = _run_dir(out, name if config.kind == "automod" else f"{name}-{config.kind}")
         if is_main:
             console.print_json(json.dumps(config.to_dict()))
     display = _Display(is_main)
-    result = run_training(config, run_dir, device=device, resume=checkpoint, report=display, stop_after_images=stop_after)
+    result = run_training(config, run_dir, device=device, resume=checkpoint, report=display, stop_after_images=stop_after,
+                          total_kimg=kimg if resume is not None else None)
     if not is_main:
         return
     if result.interrupted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -79,7 +80,8 @@ class _StopFlag:
 class Trainer:
     """Owns the networks, optimisers and progress of one run; `run()` trains until done or stopped."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path | None = None, report: Report | None = None):
+    def __init__(self, config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path | None = None, report: Report | None = None,
+                 total_kimg: float | None = None):
         self.run_dir = Path(run_dir)
         self.report = report or (lambda event, data: None)
         self.device = pick_device(device)
@@ -88,6 +90,8 @@ class Trainer:
             self.device = torch.device("cuda", self.world.local_rank)
         restored = load_training_checkpoint(resume) if resume is not None else None
         self.config = restored.config if restored else config
+        if total_kimg is not None:  # `--resume RUN --kimg K` lengthens (or shortens) a run
+            self.config = dataclasses.replace(self.config, total_kimg=total_kimg)
         cfg = self.config
         torch.manual_seed(cfg.seed)
         model = Automodulator(cfg.model)
@@ -231,9 +235,10 @@ class Trainer:
         return TrainResult(self.run_dir, progress.images_seen, last_ckpt, interrupted, grids)
 
 
-def train(config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path | None = None, report: Report | None = None, stop_after_images: int | None = None) -> TrainResult:
-    """Train (or resume) a run in `run_dir`; see Trainer."""
-    trainer = Trainer(config, run_dir, device=device, resume=resume, report=report)
+def train(config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path | None = None, report: Report | None = None,
+          stop_after_images: int | None = None, total_kimg: float | None = None) -> TrainResult:
+    """Train (or resume) a run in `run_dir`; see Trainer. `total_kimg` replaces the length of a resumed run."""
+    trainer = Trainer(config, run_dir, device=device, resume=resume, report=report, total_kimg=total_kimg)
     try:
         return trainer.run(stop_after_images)
     finally:
