@@ -18,7 +18,8 @@ from automod_cli.metrics import weights as weight_files
 from automod_cli.models.latents import assign
 from automod_cli.models.lia import LiaConfig, LiaModel
 from automod_cli.models.nice import NICE
-from automod_cli.training.lia import ema_beta, load_lia_model, save_lia_model, train_lia
+from automod_cli.training.ema import ema_beta
+from automod_cli.training.lia import load_lia_model, save_lia_model, train_lia
 from automod_cli.training.lia_config import resolve_lia_config
 from automod_cli.training.lia_steps import discriminator_gan_loss, generator_gan_loss
 from automod_cli.training.perceptual import VGGConv43, vgg_conv43

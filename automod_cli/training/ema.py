@@ -9,6 +9,17 @@ import torch
 from torch import nn
 
 
+# StyleGAN2-ADA's EMA ramp-up: the half-life never exceeds this share of the images seen so far, so early in a run
+# (and in short runs) the average is not dominated by the random initial weights.
+EMA_RAMPUP = 0.05
+
+
+def ema_beta(batch: int, half_life: int, images_seen: int) -> float:
+    """The EMA decay for one step of `batch` images: 0.5^(batch / h) with h = min(half_life, 5% of images seen)."""
+    h = min(half_life, EMA_RAMPUP * images_seen)
+    return 0.5 ** (batch / h) if h > 0 else 0.0
+
+
 def make_ema(model: nn.Module) -> nn.Module:
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():

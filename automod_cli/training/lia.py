@@ -29,7 +29,7 @@ from automod_cli.models.lia import (LiaDiscriminator, LiaGenerator, LiaModel, ch
                                     checkpoint_tensors, is_lia_checkpoint, model_from_checkpoint)
 from automod_cli.training.data import advance, make_loader, mirror, open_training_data
 from automod_cli.training.distributed import World
-from automod_cli.training.ema import make_ema, update_ema
+from automod_cli.training.ema import ema_beta, make_ema, update_ema
 from automod_cli.training.lia_config import LiaTrainConfig
 from automod_cli.training.lia_steps import encoder_step, gan_step
 from automod_cli.training.loop import Report, TrainResult, _StopFlag, latest_resumable, pick_device
@@ -39,15 +39,6 @@ from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import Progress, companion_of, load_module_state, load_training_checkpoint, restore_rng
 
 STAGES = (1, 2)
-# StyleGAN2-ADA's EMA ramp-up: the half-life is at most this share of the images seen so far, so the EMA generator
-# (stage 2's g*) of a short run is not dominated by its random initial weights
-EMA_RAMPUP = 0.05
-
-
-def ema_beta(batch: int, half_life: int, images_seen: int) -> float:
-    """The EMA decay for one step of `batch` images: 0.5^(batch / h) with h = min(half_life, 5% of images seen)."""
-    h = min(half_life, EMA_RAMPUP * images_seen)
-    return 0.5 ** (batch / h) if h > 0 else 0.0
 
 
 def _rng_state() -> dict:

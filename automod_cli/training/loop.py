@@ -20,7 +20,7 @@ from automod_cli.models import Automodulator
 from automod_cli.training import distributed
 from automod_cli.training.baselines import JOINT_STEPS
 from automod_cli.training.data import advance, make_loader, mirror, open_training_data
-from automod_cli.training.ema import make_ema, update_ema
+from automod_cli.training.ema import ema_beta, make_ema, update_ema
 from automod_cli.training.grids import write_phase_grids
 from automod_cli.training.metrics import MetricsLog
 from automod_cli.training.schedule import PhaseState, phase_at
@@ -188,7 +188,7 @@ class Trainer:
             dec = decoder_step(self.nets, x.shape[0], phase, cfg, [self.optimizers["decoder"]], self.world, self.device)
             scalars = {**enc, **dec}
         global_batch = phase.batch_size * self.world.size
-        update_ema(self.ema, self.nets.decoder, 0.5 ** (global_batch / cfg.ema_half_life))
+        update_ema(self.ema, self.nets.decoder, ema_beta(global_batch, cfg.ema_half_life, progress.images_seen))
         progress.images_seen += global_batch
         progress.step += 1
         progress.position = advance(progress.position, len(self.dataset), global_batch)
