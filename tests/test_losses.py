@@ -64,9 +64,22 @@ def test_encoder_loss_hinges_at_minus_margin() -> None:
     assert losses.encoder_loss(t(1.0), t(3.0), recon, margin=0.5).item() == pytest.approx(-0.5 + 0.2 * 0.7)
     assert losses.encoder_loss(t(1.0), t(1.2), recon, margin=0.5).item() == pytest.approx(-0.2 + 0.2 * 0.7)
     assert losses.encoder_loss(t(2.0), t(1.0), recon, margin=0.5, lambda_x=1.0).item() == pytest.approx(1.0 + 0.7)
+    # beyond the margin KL(fake) gets no push, but KL(real) is still pulled down (the value is Eq. 1's)
     kl_real, kl_fake = t(1.0, requires_grad=True), t(3.0, requires_grad=True)
     losses.encoder_loss(kl_real, kl_fake, recon, margin=0.5).backward()
-    assert kl_real.grad.item() == 0 and kl_fake.grad.item() == 0  # beyond the margin the KLs get no push
+    assert kl_real.grad.item() == 1 and kl_fake.grad.item() == 0
+    # inside the margin both terms are pushed, as by Eq. 1
+    kl_real, kl_fake = t(1.0, requires_grad=True), t(1.2, requires_grad=True)
+    losses.encoder_loss(kl_real, kl_fake, recon, margin=0.5).backward()
+    assert kl_real.grad.item() == 1 and kl_fake.grad.item() == -1
+
+
+def test_encoder_loss_value_is_eq1_everywhere() -> None:
+    rng = np.random.default_rng(0)
+    for kl_real, kl_fake, margin in rng.uniform(0, 5, size=(200, 3)):
+        expected = max(-margin, kl_real - kl_fake) + 0.2 * 0.3  # NeurIPS Eq. 1 written out
+        got = losses.encoder_loss(torch.tensor(kl_real), torch.tensor(kl_fake), torch.tensor(0.3), margin=margin)
+        assert got.item() == pytest.approx(expected, rel=1e-6, abs=1e-7)
 
 
 def test_decoder_loss_is_the_weighted_sum_of_eq6() -> None:
