@@ -1,0 +1,92 @@
+"""Ground-truth mixing and reconstruction scores on the built-in dataset: the renderer itself scores perfectly,
+wrong answers score as their independently computed distances, and the model's mix has A on the chosen blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import tiny_model
+
+from automod_cli.errors import AutomodError
+from automod_cli.metrics import ground_truth as gt
+from automod_cli.ops.reconstruct import decode, encode, reconstruct
+from data_prep.builtin import BuiltinDataset, combine
+
+R = 32
+
+
+@pytest.fixture(scope="module")
+def pairs() -> gt.TruthPairs:
+    return gt.truth_pairs(10, R)
+
+
+def _renderer(pairs: gt.TruthPairs, swap: bool):
+    """A mixer that knows every test image's factors (looked up by its pixels) and draws the combination."""
+    index = {pairs.images_a[i].tobytes(): i for i in range(len(pairs))}
+
+    def mixer(images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
+        pixels = ((images_a + 1) * 127.5).round().to(torch.uint8).numpy()
+        rows = [index[image.tobytes()] for image in pixels]
+        a, b = pairs.a[rows], pairs.b[rows]
+        return gt.model_input(gt.builtin_at(combine(b, a) if swap else combine(a, b), R))
+
+    return mixer
+
+
+def _numpy_mse(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((x.astype(np.float64) / 255 - y.astype(np.float64) / 255) ** 2))
+
+
+def test_pairs_are_consecutive_held_out_images_as_the_dataset_serves_them(pairs):
+    test = BuiltinDataset(split="test", resolution=R, count=20).images
+    np.testing.assert_array_equal(pairs.images_a, test[0::2])
+    np.testing.assert_array_equal(pairs.images_b, test[1::2])
+    np.testing.assert_array_equal(gt.truth_pairs(3, R).truth, pairs.truth[:3])  # a smaller n is a prefix
+
+
+def test_the_renderer_scores_zero_and_the_swapped_renderer_scores_the_wrong_combination(pairs):
+    right = gt.mixing_error(_renderer(pairs, swap=False), pairs, batch_size=4)
+    assert right.truth.mse == 0 and right.truth.ssim == pytest.approx(1.0)
+    wrong = gt.mixing_error(_renderer(pairs, swap=True), pairs, batch_size=3)
+    assert wrong.swapped.mse == 0 and wrong.swapped.ssim == pytest.approx(1.0)
+    assert wrong.truth.mse == pytest.approx(_numpy_mse(pairs.swapped, pairs.truth), rel=1e-9)
+    assert wrong.truth.mse > 0.02 and wrong.truth.ssim < 0.5  # large: layout and colours both wrong
+    assert wrong.truth.mse == pytest.approx(right.swapped.mse, rel=1e-9)
+
+
+def test_a_mixer_that_returns_a_scores_as_a_against_the_truth(pairs):
+    result = gt.mixing_error(lambda a, b: a, pairs, batch_size=6)
+    assert result.to_a.mse == 0 and result.to_a.ssim == pytest.approx(1.0)
+    assert result.truth.mse == pytest.approx(_numpy_mse(pairs.images_a, pairs.truth), rel=1e-9)
+    assert result.to_b.mse == pytest.approx(_numpy_mse(pairs.images_a, pairs.images_b), rel=1e-9)
+    per_image = [_numpy_mse(pairs.images_a[i], pairs.truth[i]) for i in range(len(pairs))]
+    assert result.truth.mse_std == pytest.approx(np.std(per_image, ddof=1), rel=1e-9)
+
+
+def test_the_model_mix_gives_a_the_chosen_blocks_and_b_the_rest(pairs):
+    model = tiny_model()
+    a, b = gt.model_input(pairs.images_a[:4]), gt.model_input(pairs.images_b[:4])
+    z_a, z_b = encode(model, a), encode(model, b)
+    # blocks 0-1 from A, 2-3 from B, assembled by hand as an (N, blocks, D) assignment
+    assignment = torch.stack([z_a, z_a, z_b, z_b], dim=1)
+    torch.testing.assert_close(gt.model_mixer(model, range(0, 2))(a, b), decode(model, assignment))
+    torch.testing.assert_close(gt.model_mixer(model, range(0, 4))(a, b), reconstruct(model, a))
+
+
+def test_reconstruction_by_identity_is_perfect_and_the_mean_image_baseline_matches_numpy():
+    result = gt.reconstruction_error(lambda x: x, 12, R, batch_size=5, mean_count=64)
+    assert result.reconstruction.mse == 0 and result.reconstruction.ssim == pytest.approx(1.0)
+    test = BuiltinDataset(split="test", resolution=R, count=12).images.astype(np.float64) / 255
+    mean = BuiltinDataset(split="train", resolution=R, count=64).images.astype(np.float64).mean(axis=0) / 255
+    assert result.mean_image.mse == pytest.approx(np.mean((test - mean) ** 2), rel=1e-9)
+    assert 0 < result.mean_image.ssim < 1
+
+
+def test_bad_counts_and_resolutions_are_one_line_errors():
+    with pytest.raises(AutomodError, match="512"):
+        gt.truth_pairs(513, R)
+    with pytest.raises(AutomodError, match="16"):
+        gt.truth_pairs(2, 8)
+    with pytest.raises(AutomodError, match="1024"):
+        gt.reconstruction_error(lambda x: x, 2000, R)
