@@ -1,10 +1,12 @@
-"""`automod eval fid | fid-mix | ppl | lpips | project | compare` and `automod project IMG`: parse options, call
-the metrics core, report with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
+"""`automod eval fid | fid-mix | ppl | lpips | project | compare`, the built-in dataset's ground-truth metrics
+`automod eval mix-truth | recon-truth | fd-builtin`, and `automod project IMG`: parse options, call the metrics
+core, report with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
 
 from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -17,14 +19,17 @@ from rich.table import Table
 
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import compare as comparison
+from automod_cli.metrics import ground_truth
 from automod_cli.metrics import weights as weight_files
 from automod_cli.metrics.data import LoadedModel, load_for_eval, reference_data, unseen_data
 from automod_cli.metrics.features import LPIPS_NETS, inception_features, lpips_distance
+from automod_cli.metrics.factor_net import Recipe, factor_features
 from automod_cli.metrics.fid import default_cache_dir, fid
 
 console = Console()
 err_console = Console(stderr=True)
-eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection).", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and against "
+                            "the built-in dataset's ground truth.", no_args_is_help=True)
 
 
 class Crop(str, Enum):
@@ -185,6 +190,97 @@ def lpips_command(model: Optional[Path] = MODEL, data: Optional[Path] = TEST_DAT
         result = reconstruction_lpips(loaded.model, test, distance, n, crop.value, batch, progress)
     _emit({"metric": "lpips", "model": str(loaded.checkpoint), "lpips": result.lpips, "std": result.std,
            "images": result.images, "data": result.data, "crop": result.crop, "net": net.value}, as_json, "LPIPS reconstruction")
+
+
+def _builtin_model(model: Optional[Path], device: str, seed: int = 0) -> LoadedModel:
+    """A model trained on the built-in dataset (its checkpoint records no data file), else a one-line error."""
+    loaded = _setup(model, device, seed)
+    if loaded.trained_on is not None:
+        raise AutomodError(f"'{loaded.checkpoint}' was trained on '{loaded.trained_on}'; the ground-truth metrics need a "
+                           "model trained on the built-in dataset (automod train without --data).")
+    return loaded
+
+
+def _scores_table(title: str, rows: dict) -> Table:
+    """One row per comparison, MSE and SSIM as mean ± standard deviation over images."""
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("compared with", "left"), ("MSE ↓", "right"), ("SSIM ↑", "right")):
+        table.add_column(column, justify=justify)
+    for label, scores in rows.items():
+        table.add_row(label, f"{scores.mse:.4f} ± {scores.mse_std:.4f}", f"{scores.ssim:.3f} ± {scores.ssim_std:.3f}")
+    return table
+
+
+@eval_app.command("mix-truth")
+def mix_truth_command(model: Optional[Path] = MODEL,
+                      n: int = typer.Option(ground_truth.MAX_PAIRS, "--n", min=1, max=ground_truth.MAX_PAIRS,
+                                            help="Pairs of held-out built-in images (default: all 512 of the test split)."),
+                      scales: str = typer.Option("coarse", "--scales", help="Blocks driven by A's latent: coarse, mid, fine or i:j."),
+                      batch: int = typer.Option(32, "--batch", min=1), device: str = DEVICE, as_json: bool = JSON) -> None:
+    """Ground-truth mixing error: mix(A, B) against the renderer's A-layout-in-B's-colours (built-in models only).
+
+    Example: automod eval mix-truth --model runs/builtin --scales coarse
+    """
+    from automod_cli.ops.scales import describe, scale_range
+
+    loaded = _builtin_model(model, device)
+    blocks = scale_range(loaded.model, scales, "the ground-truth mixing error")
+    pairs = ground_truth.truth_pairs(n, loaded.model.resolution)
+    with _progress() as progress:
+        result = ground_truth.mixing_error(ground_truth.model_mixer(loaded.model, blocks), pairs, batch, progress)
+    if as_json:
+        typer.echo(json.dumps({"metric": "mix-truth", "model": str(loaded.checkpoint), "pairs": result.pairs,
+                               "resolution": result.resolution, "a_blocks": [blocks.start, blocks.stop],
+                               **{name: asdict(scores) for name, scores in result.rows().items()}}, indent=2))
+        return
+    labels = {"truth": "truth: A's layout, B's colours", "swapped": "swapped: B's layout, A's colours", "a": "A", "b": "B"}
+    title = f"ground-truth mixing error: A drives {describe(blocks)}, B the rest; {result.pairs} pairs at {result.resolution}²"
+    console.print(_scores_table(title, {labels[name]: scores for name, scores in result.rows().items()}))
+
+
+@eval_app.command("recon-truth")
+def recon_truth_command(model: Optional[Path] = MODEL,
+                        n: int = typer.Option(ground_truth.TEST_COUNT, "--n", min=1, max=ground_truth.TEST_COUNT,
+                                              help="Held-out built-in images (default: all 1,024 of the test split)."),
+                        batch: int = typer.Option(32, "--batch", min=1), device: str = DEVICE, as_json: bool = JSON) -> None:
+    """MSE and SSIM of reconstructions of held-out built-in images, beside the training set's mean image.
+
+    Example: automod eval recon-truth --model runs/builtin
+    """
+    loaded = _builtin_model(model, device)
+    reconstructor = ground_truth.model_reconstructor(loaded.model)
+    with _progress() as progress:
+        result = ground_truth.reconstruction_error(reconstructor, n, loaded.model.resolution, batch, progress=progress)
+    if as_json:
+        typer.echo(json.dumps({"metric": "recon-truth", "model": str(loaded.checkpoint), "images": result.images,
+                               "resolution": result.resolution, "reconstruction": asdict(result.reconstruction),
+                               "mean_image": asdict(result.mean_image)}, indent=2))
+        return
+    rows = {"reconstruction": result.reconstruction, "mean training image": result.mean_image}
+    console.print(_scores_table(f"reconstruction of {result.images} held-out images at {result.resolution}²", rows))
+
+
+@eval_app.command("fd-builtin")
+def fd_builtin_command(model: Optional[Path] = MODEL,
+                       n: int = typer.Option(1024, "--n", min=2, help="Generated samples (default: as many as the 1,024 test images)."),
+                       mix: bool = typer.Option(False, "--mix", help="Decode each sample from two random latents split at a random block."),
+                       batch: int = typer.Option(64, "--batch", min=1), device: str = DEVICE, seed: int = SEED,
+                       as_json: bool = JSON) -> None:
+    """Fréchet distance of samples (or mixes) to held-out built-in images in automod's own factor-network features.
+
+    Example: automod eval fd-builtin --model runs/builtin --mix
+    """
+    from automod_cli.metrics.fd_builtin import fd_builtin
+
+    loaded = _builtin_model(model, device, seed)
+    with _progress() as progress:
+        extractor, net_cached = factor_features(Recipe(loaded.model.resolution), loaded.device, progress=progress)
+        result = fd_builtin(loaded.model, extractor, n, batch, seed, mix, default_cache_dir(), progress)
+    name = "fd-builtin-mix" if mix else "fd-builtin"
+    _emit({"metric": name, "model": str(loaded.checkpoint), name: result.fid, "samples": result.samples,
+           "reference": result.reference, "reference_images": result.reference_count,
+           "reference_cached": result.reference_cached, "extractor": extractor.name, "extractor_cached": net_cached},
+          as_json, "FD_builtin (mixes)" if mix else "FD_builtin")
 
 
 def _comparison_table(rows: list[comparison.ComparisonRow], metrics: list[str]) -> Table:

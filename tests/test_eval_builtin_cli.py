@@ -1,0 +1,82 @@
+"""`automod eval mix-truth | recon-truth | fd-builtin` end to end on tiny checkpoints: JSON fields and sane values,
+tables, and one-line errors for models the ground truth does not apply to."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+from tiny_models import tiny_model
+
+from automod_cli.checkpoint import save_model
+from automod_cli.cli import main
+from automod_cli.commands import eval as eval_commands
+from automod_cli.metrics.factor_net import Recipe
+
+
+@pytest.fixture
+def checkpoints(tmp_path, monkeypatch):
+    """A tiny AdaIN model recorded as trained on the built-in data, one trained on a file, a classic one; a tiny
+    factor-network recipe and an empty cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(eval_commands, "Recipe", functools.partial(Recipe, images=128, steps=5, batch_size=32))
+    paths = {name: tmp_path / f"{name}.safetensors" for name in ("builtin", "file", "classic")}
+    save_model(paths["builtin"], tiny_model(), {"train_config": {"data": None}})
+    save_model(paths["file"], tiny_model(), {"train_config": {"data": str(tmp_path / "faces.h5")}})
+    save_model(paths["classic"], tiny_model("classic"), {"train_config": {"data": None}})
+    return paths
+
+
+def _run_json(argv: list[str], capsys) -> dict:
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _sane(scores: dict) -> bool:
+    return 0 <= scores["mse"] <= 1 and scores["mse_std"] >= 0 and -1 <= scores["ssim"] <= 1 and scores["ssim_std"] >= 0
+
+
+def test_mix_truth_reports_the_truth_and_the_three_wrong_answers(checkpoints, capsys):
+    result = _run_json(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "6", "--batch", "4"], capsys)
+    assert result["metric"] == "mix-truth" and result["pairs"] == 6 and result["resolution"] == 32
+    assert result["a_blocks"] == [0, 2]  # coarse: 4² and 8²
+    assert all(_sane(result[name]) for name in ("truth", "swapped", "a", "b"))
+    mid = _run_json(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "6", "--scales", "2:4"], capsys)
+    assert mid["a_blocks"] == [2, 4] and mid["truth"]["mse"] != result["truth"]["mse"]
+    assert main(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "A's layout, B's colours" in table and "blocks 0-1" in table and "SSIM" in table
+
+
+def test_recon_truth_sets_reconstructions_beside_the_mean_image(checkpoints, capsys):
+    result = _run_json(["eval", "recon-truth", "--model", str(checkpoints["builtin"]), "--n", "5"], capsys)
+    assert result["metric"] == "recon-truth" and result["images"] == 5 and result["resolution"] == 32
+    assert _sane(result["reconstruction"]) and _sane(result["mean_image"])
+    assert result["mean_image"]["mse"] < 0.1 and result["mean_image"]["ssim"] > 0  # the baseline is a real image
+
+
+def test_fd_builtin_trains_caches_and_reuses_the_factor_network(checkpoints, capsys):
+    argv = ["eval", "fd-builtin", "--model", str(checkpoints["builtin"]), "--n", "24", "--batch", "12"]
+    first = _run_json(argv, capsys)
+    assert first["metric"] == "fd-builtin" and first["fd-builtin"] > 0 and first["samples"] == 24
+    assert first["reference_images"] == 1024 and not first["reference_cached"] and not first["extractor_cached"]
+    assert first["extractor"].startswith("factor-net-32px-v")
+    second = _run_json(argv, capsys)
+    assert second["extractor_cached"] and second["reference_cached"] and second["fd-builtin"] == pytest.approx(first["fd-builtin"])
+    mixed = _run_json([*argv, "--mix"], capsys)
+    assert mixed["metric"] == "fd-builtin-mix" and mixed["fd-builtin-mix"] > 0
+
+
+@pytest.mark.parametrize("command", ["mix-truth", "recon-truth", "fd-builtin"])
+def test_a_model_trained_on_a_file_is_a_one_line_error(checkpoints, capsys, command):
+    assert main(["eval", command, "--model", str(checkpoints["file"]), "--n", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "built-in dataset" in err and len(err.splitlines()) == 1
+
+
+def test_mixing_a_classic_decoder_is_a_one_line_error(checkpoints, capsys):
+    assert main(["eval", "mix-truth", "--model", str(checkpoints["classic"]), "--n", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "AdaIN" in err and len(err.splitlines()) == 1
