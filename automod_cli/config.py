@@ -133,6 +133,15 @@ PAPER_MARGIN = {4: 2.0, 8: 2.0, 16: 0.5, 32: 0.5, 64: 0.5, 128: 0.5, 256: 0.5, 5
 
 PER_RESOLUTION = ("phase_images", "batch_size", "lr", "kl_margin")
 RECONSTRUCTIONS = ("robust", "l1", "l2")
+# Numeric precision of the networks' forward passes in training (training/precision.py): fp32, or bf16 autocast with
+# fp32 weights, optimiser state and losses.
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(name: str) -> None:
+    if name not in PRECISIONS:
+        raise AutomodError(f"unknown precision '{name}': choose {' or '.join(PRECISIONS)} (--precision).")
+
 
 # The models `automod train --model` trains (NeurIPS Table 2a): the automodulator, Balanced PIONEER, a VAE and a
 # WAE-MMD; the settings each implies are in model_settings().
@@ -179,6 +188,10 @@ class TrainConfig:
     mirror: bool = False
     layer_noise: bool = True
     seed: int = 0
+    # `--precision bf16`: the networks' forward passes under bf16 autocast (weights, optimiser and losses stay fp32)
+    precision: str = "fp32"
+    # `--compile`: torch.compile the decoder's forward (training/precision.py says why not the encoder)
+    compile: bool = False
     # `automod train --kimg K`: train for K thousand images in total; past the schedule the last phase goes on.
     # None: the schedule's own length.
     total_kimg: float | None = None
@@ -201,6 +214,9 @@ class TrainConfig:
             object.__setattr__(self, name, {r: cast(table[r]) for r in self.resolutions})
         if self.total_kimg is not None and not float(self.total_kimg) > 0:
             raise AutomodError(f"--kimg must be a positive number of thousand images, got {self.total_kimg}.")
+        check_precision(self.precision)
+        if not isinstance(self.compile, bool):
+            raise AutomodError(f"compile must be true or false, got {self.compile!r}.")
         if self.reconstruction not in RECONSTRUCTIONS:
             raise AutomodError(f"unknown reconstruction loss '{self.reconstruction}': choose {', '.join(RECONSTRUCTIONS)}.")
         if any(v <= 0 for v in self.phase_images.values()) or any(v <= 0 for v in self.batch_size.values()):

@@ -110,6 +110,8 @@ def train(
     settings: List[str] = typer.Option([], "--set", help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, model.latent_dim=256."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after this many images in total."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default) or bf16: the networks' forward passes under bf16 autocast; weights, optimiser and losses stay fp32."),
+    compile_decoder: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the decoder's forward (off by default; a long first step)."),
 ) -> None:
     """Train an automodulator (or a baseline: Balanced PIONEER, VAE, WAE) progressively (4×4 up to the target
     resolution), resumable at any time.
@@ -137,7 +139,8 @@ def train(
         checkpoint = None
         name = preset or ("builtin" if data is None else "custom")
         flags = {"kind": model, "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder, "model.max_resolution": resolution, "reconstruction": reconstruction,
-                 "layer_loss": layer_loss, "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg}
+                 "layer_loss": layer_loss, "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg,
+                 "precision": precision, "compile": compile_decoder}
         config = resolve_train_config(name, _overrides(data, config_file, settings, **flags))
         run_dir = _run_dir(out, name if config.kind == "automod" else f"{name}-{config.kind}")
         if is_main:

@@ -23,6 +23,7 @@ from automod_cli.training.data import advance, make_loader, mirror, open_trainin
 from automod_cli.training.ema import ema_beta, make_ema, update_ema
 from automod_cli.training.grids import write_phase_grids
 from automod_cli.training.metrics import MetricsLog
+from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import (
     Progress,
@@ -101,6 +102,8 @@ class Trainer:
         robust = AdaptiveRobustLoss(3, 4 * 2**self.level) if cfg.reconstruction == "robust" else None
         self.nets = Nets(model.encoder.to(self.device), model.decoder.to(self.device), robust.to(self.device) if robust else None)
         self.ema = make_ema(self.nets.decoder)
+        self.precision = Precision(self.device.type, cfg.precision)  # bf16 autocast, channels-last on CUDA, compile
+        self.precision.prepare(self.nets.encoder, self.nets.decoder, self.ema, compile=cfg.compile)
         self.optimizers = {
             "encoder": self._adam(self.nets.encoder),
             "decoder": self._adam(self.nets.decoder),
@@ -181,12 +184,13 @@ class Trainer:
         x = next(self.batches).to(self.device, non_blocking=True)
         if cfg.mirror:
             x = mirror(x, cfg.seed, progress.step)
-        if cfg.kind in JOINT_STEPS:  # VAE, WAE: every network learns from one loss (training/baselines.py)
-            scalars = JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(self.optimizers.values()), self.world)
-        else:  # automodulator, PIONEER: the AGE game, an encoder step then a decoder step
-            enc = encoder_step(self.nets, x, phase, cfg, [self.optimizers["encoder"]] + ([self.optimizers["robust"]] if self.nets.robust is not None else []), self.world)
-            dec = decoder_step(self.nets, x.shape[0], phase, cfg, [self.optimizers["decoder"]], self.world, self.device)
-            scalars = {**enc, **dec}
+        with self.precision.autocast():
+            if cfg.kind in JOINT_STEPS:  # VAE, WAE: every network learns from one loss (training/baselines.py)
+                scalars = JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(self.optimizers.values()), self.world)
+            else:  # automodulator, PIONEER: the AGE game, an encoder step then a decoder step
+                enc = encoder_step(self.nets, x, phase, cfg, [self.optimizers["encoder"]] + ([self.optimizers["robust"]] if self.nets.robust is not None else []), self.world)
+                dec = decoder_step(self.nets, x.shape[0], phase, cfg, [self.optimizers["decoder"]], self.world, self.device)
+                scalars = {**enc, **dec}
         global_batch = phase.batch_size * self.world.size
         update_ema(self.ema, self.nets.decoder, ema_beta(global_batch, cfg.ema_half_life, progress.images_seen))
         progress.images_seen += global_batch

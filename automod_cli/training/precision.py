@@ -1,0 +1,70 @@
+"""How the training networks run on the device: numeric precision, memory layout and compilation.
+
+`--precision bf16` runs the encoder's and decoder's forward passes under `torch.autocast` in bfloat16: their
+convolutions and matrix products compute in bf16 with fp32 accumulation. The weights, the gradients, Adam's
+moments and the decoder's EMA stay fp32 (autocast casts a weight copy per use; nothing is stored in bf16), and
+every network output is cast back to fp32, so the losses fed from them (the empirical KL, d_ρ with its
+log-partition, d_cos) compute in fp32. bf16 keeps fp32's exponent range, so no loss scaling is needed.
+
+On CUDA the networks' 4-D weights are kept channels-last (NHWC), the layout tensor cores read directly; the
+convolutions then hand channels-last activations on. `--compile` compiles the decoder's forward with torch.compile
+(off by default: measured on a 2-core CPU it did not help, see benchmarks/RESULTS.md, and it pays a long first step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from automod_cli.config import PRECISIONS, check_precision
+
+
+def _outputs_to_fp32(module: nn.Module, inputs: tuple, output):
+    """Forward hook: a bf16 network output becomes fp32 before any loss sees it (fp32 outputs pass unchanged)."""
+    if isinstance(output, torch.Tensor) and output.is_floating_point():
+        return output.float()
+    return output
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The numerics of one run on one device: `autocast()` wraps the training steps, `prepare` the networks."""
+
+    device_type: str  # "cpu" or "cuda"
+    precision: str = "fp32"  # one of PRECISIONS
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16"
+
+    @property
+    def channels_last(self) -> bool:
+        """Channels-last pays on CUDA (tensor cores); on CPUs the gain depends on the oneDNN build, so it stays off."""
+        return self.device_type == "cuda"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context the encoder and decoder steps run in: bf16 autocast, or nothing for fp32."""
+        if self.bf16:
+            return torch.autocast(self.device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, encoder: nn.Module, decoder: nn.Module, ema: nn.Module | None = None, compile: bool = False) -> None:
+        """Set up the trained networks: the layout (shared by the decoder's `ema` copy, so its in-place update
+        runs on like tensors), fp32 outputs under bf16, and the compiled decoder when asked. Call after the EMA copy
+        is made (a copy of a compiled module would run the original's forward). The encoder is not compiled: its
+        spectral norm updates the power-iteration vectors in place on every call, which compiled autograd refuses
+        when the encoder runs twice before a backward pass, as in the encoder step."""
+        if self.channels_last:
+            for module in (encoder, decoder) if ema is None else (encoder, decoder, ema):
+                module.to(memory_format=torch.channels_last)
+        if self.bf16:
+            encoder.register_forward_hook(_outputs_to_fp32)
+            decoder.register_forward_hook(_outputs_to_fp32)
+        if compile:
+            decoder.compile()
