@@ -105,5 +105,8 @@ def make_loader(dataset: Dataset, batch_size: int, world: World, config: TrainCo
 def mirror(batch: torch.Tensor, seed: int, step: int) -> torch.Tensor:
     """Flip a random half (in expectation) of the batch horizontally, reproducibly per step."""
     generator = torch.Generator().manual_seed(seed * 7_919 + step)
-    flips = (torch.rand(batch.shape[0], generator=generator) < 0.5).to(batch.device)
+    flips = torch.rand(batch.shape[0], generator=generator) < 0.5
+    if batch.is_cuda:  # from pinned memory the copy is queued; from pageable memory it would wait for the GPU
+        flips = flips.pin_memory()
+    flips = flips.to(batch.device, non_blocking=True)
     return torch.where(flips[:, None, None, None], batch.flip(-1), batch)
