@@ -1,4 +1,7 @@
-"""Encoding and decoding in batches, and reconstructions of images (Supp. App. E)."""
+"""Encoding and decoding in batches, and reconstructions of images (Supp. App. E).
+
+Both run under torch.inference_mode (no autograd bookkeeping): their outputs are for display and metrics, and
+cannot be differentiated (clone one outside inference mode to optimise it)."""
 
 from __future__ import annotations
 
@@ -13,14 +16,14 @@ def model_device(model: Automodulator) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode(model: Automodulator, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
     """Unit-norm latents (N, D) of (N, 3, R, R) images in [-1, 1], on the model's device."""
     device = model_device(model)
     return torch.cat([model.encode(chunk.to(device)) for chunk in images.split(batch_size)])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode(model: Automodulator, latents: torch.Tensor, noise: bool = False,
            batch_size: int = BATCH_SIZE) -> torch.Tensor:
     """Images of latents (N, D) or per-block assignments (N, B, D); layer noise only when `noise`."""
