@@ -15,14 +15,15 @@ from automod_cli.errors import AutomodError
 from automod_cli.metrics import weights
 from automod_cli.metrics.crop import crop
 from automod_cli.metrics.data import EvalData, open_eval_data, quantize
-from automod_cli.metrics.fid import dataset_statistics, fid, random_mixtures
+from automod_cli.metrics.fid import dataset_statistics, fid, random_mixtures, sample_statistics
 from automod_cli.metrics.frechet import frechet_distance
 from automod_cli.metrics.inversion import encoder_point, inversion_curve
 from automod_cli.metrics.lpips_recon import reconstruction_lpips
-from automod_cli.metrics.ppl import perceptual_path_length, slerp, trimmed_mean
+from automod_cli.metrics.ppl import perceptual_path_length, trimmed_mean
 from automod_cli.metrics.projection import ProjectionSettings, project, record_steps
+from automod_cli.config import ModelConfig
 from automod_cli.models import Automodulator
-from automod_cli.models.latents import random_latents
+from automod_cli.models.latents import normalize, random_latents, slerp
 from data_prep.hdf5 import H5Writer, pyramid
 
 
@@ -116,15 +117,33 @@ def test_fid_of_a_model_against_a_file_of_its_own_samples_is_zero(tmp_path, tiny
 
 
 def test_random_mixtures_split_two_latents_at_an_inner_block():
-    mixtures = random_mixtures(200, 5, 4, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    z_a, z_b = random_latents(200, 5, generator=generator), random_latents(200, 5, generator=generator)
+    mixtures = random_mixtures(z_a, z_b, 4, generator)
     assert mixtures.shape == (200, 4, 5)
-    first, last = mixtures[:, 0], mixtures[:, -1]
-    assert not torch.allclose(first, last, atol=1e-6)  # every row mixes: block 0 is z_A, block 3 is z_B
+    assert torch.equal(mixtures[:, 0], z_a) and torch.equal(mixtures[:, -1], z_b)  # every row mixes
     switches = (mixtures[:, 1:] != mixtures[:, :-1]).any(-1)
     assert (switches.sum(1) == 1).all()  # one split per row
     assert set((switches.float().argmax(1) + 1).tolist()) == {1, 2, 3}  # j uniform over 1..B-1
     with pytest.raises(AutomodError):
-        random_mixtures(2, 5, 1)
+        random_mixtures(z_a[:2], z_b[:2], 1)
+
+
+@pytest.mark.parametrize("latent", ["sphere", "gaussian"])
+@pytest.mark.parametrize("mix", [False, True])
+def test_fid_samples_draw_from_the_models_prior(tiny_config, monkeypatch, latent, mix):
+    """Unit latents for the automodulator; N(0, I) latents (norms spread around √D) for VAE/WAE-style models."""
+    model = Automodulator(ModelConfig(max_resolution=32, latent_dim=64, channels=(16, 16, 8, 8), latent=latent)).eval()
+    seen = []
+    decode = model.decode
+    monkeypatch.setattr(model, "decode", lambda z, noise=False: seen.append(z) or decode(z, noise))
+    sample_statistics(model, PixelFeatures(), n=200, batch_size=100, mix=mix)
+    latents = torch.cat(seen).reshape(-1, 64)
+    norms = latents.norm(dim=1)
+    if latent == "sphere":
+        torch.testing.assert_close(norms, torch.ones_like(norms))
+    else:  # ‖z‖² ~ χ²(64): mean 64, standard deviation √128 ≈ 11.3
+        assert abs(norms.pow(2).mean().item() - 64) < 3 and norms.pow(2).std().item() > 8
 
 
 def test_fid_mix_refuses_a_classic_decoder(tiny_classic_config, tmp_path):
@@ -137,8 +156,21 @@ def test_fid_mix_refuses_a_classic_decoder(tiny_classic_config, tmp_path):
 # --- PPL ---------------------------------------------------------------------------------------------------
 
 
+class LinearDecoderModel(Automodulator):
+    """A 2-d latent model whose decoder is x = c·Qz (orthonormal Q): its prior and interpolation are the
+    Automodulator's own for `latent`."""
+
+    def __init__(self, latent: str, c: float = 3.0):
+        super().__init__(ModelConfig(max_resolution=8, latent_dim=2, channels=(4, 4), latent=latent))
+        self.c = c
+        self.q, _ = torch.linalg.qr(torch.randn(3 * 8 * 8, 2, generator=torch.Generator().manual_seed(0)))
+
+    def decode(self, z: torch.Tensor, noise: bool = False) -> torch.Tensor:
+        return (self.c * z @ self.q.T).reshape(-1, 3, 8, 8)
+
+
 def test_slerp_stays_on_the_sphere_at_constant_speed():
-    a, b = random_latents(3, 8, generator=torch.Generator().manual_seed(0)).double().unbind(0)[:2]
+    a, b = normalize(torch.randn(2, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))).unbind(0)
     angle = torch.arccos((a * b).sum())
     t = torch.linspace(0, 1, 11, dtype=torch.float64)
     path = slerp(a.expand(11, -1), b.expand(11, -1), t)
@@ -152,16 +184,27 @@ def test_ppl_of_a_linear_decoder_matches_the_closed_form():
     # 2-d unit latents: the angle θ between two random points is uniform on [0, π]. A decoder x = c·Qz with
     # orthonormal Q moves an image by c·θ·ε per ε of slerp, so LPIPS := ‖Δx‖² gives c²θ² per pair, and the
     # 1%/99% trimmed mean is c²·∫θ² over [0.01π, 0.99π] / (0.98π).
-    c = 3.0
-    q, _ = torch.linalg.qr(torch.randn(3 * 8 * 8, 2, generator=torch.Generator().manual_seed(0)))
-
-    def decode(z: torch.Tensor) -> torch.Tensor:
-        return (c * z @ q.T).reshape(-1, 3, 8, 8)
-
-    result = perceptual_path_length(decode, 2, squared_l2, n=20_000, crop_mode="none", batch_size=5_000, seed=1)
-    expected = c**2 * math.pi**2 * (0.99**3 - 0.01**3) / (3 * 0.98)
+    model = LinearDecoderModel("sphere")
+    result = perceptual_path_length(model, squared_l2, n=20_000, crop_mode="none", batch_size=5_000, seed=1)
+    expected = model.c**2 * math.pi**2 * (0.99**3 - 0.01**3) / (3 * 0.98)
     assert result.ppl == pytest.approx(expected, rel=0.03)
     assert result.epsilon == 1e-4
+
+
+def test_ppl_of_gaussian_latents_follows_straight_lines():
+    # N(0, I) latents in 2-d, straight paths: an ε step moves the image by c·‖z₁ − z₀‖·ε, so each value is
+    # c²‖z₁ − z₀‖², where ‖z₁ − z₀‖² ~ 2·χ²(2) is exponential with mean 4. Trimmed to its 1%..99% quantiles
+    # q_p = −4·ln(1 − p), the mean is ∫ x·e^(−x/4)/4 dx over [q_1, q_99] / 0.98. (A slerp path would give
+    # the angle-based value of the unit-sphere test instead.)
+    model = LinearDecoderModel("gaussian")
+    result = perceptual_path_length(model, squared_l2, n=20_000, crop_mode="none", batch_size=5_000, seed=1)
+
+    def antiderivative(x: float) -> float:  # of x·e^(−x/4)/4
+        return -(x + 4) * math.exp(-x / 4)
+
+    low, high = -4 * math.log(0.99), -4 * math.log(0.01)
+    expected = model.c**2 * (antiderivative(high) - antiderivative(low)) / 0.98
+    assert result.ppl == pytest.approx(expected, rel=0.03)
 
 
 def test_trimmed_mean_drops_the_extreme_percent():

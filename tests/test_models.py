@@ -152,3 +152,19 @@ def test_presets_build():
     assert paper.channels[::-1] == (64, 128, 256, 512, 512, 512, 512, 512)  # Supp. App. A, 512² down to 4²
     with pytest.raises(AutomodError):
         ModelConfig(max_resolution=48)
+
+
+def test_interpolation_follows_the_great_circle_on_the_sphere_and_lines_in_gaussian_space():
+    a, b = random_latents(2, 16, generator=torch.Generator().manual_seed(1)).double().unbind(0)
+    t = torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)
+    sphere = Automodulator(ModelConfig(max_resolution=8, latent_dim=16, channels=(8, 8)))
+    path = sphere.interpolate_latents(a, b, t)
+    angle = torch.arccos(torch.dot(a, b) / (a.norm() * b.norm()))
+    # slerp's closed form at t = 1/4: sin(3θ/4)/sin θ · a + sin(θ/4)/sin θ · b
+    expected = (torch.sin(0.75 * angle) * a + torch.sin(0.25 * angle) * b) / torch.sin(angle)
+    assert torch.equal(path[0], a) and torch.equal(path[2], b)
+    torch.testing.assert_close(path[1], expected)
+    gaussian = Automodulator(ModelConfig(max_resolution=8, latent_dim=16, channels=(8, 8), latent="gaussian"))
+    rows = gaussian.interpolate_latents(torch.stack([a, a, a]), torch.stack([b, b, b]), t)  # one point per row
+    torch.testing.assert_close(rows[1], 0.75 * a + 0.25 * b)
+    assert torch.equal(rows[0], a) and torch.equal(rows[2], b)

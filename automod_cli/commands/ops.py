@@ -215,7 +215,8 @@ def interpolate(
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
     force: bool = FORCE,
 ) -> None:
-    """Interpolate on the latent sphere (slerp) between 2 images (a strip) or 4 (a grid, Supp. Fig. 13).
+    """Interpolate between 2 images (a strip) or 4 (a grid, Supp. Fig. 13) in the model's latent space: slerp on
+    the automodulator's sphere, straight lines for Gaussian (VAE, WAE) and LIA latents.
 
     With --scales only those decoder blocks follow the path and the first image drives the rest.
 
@@ -238,7 +239,7 @@ def interpolate(
         cells, columns = ops.interpolate_grid(net, z, steps, blocks, noise), steps
         frames = cells[ops.snake_order(steps, steps)]
     where = f" on {ops.scale_label(scales, blocks, net.block_levels)}, the rest from {images[0].name}" if blocks is not None else ""
-    text = f"Spherical interpolation between {', '.join(p.name for p in images)}{where}; ends are reconstructions."
+    text = f"Interpolation between {', '.join(p.name for p in images)}{where}; ends are reconstructions."
     _write(out, ops.captioned_grid(cells, columns, text), force)
     if gif:
         ops.write_gif(gif_path, frames, overwrite=force)

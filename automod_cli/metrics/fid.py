@@ -5,6 +5,8 @@ features, the Fréchet distance between the two fitted Gaussians. Samples are de
 layer noise on (the model as trained; NeurIPS Sec. 4 adds the noise "also improving FID") and quantised to
 uint8 like the reference images. FID-mix (NeurIPS Table 1) decodes each sample from two random latents, z_A
 driving blocks 0..j-1 and z_B the rest, with the split j uniform over 1..B-1 so that both latents take part.
+Random latents are draws from the model's own prior (`model.sample_latents`): unit-sphere latents for the
+automodulator and PIONEER, N(0, I) for the VAE and WAE, y = φ⁻¹(z) with z ~ N(0, I) for LIA.
 
 Reference statistics depend only on the images and the feature network, so they are cached per dataset
 content (the HDF5 file's checksum), resolution and feature network.
@@ -24,7 +26,6 @@ from automod_cli.metrics.data import EvalData, Progress, image_batches, quantize
 from automod_cli.metrics.features import FeatureExtractor
 from automod_cli.metrics.frechet import RunningMoments, Statistics, statistics_distance
 from automod_cli.models import Automodulator
-from automod_cli.models.latents import random_latents
 
 DEFAULT_SAMPLES = 50_000  # NeurIPS Sec. 4: "50k batch of generated samples"
 DEFAULT_BATCH = 50  # pytorch-fid's default batch
@@ -74,32 +75,33 @@ def dataset_statistics(data: EvalData, extractor: FeatureExtractor, batch_size: 
     return stats, False
 
 
-def random_mixtures(n: int, latent_dim: int, num_blocks: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(n, num_blocks, D) assignments: z_A on blocks < j, z_B on the rest, j uniform in 1..num_blocks-1 per row."""
+def random_mixtures(z_a: torch.Tensor, z_b: torch.Tensor, num_blocks: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(n, num_blocks, D) assignments of two draws z_a, z_b (n, D): z_A on blocks < j, z_B on the rest, j uniform in
+    1..num_blocks-1 per row (drawn on the CPU from `generator`)."""
     if num_blocks < 2:
         raise AutomodError("a model trained only at 4×4 has one block: there is nothing to mix.")
-    z_a = random_latents(n, latent_dim, generator=generator)
-    z_b = random_latents(n, latent_dim, generator=generator)
-    split = torch.randint(1, num_blocks, (n, 1), generator=generator)
-    takes_a = torch.arange(num_blocks)[None, :] < split
+    split = torch.randint(1, num_blocks, (len(z_a), 1), generator=generator).to(z_a.device)
+    takes_a = torch.arange(num_blocks, device=z_a.device)[None, :] < split
     return torch.where(takes_a[..., None], z_a[:, None, :], z_b[:, None, :])
 
 
 def sample_statistics(model: Automodulator, extractor: FeatureExtractor, n: int, batch_size: int = DEFAULT_BATCH,
                       seed: int = 0, mix: bool = False, progress: Progress | None = None) -> Statistics:
-    """Feature statistics of `n` random samples (or mixtures) of the model, quantised to uint8.
+    """Feature statistics of `n` random samples (or mixtures of two) of the model, quantised to uint8.
 
-    Latents come from a generator seeded with `seed`; layer noise draws from torch's global generator."""
+    Latents are the model's prior draws (`sample_latents`) from a generator seeded with `seed`; layer noise draws
+    from torch's global generator."""
     if mix and not model.supports_mixing:
         raise AutomodError("FID-mix needs an AdaIN (automodulator) decoder; this model's classic decoder cannot mix.")
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    dim, blocks = model.config.latent_dim, model.num_active_blocks
 
     def batches() -> Iterable[torch.Tensor]:
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
-            latents = random_mixtures(count, dim, blocks, generator) if mix else random_latents(count, dim, generator=generator)
+            latents = model.sample_latents(count, generator)
+            if mix:
+                latents = random_mixtures(latents, model.sample_latents(count, generator), model.num_active_blocks, generator)
             yield quantize(model.decode(latents.to(device), noise=True))
 
     return feature_statistics(batches(), extractor, "mixed samples" if mix else "samples", n, progress)

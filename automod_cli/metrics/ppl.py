@@ -1,16 +1,20 @@
 """Perceptual path length (StyleGAN, Karras et al. 2019; NeurIPS Sec. 4, Supp. App. A).
 
-For random latent pairs (z₀, z₁) on the unit sphere and t ~ U(0, 1), decode the points t and t + ε of the
-spherical interpolation between them, crop both images to the face window, and take LPIPS / ε². PPL is the
-mean of these values after discarding those below the 1st and above the 99th percentile, as StyleGAN's code
-does. ε = 1e-4 and 100,000 pairs (Supp. App. A). Latents are interpolated in float64 so the ε step is not lost
-to rounding; images are decoded with layer noise off, so both ends of a pair see the same (no) noise.
+For random latent pairs (z₀, z₁) from the model's prior and t ~ U(0, 1), decode the points t and t + ε of the
+interpolation between them, crop both images to the face window, and take LPIPS / ε². PPL is the mean of these
+values after discarding those below the 1st and above the 99th percentile, as StyleGAN's code does. ε = 1e-4
+and 100,000 pairs (Supp. App. A). Latents are interpolated in float64 so the ε step is not lost to rounding;
+images are decoded with layer noise off, so both ends of a pair see the same (no) noise.
+
+The path is the model's own (`model.interpolate_latents`): slerp on the unit sphere for the automodulator and
+PIONEER (StyleGAN's PPL in Z), straight lines between N(0, I) draws for the VAE and WAE, and straight lines in
+LIA's y-space between y = φ⁻¹(z) draws, as StyleGAN measures PPL in its intermediate space W.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,14 +22,21 @@ import torch
 from automod_cli.metrics.crop import crop
 from automod_cli.metrics.data import Progress
 from automod_cli.metrics.features import DistanceNet
-from automod_cli.models.latents import normalize, random_latents
 
 EPSILON = 1e-4  # Supp. App. A
 DEFAULT_SAMPLES = 100_000  # Supp. App. A
 TRIM_PERCENT = 1.0  # StyleGAN drops the lowest and highest 1% of the values
 DEFAULT_BATCH = 32
 
-Decode = Callable[[torch.Tensor], torch.Tensor]  # (N, D) latents → (N, 3, H, W) images in [-1, 1]
+
+class LatentModel(Protocol):
+    """What PPL needs of a model (Automodulator and LiaModel have it)."""
+
+    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+    def interpolate_latents(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, z: torch.Tensor, noise: bool = False) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -36,33 +47,19 @@ class PPLResult:
     crop: str
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between unit vectors a and b at fractions t (shape (N,) or (N, 1)), renormalised."""
-    t = t.reshape(-1, 1)
-    cos_angle = (a * b).sum(-1, keepdim=True).clamp(-1, 1)
-    angle = torch.arccos(cos_angle)
-    sin_angle = torch.sin(angle)
-    nearly_parallel = sin_angle.abs() < 1e-12
-    safe = torch.where(nearly_parallel, torch.ones_like(sin_angle), sin_angle)
-    weight_a = torch.where(nearly_parallel, 1 - t, torch.sin((1 - t) * angle) / safe)
-    weight_b = torch.where(nearly_parallel, t, torch.sin(t * angle) / safe)
-    return normalize(weight_a * a + weight_b * b)
-
-
-def path_lengths(decode: Decode, latent_dim: int, distance: DistanceNet, n: int = DEFAULT_SAMPLES,
-                 epsilon: float = EPSILON, crop_mode: str = "face", batch_size: int = DEFAULT_BATCH,
-                 generator: torch.Generator | None = None, device: str | torch.device = "cpu",
+def path_lengths(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAMPLES, epsilon: float = EPSILON,
+                 crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, generator: torch.Generator | None = None,
                  progress: Progress | None = None) -> np.ndarray:
-    """`n` values of LPIPS(G(slerp(z₀, z₁; t)), G(slerp(z₀, z₁; t + ε))) / ε², one per random pair."""
+    """`n` values of LPIPS(G(path(z₀, z₁; t)), G(path(z₀, z₁; t + ε))) / ε², one per random pair."""
     values = []
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
-            z0 = random_latents(count, latent_dim, generator=generator).double()
-            z1 = random_latents(count, latent_dim, generator=generator).double()
+            z0 = model.sample_latents(count, generator).double()
+            z1 = model.sample_latents(count, generator).double()
             t = torch.rand(count, generator=generator, dtype=torch.float64)
-            ends = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)]).float().to(device)
-            images = crop(decode(ends), crop_mode)
+            ends = torch.cat([model.interpolate_latents(z0, z1, t), model.interpolate_latents(z0, z1, t + epsilon)])
+            images = crop(model.decode(ends.float(), noise=False), crop_mode)
             values.append((distance(images[:count], images[count:]).double() / epsilon**2).cpu())
             if progress is not None:
                 progress("path lengths", start + count, n)
@@ -76,10 +73,10 @@ def trimmed_mean(values: np.ndarray, percent: float = TRIM_PERCENT) -> float:
     return float(values[(values >= low) & (values <= high)].mean())
 
 
-def perceptual_path_length(decode: Decode, latent_dim: int, distance: DistanceNet, n: int = DEFAULT_SAMPLES,
-                           epsilon: float = EPSILON, crop_mode: str = "face", batch_size: int = DEFAULT_BATCH,
-                           seed: int = 0, device: str | torch.device = "cpu", progress: Progress | None = None) -> PPLResult:
-    """PPL of a decoder over `n` random latent pairs (pass `lambda z: model.decode(z, noise=False)`)."""
+def perceptual_path_length(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAMPLES, epsilon: float = EPSILON,
+                           crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, seed: int = 0,
+                           progress: Progress | None = None) -> PPLResult:
+    """PPL of a model over `n` random latent pairs drawn from a generator seeded with `seed`."""
     generator = torch.Generator().manual_seed(seed)
-    values = path_lengths(decode, latent_dim, distance, n, epsilon, crop_mode, batch_size, generator, device, progress)
+    values = path_lengths(model, distance, n, epsilon, crop_mode, batch_size, generator, progress)
     return PPLResult(trimmed_mean(values), n, epsilon, crop_mode)

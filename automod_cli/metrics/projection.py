@@ -1,10 +1,13 @@
 """Optimisation-based inversion: fit a latent to an image by gradient descent (LIA Eq. 13, Supp. App. G).
 
-The latent starts from the encoder's output (LIA's choice), from a random point of the prior, or from the mean
-latent (Image2StyleGAN's choice; here the normalised mean encoding of training images), and follows Adam on
+The latent starts from the encoder's output (LIA's choice), from a random draw of the model's prior, or from the
+mean latent (Image2StyleGAN's choice; here the mean encoding of training images, brought into the latent space),
+and follows Adam on
     L(x, x̃) = d_perc(x, x̃) + λ_pix · mean((x − x̃)²),   x̃ = θ(z)
 (LIA Eq. 7 with a perceptual distance network — LPIPS-VGG by default, LIA's VGG conv features — and a pixel
-term), with z projected back onto the unit sphere after every step, since the decoder only knows unit latents.
+term), with z brought back into the model's latent space after every step (`model.constrain_latent`): onto the
+unit sphere for the automodulator, whose decoder only knows unit latents; unchanged for Gaussian latents and for
+LIA, where this is the per-image fine-tuning of y of LIA Eq. 13.
 Images of a batch are fitted together but independently: the loss is a sum of per-image terms.
 
 The supplement's comparison plots reconstruction LPIPS against wall time (Fig. 16), so the trace records the
@@ -27,7 +30,6 @@ from automod_cli.metrics.crop import crop
 from automod_cli.metrics.data import EvalData, Progress, image_batches
 from automod_cli.metrics.features import DistanceNet
 from automod_cli.models import Automodulator
-from automod_cli.models.latents import normalize, random_latents
 
 STARTS = ("encoder", "random", "mean")
 DEFAULT_STEPS = 200  # Supp. App. G runs the projector for up to 200 iterations
@@ -60,7 +62,7 @@ class TracePoint:
 
 @dataclass(frozen=True)
 class Projection:
-    latents: torch.Tensor  # (N, D) unit latents after the last step
+    latents: torch.Tensor  # (N, D) latents after the last step
     images: torch.Tensor  # their reconstructions
     trace: list[TracePoint]
 
@@ -81,7 +83,7 @@ def initial_latents(model: Automodulator, images: torch.Tensor, start: str, gene
         if start == "encoder":
             return model.encode(images)
         if start == "random":
-            return random_latents(len(images), model.config.latent_dim, generator=generator).to(images.device)
+            return model.sample_latents(len(images), generator).to(images.device)
         if mean is None:
             raise AutomodError("the 'mean' start needs the mean latent of training images.")
         return mean.to(images.device).expand(len(images), -1).clone()
@@ -138,7 +140,7 @@ def project(model: Automodulator, images: torch.Tensor, loss_distance: DistanceN
             projection_loss(images, model.decode(z, noise=False), loss_distance, settings.pixel_weight).backward()
             optimizer.step()
             with torch.no_grad():
-                z.copy_(normalize(z))
+                z.copy_(model.constrain_latent(z))
             elapsed += wall_clock(device) - began
             if progress is not None:
                 progress("projection steps", step + 1, settings.steps)
@@ -151,7 +153,8 @@ MEAN_LATENT_IMAGES = 1000  # training images averaged for the 'mean' start (our 
 
 
 def mean_latent_of(model: Automodulator, data: EvalData, count: int = MEAN_LATENT_IMAGES, batch_size: int = 50) -> torch.Tensor:
-    """The 'mean' start: the normalised mean encoding of the first `count` images of `data` (fewer if it has fewer)."""
+    """The 'mean' start: the mean encoding of the first `count` images of `data` (fewer if it has fewer), brought into
+    the model's latent space (normalised on the sphere)."""
     device = next(model.parameters()).device
     total: torch.Tensor | None = None
     count_seen = 0
@@ -160,4 +163,4 @@ def mean_latent_of(model: Automodulator, data: EvalData, count: int = MEAN_LATEN
             encoded = model.encode(batch.to(device)).sum(0)
             total = encoded if total is None else total + encoded
             count_seen += len(batch)
-    return normalize(total / count_seen)
+    return model.constrain_latent(total / count_seen)

@@ -9,7 +9,7 @@ from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.models.decoder import build_decoder
 from automod_cli.models.encoder import Encoder
-from automod_cli.models.latents import normalize, prior_latents
+from automod_cli.models.latents import normalize, prior_latents, slerp
 
 
 class Automodulator(nn.Module):
@@ -57,3 +57,11 @@ class Automodulator(nn.Module):
     def constrain_latent(self, z: torch.Tensor) -> torch.Tensor:
         """The nearest latent of the model's latent space: onto the unit sphere, or as it is for Gaussian latents."""
         return normalize(z) if self.config.latent == "sphere" else z
+
+    def interpolate_latents(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Points at fractions `t` (T,) on the path from a to b ((D,) each: (T, D); or (T, D) each: a point per
+        row). Unit latents follow the great circle (slerp), so every point is again a unit latent; Gaussian
+        latents (VAE, WAE) the straight line, as their prior N(0, I) lives in all of R^D."""
+        if self.config.latent == "sphere":
+            return slerp(a, b, t)
+        return torch.lerp(a, b, t.to(a)[:, None])

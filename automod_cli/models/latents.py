@@ -36,6 +36,21 @@ def prior_latents(n: int, dim: int, latent: str, generator: torch.Generator | No
     return normalize(z) if latent == "sphere" else z
 
 
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Points at fractions `t` (T,) along the great circle from a to b: (T, D) for endpoints (D,) each, or one
+    point per row for endpoints (T, D). t=0 gives exactly a and t=1 exactly b; where a and b are (anti)parallel
+    (sin of their angle < eps) the great circle is not defined by them and the path is a straight line."""
+    t = t.to(a)[:, None]
+    cos = (a * b).sum(-1, keepdim=True) / (a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True)).clamp_min(1e-12)
+    angle = torch.arccos(cos.clamp(-1.0, 1.0))
+    sin = torch.sin(angle)
+    straight = sin < eps
+    safe = torch.where(straight, torch.ones_like(sin), sin)
+    weight_a = torch.where(straight, 1 - t, torch.sin((1 - t) * angle) / safe)
+    weight_b = torch.where(straight, t, torch.sin(t * angle) / safe)
+    return weight_a * a + weight_b * b
+
+
 def block_resolution(block: int, levels: Sequence[int] | None = None) -> int:
     """The resolution of `block`, whose level is levels[block] (default: block i on level i)."""
     return 4 * 2 ** (block if levels is None else levels[block])

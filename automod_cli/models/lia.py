@@ -183,9 +183,9 @@ class LiaModel(nn.Module):
         return y
 
     def interpolate_latents(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Points at fractions `t` (T,) on the straight line from a to b ((D,) each), (T, D): y-space is where
-        linear interpolation is meaningful (LIA Sec. 3.1, Fig. 7)."""
-        return torch.lerp(a[None], b[None], t.to(a)[:, None])
+        """Points at fractions `t` (T,) on the straight line from a to b ((D,) each: (T, D); or (T, D) each: a point
+        per row): y-space is where linear interpolation is meaningful (LIA Sec. 3.1, Fig. 7)."""
+        return torch.lerp(a, b, t.to(a)[:, None])
 
 
 def checkpoint_tensors(model: LiaModel) -> dict[str, torch.Tensor]:

@@ -9,10 +9,11 @@ interpolate | reconstruct`. Functions take a model and tensors and return tensor
 """
 
 from automod_cli.checkpoint import find_checkpoint, load_model
+from automod_cli.models.latents import slerp
 from automod_cli.ops.editing import attribute_vector, edit, edit_latents, load_vector, save_vector
 from automod_cli.ops.figures import captioned, captioned_grid
 from automod_cli.ops.inputs import builtin_images, image_paths, load_image, load_images
-from automod_cli.ops.interpolation import interpolate, interpolate_grid, slerp, snake_order, write_gif
+from automod_cli.ops.interpolation import interpolate, interpolate_grid, snake_order, write_gif
 from automod_cli.ops.mixing import mix, mix_grid, mix_latents
 from automod_cli.ops.reconstruct import decode, encode, reconstruct, side_by_side
 from automod_cli.ops.sampling import conditional_latents, conditional_sample, sample

@@ -1,10 +1,11 @@
 """Interpolation between encoded images (NeurIPS Sec. 4, Supp. App. F, Fig. 13).
 
-Latents live on the unit sphere, so paths follow great circles (spherical linear interpolation, slerp): every
-point is again a unit latent like those the decoder was trained on, where a straight line would cut through
-the sphere's inside. Endpoints are the inputs' own latents, so the ends of a strip and the corners of a grid
-are exactly their reconstructions. Restricted to some blocks, the path drives only those blocks and the first
-input drives the rest.
+Paths follow the model's latent space (`model.interpolate_latents`): automodulator and PIONEER latents live on
+the unit sphere, so their paths follow great circles (spherical linear interpolation, slerp) and every point is
+again a unit latent like those the decoder was trained on, where a straight line would cut through the
+sphere's inside; the VAE's and WAE's Gaussian latents and LIA's y-space take straight lines. Endpoints are the
+inputs' own latents, so the ends of a strip and the corners of a grid are exactly their reconstructions.
+Restricted to some blocks, the path drives only those blocks and the first input drives the rest.
 """
 
 from __future__ import annotations
@@ -22,22 +23,8 @@ from automod_cli.models.latents import assign
 from automod_cli.ops.reconstruct import decode, model_device
 from automod_cli.ops.scales import require_mixing
 
-DEGENERATE_EPS = 1e-6  # sin of the angle between endpoints below which slerp is a straight line
 GIF_FRAME_MS = 80
 GIF_MIN_SIZE = 192  # frames are enlarged (nearest) to at least this many pixels
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Points at fractions `t` (T,) along the great circle from a to b ((D,) each): (T, D); t=0 gives exactly a,
-    t=1 exactly b. (Anti)parallel pairs, where the great circle is not defined by a and b, fall back to a line."""
-    t = t.to(a)[:, None]
-    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    if torch.sin(omega) < DEGENERATE_EPS:
-        return torch.lerp(a[None], b[None], t)
-    weight_a = torch.sin((1 - t) * omega) / torch.sin(omega)
-    weight_b = torch.sin(t * omega) / torch.sin(omega)
-    return weight_a * a + weight_b * b
 
 
 def fractions(steps: int) -> torch.Tensor:
@@ -59,20 +46,20 @@ def interpolate(model: Automodulator, z_a: torch.Tensor, z_b: torch.Tensor, step
     """A strip of `steps` images from A's reconstruction to B's ((D,) latents), (steps, 3, R, R)."""
     device = model_device(model)
     z_a, z_b = z_a.reshape(-1).to(device), z_b.reshape(-1).to(device)
-    path = slerp(z_a, z_b, fractions(steps))
+    path = model.interpolate_latents(z_a, z_b, fractions(steps))
     return decode(model, _restricted(model, z_a[None], path, blocks), noise)
 
 
 def interpolate_grid(model: Automodulator, corners: torch.Tensor, steps: int,
                      blocks: range | None = None, noise: bool = False) -> torch.Tensor:
     """A steps × steps grid, row by row, between four latents (4, D): top-left, top-right, bottom-left,
-    bottom-right. Each row slerps between the left and right edges, which slerp down from the top corners."""
+    bottom-right. Each row interpolates between the left and right edges, which run down from the top corners."""
     if corners.shape[0] != 4:
         raise AutomodError(f"a 4-corner interpolation needs 4 images, got {corners.shape[0]}.")
     corners = corners.to(model_device(model))
     t = fractions(steps)
-    left, right = slerp(corners[0], corners[2], t), slerp(corners[1], corners[3], t)
-    path = torch.cat([slerp(left[i], right[i], t) for i in range(steps)])
+    left, right = model.interpolate_latents(corners[0], corners[2], t), model.interpolate_latents(corners[1], corners[3], t)
+    path = torch.cat([model.interpolate_latents(left[i], right[i], t) for i in range(steps)])
     return decode(model, _restricted(model, corners[:1], path, blocks), noise)
 
 

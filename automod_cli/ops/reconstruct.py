@@ -18,7 +18,7 @@ def model_device(model: Automodulator) -> torch.device:
 
 @torch.inference_mode()
 def encode(model: Automodulator, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
-    """Unit-norm latents (N, D) of (N, 3, R, R) images in [-1, 1], on the model's device."""
+    """Latents (N, D) of (N, 3, R, R) images in [-1, 1], on the model's device."""
     device = model_device(model)
     return torch.cat([model.encode(chunk.to(device)) for chunk in images.split(batch_size)])
 

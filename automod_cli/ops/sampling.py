@@ -1,8 +1,10 @@
 """Random samples (Supp. App. D) and conditional samples (Supp. App. H).
 
-Random latents are Gaussian draws projected onto the unit sphere (NeurIPS Sec. 3.1). Conditional sampling
-fixes some scales to an input's latent z_A and lets a random z_B drive all the others, so every sample shares
-the input's features at those scales (e.g. pose and layout for 'coarse').
+Random latents come from the model's prior (`model.sample_latents`): Gaussian draws projected onto the unit
+sphere for the automodulator and PIONEER (NeurIPS Sec. 3.1), N(0, I) for the VAE and WAE, and y = φ⁻¹(z) of
+z ~ N(0, I) for LIA. Conditional sampling fixes some scales to an input's latent z_A and lets a random z_B
+drive all the others, so every sample shares the input's features at those scales (e.g. pose and layout for
+'coarse').
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from automod_cli.ops.scales import require_mixing
 
 
 def sample(model: Automodulator, n: int, generator: torch.Generator | None = None, noise: bool = False) -> torch.Tensor:
-    """n random images θ(z), z uniform on the unit sphere (drawn on the CPU, so a seed gives the same latents on
-    every device)."""
+    """n random images θ(z), z from the model's prior (drawn on the CPU, so a seed gives the same latents on every
+    device)."""
     return decode(model, model.sample_latents(n, generator), noise)
 
 
