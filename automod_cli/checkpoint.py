@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from automod_cli import __version__
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
-from automod_cli.models import Automodulator
+from automod_cli.models import Automodulator, lia
+from automod_cli.models.lia import LiaModel
 
 FORMAT = "automod-checkpoint"
 FORMAT_VERSION = 1
@@ -55,13 +56,22 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
 
 def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors and metadata of an automod checkpoint, with one-line errors for anything else."""
+    meta = read_meta(path)
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AutomodError(f"'{path}' is not a readable checkpoint (truncated or not safetensors: {exc}).") from None
+    return tensors, meta
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The metadata of an automod checkpoint alone (no tensors are read), with one-line errors for anything else."""
     path = Path(path)
     if not path.is_file():
         raise AutomodError(f"checkpoint '{path}' does not exist.")
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
-        tensors = load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
         raise AutomodError(f"'{path}' is not a readable checkpoint (truncated or not safetensors: {exc}).") from None
     if header.get("format") != FORMAT:
@@ -69,10 +79,9 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[dic
     if int(header.get("format_version", "0")) > FORMAT_VERSION:
         raise AutomodError(f"'{path}' was written by a newer automod ({header.get('automod_version')}); upgrade to read it.")
     try:
-        meta = json.loads(header["meta"])
+        return json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError):
         raise AutomodError(f"'{path}' has a damaged metadata header; it cannot be used.") from None
-    return tensors, meta
 
 
 def model_tensors(model: Automodulator, decoder_state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -87,17 +96,25 @@ def model_meta(model: Automodulator) -> dict[str, Any]:
     return {"model_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha}
 
 
-def save_model(path: Path, model: Automodulator, extra_meta: dict[str, Any] | None = None) -> None:
+def save_model(path: Path, model: Automodulator | LiaModel, extra_meta: dict[str, Any] | None = None) -> None:
     """Write a self-contained model file (weights + config + level/α) that `load_model` rebuilds."""
-    save_checkpoint(path, model_tensors(model), {**model_meta(model), **(extra_meta or {})})
+    if isinstance(model, LiaModel):
+        tensors, meta = lia.checkpoint_tensors(model), lia.checkpoint_meta(model)
+    else:
+        tensors, meta = model_tensors(model), model_meta(model)
+    save_checkpoint(path, tensors, {**meta, **(extra_meta or {})})
 
 
 def _subset(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str, ema: bool = True) -> Automodulator:
-    """Rebuild the model described by `meta` and load its weights; the EMA decoder is preferred when present."""
+def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str,
+                          ema: bool = True) -> Automodulator | LiaModel:
+    """Rebuild the model described by `meta` and load its weights; the EMA decoder is preferred when present.
+    A LIA checkpoint (meta kind "lia") gives a LiaModel, anything else an Automodulator."""
+    if lia.is_lia_checkpoint(meta):
+        return lia.model_from_checkpoint(tensors, meta, source, ema=ema)
     if "model_config" not in meta:
         raise AutomodError(f"'{source}' holds no model config; it is not a model checkpoint.")
     config = ModelConfig.from_dict(meta["model_config"])
@@ -112,8 +129,23 @@ def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any]
     return model.eval()
 
 
-def load_model(path: Path | None, device: str | torch.device = "cpu", ema: bool = True) -> Automodulator:
-    """Rebuild an Automodulator from a checkpoint file alone (EMA decoder weights when the file has them).
+def model_kind(meta: dict[str, Any]) -> str:
+    """Which model a checkpoint holds (automod, pioneer, vae, wae, lia): the training run's kind, else (for files
+    without one) what the network's latent space and decoder show."""
+    kind = meta.get("kind") or meta.get("train_config", {}).get("kind")
+    if kind:
+        return kind
+    model = meta.get("model_config", {})
+    if model.get("variational"):
+        return "vae"
+    if model.get("latent") == "gaussian":
+        return "wae"
+    return "pioneer" if model.get("decoder") == "classic" else "automod"
+
+
+def load_model(path: Path | None, device: str | torch.device = "cpu", ema: bool = True) -> Automodulator | LiaModel:
+    """Rebuild a model (an Automodulator or, from a LIA checkpoint, a LiaModel) from a checkpoint file alone (EMA
+    decoder weights when the file has them).
 
     `path` may also be a run directory (its newest checkpoint) or None (the newest run under ./runs)."""
     path = find_checkpoint(path)

@@ -153,7 +153,8 @@ def ppl_command(model: Optional[Path] = MODEL,
                 n: int = typer.Option(100_000, "--n", min=2, help="Latent pairs (paper: 100k)."),
                 crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1),
                 weights: List[Path] = WEIGHTS, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
-    """Perceptual path length: LPIPS/ε² between decodings at t and t+ε of slerp paths, ε = 1e-4, trimmed mean.
+    """Perceptual path length: LPIPS/ε² between decodings at t and t+ε of latent paths (slerp on the sphere, lines
+    for Gaussian and LIA latents), ε = 1e-4, trimmed mean.
 
     Example: automod eval ppl --model runs/ffhq --n 100000
     """
@@ -161,10 +162,8 @@ def ppl_command(model: Optional[Path] = MODEL,
 
     loaded = _setup(model, device, seed)
     distance = _lpips(net, weights, loaded.device)
-    decoder = loaded.model
     with _progress() as progress:
-        result = perceptual_path_length(lambda z: decoder.decode(z, noise=False), decoder.config.latent_dim, distance, n,
-                                        crop_mode=crop.value, batch_size=batch, seed=seed, device=loaded.device,
+        result = perceptual_path_length(loaded.model, distance, n, crop_mode=crop.value, batch_size=batch, seed=seed,
                                         progress=progress)
     _emit({"metric": "ppl", "model": str(loaded.checkpoint), "ppl": result.ppl, "pairs": result.samples,
            "epsilon": result.epsilon, "crop": result.crop, "net": net.value}, as_json, "PPL")
@@ -288,13 +287,14 @@ def _comparison_table(rows: list[comparison.ComparisonRow], metrics: list[str]) 
     digits = {"lpips": 3, "fid": 2, "fid-mix": 2, "ppl": 1}
     table = Table(title="comparison (smaller is better)", title_justify="left")
     table.add_column("model")
+    table.add_column("kind")
     for metric in metrics:
         table.add_column(metric.upper(), justify="right")
     names = [Path(row.model).name for row in rows]
     labels = names if len(set(names)) == len(names) else [row.model for row in rows]  # short unless ambiguous
     for label, row in zip(labels, rows):
         cells = ["—" if row.values[m] != row.values[m] else f"{row.values[m]:.{digits[m]}f}" for m in metrics]
-        table.add_row(label, *cells)
+        table.add_row(label, row.kind, *cells)
     return table
 
 

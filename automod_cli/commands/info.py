@@ -10,36 +10,34 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from automod_cli.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
+from automod_cli.checkpoint import find_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
+from automod_cli.models.lia import is_lia_checkpoint
 
 console = Console()
 
 
-def model_kind(meta: dict) -> str:
-    """Which model a checkpoint holds (automod, pioneer, vae, wae, ...): the training run's kind, else (for files
-    without one) what the network's latent space and decoder show."""
-    kind = meta.get("kind") or meta.get("train_config", {}).get("kind")
-    if kind:
-        return kind
-    model = meta.get("model_config", {})
-    if model.get("variational"):
-        return "vae"
-    if model.get("latent") == "gaussian":
-        return "wae"
-    return "pioneer" if model.get("decoder") == "classic" else "automod"
+def model_section(meta: dict) -> dict:
+    """The network shape and, for LIA, its NICE mapping network: `model_config` (encoder and synthesis network,
+    LIA's from meta["lia_config"]["model"]) and `lia_config` (the rest of the LIA config)."""
+    if not is_lia_checkpoint(meta):
+        return {"model_config": meta["model_config"]}
+    lia = meta["lia_config"]
+    return {"model_config": lia["model"], "lia_config": {k: v for k, v in lia.items() if k != "model"}}
 
 
 def info(
     model: Optional[Path] = typer.Argument(None, help="Checkpoint file or run directory (default: newest run under ./runs)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
 ) -> None:
-    """Show a checkpoint's model config, resolution and training progress.
+    """Show a checkpoint's model kind and config, resolution and training progress.
 
     Example: automod info runs/demo
     """
     path = find_checkpoint(model)
     tensors, meta = read_checkpoint(path)
     net = model_from_checkpoint(tensors, meta, str(path))
+    listed = {"model_config", "lia_config", "level", "alpha", "kind"}  # given above, or not repeated
+    listed |= {"train_config"} if "lia_train_config" in meta else set()  # LIA's holds it under "train"
     summary = {
         "checkpoint": str(path),
         "kind": model_kind(meta),
@@ -47,12 +45,13 @@ def info(
         "level": net.level,
         "alpha": net.alpha,
         "parameters": {
-            "encoder": sum(p.numel() for p in net.encoder.parameters()),
+            # a LIA model after stage 1 only has no trained encoder (LiaModel.has_encoder)
+            "encoder": sum(p.numel() for p in net.encoder.parameters()) if getattr(net, "has_encoder", True) else 0,
             "decoder": sum(p.numel() for p in net.decoder.parameters()),
         },
         "ema_decoder": any(k.startswith("decoder_ema.") for k in tensors),
-        "model_config": meta["model_config"],
-        **{k: v for k, v in meta.items() if k not in ("model_config", "level", "alpha", "kind")},
+        **model_section(meta),
+        **{k: v for k, v in meta.items() if k not in listed},
     }
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))

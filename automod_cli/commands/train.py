@@ -11,11 +11,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from automod_cli.checkpoint import find_checkpoint, run_checkpoints
+from automod_cli.checkpoint import find_checkpoint, read_meta, run_checkpoints
 from automod_cli.config import DECODERS, MODELS, TRAIN_PRESETS, resolve_train_config
 from automod_cli.errors import AutomodError
 
 console = Console()
+LIA = "lia"  # `--model lia`: the two-stage LIA run of training/lia.py, configured by resolve_lia_config
+MODEL_CHOICES = (*MODELS, LIA)
+LOGGED = ("enc_loss", "dec_loss", "loss", "g_loss", "d_loss", "r1", "recon", "perceptual", "adversarial", "kl", "mmd", "layer_loss")
 
 
 def _overrides(data: Optional[Path], config_file: Optional[Path], settings: List[str], **flags) -> dict:
@@ -78,12 +81,14 @@ class _Display:
             self.bar.start()
             self.task = self.bar.add_task("train", total=data["total"], completed=data["images_seen"], phase="starting", rate="", losses="")
         elif event == "log":
-            shown = ("enc_loss", "dec_loss", "loss", "recon", "kl", "mmd", "layer_loss")
-            losses = "  ".join(f"{k} {data[k]:.3f}" for k in shown if k in data)
+            losses = "  ".join(f"{k} {data[k]:.3f}" for k in LOGGED if k in data)
             phase = f"{data['resolution']}² α={data['alpha']:.2f}"
+            phase = f"stage {data['stage']} {phase}" if "stage" in data else phase
             self.bar.update(self.task, completed=data["images_seen"], phase=phase, rate=f"{data['images_per_s']:.0f} img/s", losses=losses)
         elif event == "phase":
             self.bar.console.print(f"→ growing to {data['resolution']}×{data['resolution']} at {data['images_seen']:,} images")
+        elif event == "stage":
+            self.bar.console.print(f"→ stage {data['stage']}: training the encoder, generator frozen, at {data['images_seen']:,} images")
         elif event == "checkpoint":
             self.bar.console.print(f"[dim]checkpoint {data['path']}[/]")
         elif event == "done":
@@ -94,7 +99,9 @@ def train(
     data_arg: Optional[Path] = typer.Argument(None, metavar="[DATA]", help="HDF5 file made by `automod prep` (same as --data)."),
     data: Optional[Path] = typer.Option(None, "--data", help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without data, custom with)."),
-    model: Optional[str] = typer.Option(None, "--model", help=f"Model to train: {', '.join(MODELS)} (default automod); each brings its paper settings."),
+    model: Optional[str] = typer.Option(None, "--model", help=f"Model to train: {', '.join(MODEL_CHOICES)} (default automod); each brings its paper settings."),
+    stage: Optional[int] = typer.Option(None, "--stage", help="LIA only: 1 (the GAN) or 2 (the encoder, continuing a finished stage 1 with --resume); default both in sequence."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--weights", help="LIA only: VGG16 weight file (vgg16-397923af.pth) for stage 2's perceptual loss (default: $AUTOMOD_VGG16_WEIGHTS or the torch cache)."),
     decoder: Optional[str] = typer.Option(None, "--decoder", help=f"Decoder: {', '.join(DECODERS)} (default: adain; classic for pioneer)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<preset>, numbered if taken)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory (or checkpoint) exactly where it stopped."),
@@ -113,17 +120,21 @@ def train(
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default) or bf16: the networks' forward passes under bf16 autocast; weights, optimiser and losses stay fp32."),
     compile_decoder: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the decoder's forward (off by default; a long first step)."),
 ) -> None:
-    """Train an automodulator (or a baseline: Balanced PIONEER, VAE, WAE) progressively (4×4 up to the target
+    """Train an automodulator (or a baseline: Balanced PIONEER, VAE, WAE, LIA) progressively (4×4 up to the target
     resolution), resumable at any time.
 
     Examples:
       automod train                                  # built-in dataset, 32×32, ~10 min on a laptop CPU
       automod train --model vae --decoder classic    # a baseline of NeurIPS Table 2a, in runs/builtin-vae
+      automod train --model lia --stage 1            # LIA's GAN; then --stage 2 --resume runs/builtin-lia
       automod train --data data/ffhq-train.h5 --preset ffhq --out runs/ffhq --max-res 256
       automod train --kimg 50                        # a shorter (or longer) run: 50k images in total
       automod train --resume runs/ffhq               # after Ctrl-C or a crash
       torchrun --nproc_per_node=4 -m automod_cli train data/ffhq-train.h5 --preset ffhq
     """
+    from automod_cli.models.lia import is_lia_checkpoint
+    from automod_cli.training.lia import train_lia
+    from automod_cli.training.lia_config import resolve_lia_config
     from automod_cli.training.loop import latest_resumable
     from automod_cli.training.loop import train as run_training
 
@@ -131,31 +142,53 @@ def train(
     if data_arg is not None and data is not None and data_arg != data:
         raise AutomodError("give the data file once: either as an argument or with --data.")
     data = data or data_arg
-    if resume is not None:
-        checkpoint = latest_resumable(resume) if resume.is_dir() else find_checkpoint(resume)
+    checkpoint = None if resume is None else latest_resumable(resume) if resume.is_dir() else find_checkpoint(resume)
+    lia_run = is_lia_checkpoint(read_meta(checkpoint)) if checkpoint is not None else model == LIA
+    _check_lia_options(lia_run, stage, vgg_weights, {
+        "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction, "--layer-loss": layer_loss,
+        "--kimg": kimg if checkpoint is not None else None})
+    if checkpoint is not None:
         run_dir = checkpoint.parent.parent
         config = None
     else:
-        checkpoint = None
         name = preset or ("builtin" if data is None else "custom")
-        flags = {"kind": model, "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder, "model.max_resolution": resolution, "reconstruction": reconstruction,
-                 "layer_loss": layer_loss, "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg,
+        flags = {"kind": None if lia_run else model, "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder,
+                 "model.max_resolution": resolution, "reconstruction": reconstruction, "layer_loss": layer_loss,
+                 "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg,
                  "precision": precision, "compile": compile_decoder}
-        config = resolve_train_config(name, _overrides(data, config_file, settings, **flags))
-        run_dir = _run_dir(out, name if config.kind == "automod" else f"{name}-{config.kind}")
+        resolve = resolve_lia_config if lia_run else resolve_train_config
+        config = resolve(name, _overrides(data, config_file, settings, **flags))
+        kind = LIA if lia_run else config.kind
+        run_dir = _run_dir(out, name if kind == "automod" else f"{name}-{kind}")
         if is_main:
             console.print_json(json.dumps(config.to_dict()))
     display = _Display(is_main)
-    result = run_training(config, run_dir, device=device, resume=checkpoint, report=display, stop_after_images=stop_after,
-                          total_kimg=kimg if resume is not None else None)
+    if lia_run:
+        result = train_lia(config, run_dir, stage, device=device, resume=checkpoint, report=display,
+                           stop_after_images=stop_after, vgg_weights=vgg_weights)
+    else:
+        result = run_training(config, run_dir, device=device, resume=checkpoint, report=display, stop_after_images=stop_after,
+                              total_kimg=kimg if resume is not None else None)
     if not is_main:
         return
     if result.interrupted:
         console.print(f"[yellow]stopped at {result.images_seen:,} images;[/] continue with: automod train --resume {run_dir}")
     else:
         console.print(f"[green]done[/]: {result.images_seen:,} images, checkpoint {result.checkpoint}")
+        if lia_run and stage == 1:
+            console.print(f"train LIA's encoder with: automod train --stage 2 --resume {run_dir}")
     for path in result.grids[-3:]:
         console.print(f"  {path}")
+
+
+def _check_lia_options(lia_run: bool, stage: Optional[int], vgg_weights: Optional[Path], automod_only: dict) -> None:
+    """--stage and --weights only for LIA; for LIA none of `automod_only` (flag name → value, None when not given)."""
+    if not lia_run and (stage is not None or vgg_weights is not None):
+        raise AutomodError("--stage and --weights belong to LIA: use them with --model lia (or --resume a LIA run).")
+    given = [flag for flag, value in automod_only.items() if value is not None]
+    if lia_run and given:
+        raise AutomodError(f"{given[0]} does not apply to a LIA run (the automodulator's loss options, or a new length "
+                           "for a resumed run: LIA's stage lengths are fixed when it starts).")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,7 @@
 """Several models, several metrics, one table laid out like NeurIPS Table 2a: a row per model, a column per
 metric (LPIPS on test images, FID, FID of mixtures, PPL), each with its paper protocol unless `n` says less.
+Models of every kind (automodulator, PIONEER, VAE, WAE, LIA) are measured alike, each sampling from and
+interpolating in its own latent space (`sample_latents`, `interpolate_latents`).
 
 The pretrained networks are built once, when the first metric needs them, and shared by every model.
 """
@@ -64,7 +66,18 @@ class CompareSettings:
 @dataclass(frozen=True)
 class ComparisonRow:
     model: str
+    kind: str  # automod, pioneer, vae, wae or lia
     values: dict[str, float]
+
+
+def applicable(metric: str, model: torch.nn.Module) -> bool:
+    """Whether `model` can be measured by `metric`: FID-mix needs a decoder that mixes (not PIONEER's classic one),
+    LPIPS an encoder (a LIA model after stage 1 only has none)."""
+    if metric == "fid-mix":
+        return model.supports_mixing
+    if metric == "lpips":
+        return getattr(model, "has_encoder", True)
+    return True
 
 
 def count_for(metric: str, settings: CompareSettings, available: int | None = None) -> int:
@@ -86,41 +99,37 @@ def evaluate(metric: str, loaded: LoadedModel, networks: Networks, settings: Com
         return lpips_recon.reconstruction_lpips(model, data, networks.distance(), count_for(metric, settings, len(data)),
                                                 settings.crop, settings.batch_size, progress).lpips
     if metric == "ppl":
-        device = next(model.parameters()).device
-        return ppl.perceptual_path_length(lambda z: model.decode(z, noise=False), model.config.latent_dim, networks.distance(),
-                                          count_for(metric, settings), crop_mode=settings.crop, batch_size=settings.batch_size,
-                                          seed=settings.seed, device=device, progress=progress).ppl
+        return ppl.perceptual_path_length(model, networks.distance(), count_for(metric, settings), crop_mode=settings.crop,
+                                          batch_size=settings.batch_size, seed=settings.seed, progress=progress).ppl
     raise AutomodError(f"unknown metric '{metric}': choose from {', '.join(METRICS)}.")
 
 
 def compare(models: list[Path], metrics: list[str], networks: Networks, settings: CompareSettings,
             device: str | torch.device = "cpu", progress: Progress | None = None) -> list[ComparisonRow]:
-    """Evaluate every metric on every model; a metric a model cannot do (e.g. FID-mix of a classic decoder) is NaN."""
+    """Evaluate every metric on every model; a metric a model cannot do (`applicable`, e.g. FID-mix of a classic
+    decoder) is NaN."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise AutomodError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(METRICS)}.")
     rows = []
     for path in models:
         loaded = load_for_eval(path, device)
-        values = {}
-        for metric in metrics:
-            if metric == "fid-mix" and not loaded.model.supports_mixing:
-                values[metric] = math.nan
-                continue
-            values[metric] = evaluate(metric, loaded, networks, settings, progress)
-        rows.append(ComparisonRow(str(path), values))
+        values = {metric: evaluate(metric, loaded, networks, settings, progress) if applicable(metric, loaded.model)
+                  else math.nan for metric in metrics}
+        rows.append(ComparisonRow(str(path), loaded.kind, values))
     return rows
 
 
 def rows_as_dicts(rows: list[ComparisonRow]) -> list[dict]:
     """JSON/CSV-ready rows; NaN (metric not applicable) becomes None."""
-    return [{"model": row.model, **{k: (None if math.isnan(v) else v) for k, v in row.values.items()}} for row in rows]
+    return [{"model": row.model, "kind": row.kind, **{k: (None if math.isnan(v) else v) for k, v in row.values.items()}}
+            for row in rows]
 
 
 def write_csv(path: Path, rows: list[ComparisonRow], metrics: list[str]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["model", *metrics])
+            writer = csv.DictWriter(handle, fieldnames=["model", "kind", *metrics])
             writer.writeheader()
             writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows_as_dicts(rows))
 

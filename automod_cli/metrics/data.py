@@ -14,9 +14,10 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.utils.data import Dataset
 
-from automod_cli.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
+from automod_cli.checkpoint import find_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
+from automod_cli.models.lia import LiaModel
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): drives a progress bar per stage
 
@@ -39,9 +40,10 @@ class EvalData:
 class LoadedModel:
     """A model for evaluation and what its checkpoint says about the data it was trained on."""
 
-    model: Automodulator
+    model: Automodulator | LiaModel
     checkpoint: Path
     trained_on: Path | None  # None: the built-in dataset
+    kind: str = "automod"  # automod, pioneer, vae, wae or lia (checkpoint.model_kind)
 
     @property
     def device(self) -> torch.device:
@@ -49,12 +51,13 @@ class LoadedModel:
 
 
 def load_for_eval(path: Path | None, device: str | torch.device) -> LoadedModel:
-    """Read a checkpoint (file, run directory, or newest run) once: the EMA model and its training data."""
+    """Read a checkpoint (file, run directory, or newest run) once: the EMA model (an Automodulator, or a LiaModel for
+    a LIA run), its kind and its training data."""
     checkpoint = find_checkpoint(path)
     tensors, meta = read_checkpoint(checkpoint)
     model = model_from_checkpoint(tensors, meta, str(checkpoint)).to(device)
     data: Any = (meta.get("train_config") or {}).get("data")
-    return LoadedModel(model, checkpoint, Path(data) if data else None)
+    return LoadedModel(model, checkpoint, Path(data) if data else None, model_kind(meta))
 
 
 def open_eval_data(path: Path | None, resolution: int, split: str = "train") -> EvalData:
