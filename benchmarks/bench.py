@@ -1,18 +1,30 @@
-"""Throughput benchmarks: data reader, training step, encoder/decoder latency. JSON lines on stdout.
+"""Speed benchmarks (issue 8): training throughput, encoder/decoder latency, data reader. JSON lines on stdout.
 
-    python benchmarks/bench.py reader [--resolutions 32 128 256] [--images 1024]
-    python benchmarks/bench.py train  [--preset builtin] [--resolutions 4 8 16 32] [--steps 20]
-    python benchmarks/bench.py latency [--preset builtin]
+    python benchmarks/bench.py train  [--preset builtin] [--resolutions 8 16 32] [--steps 20] [--warmup 3]
+                                      [--precision fp32 bf16] [--rounds 3] [--compile] [--device cpu|cuda]
+                                      [--peak-tflops T]
+    python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
+    python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024]
 
-Record results with the machine in benchmarks/RESULTS.md.
+`reader` and `latency` are the older names of `data` and `encode`. Training runs the loop's own iteration (the
+encoder step, the decoder step and the EMA update, under the run's precision and layout) on one batch held on
+the device, at each resolution's steady state (fade-in done) with the preset's batch size, after `--warmup`
+iterations; images/s counts real images consumed, as the papers count images seen. Several precisions are timed
+in alternating rounds (`--rounds`) so that load from other processes hits each alike. Every record carries the
+peak memory (CPU: the process's peak RSS so far; CUDA: the peak allocated during that measurement) and the
+model FLOPs of one training image (torch.utils.flop_counter, forward and backward). MFU = achieved FLOP/s ÷ the
+GPU's dense bf16 peak, on CUDA (peak from PEAK_BF16_TFLOPS or --peak-tflops). Record results, with the machine,
+torch version, config and date, in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -21,22 +33,54 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
-from automod_cli.config import resolve_train_config
+from automod_cli.config import PRECISIONS, resolve_train_config
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World
+from automod_cli.training.ema import make_ema, update_ema
+from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
+# Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s, matched against
+# torch.cuda.get_device_name() ("NVIDIA H100 80GB HBM3" is the SXM part); anything else needs --peak-tflops.
+PEAK_BF16_TFLOPS = {"H100 80GB HBM3": 989.4, "H200": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "A100": 312.0}
+EMA_BETA = 0.999  # any β: the update costs the same
 
-def emit(record: dict) -> None:
-    record.update(torch=torch.__version__, machine=platform.machine(), cpus=torch.get_num_threads(),
+
+def emit(record: dict, args) -> None:
+    device = torch.device(args.device)
+    record.update(torch=torch.__version__, machine=platform.machine(), cpu_threads=torch.get_num_threads(),
+                  device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                  date=datetime.date.today().isoformat(),
                   peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    if device.type == "cuda" and "peak_cuda_mb" not in record:
+        record["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     print(json.dumps(record), flush=True)
 
 
-def bench_reader(args) -> None:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_tflops(args) -> float | None:
+    if args.peak_tflops is not None:
+        return args.peak_tflops
+    if torch.device(args.device).type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(torch.device(args.device))
+    return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in name), None)
+
+
+def bench_data(args) -> None:
     from data_prep.hdf5 import H5Images, H5Writer, pyramid
 
     top = max(args.resolutions)
@@ -54,65 +98,139 @@ def bench_reader(args) -> None:
                 start, n = time.perf_counter(), 0
                 for batch in loader:
                     n += batch.shape[0]
-                emit({"bench": "reader", "resolution": res, "workers": workers, "images_per_s": round(n / (time.perf_counter() - start), 1)})
+                emit({"bench": "data", "resolution": res, "workers": workers,
+                      "images_per_s": round(n / (time.perf_counter() - start), 1)}, args)
+
+
+class TrainingIteration:
+    """The loop's iteration (training/loop.py) at one resolution's steady state, on a fixed batch."""
+
+    def __init__(self, config, res: int, device: torch.device, precision: str, compile: bool):
+        start = sum(config.phase_images[r] for r in config.resolutions if r < res)
+        self.config, self.device = config, device
+        self.phase = phase_at(config, start + config.phase_images[res] - 1)  # the phase's last image: α = 1
+        model = Automodulator(config.model)
+        self.nets = Nets(model.encoder.to(device), model.decoder.to(device), AdaptiveRobustLoss(3, res).to(device))
+        self.ema = make_ema(self.nets.decoder)
+        self.precision = Precision(device.type, precision)
+        self.precision.prepare(self.nets.encoder, self.nets.decoder, self.ema, compile=compile)
+        adam = lambda m: torch.optim.Adam(m.parameters(), lr=self.phase.lr, betas=config.adam_betas, eps=config.adam_eps, foreach=True)
+        self.encoder_opts, self.decoder_opts = [adam(self.nets.encoder), adam(self.nets.robust)], [adam(self.nets.decoder)]
+        self.x = torch.rand(self.phase.batch_size, 3, res, res, device=device) * 2 - 1
+
+    def __call__(self) -> None:
+        world, config = World(), self.config
+        with self.precision.autocast():
+            encoder_step(self.nets, self.x, self.phase, config, self.encoder_opts, world)
+            decoder_step(self.nets, self.x.shape[0], self.phase, config, self.decoder_opts, world, self.device)
+        update_ema(self.ema, self.nets.decoder, EMA_BETA)
+
+    def flops(self, iterations: int = 4) -> float:
+        """Model FLOPs of one iteration, forward and backward (matrix products and convolutions), averaged over a
+        few iterations: L_j's canvas depth follows the random split j."""
+        counter = FlopCounterMode(display=False)
+        with counter:
+            for _ in range(iterations):
+                self()
+        return counter.get_total_flops() / iterations
+
+
+def timed(iteration: TrainingIteration, steps: int, device: torch.device) -> tuple[float, float | None]:
+    """Seconds for `steps` iterations and, on CUDA, the peak MiB allocated meanwhile."""
+    synchronize(device)
+    reset_peak(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        iteration()
+    synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return time.perf_counter() - start, peak
 
 
 def bench_train(args) -> None:
+    """Each resolution: one TrainingIteration per precision, timed in alternating rounds so that load from other
+    processes on a shared machine hits every variant alike; the median round counts."""
     config = resolve_train_config(args.preset)
     device = torch.device(args.device)
-    world = World()
+    peak = peak_tflops(args)
     for res in args.resolutions:
-        start_images = sum(config.phase_images[r] for r in config.resolutions if r < res)
-        phase = phase_at(config, start_images + config.phase_images[res] - 1)  # steady state: fade-in done
-        model = Automodulator(config.model)
-        nets = Nets(model.encoder.to(device), model.decoder.to(device), AdaptiveRobustLoss(3, res).to(device))
-        adam = lambda m: torch.optim.Adam(m.parameters(), lr=phase.lr, betas=config.adam_betas, foreach=True)
-        enc_opts, dec_opts = [adam(nets.encoder), adam(nets.robust)], [adam(nets.decoder)]
-        x = torch.rand(phase.batch_size, 3, res, res, device=device) * 2 - 1
-        for step in range(args.warmup + args.steps):
-            if step == args.warmup:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-            encoder_step(nets, x, phase, config, enc_opts, world)
-            decoder_step(nets, phase.batch_size, phase, config, dec_opts, world, device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        emit({"bench": "train", "preset": args.preset, "resolution": res, "batch": phase.batch_size,
-              "images_per_s": round(args.steps * phase.batch_size / seconds, 2)})
+        flops = TrainingIteration(config, res, device, "fp32", compile=False).flops()  # eager, so countable
+        runs = {p: TrainingIteration(config, res, device, p, args.compile) for p in args.precision}
+        for iteration in runs.values():
+            for _ in range(args.warmup):
+                iteration()
+        rounds: dict[str, list] = {p: [] for p in runs}
+        for _ in range(args.rounds):
+            for p, iteration in runs.items():
+                rounds[p].append(timed(iteration, args.steps, device))
+        for p, measured in rounds.items():
+            batch = runs[p].phase.batch_size
+            seconds = statistics.median(s for s, _ in measured)
+            record = {"bench": "train", "preset": args.preset, "resolution": res, "batch": batch, "precision": p,
+                      "compile": args.compile, "steps": args.steps, "rounds": args.rounds,
+                      "images_per_s": round(args.steps * batch / seconds, 2),
+                      "images_per_s_by_round": [round(args.steps * batch / s, 1) for s, _ in measured],
+                      "gflop_per_image": round(flops / batch / 1e9, 3), "achieved_tflops": round(flops * args.steps / seconds / 1e12, 4)}
+            if device.type == "cuda":
+                record["peak_cuda_mb"] = round(max(m for _, m in measured), 1)
+            if peak is not None:
+                record.update(peak_tflops=peak, mfu=round(flops * args.steps / seconds / (peak * 1e12), 4))
+            emit(record, args)
 
 
-@torch.inference_mode()
-def bench_latency(args) -> None:
+def milliseconds_per_call(fn, steps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    reset_peak(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    synchronize(device)
+    return 1000 * (time.perf_counter() - start) / steps
+
+
+def bench_encode(args) -> None:
+    """Encoder and decoder latency of the preset's full-resolution model under inference mode, as the image
+    operations and metrics run it (ops/reconstruct.py)."""
     config = resolve_train_config(args.preset)
-    model = Automodulator(config.model).eval().to(args.device)
-    res = model.resolution
-    for batch in (1, 64):
-        x = torch.rand(batch, 3, res, res, device=args.device) * 2 - 1
-        z = model.encode(x)
-        for name, fn in (("encode", lambda: model.encode(x)), ("decode", lambda: model.decode(z))):
-            fn()
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                fn()
-            emit({"bench": name, "preset": args.preset, "resolution": res, "batch": batch,
-                  "ms_per_call": round(1000 * (time.perf_counter() - start) / args.steps, 2)})
+    device = torch.device(args.device)
+    for name in args.precision:
+        model = Automodulator(config.model).eval().to(device)
+        precision = Precision(device.type, name)
+        precision.prepare(model.encoder, model.decoder)
+        res = model.resolution
+        with torch.inference_mode(), precision.autocast():
+            for batch in args.batches:
+                x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
+                z = model.encode(x)
+                for what, fn in (("encode", lambda: model.encode(x)), ("decode", lambda: model.decode(z))):
+                    ms = milliseconds_per_call(fn, args.steps, args.warmup, device)
+                    emit({"bench": what, "preset": args.preset, "resolution": res, "batch": batch, "precision": name,
+                          "ms_per_call": round(ms, 2), "images_per_s": round(1000 * batch / ms, 1)}, args)
+
+
+COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "latency": bench_encode, "reader": bench_data}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["reader", "train", "latency"])
+    parser.add_argument("what", choices=list(COMMANDS))
     parser.add_argument("--preset", default="builtin")
-    parser.add_argument("--resolutions", type=int, nargs="+")
-    parser.add_argument("--images", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--resolutions", type=int, nargs="+", help="train: default every resolution of the preset; data: 32 128 256")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="encode: batch sizes")
+    parser.add_argument("--images", type=int, default=1024, help="data: images in the temporary HDF5 file")
+    parser.add_argument("--steps", type=int, default=20, help="timed iterations (train) or calls (encode)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=["fp32"], help="one or more, compared side by side")
+    parser.add_argument("--rounds", type=int, default=1, help="train: alternating timed rounds per precision (median reported)")
+    parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")
+    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)")
     args = parser.parse_args()
     if args.resolutions is None:
-        args.resolutions = [32, 128, 256] if args.what == "reader" else list(resolve_train_config(args.preset).resolutions)
-    {"reader": bench_reader, "train": bench_train, "latency": bench_latency}[args.what](args)
+        args.resolutions = [32, 128, 256] if COMMANDS[args.what] is bench_data else list(resolve_train_config(args.preset).resolutions)
+    COMMANDS[args.what](args)
 
 
 if __name__ == "__main__":
