@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from automod_cli.config import PRECISIONS, check_precision
+from automod_cli.config import check_precision
 
 
 def _outputs_to_fp32(module: nn.Module, inputs: tuple, output):
@@ -45,7 +45,7 @@ class Precision:
 
     @property
     def channels_last(self) -> bool:
-        """Channels-last pays on CUDA (tensor cores); on CPUs the gain depends on the oneDNN build, so it stays off."""
+        """Channels-last pays on CUDA (tensor cores); on the 2-core CPU it was slower (benchmarks/RESULTS.md)."""
         return self.device_type == "cuda"
 
     def autocast(self) -> contextlib.AbstractContextManager:
