@@ -41,7 +41,10 @@ def init_world(device: torch.device) -> World:
 
 
 def shutdown(world: World) -> None:
+    """Leave the process group together: a rank that tears gloo down while its peer is still mid-collective
+    or already gone can abort the process at exit ("terminate called without an active exception")."""
     if world.active and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from automod_cli.config import resolve_train_config
+from automod_cli.training import distributed
 from automod_cli.training.loop import Trainer
 
 out = Path(sys.argv[1])
@@ -25,4 +26,4 @@ gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
 dist.all_gather(gathered, local)
 if dist.get_rank() == 0:
     (out / "ranks.json").write_text(json.dumps([g.tolist() for g in gathered]))
-dist.destroy_process_group()
+distributed.shutdown(trainer.world)
