@@ -39,10 +39,10 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def encoder_loss(
-    kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float, lambda_x: float = 0.2
+    kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float, lambda_x: float = 2.0
 ) -> torch.Tensor:
     """L_φ = max(−M_gap, KL(φ(x)) − KL(φ(x̂))) + λ_X·d(x, θ(φ(x))) (NeurIPS Eq. 1). `margin` is M_gap in the paper's
-    units (0.5; 2.0 early; Supp. App. A); λ_X = 0.2 (Supp. App. A).
+    units (0.5; 2.0 early; Supp. App. A). λ_X = 2.0: Supp. App. A's 0.2 against the authors' KL scaled by 0.1.
 
     Written as KL(φ(x)) − min(KL(φ(x̂)), sg[KL(φ(x))] + M_gap), which has exactly the value of Eq. 1 but keeps the
     gradient of KL(real) once the gap is reached (sg = stop-gradient). With the literal max(·) the saturated hinge
@@ -79,8 +79,12 @@ def l2_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """‖a_i − b_j‖² for all pairs of rows, (N, M); clamped at 0 against rounding."""
-    sq = a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T
+    """‖a_i − b_j‖² for all pairs of rows, (N, M); clamped at 0 against rounding. Always fp32: under bf16 autocast
+    the matrix product would otherwise run in bf16, and the expansion cancels large terms."""
+    with torch.autocast(a.device.type, enabled=False):
+        wide = torch.promote_types(a.dtype, torch.float32)
+        a, b = a.to(wide), b.to(wide)
+        sq = a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T
     return sq.clamp_min(0)
 
 

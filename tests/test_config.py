@@ -18,7 +18,9 @@ def test_paper_schedule_values():
     assert ffhq.phase_images[128] == 10.6 * M and ffhq.phase_images[256] == 5 * M
     assert ffhq.lr[32] == 5e-4 and ffhq.lr[64] == 1e-3
     assert ffhq.kl_margin[4] == ffhq.kl_margin[8] == 2.0 and ffhq.kl_margin[16] == 0.5
-    assert ffhq.adam_betas == (0.0, 0.99) and ffhq.adam_eps == 1e-8 and ffhq.lambda_x == 0.2
+    assert ffhq.adam_betas == (0.0, 0.99) and ffhq.adam_eps == 1e-8
+    # Supp. App. A's λ_X = 0.2 is relative to the authors' KL terms scaled by 0.1: 2.0 with the KL at weight 1
+    assert ffhq.lambda_x == pytest.approx(0.2 / 0.1)
     assert ffhq.mirror and not resolve_train_config("lsun-car").mirror
     celeba = resolve_train_config("celebahq")
     assert celeba.kl_margin[128] == 0.2 and celeba.kl_margin[256] == 0.4 and celeba.phase_images[256] == 4.5 * M

@@ -61,8 +61,8 @@ def test_encoder_loss_hinges_at_minus_margin() -> None:
     recon = torch.tensor(0.7)
     t = torch.tensor
     # KL(real) − KL(fake) = −2 is below −M_gap = −0.5: the KL term is clamped, only λ_X·d remains besides it
-    assert losses.encoder_loss(t(1.0), t(3.0), recon, margin=0.5).item() == pytest.approx(-0.5 + 0.2 * 0.7)
-    assert losses.encoder_loss(t(1.0), t(1.2), recon, margin=0.5).item() == pytest.approx(-0.2 + 0.2 * 0.7)
+    assert losses.encoder_loss(t(1.0), t(3.0), recon, margin=0.5, lambda_x=0.2).item() == pytest.approx(-0.5 + 0.2 * 0.7)
+    assert losses.encoder_loss(t(1.0), t(1.2), recon, margin=0.5, lambda_x=0.2).item() == pytest.approx(-0.2 + 0.2 * 0.7)
     assert losses.encoder_loss(t(2.0), t(1.0), recon, margin=0.5, lambda_x=1.0).item() == pytest.approx(1.0 + 0.7)
     # beyond the margin KL(fake) gets no push, but KL(real) is still pulled down (the value is Eq. 1's)
     kl_real, kl_fake = t(1.0, requires_grad=True), t(3.0, requires_grad=True)
@@ -78,7 +78,7 @@ def test_encoder_loss_value_is_eq1_everywhere() -> None:
     rng = np.random.default_rng(0)
     for kl_real, kl_fake, margin in rng.uniform(0, 5, size=(200, 3)):
         expected = max(-margin, kl_real - kl_fake) + 0.2 * 0.3  # NeurIPS Eq. 1 written out
-        got = losses.encoder_loss(torch.tensor(kl_real), torch.tensor(kl_fake), torch.tensor(0.3), margin=margin)
+        got = losses.encoder_loss(torch.tensor(kl_real), torch.tensor(kl_fake), torch.tensor(0.3), margin=margin, lambda_x=0.2)
         assert got.item() == pytest.approx(expected, rel=1e-6, abs=1e-7)
 
 
@@ -238,3 +238,14 @@ def test_grow_replicates_into_blocks_and_keeps_upsampled_loss() -> None:
     upsampled = F.interpolate(residual, scale_factor=2, mode="nearest")
     assert loss(upsampled, torch.zeros_like(upsampled)).item() == pytest.approx(before, rel=1e-6)
     assert all(p.shape == (3, 8, 8) for p in loss.parameters())
+
+
+def test_mmd_under_bf16_autocast_matches_fp32() -> None:
+    # the squared distances must not run in bf16 under autocast (--precision bf16): compare with autocast off
+    gen = torch.Generator().manual_seed(5)
+    z, prior = 3 + torch.randn(32, 16, generator=gen), torch.randn(32, 16, generator=gen)
+    reference = losses.mmd_imq(z, prior).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = losses.mmd_imq(z, prior)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(reference, rel=1e-5)

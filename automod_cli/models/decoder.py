@@ -65,14 +65,16 @@ class ClassicBlock(nn.Module):
 class _ProgressiveDecoder(nn.Module):
     """Growth, fade-in and canvas retrieval; subclasses say how the input starts and how a block runs."""
 
+    rgb_gain = 1.0  # pixel-normalised features have unit RMS: gain 1 gives images of about unit std
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.num_levels = config.num_blocks
         self.block_levels = config.block_levels  # the resolution level of each block
         self.num_blocks = len(self.block_levels)
-        # toRGB: 1×1 conv with gain 1 (a linear read-out, PGGAN), one per level
-        self.to_rgb = nn.ModuleList(EqualConv2d(config.channels_at(i), 3, 1, gain=1.0) for i in range(self.num_levels))
+        # toRGB: a linear 1×1 read-out per level (PGGAN), its gain set by the subclass
+        self.to_rgb = nn.ModuleList(EqualConv2d(config.channels_at(i), 3, 1, gain=self.rgb_gain) for i in range(self.num_levels))
 
     def _start(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -120,6 +122,11 @@ class AutomodulatorDecoder(_ProgressiveDecoder):
     """The automodulator decoder: a constant canvas of ones (Supp. App. B) modulated by z in every layer."""
 
     supports_mixing = True
+    # AdaIN's outputs have RMS ≈ 1.7 per channel at initialisation (scales 1 ± 1, means ± 1 from unit-RMS latents),
+    # so a gain-1 read-out starts with pixels of std ≈ 2 (±8 over a batch) against data in [−1, 1]. The encoder then
+    # tells generated from real images apart trivially and the AGE game stalls (docs/architecture.md, "Training
+    # status"); gain 0.2 starts the images at about the data's spread.
+    rgb_gain = 0.2
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

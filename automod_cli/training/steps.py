@@ -103,8 +103,12 @@ def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainCo
         # NeurIPS Eq. 4: the re-encoded mixture must drive layers 1..j like z_A did. The target canvas is
         # detached and both canvases are computed without layer noise (the papers are silent on both; a
         # noisy or moving target would only add variance to L_j).
-        target = nets.decoder.canvas(fake.z[regular:], fake.split, noise=False).detach()
-        layer = losses.layer_disentanglement_loss(nets.decoder.canvas(z_hat[regular:], fake.split, noise=False), target)
+        # Canvases are not the decoder's forward output, so bf16 autocast leaves them in bf16: the loss is taken
+        # in fp32 like every other loss (training/precision.py).
+        with torch.no_grad():
+            target = nets.decoder.canvas(fake.z[regular:], fake.split, noise=False).float()
+        canvas = nets.decoder.canvas(z_hat[regular:], fake.split, noise=False).float()
+        layer = losses.layer_disentanglement_loss(canvas, target)
     loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z)
     _step(optimizers, nets.decoder, loss, world)
     nets.encoder.requires_grad_(True)
