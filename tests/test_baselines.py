@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from torch import nn
+from tiny_models import TINY_RUN, TinyDistance, cli_settings, one_line_error
 
 from automod_cli import losses
 from automod_cli.checkpoint import load_model
@@ -25,17 +25,7 @@ from automod_cli.training.baselines import PRIOR_VARIANCE, gaussian_kl, reparame
 from automod_cli.training.loop import Trainer, train
 from data_prep.builtin import generate
 
-TINY = {
-    "model.latent_dim": 16,
-    "model.channels": [16, 16, 8, 8],
-    "model.max_resolution": 8,
-    "phase_images": 64,
-    "batch_size": 16,
-    "data_limit": 64,
-    "log_every": 32,
-    "checkpoint_every": 64,
-    "keep_checkpoints": 10,
-}
+TINY = {**TINY_RUN, "model.max_resolution": 8, "phase_images": 64, "data_limit": 64, "log_every": 32, "checkpoint_every": 64}
 
 
 def tiny_run(kind: str, decoder: str | None = None) -> TrainConfig:
@@ -165,18 +155,6 @@ def test_one_joint_step_trains_encoder_and_decoder_at_their_learning_rates(tmp_p
 # --- end to end -----------------------------------------------------------------------------------------------
 
 
-class TinyDistance(nn.Module):
-    """A small random network standing in for LPIPS (whose pretrained weights tests never load)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.requires_grad_(False)
-
-    def forward(self, x, y):
-        return (self.conv(x) - self.conv(y)).pow(2).flatten(1).mean(1)
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """A working folder with two built-in pictures and a stand-in LPIPS network (placeholder weight file)."""
@@ -191,11 +169,6 @@ def workdir(tmp_path, monkeypatch):
     for i, picture in enumerate(generate(2, seed=5)[0]):
         Image.fromarray(picture.transpose(1, 2, 0)).save(tmp_path / f"{i}.png")
     return tmp_path
-
-
-def _one_line_error(code: int, err: str, word: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and word in lines[0], err
 
 
 @pytest.mark.parametrize("kind, decoder", [("pioneer", None), ("vae", None), ("wae", "classic")])
@@ -222,13 +195,12 @@ def test_trains_resumes_reconstructs_and_evaluates(workdir, capsys, kind, decode
     assert main(["info", "run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == kind
     if not mixes:
-        _one_line_error(main(["mix", "0.png", "1.png", "--model", "run", "--coarse"]), capsys.readouterr().err, "classic")
+        one_line_error(main(["mix", "0.png", "1.png", "--model", "run", "--coarse"]), capsys.readouterr().err, "classic")
 
 
 def test_train_command_takes_model_and_decoder(workdir, capsys):
-    settings = [item for key, value in TINY.items() for item in ("--set", f"{key}={json.dumps(value)}")]
-    assert main(["train", "--model", "wae", "--decoder", "classic", *settings, "--stop-after", "16", "--device", "cpu"]) == 0
+    assert main(["train", "--model", "wae", "--decoder", "classic", *cli_settings(TINY), "--stop-after", "16", "--device", "cpu"]) == 0
     saved = json.loads((workdir / "runs" / "builtin-wae" / "config.json").read_text())
     assert saved["kind"] == "wae" and saved["model"]["decoder"] == "classic" and saved["mmd_weight"] == 2.0
     capsys.readouterr()
-    _one_line_error(main(["train", "--model", "gan", "--stop-after", "16"]), capsys.readouterr().err, "unknown model")
+    one_line_error(main(["train", "--model", "gan", "--stop-after", "16"]), capsys.readouterr().err, "unknown model")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
+from tiny_models import TinyDistance, TinyFeatures, random_h5
 
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
@@ -19,36 +19,6 @@ from automod_cli.commands import project as project_commands
 from automod_cli.config import ModelConfig
 from automod_cli.metrics import weights
 from automod_cli.models import Automodulator
-from data_prep.hdf5 import H5Writer, pyramid
-
-
-class TinyFeatures(nn.Module):
-    name = "tiny-features"
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(3 * 4 * 4, 5)
-
-    def forward(self, images):
-        return self.linear(nn.functional.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1))
-
-
-class TinyDistance(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.requires_grad_(False)
-
-    def forward(self, x, y):
-        return (self.conv(x) - self.conv(y)).pow(2).flatten(1).mean(1)
-
-
-def _h5(path, n, split, seed):
-    images = np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    writer = H5Writer(path, 32, {"source": "test", "source_path": "memory", "alignment": "none", "split": split}, str(path))
-    for image in images:
-        writer.add(pyramid(image))
-    return writer.commit()
 
 
 @pytest.fixture
@@ -60,7 +30,7 @@ def setup(tmp_path, monkeypatch):
     for weight in (weights.INCEPTION, weights.ALEXNET, weights.VGG16):
         monkeypatch.delenv(weight.env_var, raising=False)
     monkeypatch.setattr(weights, "reachable", lambda url, timeout=0: False)
-    ref, test = _h5(tmp_path / "ref.h5", 24, "train", 0), _h5(tmp_path / "test.h5", 6, "test", 1)
+    ref, test = random_h5(tmp_path / "ref.h5", 24, "train", 0), random_h5(tmp_path / "test.h5", 6, "test", 1)
     shape = dict(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))
     adain, classic = tmp_path / "adain.safetensors", tmp_path / "classic.safetensors"
     save_model(adain, Automodulator(ModelConfig(**shape)), {"train_config": {"data": str(ref)}})

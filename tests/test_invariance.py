@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from tiny_models import TINY_RUN, tiny_model
 
 from automod_cli import ops
 from automod_cli.checkpoint import load_model
@@ -25,20 +26,9 @@ from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, reconstruction_loss
 from data_prep.builtin import generate
 
-CHANNELS = (16, 16, 8, 8)
+CHANNELS = (16, 16, 8, 8)  # tiny_model's
 # J = 2 in a 32² model: 4², 8², the support block (8² again, no upsampling), 16², 32² (NeurIPS Sec. 4's layout)
 LEVELS_J2 = (0, 1, 1, 2, 3)
-
-
-def model(support_block: int = 0) -> Automodulator:
-    """A tiny 32² model whose style maps have random weights, so every block's latent changes the image."""
-    torch.manual_seed(0)
-    net = Automodulator(ModelConfig(max_resolution=32, latent_dim=16, channels=CHANNELS, support_block=support_block))
-    with torch.no_grad():
-        for module in net.decoder.modules():
-            if hasattr(module, "affine"):
-                module.affine.weight.normal_()
-    return net.eval()
 
 
 def decode_by_hand(net: Automodulator, zs: list[torch.Tensor], level: int, alpha: float = 1.0) -> torch.Tensor:
@@ -58,7 +48,7 @@ def decode_by_hand(net: Automodulator, zs: list[torch.Tensor], level: int, alpha
 
 
 def test_support_block_exists_only_when_asked_and_the_default_decoder_is_unchanged():
-    plain, support = model().decoder, model(2).decoder
+    plain, support = tiny_model().decoder, tiny_model(support_block=2).decoder
     shapes = {name: tuple(p.shape) for name, p in plain.state_dict().items()}
     # the default decoder: one block per level, conv1 from the level below, to_rgb per level
     assert {name.split(".")[1] for name in shapes if name.startswith("blocks.")} == {"0", "1", "2", "3"}
@@ -77,11 +67,11 @@ def test_support_block_exists_only_when_asked_and_the_default_decoder_is_unchang
     assert {n: s for n, s in renamed.items() if not n.startswith("blocks.support.")} == shapes
     assert extra == {n[len("blocks.1."):]: s for n, s in shapes.items() if n.startswith("blocks.1.")}  # an 8² block
     assert [block.grows for block in support.blocks] == [False, True, False, True, True]
-    assert model(2).config.block_levels == LEVELS_J2 and model().config.block_levels == (0, 1, 2, 3)
+    assert tiny_model(support_block=2).config.block_levels == LEVELS_J2 and tiny_model().config.block_levels == (0, 1, 2, 3)
 
 
 def test_support_block_decodes_at_every_level_and_during_fade_in():
-    net = model(2)
+    net = tiny_model(support_block=2)
     z = normalize(torch.randn(5, 2, 16))  # a different latent for every block
     zs = list(z.unbind(0))
     with torch.no_grad():
@@ -101,7 +91,7 @@ def test_named_scales_follow_the_resolution_of_each_block():
     assert scale_blocks("coarse", 5, LEVELS_J2) == range(0, 3)  # 4², 8², the support 8²
     assert scale_blocks("mid", 5, LEVELS_J2) == range(3, 5)  # 16², 32²
     assert scale_blocks("1:3", 5, LEVELS_J2) == range(1, 3)
-    net = model(2)
+    net = tiny_model(support_block=2)
     assert ops.scale_range(net, "coarse") == range(0, 3) and ops.scale_range(net, "mid") == range(3, 5)
     assert ops.describe(range(3, 5), net.block_levels) == "blocks 3-4 (16x16 to 32x32)"
 
@@ -125,7 +115,7 @@ def test_bad_settings_are_refused_with_one_line():
 
 
 def loss_setup(reconstruction: str):
-    net = model(2)
+    net = tiny_model(support_block=2)
     config = resolve_train_config("builtin", {"model.latent_dim": 16, "model.channels": list(CHANNELS),
                                               "flip_invariance_layer": 2, "reconstruction": reconstruction})
     phase = phase_at(config, sum(config.phase_images.values()) - 1)  # 32², faded in
@@ -183,19 +173,8 @@ def test_loss_is_symmetric_in_the_roles_of_the_pair(reconstruction):
         invariance.flipped_pairs(x[:1])
 
 
-TINY = {
-    "model.latent_dim": 16,
-    "model.channels": [16, 16, 8],
-    "model.max_resolution": 16,
-    "phase_images": 128,
-    "batch_size": 16,
-    "data_limit": 128,
-    "log_every": 64,
-    "checkpoint_every": 128,
-    "keep_checkpoints": 10,
-    "lr": 0.002,
-    "flip_invariance_layer": 2,
-}
+TINY = {**TINY_RUN, "model.channels": [16, 16, 8], "model.max_resolution": 16, "phase_images": 128, "lr": 0.002,
+        "flip_invariance_layer": 2}
 
 
 def test_training_with_j2_resumes_bit_for_bit_reloads_and_mixes(tmp_path, monkeypatch, capsys):

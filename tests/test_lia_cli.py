@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 from test_lia import STAGE1, TINY, TOTAL, tiny_features
-from torch import nn
+from tiny_models import TinyDistance, TinyFeatures, cli_settings, one_line_error, random_h5
 
 from automod_cli import ops
 from automod_cli.checkpoint import read_meta, run_checkpoints, save_model
@@ -33,35 +33,9 @@ from automod_cli.models.latents import assign
 from automod_cli.models.lia import LiaModel
 from automod_cli.training import lia as lia_training
 from data_prep.builtin import generate
-from data_prep.hdf5 import H5Writer, pyramid
 
-SETTINGS = [item for key, value in TINY.items() for item in ("--set", f"{key}={json.dumps(value)}")]
+SETTINGS = cli_settings(TINY)
 RUN = Path("runs") / "builtin-lia"
-
-
-class TinyDistance(nn.Module):
-    """A stand-in for LPIPS: squared differences of fixed random conv features, per image."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.requires_grad_(False)
-
-    def forward(self, x, y):
-        return (self.conv(x) - self.conv(y)).pow(2).flatten(1).mean(1)
-
-
-class TinyFeatures(nn.Module):
-    """A stand-in for Inception: a fixed random projection of pooled pixels."""
-
-    name = "tiny-features"
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(3 * 4 * 4, 5)
-
-    def forward(self, images):
-        return self.linear(nn.functional.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1))
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +74,6 @@ def workdir(tmp_path, monkeypatch, lia_run):
     return SimpleNamespace(folder=tmp_path, run=lia_run.run, distance=distance)
 
 
-def _one_line_error(code: int, err: str, word: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and word in lines[0], err
-
-
 def test_train_runs_stage_one_then_stage_two_from_the_command_line(lia_run):
     assert lia_run.codes == (0, 0)
     assert lia_run.asked == [Path("vgg16.pth")]  # --weights reaches stage 2's perceptual loss, and only it
@@ -120,12 +89,12 @@ def test_train_runs_stage_one_then_stage_two_from_the_command_line(lia_run):
 
 def test_train_refuses_what_lia_cannot_use_in_one_line(workdir, capsys):
     (weights.cache_dir() / weights.VGG16.name).unlink()
-    _one_line_error(main(["train", "--model", "lia", *SETTINGS, "--out", "fresh"]), capsys.readouterr().err, "vgg16-397923af.pth")
+    one_line_error(main(["train", "--model", "lia", *SETTINGS, "--out", "fresh"]), capsys.readouterr().err, "vgg16-397923af.pth")
     assert not run_checkpoints(Path("fresh"))  # the weights are looked up before any training
-    _one_line_error(main(["train", "--model", "lia", "--decoder", "classic"]), capsys.readouterr().err, "AdaIN")
-    _one_line_error(main(["train", "--model", "lia", "--reconstruction", "l1"]), capsys.readouterr().err, "--reconstruction")
-    _one_line_error(main(["train", "--stage", "1"]), capsys.readouterr().err, "LIA")
-    _one_line_error(main(["train", "--resume", str(workdir.run), "--kimg", "1"]), capsys.readouterr().err, "--kimg")
+    one_line_error(main(["train", "--model", "lia", "--decoder", "classic"]), capsys.readouterr().err, "AdaIN")
+    one_line_error(main(["train", "--model", "lia", "--reconstruction", "l1"]), capsys.readouterr().err, "--reconstruction")
+    one_line_error(main(["train", "--stage", "1"]), capsys.readouterr().err, "LIA")
+    one_line_error(main(["train", "--resume", str(workdir.run), "--kimg", "1"]), capsys.readouterr().err, "--kimg")
 
 
 def test_info_shows_the_lia_kind_and_config_of_each_stage(workdir, lia_run, capsys):
@@ -199,14 +168,6 @@ def test_project_fine_tunes_y_from_the_encoder(workdir, capsys):
     torch.testing.assert_close(random.latents, model.sample_latents(1, torch.Generator().manual_seed(4)))
 
 
-def _h5(path: Path, n: int, split: str, seed: int) -> Path:
-    images = np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    writer = H5Writer(path, 32, {"source": "test", "source_path": "memory", "alignment": "none", "split": split}, str(path))
-    for image in images:
-        writer.add(pyramid(image))
-    return writer.commit()
-
-
 def _fake_run(folder: Path, kind: str, **shape) -> Path:
     """A run directory whose one checkpoint holds an untrained model of `kind`."""
     model = Automodulator(ModelConfig(max_resolution=8, latent_dim=16, channels=(16, 16), **shape))
@@ -215,7 +176,7 @@ def _fake_run(folder: Path, kind: str, **shape) -> Path:
 
 
 def test_compare_gives_one_row_per_run_of_every_kind(workdir, capsys):
-    ref, test = _h5(Path("ref.h5"), 16, "train", 0), _h5(Path("test.h5"), 8, "test", 1)
+    ref, test = random_h5(Path("ref.h5"), 16, "train", 0), random_h5(Path("test.h5"), 8, "test", 1)
     runs = [_fake_run(Path("runs"), "automod"), _fake_run(Path("runs"), "pioneer", decoder="classic"),
             _fake_run(Path("runs"), "vae", latent="gaussian", variational=True),
             _fake_run(Path("runs"), "wae", latent="gaussian"), workdir.run]

@@ -6,22 +6,13 @@ import signal
 
 import torch
 from safetensors.torch import load_file
+from tiny_models import TINY_RUN, cli_settings
 
 from automod_cli.checkpoint import load_model, run_checkpoints
 from automod_cli.config import resolve_train_config
 from automod_cli.training.loop import train
 
-TINY = {
-    "model.latent_dim": 16,
-    "model.channels": [16, 16, 8, 8],
-    "phase_images": 256,
-    "batch_size": 16,
-    "data_limit": 128,
-    "log_every": 64,
-    "checkpoint_every": 128,
-    "keep_checkpoints": 10,
-    "lr": 0.002,
-}
+TINY = {**TINY_RUN, "lr": 0.002}
 
 
 def tiny_config(**extra):
@@ -113,8 +104,7 @@ def test_train_command_contract_flags(tmp_path, monkeypatch, capsys):
     from automod_cli.cli import main
 
     monkeypatch.chdir(tmp_path)
-    settings = [item for key, value in TINY.items() for item in ("--set", f"{key}={json.dumps(value)}")]
-    assert main(["train", *settings, "--max-res", "4", "--kimg", "0.032", "--out", "r", "--device", "cpu", "--seed", "3"]) == 0
+    assert main(["train", *cli_settings(TINY), "--max-res", "4", "--kimg", "0.032", "--out", "r", "--device", "cpu", "--seed", "3"]) == 0
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"]["max_resolution"] == 4 and saved["total_kimg"] == 0.032 and saved["seed"] == 3
     assert [p.name for p in run_checkpoints(tmp_path / "r")][-1] == "ckpt-0000000032.safetensors"
