@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -135,16 +136,19 @@ class TrainingIteration:
         return counter.get_total_flops() / iterations
 
 
-def timed(iteration: TrainingIteration, steps: int, device: torch.device) -> tuple[float, float | None]:
-    """Seconds for `steps` iterations and, on CUDA, the peak MiB allocated meanwhile."""
+def timed(fn: Callable[[], object], steps: int, device: torch.device, warmup: int = 0) -> tuple[float, float | None]:
+    """Seconds for `steps` calls of `fn`, after `warmup` untimed ones, and on CUDA the peak MiB allocated meanwhile."""
+    for _ in range(warmup):
+        fn()
     synchronize(device)
     reset_peak(device)
     start = time.perf_counter()
     for _ in range(steps):
-        iteration()
+        fn()
     synchronize(device)
+    seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return time.perf_counter() - start, peak
+    return seconds, peak
 
 
 def bench_train(args) -> None:
@@ -178,18 +182,6 @@ def bench_train(args) -> None:
             emit(record, args)
 
 
-def milliseconds_per_call(fn, steps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    reset_peak(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    synchronize(device)
-    return 1000 * (time.perf_counter() - start) / steps
-
-
 def bench_encode(args) -> None:
     """Encoder and decoder latency of the preset's full-resolution model under inference mode, as the image
     operations and metrics run it (ops/reconstruct.py)."""
@@ -205,7 +197,7 @@ def bench_encode(args) -> None:
                 x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
                 z = model.encode(x)
                 for what, fn in (("encode", lambda: model.encode(x)), ("decode", lambda: model.decode(z))):
-                    ms = milliseconds_per_call(fn, args.steps, args.warmup, device)
+                    ms = 1000 * timed(fn, args.steps, device, args.warmup)[0] / args.steps
                     emit({"bench": what, "preset": args.preset, "resolution": res, "batch": batch, "precision": name,
                           "ms_per_call": round(ms, 2), "images_per_s": round(1000 * batch / ms, 1)}, args)
 
