@@ -3,42 +3,23 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from automod_cli.config import ModelConfig
-from automod_cli.errors import AutomodError
 from automod_cli.models.decoder import build_decoder
 from automod_cli.models.encoder import Encoder
+from automod_cli.models.growth import ProgressiveModel
 from automod_cli.models.latents import normalize, prior_latents, slerp
 
 
-class Automodulator(nn.Module):
+class Automodulator(ProgressiveModel):
     """φ and θ of NeurIPS Sec. 3.1. `level` and `alpha` say which resolution the model has been trained up to;
     encode/decode use them unless told otherwise."""
 
     def __init__(self, config: ModelConfig, level: int | None = None, alpha: float = 1.0):
-        super().__init__()
+        super().__init__(config, level, alpha)
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = build_decoder(config)
-        self.level = config.num_blocks - 1 if level is None else int(level)
-        self.alpha = float(alpha)
-        if not 0 <= self.level < config.num_blocks:
-            raise AutomodError(f"level {self.level} is outside 0..{config.num_blocks - 1}.")
-
-    @property
-    def resolution(self) -> int:
-        return 4 * 2**self.level
-
-    @property
-    def num_active_blocks(self) -> int:
-        """Decoder blocks that run at the trained level (level + 1, and one more with an active support block)."""
-        return self.config.active_blocks(self.level)
-
-    @property
-    def block_levels(self) -> tuple[int, ...]:
-        """The resolution level of each active decoder block (ModelConfig.block_levels)."""
-        return self.config.block_levels[: self.num_active_blocks]
 
     @property
     def supports_mixing(self) -> bool:

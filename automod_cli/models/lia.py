@@ -28,6 +28,7 @@ from automod_cli.config import ModelConfig, _build
 from automod_cli.errors import AutomodError
 from automod_cli.models.decoder import AutomodulatorDecoder
 from automod_cli.models.encoder import SLOPE, Encoder, sn_conv
+from automod_cli.models.growth import ProgressiveModel
 from automod_cli.models.nice import COUPLING_DEPTH, COUPLING_LAYERS, NICE
 from automod_cli.nn.equalized import EqualLinear
 
@@ -124,7 +125,7 @@ class LiaDiscriminator(Encoder):
         self.head = ScoreHead(config.channels_at(0))
 
 
-class LiaModel(nn.Module):
+class LiaModel(ProgressiveModel):
     """Encoder f and generator g∘φ⁻¹ behind the `Automodulator` interface; the latents are y.
 
     `has_encoder` is False for a model that has finished only stage 1 (a GAN): it samples and decodes but
@@ -134,28 +135,11 @@ class LiaModel(nn.Module):
     supports_mixing = True  # y drives every synthesis block through AdaIN, one y per block if wished (LIA Fig. 5)
 
     def __init__(self, config: LiaConfig, level: int | None = None, alpha: float = 1.0, has_encoder: bool = True):
-        super().__init__()
+        super().__init__(config.model, level, alpha)
         self.config = config
         self.encoder = Encoder(config.model)  # f: x → y (LIA Eq. 11), the free linear head of Gaussian latents
         self.decoder = LiaGenerator(config)
-        self.level = config.num_blocks - 1 if level is None else int(level)
-        self.alpha = float(alpha)
         self.has_encoder = has_encoder
-        if not 0 <= self.level < config.num_blocks:
-            raise AutomodError(f"level {self.level} is outside 0..{config.num_blocks - 1}.")
-
-    @property
-    def resolution(self) -> int:
-        return 4 * 2**self.level
-
-    @property
-    def num_active_blocks(self) -> int:
-        return self.level + 1
-
-    @property
-    def block_levels(self) -> tuple[int, ...]:
-        """The resolution level of each active synthesis block (one block per level: no support block)."""
-        return tuple(range(self.num_active_blocks))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """y = f(x) (LIA Eq. 11)."""
