@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,10 +28,11 @@ from automod_cli.models.lia import (LiaDiscriminator, LiaGenerator, LiaModel, ch
                                     checkpoint_tensors, is_lia_checkpoint, model_from_checkpoint)
 from automod_cli.training.data import advance, make_loader, mirror, open_training_data
 from automod_cli.training.distributed import World
+from automod_cli.training.driver import Report, TrainResult, drive
 from automod_cli.training.ema import ema_beta, make_ema, update_ema
 from automod_cli.training.lia_config import LiaTrainConfig
 from automod_cli.training.lia_steps import encoder_step, gan_step
-from automod_cli.training.loop import Report, TrainResult, _StopFlag, latest_resumable, pick_device
+from automod_cli.training.loop import latest_resumable, pick_device
 from automod_cli.training.metrics import MetricsLog
 from automod_cli.training.perceptual import FeatureNet, vgg_conv43
 from automod_cli.training.schedule import PhaseState, phase_at
@@ -84,6 +84,7 @@ class LiaTrainer:
         self.level = restored.meta["level"] if restored else phase_at(self.config.train, 0).level
         self.dataset = open_training_data(self.config.train)
         self.preview = self._preview_images()
+        self.features: FeatureNet | None = None  # ε of stage 2, given to `run`
 
     @property
     def due_stage(self) -> int:
@@ -116,17 +117,23 @@ class LiaTrainer:
         source.set_resolution(4 * 2**self.level)
         return images.to(self.device)
 
-    def _set_phase(self, phase: PhaseState) -> None:
+    def set_phase(self, phase: PhaseState) -> None:
         self.level = phase.level
         self.dataset.set_resolution(phase.resolution)
         loader = make_loader(self.dataset, phase.batch_size, World(), self.config.train, self.progress.position,
                              self.device.type == "cuda")
         self.batches = iter(loader)
 
-    def _begin_stage_two(self) -> None:
+    def _switch_stage(self) -> list[Path]:
+        """Once stage 1's images are seen: its last grids, then stage 2 with fresh optimisers (asked before every
+        iteration; returns the grids written)."""
+        if self.due_stage == self.active_stage:
+            return []
+        paths = self.grids()
         self.active_stage = 2
         self.optimizers = self._optimizers(2)
         self.report("stage", {"stage": 2, "images_seen": self.progress.images_seen})
+        return paths
 
     def checkpoint(self, phase: PhaseState) -> Path:
         cfg, progress = self.config, self.progress
@@ -164,7 +171,7 @@ class LiaTrainer:
         self.report("grids", {"resolution": res, "paths": [str(p) for p in paths]})
         return paths
 
-    def iteration(self, phase: PhaseState, features: FeatureNet | None) -> None:
+    def iteration(self, phase: PhaseState) -> None:
         cfg, progress = self.config, self.progress
         for opt in self.optimizers.values():
             for group in opt.param_groups:
@@ -177,55 +184,23 @@ class LiaTrainer:
             update_ema(self.ema, self.generator, ema_beta(x.shape[0], cfg.train.ema_half_life, progress.images_seen))
         else:
             weights = (cfg.r1_gamma, cfg.perceptual_weight, cfg.adversarial_weight)
-            scalars = encoder_step(self.encoder, self.ema, self.discriminator, features, x, phase, weights, self.optimizers)
+            scalars = encoder_step(self.encoder, self.ema, self.discriminator, self.features, x, phase, weights, self.optimizers)
         progress.images_seen += x.shape[0]
         progress.step += 1
         progress.position = advance(progress.position, len(self.dataset), x.shape[0])
         self.metrics.add(scalars)
 
+    def log_record(self, phase: PhaseState, images_per_s: float) -> dict:
+        return {"stage": self.active_stage, **self.metrics.flush(phase, self.progress, images_per_s, None)}
+
     def run(self, end: int, features: FeatureNet | None) -> TrainResult:
         """Train until `end` images (counted over both stages) or SIGINT/SIGTERM, checkpointing as configured,
         at every growth step and at the end of stage 1."""
-        cfg, progress, train = self.config, self.progress, self.config.train
+        self.features = features
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics = MetricsLog(self.run_dir, True, progress.images_seen)
-        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        self.report("start", {"config": cfg.to_dict(), "images_seen": progress.images_seen, "total": end, "device": str(self.device)})
-        grids: list[Path] = []
-        last_ckpt, interrupted = None, False
-        phase = phase_at(train, progress.images_seen)
-        self._set_phase(phase)
-        started, started_images = time.perf_counter(), progress.images_seen
-        with _StopFlag() as stop:
-            while progress.images_seen < end:
-                phase = phase_at(train, progress.images_seen)
-                if phase.level != self.level:
-                    grids += self.grids()
-                    self._set_phase(phase)
-                    self.report("phase", {"resolution": phase.resolution, "images_seen": progress.images_seen})
-                if self.due_stage != self.active_stage:
-                    grids += self.grids()
-                    self._begin_stage_two()
-                before = progress.images_seen
-                self.iteration(phase, features)
-                last_ckpt = None
-                if progress.images_seen // train.log_every > before // train.log_every or progress.images_seen >= end:
-                    rate = (progress.images_seen - started_images) / max(time.perf_counter() - started, 1e-9)
-                    self.report("log", {"stage": self.active_stage, **self.metrics.flush(phase, progress, rate, None)})
-                crossed = progress.images_seen // train.checkpoint_every > before // train.checkpoint_every
-                grows = phase_at(train, progress.images_seen).level != phase.level
-                if crossed or grows or before < cfg.stage1_images <= progress.images_seen:
-                    last_ckpt = self.checkpoint(phase)
-                if stop.requested:
-                    interrupted = True
-                    break
-        if last_ckpt is None:
-            last_ckpt = self.checkpoint(phase_at(train, progress.images_seen))
-        if not interrupted and progress.images_seen >= end:
-            grids += self.grids()
-        self.metrics.close()
-        self.report("done", {"images_seen": progress.images_seen, "interrupted": interrupted})
-        return TrainResult(self.run_dir, progress.images_seen, last_ckpt, interrupted, grids)
+        self.metrics = MetricsLog(self.run_dir, True, self.progress.images_seen)
+        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        return drive(self, self.config.train, end, end, switch_stage=self._switch_stage, checkpoint_at=self.config.stage1_images)
 
 
 def train_lia(config: LiaTrainConfig | None, run_dir: Path, stage: int | None = None, device: str = "auto",

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -20,6 +16,7 @@ from automod_cli.models import Automodulator
 from automod_cli.training import distributed
 from automod_cli.training.baselines import JOINT_STEPS
 from automod_cli.training.data import advance, make_loader, mirror, open_training_data
+from automod_cli.training.driver import Report, TrainResult, drive
 from automod_cli.training.ema import ema_beta, make_ema, update_ema
 from automod_cli.training.grids import write_phase_grids
 from automod_cli.training.metrics import MetricsLog
@@ -34,17 +31,6 @@ from automod_cli.training.state import (
 )
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
-Report = Callable[[str, dict], None]
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    images_seen: int
-    checkpoint: Path | None
-    interrupted: bool
-    grids: list[Path] = field(default_factory=list)
-
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -53,29 +39,6 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AutomodError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu.")
     return device
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM ask the loop to stop after the current iteration and write a checkpoint."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. inside a test runner thread)
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Trainer:
@@ -145,7 +108,7 @@ class Trainer:
         source.set_resolution(4 * 2**self.level)
         return images.to(self.device)
 
-    def _set_phase(self, phase: PhaseState) -> None:
+    def set_phase(self, phase: PhaseState) -> None:
         """Grow to the phase's level: d_ρ's α map doubles (with a fresh optimiser), the data switch resolution."""
         while self.level < phase.level:
             self.level += 1
@@ -167,10 +130,10 @@ class Trainer:
         self.report("checkpoint", {"path": str(path), "images_seen": self.progress.images_seen})
         return path
 
-    def grids(self, level: int) -> list[Path]:
+    def grids(self) -> list[Path]:
         if not self.world.is_main:
             return []
-        res = 4 * 2**level
+        level, res = self.level, 4 * 2**self.level
         real = torch.nn.functional.interpolate(self.preview, size=(res, res), mode="area")
         paths = write_phase_grids(self.run_dir / "grids", self.nets.encoder, self.ema, real, level, self.config.model.latent_dim, self.config.seed)
         self.report("grids", {"resolution": res, "paths": [str(p) for p in paths.values()]})
@@ -198,45 +161,17 @@ class Trainer:
         progress.position = advance(progress.position, len(self.dataset), global_batch)
         self.metrics.add(scalars)
 
+    def log_record(self, phase: PhaseState, images_per_s: float) -> dict:
+        return self.metrics.flush(phase, self.progress, images_per_s, self.nets.robust)
+
     def run(self, stop_after_images: int | None = None) -> TrainResult:
         """Train to the end of the schedule (or `stop_after_images`); SIGINT/SIGTERM stop cleanly with a checkpoint."""
-        cfg, progress = self.config, self.progress
+        cfg = self.config
         if self.world.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         end = cfg.total_images if stop_after_images is None else min(cfg.total_images, stop_after_images)
-        self.report("start", {"config": cfg.to_dict(), "images_seen": progress.images_seen, "total": cfg.total_images, "device": str(self.device)})
-        grids: list[Path] = []
-        last_ckpt, interrupted = None, False
-        phase = phase_at(cfg, progress.images_seen)
-        self._set_phase(phase)
-        started, started_images = time.perf_counter(), progress.images_seen
-        with _StopFlag() as stop:
-            while progress.images_seen < end:
-                phase = phase_at(cfg, progress.images_seen)
-                if phase.level != self.level:
-                    grids += self.grids(self.level)
-                    self._set_phase(phase)
-                    self.report("phase", {"resolution": phase.resolution, "images_seen": progress.images_seen})
-                before = progress.images_seen
-                self.iteration(phase)
-                last_ckpt = None
-                if progress.images_seen // cfg.log_every > before // cfg.log_every or progress.images_seen >= end:
-                    rate = (progress.images_seen - started_images) / max(time.perf_counter() - started, 1e-9)
-                    record = self.metrics.flush(phase, progress, rate, self.nets.robust)
-                    self.report("log", record)
-                if progress.images_seen // cfg.checkpoint_every > before // cfg.checkpoint_every or phase_at(cfg, progress.images_seen).level != phase.level:
-                    last_ckpt = self.checkpoint(phase)
-                if stop.requested:
-                    interrupted = True
-                    break
-        if last_ckpt is None:
-            last_ckpt = self.checkpoint(phase_at(cfg, progress.images_seen))
-        if not interrupted and progress.images_seen >= cfg.total_images:
-            grids += self.grids(self.level)
-        self.metrics.close()
-        self.report("done", {"images_seen": progress.images_seen, "interrupted": interrupted})
-        return TrainResult(self.run_dir, progress.images_seen, last_ckpt, interrupted, grids)
+        return drive(self, cfg, end, cfg.total_images)
 
 
 def train(config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path | None = None, report: Report | None = None,
