@@ -5,6 +5,7 @@ core, report with rich (progress on stderr, so `--json` output on stdout stays m
 from __future__ import annotations
 
 import json
+import math
 from contextlib import contextmanager
 from dataclasses import asdict
 from enum import Enum
@@ -116,6 +117,7 @@ def _fid(model, data, n, batch, weights, device, seed, as_json, mix: bool) -> No
     weight = weight_files.pick_explicit(weights, weight_files.INCEPTION, [weight_files.INCEPTION])
     extractor = inception_features(weight, loaded.device)
     reference = reference_data(loaded, data)
+    torch.manual_seed(seed)  # layer noise from the seed, as each cell of `eval compare`
     with _progress() as progress:
         result = fid(loaded.model, reference, extractor, n, batch, seed, mix, default_cache_dir(), progress)
     name = "fid-mix" if mix else "fid"
@@ -194,9 +196,7 @@ def lpips_command(model: Optional[Path] = MODEL, data: Optional[Path] = TEST_DAT
 def _builtin_model(model: Optional[Path], device: str, seed: int = 0) -> LoadedModel:
     """A model trained on the built-in dataset (its checkpoint records no data file), else a one-line error."""
     loaded = _setup(model, device, seed)
-    if loaded.trained_on is not None:
-        raise AutomodError(f"'{loaded.checkpoint}' was trained on '{loaded.trained_on}'; the ground-truth metrics need a "
-                           "model trained on the built-in dataset (automod train without --data).")
+    comparison.require_builtin(loaded.checkpoint, loaded.trained_on)
     return loaded
 
 
@@ -274,6 +274,7 @@ def fd_builtin_command(model: Optional[Path] = MODEL,
     loaded = _builtin_model(model, device, seed)
     with _progress() as progress:
         extractor, net_cached = factor_features(Recipe(loaded.model.resolution), loaded.device, progress=progress)
+        torch.manual_seed(seed)  # layer noise from the seed, as each cell of `eval compare`
         result = fd_builtin(loaded.model, extractor, n, batch, seed, mix, default_cache_dir(), progress)
     name = "fd-builtin-mix" if mix else "fd-builtin"
     _emit({"metric": name, "model": str(loaded.checkpoint), name: result.fid, "samples": result.samples,
@@ -282,19 +283,32 @@ def fd_builtin_command(model: Optional[Path] = MODEL,
           as_json, "FD_builtin (mixes)" if mix else "FD_builtin")
 
 
-def _comparison_table(rows: list[comparison.ComparisonRow], metrics: list[str]) -> Table:
-    """Table 2a's layout: a row per model, a column per metric, smaller is better."""
-    digits = {"lpips": 3, "fid": 2, "fid-mix": 2, "ppl": 1}
-    table = Table(title="comparison (smaller is better)", title_justify="left")
+DIGITS = {"lpips": 3, "fid": 2, "fid-mix": 2, "ppl": 1, "recon-mse": 4, "recon-ssim": 3, "mix-mse": 4, "mix-ssim": 3,
+          "fd-builtin": 2, "fd-builtin-mix": 2}
+
+
+def _comparison_table(result: comparison.Comparison, metrics: list[str]) -> Table:
+    """Table 2a's layout: a row per model or group of seeds (mean ± std), a column per metric; "—": not measured."""
+    table = Table(title="comparison (↓ smaller is better, ↑ larger is better)", title_justify="left")
     table.add_column("model")
     table.add_column("kind")
     for metric in metrics:
-        table.add_column(metric.upper(), justify="right")
-    names = [Path(row.model).name for row in rows]
-    labels = names if len(set(names)) == len(names) else [row.model for row in rows]  # short unless ambiguous
-    for label, row in zip(labels, rows):
-        cells = ["—" if row.values[m] != row.values[m] else f"{row.values[m]:.{digits[m]}f}" for m in metrics]
-        table.add_row(label, row.kind, *cells)
+        table.add_column(f"{metric.upper()} {'↑' if metric in comparison.HIGHER_IS_BETTER else '↓'}", justify="right")
+    single = [row for row in result.rows if row.group is None]
+    names = [Path(row.model).name for row in single]
+    labels = names if len(set(names)) == len(names) else [row.model for row in single]  # short unless ambiguous
+
+    def cell(metric: str, value: float, spread: float | None = None) -> str:
+        if math.isnan(value):
+            return "—"
+        digits = DIGITS[metric]
+        return f"{value:.{digits}f}" if spread is None else f"{value:.{digits}f} ± {spread:.{digits}f}"
+
+    for label, row in zip(labels, single):
+        table.add_row(label, row.kind, *(cell(m, row.values[m]) for m in metrics))
+    for group in result.groups:
+        table.add_row(f"{group.name} ({len(group.runs)} runs)", group.kind,
+                      *(cell(m, group.mean[m], group.std[m]) for m in metrics))
     return table
 
 
@@ -306,27 +320,54 @@ def _networks(metrics: list[str], weights: List[Path], net: Net, device: torch.d
     return comparison.Networks(
         make_extractor=lambda: inception_features(paths[weight_files.INCEPTION.name], device),
         make_distance=lambda: lpips_distance(net.value, paths[LPIPS_NETS[net.value].name], device),
+        make_factor_features=lambda resolution, progress: factor_features(Recipe(resolution), device, progress=progress)[0],
     )
+
+
+def _metric_names(spec: str) -> list[str]:
+    """`--metrics`: names and the family shorthands (paper, builtin), in order, each once."""
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    expanded = [m for name in names for m in comparison.METRIC_SETS.get(name, (name,))]
+    comparison.check_metrics(expanded)
+    return list(dict.fromkeys(expanded))
+
+
+def _groups(specs: List[str]) -> dict[str, list[Path]]:
+    """`--group NAME=RUN1,RUN2,...`, each NAME once."""
+    groups: dict[str, list[Path]] = {}
+    for spec in specs:
+        name, equals, runs = spec.partition("=")
+        if not equals or not name.strip() or not runs.strip():
+            raise AutomodError(f"--group '{spec}' should read NAME=RUN1,RUN2,... (runs of one configuration, different seeds).")
+        if name.strip() in groups:
+            raise AutomodError(f"--group '{name.strip()}' is given twice: give each group its own name.")
+        groups[name.strip()] = [Path(run.strip()) for run in runs.split(",") if run.strip()]
+    return groups
 
 
 @eval_app.command("compare")
 def compare_command(
-    models: List[Path] = typer.Argument(..., help="Checkpoint files or run directories, one table row each."),
-    metrics: str = typer.Option(",".join(comparison.METRICS), "--metrics", help="Comma-separated: lpips, fid, fid-mix, ppl."),
-    n: Optional[int] = typer.Option(None, "--n", min=2, help="Images/samples per metric (default: each metric's paper protocol)."),
+    models: Optional[List[Path]] = typer.Argument(None, help="Checkpoint files or run directories, one table row each."),
+    metrics: str = typer.Option(",".join(comparison.PAPER_METRICS), "--metrics",
+                                help="Comma-separated. The papers': lpips, fid, fid-mix, ppl (pretrained weights). Built-in "
+                                     "models only, no weights: recon-mse, recon-ssim (held-out reconstructions), mix-mse, "
+                                     "mix-ssim (ground-truth coarse mix), fd-builtin, fd-builtin-mix. Shorthands: paper, builtin."),
+    groups: List[str] = typer.Option([], "--group", help="NAME=RUN1,RUN2,...: runs of one configuration with different "
+                                                         "seeds, shown as one row of mean ± std (repeatable)."),
+    n: Optional[int] = typer.Option(None, "--n", min=2, help="Images/samples per metric (default: each metric's protocol)."),
     data: Optional[Path] = REF_DATA, test_data: Optional[Path] = typer.Option(None, "--test-data", help="Unseen test .h5 for LPIPS."),
     crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1), weights: List[Path] = WEIGHTS,
-    out: Path = typer.Option(Path("compare"), "--out", help="Writes OUT.csv and OUT.json."), force: bool = FORCE,
-    device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
+    out: Path = typer.Option(Path("compare"), "--out", help="Writes OUT.csv and OUT.json (per-run values and group mean/std)."),
+    force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
 ) -> None:
     """Run several metrics on several models and print one Table-2-style table (also as CSV and JSON).
 
     Example: automod eval compare runs/automod runs/pioneer runs/vae --metrics lpips,fid,ppl --out table2a
+
+    Example (built-in data, no downloads): automod eval compare runs/pioneer --group automod=runs/am-s1,runs/am-s2,runs/am-s3 --metrics builtin
     """
-    chosen = [m.strip() for m in metrics.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in comparison.METRICS]
-    if unknown or not chosen:
-        raise AutomodError(f"unknown metric(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(comparison.METRICS)}.")
+    chosen = _metric_names(metrics)
+    named = _groups(groups)
     csv_path, json_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".json")
     _check_outputs([csv_path, json_path], force)
     torch.manual_seed(seed)
@@ -334,13 +375,13 @@ def compare_command(
     networks = _networks(chosen, weights, net, target)
     settings = comparison.CompareSettings(n, data, test_data, crop.value, seed, batch, default_cache_dir())
     with _progress() as progress:
-        rows = comparison.compare(models, chosen, networks, settings, target, progress)
-    comparison.write_csv(csv_path, rows, chosen)
-    comparison.write_json(json_path, rows)
+        result = comparison.compare(list(models or []), chosen, networks, settings, target, progress, named)
+    comparison.write_csv(csv_path, result, chosen)
+    comparison.write_json(json_path, result)
     if as_json:
-        typer.echo(json.dumps(comparison.rows_as_dicts(rows), indent=2))
+        typer.echo(json.dumps(comparison.records(result), indent=2))
         return
-    console.print(_comparison_table(rows, chosen))
+    console.print(_comparison_table(result, chosen))
     console.print(f"wrote {csv_path} and {json_path}")
 
 
