@@ -50,6 +50,21 @@ def test_mix_truth_reports_the_truth_and_the_three_wrong_answers(checkpoints, ca
     assert "A's layout, B's colours" in table and "blocks 0-1" in table and "SSIM" in table
 
 
+def test_mix_truth_grid_is_written_and_never_silently_replaced(checkpoints, capsys, tmp_path):
+    from PIL import Image
+
+    grid = tmp_path / "mix-truth.png"
+    argv = ["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "3", "--grid", str(grid)]
+    assert main(argv) == 0
+    width, height = Image.open(grid).size
+    assert width > 5 * 32 and width > height > 3 * 32  # 5 columns (A, B, mix, truth, swapped), 3 rows under a caption
+    before = grid.read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err and grid.read_bytes() == before
+    assert main([*argv, "--force"]) == 0
+
+
 def test_recon_truth_sets_reconstructions_beside_the_mean_image(checkpoints, capsys):
     result = _run_json(["eval", "recon-truth", "--model", str(checkpoints["builtin"]), "--n", "5"], capsys)
     assert result["metric"] == "recon-truth" and result["images"] == 5 and result["resolution"] == 32

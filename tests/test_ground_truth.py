@@ -64,6 +64,15 @@ def test_a_mixer_that_returns_a_scores_as_a_against_the_truth(pairs):
     assert result.truth.mse_std == pytest.approx(np.std(per_image, ddof=1), rel=1e-9)
 
 
+def test_the_grid_sets_each_mix_beside_its_inputs_truth_and_swapped_combination(pairs):
+    cells = gt.mixing_grid(_renderer(pairs, swap=False), pairs, rows=3).reshape(3, 5, 3, R, R)
+    for column, reference in enumerate((pairs.images_a, pairs.images_b, pairs.truth, pairs.truth, pairs.swapped)):
+        torch.testing.assert_close(cells[:, column], gt.model_input(reference[:3]), rtol=0, atol=0)
+    wrong = gt.mixing_grid(_renderer(pairs, swap=True), pairs, rows=20)  # rows beyond the pairs: all of them
+    assert wrong.shape == (5 * len(pairs), 3, R, R)
+    torch.testing.assert_close(wrong[2::5], gt.model_input(pairs.swapped), rtol=0, atol=0)
+
+
 def test_the_model_mix_gives_a_the_chosen_blocks_and_b_the_rest(pairs):
     model = tiny_model()
     a, b = gt.model_input(pairs.images_a[:4]), gt.model_input(pairs.images_b[:4])

@@ -215,18 +215,31 @@ def mix_truth_command(model: Optional[Path] = MODEL,
                       n: int = typer.Option(ground_truth.MAX_PAIRS, "--n", min=1, max=ground_truth.MAX_PAIRS,
                                             help="Pairs of held-out built-in images (default: all 512 of the test split)."),
                       scales: str = typer.Option("coarse", "--scales", help="Blocks driven by A's latent: coarse, mid, fine or i:j."),
-                      batch: int = typer.Option(32, "--batch", min=1), device: str = DEVICE, as_json: bool = JSON) -> None:
+                      batch: int = typer.Option(32, "--batch", min=1),
+                      grid: Optional[Path] = typer.Option(None, "--grid", help="Also write a PNG: for the first 8 pairs, A, B, the mix, the truth and the swapped combination."),
+                      force: bool = typer.Option(False, "--force", help="Replace an existing --grid file."),
+                      device: str = DEVICE, as_json: bool = JSON) -> None:
     """Ground-truth mixing error: mix(A, B) against the renderer's A-layout-in-B's-colours (built-in models only).
 
-    Example: automod eval mix-truth --model runs/builtin --scales coarse
+    Example: automod eval mix-truth --model runs/builtin --scales coarse --grid mix-truth.png
     """
+    from automod_cli.images import save_image
+    from automod_cli.ops.figures import captioned_grid
     from automod_cli.ops.scales import describe, scale_range
 
+    if grid is not None and grid.exists() and not force:
+        raise AutomodError(f"'{grid}' already exists: choose another --grid or pass --force to overwrite.")
     loaded = _builtin_model(model, device)
     blocks = scale_range(loaded.model, scales, "the ground-truth mixing error")
     pairs = ground_truth.truth_pairs(n, loaded.model.resolution)
+    mixer = ground_truth.model_mixer(loaded.model, blocks)
     with _progress() as progress:
-        result = ground_truth.mixing_error(ground_truth.model_mixer(loaded.model, blocks), pairs, batch, progress)
+        result = ground_truth.mixing_error(mixer, pairs, batch, progress)
+    if grid is not None:
+        columns = ground_truth.GRID_COLUMNS
+        text = (f"columns: {', '.join(columns)}; mix: A drives {describe(blocks, loaded.model.block_levels)}, "
+                f"B the rest; truth: A's layout in B's colours; swapped: B's layout in A's colours")
+        save_image(grid, captioned_grid(ground_truth.mixing_grid(mixer, pairs), len(columns), text), overwrite=force)
     if as_json:
         typer.echo(json.dumps({"metric": "mix-truth", "model": str(loaded.checkpoint), "pairs": result.pairs,
                                "resolution": result.resolution, "a_blocks": [blocks.start, blocks.stop],

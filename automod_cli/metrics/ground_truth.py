@@ -143,6 +143,21 @@ def mixing_error(mixer: Mixer, pairs: TruthPairs, batch_size: int = DEFAULT_BATC
     return MixingTruth(scores["truth"], scores["swapped"], scores["a"], scores["b"], len(pairs), pairs.resolution)
 
 
+GRID_COLUMNS = ("A", "B", "mix", "truth", "swapped")  # one row per pair in `mixing_grid`
+
+
+def mixing_grid(mixer: Mixer, pairs: TruthPairs, rows: int = 8) -> torch.Tensor:
+    """The first `rows` pairs as grid cells, row by row: A, B, the mixer's image (quantised as scored), the truth
+    and the swapped combination; (rows · 5, 3, R, R) in [-1, 1] for `images.make_grid` with 5 columns."""
+    rows = min(rows, len(pairs))
+    with torch.inference_mode():
+        mixed = mixer(model_input(pairs.images_a[:rows]), model_input(pairs.images_b[:rows]))
+    mixed = model_input(quantize(mixed).cpu().numpy())
+    columns = [model_input(pairs.images_a[:rows]), model_input(pairs.images_b[:rows]), mixed,
+               model_input(pairs.truth[:rows]), model_input(pairs.swapped[:rows])]
+    return torch.stack(columns, dim=1).flatten(0, 1)
+
+
 def _gather(parts: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Scores:
     return Scores.of(torch.cat([mse for mse, _ in parts]), torch.cat([s for _, s in parts]))
 
