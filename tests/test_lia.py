@@ -2,6 +2,7 @@
 training stages on the built-in data with bit-exact resume, the model interface and its checkpoints, and the
 VGG conv4_3 loader against a hand-written VGG16."""
 
+import json
 import math
 
 import pytest
@@ -159,6 +160,24 @@ def test_stage_two_trains_only_encoder_and_discriminator_and_resumes_bit_for_bit
     model = load_lia_model(resumed.checkpoint)
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     assert model.has_encoder and model.encode(x).shape == (2, 8)
+
+
+def test_bf16_precision_is_applied_to_both_stages_and_keeps_weights_fp32(tmp_path):
+    seen = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: seen.append(out.dtype) if isinstance(module, nn.Conv2d) and torch.is_tensor(out) else None)
+    try:
+        mixed = train_lia(resolve_lia_config("builtin", {**TINY, "precision": "bf16"}), tmp_path / "bf16", device="cpu",
+                          features=tiny_features())
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in seen  # the networks ran under bf16 autocast (the option used to be ignored)
+    plain = run(tmp_path, "fp32")
+    a, b = tensors_of(mixed), tensors_of(plain)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in a.values())
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("encoder."))  # bf16 rounding changed training
+    records = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    assert records and all(math.isfinite(v) for r in records for v in r.values() if isinstance(v, float))
 
 
 def test_stage_two_without_vgg_weights_fails_in_one_line_before_training(tmp_path, monkeypatch):

@@ -93,6 +93,7 @@ def test_train_refuses_what_lia_cannot_use_in_one_line(workdir, capsys):
     assert not run_checkpoints(Path("fresh"))  # the weights are looked up before any training
     one_line_error(main(["train", "--model", "lia", "--decoder", "classic"]), capsys.readouterr().err, "AdaIN")
     one_line_error(main(["train", "--model", "lia", "--reconstruction", "l1"]), capsys.readouterr().err, "--reconstruction")
+    one_line_error(main(["train", "--model", "lia", "--compile"]), capsys.readouterr().err, "--compile")
     one_line_error(main(["train", "--stage", "1"]), capsys.readouterr().err, "LIA")
     one_line_error(main(["train", "--resume", str(workdir.run), "--kimg", "1"]), capsys.readouterr().err, "--kimg")
 

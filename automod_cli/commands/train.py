@@ -146,7 +146,8 @@ def train(
     lia_run = is_lia_checkpoint(read_meta(checkpoint)) if checkpoint is not None else model == LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
         "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction, "--layer-loss": layer_loss,
-        "--kimg": kimg if checkpoint is not None else None})
+        "--kimg": kimg if checkpoint is not None else None,
+        "--compile": True if compile_decoder else None})
     if checkpoint is not None:
         run_dir = checkpoint.parent.parent
         config = None

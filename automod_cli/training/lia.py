@@ -35,6 +35,7 @@ from automod_cli.training.lia_steps import encoder_step, gan_step
 from automod_cli.training.loop import latest_resumable, pick_device
 from automod_cli.training.metrics import MetricsLog
 from automod_cli.training.perceptual import FeatureNet, vgg_conv43
+from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import Progress, companion_of, load_module_state, load_training_checkpoint, restore_rng
 
@@ -70,6 +71,9 @@ class LiaTrainer:
         self.discriminator = LiaDiscriminator(network).to(self.device)
         self.encoder = Encoder(network.model).to(self.device)
         self.ema = make_ema(self.generator)
+        # --precision bf16: the steps run under bf16 autocast (stage 2 decodes through the EMA generator inside them)
+        self.precision = Precision(self.device.type, self.config.train.precision)
+        self.precision.prepare_modules(self.generator, self.discriminator, self.encoder, self.ema)
         self.progress = restored.progress if restored else Progress()
         # the stage being trained: its optimisers exist and, for stage 2, the encoder is saved
         self.active_stage = restored.meta["stage"] if restored else 1
@@ -180,11 +184,13 @@ class LiaTrainer:
         if cfg.train.mirror:
             x = mirror(x, cfg.train.seed, progress.step)
         if self.active_stage == 1:
-            scalars = gan_step(self.generator, self.discriminator, x, phase, cfg.r1_gamma, cfg.train.layer_noise, self.optimizers)
+            with self.precision.autocast():
+                scalars = gan_step(self.generator, self.discriminator, x, phase, cfg.r1_gamma, cfg.train.layer_noise, self.optimizers)
             update_ema(self.ema, self.generator, ema_beta(x.shape[0], cfg.train.ema_half_life, progress.images_seen))
         else:
             weights = (cfg.r1_gamma, cfg.perceptual_weight, cfg.adversarial_weight)
-            scalars = encoder_step(self.encoder, self.ema, self.discriminator, self.features, x, phase, weights, self.optimizers)
+            with self.precision.autocast():
+                scalars = encoder_step(self.encoder, self.ema, self.discriminator, self.features, x, phase, weights, self.optimizers)
         progress.images_seen += x.shape[0]
         progress.step += 1
         progress.position = advance(progress.position, len(self.dataset), x.shape[0])

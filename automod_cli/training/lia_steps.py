@@ -89,8 +89,8 @@ def encoder_step(
     reconstruction = generator.synthesize(y, phase.level, phase.alpha, noise=False)
     pixel = (reconstruction - real).pow(2).mean()
     with torch.no_grad():
-        target_features = features(real)
-    perceptual = (features(reconstruction) - target_features).pow(2).mean()
+        target_features = features(real).float()
+    perceptual = (features(reconstruction).float() - target_features).pow(2).mean()  # fp32 under bf16 autocast
     adversarial = generator_gan_loss(_frozen_scores(discriminator, reconstruction, phase))
     loss = pixel + beta_perceptual * perceptual + beta_adversarial * adversarial
     _update(optimizers["encoder"], loss)

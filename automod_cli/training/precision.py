@@ -60,11 +60,16 @@ class Precision:
         is made (a copy of a compiled module would run the original's forward). The encoder is not compiled: its
         spectral norm updates the power-iteration vectors in place on every call, which compiled autograd refuses
         when the encoder runs twice before a backward pass, as in the encoder step."""
-        if self.channels_last:
-            for module in (encoder, decoder) if ema is None else (encoder, decoder, ema):
-                module.to(memory_format=torch.channels_last)
-        if self.bf16:
-            encoder.register_forward_hook(_outputs_to_fp32)
-            decoder.register_forward_hook(_outputs_to_fp32)
+        self.prepare_modules(encoder, decoder, copies=() if ema is None else (ema,))
         if compile:
             decoder.compile()
+
+    def prepare_modules(self, *trained: nn.Module, copies: tuple[nn.Module, ...] = ()) -> None:
+        """Layout and bf16 outputs for networks run under `autocast()` (`trained`); `copies` (EMA networks, run
+        outside it) only take the layout."""
+        if self.channels_last:
+            for module in (*trained, *copies):
+                module.to(memory_format=torch.channels_last)
+        if self.bf16:
+            for module in trained:
+                module.register_forward_hook(_outputs_to_fp32)
