@@ -37,7 +37,7 @@ from automod_cli.training.metrics import MetricsLog
 from automod_cli.training.perceptual import FeatureNet, vgg_conv43
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import PhaseState, phase_at
-from automod_cli.training.state import Progress, companion_of, load_module_state, load_training_checkpoint, restore_rng
+from automod_cli.training.state import Progress, companion_of, load_training_checkpoint, restore_training
 
 STAGES = (1, 2)
 
@@ -79,11 +79,7 @@ class LiaTrainer:
         self.active_stage = restored.meta["stage"] if restored else 1
         self.optimizers = self._optimizers(self.active_stage)
         if restored:
-            for prefix, module in self._modules().items():
-                load_module_state(module, restored.tensors, prefix)
-            for name, state in restored.optimizers.items():
-                self.optimizers[name].load_state_dict(state)
-            restore_rng(restored.rng)
+            restore_training(restored, self._modules(), self.optimizers)
         # the level last trained: a run resumed at a growth step writes the old level's grids as the original did
         self.level = restored.meta["level"] if restored else phase_at(self.config.train, 0).level
         self.dataset = open_training_data(self.config.train)

@@ -24,9 +24,8 @@ from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import (
     Progress,
-    load_module_state,
     load_training_checkpoint,
-    restore_rng,
+    restore_training,
     save_training_checkpoint,
 )
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
@@ -74,11 +73,7 @@ class Trainer:
         if robust is not None:
             self.optimizers["robust"] = self._adam(robust)
         if restored:
-            for prefix, module in self._modules().items():
-                load_module_state(module, restored.tensors, prefix)
-            for name, state in restored.optimizers.items():
-                self.optimizers[name].load_state_dict(state)
-            restore_rng(restored.rng)
+            restore_training(restored, self._modules(), self.optimizers)
         for module in self._modules().values():
             distributed.broadcast_module(module, self.world)
         if self.world.active:  # same weights everywhere, different random latents per rank

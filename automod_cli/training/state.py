@@ -107,3 +107,14 @@ def restore_rng(rng: dict[str, Any]) -> None:
 def load_module_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
     state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     module.load_state_dict(state)
+
+
+def restore_training(restored: Restored, modules: dict[str, torch.nn.Module],
+                     optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Put a resumed run back where it stopped: each module's weights from its checkpoint prefix, each
+    optimiser's state, and the RNG (last, so that nothing done while restoring draws from it)."""
+    for prefix, module in modules.items():
+        load_module_state(module, restored.tensors, prefix)
+    for name, state in restored.optimizers.items():
+        optimizers[name].load_state_dict(state)
+    restore_rng(restored.rng)
