@@ -124,6 +124,11 @@ def test_a_group_reports_numpy_mean_and_std_of_its_runs(workdir, capsys):
     assert main([*argv[:-1], "table", "--force"]) == 0
     out = capsys.readouterr().out
     assert "am (2 runs)" in out and "±" in out and "RECON-SSIM ↑" in out and "—" in out
+    markdown = Path("table.md").read_text().splitlines()
+    assert markdown[0] == "| model | kind | RECON-SSIM ↑ | MIX-MSE ↓ | FD-BUILTIN ↓ |"
+    assert markdown[2].split(" | ")[:2] == [f"| {workdir.pioneer.name}", "pioneer"] and " — |" in markdown[2]
+    assert markdown[3] == (f"| am (2 runs) | automod | {mean['recon-ssim']:.3f} ± {std['recon-ssim']:.3f} | "
+                           f"{mean['mix-mse']:.4f} ± {std['mix-mse']:.4f} | {mean['fd-builtin']:.2f} ± {std['fd-builtin']:.2f} |")
 
 
 def test_models_and_groups_the_table_cannot_hold_are_one_line_errors(workdir, tmp_path, capsys):

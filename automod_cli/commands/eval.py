@@ -5,7 +5,6 @@ core, report with rich (progress on stderr, so `--json` output on stdout stays m
 from __future__ import annotations
 
 import json
-import math
 from contextlib import contextmanager
 from dataclasses import asdict
 from enum import Enum
@@ -296,32 +295,15 @@ def fd_builtin_command(model: Optional[Path] = MODEL,
           as_json, "FD_builtin (mixes)" if mix else "FD_builtin")
 
 
-DIGITS = {"lpips": 3, "fid": 2, "fid-mix": 2, "ppl": 1, "recon-mse": 4, "recon-ssim": 3, "mix-mse": 4, "mix-ssim": 3,
-          "fd-builtin": 2, "fd-builtin-mix": 2}
-
-
 def _comparison_table(result: comparison.Comparison, metrics: list[str]) -> Table:
     """Table 2a's layout: a row per model or group of seeds (mean ± std), a column per metric; "—": not measured."""
     table = Table(title="comparison (↓ smaller is better, ↑ larger is better)", title_justify="left")
     table.add_column("model")
     table.add_column("kind")
     for metric in metrics:
-        table.add_column(f"{metric.upper()} {'↑' if metric in comparison.HIGHER_IS_BETTER else '↓'}", justify="right")
-    single = [row for row in result.rows if row.group is None]
-    names = [Path(row.model).name for row in single]
-    labels = names if len(set(names)) == len(names) else [row.model for row in single]  # short unless ambiguous
-
-    def cell(metric: str, value: float, spread: float | None = None) -> str:
-        if math.isnan(value):
-            return "—"
-        digits = DIGITS[metric]
-        return f"{value:.{digits}f}" if spread is None else f"{value:.{digits}f} ± {spread:.{digits}f}"
-
-    for label, row in zip(labels, single):
-        table.add_row(label, row.kind, *(cell(m, row.values[m]) for m in metrics))
-    for group in result.groups:
-        table.add_row(f"{group.name} ({len(group.runs)} runs)", group.kind,
-                      *(cell(m, group.mean[m], group.std[m]) for m in metrics))
+        table.add_column(comparison.header(metric), justify="right")
+    for row in comparison.table_rows(result, metrics):
+        table.add_row(*row)
     return table
 
 
@@ -370,10 +352,10 @@ def compare_command(
     n: Optional[int] = typer.Option(None, "--n", min=2, help="Images/samples per metric (default: each metric's protocol)."),
     data: Optional[Path] = REF_DATA, test_data: Optional[Path] = typer.Option(None, "--test-data", help="Unseen test .h5 for LPIPS."),
     crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1), weights: List[Path] = WEIGHTS,
-    out: Path = typer.Option(Path("compare"), "--out", help="Writes OUT.csv and OUT.json (per-run values and group mean/std)."),
+    out: Path = typer.Option(Path("compare"), "--out", help="Writes OUT.csv and OUT.json (per-run values and group mean/std) and OUT.md (the printed table)."),
     force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
 ) -> None:
-    """Run several metrics on several models and print one Table-2-style table (also as CSV and JSON).
+    """Run several metrics on several models and print one Table-2-style table (also as CSV, JSON and Markdown).
 
     Example: automod eval compare runs/automod runs/pioneer runs/vae --metrics lpips,fid,ppl --out table2a
 
@@ -381,8 +363,8 @@ def compare_command(
     """
     chosen = _metric_names(metrics)
     named = _groups(groups)
-    csv_path, json_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".json")
-    _check_outputs([csv_path, json_path], force)
+    csv_path, json_path, md_path = (out.with_name(out.name + suffix) for suffix in (".csv", ".json", ".md"))
+    _check_outputs([csv_path, json_path, md_path], force)
     torch.manual_seed(seed)
     target = _device(device)
     networks = _networks(chosen, weights, net, target)
@@ -391,11 +373,12 @@ def compare_command(
         result = comparison.compare(list(models or []), chosen, networks, settings, target, progress, named)
     comparison.write_csv(csv_path, result, chosen)
     comparison.write_json(json_path, result)
+    comparison.write_markdown(md_path, result, chosen)
     if as_json:
         typer.echo(json.dumps(comparison.records(result), indent=2))
         return
     console.print(_comparison_table(result, chosen))
-    console.print(f"wrote {csv_path} and {json_path}")
+    console.print(f"wrote {csv_path}, {json_path} and {md_path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -309,3 +309,39 @@ def write_csv(path: Path, comparison: Comparison, metrics: list[str]) -> None:
 
 def write_json(path: Path, comparison: Comparison) -> None:
     atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(records(comparison), indent=2) + "\n"))
+
+
+DIGITS = {"lpips": 3, "fid": 2, "fid-mix": 2, "ppl": 1, "recon-mse": 4, "recon-ssim": 3, "mix-mse": 4, "mix-ssim": 3,
+          "fd-builtin": 2, "fd-builtin-mix": 2}  # decimals shown in the printed and Markdown tables
+
+
+def header(metric: str) -> str:
+    return f"{metric.upper()} {'↑' if metric in HIGHER_IS_BETTER else '↓'}"
+
+
+def format_cell(metric: str, value: float, spread: float | None = None) -> str:
+    """A table cell: the value (± spread for groups) at the metric's precision; "—" when it was not measured."""
+    if math.isnan(value):
+        return "—"
+    digits = DIGITS[metric]
+    return f"{value:.{digits}f}" if spread is None else f"{value:.{digits}f} ± {spread:.{digits}f}"
+
+
+def table_rows(comparison: Comparison, metrics: list[str]) -> list[list[str]]:
+    """The printed table's rows: label, kind and a cell per metric; single runs by their folder name (the full
+    path where two share a name), then each group as "NAME (K runs)" with mean ± std."""
+    single = [row for row in comparison.rows if row.group is None]
+    names = [Path(row.model).name for row in single]
+    labels = names if len(set(names)) == len(names) else [row.model for row in single]
+    rows = [[label, row.kind, *(format_cell(m, row.values[m]) for m in metrics)] for label, row in zip(labels, single)]
+    rows += [[f"{group.name} ({len(group.runs)} runs)", group.kind,
+              *(format_cell(m, group.mean[m], group.std[m]) for m in metrics)] for group in comparison.groups]
+    return rows
+
+
+def write_markdown(path: Path, comparison: Comparison, metrics: list[str]) -> None:
+    """The printed table as a Markdown table, ready to paste into a report."""
+    lines = ["| " + " | ".join(["model", "kind", *(header(m) for m in metrics)]) + " |",
+             "| --- | --- |" + " ---: |" * len(metrics)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(comparison, metrics)]
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
