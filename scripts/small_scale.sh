@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Train every model of the small-scale comparison (docs/results/small-scale.md) on the built-in dataset with the
+# same budget: the `builtin` preset up to MAX_RES (16: 80k images; 32: 104k). JOBS runs go at a time, one CPU thread
+# each.
+#   [MAX_RES=16] [JOBS=2] [OUT=runs/small-scale] [ONLY="automod pioneer"] scripts/small_scale.sh [SEED...]
+# (default seed 0; the runs land in $OUT/<variant>-s<seed>)
+# Running it again resumes unfinished runs and skips finished ones.
+set -euo pipefail
+OUT=${OUT:-runs/small-scale}
+JOBS=${JOBS:-2}
+MAX_RES=${MAX_RES:-16}
+AUTOMOD=${AUTOMOD:-.venv/bin/automod}
+SEEDS=("${@:-0}")
+# name | flags: NeurIPS Table 1 ablations and Table 2a baselines (LIA: its stage 1 GAN; stage 2 needs VGG16 weights)
+VARIANTS=(
+  "automod|"
+  "pioneer|--model pioneer"
+  "vae-adain|--model vae --decoder adain"
+  "wae-adain|--model wae --decoder adain"
+  "automod-no-lj|--no-layer-loss"
+  "automod-l1|--reconstruction l1"
+  "vae-classic|--model vae --decoder classic"
+  "wae-classic|--model wae --decoder classic"
+  "lia|--model lia --stage 1"
+)
+jobs_file=$(mktemp)
+trap 'rm -f "$jobs_file"' EXIT
+for seed in "${SEEDS[@]}"; do
+  for variant in "${VARIANTS[@]}"; do
+    name=${variant%%|*}; flags=${variant#*|}
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
+    run="$OUT/$name-s$seed"
+    if [ -d "$run/checkpoints" ]; then
+      echo "$AUTOMOD train --resume $run" >> "$jobs_file"
+    else
+      echo "$AUTOMOD train --out $run --seed $seed --max-res $MAX_RES $flags" >> "$jobs_file"
+    fi
+  done
+done
+mkdir -p "$OUT"
+# each job logs to its run's name under $OUT/logs; a failed job fails the script after the others finish
+mkdir -p "$OUT/logs"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+< "$jobs_file" xargs -P "$JOBS" -I{} sh -c 'cmd="{}"; log="'"$OUT"'/logs/$(echo "$cmd" | sed -E "s@.*(--out|--resume) [^ ]*/([^ ]*).*@\2@").log"; echo "$cmd"; $cmd > "$log" 2>&1 || { echo "failed: $cmd (see $log)"; exit 1; }'
+echo "runs in $OUT"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Evaluate the runs of scripts/small_scale.sh with the built-in metrics (docs/results/small-scale.md): one table
+# row per variant, mean ± std over its seeds where it has two or more runs; and, for the automodulator with and
+# without L_j, a picture of mixes beside their ground truth (seed 0).
+#   [OUT=runs/small-scale] [TABLE=$OUT/table] scripts/small_scale_table.sh
+# Writes $TABLE.md, $TABLE.csv, $TABLE.json and $OUT/mix-truth-<variant>.png (existing files are replaced).
+set -euo pipefail
+OUT=${OUT:-runs/small-scale}
+TABLE=${TABLE:-$OUT/table}
+AUTOMOD=${AUTOMOD:-.venv/bin/automod}
+VARIANTS="automod automod-no-lj automod-l1 pioneer vae-adain wae-adain vae-classic wae-classic lia"
+singles=() groups=()
+for name in $VARIANTS; do
+  runs=$(compgen -G "$OUT/$name-s[0-9]*" | sort | paste -sd, - || true)
+  [ -z "$runs" ] && continue
+  if [[ $runs == *,* ]]; then groups+=(--group "$name=$runs"); else singles+=("$runs"); fi
+done
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+$AUTOMOD eval compare "${singles[@]}" "${groups[@]}" --metrics builtin --out "$TABLE" --force
+for name in automod automod-no-lj; do
+  if [ -d "$OUT/$name-s0" ]; then
+    $AUTOMOD eval mix-truth --model "$OUT/$name-s0" --grid "$OUT/mix-truth-$name.png" --force
+  fi
+done
