@@ -28,6 +28,12 @@ FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
     """Call `write(tmp_path)` and rename the result onto `path`; the temporary file never survives a failure."""
     path = Path(path)
@@ -36,6 +42,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it a new file's usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

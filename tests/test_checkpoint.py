@@ -120,3 +120,16 @@ def test_find_checkpoint_picks_latest_in_run_dir(tmp_path, tiny_config, monkeypa
     assert find_checkpoint(None).name == "ckpt-0000002000.safetensors"
     with pytest.raises(AutomodError, match="without checkpoints"):
         find_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_write_gives_the_file_a_new_files_mode_under_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "table.csv", lambda tmp: tmp.write_text("a,b\n"))
+        with open(tmp_path / "plain.csv", "w") as handle:  # what open() gives a new file, as a reference
+            handle.write("a,b\n")
+    finally:
+        os.umask(previous)
+    mode = (tmp_path / "table.csv").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.csv").stat().st_mode & 0o777 == 0o666 & ~umask
