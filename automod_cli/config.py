@@ -354,7 +354,9 @@ def model_settings(kind: str, decoder: str | None = None) -> dict[str, Any]:
     decoder = decoder or "adain"
     # VAE and WAE: Gaussian N(0, I) latents and the squared L2 image distance (the Gaussian likelihood of a VAE; the
     # cost c(x, y) = ‖x − y‖² of WAE, Tolstikhin et al. 2018). Learning rates: Supp. App. A, for the whole schedule.
-    gaussian = {"kind": kind, "model.decoder": decoder, "model.latent": "gaussian", "reconstruction": "l2"}
+    # One joint loss, no AGE game: no mixed samples and no L_j (recorded off so config.json says what runs).
+    gaussian = {"kind": kind, "model.decoder": decoder, "model.latent": "gaussian", "reconstruction": "l2",
+                "layer_loss": False, "mixed_fraction_encoder": 0.0, "mixed_fraction_decoder": 0.0}
     if kind == "vae":
         return {**gaussian, "model.variational": True, "kl_weight": VAE_KL_WEIGHT,
                 "lr": 5e-4, "encoder_lr_scale": 0.2}  # decoder 5e-4, encoder 1e-4

@@ -91,6 +91,8 @@ def test_model_settings_are_the_papers():
         wae = resolve_train_config("ffhq", {"kind": "wae", "model.decoder": decoder})
         assert wae.mmd_weight == weight and set(wae.lr.values()) == {2e-4} and wae.encoder_lr_scale == 1.0
         assert (wae.model.latent, wae.model.variational) == ("gaussian", False)
+    for joint in (vae, wae):  # one joint loss: the config records that no mixed samples or L_j are used
+        assert not joint.layer_loss and joint.mixed_fraction_encoder == joint.mixed_fraction_decoder == 0.0
     pioneer = resolve_train_config("ffhq", {"kind": "pioneer"})
     assert pioneer.model.decoder == "classic" and pioneer.reconstruction == "l1" and not pioneer.layer_loss
     assert pioneer.mixed_fraction_encoder == pioneer.mixed_fraction_decoder == 0.0 and pioneer.model.latent == "sphere"
