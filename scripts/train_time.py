@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Images seen and training time of runs trained in one go (not resumed), from their metrics.jsonl: each line's
-images/s is the mean rate since the process started, so the last line's images over its images/s is the time
-the training loop ran. Usage: python scripts/train_time.py RUN_DIR...
-For a run with one CPU thread (OMP_NUM_THREADS=1, as scripts/small_scale.sh runs them) this is also its CPU time."""
+"""Images seen and training time of runs, from the last line of their metrics.jsonl: its `elapsed_s`, the
+seconds the training loop ran summed over every (re)start. Usage: python scripts/train_time.py RUN_DIR...
+(Runs logged before `elapsed_s` existed, where images/s was the mean since the process started, are timed as
+their last line's images over its images/s, which holds for a run trained in one go.)
+For a run with one CPU thread (OMP_NUM_THREADS=1, as scripts/small_scale.sh runs them) this is also its CPU time
+when it had a core to itself."""
 
 import json
 import sys
@@ -10,9 +12,9 @@ from pathlib import Path
 
 
 def train_time(run: Path) -> tuple[int, float]:
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    last = json.loads(lines[-1])
-    return last["images_seen"], last["images_seen"] / last["images_per_s"]
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    seconds = last["elapsed_s"] if "elapsed_s" in last else last["images_seen"] / last["images_per_s"]
+    return last["images_seen"], seconds
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@ import json
 import os
 import signal
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from tiny_models import TINY_RUN, cli_settings
 
-from automod_cli.checkpoint import load_model, run_checkpoints
+from automod_cli.checkpoint import load_model, read_meta, run_checkpoints
 from automod_cli.config import resolve_train_config
 from automod_cli.training.loop import train
 
@@ -55,8 +56,17 @@ def test_resume_continues_bit_for_bit(tmp_path):
     assert different == []
     lines_a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     lines_b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k != "images_per_s"} for x in lines]
+    timing = ("images_per_s", "elapsed_s")  # wall-clock measurements differ; everything else is equal
+    strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k not in timing} for x in lines]
     assert strip(lines_a) == strip(lines_b)
+    # the training time carries over resumes: each record's elapsed_s grows, and images/s is the rate of its own
+    # interval (images since the previous record over the time since it, within the rounding of both)
+    records = [json.loads(x) for x in lines_b]
+    assert all(b["elapsed_s"] > a["elapsed_s"] > 0 for a, b in zip(records, records[1:]))
+    assert read_meta(resumed.checkpoint)["elapsed_s"] == pytest.approx(records[-1]["elapsed_s"], abs=1e-3)
+    for a, b in zip(records, records[1:]):
+        if b["images_seen"] not in (256, 384):  # the first record after each resume counts from the resume
+            assert b["images_per_s"] * (b["elapsed_s"] - a["elapsed_s"]) == pytest.approx(b["images_seen"] - a["images_seen"], rel=0.05)
 
 
 def test_sigint_writes_a_checkpoint_and_stops(tmp_path):

@@ -102,7 +102,9 @@ def drive(trainer: ProgressiveTrainer, schedule: TrainConfig, end: int, total: i
     last_ckpt, interrupted = None, False
     phase = phase_at(schedule, progress.images_seen)
     trainer.set_phase(phase)
-    started, started_images = time.perf_counter(), progress.images_seen
+    # images/s over each log interval; elapsed_s adds this process's time to what earlier (re)starts ran
+    started, elapsed_before = time.perf_counter(), progress.elapsed_s
+    interval_start, interval_images = started, progress.images_seen
     with _StopFlag() as stop:
         while progress.images_seen < end:
             phase = phase_at(schedule, progress.images_seen)
@@ -114,9 +116,12 @@ def drive(trainer: ProgressiveTrainer, schedule: TrainConfig, end: int, total: i
                 grids += switch_stage()
             before = progress.images_seen
             trainer.iteration(phase)
+            now = time.perf_counter()
+            progress.elapsed_s = elapsed_before + (now - started)
             last_ckpt = None
             if _crossed(before, progress.images_seen, schedule.log_every) or progress.images_seen >= end:
-                rate = (progress.images_seen - started_images) / max(time.perf_counter() - started, 1e-9)
+                rate = (progress.images_seen - interval_images) / max(now - interval_start, 1e-9)
+                interval_start, interval_images = now, progress.images_seen
                 trainer.report("log", trainer.log_record(phase, rate))
             grows = phase_at(schedule, progress.images_seen).level != phase.level
             passes = checkpoint_at is not None and before < checkpoint_at <= progress.images_seen

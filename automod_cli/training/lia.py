@@ -146,7 +146,7 @@ class LiaTrainer:
             "lia_train_config": cfg.to_dict(), "stage": self.active_stage,
             "level": self.level, "alpha": phase.alpha if phase.level == self.level else 1.0,
             "images_seen": progress.images_seen, "step": progress.step, "position": asdict(progress.position),
-            "automod_version": __version__,
+            "elapsed_s": progress.elapsed_s, "automod_version": __version__,
         }
         save_checkpoint(path, tensors, meta)
         keep = cfg.train.keep_checkpoints

@@ -46,6 +46,7 @@ class MetricsLog:
             "lr": phase.lr,
             "kl_margin": phase.kl_margin,
             "images_per_s": round(images_per_s, 2),
+            "elapsed_s": round(progress.elapsed_s, 3),
             **values,
         }
         if robust is not None:

@@ -29,6 +29,7 @@ class Progress:
     images_seen: int = 0
     step: int = 0
     position: Position = Position()
+    elapsed_s: float = 0.0  # seconds the training loop has run, summed over every (re)start of the run
 
 
 def companion_of(path: Path) -> Path:
@@ -65,6 +66,7 @@ def save_training_checkpoint(
         "images_seen": progress.images_seen,
         "step": progress.step,
         "position": asdict(progress.position),
+        "elapsed_s": progress.elapsed_s,
         "automod_version": __version__,
     }
     save_checkpoint(path, tensors, meta)
@@ -94,7 +96,7 @@ def load_training_checkpoint(path: Path) -> Restored:
         extra = torch.load(companion, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means the file is damaged or foreign
         raise AutomodError(f"'{companion}' cannot be read ({type(exc).__name__}); resume from an older checkpoint.") from None
-    progress = Progress(meta["images_seen"], meta["step"], Position(**meta["position"]))
+    progress = Progress(meta["images_seen"], meta["step"], Position(**meta["position"]), meta.get("elapsed_s", 0.0))
     return Restored(tensors, meta, extra["optimizers"], extra["rng"], progress, TrainConfig.from_dict(meta["train_config"]))
 
 
