@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from automod_cli import __version__
-from automod_cli.checkpoint import CHECKPOINT_DIR, SUFFIX, atomic_write, find_checkpoint, read_checkpoint, run_checkpoints, save_checkpoint
+from automod_cli.checkpoint import find_checkpoint, read_checkpoint, run_checkpoints, save_checkpoint
 from automod_cli.errors import AutomodError
 from automod_cli.images import make_grid, save_image
 from automod_cli.models.encoder import Encoder
@@ -37,16 +35,9 @@ from automod_cli.training.metrics import MetricsLog
 from automod_cli.training.perceptual import FeatureNet, vgg_conv43
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import PhaseState, phase_at
-from automod_cli.training.state import Progress, companion_of, load_training_checkpoint, restore_training
+from automod_cli.training.state import Progress, load_training_checkpoint, restore_training, write_training_checkpoint
 
 STAGES = (1, 2)
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 class LiaTrainer:
@@ -137,22 +128,13 @@ class LiaTrainer:
 
     def checkpoint(self, phase: PhaseState) -> Path:
         cfg, progress = self.config, self.progress
-        path = self.run_dir / CHECKPOINT_DIR / f"ckpt-{progress.images_seen:010d}{SUFFIX}"
-        companion = {"optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()}, "rng": _rng_state()}
-        atomic_write(companion_of(path), lambda tmp: torch.save(companion, tmp))
-        tensors = {f"{prefix}.{k}": v for prefix, module in self._modules().items() for k, v in module.state_dict().items()}
         meta = {
             "kind": "lia", "lia_config": cfg.network.to_dict(), "train_config": cfg.train.to_dict(),
             "lia_train_config": cfg.to_dict(), "stage": self.active_stage,
             "level": self.level, "alpha": phase.alpha if phase.level == self.level else 1.0,
-            "images_seen": progress.images_seen, "step": progress.step, "position": asdict(progress.position),
-            "elapsed_s": progress.elapsed_s, "automod_version": __version__,
         }
-        save_checkpoint(path, tensors, meta)
-        keep = cfg.train.keep_checkpoints
-        for old in run_checkpoints(self.run_dir)[:-keep] if keep > 0 else []:
-            old.unlink(missing_ok=True)
-            companion_of(old).unlink(missing_ok=True)
+        path = write_training_checkpoint(self.run_dir, self._modules(), self.optimizers, meta, progress,
+                                         cfg.train.keep_checkpoints)
         self.report("checkpoint", {"path": str(path), "images_seen": progress.images_seen})
         return path
 

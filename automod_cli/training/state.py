@@ -53,16 +53,27 @@ def save_training_checkpoint(
     alpha: float,
     keep: int,
 ) -> Path:
-    """Write a checkpoint pair, then delete all but the newest `keep` pairs. Returns the .safetensors path."""
+    """An automodulator (or PIONEER/VAE/WAE) run's checkpoint pair: `write_training_checkpoint` with its configs."""
+    meta = {"model_config": config.model.to_dict(), "train_config": config.to_dict(), "level": level, "alpha": alpha}
+    return write_training_checkpoint(run_dir, modules, optimizers, meta, progress, keep)
+
+
+def write_training_checkpoint(
+    run_dir: Path,
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    meta: dict[str, Any],
+    progress: Progress,
+    keep: int,
+) -> Path:
+    """Write a checkpoint pair (weights with `meta` plus where the run stands; optimiser and RNG states in the
+    companion), then delete all but the newest `keep` pairs. Returns the .safetensors path."""
     path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{progress.images_seen:010d}{SUFFIX}"
     companion = {"optimizers": {k: opt.state_dict() for k, opt in optimizers.items()}, "rng": _rng_state()}
     atomic_write(companion_of(path), lambda tmp: torch.save(companion, tmp))
     tensors = {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
     meta = {
-        "model_config": config.model.to_dict(),
-        "train_config": config.to_dict(),
-        "level": level,
-        "alpha": alpha,
+        **meta,
         "images_seen": progress.images_seen,
         "step": progress.step,
         "position": asdict(progress.position),
