@@ -1,16 +1,18 @@
 """Speed benchmarks (issue 8): training throughput, encoder/decoder latency, data reader. JSON lines on stdout.
 
     python benchmarks/bench.py train  [--preset builtin] [--resolutions 8 16 32] [--steps 20] [--warmup 3]
-                                      [--precision fp32 bf16] [--rounds 3] [--compile] [--device cpu|cuda]
-                                      [--peak-tflops T]
+                                      [--precision fp32 bf16] [--variants loop naive ...] [--rounds 3]
+                                      [--compile] [--device cpu|cuda] [--peak-tflops T]
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024]
 
 `reader` and `latency` are the older names of `data` and `encode`. Training runs the loop's own iteration (the
 encoder step, the decoder step and the EMA update, under the run's precision and layout) on one batch held on
 the device, at each resolution's steady state (fade-in done) with the preset's batch size, after `--warmup`
-iterations; images/s counts real images consumed, as the papers count images seen. Several precisions are timed
-in alternating rounds (`--rounds`) so that load from other processes hits each alike. Every record carries the
+iterations; images/s counts real images consumed, as the papers count images seen. `--variants` adds versions of
+the iteration with the loop's optimisations undone (benchmarks/naive.py; `naive` undoes all of them) and reports
+loop_speedup = variant time ÷ loop time. Several precisions and variants are timed in alternating rounds
+(`--rounds`) so that load from other processes hits each alike. Every record carries the
 peak memory (CPU: the process's peak RSS so far; CUDA: the peak allocated during that measurement) and the
 model FLOPs of one training image (torch.utils.flop_counter, forward and backward). MFU = achieved FLOP/s ÷ the
 GPU's dense bf16 peak, on CUDA (peak from PEAK_BF16_TFLOPS or --peak-tflops). Record results, with the machine,
@@ -28,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -45,10 +48,38 @@ from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import naive  # noqa: E402  (benchmarks/naive.py: the straightforward iteration the loop is measured against)
+
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s, matched against
 # torch.cuda.get_device_name() ("NVIDIA H100 80GB HBM3" is the SXM part); anything else needs --peak-tflops.
 PEAK_BF16_TFLOPS = {"H100 80GB HBM3": 989.4, "H200": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "A100": 312.0}
 EMA_BETA = 0.999  # any β: the update costs the same
+
+
+def _foreach_adam(module, **kwargs):
+    return torch.optim.Adam(module.parameters(), foreach=True, **kwargs)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the iteration: the loop's own parts, or some of them replaced by benchmarks/naive.py's."""
+    encoder_step: Callable = encoder_step
+    decoder_step: Callable = decoder_step
+    adam: Callable = _foreach_adam
+    ema_update: Callable = update_ema
+
+
+# `loop` is training/loop.py's iteration; each other variant undoes one optimisation (its loop ÷ variant ratio is
+# what that optimisation buys), and `naive` undoes them all: one forward per loss term, per-tensor Adam and EMA.
+VARIANTS = {
+    "loop": Variant(),
+    "naive": Variant(naive.encoder_step, naive.decoder_step, naive.plain_adam, naive.plain_ema_update),
+    "separate-passes": Variant(naive.encoder_step, naive.decoder_step),
+    "two-pass-encoder": Variant(encoder_step=naive.two_pass_encoder_step),
+    "plain-adam": Variant(adam=naive.plain_adam),
+    "plain-ema": Variant(ema_update=naive.plain_ema_update),
+}
 
 
 def emit(record: dict, args) -> None:
@@ -106,7 +137,7 @@ def bench_data(args) -> None:
 class TrainingIteration:
     """The loop's iteration (training/loop.py) at one resolution's steady state, on a fixed batch."""
 
-    def __init__(self, config, res: int, device: torch.device, precision: str, compile: bool):
+    def __init__(self, config, res: int, device: torch.device, precision: str, compile: bool, variant: Variant = Variant()):
         start = sum(config.phase_images[r] for r in config.resolutions if r < res)
         self.config, self.device = config, device
         self.phase = phase_at(config, start + config.phase_images[res] - 1)  # the phase's last image: α = 1
@@ -115,16 +146,17 @@ class TrainingIteration:
         self.ema = make_ema(self.nets.decoder)
         self.precision = Precision(device.type, precision)
         self.precision.prepare(self.nets.encoder, self.nets.decoder, self.ema, compile=compile)
-        adam = lambda m: torch.optim.Adam(m.parameters(), lr=self.phase.lr, betas=config.adam_betas, eps=config.adam_eps, foreach=True)
+        self.variant = variant
+        adam = lambda m: variant.adam(m, lr=self.phase.lr, betas=config.adam_betas, eps=config.adam_eps)
         self.encoder_opts, self.decoder_opts = [adam(self.nets.encoder), adam(self.nets.robust)], [adam(self.nets.decoder)]
         self.x = torch.rand(self.phase.batch_size, 3, res, res, device=device) * 2 - 1
 
     def __call__(self) -> None:
         world, config = World(), self.config
         with self.precision.autocast():
-            encoder_step(self.nets, self.x, self.phase, config, self.encoder_opts, world)
-            decoder_step(self.nets, self.x.shape[0], self.phase, config, self.decoder_opts, world, self.device)
-        update_ema(self.ema, self.nets.decoder, EMA_BETA)
+            self.variant.encoder_step(self.nets, self.x, self.phase, config, self.encoder_opts, world)
+            self.variant.decoder_step(self.nets, self.x.shape[0], self.phase, config, self.decoder_opts, world, self.device)
+        self.variant.ema_update(self.ema, self.nets.decoder, EMA_BETA)
 
     def flops(self, iterations: int = 4) -> float:
         """Model FLOPs of one iteration, forward and backward (matrix products and convolutions), averaged over a
@@ -152,29 +184,35 @@ def timed(fn: Callable[[], object], steps: int, device: torch.device, warmup: in
 
 
 def bench_train(args) -> None:
-    """Each resolution: one TrainingIteration per precision, timed in alternating rounds so that load from other
-    processes on a shared machine hits every variant alike; the median round counts."""
+    """Each resolution: one TrainingIteration per precision and variant, timed in alternating rounds so that load
+    from other processes on a shared machine hits every one alike; the median round counts. FLOPs are the loop's
+    model FLOPs (a variant that repeats passes does more arithmetic for the same training step, and is charged
+    the loop's count: achieved FLOP/s and MFU measure useful work)."""
     config = resolve_train_config(args.preset)
     device = torch.device(args.device)
     peak = peak_tflops(args)
     for res in args.resolutions:
         flops = TrainingIteration(config, res, device, "fp32", compile=False).flops()  # eager, so countable
-        runs = {p: TrainingIteration(config, res, device, p, args.compile) for p in args.precision}
+        runs = {(p, v): TrainingIteration(config, res, device, p, args.compile, VARIANTS[v])
+                for p in args.precision for v in args.variants}
         for iteration in runs.values():
             for _ in range(args.warmup):
                 iteration()
-        rounds: dict[str, list] = {p: [] for p in runs}
+        rounds: dict[tuple, list] = {key: [] for key in runs}
         for _ in range(args.rounds):
-            for p, iteration in runs.items():
-                rounds[p].append(timed(iteration, args.steps, device))
-        for p, measured in rounds.items():
-            batch = runs[p].phase.batch_size
+            for key, iteration in runs.items():
+                rounds[key].append(timed(iteration, args.steps, device))
+        for (p, v), measured in rounds.items():
+            batch = runs[p, v].phase.batch_size
             seconds = statistics.median(s for s, _ in measured)
             record = {"bench": "train", "preset": args.preset, "resolution": res, "batch": batch, "precision": p,
-                      "compile": args.compile, "steps": args.steps, "rounds": args.rounds,
+                      "variant": v, "compile": args.compile, "steps": args.steps, "rounds": args.rounds,
                       "images_per_s": round(args.steps * batch / seconds, 2),
                       "images_per_s_by_round": [round(args.steps * batch / s, 1) for s, _ in measured],
                       "gflop_per_image": round(flops / batch / 1e9, 3), "achieved_tflops": round(flops * args.steps / seconds / 1e12, 4)}
+            if v != "loop" and (p, "loop") in rounds:  # what the optimisation this variant undoes buys
+                loop_seconds = statistics.median(s for s, _ in rounds[p, "loop"])
+                record["loop_speedup"] = round(seconds / loop_seconds, 3)
             if device.type == "cuda":
                 record["peak_cuda_mb"] = round(max(m for _, m in measured), 1)
             if peak is not None:
@@ -216,7 +254,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=["fp32"], help="one or more, compared side by side")
-    parser.add_argument("--rounds", type=int, default=1, help="train: alternating timed rounds per precision (median reported)")
+    parser.add_argument("--variants", choices=list(VARIANTS), nargs="+", default=["loop"],
+                        help="train: the loop's iteration and/or versions with optimisations undone (benchmarks/naive.py)")
+    parser.add_argument("--rounds", type=int, default=1, help="train: alternating timed rounds per precision and variant (median reported)")
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)")
     args = parser.parse_args()

@@ -89,8 +89,9 @@ def test_builtin_cells_equal_the_single_commands_and_a_classic_decoder_cannot_mi
         single = _single(Path(row["model"]), capsys)
         assert [m for m in BUILTIN_METRICS if row[m] is None] == [m for m in BUILTIN_METRICS if single[m] is None]
         assert all(row[m] == pytest.approx(single[m], rel=1e-9) for m in BUILTIN_METRICS if single[m] is not None)
-        # float32 kernels may round a pixel to the other grey level (1 level: 1e-9 of this MSE)
-        assert row["recon-mse"] == pytest.approx(_reconstruction_mse(Path(row["model"])), abs=1e-8)
+        # float32 kernels (batch size, order) may round a few pixels to the neighbouring grey level; one such pixel
+        # moves this MSE over 24·3·16² values by at most (2·1 + 1/255)/255 / 18432 ≈ 4e-7, so allow ~5 of them
+        assert row["recon-mse"] == pytest.approx(_reconstruction_mse(Path(row["model"])), abs=2e-6)
     adain, classic = rows
     assert adain["missing"] == {} and 0 < adain["mix-ssim"] < 1 and adain["fd-builtin-mix"] > 0
     assert set(classic["missing"]) == {"mix-mse", "mix-ssim", "fd-builtin-mix"}

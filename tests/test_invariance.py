@@ -182,8 +182,8 @@ TINY = {**TINY_RUN, "model.channels": [16, 16, 8], "model.max_resolution": 16, "
 def test_training_with_j2_resumes_bit_for_bit_reloads_and_mixes(tmp_path, monkeypatch, capsys):
     config = resolve_train_config("builtin", TINY)
     calls = []
-    real_loss = invariance.flip_invariance_loss
-    monkeypatch.setattr(invariance, "flip_invariance_loss", lambda *a: calls.append(a[2].level) or real_loss(*a))
+    real_loss = invariance.swapped_reconstruction_loss
+    monkeypatch.setattr(invariance, "swapped_reconstruction_loss", lambda *a: calls.append(a[5].level) or real_loss(*a))
     straight = train(config, tmp_path / "a", device="cpu")
     assert straight.images_seen == 384
     assert calls == [1] * 8 + [2] * 8  # from 8², where the support block runs, on; 4² trains as usual

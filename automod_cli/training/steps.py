@@ -73,13 +73,20 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
     with torch.no_grad():
         fake = fake_latents(x.shape[0], config.mixed_fraction_encoder, phase, config.model.latent_dim, x.device)
         x_fake = nets.decoder(fake.assignment, level, alpha, noise)
-    z_real = nets.encoder(x, level, alpha)
-    z_fake = nets.encoder(x_fake, level, alpha)
-    kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(z_fake)
-    if 0 < config.flip_invariance_layer < phase.blocks:  # once the support block J runs (before: train as usual)
-        from automod_cli.training.invariance import flip_invariance_loss  # a local import: it builds on this module
+    flip = 0 < config.flip_invariance_layer < phase.blocks  # once the support block J runs (before: train as usual)
+    if flip:
+        from automod_cli.training.invariance import flipped_pairs, swapped_reconstruction_loss  # builds on this module
 
-        recon = flip_invariance_loss(nets, x, phase, config)  # NeurIPS Eq. 10-11 in place of the plain term
+        x_1, x_2 = flipped_pairs(x)
+    else:
+        x_1 = x_2 = x[:0]
+    # One encoder pass for φ(x), φ(x̂) and the flipped images: φ has no batch statistics, so this is the same as
+    # separate passes, one power iteration of each spectral norm instead of two or three (benchmarks/RESULTS.md).
+    n = x.shape[0]
+    z_real, z_fake, z_2 = nets.encoder(torch.cat([x, x_fake, x_2]), level, alpha).split([n, n, x_2.shape[0]])
+    kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(z_fake)
+    if flip:  # NeurIPS Eq. 10-11 in place of the plain term; x_1 is the first half of x, so z_1 = φ(x) there
+        recon = swapped_reconstruction_loss(nets, x_1, x_2, z_real[: x_1.shape[0]], z_2, phase, config)
     else:
         recon = reconstruction_loss(nets, config, nets.decoder(z_real, level, alpha, noise), x)
     loss = losses.encoder_loss(kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=config.lambda_x)

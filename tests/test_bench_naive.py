@@ -1,0 +1,111 @@
+"""The benchmark's straightforward iteration (benchmarks/naive.py) computes the same losses and gradients as the
+loop's steps, so `bench.py train --variants` compares equal work; and the loop's shared encoder pass equals
+separate passes, with and without flip invariance."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from automod_cli.config import resolve_train_config
+from automod_cli.losses import AdaptiveRobustLoss
+from automod_cli.models import Automodulator
+from automod_cli.training import invariance
+from automod_cli.training.distributed import World
+from automod_cli.training.schedule import phase_at
+from automod_cli.training.steps import Nets, decoder_step, encoder_step
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+_spec = importlib.util.spec_from_file_location("naive", BENCHMARKS / "naive.py")
+naive = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(naive)
+
+# Layer noise off and the spectral norms' power iteration frozen (eval mode): then every pass of a network over the
+# same input gives the same output, and separate passes must equal shared ones.
+RUN = {"model.channels": [16, 16, 8], "model.max_resolution": 16, "model.latent_dim": 16, "layer_noise": False,
+       "phase_images": 64, "batch_size": 8}
+
+
+def setup(overrides: dict = {}):
+    config = resolve_train_config("builtin", {**RUN, **overrides})
+    phase = phase_at(config, sum(config.phase_images.values()) - 1)  # 16², faded in
+    model = Automodulator(config.model)
+    model.encoder.eval()
+    robust = AdaptiveRobustLoss(3, 16)
+    with torch.no_grad():
+        robust.latent_alpha.normal_()
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    return config, phase, Nets(model.encoder, model.decoder, robust), x
+
+
+def run_step(step, nets: Nets, seed: int, *args) -> tuple[dict, dict]:
+    """Scalars and parameter gradients of one step (no optimiser: the gradients stay for inspection)."""
+    nets = copy.deepcopy(nets)
+    torch.manual_seed(seed)  # the same fake latents and mixing split for both versions
+    scalars = step(nets, *args)
+    grads = {f"{name}.{p_name}": p.grad.clone() for name in ("encoder", "decoder", "robust")
+             for p_name, p in getattr(nets, name).named_parameters() if p.grad is not None}
+    return scalars, grads
+
+
+def assert_same(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
+    (scalars_a, grads_a), (scalars_b, grads_b) = a, b
+    assert scalars_a.keys() == scalars_b.keys() and grads_a.keys() == grads_b.keys() and len(grads_a) > 4
+    for key in scalars_a:
+        torch.testing.assert_close(scalars_a[key], scalars_b[key], rtol=1e-4, atol=1e-6)
+    for key in grads_a:
+        torch.testing.assert_close(grads_a[key], grads_b[key], rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("naive_step", [naive.encoder_step, naive.two_pass_encoder_step])
+def test_encoder_step_with_separate_passes_matches_the_loop(naive_step):
+    config, phase, nets, x = setup()
+    args = (x, phase, config, [], World())
+    loop = run_step(encoder_step, nets, 1, *args)
+    assert_same(loop, run_step(naive_step, nets, 1, *args))
+    assert set(loop[1]) >= {"encoder.head.linear.parametrizations.weight.original", "robust.latent_alpha"}
+    assert not any(k.startswith("decoder.") for k in loop[1])  # only φ and d_ρ learn in the encoder step
+    # a different draw of fake latents changes KL(φ(x̂)), so agreement above is not trivial
+    assert not torch.allclose(run_step(encoder_step, nets, 2, *args)[0]["kl_fake_enc"], loop[0]["kl_fake_enc"])
+
+
+def test_decoder_step_with_one_pass_per_term_matches_the_loop():
+    config, phase, nets, x = setup()
+    args = (x.shape[0], phase, config, [], World(), torch.device("cpu"))
+    loop = run_step(decoder_step, nets, 3, *args)
+    assert loop[0]["layer_loss"] > 0 and loop[0]["latent_cos"] > 0  # all three terms are present
+    assert_same(loop, run_step(naive.decoder_step, nets, 3, *args))
+    assert all(k.startswith("decoder.") for k in loop[1])
+
+
+def test_encoder_step_shares_the_codes_of_flipped_pairs():
+    """With flip invariance the step's reconstruction term is ½(L_inv + L'_inv) of the batch's pairs, computed from
+    codes of the shared pass; invariance.flip_invariance_loss encodes the pairs on its own."""
+    config, phase, nets, x = setup({"flip_invariance_layer": 2})
+    scalars, _ = run_step(encoder_step, nets, 4, x, phase, config, [], World())
+    separate = invariance.flip_invariance_loss(nets, x, phase, config)
+    torch.testing.assert_close(scalars["recon"], separate.detach(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="flip invariance"):
+        naive.encoder_step(nets, x, phase, config, [], World())
+
+
+def test_plain_ema_and_adam_match_the_loop_versions():
+    from automod_cli.training.ema import make_ema, update_ema
+
+    _, _, nets, _ = setup()
+    ema_a, ema_b = make_ema(nets.decoder), make_ema(nets.decoder)
+    before = [p.detach().clone() for p in nets.decoder.parameters()]
+    with torch.no_grad():
+        for p in nets.decoder.parameters():
+            p.add_(torch.randn_like(p))
+    update_ema(ema_a, nets.decoder, 0.9)
+    naive.plain_ema_update(ema_b, nets.decoder, 0.9)
+    for a, b, old, new in zip(ema_a.parameters(), ema_b.parameters(), before, nets.decoder.parameters()):
+        expected = 0.9 * old + 0.1 * new.detach()
+        torch.testing.assert_close(a, expected)
+        torch.testing.assert_close(b, expected)
+    assert naive.plain_adam(nets.decoder, lr=0.1).defaults["foreach"] is False
