@@ -115,7 +115,17 @@ def test_eval_project_writes_a_csv_and_a_plot(injected, capsys):
     assert [r["method"] for r in rows] == ["encoder"] + ["projection"] * 4 and rows[-1]["step"] == "5"
     with Image.open(tmp / "proj.png") as plot:
         assert plot.size[0] > 300
-    assert "wrote" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote" in out and "--start mean or random" in out  # from the encoder's output there is no race to report
+    argv = ["eval", "project", "--model", str(adain), "--data", str(test), "--n", "3", "--steps", "5", "--start", "random",
+            "--out", str(tmp / "race"), "--json"]
+    assert main(argv) == 0
+    result = _json(capsys)
+    encoder, points = result["curve"][0], {p["step"]: p for p in result["curve"][1:]}
+    speedup = result["encoder_speedup"]
+    assert speedup["step"] in points and speedup["seconds"] == points[speedup["step"]]["seconds"]
+    assert speedup["ratio"] == pytest.approx(speedup["seconds"] / encoder["seconds"])
+    assert speedup["reached"] == (points[speedup["step"]]["lpips"] <= encoder["lpips"])
 
 
 def test_project_one_image_writes_the_reconstruction(injected, capsys):

@@ -17,7 +17,7 @@ from automod_cli.metrics.crop import crop
 from automod_cli.metrics.data import EvalData, open_eval_data, quantize
 from automod_cli.metrics.fid import dataset_statistics, fid, random_mixtures, sample_statistics
 from automod_cli.metrics.frechet import frechet_distance
-from automod_cli.metrics.inversion import encoder_point, inversion_curve
+from automod_cli.metrics.inversion import CurvePoint, encoder_point, encoder_speedup, inversion_curve
 from automod_cli.metrics.lpips_recon import reconstruction_lpips
 from automod_cli.metrics.ppl import perceptual_path_length, trimmed_mean
 from automod_cli.metrics.projection import ProjectionSettings, project, record_steps
@@ -306,6 +306,20 @@ def test_inversion_curve_has_the_encoder_point_and_one_point_per_budget(tiny_con
     assert curve[0].lpips == pytest.approx(curve[1].lpips, rel=1e-5)  # step 0 of the encoder start
     assert curve[-1].lpips < curve[1].lpips
 
+
+
+def test_encoder_speedup_is_the_time_to_the_first_step_at_the_encoders_lpips():
+    encoder = CurvePoint("encoder", 0, 0.002, 0.30, 0.1)
+    trace = [(0, 0.001, 0.9), (1, 0.05, 0.6), (2, 0.1, 0.45), (5, 0.25, 0.31), (10, 0.5, 0.29), (20, 1.0, 0.2)]
+    curve = [encoder] + [CurvePoint("projection", s, t, d, 0.0) for s, t, d in trace]
+    reached = encoder_speedup(curve)
+    assert reached.reached and reached.step == 10 and reached.seconds == 0.5
+    assert reached.ratio == pytest.approx(0.5 / 0.002)  # 250×
+    never = encoder_speedup(curve[:5])  # stops at step 5, LPIPS 0.31 > 0.30: a lower bound from the last step
+    assert not never.reached and never.step == 5 and never.ratio == pytest.approx(0.25 / 0.002)
+    # step 0 (the start, before any optimisation) never counts, even at the encoder's LPIPS
+    assert encoder_speedup([encoder, CurvePoint("projection", 0, 0.001, 0.1, 0.0)]) is None
+    assert encoder_speedup([CurvePoint("encoder", 0, 0.0, 0.3, 0.0)] + curve[1:]) is None  # no measurable time
 
 # --- weights and the real networks (random weights, never downloaded) ------------------------------------------
 

@@ -78,6 +78,27 @@ def inversion_curve(model: Automodulator, data: EvalData, loss_distance: Distanc
     return curve
 
 
+@dataclass(frozen=True)
+class Speedup:
+    """How much faster one encoder pass is than projection reaching the encoder's mean LPIPS (App. G's claim)."""
+    ratio: float  # projection time per image ÷ encoder time per image; a lower bound when not reached
+    reached: bool  # whether a recorded step got to the encoder's mean LPIPS or below
+    step: int  # the first recorded step that did, else the last step recorded
+    seconds: float  # projection time per image at that step
+
+
+def encoder_speedup(curve: list[CurvePoint]) -> Speedup | None:
+    """From `inversion_curve`'s points: the first recorded projection step (after step 0) whose mean LPIPS is at
+    most the encoder's, and its time over the encoder's. None without projection steps or a measurable encoder
+    time. Steps are recorded on a coarse grid (1, 2, 5, 10, ...), so a reached ratio may overstate the time by up
+    to the gap to the previous mark. Meaningful for projections that do not start from the encoder's output."""
+    encoder, projection = curve[0], [p for p in curve[1:] if p.step > 0]
+    if not projection or encoder.seconds <= 0:
+        return None
+    point = next((p for p in projection if p.lpips <= encoder.lpips), projection[-1])
+    return Speedup(point.seconds / encoder.seconds, point.lpips <= encoder.lpips, point.step, point.seconds)
+
+
 def write_curve_csv(path: Path, curve: list[CurvePoint]) -> None:
     """One row per point: method, step, seconds, lpips, std."""
 
