@@ -3,13 +3,15 @@ global state alone, a cache that round-trips, and features that carry what it wa
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
 
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import factor_net
-from automod_cli.metrics.factor_net import FactorNet, Recipe, load_or_train, train_factor_net
+from automod_cli.metrics.factor_net import FactorFeatures, FactorNet, Recipe, load_or_train, train_factor_net
 from automod_cli.metrics.factor_targets import NUM_OUTPUTS, encode_targets, standardisation
 from data_prep.builtin import COARSE_FACTORS, FINE_FACTORS, SHAPE_KINDS, SPLITS, Factors, downscale, generate, render
 
@@ -71,6 +73,21 @@ def test_training_twice_gives_identical_weights_and_leaves_torch_global_state_al
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     other = train_factor_net(Recipe(16, images=256, steps=12, batch_size=32, seed=1)).state_dict()
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_the_feature_name_names_the_recipe_and_the_trained_weights():
+    net = train_factor_net(TINY)
+    name = FactorFeatures(net, TINY).name
+    assert name == f"{TINY.name}-w{factor_net.weights_digest(net)}" and len(name) == len(TINY.name) + 10
+    assert FactorFeatures(train_factor_net(TINY), TINY).name == name  # the same training, the same name
+    state = net.state_dict()
+    hashed = hashlib.sha256()
+    for key, tensor in state.items():  # the digest written out independently
+        hashed.update(f"{key}{tuple(tensor.shape)}".encode() + tensor.numpy().tobytes())
+    assert name.endswith(hashed.hexdigest()[:8])
+    with torch.no_grad():
+        next(net.parameters())[0].view(-1)[0] += 1e-6  # weights another CPU's rounding could give
+    assert FactorFeatures(net, TINY).name != name
 
 
 def test_the_cache_round_trips_and_ignores_files_of_another_recipe(tmp_path):

@@ -8,7 +8,8 @@ are the feature space of FD_builtin (`fd_builtin.py`).
 Training is deterministic: a fixed recipe (`Recipe`: resolution, number of training images, steps, batch size,
 learning rate, seed) on the first images of the built-in train split, initialised and shuffled from the recipe's
 seed without touching torch's global generator, always on one CPU thread. The same recipe on the same machine
-gives bit-identical weights. At the default recipe it takes about 22 s at 32² and 28 s at 64² on this project's
+gives bit-identical weights; another CPU may train a different network (its rounding differs), so the features'
+name, which every FD_builtin result carries, ends with a digest of the weights (`weights_digest`). At the default recipe it takes about 22 s at 32² and 28 s at 64² on this project's
 2-core machine, and is done once:
 the weights are cached as `factor-net-<R>px-v<VERSION>-<recipe digest>.safetensors` in
 `$XDG_CACHE_HOME/automod/factor-net/` (default `~/.cache/automod/factor-net/`), written atomically.
@@ -180,13 +181,25 @@ def load_or_train(recipe: Recipe, cache_dir: Path | None = None, progress: Progr
     return net, False
 
 
+def weights_digest(net: nn.Module) -> str:
+    """8 hex digits of SHA-256 over the network's tensors (name, shape and bytes, in state-dict order). One recipe
+    trains bit-identical weights on one machine, but CPUs with other kernels (AVX-512 vs AMX, say) round
+    differently and the training drifts to another network, with other features: the digest tells them apart."""
+    sha = hashlib.sha256()
+    for key, tensor in net.state_dict().items():
+        sha.update(f"{key}{tuple(tensor.shape)}".encode())
+        sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return sha.hexdigest()[:8]
+
+
 class FactorFeatures(nn.Module):
     """FD_builtin's feature extractor: uint8 images (N, 3, R, R) → the factor network's features (N, FEATURES)."""
 
     def __init__(self, net: FactorNet, recipe: Recipe):
         super().__init__()
         self.net = net
-        self.name = recipe.name  # names the features in cached reference statistics
+        # names the features in results and in cached reference statistics: recipe and the trained weights
+        self.name = f"{recipe.name}-w{weights_digest(net)}"
         self.eval()
 
     @torch.inference_mode()
