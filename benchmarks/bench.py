@@ -5,13 +5,15 @@
                                       [--compile] [--device cpu|cuda] [--peak-tflops T]
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024]
+    python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
 
 `reader` and `latency` are the older names of `data` and `encode`. Training runs the loop's own iteration (the
 encoder step, the decoder step and the EMA update, under the run's precision and layout) on one batch held on
 the device, at each resolution's steady state (fade-in done) with the preset's batch size, after `--warmup`
 iterations; images/s counts real images consumed, as the papers count images seen. `--variants` adds versions of
 the iteration with the loop's optimisations undone (benchmarks/naive.py; `naive` undoes all of them) and reports
-loop_speedup = variant time ÷ loop time. Several precisions and variants are timed in alternating rounds
+loop_speedup = variant time ÷ loop time. `project` races the encoder against projection on a built-in model
+with the pixel MSE in place of LPIPS (no weights needed; a proxy for App. G's claim). Several precisions and variants are timed in alternating rounds
 (`--rounds`) so that load from other processes hits each alike. Every record carries the
 peak memory (CPU: the process's peak RSS so far; CUDA: the peak allocated during that measurement) and the
 model FLOPs of one training image (torch.utils.flop_counter, forward and backward). MFU = achieved FLOP/s ÷ the
@@ -240,7 +242,37 @@ def bench_encode(args) -> None:
                           "ms_per_call": round(ms, 2), "images_per_s": round(1000 * batch / ms, 1)}, args)
 
 
-COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "latency": bench_encode, "reader": bench_data}
+def pixel_distance(images: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared error: the race's distance where LPIPS weights cannot be had."""
+    return (images - fitted).pow(2).flatten(1).mean(1)
+
+
+def bench_project(args) -> None:
+    """Supp. App. G's race on a built-in model, measured where no LPIPS weights can be had: the encoder's one pass
+    against projection (`--start mean` or `random`, Adam on the pixel error) until it reaches the encoder's
+    reconstruction error, with the pixel MSE standing in for LPIPS both as the loss and as the yardstick. The
+    claim itself is `automod eval project --start mean` with LPIPS-VGG/Alex weights at 256²; this is a proxy."""
+    from automod_cli.checkpoint import load_model
+    from automod_cli.metrics.data import open_eval_data
+    from automod_cli.metrics.inversion import encoder_speedup, inversion_curve
+    from automod_cli.metrics.projection import ProjectionSettings, mean_latent_of
+
+    device = torch.device(args.device)
+    model = load_model(args.model, device).eval()
+    test = open_eval_data(None, model.resolution, "test")
+    mean = mean_latent_of(model, open_eval_data(None, model.resolution, "train")) if args.start == "mean" else None
+    settings = ProjectionSettings(steps=args.steps, start=args.start)
+    curve = inversion_curve(model, test, pixel_distance, pixel_distance, settings, args.images, args.batches[0], "none", 0, mean)
+    speedup = encoder_speedup(curve)
+    emit({"bench": "project", "model": str(args.model), "resolution": model.resolution, "images": args.images,
+          "batch": args.batches[0], "start": args.start, "distance": "pixel-mse",
+          "encoder_ms_per_image": round(curve[0].seconds * 1000, 3), "encoder_mse": round(curve[0].lpips, 5),
+          "projection": [(p.step, round(p.seconds, 4), round(p.lpips, 5)) for p in curve[1:]],
+          "speedup": None if speedup is None else {"ratio": round(speedup.ratio, 1), "reached": speedup.reached,
+                                                   "step": speedup.step, "seconds": round(speedup.seconds, 4)}}, args)
+
+
+COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "project": bench_project, "latency": bench_encode, "reader": bench_data}
 
 
 def main() -> None:
@@ -248,9 +280,11 @@ def main() -> None:
     parser.add_argument("what", choices=list(COMMANDS))
     parser.add_argument("--preset", default="builtin")
     parser.add_argument("--resolutions", type=int, nargs="+", help="train: default every resolution of the preset; data: 32 128 256")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="encode: batch sizes")
-    parser.add_argument("--images", type=int, default=1024, help="data: images in the temporary HDF5 file")
-    parser.add_argument("--steps", type=int, default=20, help="timed iterations (train) or calls (encode)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="encode: batch sizes; project: the first is the batch")
+    parser.add_argument("--model", type=Path, help="project: a checkpoint or run directory of a built-in model")
+    parser.add_argument("--start", choices=["mean", "random"], default="mean", help="project: where the projection starts")
+    parser.add_argument("--images", type=int, help="data: images in the temporary HDF5 file (1024); project: test images (64)")
+    parser.add_argument("--steps", type=int, help="timed iterations (train, 20), calls (encode, 20) or projection steps (project, 200)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=["fp32"], help="one or more, compared side by side")
@@ -260,6 +294,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)")
     args = parser.parse_args()
+    project = COMMANDS[args.what] is bench_project
+    if project and args.model is None:
+        parser.error("project needs --model: a checkpoint or run directory of a model trained on the built-in data")
+    args.images = args.images or (64 if project else 1024)
+    args.steps = args.steps if args.steps is not None else (200 if project else 20)
     if args.resolutions is None:
         args.resolutions = [32, 128, 256] if COMMANDS[args.what] is bench_data else list(resolve_train_config(args.preset).resolutions)
     COMMANDS[args.what](args)

@@ -308,6 +308,23 @@ def test_inversion_curve_has_the_encoder_point_and_one_point_per_budget(tiny_con
 
 
 
+def test_inversion_curve_warms_up_once_per_batch_shape_without_changing_the_draws(tiny_config, monkeypatch):
+    from automod_cli.metrics import inversion
+
+    model = Automodulator(tiny_config).eval()
+    images = torch.rand(5, 3, 32, 32) * 2 - 1
+    data = EvalData(images, "memory", "memory", "test", 32)
+    distance, settings = ConvDistance(), ProjectionSettings(steps=3, start="random")
+    calls, real = [], inversion.warm_up
+    monkeypatch.setattr(inversion, "warm_up", lambda m, batch, *a: calls.append(len(batch)) or real(m, batch, *a))
+    curve = inversion.inversion_curve(model, data, distance, distance, settings, n=5, batch_size=2, crop_mode="none", seed=4)
+    assert calls == [2, 1]  # batches of 2, 2 and 1: each new shape once, before it is timed
+    # the warm-up draws from its own generator: the curve is what the run's generator alone gives
+    generator = torch.Generator().manual_seed(4)
+    final = torch.cat([project(model, batch, distance, distance, settings, "none", [3], generator).trace[-1].distances
+                       for batch in images.split(2)])
+    assert curve[-1].lpips == pytest.approx(float(final.double().mean()), rel=1e-6)
+
 def test_encoder_speedup_is_the_time_to_the_first_step_at_the_encoders_lpips():
     encoder = CurvePoint("encoder", 0, 0.002, 0.30, 0.1)
     trace = [(0, 0.001, 0.9), (1, 0.05, 0.6), (2, 0.1, 0.45), (5, 0.25, 0.31), (10, 0.5, 0.29), (20, 1.0, 0.2)]

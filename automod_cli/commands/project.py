@@ -21,7 +21,7 @@ from automod_cli.metrics import weights as weight_files
 from automod_cli.metrics.data import LoadedModel, reference_data, unseen_data
 from automod_cli.metrics.features import LPIPS_NETS, lpips_distance
 from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, encoder_point, encoder_speedup, inversion_curve,
-                                          write_curve_csv)
+                                          warm_up, write_curve_csv)
 from automod_cli.metrics.plot import time_curve_chart
 from automod_cli.metrics.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of, project as fit
 
@@ -128,10 +128,12 @@ def project(
     report, loss = _distances(net, loss_net, weights, loaded.device)
     target = _load_image(image, loaded.model.resolution).to(loaded.device)
     settings = ProjectionSettings(steps, lr, start=start.value)
+    mean = _mean(loaded, start)
+    warm_up(loaded.model, target, loss, report, settings, crop.value, mean)  # one-time costs stay out of the times
     encoder_seconds, encoder_distance = encoder_point(loaded.model, target, report, crop.value)
     generator = torch.Generator().manual_seed(seed)
     with _progress() as progress:
-        result = fit(loaded.model, target, loss, report, settings, crop.value, None, generator, _mean(loaded, start), progress)
+        result = fit(loaded.model, target, loss, report, settings, crop.value, None, generator, mean, progress)
     save_image(out, result.images[0], overwrite=force)
     curve = [CurvePoint("encoder", 0, encoder_seconds, float(encoder_distance[0]), 0.0)]
     curve += [CurvePoint("projection", p.step, p.seconds, float(p.distances[0]), 0.0) for p in result.trace]
