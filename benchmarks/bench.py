@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py train  [--preset builtin] [--resolutions 8 16 32] [--steps 20] [--warmup 3]
                                       [--precision fp32 bf16] [--variants loop naive ...] [--rounds 3]
-                                      [--compile] [--device cpu|cuda] [--peak-tflops T]
+                                      [--compile] [--device cpu|cuda] [--peak-tflops T] [--kernel-time]
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024]
     python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
@@ -17,7 +17,8 @@ with the pixel MSE in place of LPIPS (no weights needed; a proxy for App. G's cl
 (`--rounds`) so that load from other processes hits each alike. Every record carries the
 peak memory (CPU: the process's peak RSS so far; CUDA: the peak allocated during that measurement) and the
 model FLOPs of one training image (torch.utils.flop_counter, forward and backward). MFU = achieved FLOP/s ÷ the
-GPU's dense bf16 peak, on CUDA (peak from PEAK_BF16_TFLOPS or --peak-tflops). Record results, with the machine,
+GPU's dense bf16 peak, on CUDA (peak from PEAK_BF16_TFLOPS or --peak-tflops); `--kernel-time` adds the share of
+time the GPU spends in kernels, from torch.profiler (issue 8's target: ≥ 40 % at 256²). Record results, with the machine,
 torch version, config and date, in benchmarks/RESULTS.md.
 """
 
@@ -103,6 +104,36 @@ def synchronize(device: torch.device) -> None:
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def busy_fraction(intervals: list[tuple[float, float]], wall: float) -> float:
+    """The share of a `wall`-long window covered by at least one of the (start, end) intervals (their union, so
+    kernels overlapping on several streams count once)."""
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    return covered / wall if wall > 0 else 0.0
+
+
+def kernel_time_fraction(fn: Callable[[], object], steps: int, device: torch.device) -> float:
+    """Issue 8's GPU target: the share of wall time in which the GPU runs at least one kernel, over `steps` calls
+    of `fn` under torch.profiler (kernel intervals from CUPTI; the window from the first kernel's start to the
+    last kernel's end, after a synchronised start, so host-side gaps between launches count as idle)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    synchronize(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            fn()
+        synchronize(device)
+    kernels = [(e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA]
+    if not kernels:
+        raise SystemExit("the profiler recorded no CUDA kernels (is CUPTI available?).")
+    window = max(end for _, end in kernels) - min(start for start, _ in kernels)
+    return busy_fraction(kernels, window)
 
 
 def peak_tflops(args) -> float | None:
@@ -217,6 +248,8 @@ def bench_train(args) -> None:
                 record["loop_speedup"] = round(seconds / loop_seconds, 3)
             if device.type == "cuda":
                 record["peak_cuda_mb"] = round(max(m for _, m in measured), 1)
+            if args.kernel_time:
+                record["kernel_time_fraction"] = round(kernel_time_fraction(runs[p, v], args.steps, device), 4)
             if peak is not None:
                 record.update(peak_tflops=peak, mfu=round(flops * args.steps / seconds / (peak * 1e12), 4))
             emit(record, args)
@@ -291,9 +324,13 @@ def main() -> None:
     parser.add_argument("--variants", choices=list(VARIANTS), nargs="+", default=["loop"],
                         help="train: the loop's iteration and/or versions with optimisations undone (benchmarks/naive.py)")
     parser.add_argument("--rounds", type=int, default=1, help="train: alternating timed rounds per precision and variant (median reported)")
+    parser.add_argument("--kernel-time", action="store_true",
+                        help="train, CUDA: also profile --steps iterations for the share of time in GPU kernels")
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)")
     args = parser.parse_args()
+    if args.kernel_time and torch.device(args.device).type != "cuda":
+        parser.error("--kernel-time needs --device cuda: it measures the share of time in GPU kernels")
     project = COMMANDS[args.what] is bench_project
     if project and args.model is None:
         parser.error("project needs --model: a checkpoint or run directory of a model trained on the built-in data")

@@ -1,11 +1,12 @@
-"""The benchmark's straightforward iteration (benchmarks/naive.py) computes the same losses and gradients as the
-loop's steps, so `bench.py train --variants` compares equal work; and the loop's shared encoder pass equals
-separate passes, with and without flip invariance."""
+"""benchmarks/: the straightforward iteration (naive.py) computes the same losses and gradients as the loop's
+steps, so `bench.py train --variants` compares equal work; the loop's shared encoder pass equals separate
+passes, with and without flip invariance; and bench.py's GPU-busy share of a profile."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,17 @@ from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-_spec = importlib.util.spec_from_file_location("naive", BENCHMARKS / "naive.py")
-naive = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(naive)
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+naive, bench = _load("naive"), _load("bench")
 
 # Layer noise off and the spectral norms' power iteration frozen (eval mode): then every pass of a network over the
 # same input gives the same output, and separate passes must equal shared ones.
@@ -109,3 +118,11 @@ def test_plain_ema_and_adam_match_the_loop_versions():
         torch.testing.assert_close(a, expected)
         torch.testing.assert_close(b, expected)
     assert naive.plain_adam(nets.decoder, lr=0.1).defaults["foreach"] is False
+
+
+def test_busy_fraction_is_the_union_of_kernel_intervals_over_the_window():
+    assert bench.busy_fraction([(0, 2), (5, 6)], 10) == pytest.approx(0.3)
+    # overlapping kernels (two streams) count once; one nested inside another adds nothing; order does not matter
+    assert bench.busy_fraction([(4, 8), (0, 3), (2, 5), (6, 7)], 10) == pytest.approx(0.8)
+    assert bench.busy_fraction([(0, 10), (0, 10)], 10) == pytest.approx(1.0)
+    assert bench.busy_fraction([], 10) == 0.0
