@@ -9,6 +9,7 @@ state; its log-partition function comes from a table in `robust_log_partition.js
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -78,10 +79,16 @@ def l2_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).pow(2).mean()
 
 
+def _autocast_off(device_type: str):
+    """A region where autocast is off, on devices that have autocast (the meta device, on which the tests check
+    the training loop for host-device synchronisations, has none)."""
+    return torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type) else contextlib.nullcontext()
+
+
 def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """‖a_i − b_j‖² for all pairs of rows, (N, M); clamped at 0 against rounding. Always fp32: under bf16 autocast
     the matrix product would otherwise run in bf16, and the expansion cancels large terms."""
-    with torch.autocast(a.device.type, enabled=False):
+    with _autocast_off(a.device.type):
         wide = torch.promote_types(a.dtype, torch.float32)
         a, b = a.to(wide), b.to(wide)
         sq = a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T

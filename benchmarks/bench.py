@@ -6,6 +6,7 @@
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024]
     python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
+    python benchmarks/bench.py syncs  [--preset builtin] [--device cuda|meta] [--steps 2]
 
 `reader` and `latency` are the older names of `data` and `encode`. Training runs the loop's own iteration (the
 encoder step, the decoder step and the EMA update, under the run's precision and layout) on one batch held on
@@ -13,7 +14,10 @@ the device, at each resolution's steady state (fade-in done) with the preset's b
 iterations; images/s counts real images consumed, as the papers count images seen. `--variants` adds versions of
 the iteration with the loop's optimisations undone (benchmarks/naive.py; `naive` undoes all of them) and reports
 loop_speedup = variant time ÷ loop time. `project` races the encoder against projection on a built-in model
-with the pixel MSE in place of LPIPS (no weights needed; a proxy for App. G's claim). Several precisions and variants are timed in alternating rounds
+with the pixel MSE in place of LPIPS (no weights needed; a proxy for App. G's claim). `syncs` counts the host-device synchronisations in the
+training iterations of every model kind at every level (the real Trainer on the built-in data): on CUDA the
+warnings of torch.cuda.set_sync_debug_mode, on the meta device (no GPU needed) the host reads that raise there;
+tests/test_host_sync.py runs the meta version in CI. Several precisions and variants are timed in alternating rounds
 (`--rounds`) so that load from other processes hits each alike. Every record carries the
 peak memory (CPU: the process's peak RSS so far; CUDA: the peak allocated during that measurement) and the
 model FLOPs of one training image (torch.utils.flop_counter, forward and backward). MFU = achieved FLOP/s ÷ the
@@ -33,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -88,7 +93,7 @@ VARIANTS = {
 def emit(record: dict, args) -> None:
     device = torch.device(args.device)
     record.update(torch=torch.__version__, machine=platform.machine(), cpu_threads=torch.get_num_threads(),
-                  device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                  device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
                   date=datetime.date.today().isoformat(),
                   peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
     if device.type == "cuda" and "peak_cuda_mb" not in record:
@@ -134,6 +139,90 @@ def kernel_time_fraction(fn: Callable[[], object], steps: int, device: torch.dev
         raise SystemExit("the profiler recorded no CUDA kernels (is CUPTI available?).")
     window = max(end for _, end in kernels) - min(start for start, _ in kernels)
     return busy_fraction(kernels, window)
+
+
+def host_syncs(fn: Callable[[], object], device: torch.device) -> list[str]:
+    """The host-device synchronisations in one call of `fn`, each as a one-line message. On CUDA every
+    synchronising call is reported by torch.cuda.set_sync_debug_mode("warn"). On the meta device tensors hold no
+    data, so a host read of a device value (`.item()`, `bool()`, `torch.equal`, mask indexing, `.cpu()`) raises
+    instead: the first one ends the call and is the only one reported."""
+    if device.type == "cuda":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                fn()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
+    try:
+        fn()
+    except (RuntimeError, NotImplementedError) as error:
+        if device.type != "meta":
+            raise
+        return [f"{type(error).__name__}: {str(error).splitlines()[0]}"]
+    return []
+
+
+def images_at_every_level(schedule) -> list[int]:
+    """Images-seen values inside each phase of `schedule`: early in it (in the fade-in, where there is one) and
+    at its end (the steady state)."""
+    points, start = [], 0
+    for res in schedule.resolutions:
+        points += [start + 16, start + schedule.phase_images[res] - 16]
+        start += schedule.phase_images[res]
+    return points
+
+
+def iterations_at_every_level(trainer, schedule, steps: int = 2) -> Callable[[], set[tuple[int, bool]]]:
+    """A function that runs `steps` of the trainer's iterations (training/loop.py or training/lia.py: loading,
+    mirroring, the steps, the EMA) at each of images_at_every_level, growing as the run would; it returns the
+    (resolution, in a fade-in) pairs trained. No log interval is passed: flushing the metrics is the loop's one
+    deliberate read of device values."""
+
+    def run() -> set[tuple[int, bool]]:
+        trained = set()
+        for images in images_at_every_level(schedule):
+            trainer.progress.images_seen = images
+            phase = phase_at(schedule, images)
+            trainer.set_phase(phase)
+            for _ in range(steps):
+                trainer.iteration(phase)
+            trained.add((phase.resolution, phase.alpha < 1))
+        return trained
+
+    return run
+
+
+# The model kinds whose training iterations `bench.py syncs` checks, as resolve_train_config overrides.
+SYNC_KINDS = {
+    "automod": {},
+    "automod-l1": {"reconstruction": "l1"},
+    "flip-invariance": {"flip_invariance_layer": 2},
+    "pioneer": {"kind": "pioneer"},
+    "automod-classic": {"model.decoder": "classic", "mixed_fraction_encoder": 0.0, "mixed_fraction_decoder": 0.0,
+                        "layer_loss": False},
+    "vae": {"kind": "vae"},
+    "wae": {"kind": "wae"},
+    "vae-classic": {"kind": "vae", "model.decoder": "classic"},
+}
+SYNC_RUN = {"mirror": True, "data_limit": 256}  # mirroring on: its mask is the one per-step host-to-device copy
+
+
+def bench_syncs(args) -> None:
+    from automod_cli.training.loop import Trainer
+
+    device = torch.device(args.device)
+    for kind, overrides in SYNC_KINDS.items():
+        config = resolve_train_config(args.preset, {**SYNC_RUN, **overrides})
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(config, Path(tmp), device=args.device)
+            run = iterations_at_every_level(trainer, config, args.steps)
+            if device.type == "cuda":
+                run()  # a first pass at each level keeps one-time set-up (the allocator's growth, cuDNN) out
+            found = host_syncs(run, device)
+        emit({"bench": "syncs", "preset": args.preset, "kind": kind, "steps_per_point": args.steps,
+              "iterations": args.steps * len(images_at_every_level(config)), "syncs": len(found), "first": found[:3]}, args)
 
 
 def peak_tflops(args) -> float | None:
@@ -305,7 +394,8 @@ def bench_project(args) -> None:
                                                    "step": speedup.step, "seconds": round(speedup.seconds, 4)}}, args)
 
 
-COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "project": bench_project, "latency": bench_encode, "reader": bench_data}
+COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "project": bench_project, "syncs": bench_syncs,
+            "latency": bench_encode, "reader": bench_data}
 
 
 def main() -> None:
@@ -317,7 +407,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="project: a checkpoint or run directory of a built-in model")
     parser.add_argument("--start", choices=["mean", "random"], default="mean", help="project: where the projection starts")
     parser.add_argument("--images", type=int, help="data: images in the temporary HDF5 file (1024); project: test images (64)")
-    parser.add_argument("--steps", type=int, help="timed iterations (train, 20), calls (encode, 20) or projection steps (project, 200)")
+    parser.add_argument("--steps", type=int, help="timed iterations (train, 20), calls (encode, 20), projection steps (project, 200) "
+                                                  "or iterations per point checked (syncs, 2)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=["fp32"], help="one or more, compared side by side")
@@ -335,7 +426,7 @@ def main() -> None:
     if project and args.model is None:
         parser.error("project needs --model: a checkpoint or run directory of a model trained on the built-in data")
     args.images = args.images or (64 if project else 1024)
-    args.steps = args.steps if args.steps is not None else (200 if project else 20)
+    args.steps = args.steps if args.steps is not None else (200 if project else 2 if args.what == "syncs" else 20)
     if args.resolutions is None:
         args.resolutions = [32, 128, 256] if COMMANDS[args.what] is bench_data else list(resolve_train_config(args.preset).resolutions)
     COMMANDS[args.what](args)

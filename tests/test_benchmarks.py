@@ -5,12 +5,10 @@ passes, with and without flip invariance; and bench.py's GPU-busy share of a pro
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import benchmark_module
 
 from automod_cli.config import resolve_train_config
 from automod_cli.losses import AdaptiveRobustLoss
@@ -20,18 +18,7 @@ from automod_cli.training.distributed import World
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-naive, bench = _load("naive"), _load("bench")
+naive, bench = benchmark_module("naive"), benchmark_module("bench")
 
 # Layer noise off and the spectral norms' power iteration frozen (eval mode): then every pass of a network over the
 # same input gives the same output, and separate passes must equal shared ones.

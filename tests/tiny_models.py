@@ -4,7 +4,9 @@ networks in place of LPIPS and Inception (tests never load pretrained weights), 
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ from torch import nn
 from automod_cli.config import ModelConfig
 from automod_cli.models import Automodulator
 from data_prep.hdf5 import H5Writer, pyramid
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 R = 32  # resolution of the tiny model: 4 blocks (4², 8², 16², 32²)
 
@@ -87,3 +91,14 @@ class TinyFeatures(nn.Module):
 
     def forward(self, images):
         return self.linear(nn.functional.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1))
+
+
+def benchmark_module(name: str):
+    """benchmarks/<name>.py imported as the module `name` (the benchmarks are scripts, not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
