@@ -4,9 +4,10 @@
                                       [--precision fp32 bf16] [--variants loop naive ...] [--rounds 3]
                                       [--compile] [--device cpu|cuda] [--peak-tflops T] [--kernel-time]
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
-    python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024]
+    python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024] [--workers 0 2]
     python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
     python benchmarks/bench.py syncs  [--preset builtin] [--device cuda|meta] [--steps 2]
+    python benchmarks/bench.py matmul [--device cuda] [--precision bf16]
 
 `reader` and `latency` are the older names of `data` and `encode`. Training runs the loop's own iteration (the
 encoder step, the decoder step and the EMA update, under the run's precision and layout) on one batch held on
@@ -225,6 +226,20 @@ def bench_syncs(args) -> None:
               "iterations": args.steps * len(images_at_every_level(config)), "syncs": len(found), "first": found[:3]}, args)
 
 
+def bench_matmul(args) -> None:
+    """The device's practical matrix-product ceiling: an 8192³ product (4096³ on a CPU) of random operands, the
+    median of --steps timed calls after --warmup, per precision. MFU is quoted against the data-sheet peak; this
+    says how much of that a plain matrix product reaches on the same card."""
+    device = torch.device(args.device)
+    n = 8192 if device.type == "cuda" else 4096
+    for name in args.precision:
+        dtype = torch.bfloat16 if name == "bf16" else torch.float32
+        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+        times = [timed(lambda: a @ b, 1, device, warmup=args.warmup if i == 0 else 0)[0] for i in range(args.steps)]
+        emit({"bench": "matmul", "n": n, "precision": name, "steps": args.steps,
+              "tflops": round(2 * n**3 / statistics.median(times) / 1e12, 1)}, args)
+
+
 def peak_tflops(args) -> float | None:
     if args.peak_tflops is not None:
         return args.peak_tflops
@@ -247,7 +262,7 @@ def bench_data(args) -> None:
         writer.checkpoint(args.images)
         writer.commit()
         for res in args.resolutions:
-            for workers in (0, 2):
+            for workers in args.workers:
                 loader = DataLoader(H5Images(path, res), batch_size=32, shuffle=True, num_workers=workers)
                 start, n = time.perf_counter(), 0
                 for batch in loader:
@@ -280,10 +295,12 @@ class TrainingIteration:
             self.variant.decoder_step(self.nets, self.x.shape[0], self.phase, config, self.decoder_opts, world, self.device)
         self.variant.ema_update(self.ema, self.nets.decoder, EMA_BETA)
 
-    def flops(self, iterations: int = 4) -> float:
+    def flops(self, iterations: int = 8) -> float:
         """Model FLOPs of one iteration, forward and backward (matrix products and convolutions), averaged over a
-        few iterations: L_j's canvas depth follows the random split j."""
+        few iterations: L_j's canvas depth follows the random split j (drawn from a fixed seed, so the count is
+        the same every time). Count on the meta device: same operations, no arithmetic, seconds at 256²."""
         counter = FlopCounterMode(display=False)
+        torch.manual_seed(0)
         with counter:
             for _ in range(iterations):
                 self()
@@ -314,7 +331,7 @@ def bench_train(args) -> None:
     device = torch.device(args.device)
     peak = peak_tflops(args)
     for res in args.resolutions:
-        flops = TrainingIteration(config, res, device, "fp32", compile=False).flops()  # eager, so countable
+        flops = TrainingIteration(config, res, torch.device("meta"), "fp32", compile=False).flops()  # eager, so countable
         runs = {(p, v): TrainingIteration(config, res, device, p, args.compile, VARIANTS[v])
                 for p in args.precision for v in args.variants}
         for iteration in runs.values():
@@ -395,7 +412,7 @@ def bench_project(args) -> None:
 
 
 COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "project": bench_project, "syncs": bench_syncs,
-            "latency": bench_encode, "reader": bench_data}
+            "matmul": bench_matmul, "latency": bench_encode, "reader": bench_data}
 
 
 def main() -> None:
@@ -409,6 +426,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, help="data: images in the temporary HDF5 file (1024); project: test images (64)")
     parser.add_argument("--steps", type=int, help="timed iterations (train, 20), calls (encode, 20), projection steps (project, 200) "
                                                   "or iterations per point checked (syncs, 2)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="data: DataLoader worker processes, each measured")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=["fp32"], help="one or more, compared side by side")

@@ -113,3 +113,19 @@ def test_busy_fraction_is_the_union_of_kernel_intervals_over_the_window():
     assert bench.busy_fraction([(4, 8), (0, 3), (2, 5), (6, 7)], 10) == pytest.approx(0.8)
     assert bench.busy_fraction([(0, 10), (0, 10)], 10) == pytest.approx(1.0)
     assert bench.busy_fraction([], 10) == 0.0
+
+
+def test_flops_counted_on_the_meta_device_equal_those_of_a_real_iteration():
+    config = resolve_train_config("builtin", {**RUN, "layer_loss": False})  # no random split j: one count per iteration
+    cpu = bench.TrainingIteration(config, 16, torch.device("cpu"), "fp32", compile=False)
+    meta = bench.TrainingIteration(config, 16, torch.device("meta"), "fp32", compile=False)
+    assert meta.flops(2) == cpu.flops(2) > 0
+    # and by hand: the 16² block's first 3×3 convolution (16 → 8 channels at 16²) alone is 2·9·16·8·256 FLOPs
+    # per image for one forward pass, and an iteration runs the decoder forward at least four times
+    assert cpu.flops(1) / 8 > 4 * 2 * 9 * 16 * 8 * 256
+
+
+def test_flops_with_the_layer_loss_are_the_same_on_every_count():
+    config = resolve_train_config("builtin", RUN)
+    meta = bench.TrainingIteration(config, 16, torch.device("meta"), "fp32", compile=False)
+    assert meta.flops() == meta.flops()

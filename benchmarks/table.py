@@ -1,0 +1,82 @@
+"""Markdown tables from bench.py's JSON lines, one table per kind of benchmark, for benchmarks/RESULTS.md.
+
+    python benchmarks/table.py out/*.jsonl        (or JSON lines on standard input)
+
+Each table lists its records' own fields in the order bench.py wrote them; what every record repeats (device,
+torch version, machine, date) is said once above the table. Data-reader rows gain `vs_training`: the reader's
+images/s over the fastest training images/s recorded at the same resolution in the same input (issue 8's target:
+at least 10). Lines that are not JSON records of bench.py (an error message, a traceback) are counted and named
+at the end, so a failed section shows in the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ENVIRONMENT = ("device", "torch", "machine", "cpu_threads", "date")
+DROPPED = ("bench", "images_per_s_by_round", "peak_rss_mb")  # the table's title; detail kept in the JSON files
+
+
+def read_records(lines) -> tuple[list[dict], list[str]]:
+    """bench.py's records, and the other non-empty lines."""
+    records, other = [], []
+    for line in filter(None, (line.strip() for line in lines)):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and "bench" in record:
+            records.append(record)
+        else:
+            other.append(line)
+    return records, other
+
+
+def add_reader_ratio(records: list[dict]) -> None:
+    fastest: dict[int, float] = {}
+    for r in records:
+        if r["bench"] == "train":
+            fastest[r["resolution"]] = max(fastest.get(r["resolution"], 0.0), r["images_per_s"])
+    for r in records:
+        if r["bench"] == "data" and r["resolution"] in fastest:
+            r["vs_training"] = round(r["images_per_s"] / fastest[r["resolution"]], 1)
+
+
+def cell(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False).replace("|", "\\|")
+    return str(value).replace("|", "\\|")
+
+
+def tables(records: list[dict]) -> str:
+    add_reader_ratio(records)
+    out = []
+    for kind in dict.fromkeys(r["bench"] for r in records):
+        rows = [r for r in records if r["bench"] == kind]
+        columns = list(dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT and k not in DROPPED))
+        environment = dict.fromkeys(f"{k} {r[k]}" for r in rows for k in ENVIRONMENT if k in r)
+        out.append(f"### {kind} ({', '.join(environment)})\n")
+        out.append("| " + " | ".join(columns) + " |")
+        out.append("| " + " | ".join("---" for _ in columns) + " |")
+        out += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    lines = [line for name in argv for line in Path(name).read_text().splitlines()] if argv else sys.stdin.read().splitlines()
+    records, other = read_records(lines)
+    print(tables(records))
+    if other:
+        print(f"{len(other)} line(s) were not benchmark records; the first: {other[0][:200]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
