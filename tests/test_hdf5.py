@@ -146,6 +146,51 @@ def test_reader_mirror_flips_about_half_the_time(tmp_path):
     assert 60 < sum(outcomes) < 140
 
 
+def _recompressed(path, out, resolution: int):
+    """A copy of `path` whose level `resolution` is gzip-compressed in chunks of 4 images: a layout the direct
+    chunk read must not be used on."""
+    import shutil
+
+    shutil.copy(path, out)
+    with h5py.File(out, "r+") as file:
+        pixels = file[f"levels/{resolution}"][...]
+        del file[f"levels/{resolution}"]
+        file.create_dataset(f"levels/{resolution}", data=pixels, chunks=(4, 3, resolution, resolution), compression="gzip")
+    return out
+
+
+@pytest.mark.parametrize("layout", ["as written", "compressed"])
+def test_batch_reads_return_the_asked_images_in_the_asked_order(tmp_path, layout):
+    images = random_images(10, 16, seed=3)
+    path = write(tmp_path / "a.h5", images)
+    if layout == "compressed":
+        path = _recompressed(path, tmp_path / "b.h5", 8)
+    dataset = H5Images(path, 8)
+    indices = [7, 2, 2, 9, 0, -1]  # any order, repeats and negative indices, as a sampler may ask
+    batch = dataset.__getitems__(indices)
+    expected = [torch.from_numpy(box_reference(images[i], 8)).float() / 127.5 - 1.0 for i in indices]
+    for got, want in zip(batch, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert dataset._direct[8] == (layout == "as written")
+    torch.testing.assert_close(dataset[4], torch.from_numpy(box_reference(images[4], 8)).float() / 127.5 - 1.0)  # one image
+    with pytest.raises(IndexError):
+        dataset.__getitems__([1, 10])
+
+
+def test_a_data_limit_reads_batches_through_the_file_and_keeps_its_bound(tmp_path):
+    from automod_cli.training.data import FirstImages
+
+    images = random_images(10, 8, seed=4)
+    limited = FirstImages(H5Images(write(tmp_path / "a.h5", images), 8), 6)
+    batch = torch.stack(limited.__getitems__([5, 0]))
+    expected = torch.from_numpy(images[[5, 0]]).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # HWC photos, CHW tensors
+    torch.testing.assert_close(batch, expected, rtol=0, atol=0)
+    with pytest.raises(IndexError):
+        limited.__getitems__([0, 6])
+    with pytest.raises(IndexError):
+        limited[6]
+
+
 def test_reader_works_in_dataloader_workers_after_use_in_the_parent(tmp_path):
     images = random_images(12, 8)
     path = write(tmp_path / "a.h5", images)

@@ -69,9 +69,16 @@ class FirstImages(Dataset):
         return self.count
 
     def __getitem__(self, index: int):
-        if not 0 <= index < self.count:
-            raise IndexError(index)
-        return self.dataset[index]
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list:
+        """A batch, read by the wrapped dataset's own batch read where it has one (data_prep/hdf5.py)."""
+        for index in indices:
+            if not 0 <= index < self.count:
+                raise IndexError(index)
+        if hasattr(self.dataset, "__getitems__"):
+            return self.dataset.__getitems__(indices)
+        return [self.dataset[index] for index in indices]
 
 
 def open_training_data(config: TrainConfig, split: str = "train") -> Dataset:
