@@ -6,8 +6,8 @@
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024] [--workers 0 2]
     python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
-    python benchmarks/bench.py syncs  [--preset builtin] [--device cuda|meta] [--steps 2]
-    python benchmarks/bench.py matmul [--device cuda] [--precision bf16]
+    python benchmarks/bench.py syncs  [--preset builtin] [--device cuda|meta] [--steps 2] [--kinds automod vae ...]
+    python benchmarks/bench.py matmul [--device cuda] [--precision bf16] [--size 8192]
 
 `reader` and `latency` are the older names of `data` and `encode`. Training runs the loop's own iteration (the
 encoder step, the decoder step and the EMA update, under the run's precision and layout) on one batch held on
@@ -214,7 +214,8 @@ def bench_syncs(args) -> None:
     from automod_cli.training.loop import Trainer
 
     device = torch.device(args.device)
-    for kind, overrides in SYNC_KINDS.items():
+    for kind in args.kinds or list(SYNC_KINDS):
+        overrides = SYNC_KINDS[kind]
         config = resolve_train_config(args.preset, {**SYNC_RUN, **overrides})
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(config, Path(tmp), device=args.device)
@@ -227,17 +228,17 @@ def bench_syncs(args) -> None:
 
 
 def bench_matmul(args) -> None:
-    """The device's practical matrix-product ceiling: an 8192³ product (4096³ on a CPU) of random operands, the
-    median of --steps timed calls after --warmup, per precision. MFU is quoted against the data-sheet peak; this
-    says how much of that a plain matrix product reaches on the same card."""
+    """The device's practical matrix-product ceiling: an n³ product (--size; 8192 on a GPU, 4096 on a CPU) of
+    random operands, the median of --steps timed calls after --warmup, per precision. MFU is quoted against the
+    data-sheet peak; this says how much of that a plain matrix product reaches on the same card."""
     device = torch.device(args.device)
-    n = 8192 if device.type == "cuda" else 4096
+    n = args.size or (8192 if device.type == "cuda" else 4096)
     for name in args.precision:
         dtype = torch.bfloat16 if name == "bf16" else torch.float32
         a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
         times = [timed(lambda: a @ b, 1, device, warmup=args.warmup if i == 0 else 0)[0] for i in range(args.steps)]
         emit({"bench": "matmul", "n": n, "precision": name, "steps": args.steps,
-              "tflops": round(2 * n**3 / statistics.median(times) / 1e12, 1)}, args)
+              "tflops": round(2 * n**3 / statistics.median(times) / 1e12, 3)}, args)
 
 
 def peak_tflops(args) -> float | None:
@@ -426,6 +427,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, help="data: images in the temporary HDF5 file (1024); project: test images (64)")
     parser.add_argument("--steps", type=int, help="timed iterations (train, 20), calls (encode, 20), projection steps (project, 200) "
                                                   "or iterations per point checked (syncs, 2)")
+    parser.add_argument("--size", type=int, help="matmul: the matrices' side (8192 on a GPU, 4096 on a CPU)")
+    parser.add_argument("--kinds", choices=list(SYNC_KINDS), nargs="+", help="syncs: the model kinds to check (default: all)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="data: DataLoader worker processes, each measured")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")

@@ -2,7 +2,8 @@
 
     python benchmarks/table.py out/*.jsonl        (or JSON lines on standard input)
 
-Each table lists its records' own fields in the order bench.py wrote them; what every record repeats (device,
+Each input file gets its own tables (titled by the file's name where that differs from the kind), and each
+table lists its records' own fields in the order bench.py wrote them; what every record repeats (device,
 torch version, machine, date) is said once above the table. Data-reader rows gain `vs_training`: the reader's
 images/s over the fastest training images/s recorded at the same resolution in the same input (issue 8's target:
 at least 10). Lines that are not JSON records of bench.py (an error message, a traceback) are counted and named
@@ -54,14 +55,17 @@ def cell(value) -> str:
     return str(value).replace("|", "\\|")
 
 
-def tables(records: list[dict]) -> str:
+def tables(records: list[dict], sources: list[str] | None = None) -> str:
+    """One table per kind of benchmark and input (`sources[i]` names the file record i came from)."""
     add_reader_ratio(records)
+    sources = sources or [""] * len(records)
     out = []
-    for kind in dict.fromkeys(r["bench"] for r in records):
-        rows = [r for r in records if r["bench"] == kind]
+    for source, kind in dict.fromkeys((s, r["bench"]) for s, r in zip(sources, records)):
+        rows = [r for s, r in zip(sources, records) if (s, r["bench"]) == (source, kind)]
         columns = list(dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT and k not in DROPPED))
         environment = dict.fromkeys(f"{k} {r[k]}" for r in rows for k in ENVIRONMENT if k in r)
-        out.append(f"### {kind} ({', '.join(environment)})\n")
+        title = kind if source in ("", kind) else f"{source}: {kind}"
+        out.append(f"### {title} ({', '.join(environment)})\n")
         out.append("| " + " | ".join(columns) + " |")
         out.append("| " + " | ".join("---" for _ in columns) + " |")
         out += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
@@ -70,9 +74,14 @@ def tables(records: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    lines = [line for name in argv for line in Path(name).read_text().splitlines()] if argv else sys.stdin.read().splitlines()
-    records, other = read_records(lines)
-    print(tables(records))
+    inputs = [(Path(name).stem, Path(name).read_text()) for name in argv] if argv else [("", sys.stdin.read())]
+    records, sources, other = [], [], []
+    for source, text in inputs:
+        found, rest = read_records(text.splitlines())
+        records += found
+        sources += [source] * len(found)
+        other += rest
+    print(tables(records, sources))
     if other:
         print(f"{len(other)} line(s) were not benchmark records; the first: {other[0][:200]}")
     return 0

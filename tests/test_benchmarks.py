@@ -5,6 +5,7 @@ passes, with and without flip invariance; and bench.py's GPU-busy share of a pro
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
 naive, bench = benchmark_module("naive"), benchmark_module("bench")
+BENCHMARKS = Path(bench.__file__).parent
 
 # Layer noise off and the spectral norms' power iteration frozen (eval mode): then every pass of a network over the
 # same input gives the same output, and separate passes must equal shared ones.
@@ -129,3 +131,50 @@ def test_flops_with_the_layer_loss_are_the_same_on_every_count():
     config = resolve_train_config("builtin", RUN)
     meta = bench.TrainingIteration(config, 16, torch.device("meta"), "fp32", compile=False)
     assert meta.flops(3) == meta.flops(3)
+
+
+def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
+    """benchmarks/device_check.sh is run on a lent GPU with no second try to spare: its SMOKE mode runs every
+    section on the CPU at toy sizes, so a wrong flag or a broken section shows here first."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SMOKE": "1", "PYTHON": sys.executable, "OUT": str(tmp_path)}
+    done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    records = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+               for name in ("matmul", "train", "syncs", "encode", "variants", "data")}
+    for name in records:
+        assert (tmp_path / f"{name}.err").read_text() == "", name
+        assert f"{name}: exit 0" in done.stdout
+    assert {r["precision"] for r in records["matmul"]} == {"bf16", "fp32"} and all(r["tflops"] > 0 for r in records["matmul"])
+    assert {(r["resolution"], r["precision"]) for r in records["train"]} == {(8, "fp32"), (8, "bf16")}
+    assert all(r["gflop_per_image"] > 0 and r["images_per_s"] > 0 for r in records["train"])
+    assert [(r["kind"], r["syncs"]) for r in records["syncs"]] == [("pioneer", 0)]
+    assert sorted(r["bench"] for r in records["encode"]) == ["decode", "decode", "encode", "encode"]
+    assert [r["variant"] for r in records["variants"]] == ["loop", "naive"] and records["variants"][1]["loop_speedup"] > 0
+    assert [r["resolution"] for r in records["data"]] == [4, 8]
+    tables = (tmp_path / "tables.md").read_text()
+    for title in ("### matmul", "### train", "### syncs", "### encode", "### encode: decode", "### variants: train", "### data"):
+        assert title + " (" in tables
+    assert tables == done.stdout[-len(tables):]  # printed last, where the device tool's reply keeps it
+
+
+def test_table_divides_the_reader_by_the_fastest_training_rate_at_its_resolution(capsys, tmp_path):
+    table = benchmark_module("table")
+    lines = [
+        '{"bench": "train", "resolution": 8, "images_per_s": 100.0, "precision": "fp32", "device": "cpu"}',
+        '{"bench": "train", "resolution": 8, "images_per_s": 250.0, "precision": "bf16", "device": "cpu"}',
+        '{"bench": "data", "resolution": 8, "workers": 0, "images_per_s": 5000.0, "device": "cpu"}',
+        '{"bench": "data", "resolution": 16, "workers": 0, "images_per_s": 4000.0, "device": "cpu"}',
+        'Traceback (most recent call last):',
+    ]
+    (tmp_path / "run.jsonl").write_text("\n".join(lines) + "\n")
+    assert table.main([str(tmp_path / "run.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "| 8 | 0 | 5000 | 20 |" in out  # 5000 / 250: the faster precision's rate
+    assert "| 16 | 0 | 4000 | — |" in out  # no training measured at 16²
+    assert "### run: train (device cpu)" in out and "| 8 | 250 | bf16 |" in out
+    assert "1 line(s) were not benchmark records; the first: Traceback" in out
