@@ -264,11 +264,14 @@ def bench_data(args) -> None:
         writer.commit()
         for res in args.resolutions:
             for workers in args.workers:
-                loader = DataLoader(H5Images(path, res), batch_size=32, shuffle=True, num_workers=workers)
+                loader = DataLoader(H5Images(path, res), batch_size=32, shuffle=True, num_workers=workers,
+                                    prefetch_factor=4 if workers else None)  # as training/data.py's loader
+                batches = iter(loader)
+                next(batches)  # steady state: the workers' start (once per phase in training) stays out
                 start, n = time.perf_counter(), 0
-                for batch in loader:
+                for batch in batches:
                     n += batch.shape[0]
-                emit({"bench": "data", "resolution": res, "workers": workers,
+                emit({"bench": "data", "resolution": res, "workers": workers, "batch": 32,
                       "images_per_s": round(n / (time.perf_counter() - start), 1)}, args)
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from automod_cli.errors import AutomodError
+from data_prep import hdf5
 from data_prep.hdf5 import H5Images, H5Writer, partial_path, pyramid, read_info, resolutions_up_to, verify
 
 
@@ -159,8 +160,9 @@ def _recompressed(path, out, resolution: int):
     return out
 
 
-@pytest.mark.parametrize("layout", ["as written", "compressed"])
-def test_batch_reads_return_the_asked_images_in_the_asked_order(tmp_path, layout):
+@pytest.mark.parametrize("layout, convert_bytes", [("as written", 1 << 20), ("as written", 2 * 768), ("compressed", 1 << 20)])
+def test_batch_reads_return_the_asked_images_in_the_asked_order(tmp_path, monkeypatch, layout, convert_bytes):
+    monkeypatch.setattr(hdf5, "_CONVERT_BYTES", convert_bytes)  # 2 · 768 bytes: 8² images converted two at a time
     images = random_images(10, 16, seed=3)
     path = write(tmp_path / "a.h5", images)
     if layout == "compressed":
