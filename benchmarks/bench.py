@@ -7,6 +7,7 @@
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024] [--workers 0 2]
     python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
     python benchmarks/bench.py syncs  [--preset builtin] [--device cuda|meta] [--steps 2] [--kinds automod vae ...]
+    python benchmarks/bench.py project-cost [--preset ffhq] [--distance vgg alex] [--steps 5] [--batches 1]
     python benchmarks/bench.py matmul [--device cuda] [--precision bf16] [--size 8192]
 
 `reader` and `latency` are the older names of `data` and `encode`. Training runs the loop's own iteration (the
@@ -45,6 +46,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -415,8 +417,80 @@ def bench_project(args) -> None:
                                                    "step": speedup.step, "seconds": round(speedup.seconds, 4)}}, args)
 
 
+# LPIPS reads these ReLU outputs of torchvision's trunks (Zhang et al. 2018): alex relu1-5, vgg16 relu1_2 ... relu5_3
+LPIPS_TAPS = {"alex": (1, 4, 7, 9, 11), "vgg": (3, 8, 15, 22, 29)}
+
+
+class LpipsShaped(nn.Module):
+    """A distance with LPIPS's cost and no weights to load: torchvision's AlexNet or VGG16 trunk with random weights,
+    unit-normalised channels at LPIPS's five taps, squared differences averaged (LPIPS's learned 1×1 weights, a
+    negligible cost, are left out). For timing only: its values mean nothing."""
+
+    def __init__(self, net: str):
+        super().__init__()
+        import torchvision
+
+        trunk = torchvision.models.alexnet(weights=None) if net == "alex" else torchvision.models.vgg16(weights=None)
+        self.layers = trunk.features[: LPIPS_TAPS[net][-1] + 1]
+        self.taps = set(LPIPS_TAPS[net])
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        total = x.new_zeros(x.shape[0])
+        for index, layer in enumerate(self.layers):
+            x, y = layer(x), layer(y)
+            if index in self.taps:
+                unit = lambda t: t / (t.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+                total = total + (unit(x) - unit(y)).pow(2).sum(1).flatten(1).mean(1)
+        return total
+
+
+def bench_project_cost(args) -> None:
+    """Supp. App. G's race at a preset's full size where no trained model or LPIPS weights can be had: one encoder
+    pass against one projection step (automod_cli/metrics/projection.py's own loop: the decoder forward and its
+    backward to the latent, an LPIPS-shaped distance forward and backward, Adam, back onto the sphere), per
+    image at --batches[0], with random weights (a pass costs the same whatever the weights). FLOPs are counted on
+    the meta device, seconds on --device. `steps_for_1000x` is the number of projection steps that cost 1000
+    encoder passes: the claim holds exactly when projection needs more steps than that to reach the encoder's
+    LPIPS, which only `automod eval project` with a trained model and the weights can say."""
+    from automod_cli.metrics.projection import PIXEL_WEIGHT, ProjectionSettings, project, projection_loss
+
+    config = resolve_train_config(args.preset)
+    device = torch.device(args.device)
+    batch = args.batches[0]
+    for net in args.distance:
+        costs = {}
+        for where in (torch.device("meta"), device):
+            model = Automodulator(config.model).eval().to(where)
+            distance = LpipsShaped(net).to(where)
+            x = torch.rand(batch, 3, model.resolution, model.resolution, device=where) * 2 - 1
+            settings = ProjectionSettings(steps=args.steps, start="random")
+            encode = lambda: model.encode(x)
+            steps = lambda: project(model, x, distance, distance, settings, crop_mode="none", record=[])
+            if where.type == "meta":  # a step's arithmetic is its loss's forward and backward (Adam's is negligible)
+                z = model.sample_latents(batch).to(where).requires_grad_(True)
+                step = lambda: projection_loss(x, model.decode(z, noise=False), distance, PIXEL_WEIGHT).backward()
+                for name, fn in (("encode", encode), ("project", step)):
+                    counter = FlopCounterMode(display=False)
+                    with counter, torch.set_grad_enabled(name != "encode"):
+                        fn()
+                    costs[f"{name}_gflop"] = counter.get_total_flops() / 1e9 / batch
+            else:
+                with torch.inference_mode():
+                    costs["encode_ms"] = 1000 * timed(encode, 5, device, args.warmup)[0] / 5 / batch
+                project(model, x, distance, distance, ProjectionSettings(steps=1, start="random"), crop_mode="none", record=[])
+                costs["step_ms"] = 1000 * timed(steps, 1, device)[0] / args.steps / batch
+        emit({"bench": "project-cost", "preset": args.preset, "resolution": config.model.max_resolution, "batch": batch,
+              "distance": f"lpips-{net}-shaped", "projection_steps_timed": args.steps,
+              "encoder_gflop_per_image": round(costs["encode_gflop"], 2), "step_gflop_per_image": round(costs["project_gflop"], 2),
+              "encoder_ms_per_image": round(costs["encode_ms"], 3), "step_ms_per_image": round(costs["step_ms"], 3),
+              "step_over_encoder_time": round(costs["step_ms"] / costs["encode_ms"], 2),
+              "step_over_encoder_flops": round(costs["project_gflop"] / costs["encode_gflop"], 2),
+              "steps_for_1000x": round(1000 * costs["encode_ms"] / costs["step_ms"], 1)}, args)
+
+
 COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "project": bench_project, "syncs": bench_syncs,
-            "matmul": bench_matmul, "latency": bench_encode, "reader": bench_data}
+            "matmul": bench_matmul, "project-cost": bench_project_cost, "latency": bench_encode, "reader": bench_data}
 
 
 def main() -> None:
@@ -430,6 +504,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, help="data: images in the temporary HDF5 file (1024); project: test images (64)")
     parser.add_argument("--steps", type=int, help="timed iterations (train, 20), calls (encode, 20), projection steps (project, 200) "
                                                   "or iterations per point checked (syncs, 2)")
+    parser.add_argument("--distance", choices=list(LPIPS_TAPS), nargs="+", default=["vgg", "alex"],
+                        help="project-cost: the LPIPS trunks whose cost the projection pays (vgg: `automod project`'s default)")
     parser.add_argument("--size", type=int, help="matmul: the matrices' side (8192 on a GPU, 4096 on a CPU)")
     parser.add_argument("--kinds", choices=list(SYNC_KINDS), nargs="+", help="syncs: the model kinds to check (default: all)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="data: DataLoader worker processes, each measured")
@@ -450,7 +526,8 @@ def main() -> None:
     if project and args.model is None:
         parser.error("project needs --model: a checkpoint or run directory of a model trained on the built-in data")
     args.images = args.images or (64 if project else 1024)
-    args.steps = args.steps if args.steps is not None else (200 if project else 2 if args.what == "syncs" else 20)
+    args.steps = args.steps if args.steps is not None else (
+        200 if project else 2 if args.what == "syncs" else 5 if args.what == "project-cost" else 20)
     if args.resolutions is None:
         args.resolutions = [32, 128, 256] if COMMANDS[args.what] is bench_data else list(resolve_train_config(args.preset).resolutions)
     COMMANDS[args.what](args)

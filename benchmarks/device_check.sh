@@ -5,7 +5,7 @@
 #
 # The machine's own python3 already has torch, h5py, typer, rich, safetensors and scipy (the device tool's package
 # list), so nothing is installed: the repository goes on PYTHONPATH. Sections run most important first, each
-# under its own time limit (together 480 s, inside one call's 600 s, leaving a lease of 15 minutes room for the
+# under its own time limit (together 505 s, inside one call's 600 s, leaving a lease of 15 minutes room for the
 # machine's start); a section that runs out keeps the records it wrote. JSON lines go to $OUT/<section>.jsonl,
 # errors to $OUT/<section>.err, the GPU's description to $OUT/gpu.txt, and the tables (benchmarks/table.py) to
 # $OUT/tables.md and, last, to the terminal.
@@ -22,11 +22,13 @@ if [ "${SMOKE:-0}" = 1 ]; then
     DEV=(--device cpu) PRESET=builtin RES=(8) KERNEL=() STEPS=(--steps 1 --warmup 0) TOP=8 BATCHES=(2)
     DATA=(--resolutions 4 8 --images 64 --workers 0) SYNCS=(--device meta --steps 1 --kinds pioneer)
     MATMUL=(--steps 1 --warmup 0 --size 256) VARIANTS=(loop naive) COMPILE=0
+    PROJECT=(--batches 2 --steps 1 --warmup 0 --distance alex)
 else
     # the paper's network (ffhq preset: 512 channels to 64², batch 32 at 64² and 128², 16 at 256²)
     DEV=(--device cuda) PRESET=ffhq RES=(64 128 256) KERNEL=(--kernel-time) STEPS=(--steps 10 --warmup 3) TOP=256
     BATCHES=(1 64) DATA=(--resolutions 4 8 16 32 64 128 256 --images 2048 --workers 0 4 8) SYNCS=(--device cuda)
     MATMUL=(--steps 10 --warmup 3) VARIANTS=(loop naive separate-passes plain-adam plain-ema) COMPILE=1
+    PROJECT=(--batches 1 --steps 5 --warmup 3 --distance vgg alex)
 fi
 
 section() {  # NAME SECONDS ARGS...: one bench.py call under its own time limit
@@ -50,13 +52,15 @@ section train 180 train "${DEV[@]}" --preset "$PRESET" --resolutions "${RES[@]}"
 section syncs 60 syncs "${SYNCS[@]}"
 # encoder/decoder latency at batch 1 and 64 (the encoder side of App. G's race)
 section encode 40 encode "${DEV[@]}" --preset "$PRESET" --batches "${BATCHES[@]}" --precision fp32 bf16 "${STEPS[@]}"
+# one projection step against one encoder pass at 256² (App. G's race without a trained model or LPIPS weights)
+section project-cost 40 project-cost "${DEV[@]}" --preset "$PRESET" "${PROJECT[@]}"
 # what each of the loop's optimisations buys at the top resolution, on the GPU
-section variants 60 train "${DEV[@]}" --preset "$PRESET" --resolutions "$TOP" --precision bf16 --variants "${VARIANTS[@]}" "${STEPS[@]}"
+section variants 50 train "${DEV[@]}" --preset "$PRESET" --resolutions "$TOP" --precision bf16 --variants "${VARIANTS[@]}" "${STEPS[@]}"
 # the reader at every resolution (table.py divides it by the training rate above)
 section data 45 data "${DATA[@]}"
 # torch.compile of the decoder (its first steps compile: the warm-up absorbs them)
 if [ "$COMPILE" = 1 ]; then
-    section compile 75 train "${DEV[@]}" --preset "$PRESET" --resolutions "$TOP" --precision bf16 --compile "${STEPS[@]}"
+    section compile 70 train "${DEV[@]}" --preset "$PRESET" --resolutions "$TOP" --precision bf16 --compile "${STEPS[@]}"
 fi
 
 "$PY" benchmarks/table.py "$OUT"/*.jsonl >"$OUT/tables.md"

@@ -145,7 +145,7 @@ def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
     done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     records = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
-               for name in ("matmul", "train", "syncs", "encode", "variants", "data")}
+               for name in ("matmul", "train", "syncs", "encode", "project-cost", "variants", "data")}
     for name in records:
         assert (tmp_path / f"{name}.err").read_text() == "", name
         assert f"{name}: exit 0" in done.stdout
@@ -156,8 +156,11 @@ def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
     assert sorted(r["bench"] for r in records["encode"]) == ["decode", "decode", "encode", "encode"]
     assert [r["variant"] for r in records["variants"]] == ["loop", "naive"] and records["variants"][1]["loop_speedup"] > 0
     assert [r["resolution"] for r in records["data"]] == [4, 8]
+    (cost,) = records["project-cost"]
+    assert cost["distance"] == "lpips-alex-shaped" and cost["step_over_encoder_flops"] > 1 and cost["steps_for_1000x"] > 0
     tables = (tmp_path / "tables.md").read_text()
-    for title in ("### matmul", "### train", "### syncs", "### encode", "### encode: decode", "### variants: train", "### data"):
+    for title in ("### matmul", "### train", "### syncs", "### encode", "### encode: decode", "### project-cost",
+                  "### variants: train", "### data"):
         assert title + " (" in tables
     assert tables == done.stdout[-len(tables):]  # printed last, where the device tool's reply keeps it
 
@@ -178,3 +181,26 @@ def test_table_divides_the_reader_by_the_fastest_training_rate_at_its_resolution
     assert "| 16 | 0 | 4000 | — |" in out  # no training measured at 16²
     assert "### run: train (device cpu)" in out and "| 8 | 250 | bf16 |" in out
     assert "1 line(s) were not benchmark records; the first: Traceback" in out
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_the_lpips_shaped_distance_costs_what_lpips_costs(net):
+    """project-cost times projection with a weightless stand-in for LPIPS: its arithmetic must be LPIPS's (the
+    lpips package's network on the same torchvision trunk, learned 1×1 layers included, within 1 %)."""
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from automod_cli.metrics.features import LPIPSDistance
+
+    trunk = torchvision.models.alexnet(weights=None) if net == "alex" else torchvision.models.vgg16(weights=None)
+    reference, shaped = LPIPSDistance(net, trunk.state_dict()), bench.LpipsShaped(net)
+    x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    flops = []
+    for distance in (reference, shaped):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            value = distance(x, y)
+        assert value.shape == (2,) and (value > 0).all()
+        flops.append(counter.get_total_flops())
+    assert flops[1] == pytest.approx(flops[0], rel=0.01)
+    assert torch.equal(shaped(x, x), torch.zeros(2))
