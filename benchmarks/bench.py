@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py train  [--preset builtin] [--resolutions 8 16 32] [--steps 20] [--warmup 3]
                                       [--precision fp32 bf16] [--variants loop naive ...] [--rounds 3]
-                                      [--compile] [--device cpu|cuda] [--peak-tflops T] [--kernel-time]
+                                      [--compile] [--cudnn-benchmark] [--device cpu|cuda] [--peak-tflops T] [--kernel-time]
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024] [--workers 0 2]
     python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
@@ -90,6 +90,9 @@ VARIANTS = {
     "two-pass-encoder": Variant(encoder_step=naive.two_pass_encoder_step),
     "plain-adam": Variant(adam=naive.plain_adam),
     "plain-ema": Variant(ema_update=naive.plain_ema_update),
+    # not an optimisation undone but one to try: Adam as one fused kernel; its loop_speedup < 1 means it is faster
+    # than the loop's foreach Adam (no difference on the CPU: RESULTS.md)
+    "fused-adam": Variant(adam=lambda module, **kwargs: torch.optim.Adam(module.parameters(), fused=True, **kwargs)),
 }
 
 
@@ -336,6 +339,7 @@ def bench_train(args) -> None:
     config = resolve_train_config(args.preset)
     device = torch.device(args.device)
     peak = peak_tflops(args)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     for res in args.resolutions:
         flops = TrainingIteration(config, res, torch.device("meta"), "fp32", compile=False).flops()  # eager, so countable
         runs = {(p, v): TrainingIteration(config, res, device, p, args.compile, VARIANTS[v])
@@ -351,7 +355,7 @@ def bench_train(args) -> None:
             batch = runs[p, v].phase.batch_size
             seconds = statistics.median(s for s, _ in measured)
             record = {"bench": "train", "preset": args.preset, "resolution": res, "batch": batch, "precision": p,
-                      "variant": v, "compile": args.compile, "steps": args.steps, "rounds": args.rounds,
+                      "variant": v, "compile": args.compile, "cudnn_benchmark": args.cudnn_benchmark, "steps": args.steps, "rounds": args.rounds,
                       "images_per_s": round(args.steps * batch / seconds, 2),
                       "images_per_s_by_round": [round(args.steps * batch / s, 1) for s, _ in measured],
                       "gflop_per_image": round(flops / batch / 1e9, 3), "achieved_tflops": round(flops * args.steps / seconds / 1e12, 4)}
@@ -517,6 +521,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="train: alternating timed rounds per precision and variant (median reported)")
     parser.add_argument("--kernel-time", action="store_true",
                         help="train, CUDA: also profile --steps iterations for the share of time in GPU kernels")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="train: let cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark)")
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)")
     args = parser.parse_args()

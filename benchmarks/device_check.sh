@@ -5,7 +5,7 @@
 #
 # The machine's own python3 already has torch, h5py, typer, rich, safetensors and scipy (the device tool's package
 # list), so nothing is installed: the repository goes on PYTHONPATH. Sections run most important first, each
-# under its own time limit (together 505 s, inside one call's 600 s, leaving a lease of 15 minutes room for the
+# under its own time limit (together 535 s, inside one call's 600 s, leaving a lease of 15 minutes room for the
 # machine's start); a section that runs out keeps the records it wrote. JSON lines go to $OUT/<section>.jsonl,
 # errors to $OUT/<section>.err, the GPU's description to $OUT/gpu.txt, and the tables (benchmarks/table.py) to
 # $OUT/tables.md and, last, to the terminal.
@@ -27,7 +27,7 @@ else
     # the paper's network (ffhq preset: 512 channels to 64², batch 32 at 64² and 128², 16 at 256²)
     DEV=(--device cuda) PRESET=ffhq RES=(64 128 256) KERNEL=(--kernel-time) STEPS=(--steps 10 --warmup 3) TOP=256
     BATCHES=(1 64) DATA=(--resolutions 4 8 16 32 64 128 256 --images 2048 --workers 0 4 8) SYNCS=(--device cuda)
-    MATMUL=(--steps 10 --warmup 3) VARIANTS=(loop naive separate-passes plain-adam plain-ema) COMPILE=1
+    MATMUL=(--steps 10 --warmup 3) VARIANTS=(loop naive separate-passes plain-adam plain-ema fused-adam) COMPILE=1
     PROJECT=(--batches 1 --steps 5 --warmup 3 --distance vgg alex)
 fi
 
@@ -56,6 +56,8 @@ section encode 40 encode "${DEV[@]}" --preset "$PRESET" --batches "${BATCHES[@]}
 section project-cost 40 project-cost "${DEV[@]}" --preset "$PRESET" "${PROJECT[@]}"
 # what each of the loop's optimisations buys at the top resolution, on the GPU
 section variants 50 train "${DEV[@]}" --preset "$PRESET" --resolutions "$TOP" --precision bf16 --variants "${VARIANTS[@]}" "${STEPS[@]}"
+# cuDNN's per-shape algorithm search (off in training today), against the train section's 256² bf16 line
+section cudnn 30 train "${DEV[@]}" --preset "$PRESET" --resolutions "$TOP" --precision bf16 --cudnn-benchmark "${STEPS[@]}"
 # the reader at every resolution (table.py divides it by the training rate above)
 section data 45 data "${DATA[@]}"
 # torch.compile of the decoder (its first steps compile: the warm-up absorbs them)

@@ -145,7 +145,7 @@ def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
     done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     records = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
-               for name in ("matmul", "train", "syncs", "encode", "project-cost", "variants", "data")}
+               for name in ("matmul", "train", "syncs", "encode", "project-cost", "variants", "cudnn", "data")}
     for name in records:
         assert (tmp_path / f"{name}.err").read_text() == "", name
         assert f"{name}: exit 0" in done.stdout
@@ -156,11 +156,12 @@ def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
     assert sorted(r["bench"] for r in records["encode"]) == ["decode", "decode", "encode", "encode"]
     assert [r["variant"] for r in records["variants"]] == ["loop", "naive"] and records["variants"][1]["loop_speedup"] > 0
     assert [r["resolution"] for r in records["data"]] == [4, 8]
+    assert [(r["resolution"], r["cudnn_benchmark"]) for r in records["cudnn"]] == [(8, True)]
     (cost,) = records["project-cost"]
     assert cost["distance"] == "lpips-alex-shaped" and cost["step_over_encoder_flops"] > 1 and cost["steps_for_1000x"] > 0
     tables = (tmp_path / "tables.md").read_text()
     for title in ("### matmul", "### train", "### syncs", "### encode", "### encode: decode", "### project-cost",
-                  "### variants: train", "### data"):
+                  "### variants: train", "### cudnn: train", "### data"):
         assert title + " (" in tables
     assert tables == done.stdout[-len(tables):]  # printed last, where the device tool's reply keeps it
 
