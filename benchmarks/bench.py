@@ -216,18 +216,17 @@ SYNC_RUN = {"mirror": True, "data_limit": 256}  # mirroring on: its mask is the 
 
 
 def bench_syncs(args) -> None:
+    """For each model kind, a fresh trainer runs `iterations_at_every_level` while `host_syncs` watches. On CUDA a
+    first, unwatched pass with its own trainer keeps one-time set-up (the allocator's growth, cuDNN) out."""
     from automod_cli.training.loop import Trainer
 
     device = torch.device(args.device)
     for kind in args.kinds or list(SYNC_KINDS):
-        overrides = SYNC_KINDS[kind]
-        config = resolve_train_config(args.preset, {**SYNC_RUN, **overrides})
-        with tempfile.TemporaryDirectory() as tmp:
-            trainer = Trainer(config, Path(tmp), device=args.device)
-            run = iterations_at_every_level(trainer, config, args.steps)
-            if device.type == "cuda":
-                run()  # a first pass at each level keeps one-time set-up (the allocator's growth, cuDNN) out
-            found = host_syncs(run, device)
+        config = resolve_train_config(args.preset, {**SYNC_RUN, **SYNC_KINDS[kind]})
+        for _ in range(2 if device.type == "cuda" else 1):  # the last pass counts
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer = Trainer(config, Path(tmp), device=args.device)
+                found = host_syncs(iterations_at_every_level(trainer, config, args.steps), device)
         emit({"bench": "syncs", "preset": args.preset, "kind": kind, "steps_per_point": args.steps,
               "iterations": args.steps * len(images_at_every_level(config)), "syncs": len(found), "first": found[:3]}, args)
 
@@ -526,6 +525,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)")
     args = parser.parse_args()
+    if args.what == "syncs" and torch.device(args.device).type not in ("cuda", "meta"):
+        parser.error("syncs needs --device cuda (counted by torch.cuda.set_sync_debug_mode) or meta (host reads raise)")
     if args.kernel_time and torch.device(args.device).type != "cuda":
         parser.error("--kernel-time needs --device cuda: it measures the share of time in GPU kernels")
     project = COMMANDS[args.what] is bench_project
