@@ -166,6 +166,17 @@ def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
     assert tables == done.stdout[-len(tables):]  # printed last, where the device tool's reply keeps it
 
 
+def test_device_check_runs_only_the_sections_named(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SMOKE": "1", "ONLY": "matmul", "PYTHON": sys.executable, "OUT": str(tmp_path)}
+    done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["matmul.jsonl"] and "### matmul" in done.stdout
+
+
 def test_table_divides_the_reader_by_the_fastest_training_rate_at_its_resolution(capsys, tmp_path):
     table = benchmark_module("table")
     lines = [
