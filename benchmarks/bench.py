@@ -444,9 +444,12 @@ class LpipsShaped(nn.Module):
         for index, layer in enumerate(self.layers):
             x, y = layer(x), layer(y)
             if index in self.taps:
-                unit = lambda t: t / (t.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-                total = total + (unit(x) - unit(y)).pow(2).sum(1).flatten(1).mean(1)
+                total = total + (_unit_channels(x) - _unit_channels(y)).pow(2).sum(1).flatten(1).mean(1)
         return total
+
+
+def _unit_channels(t: torch.Tensor) -> torch.Tensor:
+    return t / (t.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
 
 
 def bench_project_cost(args) -> None:
@@ -460,30 +463,33 @@ def bench_project_cost(args) -> None:
     from automod_cli.metrics.projection import PIXEL_WEIGHT, ProjectionSettings, project, projection_loss
 
     config = resolve_train_config(args.preset)
-    device = torch.device(args.device)
+    device, meta = torch.device(args.device), torch.device("meta")
     batch = args.batches[0]
+
+    def parts(where: torch.device, net: str):
+        model = Automodulator(config.model).eval().to(where)
+        x = torch.rand(batch, 3, model.resolution, model.resolution, device=where) * 2 - 1
+        return model, LpipsShaped(net).to(where), x
+
     for net in args.distance:
         costs = {}
-        for where in (torch.device("meta"), device):
-            model = Automodulator(config.model).eval().to(where)
-            distance = LpipsShaped(net).to(where)
-            x = torch.rand(batch, 3, model.resolution, model.resolution, device=where) * 2 - 1
-            settings = ProjectionSettings(steps=args.steps, start="random")
-            encode = lambda: model.encode(x)
-            steps = lambda: project(model, x, distance, distance, settings, crop_mode="none", record=[])
-            if where.type == "meta":  # a step's arithmetic is its loss's forward and backward (Adam's is negligible)
-                z = model.sample_latents(batch).to(where).requires_grad_(True)
-                step = lambda: projection_loss(x, model.decode(z, noise=False), distance, PIXEL_WEIGHT).backward()
-                for name, fn in (("encode", encode), ("project", step)):
-                    counter = FlopCounterMode(display=False)
-                    with counter, torch.set_grad_enabled(name != "encode"):
-                        fn()
-                    costs[f"{name}_gflop"] = counter.get_total_flops() / 1e9 / batch
-            else:
-                with torch.inference_mode():
-                    costs["encode_ms"] = 1000 * timed(encode, 5, device, args.warmup)[0] / 5 / batch
-                project(model, x, distance, distance, ProjectionSettings(steps=1, start="random"), crop_mode="none", record=[])
-                costs["step_ms"] = 1000 * timed(steps, 1, device)[0] / args.steps / batch
+        # FLOPs: a step's arithmetic is its loss's forward and backward (Adam's and the renormalisation's are negligible)
+        model, distance, x = parts(meta, net)
+        z = model.sample_latents(batch).to(meta).requires_grad_(True)
+        step = lambda: projection_loss(x, model.decode(z, noise=False), distance, PIXEL_WEIGHT).backward()
+        for name, fn, grad in (("encode", lambda: model.encode(x), False), ("project", step, True)):
+            counter = FlopCounterMode(display=False)
+            with counter, torch.set_grad_enabled(grad):
+                fn()
+            costs[f"{name}_gflop"] = counter.get_total_flops() / 1e9 / batch
+        # seconds: the encoder under inference mode, then `automod project`'s own loop (a one-step run first as warm-up)
+        model, distance, x = parts(device, net)
+        with torch.inference_mode():
+            costs["encode_ms"] = 1000 * timed(lambda: model.encode(x), 5, device, args.warmup)[0] / 5 / batch
+        run = lambda steps: project(model, x, distance, distance, ProjectionSettings(steps=steps, start="random"),
+                                    crop_mode="none", record=[])
+        run(1)
+        costs["step_ms"] = 1000 * timed(lambda: run(args.steps), 1, device)[0] / args.steps / batch
         emit({"bench": "project-cost", "preset": args.preset, "resolution": config.model.max_resolution, "batch": batch,
               "distance": f"lpips-{net}-shaped", "projection_steps_timed": args.steps,
               "encoder_gflop_per_image": round(costs["encode_gflop"], 2), "step_gflop_per_image": round(costs["project_gflop"], 2),

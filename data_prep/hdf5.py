@@ -272,6 +272,13 @@ def _one_plain_chunk_per_image(level: h5py.Dataset, resolution: int) -> bool:
             and level.id.get_create_plist().get_nfilters() == 0)
 
 
+def read_batch(dataset, indices: list[int]) -> list[torch.Tensor]:
+    """The images at `indices` of any indexable dataset: through its batch read (`__getitems__`, as H5Images has)
+    where it has one, else one at a time."""
+    getitems = getattr(dataset, "__getitems__", None)
+    return getitems(indices) if getitems is not None else [dataset[index] for index in indices]
+
+
 class H5Images(Dataset):
     """Training images at one resolution of an automod image file, as float32 CHW tensors in [-1, 1].
 
@@ -322,7 +329,9 @@ class H5Images(Dataset):
                 raise IndexError(f"image {index} out of range for {self.count} images")
         level, r = self._level(), self.resolution
         out = np.empty((len(indices), 3, r, r), dtype=np.uint8)
-        if self._direct.setdefault(r, _one_plain_chunk_per_image(level, r)):
+        if r not in self._direct:  # the layout is asked once per level, not once per batch
+            self._direct[r] = _one_plain_chunk_per_image(level, r)
+        if self._direct[r]:
             for k, index in enumerate(indices):
                 _, raw = level.id.read_direct_chunk((index % self.count, 0, 0, 0))
                 out[k] = np.frombuffer(raw, dtype=np.uint8).reshape(3, r, r)

@@ -98,9 +98,10 @@ def image_batches(data: EvalData, count: int | None, batch_size: int) -> Iterato
     total = len(data) if count is None else count
     if total > len(data):
         raise AutomodError(f"{data.label} holds {len(data):,} images, fewer than the {total:,} asked for: lower --n.")
-    read = getattr(data.dataset, "__getitems__", None) or (lambda indices: [data.dataset[i] for i in indices])
+    from data_prep.hdf5 import read_batch
+
     for start in range(0, total, batch_size):
-        yield torch.stack(read(list(range(start, min(start + batch_size, total)))))  # one batch read from a file
+        yield torch.stack(read_batch(data.dataset, list(range(start, min(start + batch_size, total)))))
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:

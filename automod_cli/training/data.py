@@ -76,9 +76,9 @@ class FirstImages(Dataset):
         for index in indices:
             if not 0 <= index < self.count:
                 raise IndexError(index)
-        if hasattr(self.dataset, "__getitems__"):
-            return self.dataset.__getitems__(indices)
-        return [self.dataset[index] for index in indices]
+        from data_prep.hdf5 import read_batch
+
+        return read_batch(self.dataset, indices)
 
 
 def open_training_data(config: TrainConfig, split: str = "train") -> Dataset:
