@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py train  [--preset builtin] [--resolutions 8 16 32] [--steps 20] [--warmup 3]
                                       [--precision fp32 bf16] [--variants loop naive ...] [--rounds 3]
-                                      [--compile] [--cudnn-benchmark] [--device cpu|cuda] [--peak-tflops T] [--kernel-time]
+                                      [--compile] [--cudnn-benchmark] [--device cpu|cuda] [--peak-tflops T] [--kernel-time] [--top-ops N]
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024] [--workers 0 2]
     python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
@@ -24,7 +24,8 @@ tests/test_host_sync.py runs the meta version in CI. Several precisions and vari
 peak memory (CPU: the process's peak RSS so far; CUDA: the peak allocated during that measurement) and the
 model FLOPs of one training image (torch.utils.flop_counter, forward and backward). MFU = achieved FLOP/s ÷ the
 GPU's dense bf16 peak, on CUDA (peak from PEAK_BF16_TFLOPS or --peak-tflops); `--kernel-time` adds the share of
-time the GPU spends in kernels, from torch.profiler (issue 8's target: ≥ 40 % at 256²). Record results, with the machine,
+time the GPU spends in kernels, from torch.profiler (issue 8's target: ≥ 40 % at 256²), and `--top-ops N` the N ops
+(on CUDA: kernels) taking the most time, each with its ms per iteration and share. Record results, with the machine,
 torch version, config and date, in benchmarks/RESULTS.md.
 """
 
@@ -128,23 +129,52 @@ def busy_fraction(intervals: list[tuple[float, float]], wall: float) -> float:
     return covered / wall if wall > 0 else 0.0
 
 
-def kernel_time_fraction(fn: Callable[[], object], steps: int, device: torch.device) -> float:
-    """Issue 8's GPU target: the share of wall time in which the GPU runs at least one kernel, over `steps` calls
-    of `fn` under torch.profiler (kernel intervals from CUPTI; the window from the first kernel's start to the
-    last kernel's end, after a synchronised start, so host-side gaps between launches count as idle)."""
-    from torch.autograd import DeviceType
+def profiled(fn: Callable[[], object], steps: int, device: torch.device):
+    """`steps` calls of `fn` under torch.profiler (host ops; on CUDA also the kernels, from CUPTI), after a
+    synchronised start."""
     from torch.profiler import ProfilerActivity, profile
 
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     synchronize(device)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    with profile(activities=activities) as prof:
         for _ in range(steps):
             fn()
         synchronize(device)
-    kernels = [(e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA]
+    return prof
+
+
+def _kernels(prof) -> list:
+    from torch.autograd import DeviceType
+
+    kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
     if not kernels:
         raise SystemExit("the profiler recorded no CUDA kernels (is CUPTI available?).")
+    return kernels
+
+
+def kernel_time_fraction(prof) -> float:
+    """Issue 8's GPU target: the share of wall time in which the GPU runs at least one kernel (the window from
+    the first kernel's start to the last kernel's end, so host-side gaps between launches count as idle)."""
+    kernels = [(e.time_range.start, e.time_range.end) for e in _kernels(prof)]
     window = max(end for _, end in kernels) - min(start for start, _ in kernels)
     return busy_fraction(kernels, window)
+
+
+def top_ops(prof, n: int, steps: int, device: torch.device) -> list[list]:
+    """Where an iteration's time goes: the `n` largest [name, ms per iteration, share] by self time. On CUDA the
+    kernels, grouped by kernel name (cut to 80 characters), as shares of all kernel time; on the CPU the aten ops
+    (and the named regions, such as Adam's step), as shares of all self time, which partitions the host's time."""
+    totals: dict[str, float] = {}
+    if device.type == "cuda":
+        for e in _kernels(prof):
+            name = e.name[:80]
+            totals[name] = totals.get(name, 0.0) + e.time_range.elapsed_us()
+    else:
+        for row in prof.key_averages():
+            totals[row.key] = totals.get(row.key, 0.0) + row.self_cpu_time_total
+    everything = sum(totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:n]
+    return [[name, round(us / steps / 1000, 3), round(us / everything, 4)] for name, us in ranked]
 
 
 def host_syncs(fn: Callable[[], object], device: torch.device) -> list[str]:
@@ -364,8 +394,12 @@ def bench_train(args) -> None:
                 record["loop_speedup"] = round(seconds / loop_seconds, 3)
             if device.type == "cuda":
                 record["peak_cuda_mb"] = round(max(m for _, m in measured), 1)
-            if args.kernel_time:
-                record["kernel_time_fraction"] = round(kernel_time_fraction(runs[p, v], args.steps, device), 4)
+            if args.kernel_time or args.top_ops:
+                prof = profiled(runs[p, v], args.steps, device)
+                if args.kernel_time:
+                    record["kernel_time_fraction"] = round(kernel_time_fraction(prof), 4)
+                if args.top_ops:
+                    record["top_ops"] = top_ops(prof, args.top_ops, args.steps, device)
             if peak is not None:
                 record.update(peak_tflops=peak, mfu=round(flops * args.steps / seconds / (peak * 1e12), 4))
             emit(record, args)
@@ -527,6 +561,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="train: alternating timed rounds per precision and variant (median reported)")
     parser.add_argument("--kernel-time", action="store_true",
                         help="train, CUDA: also profile --steps iterations for the share of time in GPU kernels")
+    parser.add_argument("--top-ops", type=int, default=0, metavar="N",
+                        help="train: also profile --steps iterations and record the N ops (CUDA: kernels) that take the most time")
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="train: let cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark)")
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")

@@ -20,13 +20,13 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 
 if [ "${SMOKE:-0}" = 1 ]; then
-    DEV=(--device cpu) PRESET=builtin RES=(8) KERNEL=() STEPS=(--steps 1 --warmup 0) TOP=8 BATCHES=(2)
+    DEV=(--device cpu) PRESET=builtin RES=(8) PROFILE=(--top-ops 5) STEPS=(--steps 1 --warmup 0) TOP=8 BATCHES=(2)
     DATA=(--resolutions 4 8 --images 64 --workers 0) SYNCS=(--device meta --steps 1 --kinds pioneer)
     MATMUL=(--steps 1 --warmup 0 --size 256) VARIANTS=(loop naive) COMPILE=0
     PROJECT=(--batches 2 --steps 1 --warmup 0 --distance alex)
 else
     # the paper's network (ffhq preset: 512 channels to 64², batch 32 at 64² and 128², 16 at 256²)
-    DEV=(--device cuda) PRESET=ffhq RES=(64 128 256) KERNEL=(--kernel-time) STEPS=(--steps 10 --warmup 3) TOP=256
+    DEV=(--device cuda) PRESET=ffhq RES=(64 128 256) PROFILE=(--kernel-time --top-ops 12) STEPS=(--steps 10 --warmup 3) TOP=256
     BATCHES=(1 64) DATA=(--resolutions 4 8 16 32 64 128 256 --images 2048 --workers 0 4 8) SYNCS=(--device cuda)
     MATMUL=(--steps 10 --warmup 3) VARIANTS=(loop naive separate-passes plain-adam plain-ema fused-adam) COMPILE=1
     PROJECT=(--batches 1 --steps 5 --warmup 3 --distance vgg alex)
@@ -50,8 +50,8 @@ section() {  # NAME SECONDS ARGS...: one bench.py call under its own time limit 
 
 # the ceiling MFU is read against, as this card reaches it with a plain matrix product
 section matmul 20 matmul "${DEV[@]}" --precision bf16 fp32 "${MATMUL[@]}"
-# images/s, GFLOP/image, MFU, share of time in kernels and peak memory at the paper's batch sizes
-section train 180 train "${DEV[@]}" --preset "$PRESET" --resolutions "${RES[@]}" --precision fp32 bf16 "${STEPS[@]}" "${KERNEL[@]}"
+# images/s, GFLOP/image, MFU, share of time in kernels, the kernels taking it, peak memory at the paper's batch sizes
+section train 180 train "${DEV[@]}" --preset "$PRESET" --resolutions "${RES[@]}" --precision fp32 bf16 "${STEPS[@]}" "${PROFILE[@]}"
 # host-device synchronisations in every model's iterations (torch.cuda.set_sync_debug_mode)
 section syncs 75 syncs "${SYNCS[@]}"
 # encoder/decoder latency at batch 1 and 64 (the encoder side of App. G's race)

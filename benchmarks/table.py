@@ -6,7 +6,7 @@ Each input file gets its own tables (titled by the file's name where that differ
 table lists its records' own fields in the order bench.py wrote them; what every record repeats (device,
 torch version, machine, date) is said once above the table. Data-reader rows gain `vs_training`: the reader's
 images/s over the fastest training images/s recorded at the same resolution in the same input (issue 8's target:
-at least 10). Lines that are not JSON records of bench.py (an error message, a traceback) are counted and named
+at least 10). Training records with `top_ops` get a second table of where their time goes. Lines that are not JSON records of bench.py (an error message, a traceback) are counted and named
 at the end, so a failed section shows in the summary.
 """
 
@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 ENVIRONMENT = ("device", "torch", "machine", "cpu_threads", "date")
-DROPPED = ("bench", "images_per_s_by_round", "peak_rss_mb")  # the table's title; detail kept in the JSON files
+DROPPED = ("bench", "images_per_s_by_round", "peak_rss_mb", "top_ops")  # title; detail in the JSON files; own table
+KEYS = ("resolution", "precision", "variant")  # what names a training record in its time breakdown
 
 
 def read_records(lines) -> tuple[list[dict], list[str]]:
@@ -70,7 +71,22 @@ def tables(records: list[dict], sources: list[str] | None = None) -> str:
         out.append("| " + " | ".join("---" for _ in columns) + " |")
         out += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
         out.append("")
+        out += time_breakdown(rows, title)
     return "\n".join(out)
+
+
+def time_breakdown(rows: list[dict], title: str) -> list[str]:
+    """The ops that took the most time (bench.py train --top-ops), one row per op under its record's keys."""
+    rows = [r for r in rows if r.get("top_ops")]
+    if not rows:
+        return []
+    keys = [k for k in KEYS if k in rows[0]]
+    out = [f"#### {title}: where the time goes\n", "| " + " | ".join(keys + ["op", "ms/iteration", "share"]) + " |",
+           "| " + " | ".join("---" for _ in range(len(keys) + 3)) + " |"]
+    for r in rows:
+        for name, ms, share in r["top_ops"]:
+            out.append("| " + " | ".join([cell(r[k]) for k in keys] + [cell(name), cell(ms), f"{100 * share:.1f} %"]) + " |")
+    return out + [""]
 
 
 def main(argv: list[str]) -> int:
