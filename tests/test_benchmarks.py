@@ -140,6 +140,29 @@ def test_top_ops_rank_what_took_the_time_by_self_time():
     assert ms == pytest.approx(mm.self_cpu_time_total / 4 / 1000, abs=1e-3)
 
 
+def test_on_cuda_the_kernels_are_ranked_by_name_and_their_busy_share_taken_over_their_window():
+    """The CUDA side of a profile, without a GPU: kernel events as torch.profiler lists them (device_type CUDA,
+    a name, a time range in µs) beside a host op, which neither count may include."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+    from torch.autograd.profiler_util import Interval
+
+    def event(name, start, end, device=DeviceType.CUDA):
+        return SimpleNamespace(name=name, device_type=device, time_range=Interval(start, end))
+
+    conv = "sm90_xmma_fprop_implicit_gemm_bf16" + "_tile" * 20  # longer than 80 characters
+    events = [event(conv, 0, 400), event("vectorized_elementwise_kernel", 500, 600), event(conv, 600, 1000),
+              event("aten::convolution", 0, 5000, device=DeviceType.CPU)]
+    prof = SimpleNamespace(events=lambda: events)
+    ranked = bench.top_ops(prof, 5, steps=2, device=torch.device("cuda"))
+    # 800 µs of the conv kernel over 2 iterations = 0.4 ms each, 800 / 900 of all kernel time
+    assert ranked == [[conv[:80], 0.4, round(800 / 900, 4)], ["vectorized_elementwise_kernel", 0.05, round(100 / 900, 4)]]
+    assert bench.kernel_time_fraction(prof) == pytest.approx(0.9)  # 900 µs busy in the 0–1000 µs window
+    with pytest.raises(SystemExit, match="no CUDA kernels"):
+        bench.kernel_time_fraction(SimpleNamespace(events=lambda: events[3:]))
+
+
 def test_flops_counted_on_the_meta_device_equal_those_of_a_real_iteration():
     config = resolve_train_config("builtin", {**RUN, "layer_loss": False})  # no random split j: one count per iteration
     cpu = bench.TrainingIteration(config, 16, torch.device("cpu"), "fp32", compile=False)
