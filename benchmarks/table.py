@@ -6,8 +6,9 @@ Each input file gets its own tables (titled by the file's name where that differ
 table lists its records' own fields in the order bench.py wrote them; what every record repeats (device,
 torch version, machine, date) is said once above the table. Data-reader rows gain `vs_training`: the reader's
 images/s over the fastest training images/s recorded at the same resolution in the same input (issue 8's target:
-at least 10). Training records with `top_ops` get a second table of where their time goes. Lines that are not JSON records of bench.py (an error message, a traceback) are counted and named
-at the end, so a failed section shows in the summary.
+at least 10). Training records with `top_ops` get a second table of where their time goes. Lines that are not
+JSON records of bench.py (an error message, a traceback) are counted and named at the end, so a failed section
+shows in the summary.
 """
 
 from __future__ import annotations
@@ -67,10 +68,7 @@ def tables(records: list[dict], sources: list[str] | None = None) -> str:
         environment = dict.fromkeys(f"{k} {r[k]}" for r in rows for k in ENVIRONMENT if k in r)
         title = kind if source in ("", kind) else f"{source}: {kind}"
         out.append(f"### {title} ({', '.join(environment)})\n")
-        out.append("| " + " | ".join(columns) + " |")
-        out.append("| " + " | ".join("---" for _ in columns) + " |")
-        out += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-        out.append("")
+        out += markdown(columns, [[cell(r.get(c)) for c in columns] for r in rows])
         out += time_breakdown(rows, title)
     return "\n".join(out)
 
@@ -81,12 +79,14 @@ def time_breakdown(rows: list[dict], title: str) -> list[str]:
     if not rows:
         return []
     keys = [k for k in KEYS if k in rows[0]]
-    out = [f"#### {title}: where the time goes\n", "| " + " | ".join(keys + ["op", "ms/iteration", "share"]) + " |",
-           "| " + " | ".join("---" for _ in range(len(keys) + 3)) + " |"]
-    for r in rows:
-        for name, ms, share in r["top_ops"]:
-            out.append("| " + " | ".join([cell(r[k]) for k in keys] + [cell(name), cell(ms), f"{100 * share:.1f} %"]) + " |")
-    return out + [""]
+    cells = [[cell(r[k]) for k in keys] + [cell(name), cell(ms), f"{100 * share:.1f} %"]
+             for r in rows for name, ms, share in r["top_ops"]]
+    return [f"#### {title}: where the time goes\n"] + markdown(keys + ["op", "ms/iteration", "share"], cells)
+
+
+def markdown(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines (header, rule, rows) and the blank line after it."""
+    return ["| " + " | ".join(line) + " |" for line in [columns, ["---"] * len(columns), *rows]] + [""]
 
 
 def main(argv: list[str]) -> int:
