@@ -171,7 +171,15 @@ def run_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def find_checkpoint(path: Path | None) -> Path:
-    """A checkpoint file as given, a run directory's latest checkpoint, or (path None) the newest run under ./runs."""
+    """A checkpoint file as given, a run directory's latest checkpoint, or (path None) the newest run under ./runs.
+
+    A pretrained model's name (`ffhq256`, … see `automod_cli.pretrained`) resolves to its converted checkpoint
+    (found in the caches, or downloaded and converted) unless a file or folder of that name exists here."""
+    if path is not None and not Path(path).exists():
+        from automod_cli import pretrained  # lazy: pretrained imports this module
+
+        if pretrained.is_name(str(path)):
+            return pretrained.resolve(str(path))
     if path is None:
         runs = [p for p in RUNS_DIR.glob("*") if run_checkpoints(p)] if RUNS_DIR.is_dir() else []
         if not runs:
@@ -184,5 +192,6 @@ def find_checkpoint(path: Path | None) -> Path:
             raise AutomodError(f"'{path}' is a folder without checkpoints in {CHECKPOINT_DIR}/: is it a run directory?")
         return found[-1]
     if not path.exists():
-        raise AutomodError(f"model '{path}' does not exist: pass a checkpoint file or a run directory.")
+        raise AutomodError(f"model '{path}' does not exist: pass a checkpoint file, a run directory or a pretrained "
+                           f"model's name (automod models).")
     return path
