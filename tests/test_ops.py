@@ -6,8 +6,11 @@ forms for slerp, per-image encodings for attribute vectors, Pillow/numpy for inp
 
 from __future__ import annotations
 
+import builtins
 import io
 import math
+import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,6 +206,117 @@ def test_vectors_round_trip_as_safetensors_and_never_overwrite(tmp_path, model):
     for other in ("model.safetensors", "junk.safetensors", "missing.safetensors"):
         with pytest.raises(AutomodError):
             ops.load_vector(tmp_path / other)
+
+
+AUTHORS_DIRECTIONS = Path(__file__).parent / "data" / "authors" / "official-attrib"
+AUTHORS_FILES = ("dark_delta2", "left_delta2", "male_delta2", "smile_delta2", "smile_delta512-4", "smile_delta512-16")
+
+
+def one_line(excinfo) -> str:
+    message = str(excinfo.value)
+    assert message and "\n" not in message and "Traceback" not in message, message
+    return message
+
+
+@pytest.mark.parametrize("name", AUTHORS_FILES)
+def test_the_authors_directions_load_as_they_were_stored(name):
+    path = AUTHORS_DIRECTIONS / name
+    assert path.read_bytes()[:2] == b"\x80\x02"  # torch.save's legacy (pre-1.6) format: a pickle, not a zip
+    stored = torch.load(path, map_location="cpu", weights_only=True)  # the reference: torch's own reader
+    assert stored.shape == (1, 512) and stored.dtype == torch.float32
+    vector, info = ops.load_vector(path, latent_dim=512)
+    assert vector.shape == (512,) and vector.dtype == torch.float32 and not vector.requires_grad
+    assert torch.equal(vector, stored[0])
+    assert info == {"source": name}
+    with pytest.raises(AutomodError) as excinfo:
+        ops.load_vector(path, latent_dim=16)
+    assert "512-d vector but the model's latents are 16-d" in one_line(excinfo)
+
+
+def test_torch_saved_directions_of_the_accepted_layouts(tmp_path):
+    v = latents(1, seed=14)[0]
+    cases = {
+        "zip-flat.pt": (v, {}),
+        "zip-row.pt": (v[None], {}),
+        "legacy-row": (v[None], {"_use_new_zipfile_serialization": False}),  # as the authors' files
+        "double.pt": (v[None].double(), {}),
+        "half.pt": (v.half(), {}),
+        "dict.pt": ({"direction": v[None]}, {}),
+        "param.pt": (torch.nn.Parameter(v.clone()), {}),
+    }
+    for name, (obj, options) in cases.items():
+        torch.save(obj, tmp_path / name, **options)
+        loaded, _ = ops.load_vector(tmp_path / name, latent_dim=16)
+        expected = v.half().float() if name == "half.pt" else v
+        assert loaded.shape == (16,) and loaded.dtype == torch.float32 and not loaded.requires_grad, name
+        torch.testing.assert_close(loaded, expected, rtol=0, atol=0)
+    # the format is read from the bytes, not the name: a torch file called .safetensors still loads
+    torch.save(v, tmp_path / "named.safetensors")
+    assert torch.equal(ops.load_vector(tmp_path / "named.safetensors")[0], v)
+
+
+@pytest.mark.parametrize("obj, words", [
+    (torch.zeros(2, 16), ["shape (2, 16)", "(D,) or (1, D)"]),
+    (torch.zeros(16, 1), ["shape (16, 1)"]),
+    (torch.zeros(1, 1, 16), ["shape (1, 1, 16)"]),
+    (torch.tensor(1.0), ["shape ()"]),
+    (torch.zeros(1, 0), ["shape (1, 0)"]),
+    (torch.arange(16), ["int64 values", "float"]),
+    (torch.ones(16, dtype=torch.bool), ["bool values"]),
+    (torch.zeros(16, dtype=torch.complex64), ["complex64 values"]),
+    (torch.full((16,), float("nan")), ["NaN or infinite"]),
+    ({"a": torch.zeros(16), "b": torch.zeros(16)}, ["a dict of 2 entries, not a tensor"]),
+    ([torch.zeros(16)], ["a list, not a tensor"]),
+    ({"step": 3}, ["a dict of 1 entries, not a tensor"]),
+])
+def test_other_torch_contents_are_one_line_refusals(tmp_path, obj, words):
+    torch.save(obj, tmp_path / "d.pt")
+    with pytest.raises(AutomodError) as excinfo:
+        ops.load_vector(tmp_path / "d.pt")
+    message = one_line(excinfo)
+    assert all(word in message for word in words), message
+
+
+def test_unreadable_direction_files_are_one_line(tmp_path):
+    torch.save(torch.zeros(16), tmp_path / "whole.pt")
+    payload = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(payload[: len(payload) // 2])
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "text.txt").write_text("0.1 0.2 0.3")
+    for name, words in (("truncated.pt", ["not a readable torch file"]), ("empty", ["neither a safetensors file"]),
+                        ("text.txt", ["neither a safetensors file", "torch.save"]), ("missing.pt", ["does not exist"])):
+        with pytest.raises(AutomodError) as excinfo:
+            ops.load_vector(tmp_path / name)
+        assert all(word in one_line(excinfo) for word in words), (name, str(excinfo.value))
+
+
+class Payload:
+    """Unpickling this runs exec(code): the code writes a marker file."""
+
+    def __init__(self, marker: Path):
+        self.code = f"open({str(marker)!r}, 'w').write('ran')"
+
+    def __reduce__(self):
+        return builtins.exec, (self.code,)
+
+
+def test_pickled_objects_are_refused_and_their_code_never_runs(tmp_path):
+    marker = tmp_path / "marker"
+    files = {"zip.pt": lambda p: torch.save(Payload(marker), p),
+             "legacy.pt": lambda p: torch.save(Payload(marker), p, _use_new_zipfile_serialization=False),
+             "mixed.pt": lambda p: torch.save({"vector": torch.zeros(16), "extra": Payload(marker)}, p),
+             "plain.pkl": lambda p: p.write_bytes(pickle.dumps(Payload(marker), protocol=4))}
+    for name, write in files.items():
+        write(tmp_path / name)
+        with pytest.raises(AutomodError) as excinfo:
+            ops.load_vector(tmp_path / name, latent_dim=16)
+        message = one_line(excinfo)
+        assert "weights-only load refused it" in message and "never unpickles" in message, message
+        assert "exec" in message or name == "plain.pkl", message  # names what it refused
+        assert not marker.exists(), name
+    # the payload is live: a full unpickler (what load_vector never falls back to) runs it
+    pickle.loads((tmp_path / "plain.pkl").read_bytes())
+    assert marker.read_text() == "ran"
 
 
 # --- interpolation ----------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ layout cell by cell against the Python API, one-line errors with exit code 2, an
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,77 @@ def test_edit_strip_and_saved_vector(work, capsys):
     assert code == 0 and matches(cells(Path("zero.png"), 1, 2)[0, 1], ops.reconstruct(model, picture(1))[0])
     fails(capsys, ["edit", "pics/1.png", "--vector", "v.safetensors", "--pos", "pics/0.png", "-o", "x.png"], "either")
     fails(capsys, ["edit", "--pos", "pics/0.png", "--neg", "pics/1.png"], "nothing to do")
+
+
+AUTHORS_DIRECTIONS = Path(__file__).parent / "data" / "authors" / "official-attrib"
+
+
+def by_hand(model: Automodulator, z: torch.Tensor, edited: torch.Tensor, blocks: range) -> torch.Tensor:
+    """Decode with `edited` driving `blocks` and z the others, the per-block assignment written out here."""
+    per_block = [edited if b in blocks else z for b in range(model.num_active_blocks)]
+    return ops.decode(model, torch.stack(per_block, dim=1))
+
+
+def test_edit_with_a_torch_saved_direction_on_chosen_scales(work, capsys):
+    v = torch.nn.functional.normalize(torch.randn(1, 16, generator=torch.Generator().manual_seed(7)), dim=1) * 0.8
+    torch.save(v, "d16", _use_new_zipfile_serialization=False)  # (1, D), legacy format: as the authors' files
+    code, out, err = run(capsys, "edit", "pics/3.png", "--direction", "d16", "--scales", "mid",
+                         "--strength", "0", "--strength", "1.5", "-o", "e.png")
+    assert code == 0 and err == "" and "wrote e.png" in out
+    model, x = api(), picture(3)
+    z = ops.encode(model, x)
+    strip = cells(Path("e.png"), 1, 3)[0]  # input, strength 0, strength 1.5
+    assert matches(strip[0], x[0])
+    assert run(capsys, "reconstruct", "pics/3.png", "-o", "r.png")[0] == 0
+    assert np.array_equal(strip[1], cells(Path("r.png"), 1, 2)[0, 1])  # strength 0: the plain reconstruction
+    edited = by_hand(model, z, z + 1.5 * v, range(2, 4))[0]  # mid = blocks 2-3 (16², 32²)
+    assert matches(strip[2], edited) and not matches(strip[2], ops.decode(model, z)[0])
+    # the same direction as a flat (D,) tensor in a zip file, on every layer: z + s·v decoded
+    torch.save(v[0], "d16.pt")
+    assert run(capsys, "edit", "pics/3.png", "--vector", "d16.pt", "--strength", "1", "-o", "all.png")[0] == 0
+    assert matches(cells(Path("all.png"), 1, 2)[0, 1], ops.decode(model, z + v)[0])
+
+
+def test_edit_with_the_authors_direction_on_a_512d_model(work, capsys):
+    torch.manual_seed(0)
+    config = ModelConfig(max_resolution=R, latent_dim=512, channels=(16, 16, 8, 8))
+    wide = Automodulator(config)
+    with torch.no_grad():
+        for module in wide.decoder.modules():
+            if hasattr(module, "affine"):
+                module.affine.weight.normal_()
+    save_model(Path("m512.safetensors"), wide.eval())
+    smile = AUTHORS_DIRECTIONS / "smile_delta2"
+    stored = torch.load(smile, map_location="cpu", weights_only=True)
+    code, out, err = run(capsys, "edit", "pics/0.png", "--direction", str(smile), "--scales", "mid", "--strength", "0",
+                         "--strength", "3", "--save-vector", "smile.safetensors", "--model", "m512.safetensors")
+    assert code == 0 and err == "" and "wrote smile.safetensors" in out
+    model, x = api("m512.safetensors"), picture(0)
+    z = ops.encode(model, x)
+    strip = cells(Path("edit.png"), 1, 3)[0]
+    recon = ops.reconstruct(model, x)[0]
+    assert matches(strip[1], recon)
+    assert matches(strip[2], by_hand(model, z, z + 3 * stored, range(2, 4))[0]) and not matches(strip[2], recon)
+    vector, info = ops.load_vector(Path("smile.safetensors"), 512)  # converted to automod's own format
+    assert torch.equal(vector, stored[0]) and info["source"] == "smile_delta2"
+    fails(capsys, ["edit", "pics/0.png", "--direction", str(smile), "-o", "x.png"], "512-d", "16-d")
+    fails(capsys, ["edit", "pics/0.png", "--direction", str(smile), "--pos", "pics/1.png", "-o", "x.png"], "either")
+
+
+class Payload:
+    def __init__(self, marker: Path):
+        self.code = f"open({str(marker.resolve())!r}, 'w').write('ran')"
+
+    def __reduce__(self):
+        return exec, (self.code,)
+
+
+def test_edit_refuses_a_pickled_object_as_a_direction_without_running_it(work, capsys):
+    Path("evil.pt").write_bytes(pickle.dumps(Payload(Path("marker")), protocol=4))
+    torch.save({"direction": torch.zeros(1, 16), "extra": Payload(Path("marker"))}, "evil2.pt")
+    for name in ("evil.pt", "evil2.pt"):
+        fails(capsys, ["edit", "pics/0.png", "--direction", name, "-o", "x.png"], name, "weights-only", "torch.save")
+    assert not Path("marker").exists() and not Path("x.png").exists()
 
 
 def test_interpolate_strip_grid_and_gif(work, capsys):

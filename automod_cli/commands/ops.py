@@ -151,15 +151,18 @@ def sample(
 
 
 def _vector(net: Automodulator, pos: List[Path], neg: List[Path], vector: Optional[Path], align: bool):
-    """The attribute vector from --vector, or from --pos/--neg exemplars, and its description."""
+    """The attribute vector from --direction/--vector, or from --pos/--neg exemplars, and its description."""
     if vector is not None:
         if pos or neg:
-            raise AutomodError("give either --vector FILE or --pos/--neg exemplars, not both.")
+            raise AutomodError("give either --direction FILE or --pos/--neg exemplars, not both.")
         v, info = ops.load_vector(vector, net.config.latent_dim)
+        if "positives" not in info:  # a torch-saved direction (e.g. the authors'), or one saved from it
+            return v, info, f"direction {vector.name}"
         counts = f"{info.get('positives', '?')} with / {info.get('negatives', '?')} without"
         return v, info, f"vector {vector.name} ({counts})"
     if not (pos and neg):
-        raise AutomodError("an attribute needs --pos DIR (images with it) and --neg DIR (without it), or --vector FILE.")
+        raise AutomodError("an attribute needs --pos DIR (images with it) and --neg DIR (without it), "
+                           "or --direction FILE.")
     positives, negatives = _inputs(net, pos, align), _inputs(net, neg, align)
     info = {"positives": str(len(positives)), "negatives": str(len(negatives))}
     v = ops.attribute_vector(net, positives, negatives)
@@ -170,7 +173,9 @@ def edit(
     images: Optional[List[Path]] = typer.Argument(None, help="Images to edit (files or folders)."),
     pos: List[Path] = typer.Option([], "--pos", help="Exemplars with the attribute (files or folders; 4 are enough)."),
     neg: List[Path] = typer.Option([], "--neg", help="Exemplars without the attribute (files or folders)."),
-    vector: Optional[Path] = typer.Option(None, "--vector", help="Use a vector saved by --save-vector."),
+    vector: Optional[Path] = typer.Option(None, "--direction", "--vector",
+                                          help="Use a saved direction: from --save-vector, or a torch-saved (D,) or "
+                                               "(1, D) tensor such as the authors' smile_delta2."),
     save_vector: Optional[Path] = typer.Option(None, "--save-vector", help="Write the vector (.safetensors)."),
     scales: Optional[str] = typer.Option(None, "--scales", help="Edit only coarse/mid/fine/blocks 'i:j' (default all)."),
     strength: List[float] = typer.Option([], "--strength", help="s in z + s·v; repeat for a strip (default -1…1)."),
@@ -183,6 +188,8 @@ def edit(
     Example: automod edit face.png --pos smiling/ --neg neutral/ --scales mid --strength -1 --strength 1
 
     Example: automod edit --pos smiling/ --neg neutral/ --save-vector smile.safetensors
+
+    Example: automod edit face.png --direction smile_delta2 --scales mid --model ffhq512
     """
     if not images and save_vector is None:
         raise AutomodError("nothing to do: give images to edit, --save-vector FILE, or both.")

@@ -7,10 +7,14 @@ in z, so the strength acts linearly. Restricted to the blocks where the attribut
 smile), the noise a handful of exemplars puts into the vector cannot change the other scales (Supp. Fig. 8).
 
 Vectors are stored as safetensors with string metadata (exemplar counts, the model); nothing is unpickled.
+`load_vector` also reads a direction saved with `torch.save` as a bare (D,) or (1, D) float tensor, as the
+authors' repository publishes them (smile_delta2, male_delta2, ...: (1, 512) for their 512-d FFHQ models), with a
+weights-only load: a file that holds anything but tensors and plain containers is refused, never unpickled.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -70,10 +74,43 @@ def save_vector(path: Path, vector: torch.Tensor, info: dict[str, str], overwrit
 
 
 def load_vector(path: Path, latent_dim: int | None = None) -> tuple[torch.Tensor, dict[str, str]]:
-    """An attribute vector written by `save_vector` and its metadata; checked against `latent_dim` if given."""
+    """An attribute direction, shape (D,) float32, and its metadata; checked against `latent_dim` if given.
+
+    Reads automod's own files (`save_vector`: safetensors) and torch-saved tensors such as the authors' deltas
+    (zip or legacy `torch.save` format, a (D,) or (1, D) float tensor, or a dict holding exactly one). The format is
+    told by the file's first bytes, not its name. Torch files are loaded with weights_only=True only.
+    """
     path = Path(path)
     if not path.is_file():
         raise AutomodError(f"attribute vector '{path}' does not exist.")
+    kind = _file_kind(path)
+    if kind == "torch":
+        vector, metadata = _load_torch_vector(path), {"source": path.name}
+    elif kind == "safetensors":
+        vector, metadata = _load_safetensors_vector(path)
+    else:
+        raise AutomodError(f"'{path}' is neither a safetensors file nor a torch-saved tensor; give a direction "
+                           "written by `automod edit --save-vector` or by torch.save(tensor, path).")
+    vector = _checked(path, vector)
+    if latent_dim is not None and vector.numel() != latent_dim:
+        raise AutomodError(f"'{path}' holds a {vector.numel()}-d vector but the model's latents are {latent_dim}-d; "
+                           "use a direction made for this model (or build one with --pos/--neg).")
+    return vector, metadata
+
+
+def _file_kind(path: Path) -> str:
+    """'torch' (a zip archive or a pickle: what torch.save writes), 'safetensors' (a u64 header length, then
+    JSON) or 'unknown', from the first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return "torch"
+    if len(head) == 9 and head[8:9] == b"{":
+        return "safetensors"
+    return "unknown"
+
+
+def _load_safetensors_vector(path: Path) -> tuple[torch.Tensor, dict[str, str]]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -83,7 +120,57 @@ def load_vector(path: Path, latent_dim: int | None = None) -> tuple[torch.Tensor
             from None
     if metadata.get("format") != VECTOR_FORMAT or vector is None or vector.dim() != 1:
         raise AutomodError(f"'{path}' is not an automod attribute vector; make one with `automod edit --save-vector`.")
-    if latent_dim is not None and vector.numel() != latent_dim:
-        raise AutomodError(f"'{path}' holds a {vector.numel()}-d vector but the model's latents are {latent_dim}-d; "
-                           "build the vector with this model.")
     return vector, metadata
+
+
+def _load_torch_vector(path: Path) -> torch.Tensor:
+    """The tensor in a torch-saved file, read with weights_only=True; a refusal is final (no full unpickling)."""
+    try:
+        with warnings.catch_warnings():  # e.g. torch's note on pickle protocols: the error below says it all
+            warnings.simplefilter("ignore")
+            with open(path, "rb") as handle:  # a handle: torch.load would read a path named *.safetensors as one
+                loaded = torch.load(handle, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file is the user's one-line error
+        text = str(exc)
+        if "Weights only load failed" in text:
+            raise AutomodError(f"'{path}' holds more than tensors, so automod will not load it ({_refusal(text)}); "
+                               "it never unpickles other objects: save the direction as a bare tensor with "
+                               "torch.save(tensor, path).") from None
+        reason = _first_sentence(text) or type(exc).__name__
+        raise AutomodError(f"'{path}' is not a readable torch file (truncated or corrupt: {reason}).") from None
+    if isinstance(loaded, dict) and len(loaded) == 1 and isinstance(next(iter(loaded.values())), torch.Tensor):
+        loaded = next(iter(loaded.values()))
+    if not isinstance(loaded, torch.Tensor):
+        what = f"a dict of {len(loaded)} entries" if isinstance(loaded, dict) else f"a {type(loaded).__name__}"
+        raise AutomodError(f"'{path}' holds {what}, not a tensor; an attribute direction file holds one (D,) or "
+                           "(1, D) float tensor (or a dict with just that tensor).")
+    return loaded
+
+
+def _refusal(text: str) -> str:
+    """The one-line reason in torch's multi-line weights-only error ('Unsupported global: GLOBAL exec ...')."""
+    line = _first_sentence(text.split("WeightsUnpickler error:", 1)[-1])
+    return f"a weights-only load refused it: {line}" if line else "a weights-only load refused it"
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of the first non-empty line of an exception's text, at most 120 characters."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line.split(". ", 1)[0].rstrip(".")[:120]
+
+
+def _checked(path: Path, vector: torch.Tensor) -> torch.Tensor:
+    """A (D,) or (1, D) dense, finite float tensor as a plain (D,) float32 one; anything else is one line."""
+    shape = tuple(vector.shape)
+    if vector.layout != torch.strided:
+        raise AutomodError(f"'{path}' holds a {vector.layout} tensor; save the direction as a dense tensor.")
+    if not vector.is_floating_point():
+        raise AutomodError(f"'{path}' holds {str(vector.dtype).replace('torch.', '')} values; an attribute direction "
+                           "is a float tensor: convert it with tensor.float() and save it again.")
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[0] == 1)) or vector.numel() == 0:
+        raise AutomodError(f"'{path}' holds a tensor of shape {shape}; an attribute direction is one latent, of "
+                           "shape (D,) or (1, D) for a model with D-d latents.")
+    vector = vector.detach().to(torch.float32).reshape(-1).contiguous()
+    if not torch.isfinite(vector).all():
+        raise AutomodError(f"'{path}' holds NaN or infinite values; recompute the direction.")
+    return vector
