@@ -139,10 +139,22 @@ def _convert(src: Path, out: Path) -> Path:
             raise
         raise AutomodError(f"this automod cannot convert the authors' file '{src}' (no automod_cli.authors).") from None
     err_console.print(f"converting the authors' file {src} into {out}", highlight=False, soft_wrap=True)
-    authors.import_checkpoint(Path(src), Path(out))
+    try:
+        authors.import_checkpoint(Path(src), Path(out))
+    except AutomodError:
+        if not _readable(Path(out)):  # else another automod process converted it meanwhile
+            raise
     if not Path(out).is_file():
         raise AutomodError(f"converting '{src}' left no checkpoint at '{out}'.")
     return Path(out)
+
+
+def _readable(path: Path) -> bool:
+    try:
+        read_meta(path)  # the header alone: cheap
+        return True
+    except AutomodError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:
@@ -164,6 +176,7 @@ def resolve(name: str, downloader: Optional[Callable[[str, Path], None]] = None)
             return converted
         except AutomodError as exc:  # damaged, or written by another automod's converter: make it again
             err_console.print(f"{exc} Converting it again.", highlight=False, soft_wrap=True)
+            converted.unlink(missing_ok=True)  # the converter does not replace an existing file
     if not source.is_file():
         where = f"get {model.url} and put it at {source} (or its converted form at {converted})"
         if offline():

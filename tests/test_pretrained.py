@@ -33,6 +33,8 @@ class FakeAuthors:
 
     def import_checkpoint(self, src: Path, out: Path) -> Path:
         assert Path(src).is_file()
+        if Path(out).exists():  # as the real converter without force=True
+            raise AutomodError(f"'{out}' already exists.")
         self.calls.append((Path(src), Path(out)))
         config = ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))
         save_model(out, Automodulator(config, level=1), extra_meta={"converted_from": str(src)})
