@@ -24,7 +24,9 @@ from automod_cli.models import Automodulator, lia
 from automod_cli.models.lia import LiaModel
 
 FORMAT = "automod-checkpoint"
-FORMAT_VERSION = 1
+# 2: the network computes what the authors' code computes (docs/architecture.md, "The authors' network"). Files of
+# format 1 hold the earlier network, whose tensors neither fit nor mean the same; they are refused with a reason.
+FORMAT_VERSION = 2
 SUFFIX = ".safetensors"
 
 
@@ -83,8 +85,12 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise AutomodError(f"'{path}' is not a readable checkpoint (truncated or not safetensors: {exc}).") from None
     if header.get("format") != FORMAT:
         raise AutomodError(f"'{path}' is a safetensors file but not an automod checkpoint (no '{FORMAT}' header).")
-    if int(header.get("format_version", "0")) > FORMAT_VERSION:
+    version = int(header.get("format_version", "0"))
+    if version > FORMAT_VERSION:
         raise AutomodError(f"'{path}' was written by a newer automod ({header.get('automod_version')}); upgrade to read it.")
+    if version < FORMAT_VERSION:
+        raise AutomodError(f"'{path}' holds automod {header.get('automod_version')}'s earlier network (checkpoint format "
+                           f"{version}), which was changed to the authors' own; retrain it (or use automod 0.1.0 to read it).")
     try:
         return json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError):

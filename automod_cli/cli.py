@@ -35,11 +35,12 @@ def _root(
 
 def _register() -> None:
     """Attach the command modules. A command is registered only once it works."""
-    from automod_cli.commands import eval, info, models, ops, prep, train
+    from automod_cli.commands import eval, importing, info, models, ops, prep, train
 
     prep.register(app)
     train.register(app)
     info.register(app)
+    importing.register(app)
     models.register(app)
     eval.register(app)
     ops.register(app)

@@ -43,9 +43,15 @@ class ModelConfig:
     # An extra decoder block at index J, after block J-1 and at its resolution (no upsampling), that flip invariance
     # adds so blocks ≥ J keep their capacity (NeurIPS Sec. 4: J = 2, "an extra 8×8 layer after layer #2"); 0 = none
     support_block: int = 0
+    # The encoder's width per level, from 4×4 upwards (its fromRGB output and the width its block at that level
+    # reads); None: the decoder's `channels`. The authors' default ("balanced") network is twice as wide in the
+    # decoder as in the encoder from 64² up (AUTHORS_DECODER_CHANNELS / AUTHORS_ENCODER_CHANNELS).
+    encoder_channels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if self.encoder_channels is not None:
+            object.__setattr__(self, "encoder_channels", tuple(int(c) for c in self.encoder_channels))
         res = self.max_resolution
         if res < 4 or res & (res - 1):
             raise AutomodError(f"max_resolution must be a power of two ≥ 4, got {res}.")
@@ -53,7 +59,11 @@ class ModelConfig:
             raise AutomodError(
                 f"channels lists {len(self.channels)} levels but {res}×{res} needs {self.num_blocks} (one per resolution from 4×4)."
             )
-        if any(c < 1 for c in self.channels) or self.latent_dim < 1:
+        if self.encoder_channels is not None and len(self.encoder_channels) < self.num_blocks:
+            raise AutomodError(
+                f"encoder_channels lists {len(self.encoder_channels)} levels but {res}×{res} needs {self.num_blocks} (one per resolution from 4×4)."
+            )
+        if any(c < 1 for c in (*self.channels, *(self.encoder_channels or ()))) or self.latent_dim < 1:
             raise AutomodError("channel counts and latent_dim must be positive.")
         if self.decoder not in DECODERS:
             raise AutomodError(f"unknown decoder '{self.decoder}': choose one of {', '.join(DECODERS)}.")
@@ -68,9 +78,15 @@ class ModelConfig:
 
     @property
     def latent_gain(self) -> float:
-        """The factor that gives latent entries unit RMS before the decoder's style maps: √D on the unit sphere
-        (entries ~1/√D), 1 for N(0, I) latents."""
+        """The factor that gives latent entries unit RMS: √D on the unit sphere (entries ~1/√D), 1 for N(0, I)
+        latents (the classic decoder's input layer uses it)."""
         return self.latent_dim**0.5 if self.latent == "sphere" else 1.0
+
+    @property
+    def style_input_scale(self) -> float:
+        """What the AdaIN style maps multiply the latent by: 1 on the unit sphere (the authors' plain linear map),
+        1/√D for N(0, I) latents, so that both start with styles of the same spread (nn/modulation.py)."""
+        return 1.0 if self.latent == "sphere" else self.latent_dim**-0.5
 
     @property
     def num_blocks(self) -> int:
@@ -94,9 +110,14 @@ class ModelConfig:
     def channels_at(self, level: int) -> int:
         return self.channels[level]
 
+    def encoder_channels_at(self, level: int) -> int:
+        return (self.encoder_channels or self.channels)[level]
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["channels"] = list(self.channels)
+        if self.encoder_channels is not None:
+            data["encoder_channels"] = list(self.encoder_channels)
         return data
 
     @classmethod

@@ -9,7 +9,6 @@ state; its log-partition function comes from a table in `robust_log_partition.js
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from automod_cli.errors import AutomodError
+from automod_cli.nn.autocast import autocast_off
 from automod_cli.robust_partition import log_partition
 
 # The decoder's weight on the cosine latent reconstruction distance, in the paper's units (KL weight 1). Neither
@@ -79,16 +79,10 @@ def l2_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).pow(2).mean()
 
 
-def _autocast_off(device_type: str):
-    """A region where autocast is off, on devices that have autocast (the meta device, on which the tests check
-    the training loop for host-device synchronisations, has none)."""
-    return torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type) else contextlib.nullcontext()
-
-
 def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """‖a_i − b_j‖² for all pairs of rows, (N, M); clamped at 0 against rounding. Always fp32: under bf16 autocast
     the matrix product would otherwise run in bf16, and the expansion cancels large terms."""
-    with _autocast_off(a.device.type):
+    with autocast_off(a.device.type):
         wide = torch.promote_types(a.dtype, torch.float32)
         a, b = a.to(wide), b.to(wide)
         sq = a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T

@@ -56,7 +56,7 @@ def assert_same(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
     for key in scalars_a:
         torch.testing.assert_close(scalars_a[key], scalars_b[key], rtol=1e-4, atol=1e-6)
     for key in grads_a:
-        torch.testing.assert_close(grads_a[key], grads_b[key], rtol=1e-3, atol=1e-6)
+        torch.testing.assert_close(grads_a[key], grads_b[key], rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("naive_step", [naive.encoder_step, naive.two_pass_encoder_step])
@@ -65,7 +65,7 @@ def test_encoder_step_with_separate_passes_matches_the_loop(naive_step):
     args = (x, phase, config, [], World())
     loop = run_step(encoder_step, nets, 1, *args)
     assert_same(loop, run_step(naive_step, nets, 1, *args))
-    assert set(loop[1]) >= {"encoder.head.linear.parametrizations.weight.original", "robust.latent_alpha"}
+    assert set(loop[1]) >= {"encoder.head.collapse.weight", "robust.latent_alpha"}
     assert not any(k.startswith("decoder.") for k in loop[1])  # only φ and d_ρ learn in the encoder step
     # a different draw of fake latents changes KL(φ(x̂)), so agreement above is not trivial
     assert not torch.allclose(run_step(encoder_step, nets, 2, *args)[0]["kl_fake_enc"], loop[0]["kl_fake_enc"])

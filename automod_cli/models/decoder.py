@@ -27,25 +27,38 @@ SLOPE = 0.2  # leaky ReLU slope throughout (PGGAN / PIONEER)
 
 
 class ModulatedBlock(nn.Module):
-    """One resolution of the automodulator (Supp. Fig. 6b):
+    """One resolution of the automodulator (Supp. Fig. 6b, the authors' code):
     [upsample] → conv → blur → noise → act → AdaIN, then conv → noise → act → AdaIN; both AdaINs read the same z."""
 
-    def __init__(self, in_channels: int, out_channels: int, latent_dim: int, grows: bool, latent_gain: float | None = None):
+    def __init__(self, in_channels: int, out_channels: int, latent_dim: int, grows: bool, style_input_scale: float = 1.0):
         super().__init__()
         self.grows = grows
         self.conv1 = EqualConv2d(in_channels, out_channels, 3)
         self.blur = BinomialBlur()
-        self.noise1 = LayerNoise()
-        self.adain1 = AdaIN(out_channels, latent_dim, latent_gain)
+        self.noise1 = LayerNoise(out_channels)
+        self.adain1 = AdaIN(out_channels, latent_dim, style_input_scale)
         self.conv2 = EqualConv2d(out_channels, out_channels, 3)
-        self.noise2 = LayerNoise()
-        self.adain2 = AdaIN(out_channels, latent_dim, latent_gain)
+        self.noise2 = LayerNoise(out_channels)
+        self.adain2 = AdaIN(out_channels, latent_dim, style_input_scale)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
         if self.grows:
             x = upsample(x)
         x = self.adain1(F.leaky_relu(self.noise1(self.blur(self.conv1(x)), noise), SLOPE), z)
         return self.adain2(F.leaky_relu(self.noise2(self.conv2(x), noise), SLOPE), z)
+
+
+class ConstantBlock(nn.Module):
+    """The 4×4 block of the automodulator: one conv on the constant input → act → AdaIN (no blur, no layer
+    noise), as in the authors' code."""
+
+    def __init__(self, channels: int, latent_dim: int, style_input_scale: float = 1.0):
+        super().__init__()
+        self.conv = EqualConv2d(channels, channels, 3)
+        self.adain = AdaIN(channels, latent_dim, style_input_scale)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
+        return self.adain(F.leaky_relu(self.conv(x), SLOPE), z)
 
 
 class ClassicBlock(nn.Module):
@@ -73,8 +86,16 @@ class _ProgressiveDecoder(nn.Module):
         self.num_levels = config.num_blocks
         self.block_levels = config.block_levels  # the resolution level of each block
         self.num_blocks = len(self.block_levels)
-        # toRGB: a linear 1×1 read-out per level (PGGAN), its gain set by the subclass
-        self.to_rgb = nn.ModuleList(EqualConv2d(config.channels_at(i), 3, 1, gain=self.rgb_gain) for i in range(self.num_levels))
+        # toRGB: a plain linear 1×1 read-out per level (the authors' code), its initial weights ~N(0, rgb_gain²/C)
+        # (set by the subclass) and zero bias
+        self.to_rgb = nn.ModuleList(self._to_rgb(config.channels_at(i)) for i in range(self.num_levels))
+
+    def _to_rgb(self, channels: int) -> nn.Conv2d:
+        conv = nn.Conv2d(channels, 3, 1)
+        with torch.no_grad():
+            conv.weight.normal_(0.0, self.rgb_gain / channels**0.5)
+            conv.bias.zero_()
+        return conv
 
     def _start(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -133,9 +154,11 @@ class AutomodulatorDecoder(_ProgressiveDecoder):
         self.register_buffer("constant", torch.ones(1, config.channels_at(0), 4, 4), persistent=False)
         levels = self.block_levels
         # a block grows (upsamples) when it starts a new level; the support block stays on its predecessor's level
+        scale = config.style_input_scale
         self.blocks = nn.ModuleList(
-            ModulatedBlock(config.channels_at(levels[max(i - 1, 0)]), config.channels_at(level), config.latent_dim,
-                           grows=i > 0 and level > levels[i - 1], latent_gain=config.latent_gain)
+            ModulatedBlock(config.channels_at(levels[i - 1]), config.channels_at(level), config.latent_dim,
+                           grows=level > levels[i - 1], style_input_scale=scale) if i > 0
+            else ConstantBlock(config.channels_at(0), config.latent_dim, scale)
             for i, level in enumerate(levels)
         )
 

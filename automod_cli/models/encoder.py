@@ -1,37 +1,42 @@
-"""The progressive encoder φ (Supp. App. A): per resolution two 3×3 convs, each conv → spectral norm → leaky ReLU,
-then 2× average pooling; fromRGB per resolution for growth with fade-in; a 4×4 head maps to the unit-norm latent."""
+"""The progressive encoder φ (Supp. App. A), laid out as in the authors' code: fromRGB per resolution (a plain 1×1
+conv, no activation) for growth with fade-in; per resolution a block of two spectrally normalised 3×3 convs, each
+followed by leaky ReLU, the first changing the width, then 2× average pooling; a 4×4 head maps to the unit-norm
+latent."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.models.latents import normalize
 from automod_cli.nn.resample import downsample
+from automod_cli.nn.spectral import SNConv2d
 
 SLOPE = 0.2
 
 
-def sn_conv(in_channels: int, out_channels: int, kernel_size: int, padding: int) -> nn.Module:
-    """Spectrally normalised conv with zero-initialised bias (PGGAN). PyTorch's default random bias is not
-    normalised: after a stack of 1-Lipschitz layers it would outweigh the signal and send every image to nearly
-    the same latent."""
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding)
+def sn_conv(in_channels: int, out_channels: int, kernel_size: int, padding: int) -> SNConv2d:
+    """Spectrally normalised conv with zero-initialised bias (nn/spectral.py)."""
+    return SNConv2d(in_channels, out_channels, kernel_size, padding)
+
+
+def from_rgb(channels: int) -> nn.Conv2d:
+    """A plain 1×1 conv from RGB (no spectral norm, no activation: the authors' code), with zero bias."""
+    conv = nn.Conv2d(3, channels, 1)
     nn.init.zeros_(conv.bias)
-    return spectral_norm(conv)
+    return conv
 
 
 class EncoderBlock(nn.Module):
-    """Halves the resolution: conv(C_in→C_in) → conv(C_in→C_out) → avg-pool, each conv spectrally normalised."""
+    """Halves the resolution: conv(C_in→C_out) → conv(C_out→C_out) → avg-pool, each conv spectrally normalised."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        self.conv1 = sn_conv(in_channels, in_channels, 3, 1)
-        self.conv2 = sn_conv(in_channels, out_channels, 3, 1)
+        self.conv1 = sn_conv(in_channels, out_channels, 3, 1)
+        self.conv2 = sn_conv(out_channels, out_channels, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.conv1(x), SLOPE)
@@ -39,20 +44,17 @@ class EncoderBlock(nn.Module):
 
 
 class EncoderHead(nn.Module):
-    """The 4×4 block: 3×3 conv, 4×4 valid conv to a vector, linear map to the latent, projection to the sphere."""
+    """The 4×4 block: a 3×3 conv to the latent width, leaky ReLU, a 4×4 valid conv to the D-vector with no
+    activation, projection to the unit sphere (the authors' code; NeurIPS Sec. 3.1)."""
 
     def __init__(self, channels: int, latent_dim: int):
         super().__init__()
-        self.conv = sn_conv(channels, channels, 3, 1)
-        self.collapse = sn_conv(channels, channels, 4, 0)
-        # no bias: after the 1-Lipschitz layers the features are small, and a bias would dominate the direction
-        # of every latent (all inputs would map near one point of the sphere)
-        self.linear = spectral_norm(nn.Linear(channels, latent_dim, bias=False))
+        self.conv = sn_conv(channels, latent_dim, 3, 1)
+        self.collapse = sn_conv(latent_dim, latent_dim, 4, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.conv(x), SLOPE)
-        x = F.leaky_relu(self.collapse(x), SLOPE).flatten(1)
-        return normalize(self.linear(x))
+        return normalize(self.collapse(x).flatten(1))
 
 
 class GaussianHead(nn.Module):
@@ -88,18 +90,17 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = config
         self.num_blocks = config.num_blocks
-        self.from_rgb = nn.ModuleList(sn_conv(3, config.channels_at(i), 1, 0) for i in range(self.num_blocks))
+        width = config.encoder_channels_at
+        self.from_rgb = nn.ModuleList(from_rgb(width(i)) for i in range(self.num_blocks))
         # blocks[i - 1] takes resolution 4·2^i down to 4·2^(i-1); the 4×4 level is the head
-        self.blocks = nn.ModuleList(
-            EncoderBlock(config.channels_at(i), config.channels_at(i - 1)) for i in range(1, self.num_blocks)
-        )
+        self.blocks = nn.ModuleList(EncoderBlock(width(i), width(i - 1)) for i in range(1, self.num_blocks))
         if config.latent == "sphere":
-            self.head = EncoderHead(config.channels_at(0), config.latent_dim)
+            self.head = EncoderHead(width(0), config.latent_dim)
         else:
-            self.head = GaussianHead(config.channels_at(0), config.latent_dim, config.variational)
+            self.head = GaussianHead(width(0), config.latent_dim, config.variational)
 
     def _rgb(self, level: int, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(self.from_rgb[level](x), SLOPE)
+        return self.from_rgb[level](x)
 
     def forward(self, x: torch.Tensor, level: int, alpha: float = 1.0) -> torch.Tensor:
         """Encode 4·2^level images; with alpha < 1 the new top block is blended with the pooled input's old path.

@@ -122,7 +122,7 @@ class LiaDiscriminator(Encoder):
 
     def __init__(self, config: LiaConfig):
         super().__init__(config.model)
-        self.head = ScoreHead(config.channels_at(0))
+        self.head = ScoreHead(config.model.encoder_channels_at(0))
 
 
 class LiaModel(ProgressiveModel):

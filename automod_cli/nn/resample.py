@@ -18,7 +18,8 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
 
 
 class BinomialBlur(nn.Module):
-    """Depthwise 3×3 binomial low-pass ([1, 2, 1] ⊗ [1, 2, 1] / 16) with reflect padding; keeps the mean."""
+    """Depthwise 3×3 binomial low-pass ([1, 2, 1] ⊗ [1, 2, 1] / 16) with zero padding, as in the authors' code
+    (so the border pixels lose some of their mean)."""
 
     def __init__(self):
         super().__init__()
@@ -28,5 +29,4 @@ class BinomialBlur(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
-        padded = F.pad(x, (1, 1, 1, 1), mode="reflect") if min(x.shape[-2:]) > 1 else F.pad(x, (1, 1, 1, 1), mode="replicate")
-        return F.conv2d(padded, self.kernel.expand(channels, 1, 3, 3), groups=channels)
+        return F.conv2d(x, self.kernel.expand(channels, 1, 3, 3), padding=1, groups=channels)

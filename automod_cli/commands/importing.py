@@ -1,0 +1,44 @@
+"""`automod import`: convert a checkpoint of the paper authors' code into an automod checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from automod_cli import authors
+from automod_cli.checkpoint import read_meta
+
+console = Console()
+
+
+def import_(
+    source: Path = typer.Argument(..., metavar="FILE.pth", help="A checkpoint written by the authors' code (AaltoVision/automodulator), e.g. 34740000_state.pth."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The automod checkpoint to write (default: FILE with the suffix .safetensors)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Import a trained model of the authors' code exactly: encoder, EMA and raw decoders, spectral-norm state and
+    d_ρ parameters, with the network shape read from the file. The result works with every command that takes
+    --model, and with `automod train --init` for fine-tuning.
+
+    Example: automod import 34740000_state.pth --out ffhq256.safetensors
+    """
+    out = out if out is not None else source.with_suffix(".safetensors")
+    path = authors.import_checkpoint(source, out, force=force)
+    model = authors_summary(path)
+    console.print(f"wrote {path}: {model}", highlight=False)
+
+
+def authors_summary(path: Path) -> str:
+    """One line on what was imported: resolution, α, latent size and widths."""
+    meta = read_meta(path)
+    config = meta["model_config"]
+    res = 4 * 2 ** meta["level"]
+    widths = "/".join(str(c) for c in config["channels"])
+    return f"{res}×{res} (α {meta['alpha']:g}), latent {config['latent_dim']}, decoder widths {widths} from 4² up"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_)
