@@ -218,6 +218,10 @@ class TrainConfig:
     # `automod train --kimg K`: train for K thousand images in total; past the schedule the last phase goes on.
     # None: the schedule's own length.
     total_kimg: float | None = None
+    # `automod train --init MODEL`: the checkpoint whose weights the run starts from (fine-tuning), and the point of
+    # the schedule where it starts (the start of the model's level, plus its fade-in); --kimg then counts from there
+    init: str | None = None
+    start_images: int = 0
     # bookkeeping
     checkpoint_every: int = 200_000  # images
     keep_checkpoints: int = 3
@@ -288,7 +292,7 @@ class TrainConfig:
     @property
     def total_images(self) -> int:
         if self.total_kimg is not None:
-            return int(round(self.total_kimg * 1000))
+            return self.start_images + int(round(self.total_kimg * 1000))
         return sum(self.phase_images.values())
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ resolutions and fade-in states, made up in the authors' key layout.
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 from pathlib import Path
@@ -312,3 +313,81 @@ def test_import_does_not_overwrite_without_force(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err and out.read_text() == "keep me"
     assert main(["import", source, "--out", str(out), "--force"]) == 0
     assert load_model(out).resolution == 32
+
+
+def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(imported, tmp_path, monkeypatch, capsys):
+    from automod_cli.config import resolve_train_config
+    from automod_cli.training.init import init_config, init_model
+    from automod_cli.training.loop import Trainer
+
+    name, path = imported
+    if name != "official-small":
+        pytest.skip("one fixture is enough for fine-tuning")
+    tensors, meta = read_checkpoint(path)
+    init_path, resolution = init_model(str(path))
+    assert resolution == 32
+    config = init_config(resolve_train_config("builtin", {"model.max_resolution": resolution, "batch_size": 8,
+                                                          "data_limit": 64}), init_path)
+    assert config.model.latent_dim == 32 and config.model.channels == (24, 24, 24, 24)
+    # the schedule starts where a 32² model with α = 1 stands: after 4²–16² and 32²'s fade-in
+    phases = config.phase_images
+    assert config.start_images == phases[4] + phases[8] + phases[16] + int(config.fade_fraction * phases[32])
+    trainer = Trainer(config, tmp_path / "run", device="cpu")
+    assert trainer.level == 3 and trainer.progress.images_seen == config.start_images
+    for prefix, module in trainer._modules().items():
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(value, tensors[f"{prefix}.{key}"], msg=f"{prefix}.{key}")
+    assert all(not opt.state for opt in trainer.optimizers.values())  # fresh optimisers
+    # through the command line: a few images, then a checkpoint at 32² that differs from the start
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--init", str(path), "--kimg", "0.016", "--set", "batch_size=8", "--set", "data_limit=64",
+            "--out", "tuned", "--device", "cpu"]
+    assert main(args) == 0
+    saved = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert saved["init"] == str(path) and saved["start_images"] == config.start_images
+    tuned = load_model(tmp_path / "tuned")
+    assert tuned.resolution == 32 and tuned.alpha == 1.0
+    after, _ = read_checkpoint(sorted((tmp_path / "tuned" / "checkpoints").glob("*.safetensors"))[-1])
+    moved = [k for k in after if k.startswith("encoder.") and not torch.equal(after[k], tensors[k])]
+    assert moved and all(torch.isfinite(after[k]).all() for k in after)
+    capsys.readouterr()
+    assert main([*args[:-4], "--out", "other", "--max-res", "64"]) == 2
+    assert "32² model" in capsys.readouterr().err
+    assert main(["train", "--init", str(path), "--model", "vae", "--out", "vae"]) == 2
+    assert "--model automod" in capsys.readouterr().err
+
+
+def test_image_commands_run_on_an_imported_model(imported, tmp_path, monkeypatch, capsys):
+    """mix, reconstruct, sample, interpolate and edit --direction on the authors' fixture, from image files."""
+    from PIL import Image
+
+    from automod_cli.ops import load_images
+
+    name, path = imported
+    if name != "official-default":
+        pytest.skip("one fixture is enough for the commands")
+    monkeypatch.chdir(tmp_path)
+    ref = reference(name)
+    pixels = np.round((ref["images"].transpose(0, 2, 3, 1) + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    for i, picture in enumerate(pixels[:4]):
+        Image.fromarray(picture).save(tmp_path / f"in{i}.png")
+    torch.save(torch.randn(1, 24) * 0.3, tmp_path / "direction")  # the authors' attribute-file layout, (1, D)
+    model = ["--model", str(path), "--device", "cpu"]
+    commands = [
+        ["mix", "in0.png", "in1.png", "--coarse", "--out", "mix.png"],
+        ["reconstruct", "in0.png", "in1.png", "--out", "recon.png"],
+        ["sample", "--n", "4", "--out", "samples"],
+        ["interpolate", "in0.png", "in1.png", "--steps", "3", "--out", "path.png"],
+        ["edit", "in2.png", "--direction", "direction", "--scales", "mid", "--out", "edit.png"],
+    ]
+    for args in commands:
+        assert main([*args, *model]) == 0, capsys.readouterr().err
+    for output in ("mix.png", "recon.png", "samples/grid.png", "path.png", "edit.png"):
+        assert (tmp_path / output).is_file(), output
+    # the mixed image is the authors' coarse mix of the two files: A with B's blocks 0–1
+    net = load_model(path)
+    x = load_images([tmp_path / "in0.png", tmp_path / "in1.png"], 64)
+    z = encode(net, x)
+    expected = ((mix(net, z[:1], z[1:], range(0, 2))[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy()
+    written = np.asarray(Image.open(tmp_path / "mix.png").convert("RGB"), dtype=np.float64)
+    assert written.shape == (64, 64, 3) and np.abs(written - expected).max() <= 1

@@ -90,6 +90,20 @@ def test_foreign_truncated_and_mismatched_files_give_one_line_errors(tmp_path, t
         load_model(tmp_path / "missing.safetensors")
 
 
+def test_checkpoints_of_the_earlier_network_are_refused_with_the_reason(tmp_path, tiny_config):
+    """Format 1 held automod 0.1's network (before it was made the authors'): its tensors mean something else."""
+    good = tmp_path / "good.safetensors"
+    save_model(good, Automodulator(tiny_config))
+    tensors, meta = read_checkpoint(good)
+    old = tmp_path / "old.safetensors"
+    header = {"format": "automod-checkpoint", "format_version": "1", "automod_version": "0.1.0", "meta": json.dumps(meta)}
+    save_file(tensors, str(old), metadata=header)
+    with pytest.raises(AutomodError, match="earlier network") as info:
+        load_model(old)
+    assert "\n" not in str(info.value) and "retrain" in str(info.value)
+    load_model(good)  # the current format loads
+
+
 def test_file_is_plain_safetensors_with_json_config(tmp_path, tiny_config):
     path = tmp_path / "m.safetensors"
     save_model(path, Automodulator(tiny_config))

@@ -49,7 +49,7 @@ class Start(str, Enum):
     mean = "mean"
 
 
-MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file or run directory (default: newest run under ./runs).")
+MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs).")
 REF_DATA = typer.Option(None, "--data", help="Reference .h5 file (default: the data the model was trained on).")
 TEST_DATA = typer.Option(None, "--data", help="Unseen test .h5 file (default: the built-in test split for built-in models).")
 WEIGHTS = typer.Option([], "--weights", help="Pretrained weight file(s) (standard names); else env variable or torch cache.")

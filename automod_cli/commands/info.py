@@ -26,7 +26,7 @@ def model_section(meta: dict) -> dict:
 
 
 def info(
-    model: Optional[Path] = typer.Argument(None, help="Checkpoint file or run directory (default: newest run under ./runs)."),
+    model: Optional[Path] = typer.Argument(None, help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
 ) -> None:
     """Show a checkpoint's model kind and config, resolution and training progress.

@@ -20,7 +20,7 @@ from automod_cli.models import Automodulator
 
 console = Console()
 
-MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file or run directory (default: newest run under ./runs).")
+MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
 SEED = typer.Option(0, "--seed", help="Seed for random latents and layer noise.")
 NOISE = typer.Option(False, "--noise/--no-noise", help="Layer noise in the decoder (off by default, as in evaluation).")

@@ -105,6 +105,7 @@ def train(
     decoder: Optional[str] = typer.Option(None, "--decoder", help=f"Decoder: {', '.join(DECODERS)} (default: adain; classic for pioneer)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<preset>, numbered if taken)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory (or checkpoint) exactly where it stopped."),
+    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune: start from this model's weights (a named model such as ffhq256, a checkpoint or a run directory) at its resolution, with fresh optimisers."),
     resolution: Optional[int] = typer.Option(None, "--max-res", "--resolution", help="Target resolution (a power of two)."),
     kimg: Optional[float] = typer.Option(None, "--kimg", help="Train for this many thousand images in total (default: the preset's schedule; past it the last phase goes on)."),
     reconstruction: Optional[str] = typer.Option(None, "--reconstruction", help="Image reconstruction distance: robust (d_ρ), l1 or l2."),
@@ -130,10 +131,12 @@ def train(
       automod train --data data/ffhq-train.h5 --preset ffhq --out runs/ffhq --max-res 256
       automod train --kimg 50                        # a shorter (or longer) run: 50k images in total
       automod train --resume runs/ffhq               # after Ctrl-C or a crash
+      automod train data/mine.h5 --preset ffhq --init ffhq256 --kimg 500   # fine-tune the authors' FFHQ model
       torchrun --nproc_per_node=4 -m automod_cli train data/ffhq-train.h5 --preset ffhq
     """
     from automod_cli.models.lia import is_lia_checkpoint
     from automod_cli.training.lia import train_lia
+    from automod_cli.training.init import init_config, init_model
     from automod_cli.training.lia_config import resolve_lia_config
     from automod_cli.training.loop import latest_resumable
     from automod_cli.training.loop import train as run_training
@@ -142,6 +145,8 @@ def train(
     if data_arg is not None and data is not None and data_arg != data:
         raise AutomodError("give the data file once: either as an argument or with --data.")
     data = data or data_arg
+    if init is not None and (resume is not None or model == LIA):
+        raise AutomodError("--init starts a new run from a model's weights: it cannot be combined with --resume or --model lia.")
     checkpoint = None if resume is None else latest_resumable(resume) if resume.is_dir() else find_checkpoint(resume)
     lia_run = is_lia_checkpoint(read_meta(checkpoint)) if checkpoint is not None else model == LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
@@ -158,7 +163,11 @@ def train(
                  "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg,
                  "precision": precision, "compile": compile_decoder}
         resolve = resolve_lia_config if lia_run else resolve_train_config
+        if init is not None:  # the schedule must reach the init model's resolution
+            init_path, flags["model.max_resolution"] = init_model(init, resolution)
         config = resolve(name, _overrides(data, config_file, settings, **flags))
+        if init is not None:
+            config = init_config(config, init_path)
         kind = LIA if lia_run else config.kind
         run_dir = _run_dir(out, name if kind == "automod" else f"{name}-{kind}")
         if is_main:

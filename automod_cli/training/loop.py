@@ -19,6 +19,7 @@ from automod_cli.training.data import advance, make_loader, mirror, open_trainin
 from automod_cli.training.driver import Report, TrainResult, drive
 from automod_cli.training.ema import ema_beta, make_ema, update_ema
 from automod_cli.training.grids import write_phase_grids
+from automod_cli.training.init import load_init_weights
 from automod_cli.training.metrics import MetricsLog
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import PhaseState, phase_at
@@ -58,12 +59,16 @@ class Trainer:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         model = Automodulator(cfg.model)
-        self.progress = restored.progress if restored else Progress()
+        self.progress = restored.progress if restored else Progress(images_seen=cfg.start_images)
         # the level last trained; a resumed run grows from here exactly as the uninterrupted run did
-        self.level = restored.meta["level"] if restored else phase_at(cfg, 0).level
+        self.level = restored.meta["level"] if restored else phase_at(cfg, cfg.start_images).level
         robust = AdaptiveRobustLoss(3, 4 * 2**self.level) if cfg.reconstruction == "robust" else None
-        self.nets = Nets(model.encoder.to(self.device), model.decoder.to(self.device), robust.to(self.device) if robust else None)
+        self.nets = Nets(model.encoder, model.decoder, robust)
         self.ema = make_ema(self.nets.decoder)
+        if cfg.init and not restored:  # fine-tuning: the init model's weights, fresh optimisers (training/init.py)
+            load_init_weights(cfg, self._modules())
+        for module in self._modules().values():
+            module.to(self.device)
         self.precision = Precision(self.device.type, cfg.precision)  # bf16 autocast, channels-last on CUDA, compile
         self.precision.prepare(self.nets.encoder, self.nets.decoder, self.ema, compile=cfg.compile)
         self.optimizers = {
