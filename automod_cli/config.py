@@ -154,6 +154,10 @@ PAPER_MARGIN = {4: 2.0, 8: 2.0, 16: 0.5, 32: 0.5, 64: 0.5, 128: 0.5, 256: 0.5, 5
 
 PER_RESOLUTION = ("phase_images", "batch_size", "lr", "kl_margin")
 RECONSTRUCTIONS = ("robust", "l1", "l2")
+RECIPES = ("authors", "paper")
+LATENT_DISTANCES = ("cosine", "dot")
+ENCODER_OBJECTIVES = ("hinge", "clamp")
+LAYER_TARGETS = ("detached", "live")
 # Numeric precision of the networks' forward passes in training (training/precision.py): fp32, or bf16 autocast with
 # fp32 weights, optimiser state and losses.
 PRECISIONS = ("fp32", "bf16")
@@ -186,11 +190,20 @@ class TrainConfig:
     lr: dict[int, float] = dataclasses.field(default_factory=dict)
     kl_margin: dict[int, float] = dataclasses.field(default_factory=dict)
     fade_fraction: float = 0.5  # share of each phase spent fading the new block in (PGGAN; the papers do not say)
+    # The training recipe (docs/training.md): "paper" follows the papers' text, "authors" the authors' code where the
+    # two differ. It sets the fields below (recipe_settings); each can still be set alone with --set.
+    recipe: str = "paper"
+    fade_images: int | None = None  # fade-in length in images in every phase (authors: 1.2M); None: fade_fraction
     # loss (NeurIPS Eq. 1, 6)
     # Supp. App. A's λ_X = 0.2 was tuned in the authors' code, where both KL terms are scaled by 0.1 (PIONEER's
     # value); in this code's units (KL weight 1, as Eq. 1 is written) that is 2.0 (docs/architecture.md)
     lambda_x: float = 2.0
     lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units (losses.py)
+    kl_scale: float = 1.0  # weight of every KL term (Eq. 1 and 6: 1; the authors' code: 0.1)
+    match_x: float = 1.0  # the reconstruction weight is λ_X·match_x once a phase's fade-in is over (authors: 1.5)
+    latent_distance: str = "cosine"  # "cosine": λ_Z·(1 − cos(z, ẑ)); "dot": λ_Z·mean_d(2 − z_d·ẑ_d) (authors)
+    encoder_objective: str = "hinge"  # "hinge": Eq. 1 (losses.encoder_loss); "clamp": the authors' (losses.encoder_loss_clamped)
+    fake_pool: int = 0  # images in the encoder's pool of generated images (authors: 200, 100 from 256²); 0: none
     reconstruction: str = "robust"  # d_ρ of NeurIPS Sec. 3.2; "l1"/"l2" for the ablation
     layer_loss: bool = True  # L_j on/off (ablation)
     # NeurIPS Eq. 10-11: flip invariance of decoder blocks < J (J = 2 in NeurIPS Sec. 4), with the support block J
@@ -198,6 +211,11 @@ class TrainConfig:
     flip_invariance_layer: int = 0
     mixed_fraction_encoder: float = 0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
     mixed_fraction_decoder: float = 0.25  # NeurIPS Eq. 6: 3/4 regular, 1/4 mixed
+    mix_start_level: int = 0  # no mixed samples and no L_j below this level (authors: 1, none at 4²)
+    split_all_blocks: bool = True  # the split j ~ U{1..B} (Eq. 6); False: U{1..B−1}, never all blocks (authors)
+    layer_target: str = "detached"  # L_j's target: "detached" noise-free canvas of z_A, or "live": the canvas that
+    #                                 made the mixed image (its noise, gradients through it; authors)
+    freeze_previous_rgb: bool = False  # during a fade-in the decoder step leaves the previous level's toRGB alone (authors)
     # the VAE and WAE baselines (training/baselines.py): weights of their prior terms next to the reconstruction
     kl_weight: float = VAE_KL_WEIGHT  # VAE: KL[q(z|x) ‖ N(0, I)], summed over latent dimensions
     mmd_weight: float = WAE_MMD_WEIGHT["adain"]  # WAE: MMD to N(0, I); the wae settings pick it by decoder
@@ -208,6 +226,7 @@ class TrainConfig:
     # decoder EMA used for samples, evaluation and export, as a half-life in images so it does not depend on the
     # batch size: β = 0.5^(batch / half-life) per step (StyleGAN's 10k images; the papers give no value)
     ema_half_life: int = 10_000
+    ema_decay: float | None = None  # a fixed β per decoder step instead of the half-life (authors: 0.999, no warm-up)
     mirror: bool = False
     layer_noise: bool = True
     seed: int = 0
@@ -253,8 +272,26 @@ class TrainConfig:
                 raise AutomodError(f"'{name}' must lie in [0, 1].")
         if self.kl_weight < 0 or self.mmd_weight < 0 or self.encoder_lr_scale <= 0:
             raise AutomodError("kl_weight and mmd_weight must be ≥ 0 and encoder_lr_scale > 0.")
+        self._check_recipe()
         self._check_model_kind()
         self._check_invariance()
+
+    def _check_recipe(self) -> None:
+        """The recipe's fields: names from their lists, numbers in range."""
+        for name, allowed in (("recipe", RECIPES), ("latent_distance", LATENT_DISTANCES),
+                              ("encoder_objective", ENCODER_OBJECTIVES), ("layer_target", LAYER_TARGETS)):
+            if getattr(self, name) not in allowed:
+                raise AutomodError(f"unknown {name} '{getattr(self, name)}': choose {' or '.join(allowed)}.")
+        if self.kl_scale <= 0 or self.match_x <= 0 or self.lambda_x < 0 or self.lambda_z < 0:
+            raise AutomodError("kl_scale and match_x must be > 0, lambda_x and lambda_z ≥ 0.")
+        if self.fake_pool < 0 or self.mix_start_level < 0:
+            raise AutomodError("fake_pool and mix_start_level must be ≥ 0.")
+        if self.fade_images is not None and self.fade_images < 0:
+            raise AutomodError("fade_images must be ≥ 0 (or null for fade_fraction).")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise AutomodError(f"ema_decay must lie in [0, 1) (or null for the half-life), got {self.ema_decay}.")
+        if any(m < 0 for m in self.kl_margin.values()):
+            raise AutomodError("kl_margin must be ≥ 0.")
 
     def _check_invariance(self) -> None:
         """Flip invariance (NeurIPS Eq. 10-11) needs a valid layer, its support block and the automodulator game."""
@@ -354,6 +391,48 @@ TRAIN_PRESETS: dict[str, Any] = {
 }
 
 
+# The authors' recipe (docs/training.md has every element with its source). The objective's elements apply to every
+# preset; the schedule's only to the dataset presets, whose schedules are the paper's (builtin and custom keep theirs).
+DATASET_PRESETS = ("ffhq", "celebahq", "lsun-bedroom", "lsun-car")
+# Batch sizes of the authors' two-GPU table (the paper's runs used two GPUs), 4² … 512².
+AUTHORS_BATCH = {4: 256, 8: 256, 16: 256, 32: 128, 64: 64, 128: 28, 256: 32, 512: 14}
+# KL margins in their units (KL terms × 0.1): none at 4² and 8², 0.05 from 16²; per dataset above that.
+AUTHORS_MARGIN = {4: 0.0, 8: 0.0, **{r: 0.05 for r in RESOLUTIONS if r >= 16}}
+AUTHORS_DATASET_MARGIN = {"celebahq": {128: 0.02, 256: 0.04}, "lsun-bedroom": {128: 0.08, 256: 0.08, 512: 0.08},
+                          "lsun-car": {128: 0.08, 256: 0.08, 512: 0.08}}
+AUTHORS_OBJECTIVE: dict[str, Any] = {
+    "kl_scale": 0.1, "lambda_x": 0.2, "match_x": 1.5, "latent_distance": "dot", "lambda_z": 100.0,
+    "encoder_objective": "clamp", "fake_pool": 200, "mixed_fraction_encoder": 0.25, "mixed_fraction_decoder": 0.5,
+    "mix_start_level": 1, "split_all_blocks": False, "layer_target": "live", "freeze_previous_rgb": True,
+    "ema_decay": 0.999, "mirror": True,
+}
+# The same fields as the paper's text has them (automod's defaults), so that a recipe can be switched in full.
+PAPER_OBJECTIVE: dict[str, Any] = {
+    "kl_scale": 1.0, "lambda_x": 2.0, "match_x": 1.0, "latent_distance": "cosine", "lambda_z": LATENT_COSINE_WEIGHT,
+    "encoder_objective": "hinge", "fake_pool": 0, "mixed_fraction_encoder": 0.25, "mixed_fraction_decoder": 0.25,
+    "mix_start_level": 0, "split_all_blocks": True, "layer_target": "detached", "freeze_previous_rgb": False,
+    "ema_decay": None,
+}
+# Which recipe a preset uses unless told: the authors' for the papers' datasets (the recipe known to reach the
+# published numbers), and for builtin and custom the one that measured better on the built-in data
+# (docs/results/small-scale.md, "The two recipes").
+DEFAULT_RECIPE = {**{name: "authors" for name in DATASET_PRESETS}, "builtin": "paper", "custom": "paper"}
+
+
+def recipe_settings(recipe: str, preset: str) -> dict[str, Any]:
+    """The settings `--recipe` implies for `preset`, as apply_overrides keys (applied after the preset's own)."""
+    if recipe not in RECIPES:
+        raise AutomodError(f"unknown recipe '{recipe}': choose {' or '.join(RECIPES)} (--recipe).")
+    if recipe == "paper":
+        return {"recipe": recipe, **PAPER_OBJECTIVE}
+    settings: dict[str, Any] = {"recipe": recipe, **AUTHORS_OBJECTIVE,
+                                "kl_margin": {**AUTHORS_MARGIN, **AUTHORS_DATASET_MARGIN.get(preset, {})}}
+    if preset in DATASET_PRESETS:
+        # their scheduler never applies its first entry: 4² trains at 1e-3 like 64² and up
+        settings.update({"fade_images": 1_200_000, "batch_size": dict(AUTHORS_BATCH), "lr": {**PAPER_LR, 4: 1e-3}})
+    return settings
+
+
 def train_preset(name: str) -> dict[str, Any]:
     """The keyword arguments of TrainConfig that a preset sets (before overrides)."""
     if name not in TRAIN_PRESETS:
@@ -427,6 +506,8 @@ def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any]) -> dict
                 if not tail.isdigit() or int(tail) not in RESOLUTIONS:
                     raise AutomodError(f"'{key}': the part after the dot must be a resolution such as {head}.64.")
                 table[int(tail)] = value
+            elif isinstance(value, dict):  # {resolution: value} entries, e.g. from a recipe or a --config file
+                table.update({int(k): v for k, v in value.items()})
             else:
                 table = {r: value for r in RESOLUTIONS}
             out[head] = table
@@ -439,13 +520,16 @@ def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any]) -> dict
 
 
 def resolve_train_config(preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The preset's values, then the settings of the model kind named by `overrides["kind"]` (model_settings;
+    """The preset's values, then those of the recipe `overrides["recipe"]` (recipe_settings; default: the
+    preset's, DEFAULT_RECIPE), then the settings of the model kind named by `overrides["kind"]` (model_settings;
     default automod) and of `overrides["flip_invariance_layer"]` (invariance_settings), then `overrides` (see
     apply_overrides), validated."""
     overrides = overrides or {}
     kind = overrides.get("kind", "automod")
     decoder = overrides.get("model.decoder")
-    settings = apply_overrides(train_preset(preset), model_settings(kind, decoder))
+    recipe = overrides.get("recipe") or DEFAULT_RECIPE.get(preset, "paper")
+    settings = apply_overrides(train_preset(preset), recipe_settings(recipe, preset))
+    settings = apply_overrides(settings, model_settings(kind, decoder))
     layer = overrides.get("flip_invariance_layer", 0)
     layer = _parse_value(layer) if isinstance(layer, str) else layer
     if type(layer) is int and layer > 0:  # anything else is refused by TrainConfig with its own message

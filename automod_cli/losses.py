@@ -40,7 +40,8 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def encoder_loss(
-    kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float, lambda_x: float = 2.0
+    kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float, lambda_x: float = 2.0,
+    kl_scale: float = 1.0,
 ) -> torch.Tensor:
     """L_φ = max(−M_gap, KL(φ(x)) − KL(φ(x̂))) + λ_X·d(x, θ(φ(x))) (NeurIPS Eq. 1). `margin` is M_gap in the paper's
     units (0.5; 2.0 early; Supp. App. A). λ_X = 2.0: Supp. App. A's 0.2 against the authors' KL scaled by 0.1.
@@ -51,7 +52,25 @@ def encoder_loss(
     codes together (KL(real) drifting from 1.3 to 4–5 within a hundred steps at 8², 32-d latents) while the
     decoder's latent cycle stalled (d_cos ≈ 1); with this form KL(real) stays at its minimum, KL(fake) at the
     margin, and d_cos and the reconstruction error fall (docs/architecture.md, "AGE margin")."""
+    kl_real, kl_fake = kl_scale * kl_real, kl_scale * kl_fake  # with s ≠ 1 the margin is in the scaled units
     return kl_real - torch.minimum(kl_fake, kl_real.detach() + margin) + lambda_x * reconstruction
+
+
+def encoder_loss_clamped(kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float,
+                         lambda_x: float, kl_scale: float) -> torch.Tensor:
+    """The authors' encoder objective: s·KL(φ(x)) + clamp(s·(KL(φ(x)) − KL(φ(x̂))), −M, M/2) + λ_X·d, with s the KL
+    scale (their 0.1) and M the margin in those units; M = 0 means no clamp at all. KL(real) enters twice: on its
+    own and inside the clamped gap."""
+    gap = kl_scale * (kl_real - kl_fake)
+    if margin > 0:
+        gap = gap.clamp(-margin, margin / 2)
+    return kl_scale * kl_real + gap + lambda_x * reconstruction
+
+
+def latent_dot_distance(z: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
+    """The authors' latent reconstruction distance: mean over rows and dimensions of 2 − z_d·ẑ_d, i.e. 2 − cos/D for
+    unit latents (its gradient is that of (1 − cos)/D)."""
+    return (2 - z * z_hat).mean()
 
 
 def decoder_loss(
@@ -59,9 +78,11 @@ def decoder_loss(
     latent_reconstruction: torch.Tensor,
     layer_loss: torch.Tensor,
     lambda_z: float = LATENT_COSINE_WEIGHT,
+    kl_scale: float = 1.0,
 ) -> torch.Tensor:
-    """L_θ = KL(φ(x̂)) + λ_Z·d_cos(z, φ(θ(z))) + L_j (NeurIPS Eq. 6); λ_Z as explained at LATENT_COSINE_WEIGHT."""
-    return kl_fake + lambda_z * latent_reconstruction + layer_loss
+    """L_θ = s·KL(φ(x̂)) + λ_Z·d(z, φ(θ(z))) + L_j (NeurIPS Eq. 6 with s = 1); λ_Z as explained at
+    LATENT_COSINE_WEIGHT, d the cosine distance or the authors' latent_dot_distance."""
+    return kl_scale * kl_fake + lambda_z * latent_reconstruction + layer_loss
 
 
 def layer_disentanglement_loss(canvas_from_reencoded: torch.Tensor, canvas_from_a: torch.Tensor) -> torch.Tensor:

@@ -233,6 +233,7 @@ def iterations_at_every_level(trainer, schedule, steps: int = 2) -> Callable[[],
 # The model kinds whose training iterations `bench.py syncs` checks, as resolve_train_config overrides.
 SYNC_KINDS = {
     "automod": {},
+    "automod-authors": {"recipe": "authors", "fake_pool": 8},  # a pool smaller than a batch: it fills and swaps at once
     "automod-l1": {"reconstruction": "l1"},
     "flip-invariance": {"flip_invariance_layer": 2},
     "pioneer": {"kind": "pioneer"},

@@ -26,23 +26,24 @@ from torch import nn
 
 from automod_cli import losses
 from automod_cli.training.steps import Nets, _step, fake_latents, reconstruction_loss
+from automod_cli.training.steps import encoder_loss as objective
 
 
 def encoder_step(nets: Nets, x, phase, config, optimizers, world, reuse_real_code: bool = False) -> dict:
     """L_φ with φ(x) and φ(x̂) in separate passes, and φ(x) encoded once more for the reconstruction term unless
     `reuse_real_code` (which makes it the loop's encoder step before it shared the encoder pass)."""
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
-    if 0 < config.flip_invariance_layer < phase.blocks:
-        raise ValueError("the naive reference has no flip invariance: benchmark a preset without it.")
+    if 0 < config.flip_invariance_layer < phase.blocks or config.recipe != "paper":
+        raise ValueError("the naive reference follows the paper's recipe without flip invariance: benchmark such a run.")
     nets.decoder.requires_grad_(False)
     with torch.no_grad():
-        fake = fake_latents(x.shape[0], config.mixed_fraction_encoder, phase, config.model.latent_dim, x.device)
+        fake = fake_latents(x.shape[0], config.mixed_fraction_encoder, phase, config, x.device)
         x_fake = nets.decoder(fake.assignment, level, alpha, noise)
     z_real = nets.encoder(x, level, alpha)
     kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(nets.encoder(x_fake, level, alpha))
     z_recon = z_real if reuse_real_code else nets.encoder(x, level, alpha)
     recon = reconstruction_loss(nets, config, nets.decoder(z_recon, level, alpha, noise), x)
-    loss = losses.encoder_loss(kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=config.lambda_x)
+    loss = objective(kl_real, kl_fake, recon, phase, config)
     _step(optimizers, nets.encoder, loss, world, nets.robust)
     nets.decoder.requires_grad_(True)
     return {"enc_loss": loss.detach(), "kl_real": kl_real.detach(), "kl_fake_enc": kl_fake.detach(), "recon": recon.detach()}
@@ -55,7 +56,7 @@ def two_pass_encoder_step(nets: Nets, x, phase, config, optimizers, world) -> di
 def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, device) -> dict:
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
     nets.encoder.requires_grad_(False)
-    fake = fake_latents(batch_size, config.mixed_fraction_decoder, phase, config.model.latent_dim, device)
+    fake = fake_latents(batch_size, config.mixed_fraction_decoder, phase, config, device)
     regular = fake.regular
 
     def reencode(rows: slice) -> torch.Tensor:
@@ -69,7 +70,7 @@ def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, 
             target = nets.decoder.canvas(fake.z[regular:], fake.split, noise=False).float()
         canvas = nets.decoder.canvas(reencode(slice(regular, None)), fake.split, noise=False).float()
         layer = losses.layer_disentanglement_loss(canvas, target)
-    loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z)
+    loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z, kl_scale=config.kl_scale)
     _step(optimizers, nets.decoder, loss, world)
     nets.encoder.requires_grad_(True)
     return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_rec.detach(), "layer_loss": layer.detach()}

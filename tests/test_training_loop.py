@@ -42,8 +42,9 @@ def test_run_writes_checkpoints_metrics_grids_and_grows(tmp_path):
     assert saved["phase_images"]["8"] == 256
 
 
-def test_resume_continues_bit_for_bit(tmp_path):
-    config = tiny_config()
+@pytest.mark.parametrize("recipe", [{}, {"recipe": "authors", "fake_pool": 24}])  # the pool fills and swaps at 4²
+def test_resume_continues_bit_for_bit(tmp_path, recipe):
+    config = tiny_config(**recipe)
     straight = train(config, tmp_path / "a", device="cpu")
     first = train(config, tmp_path / "b", device="cpu", stop_after_images=192)  # stops mid-4²
     assert first.images_seen == 192

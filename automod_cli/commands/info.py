@@ -50,6 +50,7 @@ def info(
             "decoder": sum(p.numel() for p in net.decoder.parameters()),
         },
         "ema_decoder": any(k.startswith("decoder_ema.") for k in tensors),
+        "recipe": meta.get("train_config", {}).get("recipe", "—"),  # the training recipe (docs/training.md)
         **model_section(meta),
         **{k: v for k, v in meta.items() if k not in listed},
     }

@@ -99,6 +99,7 @@ def train(
     data_arg: Optional[Path] = typer.Argument(None, metavar="[DATA]", help="HDF5 file made by `automod prep` (same as --data)."),
     data: Optional[Path] = typer.Option(None, "--data", help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
     preset: Optional[str] = typer.Option(None, "--preset", help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without data, custom with)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="authors (the authors' code where it differs from the papers' text) or paper; default: authors for the dataset presets, else the one measured better on the built-in data (docs/training.md)."),
     model: Optional[str] = typer.Option(None, "--model", help=f"Model to train: {', '.join(MODEL_CHOICES)} (default automod); each brings its paper settings."),
     stage: Optional[int] = typer.Option(None, "--stage", help="LIA only: 1 (the GAN) or 2 (the encoder, continuing a finished stage 1 with --resume); default both in sequence."),
     vgg_weights: Optional[Path] = typer.Option(None, "--weights", help="LIA only: VGG16 weight file (vgg16-397923af.pth) for stage 2's perceptual loss (default: $AUTOMOD_VGG16_WEIGHTS or the torch cache)."),
@@ -151,6 +152,7 @@ def train(
     lia_run = is_lia_checkpoint(read_meta(checkpoint)) if checkpoint is not None else model == LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
         "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction, "--layer-loss": layer_loss,
+        "--recipe": recipe,
         "--kimg": kimg if checkpoint is not None else None,
         "--compile": True if compile_decoder else None})
     if checkpoint is not None:
@@ -161,7 +163,7 @@ def train(
         flags = {"kind": None if lia_run else model, "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder,
                  "model.max_resolution": resolution, "reconstruction": reconstruction, "layer_loss": layer_loss,
                  "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg,
-                 "precision": precision, "compile": compile_decoder}
+                 "precision": precision, "compile": compile_decoder, "recipe": recipe}
         resolve = resolve_lia_config if lia_run else resolve_train_config
         if init is not None:  # the schedule must reach the init model's resolution
             init_path, flags["model.max_resolution"] = init_model(init, resolution)

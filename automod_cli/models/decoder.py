@@ -121,21 +121,30 @@ class _ProgressiveDecoder(nn.Module):
             x = self._block(i, x, zs[:, i], noise)
         return x
 
-    def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
-        """Decode to a 4·2^level image; with alpha < 1 the top level is blended with the upsampled level below."""
+    def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True,
+                canvas_at: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Decode to a 4·2^level image; with alpha < 1 the top level is blended with the upsampled level below.
+        With `canvas_at` = j, also return ξ^(j), the canvas after blocks 0..j-1 of this very pass (its noise
+        included): (image, canvas)."""
         self._check_level(level)
         blocks = self.active_blocks(level)
         zs = per_block(z, blocks)
         x = self._start(zs[:, 0])
-        previous_rgb = None
+        previous_rgb = canvas = None
         first_of_level = self.block_levels.index(level)
         for i in range(blocks):
             if i == first_of_level and level > 0 and alpha < 1.0:
                 previous_rgb = self.to_rgb[level - 1](x)
             x = self._block(i, x, zs[:, i], noise)
+            if i + 1 == canvas_at:
+                canvas = x
         rgb = self.to_rgb[level](x)
         if previous_rgb is not None:
             rgb = torch.lerp(upsample(previous_rgb), rgb, alpha)
+        if canvas_at is not None:
+            if canvas is None:
+                raise AutomodError(f"a canvas after {canvas_at} blocks is outside the 1..{blocks} blocks that run at level {level}.")
+            return rgb, canvas
         return rgb
 
 

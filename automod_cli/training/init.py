@@ -15,14 +15,14 @@ import torch
 from automod_cli.checkpoint import find_checkpoint, model_kind, read_checkpoint, read_meta
 from automod_cli.config import ModelConfig, TrainConfig
 from automod_cli.errors import AutomodError
-from automod_cli.training.schedule import phase_at
+from automod_cli.training.schedule import fade_images, phase_at
 
 
 def _phase_start(config: TrainConfig, level: int) -> tuple[int, int]:
     """(images seen when `level`'s phase begins, its fade-in length) in `config`'s schedule."""
     start = sum(config.phase_images[r] for r in config.resolutions[:level])
     phase = phase_at(config, start)
-    return start, 0 if level == 0 else int(config.fade_fraction * (phase.end - phase.start))
+    return start, 0 if level == 0 else fade_images(config, phase.end - phase.start)
 
 
 def init_model(init: str | Path, max_resolution: int | None = None) -> tuple[Path, int]:

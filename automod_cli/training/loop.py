@@ -21,6 +21,7 @@ from automod_cli.training.ema import ema_beta, make_ema, update_ema
 from automod_cli.training.grids import write_phase_grids
 from automod_cli.training.init import load_init_weights
 from automod_cli.training.metrics import MetricsLog
+from automod_cli.training.pool import ImagePool, pool_capacity
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import (
@@ -77,8 +78,12 @@ class Trainer:
         }
         if robust is not None:
             self.optimizers["robust"] = self._adam(robust)
+        # the authors' pool of generated images for the encoder step (the AGE game only)
+        self.pool = ImagePool(pool_capacity(cfg.fake_pool, 4 * 2**self.level)) if cfg.fake_pool and cfg.kind not in JOINT_STEPS else None
         if restored:
             restore_training(restored, self._modules(), self.optimizers)
+            if self.pool is not None:
+                self.pool.load_state(restored.state.get("pool"), self.device)
         for module in self._modules().values():
             distributed.broadcast_module(module, self.world)
         if self.world.active:  # same weights everywhere, different random latents per rank
@@ -112,6 +117,8 @@ class Trainer:
         """Grow to the phase's level: d_ρ's α map doubles (with a fresh optimiser), the data switch resolution."""
         while self.level < phase.level:
             self.level += 1
+            if self.pool is not None:  # older images are of the wrong size
+                self.pool = ImagePool(pool_capacity(self.config.fake_pool, 4 * 2**self.level))
             if self.nets.robust is not None:
                 self.nets.robust.grow()
                 self.optimizers["robust"] = self._adam(self.nets.robust)
@@ -126,6 +133,7 @@ class Trainer:
         path = save_training_checkpoint(
             self.run_dir, self._modules(), self.optimizers, self.config, self.progress,
             level=self.level, alpha=phase.alpha if phase.level == self.level else 1.0, keep=self.config.keep_checkpoints,
+            state={"pool": self.pool.state()} if self.pool is not None else None,
         )
         self.report("checkpoint", {"path": str(path), "images_seen": self.progress.images_seen})
         return path
@@ -151,11 +159,12 @@ class Trainer:
             if cfg.kind in JOINT_STEPS:  # VAE, WAE: every network learns from one loss (training/baselines.py)
                 scalars = JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(self.optimizers.values()), self.world)
             else:  # automodulator, PIONEER: the AGE game, an encoder step then a decoder step
-                enc = encoder_step(self.nets, x, phase, cfg, [self.optimizers["encoder"]] + ([self.optimizers["robust"]] if self.nets.robust is not None else []), self.world)
+                enc = encoder_step(self.nets, x, phase, cfg, [self.optimizers["encoder"]] + ([self.optimizers["robust"]] if self.nets.robust is not None else []), self.world, self.pool)
                 dec = decoder_step(self.nets, x.shape[0], phase, cfg, [self.optimizers["decoder"]], self.world, self.device)
                 scalars = {**enc, **dec}
         global_batch = phase.batch_size * self.world.size
-        update_ema(self.ema, self.nets.decoder, ema_beta(global_batch, cfg.ema_half_life, progress.images_seen))
+        beta = cfg.ema_decay if cfg.ema_decay is not None else ema_beta(global_batch, cfg.ema_half_life, progress.images_seen)
+        update_ema(self.ema, self.nets.decoder, beta)
         progress.images_seen += global_batch
         progress.step += 1
         progress.position = advance(progress.position, len(self.dataset), global_batch)

@@ -12,12 +12,21 @@ class PhaseState:
     level: int  # decoder/encoder block index of the top resolution
     blocks: int  # decoder blocks that run at this level: level + 1, and one more with an active support block
     resolution: int
-    alpha: float  # fade-in of the top block, 0 → 1 over the first `fade_fraction` of the phase
+    alpha: float  # fade-in of the top block, 0 → 1 over the phase's first `fade_images` (fade_fraction of it)
     start: int  # images seen when this phase began
     end: int  # images seen when it ends
     batch_size: int
     lr: float
     kl_margin: float
+    settled: bool = True  # the phase is past its fade-in length (also at 4², which has no fade): match_x applies
+
+
+def fade_images(config: TrainConfig, length: int) -> int:
+    """A phase's fade-in length in images: `fade_images` where set (at most the phase), else fade_fraction of it.
+    The 4² phase has no fade-in, but its first `fade_images` still count as unsettled (match_x, the pool)."""
+    if config.fade_images is not None:
+        return min(config.fade_images, length)
+    return int(config.fade_fraction * length)
 
 
 def phase_at(config: TrainConfig, images_seen: int) -> PhaseState:
@@ -27,7 +36,8 @@ def phase_at(config: TrainConfig, images_seen: int) -> PhaseState:
     for level, res in enumerate(resolutions):
         length = config.phase_images[res]
         if images_seen < start + length or level == len(resolutions) - 1:
-            fade = 0 if level == 0 else int(config.fade_fraction * length)
+            fade_length = fade_images(config, length)
+            fade = 0 if level == 0 else fade_length
             alpha = 1.0 if fade == 0 else min(1.0, max(0.0, (images_seen - start) / fade))
             return PhaseState(
                 level=level,
@@ -39,6 +49,7 @@ def phase_at(config: TrainConfig, images_seen: int) -> PhaseState:
                 batch_size=config.batch_size[res],
                 lr=config.lr[res],
                 kl_margin=config.kl_margin[res],
+                settled=images_seen - start >= fade_length,
             )
         start += length
     raise AssertionError("unreachable: a config has at least one resolution")

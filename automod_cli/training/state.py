@@ -52,10 +52,11 @@ def save_training_checkpoint(
     level: int,
     alpha: float,
     keep: int,
+    state: dict[str, Any] | None = None,
 ) -> Path:
     """An automodulator (or PIONEER/VAE/WAE) run's checkpoint pair: `write_training_checkpoint` with its configs."""
     meta = {"model_config": config.model.to_dict(), "train_config": config.to_dict(), "level": level, "alpha": alpha}
-    return write_training_checkpoint(run_dir, modules, optimizers, meta, progress, keep)
+    return write_training_checkpoint(run_dir, modules, optimizers, meta, progress, keep, state)
 
 
 def write_training_checkpoint(
@@ -65,11 +66,14 @@ def write_training_checkpoint(
     meta: dict[str, Any],
     progress: Progress,
     keep: int,
+    state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint pair (weights with `meta` plus where the run stands; optimiser and RNG states in the
-    companion), then delete all but the newest `keep` pairs. Returns the .safetensors path."""
+    """Write a checkpoint pair (weights with `meta` plus where the run stands; optimiser and RNG states, and any
+    other training `state` of tensors and plain values, e.g. the image pool, in the companion), then delete all but
+    the newest `keep` pairs. Returns the .safetensors path."""
     path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{progress.images_seen:010d}{SUFFIX}"
-    companion = {"optimizers": {k: opt.state_dict() for k, opt in optimizers.items()}, "rng": _rng_state()}
+    companion = {"optimizers": {k: opt.state_dict() for k, opt in optimizers.items()}, "rng": _rng_state(),
+                 "state": state or {}}
     atomic_write(companion_of(path), lambda tmp: torch.save(companion, tmp))
     tensors = {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
     meta = {
@@ -95,6 +99,7 @@ class Restored:
     rng: dict[str, Any]
     progress: Progress
     config: TrainConfig
+    state: dict[str, Any]  # the trainer's other state (write_training_checkpoint's `state`)
 
 
 def load_training_checkpoint(path: Path) -> Restored:
@@ -108,7 +113,8 @@ def load_training_checkpoint(path: Path) -> Restored:
     except Exception as exc:  # any unpickling failure means the file is damaged or foreign
         raise AutomodError(f"'{companion}' cannot be read ({type(exc).__name__}); resume from an older checkpoint.") from None
     progress = Progress(meta["images_seen"], meta["step"], Position(**meta["position"]), meta.get("elapsed_s", 0.0))
-    return Restored(tensors, meta, extra["optimizers"], extra["rng"], progress, TrainConfig.from_dict(meta["train_config"]))
+    return Restored(tensors, meta, extra["optimizers"], extra["rng"], progress, TrainConfig.from_dict(meta["train_config"]),
+                    extra.get("state", {}))
 
 
 def restore_rng(rng: dict[str, Any]) -> None:
