@@ -73,7 +73,8 @@ def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, 
     loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z, kl_scale=config.kl_scale)
     _step(optimizers, nets.decoder, loss, world)
     nets.encoder.requires_grad_(True)
-    return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_rec.detach(), "layer_loss": layer.detach()}
+    return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_rec.detach(),
+            "latent_rec": latent_rec.detach(), "layer_loss": layer.detach()}
 
 
 def plain_adam(module: nn.Module, **kwargs) -> torch.optim.Adam:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Train every model of the small-scale comparison (docs/results/small-scale.md) on the built-in dataset with the
 # same budget: the `builtin` preset up to MAX_RES (16: 80k images; 32: 104k). JOBS runs go at a time, one CPU thread
-# each.
-#   [MAX_RES=16] [JOBS=2] [OUT=runs/small-scale] [ONLY="automod pioneer"] scripts/small_scale.sh [SEED...]
+# each. SET=models (default) is the papers' models and ablations; SET=recipes the two training recipes and the
+# authors' recipe with its biggest elements switched off one at a time ("The two recipes").
+#   [SET=models|recipes] [MAX_RES=16] [JOBS=2] [OUT=runs/small-scale] [ONLY="automod pioneer"] scripts/small_scale.sh [SEED...]
 # (default seed 0; the runs land in $OUT/<variant>-s<seed>)
 # Running it again resumes unfinished runs and skips finished ones.
 set -euo pipefail
@@ -23,6 +24,17 @@ VARIANTS=(
   "wae-classic|--model wae --decoder classic"
   "lia|--model lia --stage 1"
 )
+if [ "${SET:-models}" = recipes ]; then
+  # the authors' loss units and objective replaced by the paper's (KL x1, lambda_x 2, cosine latent, Eq. 1's hinge)
+  PAPER_UNITS="--set kl_scale=1 --set lambda_x=2 --set match_x=1 --set latent_distance=cosine --set lambda_z=1.953125 --set encoder_objective=hinge --set kl_margin=0.5"
+  VARIANTS=(
+    "recipe-paper|--recipe paper"
+    "recipe-authors|--recipe authors"
+    "authors-no-pool|--recipe authors --set fake_pool=0"
+    "authors-paper-units|--recipe authors $PAPER_UNITS"
+    "authors-paper-mixing|--recipe authors --set mixed_fraction_decoder=0.25 --set mix_start_level=0 --set split_all_blocks=true --set layer_target=detached"
+  )
+fi
 jobs_file=$(mktemp)
 trap 'rm -f "$jobs_file"' EXIT
 for seed in "${SEEDS[@]}"; do

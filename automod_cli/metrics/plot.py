@@ -71,3 +71,42 @@ def time_curve_chart(path: Path, seconds: list[float], values: list[float], leve
     draw.text((LEFT + width - 10, TOP + 10), curve_label, fill=CURVE, font=font, anchor="rt")
     draw.text((LEFT + width - 10, TOP + 26), level_label, fill=LEVEL, font=font, anchor="rt")
     atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"))
+
+
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75)]
+
+
+def line_chart(path: Path, series: dict[str, list[tuple[list[float], list[float]]]], x_label: str, y_label: str) -> None:
+    """Write a PNG with linear axes: each named series is one colour and may hold several lines (e.g. one per
+    seed), each a list of x values and a list of y values."""
+    xs = [x for lines in series.values() for line in lines for x in line[0]]
+    ys = [y for lines in series.values() for line in lines for y in line[1]]
+    x_low, x_high = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y_low, y_high = _y_range(ys)
+    width, height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        return LEFT + (x - x_low) / (x_high - x_low) * width, TOP + (1 - (y - y_low) / (y_high - y_low)) * height
+
+    image = Image.new("RGB", (WIDTH, HEIGHT), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    for i in range(6):
+        x_value, y_value = x_low + (x_high - x_low) * i / 5, y_low + (y_high - y_low) * i / 5
+        x, _ = to_px(x_value, y_low)
+        _, y = to_px(x_low, y_value)
+        draw.line([(x, TOP), (x, TOP + height)], fill=GRID)
+        draw.line([(LEFT, y), (LEFT + width, y)], fill=GRID)
+        draw.text((x, TOP + height + 8), f"{x_value:,.0f}", fill=AXES, font=font, anchor="mt")
+        draw.text((LEFT - 8, y), f"{y_value:.3f}", fill=AXES, font=font, anchor="rm")
+    draw.rectangle([LEFT, TOP, LEFT + width, TOP + height], outline=AXES)
+    draw.text((LEFT + width / 2, HEIGHT - 18), x_label, fill=AXES, font=font, anchor="mm")
+    draw.text((12, TOP - 22), y_label, fill=AXES, font=font)
+    for n, (label, lines) in enumerate(series.items()):
+        colour = PALETTE[n % len(PALETTE)]
+        for line_xs, line_ys in lines:
+            points = [to_px(x, y) for x, y in zip(line_xs, line_ys)]
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=2)
+        draw.text((LEFT + width - 10, TOP + 10 + 16 * n), label, fill=colour, font=font, anchor="rt")
+    atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"))

@@ -133,11 +133,11 @@ def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainCo
     z_hat = nets.encoder(x_fake, level, alpha)
     kl_fake = losses.empirical_kl(z_hat)
     if not regular:
-        latent_rec = kl_fake.new_zeros(())
-    elif config.latent_distance == "dot":
-        latent_rec = losses.latent_dot_distance(fake.z[:regular], z_hat[:regular])
+        latent_rec = latent_cos = kl_fake.new_zeros(())
     else:
-        latent_rec = losses.cosine_distance(fake.z[:regular], z_hat[:regular])
+        latent_cos = losses.cosine_distance(fake.z[:regular], z_hat[:regular])
+        dot = config.latent_distance == "dot"
+        latent_rec = losses.latent_dot_distance(fake.z[:regular], z_hat[:regular]) if dot else latent_cos
     layer = kl_fake.new_zeros(())
     if mixing:
         # NeurIPS Eq. 4: the re-encoded mixture must drive layers 1..j like z_A did. By default the target canvas
@@ -155,4 +155,6 @@ def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainCo
     nets.encoder.requires_grad_(True)
     if frozen is not None:
         frozen.requires_grad_(True)
-    return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_rec.detach(), "layer_loss": layer.detach()}
+    # latent_cos is 1 − cos(z, ẑ) under either recipe, so runs compare; latent_rec is the term as weighted
+    return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_cos.detach(),
+            "latent_rec": latent_rec.detach(), "layer_loss": layer.detach()}
