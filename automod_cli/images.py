@@ -1,4 +1,4 @@
-"""Images in and out of the toolkit: tensor ↔ uint8 conversion, grids, atomic PNG writing."""
+"""Images in and out of the toolkit: tensor ↔ uint8 conversion, grids, atomic image writing."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PIL import Image
 
 from automod_cli.checkpoint import atomic_write
 from automod_cli.errors import AutomodError
+from automod_cli.outputs import image_format
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -47,14 +48,16 @@ def make_grid(images: torch.Tensor, columns: int, padding: int = 2, min_cell: in
 
 
 def save_image(path: Path, image: torch.Tensor | np.ndarray, overwrite: bool = False) -> Path:
-    """Write one image ((3, H, W) tensor in [-1, 1] or uint8 HWC array) as PNG/JPEG, atomically.
+    """Write one image ((3, H, W) tensor in [-1, 1] or uint8 HWC array) atomically, in the format its suffix names
+    (`outputs.IMAGE_FORMATS`: PNG, JPEG, WebP, BMP, TIFF; any other suffix is refused).
 
-    An existing file is kept unless `overwrite`: outputs never silently replace a user's files.
+    An existing file is kept unless `overwrite`: outputs never silently replace a user's files. A failed write
+    (disk full, permissions: OSError) leaves any earlier file under that name as it was.
     """
     path = Path(path)
+    fmt = image_format(path)
     if path.exists() and not overwrite:
         raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
     array = to_uint8(image) if isinstance(image, torch.Tensor) else image
-    fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format=fmt))
     return path

@@ -12,17 +12,18 @@ from automod_cli.checkpoint import find_checkpoint, load_model
 from automod_cli.models.latents import slerp
 from automod_cli.ops.editing import attribute_vector, edit, edit_latents, load_vector, save_vector
 from automod_cli.ops.figures import captioned, captioned_grid
-from automod_cli.ops.inputs import builtin_images, image_paths, load_image, load_images
+from automod_cli.ops.inputs import (Inputs, builtin_images, check_inputs, image_paths, load_image, load_images,
+                                    load_inputs)
 from automod_cli.ops.interpolation import interpolate, interpolate_grid, snake_order, write_gif
 from automod_cli.ops.mixing import mix, mix_grid, mix_latents
-from automod_cli.ops.reconstruct import decode, encode, reconstruct, side_by_side
+from automod_cli.ops.reconstruct import decode, encode, nonfinite_tensors, reconstruct, side_by_side
 from automod_cli.ops.sampling import conditional_latents, conditional_sample, sample
 from automod_cli.ops.scales import describe, require_mixing, scale_label, scale_range
 
 __all__ = [
-    "attribute_vector", "builtin_images", "captioned", "captioned_grid", "conditional_latents", "conditional_sample", "decode",
-    "describe", "edit", "edit_latents", "encode", "find_checkpoint", "image_paths", "interpolate",
-    "interpolate_grid", "load_image", "load_images", "load_model", "load_vector", "mix", "mix_grid", "mix_latents",
-    "reconstruct", "require_mixing", "sample", "save_vector", "scale_label", "scale_range", "side_by_side", "slerp",
-    "snake_order", "write_gif",
+    "Inputs", "attribute_vector", "builtin_images", "captioned", "captioned_grid", "check_inputs", "conditional_latents",
+    "conditional_sample", "decode", "describe", "edit", "edit_latents", "encode", "find_checkpoint", "image_paths",
+    "interpolate", "interpolate_grid", "load_image", "load_images", "load_inputs", "load_model", "load_vector", "mix",
+    "mix_grid", "mix_latents", "nonfinite_tensors", "reconstruct", "require_mixing", "sample", "save_vector",
+    "scale_label", "scale_range", "side_by_side", "slerp", "snake_order", "write_gif",
 ]

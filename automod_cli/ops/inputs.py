@@ -3,11 +3,13 @@
 Files are decoded safely (`data_prep.images.load_rgb`: grayscale, palette, CMYK, alpha and 16-bit become 8-bit
 RGB), centre-cropped to a square and resized with Lanczos — up as well as down, so a tiny picture still gives a
 (blurry) result. With `align=True` the largest face is aligned FFHQ-style first (the prep alignment; needs the
-`[align]` extra). Every problem with a file becomes one AutomodError naming the file.
+`[align]` extra). Every problem with a file becomes one AutomodError naming the file — or, where the command
+can go on without it (`check_inputs`, `load_inputs`), a skipped file with its reason.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -39,20 +41,28 @@ def image_paths(items: Sequence[Path]) -> list[Path]:
     return paths
 
 
+def _pixels(path: Path, resolution: int, align: bool) -> torch.Tensor:
+    """One image file as (3, R, R) in [-1, 1], or SkipImage saying why it cannot be used."""
+    picture = load_rgb(Path(path))
+    if align:
+        from data_prep.align import detect_and_align
+
+        picture, _ = detect_and_align(picture, resolution, min_face=1)
+    return from_uint8(np.array(resize_square(center_crop_square(picture), resolution)))
+
+
+def _refusal(path: Path, exc: SkipImage) -> str:
+    hint = "; drop --align or crop the face by hand" if exc.kind == NO_FACE else ""
+    return f"cannot use '{path}' as an image ({exc}){hint}."
+
+
 def load_image(path: Path, resolution: int, align: bool = False) -> torch.Tensor:
     """One image file as a (3, R, R) tensor in [-1, 1]: RGB, (face-aligned,) centre-cropped, resized to R."""
     path = Path(path)
     try:
-        picture = load_rgb(path)
-        if align:
-            from data_prep.align import detect_and_align
-
-            picture, _ = detect_and_align(picture, resolution, min_face=1)
-        pixels = resize_square(center_crop_square(picture), resolution)
+        return _pixels(path, resolution, align)
     except SkipImage as exc:
-        hint = "; drop --align or crop the face by hand" if exc.kind == NO_FACE else ""
-        raise AutomodError(f"cannot use '{path}' as an image ({exc}){hint}.") from None
-    return from_uint8(np.array(pixels))
+        raise AutomodError(_refusal(path, exc)) from None
 
 
 def load_images(paths: Sequence[Path], resolution: int, align: bool = False) -> torch.Tensor:
@@ -62,6 +72,70 @@ def load_images(paths: Sequence[Path], resolution: int, align: bool = False) -> 
 
         require_dlib()
     return torch.stack([load_image(p, resolution, align) for p in paths])
+
+
+@dataclass
+class Inputs:
+    """The usable input files, in order, and those skipped with the reason (`check_inputs`, `load_inputs`)."""
+
+    paths: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+SKIPS_NAMED = 3  # unusable files named in the error when none is usable
+
+
+def _none_usable(skipped: list[tuple[Path, str]]) -> AutomodError:
+    if len(skipped) == 1:
+        path, reason = skipped[0]
+        return AutomodError(f"cannot use '{path}' as an image ({reason}).")
+    named = "; ".join(f"'{path}' ({reason})" for path, reason in skipped[:SKIPS_NAMED])
+    more = f"; and {len(skipped) - SKIPS_NAMED} more" if len(skipped) > SKIPS_NAMED else ""
+    return AutomodError(f"none of the {len(skipped)} inputs can be used as an image: {named}{more}.")
+
+
+def check_inputs(items: Sequence[Path], exact: bool = False) -> Inputs:
+    """Expand folders (`image_paths`) and decode every file once, before any model is loaded.
+
+    `exact`: each file is needed (the A and B of a mix, interpolation ends): the first unusable one is the error.
+    Otherwise unusable files (not images, truncated, unreadable) are skipped with their reason, as `automod prep`
+    skips them, and the rest go on; AutomodError only when none is usable.
+    """
+    usable, skipped = [], []
+    for path in image_paths(items):
+        try:
+            load_rgb(path)
+        except SkipImage as exc:
+            if exact:
+                raise AutomodError(_refusal(path, exc)) from None
+            skipped.append((path, str(exc)))
+            continue
+        usable.append(path)
+    if not usable:
+        raise _none_usable(skipped)
+    return Inputs(usable, skipped)
+
+
+def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: bool = False) -> tuple[torch.Tensor, Inputs]:
+    """The usable files of `inputs` as one (N, 3, R, R) batch, and the files used; a file that fails now (no face
+    found with `align`) is skipped like those `check_inputs` skipped, or is the error when `exact`."""
+    if align:
+        from data_prep.align import require_dlib
+
+        require_dlib()
+    images, used, skipped = [], [], list(inputs.skipped)
+    for path in inputs.paths:
+        try:
+            images.append(_pixels(path, resolution, align))
+        except SkipImage as exc:
+            if exact:
+                raise AutomodError(_refusal(path, exc)) from None
+            skipped.append((path, f"{exc}" + ("; no face to align" if exc.kind == NO_FACE else "")))
+            continue
+        used.append(path)
+    if not used:
+        raise _none_usable(skipped)
+    return torch.stack(images), Inputs(used, skipped)
 
 
 def builtin_images(n: int, resolution: int, seed: int = 0) -> torch.Tensor:

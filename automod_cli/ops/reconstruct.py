@@ -31,6 +31,12 @@ def decode(model: Automodulator, latents: torch.Tensor, noise: bool = False,
     return torch.cat([model.decode(chunk.to(device), noise=noise) for chunk in latents.split(batch_size)])
 
 
+def nonfinite_tensors(model: torch.nn.Module) -> list[str]:
+    """Names of the model's float weights and buffers that hold NaN or infinite values (a diverged run): such a
+    model decodes to NaN, which image files show as black."""
+    return [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
 def reconstruct(model: Automodulator, images: torch.Tensor, noise: bool = False) -> torch.Tensor:
     """θ(φ(x)): decode the encoding of each image."""
     return decode(model, encode(model, images), noise)

@@ -1,0 +1,59 @@
+"""Checks on the files a command will write, made before any work: no existing file is replaced without
+`--force`, and every output can actually be written (its folder, or the nearest one that exists when missing
+folders are to be created, is a writable folder). A failure is one AutomodError naming the path.
+
+Image outputs are written in the format their suffix names (`image_format`); an unknown suffix is refused here
+rather than given PNG bytes under a misleading name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from automod_cli.errors import AutomodError
+
+# suffix → Pillow format written by `images.save_image`
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF"}
+
+
+def image_format(path: Path) -> str:
+    """The Pillow format for an output image's suffix; AutomodError for a suffix automod does not write."""
+    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(IMAGE_FORMATS))
+        raise AutomodError(f"cannot write an image named '{path}': the suffix '{Path(path).suffix}' is not one automod "
+                           f"writes ({known}); name the output e.g. '{Path(path).stem or 'out'}.png'.")
+    return fmt
+
+
+def _existing_ancestor(path: Path) -> Path:
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_writable(path: Path) -> None:
+    """Refuse when `path` cannot be created: a folder under its name, a file where a folder should be, or a folder
+    this process may not write to (read-only mount, no permission)."""
+    path = Path(path)
+    if path.is_dir():
+        raise AutomodError(f"cannot write '{path}': it is a folder; give a file name.")
+    folder = _existing_ancestor(path)
+    if not folder.is_dir():
+        raise AutomodError(f"cannot write '{path}': '{folder}' is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        where = "its folder" if folder == path.parent else "the folder to create it in,"
+        raise AutomodError(f"cannot write '{path}': {where} '{folder}' is not writable (read-only or no permission); "
+                           "choose another --out.")
+
+
+def check_outputs(paths: Iterable[Path], force: bool = False) -> None:
+    """Before any work: every output can be written and none replaces an existing file unless `force`."""
+    for path in map(Path, paths):
+        if path.exists() and not path.is_dir() and not force:
+            raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+        check_writable(path)
