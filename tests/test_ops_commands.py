@@ -3,7 +3,12 @@ layout cell by cell against the Python API, one-line errors with exit code 2, an
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +325,160 @@ def test_default_model_is_the_newest_run_and_is_named(work, capsys):
     code = main(["reconstruct", "pics/0.png"])
     out = capsys.readouterr().out
     assert code == 0 and "runs/demo/checkpoints/ckpt-000000000064.safetensors" in out
+
+
+def no_model(monkeypatch) -> list:
+    """Make loading a model fail loudly: a refusal must come before it (cheap checks first)."""
+    loaded = []
+
+    def refuse(*args, **kwargs):
+        loaded.append(args)
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(ops, "load_model", refuse)
+    return loaded
+
+
+UNPRIVILEGED = """
+import sys
+from automod_cli import ops
+from automod_cli.cli import main
+
+def refuse(*args, **kwargs):
+    raise SystemExit("the model was loaded before the output was checked")
+
+ops.load_model = refuse
+for line in sys.argv[1:]:
+    code = main(line.split())
+    print(f"@@{code}", file=sys.stderr, flush=True)
+"""
+
+
+def as_unprivileged(folder: Path, commands: list[str]) -> list[tuple[int, str]]:
+    """Run `automod` commands in `folder` as a user without root's override of file permissions (nobody, when the
+    tests run as root); their exit codes and stderr."""
+    command = [sys.executable, "-c", UNPRIVILEGED, *commands]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    env = {**os.environ, "HOME": str(folder)}
+    err = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=120).stderr
+    parts = err.split("@@")
+    results = []
+    for i in range(1, len(parts)):
+        code, _, rest = parts[i].partition("\n")
+        results.append((int(code), parts[i - 1].split("\n", 1)[-1] if i > 1 else parts[0]))
+    assert len(results) == len(commands), err
+    return results
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+def test_a_read_only_output_folder_is_refused_before_any_work(work):
+    folder = Path(tempfile.mkdtemp(prefix="automod-ro-"))  # outside the root-only pytest folder, for nobody
+    try:
+        shutil.copy(work / "m.safetensors", folder)
+        shutil.copytree(work / "pics", folder / "pics")
+        (folder / "ro").mkdir()
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o555 if path.name == "ro" else 0o755 if path.is_dir() else 0o644)
+        results = as_unprivileged(folder, ["mix pics/0.png pics/1.png -o ro/mix.png --model m.safetensors",
+                                           "sample --n 2 -o ro/samples --model m.safetensors",
+                                           "reconstruct pics -o ro/r.png --model m.safetensors"])
+        for code, err in results:
+            one_line_error(code, err, "not writable", "ro")
+        assert list((folder / "ro").iterdir()) == []
+    finally:
+        (folder / "ro").chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def test_outputs_that_cannot_be_created_are_refused_before_the_model_loads(work, capsys, monkeypatch):
+    no_model(monkeypatch)
+    Path("taken").write_bytes(b"mine")
+    fails(capsys, ["reconstruct", "pics", "-o", "taken/r.png"], "'taken' is a file")
+    fails(capsys, ["sample", "--n", "2", "-o", "taken"], "'taken' is a file")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "-o", "pics"], "is a folder")
+    assert Path("taken").read_bytes() == b"mine"
+
+
+def test_a_failed_write_is_one_line_and_keeps_the_old_file(work, capsys, monkeypatch):
+    Path("r.png").write_bytes(b"mine")
+
+    def disk_full(tmp):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("automod_cli.images.atomic_write", lambda path, write: disk_full(path))
+    fails(capsys, ["reconstruct", "pics/0.png", "-o", "r.png", "--force"], "could not write 'r.png'", "No space left")
+    assert Path("r.png").read_bytes() == b"mine"
+
+
+def test_outputs_are_written_in_the_format_their_suffix_names(work, capsys):
+    for suffix, fmt in ((".webp", "WEBP"), (".jpg", "JPEG"), (".png", "PNG"), (".tiff", "TIFF")):
+        assert run(capsys, "reconstruct", "pics/0.png", "-o", f"r{suffix}")[0] == 0
+        assert Image.open(f"r{suffix}").format == fmt
+    assert run(capsys, "mix", "pics/0.png", "pics/1.png", "-o", "m.webp")[0] == 0
+    assert Image.open("m.webp").format == Image.open("m-grid.webp").format == "WEBP"
+    for name in ("r.txt", "r", "r.h5"):
+        fails(capsys, ["reconstruct", "pics/0.png", "-o", name], f"'{name}'", ".png")
+        assert not Path(name).exists()
+
+
+def bad_files(folder: Path) -> None:
+    payload = (folder / "0.png").read_bytes()
+    (folder / "a-truncated.png").write_bytes(payload[: len(payload) // 3])
+    (folder / "b-notes.jpg").write_text("hello")
+    (folder / "c-empty.png").write_bytes(b"")
+
+
+def test_a_folder_with_bad_files_skips_them_and_does_the_rest(work, capsys):
+    bad_files(Path("pics"))
+    code, out, err = run(capsys, "reconstruct", "pics")
+    assert code == 0 and "wrote reconstructions.png" in out
+    lines = err.strip().splitlines()
+    for name, reason in (("a-truncated.png", "truncated"), ("b-notes.jpg", "not an image"), ("c-empty.png", "empty")):
+        assert sum(name in line and reason in line and "skipped" in line for line in lines) == 1, err
+    assert "used 4 of 7" in err and "Traceback" not in err
+    x = ops.load_images([Path(f"pics/{i}.png") for i in range(4)], R)
+    pairs = cells(Path("reconstructions.png"), 1, 8)[0]
+    assert all(matches(pairs[2 * i], x[i]) and matches(pairs[2 * i + 1], ops.reconstruct(api(), x)[i]) for i in range(4))
+    # the same in a mixing grid and for edit exemplars
+    code, _, err = run(capsys, "mix", "--rows", "pics", "--cols", "pics/1.png", "-o", "g.png")
+    assert code == 0 and "b-notes.jpg" in err
+    cells(Path("g.png"), 5, 2)
+    code, _, err = run(capsys, "edit", "pics", "--pos", "pics", "--neg", "pics/1.png", "-o", "e.png")
+    assert code == 0 and err.count("a-truncated.png") == 2  # as an image to edit and as an exemplar
+    # nothing usable: one line naming the files, nothing written
+    Path("bad").mkdir()
+    bad_files(Path("pics"))
+    for name in ("a-truncated.png", "b-notes.jpg", "c-empty.png"):
+        Path("pics", name).rename(Path("bad", name))
+    fails(capsys, ["reconstruct", "bad", "-o", "none.png"], "none of the 3 inputs", "a-truncated.png", "b-notes.jpg")
+    assert not Path("none.png").exists()
+    # where each file is needed (A and B of a mix, interpolation ends), a bad one is the error
+    fails(capsys, ["mix", "bad/b-notes.jpg", "pics/0.png"], "b-notes.jpg", "not an image")
+    fails(capsys, ["interpolate", "pics/0.png", "bad/c-empty.png"], "c-empty.png")
+
+
+def test_inputs_are_checked_before_the_model_is_loaded(work, capsys, monkeypatch):
+    loaded = no_model(monkeypatch)
+    Path("notes.png").write_text("hello")
+    fails(capsys, ["reconstruct", "missing.png"], "missing.png")
+    fails(capsys, ["reconstruct", "notes.png"], "notes.png", "not an image")
+    fails(capsys, ["mix", "pics/0.png", "notes.png"], "notes.png")
+    fails(capsys, ["interpolate", "pics/0.png", "notes.png"], "notes.png")
+    fails(capsys, ["sample", "--fix", "notes.png"], "notes.png")
+    fails(capsys, ["edit", "pics/0.png", "--pos", "notes.png", "--neg", "pics/1.png"], "notes.png")
+    fails(capsys, ["edit", "notes.png", "--pos", "pics/0.png", "--neg", "pics/1.png"], "notes.png")
+    fails(capsys, ["edit", "pics/0.png", "--direction", "notes.png"], "notes.png")
+    fails(capsys, ["edit", "pics/0.png", "--pos", "pics/0.png"], "--neg")
+    assert loaded == []
+
+
+def test_a_model_with_nan_weights_warns_in_one_line(work, capsys):
+    broken = tiny_model()
+    with torch.no_grad():
+        next(broken.decoder.parameters()).fill_(float("nan"))
+    save_model(Path("nan.safetensors"), broken)
+    code, _, err = run(capsys, "reconstruct", "pics/0.png", "--model", "nan.safetensors")
+    warnings = [line for line in err.strip().splitlines() if "NaN" in line]
+    assert code == 0 and len(warnings) == 1 and "nan.safetensors" in warnings[0] and "earlier checkpoint" in warnings[0]
+    assert run(capsys, "reconstruct", "pics/0.png", "-o", "fine.png")[2] == ""  # a sound model: no warning

@@ -62,7 +62,7 @@ FORCE = typer.Option(False, "--force", help="Replace existing output files.")
 
 
 def _device(name: str) -> torch.device:
-    from automod_cli.training.loop import pick_device
+    from automod_cli.devices import pick_device
 
     return pick_device(name)
 

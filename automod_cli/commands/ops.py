@@ -1,24 +1,30 @@
 """`automod mix | sample | edit | interpolate | reconstruct`: thin shells over `automod_cli.ops`.
 
-Each command loads the model, turns the input files into tensors, calls one core function, and writes images
-that refuse to replace existing files unless `--force` is given (all outputs are checked before any work).
+Each command checks the cheap things first — the device name, that every output can be written and replaces no
+existing file unless `--force` is given, that the input files are images — then loads the model, turns the inputs
+into tensors, calls one core function and writes images in the format their suffix names. Unusable files among
+several inputs (a folder) are skipped with one line each; the command fails only when none can be used.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import torch
 import typer
 from rich.console import Console
 
 from automod_cli import ops
+from automod_cli.devices import pick_device
 from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
 from automod_cli.models import Automodulator
+from automod_cli.outputs import check_outputs
 
 console = Console()
+err_console = Console(stderr=True)
 
 MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
@@ -30,33 +36,64 @@ SCALES = typer.Option(None, "--scales", help="coarse (4²–8²), mid (16²–32
 EDIT_STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # no paper value: a symmetric strip around the reconstruction
 SAMPLE_COLUMNS = 8  # cells per row in sample grids (as the training grids)
 PAIRS_PER_ROW = 4  # input | reconstruction pairs per row in `reconstruct`
+SKIPS_SHOWN = 10  # skipped input files named one per line; the rest are counted
 
 
-def _open(model: Optional[Path], device: str, seed: int) -> Automodulator:
+def _warn(text: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+
+
+def _start(device: str, outputs: List[Path], force: bool) -> torch.device:
+    """The checks made before any work: the device name, then every output (writable, replacing nothing)."""
+    target = pick_device(device)
+    check_outputs(outputs, force)
+    return target
+
+
+def _open(model: Optional[Path], device: torch.device, seed: int) -> Automodulator:
     """Load the model (saying which checkpoint was picked when not named exactly) and seed torch."""
-    from automod_cli.training.loop import pick_device
-
     checkpoint = ops.find_checkpoint(model)
     if model is None or Path(model).is_dir():
         console.print(f"model: {checkpoint}")
     torch.manual_seed(seed)
-    return ops.load_model(checkpoint, pick_device(device))
+    net = ops.load_model(checkpoint, device)
+    broken = ops.nonfinite_tensors(net)
+    if broken:
+        _warn(f"{len(broken)} weight tensors of '{checkpoint}' hold NaN or infinite values ({broken[0]}, ...): training "
+              "diverged, and its images come out black or meaningless; use an earlier checkpoint.")
+    return net
 
 
-def _check_free(paths: List[Path], force: bool) -> None:
-    """Refuse before any work when an output exists (outputs are never silently overwritten)."""
-    for path in paths:
-        if path.exists() and not force:
-            raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A failed write as one line (checked writable before the work: the disk filled up, or the folder changed)."""
+    try:
+        yield
+    except OSError as exc:
+        raise AutomodError(f"could not write '{path}' ({exc.strerror or exc}); no existing file was replaced.") from None
 
 
 def _write(path: Path, image: torch.Tensor, force: bool) -> None:
-    save_image(path, image.cpu(), overwrite=force)
+    with _writing(path):
+        save_image(path, image.cpu(), overwrite=force)
     console.print(f"wrote {path}")
 
 
-def _inputs(model: Automodulator, items: List[Path], align: bool) -> torch.Tensor:
-    return ops.load_images(ops.image_paths(items), model.resolution, align)
+def _checked(items: List[Path], exact: bool = False) -> ops.Inputs:
+    """The input files, expanded and decoded once before the model is loaded (`ops.check_inputs`)."""
+    return ops.check_inputs(items, exact)
+
+
+def _inputs(model: Automodulator, inputs: ops.Inputs, align: bool, exact: bool = False) -> torch.Tensor:
+    """The images of checked inputs at the model's resolution; skipped files are named, one line each."""
+    x, used = ops.load_inputs(inputs, model.resolution, align, exact)
+    for path, reason in used.skipped[:SKIPS_SHOWN]:
+        _warn(f"skipped '{path}' ({reason}).")
+    if len(used.skipped) > SKIPS_SHOWN:
+        _warn(f"... and {len(used.skipped) - SKIPS_SHOWN} more files skipped.")
+    if used.skipped:
+        _warn(f"used {len(used.paths)} of {len(used.paths) + len(used.skipped)} input files.")
+    return x
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -99,12 +136,13 @@ def mix(
     out = out if out is not None else Path("mix-grid.png" if grid_mode else "mix.png")
     outputs = [out] if grid_mode else [out, _sibling(out, "-grid")]
     spec = _mix_spec(coarse, mid, fine, layers)
-    _check_free(outputs, force)
-    net = _open(model, device, seed)
-    blocks = ops.scale_range(net, spec, "style mixing")
+    target = _start(device, outputs, force)
     a_items, b_items = (rows, cols) if grid_mode else ([images[0]], [images[1]])
-    z_a = ops.encode(net, _inputs(net, a_items, align))
-    z_b = ops.encode(net, _inputs(net, b_items, align))
+    a_inputs, b_inputs = _checked(a_items, not grid_mode), _checked(b_items, not grid_mode)
+    net = _open(model, target, seed)
+    blocks = ops.scale_range(net, spec, "style mixing")
+    z_a = ops.encode(net, _inputs(net, a_inputs, align, not grid_mode))
+    z_b = ops.encode(net, _inputs(net, b_inputs, align, not grid_mode))
     cells = ops.mix_grid(net, z_a, z_b, blocks, noise)
     text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
             "Top row: B reconstructions; left column: A reconstructions.")
@@ -130,8 +168,9 @@ def sample(
     if scales is not None and fix is None:
         raise AutomodError("--scales chooses what --fix IMG keeps: pass --fix IMG as well.")
     files = [out / f"sample-{i:03d}.png" for i in range(n)]
-    _check_free([out / "grid.png", *files], force)
-    net = _open(model, device, seed)
+    target = _start(device, [out / "grid.png", *files], force)
+    fixed = _checked([fix], exact=True) if fix is not None else None
+    net = _open(model, target, seed)
     generator = torch.Generator().manual_seed(seed)
     if fix is None:
         images = ops.sample(net, n, generator, noise)
@@ -139,31 +178,40 @@ def sample(
     else:
         spec = scales or "coarse"
         blocks = ops.scale_range(net, spec, "conditional sampling")
-        z_fixed = ops.encode(net, ops.load_images([fix], net.resolution, align))
+        z_fixed = ops.encode(net, _inputs(net, fixed, align, exact=True))
         images = ops.conditional_sample(net, z_fixed, blocks, n, generator, noise)
         cells = torch.cat([ops.decode(net, z_fixed, noise), images])
         text = (f"First: reconstruction of {fix.name}. The others keep {ops.scale_label(spec, blocks, net.block_levels)} "
                 f"with random latents elsewhere (seed {seed}).")
     for path, image in zip(files, images):
-        save_image(path, image.cpu(), overwrite=force)
+        with _writing(path):
+            save_image(path, image.cpu(), overwrite=force)
     console.print(f"wrote {n} images to {out}/sample-NNN.png")
     _write(out / "grid.png", ops.captioned_grid(cells, min(SAMPLE_COLUMNS, len(cells)), text), force)
 
 
-def _vector(net: Automodulator, pos: List[Path], neg: List[Path], vector: Optional[Path], align: bool):
-    """The attribute vector from --direction/--vector, or from --pos/--neg exemplars, and its description."""
+def _exemplars(pos: List[Path], neg: List[Path], vector: Optional[Path]):
+    """Before the model: a readable --direction file, or the checked --pos and --neg exemplars."""
     if vector is not None:
         if pos or neg:
             raise AutomodError("give either --direction FILE or --pos/--neg exemplars, not both.")
+        ops.load_vector(vector)  # a readable direction; its length is checked against the model's latents later
+        return None
+    if not (pos and neg):
+        raise AutomodError("an attribute needs --pos DIR (images with it) and --neg DIR (without it), "
+                           "or --direction FILE.")
+    return _checked(pos), _checked(neg)
+
+
+def _vector(net: Automodulator, exemplars, vector: Optional[Path], align: bool):
+    """The attribute vector from --direction/--vector, or from --pos/--neg exemplars, and its description."""
+    if vector is not None:
         v, info = ops.load_vector(vector, net.config.latent_dim)
         if "positives" not in info:  # a torch-saved direction (e.g. the authors'), or one saved from it
             return v, info, f"direction {vector.name}"
         counts = f"{info.get('positives', '?')} with / {info.get('negatives', '?')} without"
         return v, info, f"vector {vector.name} ({counts})"
-    if not (pos and neg):
-        raise AutomodError("an attribute needs --pos DIR (images with it) and --neg DIR (without it), "
-                           "or --direction FILE.")
-    positives, negatives = _inputs(net, pos, align), _inputs(net, neg, align)
+    positives, negatives = _inputs(net, exemplars[0], align), _inputs(net, exemplars[1], align)
     info = {"positives": str(len(positives)), "negatives": str(len(negatives))}
     v = ops.attribute_vector(net, positives, negatives)
     return v, info, f"{len(positives)} with / {len(negatives)} without"
@@ -193,16 +241,20 @@ def edit(
     """
     if not images and save_vector is None:
         raise AutomodError("nothing to do: give images to edit, --save-vector FILE, or both.")
-    _check_free(([out] if images else []) + ([save_vector] if save_vector else []), force)
-    net = _open(model, device, seed)
+    target = _start(device, [out] if images else [], force)
+    check_outputs([save_vector] if save_vector else [], force)
+    exemplars = _exemplars(pos, neg, vector)
+    inputs = _checked(images) if images else None
+    net = _open(model, target, seed)
     blocks = ops.scale_range(net, scales, "editing chosen scales") if scales is not None else None
-    v, info, source = _vector(net, pos, neg, vector, align)
+    v, info, source = _vector(net, exemplars, vector, align)
     if save_vector is not None:
-        ops.save_vector(save_vector, v, {**info, "model": str(ops.find_checkpoint(model))}, overwrite=force)
+        with _writing(save_vector):
+            ops.save_vector(save_vector, v, {**info, "model": str(ops.find_checkpoint(model))}, overwrite=force)
         console.print(f"wrote {save_vector}")
     if not images:
         return
-    x = _inputs(net, images, align)
+    x = _inputs(net, inputs, align)
     strengths = list(strength) or list(EDIT_STRENGTHS)
     edited = ops.edit(net, ops.encode(net, x), v, strengths, blocks, noise).view(len(x), len(strengths), *x.shape[1:])
     cells = torch.cat([x.to(edited.device)[:, None], edited], dim=1).flatten(0, 1)
@@ -235,10 +287,11 @@ def interpolate(
     if len(images) not in (2, 4):
         raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(images)}.")
     gif_path = out.with_suffix(".gif")
-    _check_free([out] + ([gif_path] if gif else []), force)
-    net = _open(model, device, seed)
+    target = _start(device, [out] + ([gif_path] if gif else []), force)
+    inputs = _checked(images, exact=True)
+    net = _open(model, target, seed)
     blocks = ops.scale_range(net, scales, "interpolating chosen scales") if scales is not None else None
-    z = ops.encode(net, ops.load_images(images, net.resolution, align))
+    z = ops.encode(net, _inputs(net, inputs, align, exact=True))
     if len(images) == 2:
         cells, columns = ops.interpolate(net, z[0], z[1], steps, blocks, noise), steps
         frames = cells
@@ -249,7 +302,8 @@ def interpolate(
     text = f"Interpolation between {', '.join(p.name for p in images)}{where}; ends are reconstructions."
     _write(out, ops.captioned_grid(cells, columns, text), force)
     if gif:
-        ops.write_gif(gif_path, frames, overwrite=force)
+        with _writing(gif_path):
+            ops.write_gif(gif_path, frames, overwrite=force)
         console.print(f"wrote {gif_path}")
 
 
@@ -259,13 +313,15 @@ def reconstruct(
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
     force: bool = FORCE,
 ) -> None:
-    """Encode and decode images; writes input | reconstruction pairs side by side.
+    """Encode and decode images; writes input | reconstruction pairs side by side. Files that are not usable images
+    are skipped, one line each.
 
     Example: automod reconstruct photos/ --model runs/demo -o recon.png
     """
-    _check_free([out], force)
-    net = _open(model, device, seed)
-    x = _inputs(net, images, align)
+    target = _start(device, [out], force)
+    inputs = _checked(images)
+    net = _open(model, target, seed)
+    x = _inputs(net, inputs, align)
     pairs = ops.side_by_side(x, ops.reconstruct(net, x, noise))
     columns = 2 * min(PAIRS_PER_ROW, len(x))
     _write(out, ops.captioned_grid(pairs, columns, "Pairs of input | reconstruction."), force)

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from automod_cli.commands.eval import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net, Start,
-                                       _check_outputs, _progress, _setup, console)
+                                       _check_outputs, _device, _progress, _setup, console)
 from automod_cli.errors import AutomodError
 from automod_cli.images import from_uint8, save_image
 from automod_cli.metrics import weights as weight_files
@@ -23,6 +23,8 @@ from automod_cli.metrics.features import LPIPS_NETS, lpips_distance
 from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, encoder_point, encoder_speedup, inversion_curve,
                                           warm_up, write_curve_csv)
 from automod_cli.metrics.plot import time_curve_chart
+from automod_cli.ops.inputs import check_inputs
+from automod_cli.outputs import check_outputs
 from automod_cli.metrics.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of, project as fit
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
@@ -123,7 +125,11 @@ def project(
     Example: automod project face.png --model runs/ffhq --steps 200
     """
     out = out if out is not None else Path(f"{image.stem}-projected.png")
-    _check_outputs([out], force)
+    _device(device)  # cheap things first: the device name, the output, the input file, then the model
+    check_outputs([out], force)
+    if image.is_dir():
+        raise AutomodError(f"'{image}' is a folder: project inverts one image file at a time.")
+    check_inputs([image], exact=True)
     loaded = _setup(model, device, seed)
     report, loss = _distances(net, loss_net, weights, loaded.device)
     target = _load_image(image, loaded.model.resolution).to(loaded.device)
