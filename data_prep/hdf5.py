@@ -15,9 +15,11 @@ stopped when restarted with the same inputs and settings.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,8 @@ MAX_RESOLUTION = 1024  # the FFHQ / CelebA-HQ releases
 _GROW = 1024  # datasets grow by this many images at a time
 _STRINGS = h5py.string_dtype()
 _CONVERT_BYTES = 1 << 20  # the reader converts uint8 images to float in runs of about this many bytes
+_SPACE_RESERVE = 1 << 20  # free bytes kept for the checkpoint, the commit and the skipped-file list
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def resolutions_up_to(resolution: int) -> list[int]:
@@ -80,14 +84,72 @@ def partial_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+def _existing_ancestor(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def check_output(out: Path, force: bool) -> None:
-    """Refuse to replace an existing output unless forced."""
+    """Refuse to replace an existing output unless forced, and refuse an output that cannot be written: a file
+    where a folder is needed, or a folder (the nearest existing one, when the output's folder is still to be
+    created) that does not accept new files. Nothing is created here."""
+    out = Path(out)
     if out.exists() and not force:
         raise AutomodError(f"{out} already exists; pass --force to replace it or choose another --out.")
     if out.is_dir():
         raise AutomodError(f"{out} is a directory; --out must name an .h5 file.")
-    if not out.parent.is_dir():
-        raise AutomodError(f"The folder {out.parent} does not exist; create it or choose another --out.")
+    folder = _existing_ancestor(out.parent.absolute())
+    if not folder.is_dir():
+        raise AutomodError(f"{folder} is a file, so the folder for {out} cannot be created; choose another --out.")
+    probe = folder / f".automod-write-test-{os.getpid()}"
+    try:
+        probe.open("x").close()
+        probe.unlink()
+    except OSError as exc:
+        raise AutomodError(f"Cannot write to the folder {folder} ({exc.strerror or exc}); choose another --out.") from None
+
+
+def make_output_folder(out: Path) -> None:
+    """Create the output's folder (and any missing parents), as `check_output` allowed."""
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AutomodError(f"Cannot create the folder {Path(out).parent} ({exc.strerror or exc}); choose another --out.") from None
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space on the file system holding `folder`, in bytes."""
+    return shutil.disk_usage(folder).free
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error (Python's or HDF5's, whose messages carry the C errno) says the disk is full."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "errno = 28" in text or "Disk quota exceeded" in text
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
+        nbytes /= 1000
+    return ""
+
+
+class DiskFull(AutomodError):
+    """The disk holding the output has no room for the next image. `hdf5_failed`: HDF5 itself hit the full disk,
+    after which the library cannot shut down cleanly (its exit handler crashes), so the caller should exit at once."""
+
+    def __init__(self, message: str, hdf5_failed: bool = False) -> None:
+        super().__init__(message)
+        self.hdf5_failed = hdf5_failed
+
+
+class DamagedPartial(Exception):
+    """A partial file that cannot be resumed (unreadable, or its recorded progress does not match its images)."""
 
 
 class H5Writer:
@@ -100,27 +162,66 @@ class H5Writer:
         self.out = Path(out)
         self.force = force
         check_output(self.out, force)
+        make_output_folder(self.out)
         self.resolutions = resolutions_up_to(resolution)
         self.partial = partial_path(self.out)
+        self.discarded = ""  # why an earlier partial file was started over, if one was
         fingerprint = f"{fingerprint};resolutions={self.resolutions}"
         self.file = self._resume(fingerprint) or self._create(attrs, fingerprint)
         progress = json.loads(self.file.attrs["progress"])
         self.inputs_done: int = progress["inputs"]
         self.written: int = progress["written"]
+        self.written_at_checkpoint = self.written  # what a later run resumes with
         self._logged = {"skipped": progress["skipped"], "notes": progress["notes"]}
+        self.image_bytes = int(1.1 * sum(3 * r * r for r in self.resolutions)) + 512  # pixels, digest, chunk index
+        self._next_space_check = self.written
 
     def _resume(self, fingerprint: str) -> h5py.File | None:
         if not self.partial.exists():
             return None
         try:
             file = h5py.File(self.partial, "r+")
-        except OSError:  # killed mid-write beyond repair: start over
-            self.partial.unlink()
-            return None
-        if file.attrs.get("fingerprint") == fingerprint:
-            return file
-        file.close()
+        except OSError as exc:
+            if "unable to lock file" in str(exc).lower():
+                raise AutomodError(f"{self.partial} is open in another program (another `automod prep` writing "
+                                   f"{self.out}?); wait for it to finish or choose another --out.") from None
+            return self._discard(None, "it could not be opened (damaged, e.g. by a full disk or a crash)")
+        try:
+            if file.attrs.get("fingerprint") != fingerprint:
+                return self._discard(file, "it was started with other inputs or settings", damaged=False)
+            self._check_resumable(file)
+        except Exception as exc:  # noqa: BLE001 -- any failure to read it back means it cannot be continued
+            return self._discard(file, f"it is damaged ({_first_line(exc)}), e.g. by a full disk or a crash")
+        return file
+
+    def _check_resumable(self, file: h5py.File) -> None:
+        """Raise unless the recorded progress matches what the file holds: every level and the digest list have
+        room for the images counted, and the last one counted reads back with its digest (an interrupted write to
+        a full disk leaves the count ahead of the images, or unreadable chunks)."""
+        progress = json.loads(file.attrs["progress"])
+        written = int(progress["written"])
+        for key in ("inputs", "skipped", "notes"):
+            int(progress[key])
+        for name, rows in [*((f"levels/{r}", written) for r in self.resolutions), ("digests", written),
+                           ("skipped", progress["skipped"]), ("notes", progress["notes"])]:
+            if file[name].shape[0] < rows:
+                raise DamagedPartial(f"{name} holds {file[name].shape[0]} rows, {rows} recorded")
+        if written:
+            levels = {r: file[f"levels/{r}"][written - 1] for r in self.resolutions}
+            if image_digest(levels) != file["digests"][written - 1].tobytes():
+                raise DamagedPartial(f"image {written - 1} does not match its digest")
+        for name in ("skipped", "notes"):
+            file[name][: progress[name]]
+
+    def _discard(self, file: h5py.File | None, why: str, damaged: bool = True) -> None:
+        if file is not None:
+            try:
+                file.close()
+            except Exception:  # noqa: BLE001 -- a damaged file may not even close; it is removed either way
+                pass
         self.partial.unlink()
+        if damaged:  # a partial file from other inputs or settings is replaced without a word, as always
+            self.discarded = f"the unfinished {self.partial.name} from an earlier run was started over: {why}"
         return None
 
     def _create(self, attrs: dict[str, str], fingerprint: str) -> h5py.File:
@@ -141,10 +242,24 @@ class H5Writer:
         if dataset.shape[0] < rows:
             dataset.resize(max(rows, dataset.shape[0] + _GROW), axis=0)
 
+    def check_space(self) -> None:
+        """Raise DiskFull, before anything is written, when the disk has no room for one more image besides a
+        reserve for the checkpoint and the commit. The free space is asked again once about half of what it
+        allowed is used (every image when it is nearly full)."""
+        if self.written < self._next_space_check:
+            return
+        free = free_bytes(self.partial.parent)
+        room = (free - _SPACE_RESERVE) // self.image_bytes
+        if room < 1:
+            raise DiskFull(f"The disk holding {self.partial.parent} is full ({_size(free)} free)")
+        self._next_space_check = self.written + max(1, room // 2)
+
     def add(self, levels: dict[int, np.ndarray]) -> None:
-        """Append one image given as its pyramid (as made by `pyramid`)."""
+        """Append one image given as its pyramid (as made by `pyramid`); raises DiskFull, writing nothing, when
+        the disk has no room for it."""
         if sorted(levels) != self.resolutions:
             raise ValueError(f"expected levels {self.resolutions}, got {sorted(levels)}")
+        self.check_space()
         index = self.written
         for r in self.resolutions:
             self._ensure_room(f"levels/{r}", index + 1)
@@ -171,6 +286,7 @@ class H5Writer:
         progress = {"inputs": inputs_done, "written": self.written, **self._logged}
         self.file.attrs["progress"] = json.dumps(progress)
         self.file.flush()
+        self.written_at_checkpoint = self.written
 
     def commit(self) -> Path:
         """Trim, seal with count and checksum, and rename the partial file to the output name."""
@@ -191,6 +307,15 @@ class H5Writer:
         if self.file.id.valid:
             self.file.close()
 
+    def close_after_failure(self) -> bool:
+        """Close after a failed write (a full disk), as far as HDF5 still can. Returns False when it could not:
+        the file's last writes are lost and the library is left in a state its exit handler crashes on."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 -- whatever HDF5 raises here, the answer is the same
+            return False
+        return True
+
 
 @dataclass(frozen=True)
 class H5Info:
@@ -209,6 +334,28 @@ class H5Info:
     skipped: int
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _damaged(path: Path, exc: BaseException) -> AutomodError:
+    return AutomodError(f"{path} is a damaged or truncated HDF5 file ({_first_line(exc)}); "
+                        "write it again with `automod prep`.")
+
+
+def _has_hdf5_signature(path: Path) -> bool:
+    """Whether the file starts with the HDF5 signature (at 0, or after a user block of 512, 1024, ... bytes)."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        offset = 0
+        while offset + len(_HDF5_SIGNATURE) <= size:
+            handle.seek(offset)
+            if handle.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
 def open_images_file(path: Path) -> h5py.File:
     """Open an automod image file read-only, or raise AutomodError saying why it is not one."""
     path = Path(path)
@@ -217,11 +364,18 @@ def open_images_file(path: Path) -> h5py.File:
     try:
         file = h5py.File(path, "r")
     except OSError as exc:
-        raise AutomodError(f"{path} is not an HDF5 file; write one with `automod prep`.") from exc
-    if file.attrs.get("format") != FORMAT:
+        if _has_hdf5_signature(path):
+            raise _damaged(path, exc) from None
+        raise AutomodError(f"{path} is not an HDF5 file; write one with `automod prep`.") from None
+    try:
+        attrs = dict(file.attrs)
+    except Exception as exc:  # noqa: BLE001 -- the header opened but its attributes cannot be read
+        file.close()
+        raise _damaged(path, exc) from None
+    if attrs.get("format") != FORMAT:
         file.close()
         raise AutomodError(f"{path} is an HDF5 file but not an automod image file; write one with `automod prep`.")
-    if "checksum" not in file.attrs:
+    if "checksum" not in attrs:
         file.close()
         raise AutomodError(f"{path} is an unfinished prep file; run the same `automod prep` command again to finish it.")
     return file
@@ -252,14 +406,17 @@ def verify(path: Path, progress: Callable[[int, int], None] | None = None) -> li
     with open_images_file(path) as file:
         count = int(file.attrs["count"])
         resolutions = [int(r) for r in file.attrs["resolutions"]]
-        stored = file["digests"][:]
         bad = []
-        for index in range(count):
-            levels = {r: file[f"levels/{r}"][index] for r in resolutions}
-            if image_digest(levels) != stored[index].tobytes():
-                bad.append(index)
-            if progress is not None:
-                progress(index + 1, count)
+        try:
+            stored = file["digests"][:]
+            for index in range(count):
+                levels = {r: file[f"levels/{r}"][index] for r in resolutions}
+                if image_digest(levels) != stored[index].tobytes():
+                    bad.append(index)
+                if progress is not None:
+                    progress(index + 1, count)
+        except (OSError, KeyError) as exc:  # e.g. cut short after its header was written: chunks past the end
+            raise _damaged(path, exc) from None
         if not bad and hashlib.sha256(stored.tobytes()).hexdigest() != file.attrs["checksum"]:
             raise AutomodError(f"{path}: the stored digests do not match the checksum; write the file again with `automod prep`.")
     return bad

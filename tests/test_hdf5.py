@@ -225,3 +225,14 @@ def test_reader_errors_are_clear(tmp_path):
     H5Writer(unfinished, 8, {"source": "test", "source_path": "-", "alignment": "none", "split": "all"}, "x").close()
     with pytest.raises(AutomodError, match="unfinished prep file"):
         read_info(partial_path(unfinished))
+
+
+def test_a_truncated_file_is_called_damaged_not_foreign(tmp_path):
+    path = write(tmp_path / "a.h5", random_images(6, 16))
+    whole = path.read_bytes()
+    for cut in (len(whole) // 2, len(whole) - 100):
+        cut_short = tmp_path / f"cut{cut}.h5"
+        cut_short.write_bytes(whole[:cut])
+        with pytest.raises(AutomodError, match="is a damaged or truncated HDF5 file") as error:
+            verify(cut_short)
+        assert "\n" not in str(error.value) and "not an HDF5 file" not in str(error.value)

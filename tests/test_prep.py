@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,7 +21,7 @@ from typer.testing import CliRunner
 
 from automod_cli.commands.prep import register
 from automod_cli.errors import AutomodError
-from data_prep import prep, sources
+from data_prep import hdf5, prep, sources
 from data_prep.align import align_face
 from data_prep.hdf5 import partial_path, read_info
 
@@ -240,3 +247,244 @@ def test_cli_folder_report_no_overwrite_and_info(messy_folder, tmp_path):
     assert isinstance(bad_res.exception, AutomodError)
     for source in ("ffhq", "celebahq", "lsun", "folder", "builtin", "info"):
         assert "Example: automod prep" in CliRunner().invoke(cli(), ["prep", source, "--help"]).output
+
+
+# --- a full disk, damaged partial files, unwritable and missing output folders (issue 18) ---
+
+
+def reference_checksum(tmp_path, source, resolution: int = RES) -> str:
+    return read_info(prep.prepare(source, tmp_path / "reference" / "ref.h5", resolution, force=True).output).checksum
+
+
+def test_disk_full_stops_before_the_image_that_does_not_fit_and_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "full.h5"
+    real_free = hdf5.free_bytes
+    state = {"writer": None}
+    original_add = hdf5.H5Writer.add
+
+    def add(self, levels):
+        state["writer"] = self
+        original_add(self, levels)
+
+    def free(folder):  # a disk with room for 5½ images besides the reserve, filling as they are written
+        writer = state["writer"]
+        return int(hdf5._SPACE_RESERVE + (5.5 - writer.written) * writer.image_bytes)
+
+    monkeypatch.setattr(hdf5.H5Writer, "add", add)
+    monkeypatch.setattr(hdf5, "free_bytes", free)
+    with pytest.raises(hdf5.DiskFull, match=r"is full .*stopped after 5 of 12 inputs, and the 5 images written are kept") as full:
+        run(sources.builtin("train", RES, limit=12), out)
+    assert "\n" not in str(full.value) and not full.value.hdf5_failed
+    assert not out.exists() and partial_path(out).exists()
+    monkeypatch.setattr(hdf5, "free_bytes", real_free)
+    resumed = run(sources.builtin("train", RES, limit=12), out)
+    assert resumed.resumed_from == 5 and resumed.discarded == ""
+    assert read_info(out).checksum == reference_checksum(tmp_path, sources.builtin("train", RES, limit=12))
+
+
+def test_disk_full_error_from_the_writer_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(prep, "CHECKPOINT_IMAGES", 2)
+    out = tmp_path / "full.h5"
+    original_add = hdf5.H5Writer.add
+
+    def add(self, levels):
+        if self.written == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original_add(self, levels)
+
+    monkeypatch.setattr(hdf5.H5Writer, "add", add)
+    with pytest.raises(hdf5.DiskFull, match=r"is full: writing failed after 5 of 9 inputs; 4 inputs \(4 images\) are kept") as full:
+        run(sources.builtin("train", RES, limit=9), out)
+    assert "\n" not in str(full.value) and "Traceback" not in str(full.value)
+    monkeypatch.setattr(hdf5.H5Writer, "add", original_add)
+    resumed = run(sources.builtin("train", RES, limit=9), out)
+    assert resumed.resumed_from == 4
+    assert read_info(out).checksum == reference_checksum(tmp_path, sources.builtin("train", RES, limit=9))
+
+
+@pytest.mark.parametrize("damage", ["count ahead of the images", "truncated"])
+def test_a_damaged_partial_file_is_started_over_with_a_note(messy_folder, tmp_path, monkeypatch, damage):
+    monkeypatch.setattr(prep, "CHECKPOINT_IMAGES", 2)
+    out = tmp_path / "out.h5"
+
+    def stop_at_five(done: int, total: int) -> None:
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(sources.folder(messy_folder), out, progress=stop_at_five)
+    if damage == "truncated":
+        size = partial_path(out).stat().st_size
+        with open(partial_path(out), "r+b") as handle:
+            handle.truncate(size // 2)
+    else:  # what a write to a full disk left: the checkpoint recorded, the images not
+        with h5py.File(partial_path(out), "r+") as file:
+            progress = json.loads(file.attrs["progress"])
+            file.attrs["progress"] = json.dumps({**progress, "inputs": 8, "written": progress["written"] + 3})
+    result = run(sources.folder(messy_folder), out)
+    assert result.resumed_from == 0 and "started over" in result.discarded and "damaged" in result.discarded
+    assert read_info(out).checksum == reference_checksum(tmp_path, sources.folder(messy_folder))
+
+
+def builtin_cli_args(out, *extra) -> list[str]:
+    return ["prep", "builtin", "--out", str(out), "--res", str(RES), "--limit", "6", *extra]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder that really refuses new files: chmod for a normal user, a read-only tmpfs for root."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("running as root and cannot mount a read-only tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("where", ["folder", "missing subfolder"])
+def test_read_only_output_folder_is_refused_before_any_work(read_only_folder, monkeypatch, where):
+    monkeypatch.setattr(sources, "builtin", lambda *a, **k: pytest.fail("the inputs were read before the output was checked"))
+    out = read_only_folder / "data.h5" if where == "folder" else read_only_folder / "new" / "data.h5"
+    result = CliRunner().invoke(cli(), builtin_cli_args(out))
+    assert isinstance(result.exception, AutomodError), result.output
+    assert str(result.exception) .startswith(f"Cannot write to the folder {read_only_folder} (")
+    assert "\n" not in str(result.exception)
+
+
+def test_prep_creates_missing_output_folders_and_help_says_so(tmp_path):
+    out = tmp_path / "new" / "deeper" / "data.h5"
+    result = CliRunner().invoke(cli(), builtin_cli_args(out))
+    assert result.exit_code == 0, result.output
+    assert read_info(out).count == 6
+    shown = CliRunner().invoke(cli(), ["prep", "builtin", "--help"], env={"COLUMNS": "300"}).output
+    assert "missing folders are created" in " ".join(shown.replace("│", " ").split())
+
+
+def test_no_skipped_file_list_when_nothing_was_skipped(tmp_path):
+    out = tmp_path / "clean.h5"
+    stale = tmp_path / "clean.skipped.txt"
+    stale.write_text("old.png\tnot an image: from an earlier preparation\n")
+    result = CliRunner().invoke(cli(), builtin_cli_args(out, "--force"))
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and "skipped-file list" not in result.output
+    assert run(sources.builtin("train", RES, limit=3), tmp_path / "again.h5").skipped_report is None
+    assert not (tmp_path / "again.skipped.txt").exists()
+
+
+def test_readme_names_the_skipped_file_list_the_code_writes(messy_folder, tmp_path):
+    result = run(sources.folder(messy_folder), tmp_path / "mine.h5")
+    assert result.skipped_report == tmp_path / "mine.skipped.txt" and result.skipped_report.exists()
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Preparing data", 1)[1].split("\n## ", 1)[0]
+    assert "`data/mine.skipped.txt`" in section and "--out data/mine.h5" in section
+    assert "<out>.skipped.txt" not in section
+
+
+def _tmpfs(folder: Path, size: str) -> None:
+    folder.mkdir(exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                           capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+
+
+PREP_SCRIPT = """
+import os, sys
+from data_prep import hdf5, prep
+from automod_cli.cli import main
+if sys.argv[1] == "no-space-check":  # HDF5 itself meets the full disk
+    hdf5.free_bytes = lambda folder: 1 << 40
+if sys.argv[1] == "crash":  # what earlier versions did after that: crash, leaving the partial file as it was
+    hdf5.free_bytes = lambda folder: 1 << 40
+    prep._disk_full = lambda *args, **kwargs: os._exit(139)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_real_full_disk_is_one_line_and_every_case_recovers(tmp_path):
+    disk = tmp_path / "small"
+    _tmpfs(disk, "3m")
+    try:
+        out = disk / "sub" / "b.h5"
+        args = ["prep", "builtin", "--out", str(out), "--res", "64", "--limit", "400"]
+        reference = reference_checksum(tmp_path, sources.builtin("train", 64, limit=400), 64)
+        env = {**os.environ, "COLUMNS": "200"}
+
+        def prep_cli(mode: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-c", PREP_SCRIPT, mode, *args], capture_output=True, text=True, env=env)
+
+        for mode, says in [("plain", r"is full \(.* free\): stopped after (\d+) of 400 inputs, and the \1 images written are kept"),
+                           ("no-space-check", r"filled up while writing .*nothing is kept"),
+                           ("crash", None)]:
+            full = prep_cli(mode)
+            if says is None:
+                assert full.returncode == 139 and partial_path(out).exists()
+            else:
+                assert full.returncode == 2, full.stderr
+                assert "Traceback" not in full.stderr and len(full.stderr.strip().splitlines()) == 1, full.stderr
+                assert re.search(says, full.stderr), full.stderr
+            subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+            done = prep_cli("plain")
+            assert done.returncode == 0, done.stderr
+            if mode == "crash":
+                assert "started over" in done.stdout
+            assert read_info(out).checksum == reference
+            out.unlink()
+            subprocess.run(["mount", "-o", "remount,size=3m", str(disk)], check=True)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from data_prep import prep, sources
+convert = prep.convert
+def slow(item, recipe):
+    time.sleep(0.02)
+    return convert(item, recipe)
+prep.convert = slow
+def progress(done, total):
+    if done >= 8:
+        print("started", flush=True)
+prep.prepare(sources.folder(Path(sys.argv[1])), Path(sys.argv[2]), 16, workers=2, progress=progress)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc")
+def test_workers_of_a_killed_prep_exit_quietly(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(400):
+        Image.fromarray(noise(20, 20, i)).save(photos / f"{i:04d}.png")
+    stderr = open(tmp_path / "stderr.txt", "w+")
+    parent = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(photos), str(tmp_path / "out.h5")],
+                              stdout=subprocess.PIPE, stderr=stderr, text=True)
+    assert parent.stdout.readline().strip() == "started"
+    workers = [int(pid) for task in Path(f"/proc/{parent.pid}/task").iterdir()
+               for pid in (task / "children").read_text().split()]
+    assert len(workers) == 2
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    stderr.seek(0)
+    printed = stderr.read()
+    assert printed == "", printed
+    assert not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers)
+    assert partial_path(tmp_path / "out.h5").exists()  # and the data resumes, as tested above
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -5,6 +5,7 @@ Only parsing and reporting here; the work is in `data_prep` (sources, prep, hdf5
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from automod_cli.errors import AutomodError
 from data_prep import sources
-from data_prep.hdf5 import check_output, partial_path, read_info, resolutions_up_to, verify
+from data_prep.hdf5 import DiskFull, check_output, partial_path, read_info, resolutions_up_to, verify
 from data_prep.prep import PrepResult, prepare
 
 console = Console()
@@ -41,7 +42,7 @@ class BuiltinSplit(str, Enum):
     test = "test"
 
 
-OUT = typer.Option(..., "--out", "-o", help="The .h5 file to write (never replaced unless --force).")
+OUT = typer.Option(..., "--out", "-o", help="The .h5 file to write (never replaced unless --force); missing folders are created.")
 FORCE = typer.Option(False, "--force", help="Replace --out if it exists.")
 WORKERS = typer.Option(DEFAULT_WORKERS, "--workers", "-j", min=1, help="Processes decoding (and aligning) images.")
 LIMIT = typer.Option(None, "--limit", min=1, help="Use only the first N inputs (of the split).")
@@ -72,6 +73,8 @@ def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _report(result: PrepResult) -> None:
+    if result.discarded:
+        console.print(f"[yellow]note[/] {result.discarded}")
     resumed = f" (continued after {result.resumed_from:,} inputs)" if result.resumed_from else ""
     console.print(f"[green]wrote[/] {result.written:,} images ({result.source}, split {result.split}) to {result.output}{resumed}")
     groups = result.skipped_by_kind()
@@ -87,7 +90,8 @@ def _report(result: PrepResult) -> None:
         console.print(f"[yellow]note[/] {name}: {note}")
     if len(result.notes) > EXAMPLES_SHOWN:
         console.print(f"[yellow]note[/] ... and {len(result.notes) - EXAMPLES_SHOWN:,} more notes (stored in the file's 'notes')")
-    console.print(f"skipped-file list: {result.skipped_report}")
+    if result.skipped_report is not None:
+        console.print(f"skipped-file list: {result.skipped_report}")
 
 
 def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, force: bool, workers: int) -> None:
@@ -100,6 +104,13 @@ def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, 
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: progress is kept in {partial_path(out)}; run the same command again to continue.")
         raise typer.Exit(130) from None
+    except DiskFull as exc:
+        if exc.hdf5_failed:  # HDF5's exit handler crashes (exit 139) after a failed write: say why and leave now
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
+        raise
     _report(result)
 
 
