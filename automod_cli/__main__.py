@@ -2,6 +2,6 @@
 
 import sys
 
-from automod_cli.cli import main
+from automod_cli.entry import main
 
 sys.exit(main())

@@ -1,0 +1,19 @@
+"""The `automod` console script and `python -m automod_cli`: Ctrl-C while the command's modules are still being
+imported (torch takes seconds) ends quietly with exit code 130 instead of a KeyboardInterrupt traceback."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    try:
+        from automod_cli.cli import main as cli_main
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    try:
+        return cli_main()
+    except KeyboardInterrupt:  # outside the commands' own handling (they keep partial work and say so)
+        print(file=sys.stderr)
+        return 130
