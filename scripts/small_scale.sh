@@ -33,6 +33,7 @@ if [ "${SET:-models}" = recipes ]; then
     "authors-no-pool|--recipe authors --set fake_pool=0"
     "authors-paper-units|--recipe authors $PAPER_UNITS"
     "authors-paper-mixing|--recipe authors --set mixed_fraction_decoder=0.25 --set mix_start_level=0 --set split_all_blocks=true --set layer_target=detached"
+    "authors-paper-ema|--recipe authors --set ema_decay=null"
   )
 fi
 jobs_file=$(mktemp)

@@ -48,8 +48,9 @@ def one_iteration(config, precision: Precision) -> tuple[dict, Nets]:
     return scalars, nets
 
 
-def test_bf16_steps_give_finite_losses_close_to_fp32():
-    config = tiny()
+@pytest.mark.parametrize("recipe", ["paper", "authors"])
+def test_bf16_steps_give_finite_losses_close_to_fp32(recipe):
+    config = tiny(recipe=recipe)
     reference, _ = one_iteration(config, Precision("cpu", "fp32"))
     mixed, nets = one_iteration(config, Precision("cpu", "bf16"))
     assert mixed.keys() == reference.keys()

@@ -50,7 +50,9 @@ def info(
             "decoder": sum(p.numel() for p in net.decoder.parameters()),
         },
         "ema_decoder": any(k.startswith("decoder_ema.") for k in tensors),
-        "recipe": meta.get("train_config", {}).get("recipe", "—"),  # the training recipe (docs/training.md)
+        # the training recipe (docs/training.md); a model imported from the authors' code was trained with theirs
+        "recipe": meta.get("train_config", {}).get("recipe")
+        or ("authors (their own training)" if meta.get("source", {}).get("format") == "authors" else "—"),
         **model_section(meta),
         **{k: v for k, v in meta.items() if k not in listed},
     }

@@ -1,5 +1,6 @@
-"""Run under torchrun by tests/test_distributed.py: train a tiny model on 2 ranks, then report every rank's
-parameter checksum so the test can check that the ranks stayed in sync."""
+"""Run under torchrun by tests/test_distributed.py: train a tiny model on 2 ranks with the recipe argv[2] (default
+paper; a pool of 4 generated images where the recipe has one), then report every rank's parameter checksum so the
+test can check that the ranks stayed in sync."""
 
 import json
 import sys
@@ -13,10 +14,11 @@ from automod_cli.training import distributed
 from automod_cli.training.loop import Trainer
 
 out = Path(sys.argv[1])
+recipe = sys.argv[2] if len(sys.argv) > 2 else "paper"
 config = resolve_train_config(
     "builtin",
     {"model.max_resolution": 8, "model.latent_dim": 16, "model.channels": [16, 16], "phase_images": 64,
-     "batch_size": 8, "data_limit": 64, "log_every": 32, "checkpoint_every": 1000},
+     "batch_size": 8, "data_limit": 64, "log_every": 32, "checkpoint_every": 1000, "recipe": recipe, "fake_pool": 4},
 )
 trainer = Trainer(config, out / "run", device="cpu")
 result = trainer.run()
