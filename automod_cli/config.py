@@ -22,6 +22,13 @@ DECODERS = ("adain", "classic")
 LATENTS = ("sphere", "gaussian")
 
 
+def _is_number(value: Any, whole: bool) -> bool:
+    """Whether `value` is a real number (an integer when `whole`); booleans are not numbers here."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if whole else isinstance(value, (int, float))
+
+
 def _build(cls, data: dict[str, Any], unknown_message: str):
     """A config dataclass from a dict, refusing names it does not know (with `unknown_message`)."""
     unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
@@ -49,6 +56,15 @@ class ModelConfig:
     encoder_channels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("max_resolution", "latent_dim", "support_block"):
+            if not _is_number(getattr(self, name), True):
+                raise AutomodError(f"model.{name} must be a whole number, got {getattr(self, name)!r}.")
+        if not isinstance(self.variational, bool):
+            raise AutomodError(f"model.variational must be true or false, got {self.variational!r}.")
+        for name in ("channels", "encoder_channels"):
+            widths = getattr(self, name)
+            if widths is not None and (isinstance(widths, (str, bytes)) or not all(_is_number(c, True) for c in widths)):
+                raise AutomodError(f"model.{name} must be a list of whole numbers (e.g. [64,64,48]), got {widths!r}.")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if self.encoder_channels is not None:
             object.__setattr__(self, "encoder_channels", tuple(int(c) for c in self.encoder_channels))
@@ -250,13 +266,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        self._check_types()
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
         for name in PER_RESOLUTION:
             table = {int(k): v for k, v in getattr(self, name).items()}  # entries above the target are dropped
             missing = [r for r in self.resolutions if r not in table]
             if missing:
                 raise AutomodError(f"'{name}' has no value for resolution(s) {missing}: set them or use a preset.")
-            cast = int if name in ("phase_images", "batch_size") else float
+            whole = name in ("phase_images", "batch_size")
+            for r in self.resolutions:
+                if not _is_number(table[r], whole):
+                    kind = "a whole number" if whole else "a number"
+                    raise AutomodError(f"'{name}.{r}' must be {kind}, got {table[r]!r} (e.g. --set {name}.{r}=...).")
+            cast = int if whole else float
             object.__setattr__(self, name, {r: cast(table[r]) for r in self.resolutions})
         if self.total_kimg is not None and not float(self.total_kimg) > 0:
             raise AutomodError(f"--kimg must be a positive number of thousand images, got {self.total_kimg}.")
@@ -275,6 +297,30 @@ class TrainConfig:
         self._check_recipe()
         self._check_model_kind()
         self._check_invariance()
+
+    def _check_types(self) -> None:
+        """Every scalar setting has the type its field names (ints are taken for floats), so a bad --set value is one
+        line before anything is created; counts that must be positive (or ≥ 0) are checked here too."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type).replace(" ", "")
+            optional = kind.endswith("|None")
+            base = kind.removesuffix("|None")
+            if value is None and optional:
+                continue
+            ok = {"float": _is_number(value, False), "int": _is_number(value, True), "bool": isinstance(value, bool),
+                  "str": isinstance(value, str)}.get(base, True)
+            if not ok:
+                wanted = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}[base]
+                raise AutomodError(f"setting '{f.name}' must be {wanted}{' or null' if optional else ''}, got {value!r}.")
+            if base == "float" and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+        for name in ("checkpoint_every", "log_every", "keep_checkpoints", "ema_half_life"):
+            if getattr(self, name) < 1:
+                raise AutomodError(f"'{name}' must be at least 1, got {getattr(self, name)}.")
+        if self.workers < 0:
+            raise AutomodError(f"--workers must be 0 (load in the training process) or more, got {self.workers}.")
+        if self.data_limit is not None and self.data_limit < 1:
+            raise AutomodError(f"data_limit must be at least 1 image (or null for all), got {self.data_limit}.")
 
     def _check_recipe(self) -> None:
         """The recipe's fields: names from their lists, numbers in range."""

@@ -61,7 +61,7 @@ def test_the_points_checked_cover_each_phase_in_its_fade_in_and_at_its_end():
 @pytest.mark.parametrize("kind", list(bench.SYNC_KINDS))
 def test_training_iterations_of_every_model_never_read_a_device_value(kind, tmp_path):
     config = resolve_train_config("builtin", {**SMALL, **bench.SYNC_KINDS[kind]})
-    trainer = Trainer(config, tmp_path / kind, device="meta")
+    trainer = Trainer(config, tmp_path / kind, device=META)
     assert next(trainer.nets.decoder.parameters()).is_meta
     trained = []
     assert bench.host_syncs(lambda: trained.append(bench.iterations_at_every_level(trainer, config, steps=1)()), META) == []
@@ -81,14 +81,14 @@ def test_a_read_in_a_step_is_caught_with_its_reason(tmp_path, monkeypatch):
 
     monkeypatch.setitem(baselines.JOINT_STEPS, "wae", printing_step)
     config = resolve_train_config("builtin", {**SMALL, "kind": "wae"})
-    trainer = Trainer(config, tmp_path / "wae", device="meta")
+    trainer = Trainer(config, tmp_path / "wae", device=META)
     found = bench.host_syncs(bench.iterations_at_every_level(trainer, config, steps=1), META)
     assert len(found) == 1 and "item()" in found[0] and trainer.progress.step == 0
 
 
 def test_lia_iterations_of_both_stages_never_read_a_device_value(tmp_path):
     config = resolve_lia_config("builtin", {**SMALL, "coupling_hidden": 8, "encoder_images": 64})
-    trainer = LiaTrainer(config, tmp_path / "lia", device="meta")
+    trainer = LiaTrainer(config, tmp_path / "lia", device=META)
     trainer.metrics = MetricsLog(tmp_path / "lia", False, 0)
     stage1 = bench.iterations_at_every_level(trainer, config.train, steps=1)
     assert bench.host_syncs(stage1, META) == []  # the GAN with R1

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from automod_cli.checkpoint import find_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
+from automod_cli.config import TrainConfig
 from automod_cli.models.lia import is_lia_checkpoint
 
 console = Console()
@@ -23,6 +24,15 @@ def model_section(meta: dict) -> dict:
         return {"model_config": meta["model_config"]}
     lia = meta["lia_config"]
     return {"model_config": lia["model"], "lia_config": {k: v for k, v in lia.items() if k != "model"}}
+
+
+def training_progress(meta: dict) -> dict:
+    """'progress': '80,000 / 104,000 images, 16² of 32²' for a training checkpoint of an automodulator run."""
+    if "train_config" not in meta or "images_seen" not in meta or "lia_train_config" in meta:
+        return {}
+    config = TrainConfig.from_dict(meta["train_config"])
+    res = 4 * 2 ** int(meta["level"])
+    return {"progress": f"{meta['images_seen']:,} / {config.total_images:,} images, {res}² of {config.model.max_resolution}²"}
 
 
 def info(
@@ -50,6 +60,7 @@ def info(
             "decoder": sum(p.numel() for p in net.decoder.parameters()),
         },
         "ema_decoder": any(k.startswith("decoder_ema.") for k in tensors),
+        **training_progress(meta),
         # the training recipe (docs/training.md); a model imported from the authors' code was trained with theirs
         "recipe": meta.get("train_config", {}).get("recipe")
         or ("authors (their own training)" if meta.get("source", {}).get("format") == "authors" else "—"),

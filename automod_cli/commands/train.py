@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import signal
 from pathlib import Path
 from typing import List, Optional
 
@@ -139,7 +141,7 @@ def train(
     from automod_cli.training.lia import train_lia
     from automod_cli.training.init import init_config, init_model
     from automod_cli.training.lia_config import resolve_lia_config
-    from automod_cli.training.loop import latest_resumable
+    from automod_cli.training.state import latest_resumable
     from automod_cli.training.loop import train as run_training
 
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -148,7 +150,13 @@ def train(
     data = data or data_arg
     if init is not None and (resume is not None or model == LIA):
         raise AutomodError("--init starts a new run from a model's weights: it cannot be combined with --resume or --model lia.")
-    checkpoint = None if resume is None else latest_resumable(resume) if resume.is_dir() else find_checkpoint(resume)
+    checkpoint = None
+    if resume is not None and resume.is_dir():
+        checkpoint, notes = latest_resumable(resume)
+        for note in notes if is_main else []:
+            console.print(f"[yellow]note:[/] {note}; resuming from {checkpoint.name}", highlight=False, soft_wrap=True)
+    elif resume is not None:
+        checkpoint = find_checkpoint(resume)
     lia_run = is_lia_checkpoint(read_meta(checkpoint)) if checkpoint is not None else model == LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
         "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction, "--layer-loss": layer_loss,
@@ -174,6 +182,8 @@ def train(
         run_dir = _run_dir(out, name if kind == "automod" else f"{name}-{kind}")
         if is_main:
             console.print_json(json.dumps(config.to_dict()))
+    if is_main:
+        _announce_end(config if config is not None else None, checkpoint, kimg, stop_after)
     display = _Display(is_main)
     if lia_run:
         result = train_lia(config, run_dir, stage, device=device, resume=checkpoint, report=display,
@@ -185,12 +195,38 @@ def train(
         return
     if result.interrupted:
         console.print(f"[yellow]stopped at {result.images_seen:,} images;[/] continue with: automod train --resume {run_dir}")
+        # not a finished run: schedulers and `&&` chains must see the signal's exit status (130 SIGINT, 143 SIGTERM)
+        raise typer.Exit(128 + (result.signal or signal.SIGINT))
     else:
         console.print(f"[green]done[/]: {result.images_seen:,} images, checkpoint {result.checkpoint}")
         if lia_run and stage == 1:
             console.print(f"train LIA's encoder with: automod train --stage 2 --resume {run_dir}")
     for path in result.grids[-3:]:
         console.print(f"  {path}")
+
+
+def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], stop_after: Optional[int]) -> None:
+    """Say where the run will end (resolution, α) and warn when that is short of its target resolution."""
+    from automod_cli.config import TrainConfig
+    from automod_cli.training.schedule import describe_end, run_end
+
+    if config is None:  # a resumed run: its own config, perhaps with a new length
+        meta = read_meta(checkpoint)
+        if "train_config" not in meta or "lia_train_config" in meta:
+            return
+        config = TrainConfig.from_dict(meta["train_config"])
+        if kimg is not None:
+            config = dataclasses.replace(config, total_kimg=kimg)
+    schedule = getattr(config, "train", config)  # LIA keeps its schedule in .train
+    if not hasattr(schedule, "total_images"):
+        return
+    end = schedule.total_images if stop_after is None else min(schedule.total_images, stop_after)
+    console.print(f"this run ends at {describe_end(schedule, end)}", highlight=False, soft_wrap=True)
+    _, short = run_end(schedule, end)
+    if short and stop_after is None:
+        full = sum(schedule.phase_images.values())
+        console.print(f"[yellow]note:[/] that is short of {schedule.model.max_resolution}² fully faded in, which the "
+                      f"schedule reaches at {full:,} images (--kimg {full / 1000:g}).", highlight=False, soft_wrap=True)
 
 
 def _check_lia_options(lia_run: bool, stage: Optional[int], vgg_weights: Optional[Path], automod_only: dict) -> None:

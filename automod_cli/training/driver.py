@@ -28,6 +28,7 @@ class TrainResult:
     checkpoint: Path | None
     interrupted: bool
     grids: list[Path] = field(default_factory=list)
+    signal: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM), when one did
 
 
 class _StopFlag:
@@ -35,6 +36,7 @@ class _StopFlag:
 
     def __init__(self):
         self.requested = False
+        self.signal: int | None = None
         self._previous = {}
 
     def __enter__(self):
@@ -47,6 +49,7 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         self.requested = True
+        self.signal = signum
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -99,7 +102,7 @@ def drive(trainer: ProgressiveTrainer, schedule: TrainConfig, end: int, total: i
     trainer.report("start", {"config": trainer.config.to_dict(), "images_seen": progress.images_seen, "total": total,
                              "device": str(trainer.device)})
     grids: list[Path] = []
-    last_ckpt, interrupted = None, False
+    last_ckpt, interrupted, stopped_by = None, False, None
     phase = phase_at(schedule, progress.images_seen)
     trainer.set_phase(phase)
     # images/s over each log interval; elapsed_s adds this process's time to what earlier (re)starts ran
@@ -128,7 +131,7 @@ def drive(trainer: ProgressiveTrainer, schedule: TrainConfig, end: int, total: i
             if _crossed(before, progress.images_seen, schedule.checkpoint_every) or grows or passes:
                 last_ckpt = trainer.checkpoint(phase)
             if stop.requested:
-                interrupted = True
+                interrupted, stopped_by = True, stop.signal
                 break
     if last_ckpt is None:
         last_ckpt = trainer.checkpoint(phase_at(schedule, progress.images_seen))
@@ -136,4 +139,4 @@ def drive(trainer: ProgressiveTrainer, schedule: TrainConfig, end: int, total: i
         grids += trainer.grids()
     trainer.metrics.close()
     trainer.report("done", {"images_seen": progress.images_seen, "interrupted": interrupted})
-    return TrainResult(trainer.run_dir, progress.images_seen, last_ckpt, interrupted, grids)
+    return TrainResult(trainer.run_dir, progress.images_seen, last_ckpt, interrupted, grids, stopped_by)

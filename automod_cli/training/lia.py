@@ -30,7 +30,8 @@ from automod_cli.training.driver import Report, TrainResult, drive
 from automod_cli.training.ema import ema_beta, make_ema, update_ema
 from automod_cli.training.lia_config import LiaTrainConfig
 from automod_cli.training.lia_steps import encoder_step, gan_step
-from automod_cli.training.loop import latest_resumable, pick_device
+from automod_cli.devices import pick_device
+from automod_cli.training.state import latest_resumable
 from automod_cli.training.metrics import MetricsLog
 from automod_cli.training.perceptual import FeatureNet, vgg_conv43
 from automod_cli.training.precision import Precision
@@ -49,7 +50,7 @@ class LiaTrainer:
             raise AutomodError("LIA training runs in a single process: start it without torchrun.")
         self.run_dir = Path(run_dir)
         self.report = report or (lambda event, data: None)
-        self.device = pick_device(device)
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
         restored = load_training_checkpoint(resume) if resume is not None else None
         if restored is not None and not is_lia_checkpoint(restored.meta):
             raise AutomodError(f"'{resume}' is not a LIA run: resume it as the model it is (without --model lia).")
@@ -199,7 +200,7 @@ def train_lia(config: LiaTrainConfig | None, run_dir: Path, stage: int | None = 
     if stage == 2 and resume is None:
         if not run_checkpoints(run_dir):
             raise AutomodError(f"stage 2 continues a LIA run whose stage 1 is done, and '{run_dir}' has no checkpoints: run stage 1 first.")
-        resume = latest_resumable(run_dir)
+        resume, _ = latest_resumable(run_dir)
     trainer = LiaTrainer(config, run_dir, device=device, resume=resume, report=report)
     cfg = trainer.config
     if stage == 2 and trainer.progress.images_seen < cfg.stage1_images:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from automod_cli.checkpoint import run_checkpoints
 from automod_cli.config import TrainConfig
-from automod_cli.errors import AutomodError
+from automod_cli.devices import pick_device
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
 from automod_cli.training import distributed
@@ -33,23 +32,15 @@ from automod_cli.training.state import (
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AutomodError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu.")
-    return device
-
-
 class Trainer:
     """Owns the networks, optimisers and progress of one run; `run()` trains until done or stopped."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path | None = None, report: Report | None = None,
+    def __init__(self, config: TrainConfig, run_dir: Path, device: str | torch.device = "auto", resume: Path | None = None, report: Report | None = None,
                  total_kimg: float | None = None):
         self.run_dir = Path(run_dir)
         self.report = report or (lambda event, data: None)
-        self.device = pick_device(device)
+        # a name from the command line (validated, one-line errors), or a torch.device as is (e.g. meta in the tests)
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.world = distributed.init_world(self.device)
         if self.world.active and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
@@ -191,10 +182,3 @@ def train(config: TrainConfig, run_dir: Path, device: str = "auto", resume: Path
         return trainer.run(stop_after_images)
     finally:
         distributed.shutdown(trainer.world)
-
-
-def latest_resumable(run_dir: Path) -> Path:
-    found = run_checkpoints(run_dir)
-    if not found:
-        raise AutomodError(f"'{run_dir}' has no checkpoints to resume from: start a new run instead.")
-    return found[-1]

@@ -53,3 +53,18 @@ def phase_at(config: TrainConfig, images_seen: int) -> PhaseState:
             )
         start += length
     raise AssertionError("unreachable: a config has at least one resolution")
+
+
+def run_end(config: TrainConfig, end: int) -> tuple[PhaseState, bool]:
+    """Where a run that stops at `end` images stands then, and whether that is short of the schedule's goal (its
+    top resolution, faded in)."""
+    phase = phase_at(config, end)
+    short = phase.resolution < config.model.max_resolution or phase.alpha < 1.0
+    return phase, short
+
+
+def describe_end(config: TrainConfig, end: int) -> str:
+    """One line on where a run stopping at `end` images will be: '104,000 images: 32² (α 1.00) of 32²'."""
+    phase, _ = run_end(config, end)
+    top = config.model.max_resolution
+    return f"{end:,} images: {phase.resolution}² (α {phase.alpha:.2f}) of {top}²"

@@ -9,6 +9,9 @@ The .safetensors file alone is a complete model for every other command (its EMA
 
 from __future__ import annotations
 
+import errno
+import shutil
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from typing import Any
 import torch
 
 from automod_cli import __version__
-from automod_cli.checkpoint import CHECKPOINT_DIR, SUFFIX, atomic_write, read_checkpoint, run_checkpoints, save_checkpoint
+from automod_cli.checkpoint import CHECKPOINT_DIR, SUFFIX, atomic_write, read_checkpoint, read_meta, run_checkpoints, save_checkpoint
 from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
 from automod_cli.training.data import Position
@@ -74,7 +77,6 @@ def write_training_checkpoint(
     path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{progress.images_seen:010d}{SUFFIX}"
     companion = {"optimizers": {k: opt.state_dict() for k, opt in optimizers.items()}, "rng": _rng_state(),
                  "state": state or {}}
-    atomic_write(companion_of(path), lambda tmp: torch.save(companion, tmp))
     tensors = {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
     meta = {
         **meta,
@@ -84,11 +86,63 @@ def write_training_checkpoint(
         "elapsed_s": progress.elapsed_s,
         "automod_version": __version__,
     }
-    save_checkpoint(path, tensors, meta)
+    try:
+        atomic_write(companion_of(path), lambda tmp: torch.save(companion, tmp))
+        save_checkpoint(path, tensors, meta)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError of its zip writer
+        companion_of(path).unlink(missing_ok=True)  # never leave half a pair
+        raise AutomodError(_write_failure(path, exc)) from None
     for old in run_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         companion_of(old).unlink(missing_ok=True)
     return path
+
+
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """One line for a checkpoint that could not be written: a full disk named as such, anything else as it is."""
+    free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+    full = getattr(exc, "errno", None) == errno.ENOSPC or "write failed" in str(exc) or free < 16 * 2**20
+    run_dir = path.parent.parent
+    if full:
+        return (f"cannot write checkpoint {path.name}: the disk holding '{run_dir}' is full ({free / 2**20:.1f} MB free). "
+                f"The run stopped; older checkpoints are intact. Free some space and continue with: automod train --resume {run_dir}")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot write checkpoint {path.name} ({first}); older checkpoints are intact: automod train --resume {run_dir}"
+
+
+def pair_problem(path: Path) -> str | None:
+    """Why the checkpoint pair at `path` cannot be resumed from (its weights file unreadable, its training state
+    missing or damaged), or None. Reads headers and checks the companion's zip CRCs; nothing is unpickled."""
+    try:
+        meta = read_meta(path)
+    except AutomodError as exc:
+        return str(exc)
+    if "train_config" not in meta:
+        return f"'{path}' is an exported model without training state"
+    companion = companion_of(Path(path))
+    if not companion.is_file():
+        return f"its training state {companion.name} is missing"
+    try:
+        with zipfile.ZipFile(companion) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        return f"its training state {companion.name} is damaged ({exc})"
+    return None if broken is None else f"its training state {companion.name} is damaged ({broken} fails its CRC)"
+
+
+def latest_resumable(run_dir: Path) -> tuple[Path, list[str]]:
+    """The newest checkpoint pair of `run_dir` that can be resumed from, and one note for each newer pair that was
+    passed over (damaged or incomplete, e.g. after a crash while writing)."""
+    found = run_checkpoints(run_dir)
+    if not found:
+        raise AutomodError(f"'{run_dir}' has no checkpoints to resume from: start a new run instead.")
+    notes = []
+    for path in reversed(found):
+        problem = pair_problem(path)
+        if problem is None:
+            return path, notes
+        notes.append(f"passing over {path.name}: {problem}")
+    raise AutomodError(f"none of the {len(found)} checkpoints in '{run_dir}' can be resumed from ({notes[0]}); start a new run.")
 
 
 @dataclass
@@ -104,17 +158,25 @@ class Restored:
 
 def load_training_checkpoint(path: Path) -> Restored:
     """Read a checkpoint pair for resuming; only tensors and plain containers are unpickled (weights_only)."""
+    problem = pair_problem(path)
+    if problem is not None:
+        raise AutomodError(f"cannot resume from '{path}': {problem}{_intact_hint(Path(path))}.")
     tensors, meta = read_checkpoint(path)
     companion = companion_of(Path(path))
-    if "train_config" not in meta or not companion.is_file():
-        raise AutomodError(f"'{path}' is an exported model without training state; it cannot be resumed.")
     try:
         extra = torch.load(companion, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means the file is damaged or foreign
-        raise AutomodError(f"'{companion}' cannot be read ({type(exc).__name__}); resume from an older checkpoint.") from None
+        raise AutomodError(f"'{companion}' cannot be read ({type(exc).__name__}){_intact_hint(Path(path))}.") from None
     progress = Progress(meta["images_seen"], meta["step"], Position(**meta["position"]), meta.get("elapsed_s", 0.0))
     return Restored(tensors, meta, extra["optimizers"], extra["rng"], progress, TrainConfig.from_dict(meta["train_config"]),
                     extra.get("state", {}))
+
+
+def _intact_hint(path: Path) -> str:
+    """'; resume from another checkpoint with --resume X' naming the newest intact pair beside `path`, or ''."""
+    run_dir = path.parent.parent
+    others = [p for p in reversed(run_checkpoints(run_dir)) if p != path and pair_problem(p) is None]
+    return f"; resume from the newest intact one with --resume {others[0]}" if others else ""
 
 
 def restore_rng(rng: dict[str, Any]) -> None:

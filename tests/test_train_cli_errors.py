@@ -1,0 +1,102 @@
+"""`automod train` as a newcomer meets it (issue 18): bad values, signals, short runs, damaged checkpoints and a full
+disk each give one clear line, the right exit status and no lost work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+from tiny_models import TINY_RUN, cli_settings, one_line_error
+
+from automod_cli.checkpoint import run_checkpoints
+from automod_cli.cli import main
+from automod_cli.training import state
+from automod_cli.training.state import companion_of
+
+TINY = [*cli_settings({**TINY_RUN, "model.max_resolution": 8, "workers": 0}), "--device", "cpu"]
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, word", [
+    (["--set", "kl_margin=abc"], "kl_margin.4"),
+    (["--workers", "-1"], "--workers"),
+    (["--set", "lambda_x=big"], "lambda_x"),
+    (["--set", "model.latent_dim=wide"], "model.latent_dim"),
+    (["--device", "tpu"], "cpu"),
+])
+def test_bad_values_are_one_line_before_anything_is_created(here, capsys, args, word):
+    code = main(["train", *TINY, *args, "--out", "run"])
+    one_line_error(code, capsys.readouterr().err, word)
+    assert not (here / "run").exists()
+
+
+def test_sigterm_stops_with_a_checkpoint_and_exit_status_143(here, capsys, monkeypatch):
+    from automod_cli.commands import train as command
+
+    shown = command._Display.__call__
+
+    def stop_at_first_log(self, event, data):
+        shown(self, event, data)
+        if event == "log":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(command._Display, "__call__", stop_at_first_log)
+    assert main(["train", *TINY, "--out", "run"]) == 143
+    out = capsys.readouterr().out
+    assert "continue with: automod train --resume run" in out
+    assert run_checkpoints(here / "run")  # the checkpoint was written before the exit
+
+
+def test_the_start_says_where_a_short_run_ends(here, capsys):
+    assert main(["train", *TINY, "--kimg", "0.32", "--out", "run"]) == 0
+    out = capsys.readouterr().out
+    assert "this run ends at 320 images: 8² (α 0.50) of 8²" in out
+    assert "short of 8² fully faded in" in out and "--kimg 0.512" in out
+    assert main(["info", "run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["progress"] == "320 / 320 images, 8² of 8²"
+
+
+def test_a_damaged_newest_checkpoint_is_passed_over_with_a_note(here, capsys):
+    assert main(["train", *TINY, "--kimg", "0.256", "--out", "run"]) == 0
+    pairs = run_checkpoints(here / "run")
+    assert len(pairs) >= 2
+    newest, older = pairs[-1], pairs[-2]
+    damaged = companion_of(newest)
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    capsys.readouterr()
+    assert main(["train", "--resume", "run", "--kimg", "0.32", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"passing over {newest.name}" in out and f"resuming from {older.name}" in out
+    # named directly, the damaged pair is refused with the exact command for the intact one
+    companion_of(pairs[0]).unlink()
+    code = main(["train", "--resume", str(pairs[0]), "--device", "cpu"])
+    err = capsys.readouterr().err
+    one_line_error(code, err, f"{companion_of(pairs[0]).name} is missing")
+    assert f"--resume {here / 'run' / 'checkpoints' / 'ckpt-'}" in err
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_older_checkpoints(here, capsys, monkeypatch):
+    assert main(["train", *TINY, "--kimg", "0.128", "--out", "run"]) == 0
+    before = run_checkpoints(here / "run")
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        if str(f).endswith(".tmp") and ".train.pt." in str(f):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                               "data/12: file write failed")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(state.torch, "save", full_disk)
+    capsys.readouterr()
+    code = main(["train", "--resume", "run", "--kimg", "0.256", "--device", "cpu"])
+    one_line_error(code, capsys.readouterr().err, "is full")
+    assert run_checkpoints(here / "run") == before and all(companion_of(p).is_file() for p in before)
+    assert not [p for p in (here / "run" / "checkpoints").iterdir() if p.name.endswith(".tmp")]
