@@ -257,7 +257,7 @@ def bench_syncs(args) -> None:
         config = resolve_train_config(args.preset, {**SYNC_RUN, **SYNC_KINDS[kind]})
         for _ in range(2 if device.type == "cuda" and number == 0 else 1):  # the last pass counts
             with tempfile.TemporaryDirectory() as tmp:
-                trainer = Trainer(config, Path(tmp), device=args.device)
+                trainer = Trainer(config, Path(tmp), device=torch.device(args.device))
                 found = host_syncs(iterations_at_every_level(trainer, config, args.steps), device)
         emit({"bench": "syncs", "preset": args.preset, "kind": kind, "steps_per_point": args.steps,
               "iterations": args.steps * len(images_at_every_level(config)), "syncs": len(found), "first": found[:3]}, args)
