@@ -7,6 +7,11 @@ import sys
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--version"]:  # answered without importing the commands (and torch): instant
+        from automod_cli import __version__
+
+        print(f"automod {__version__}")
+        return 0
     try:
         from automod_cli.cli import main as cli_main
     except KeyboardInterrupt:

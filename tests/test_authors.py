@@ -180,13 +180,27 @@ def assert_images_match(images: torch.Tensor, expected: torch.Tensor) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=FIXTURES)
-def imported(request, tmp_path_factory) -> tuple[str, Path]:
-    """Each fixture imported through the command line."""
-    name = request.param
+def import_fixture(name: str, tmp_path_factory) -> tuple[str, Path]:
+    """A fixture checkpoint imported through the command line."""
     out = tmp_path_factory.mktemp(name) / "model.safetensors"
     assert main(["import", str(DATA / name / "checkpoint.pth"), "--out", str(out)]) == 0
     return name, out
+
+
+@pytest.fixture(scope="module", params=FIXTURES)
+def imported(request, tmp_path_factory) -> tuple[str, Path]:
+    """Each fixture imported through the command line."""
+    return import_fixture(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def imported_small(tmp_path_factory) -> tuple[str, Path]:
+    return import_fixture("official-small", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def imported_default(tmp_path_factory) -> tuple[str, Path]:
+    return import_fixture("official-default", tmp_path_factory)
 
 
 def test_imported_model_reproduces_every_reference_array(imported):
@@ -282,6 +296,7 @@ class _Payload:
         return (Path.write_text, (self.marker, "ran"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the plain pickle file
 def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path, capsys):
     marker = tmp_path / "marker"
     source = tmp_path / "evil.pth"
@@ -315,14 +330,12 @@ def test_import_does_not_overwrite_without_force(tmp_path, capsys):
     assert load_model(out).resolution == 32
 
 
-def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(imported, tmp_path, monkeypatch, capsys):
+def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(imported_small, tmp_path, monkeypatch, capsys):
     from automod_cli.config import resolve_train_config
     from automod_cli.training.init import init_config, init_model
     from automod_cli.training.loop import Trainer
 
-    name, path = imported
-    if name != "official-small":
-        pytest.skip("one fixture is enough for fine-tuning")
+    name, path = imported_small
     tensors, meta = read_checkpoint(path)
     init_path, resolution = init_model(str(path))
     assert resolution == 32
@@ -357,15 +370,13 @@ def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(import
     assert "--model automod" in capsys.readouterr().err
 
 
-def test_image_commands_run_on_an_imported_model(imported, tmp_path, monkeypatch, capsys):
+def test_image_commands_run_on_an_imported_model(imported_default, tmp_path, monkeypatch, capsys):
     """mix, reconstruct, sample, interpolate and edit --direction on the authors' fixture, from image files."""
     from PIL import Image
 
     from automod_cli.ops import load_images
 
-    name, path = imported
-    if name != "official-default":
-        pytest.skip("one fixture is enough for the commands")
+    name, path = imported_default
     monkeypatch.chdir(tmp_path)
     ref = reference(name)
     pixels = np.round((ref["images"].transpose(0, 2, 3, 1) + 1) * 127.5).clip(0, 255).astype(np.uint8)

@@ -18,7 +18,7 @@ class CtrlC:
         return None
 
 sys.meta_path.insert(0, CtrlC())
-sys.argv = ["automod", "--version"]
+sys.argv = ["automod", "--help"]
 """
 
 
@@ -34,3 +34,12 @@ def test_the_console_script_is_the_guarded_entry_point():
     assert scripts["automod"] == "automod_cli.entry:main"
     done = subprocess.run([sys.executable, "-m", "automod_cli", "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("automod ")
+
+
+def test_version_answers_without_importing_the_commands():
+    probe = ("import sys; from automod_cli.entry import main; sys.argv = ['automod', '--version']; code = main(); "
+             "print('torch' in sys.modules, 'automod_cli.cli' in sys.modules, code)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    from automod_cli import __version__
+
+    assert done.stdout.splitlines() == [f"automod {__version__}", "False False 0"], done.stdout + done.stderr

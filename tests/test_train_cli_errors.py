@@ -100,3 +100,23 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_older_checkpoints
     one_line_error(code, capsys.readouterr().err, "is full")
     assert run_checkpoints(here / "run") == before and all(companion_of(p).is_file() for p in before)
     assert not [p for p in (here / "run" / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_step(here, capsys):
+    import re
+
+    assert main(["train", *TINY, "--kimg", "0.256", "--out", "run"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "img/s" in x]
+    # output is not a terminal here: one plain line per log interval (every 64 images) with the main losses
+    assert len(lines) == 4 and all(re.match(r"^(4|8)² α\d\.\d\d  [\d,]+ images  \d+ img/s  enc_loss ", x) for x in lines), lines
+    assert main(["train", "--resume", "run", "--kimg", "0.32", "--device", "cpu"]) == 0
+    assert "resumed from run/checkpoints/ckpt-0000000256.safetensors at 256 images" in capsys.readouterr().out
+    # in a terminal the bar follows every step, not only the log intervals
+    from automod_cli.commands.train import _Display
+
+    display = _Display(True)
+    display.live = True
+    display("start", {"total": 512, "images_seen": 0})
+    display("step", {"images_seen": 16, "resolution": 4, "alpha": 1.0})
+    assert display.bar.tasks[0].completed == 16 and display.bar.tasks[0].fields["phase"] == "4² α1.00"
+    display("done", {})

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from automod_cli.checkpoint import find_checkpoint, read_meta, run_checkpoints
 from automod_cli.config import DECODERS, MODELS, TRAIN_PRESETS, resolve_train_config
@@ -59,34 +59,50 @@ def _run_dir(out: Optional[Path], preset: str) -> Path:
 
 
 class _Display:
-    """Rich progress bar fed by the training loop's report events (rank 0 only)."""
+    """Progress fed by the training loop's report events (rank 0 only): in a terminal a rich bar that moves from the
+    first iteration and fits 80 columns; otherwise (a log file, a scheduler) one plain line per log interval."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, resumed_from: Optional[Path] = None):
         self.enabled = enabled
+        self.live = enabled and console.is_terminal
+        self.resumed_from = resumed_from
         self.bar = Progress(
             TextColumn("[bold]{task.fields[phase]}"),
-            BarColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f} img"),
+            BarColumn(bar_width=12),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
             TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[losses]}"),
             console=console,
-            disable=not enabled,
+            disable=not self.live,
         )
         self.task = None
+
+    @staticmethod
+    def _phase(data: dict) -> str:
+        phase = f"{data['resolution']}² α{data['alpha']:.2f}"
+        return f"stage {data['stage']} {phase}" if "stage" in data else phase
 
     def __call__(self, event: str, data: dict) -> None:
         if not self.enabled:
             return
         if event == "start":
+            if self.resumed_from is not None:
+                console.print(f"resumed from {self.resumed_from} at {data['images_seen']:,} images", highlight=False, soft_wrap=True)
             self.bar.start()
-            self.task = self.bar.add_task("train", total=data["total"], completed=data["images_seen"], phase="starting", rate="", losses="")
+            self.task = self.bar.add_task("train", total=data["total"], completed=data["images_seen"], phase="", rate="", losses="")
+        elif event == "step":  # every iteration: the bar moves from the first step on
+            self.bar.update(self.task, completed=data["images_seen"], phase=self._phase(data))
         elif event == "log":
-            losses = "  ".join(f"{k} {data[k]:.3f}" for k in LOGGED if k in data)
-            phase = f"{data['resolution']}² α={data['alpha']:.2f}"
-            phase = f"stage {data['stage']} {phase}" if "stage" in data else phase
-            self.bar.update(self.task, completed=data["images_seen"], phase=phase, rate=f"{data['images_per_s']:.0f} img/s", losses=losses)
+            shown = [k for k in LOGGED if k in data]
+            if self.live:  # two main losses, short, so the line fits 80 columns
+                losses = " ".join(f"{k.split('_')[0]} {data[k]:.2f}" for k in shown[:2])
+                self.bar.update(self.task, completed=data["images_seen"], phase=self._phase(data),
+                                rate=f"{data['images_per_s']:.0f}/s", losses=losses)
+            else:
+                losses = "  ".join(f"{k} {data[k]:.3f}" for k in shown)
+                console.print(f"{self._phase(data)}  {data['images_seen']:,} images  {data['images_per_s']:.0f} img/s  {losses}",
+                              highlight=False, soft_wrap=True)
         elif event == "phase":
             self.bar.console.print(f"→ growing to {data['resolution']}×{data['resolution']} at {data['images_seen']:,} images")
         elif event == "stage":
@@ -184,7 +200,7 @@ def train(
             console.print_json(json.dumps(config.to_dict()))
     if is_main:
         _announce_end(config if config is not None else None, checkpoint, kimg, stop_after)
-    display = _Display(is_main)
+    display = _Display(is_main, resumed_from=checkpoint)
     if lia_run:
         result = train_lia(config, run_dir, stage, device=device, resume=checkpoint, report=display,
                            stop_after_images=stop_after, vgg_weights=vgg_weights)

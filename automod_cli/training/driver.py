@@ -119,6 +119,8 @@ def drive(trainer: ProgressiveTrainer, schedule: TrainConfig, end: int, total: i
                 grids += switch_stage()
             before = progress.images_seen
             trainer.iteration(phase)
+            trainer.report("step", {"images_seen": progress.images_seen, "resolution": phase.resolution, "alpha": phase.alpha,
+                                    **({"stage": trainer.active_stage} if hasattr(trainer, "active_stage") else {})})
             now = time.perf_counter()
             progress.elapsed_s = elapsed_before + (now - started)
             last_ckpt = None
