@@ -107,16 +107,22 @@ def test_workers_give_the_same_file_as_one_process(messy_folder, tmp_path):
     assert one.skipped == two.skipped
 
 
-def test_interrupted_prep_resumes_to_the_same_file(messy_folder, tmp_path, monkeypatch):
+def interrupt_at_five(folder, out, monkeypatch):
+    """Start a prep of `folder` into `out` that is interrupted (Ctrl-C) at its fifth image, with a checkpoint
+    every two images; returns `out`."""
     monkeypatch.setattr(prep, "CHECKPOINT_IMAGES", 2)
-    out = tmp_path / "out.h5"
 
     def stop_at_five(done: int, total: int) -> None:
         if done == 5:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(sources.folder(messy_folder), out, progress=stop_at_five)
+        run(sources.folder(folder), out, progress=stop_at_five)
+    return out
+
+
+def test_interrupted_prep_resumes_to_the_same_file(messy_folder, tmp_path, monkeypatch):
+    out = interrupt_at_five(messy_folder, tmp_path / "out.h5", monkeypatch)
     assert not out.exists() and partial_path(out).exists()
     resumed = run(sources.folder(messy_folder), out)
     assert resumed.resumed_from == 4 and not partial_path(out).exists()
@@ -304,15 +310,7 @@ def test_disk_full_error_from_the_writer_is_one_line_and_keeps_the_last_checkpoi
 
 @pytest.mark.parametrize("damage", ["count ahead of the images", "truncated"])
 def test_a_damaged_partial_file_is_started_over_with_a_note(messy_folder, tmp_path, monkeypatch, damage):
-    monkeypatch.setattr(prep, "CHECKPOINT_IMAGES", 2)
-    out = tmp_path / "out.h5"
-
-    def stop_at_five(done: int, total: int) -> None:
-        if done == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(sources.folder(messy_folder), out, progress=stop_at_five)
+    out = interrupt_at_five(messy_folder, tmp_path / "out.h5", monkeypatch)
     if damage == "truncated":
         size = partial_path(out).stat().st_size
         with open(partial_path(out), "r+b") as handle:
