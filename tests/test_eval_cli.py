@@ -148,3 +148,24 @@ def test_missing_weights_stop_with_one_line_naming_the_file(setup, capsys):
     assert weights.INCEPTION.name in err and len(err.splitlines()) == 1
     assert main(["eval", "ppl", "--model", str(adain), "--n", "4", "--net", "vgg"]) == 2
     assert weights.VGG16.name in capsys.readouterr().err
+
+
+def test_project_with_the_pixel_distance_needs_no_weight_files(setup, capsys):
+    """`--distance mse`: no LPIPS files anywhere (setup's caches are empty, the network unreachable), and the
+    encoder's point of the curve is the mean squared error of its reconstruction, computed here independently."""
+    from automod_cli.checkpoint import load_model
+    from automod_cli.ops import load_images
+
+    tmp, adain, _, _ = setup
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp / "photo.png")
+    args = ["project", "photo.png", "--model", str(adain), "--steps", "4", "--crop", "none", "--device", "cpu", "--json"]
+    assert main([*args, "--distance", "mse"]) == 0
+    curve = _json(capsys)["curve"]
+    model = load_model(adain)
+    x = load_images([tmp / "photo.png"], 32)
+    with torch.no_grad():
+        expected = (model.decode(model.encode(x)).clamp(-1, 1) - x).pow(2).mean().item()  # images are compared in range
+    assert curve[0]["method"] == "encoder" and curve[0]["lpips"] == pytest.approx(expected, rel=1e-4)
+    assert curve[-1]["lpips"] < curve[1]["lpips"]  # the projection lowers the pixel error over its steps
+    assert main([*args[:-1], "--force"]) == 2  # LPIPS, the default, still needs its file
+    assert "alexnet" in capsys.readouterr().err.lower()

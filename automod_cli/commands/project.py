@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,7 +20,7 @@ from automod_cli.errors import AutomodError
 from automod_cli.images import from_uint8, save_image
 from automod_cli.metrics import weights as weight_files
 from automod_cli.metrics.data import LoadedModel, reference_data, unseen_data
-from automod_cli.metrics.features import LPIPS_NETS, lpips_distance
+from automod_cli.metrics.features import LPIPS_NETS, lpips_distance, pixel_mse
 from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, encoder_point, encoder_speedup, inversion_curve,
                                           warm_up, write_curve_csv)
 from automod_cli.metrics.plot import time_curve_chart
@@ -31,6 +32,15 @@ STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (
 START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training latent.")
 LR = typer.Option(LEARNING_RATE, "--lr", min=0.0, help="Adam learning rate for the latent.")
 LOSS_NET = typer.Option(Net.vgg, "--loss-net", help="Perceptual loss network optimised (LIA: VGG features).")
+
+
+class Distance(str, Enum):
+    lpips = "lpips"
+    mse = "mse"
+
+
+DISTANCE = typer.Option(Distance.lpips, "--distance", help="What the projection minimises and reports: lpips (App. G; needs "
+                        "the LPIPS weight files) or mse (mean squared pixel error; needs nothing downloaded).")
 
 
 def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.device):
@@ -57,9 +67,9 @@ def _load_image(path: Path, resolution: int) -> torch.Tensor:
     return from_uint8(np.array(resize_square(center_crop_square(picture), resolution)))[None]
 
 
-def _curve_table(curve: list[CurvePoint], title: str) -> Table:
+def _curve_table(curve: list[CurvePoint], title: str, measure: str = "LPIPS") -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("method", "steps", "seconds/image", "LPIPS", "std"):
+    for column in ("method", "steps", "seconds/image", measure, "std"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for p in curve:
         table.add_row(p.method, str(p.step), f"{p.seconds:.4f}", f"{p.lpips:.4f}", f"{p.std:.4f}")
@@ -116,13 +126,14 @@ def _speedup_line(speedup: Speedup | None, encoder: CurvePoint, start: Start) ->
 def project(
     image: Path = typer.Argument(..., help="The image to invert (any size; centre-cropped and resized)."),
     model: Optional[Path] = MODEL, steps: int = STEPS, start: Start = START, lr: float = LR, crop: Crop = CROP,
-    net: Net = NET, loss_net: Net = LOSS_NET, weights: List[Path] = WEIGHTS,
+    net: Net = NET, loss_net: Net = LOSS_NET, weights: List[Path] = WEIGHTS, distance: Distance = DISTANCE,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG (default: IMAGE-projected.png here)."),
     force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
 ) -> None:
     """Invert one image by optimising its latent (LIA Eq. 13) and show the error against time beside the encoder's.
 
     Example: automod project face.png --model runs/ffhq --steps 200
+    Example: automod project face.png --distance mse     # no LPIPS weights needed
     """
     out = out if out is not None else Path(f"{image.stem}-projected.png")
     _device(device)  # cheap things first: the device name, the output, the input file, then the model
@@ -131,7 +142,10 @@ def project(
         raise AutomodError(f"'{image}' is a folder: project inverts one image file at a time.")
     check_inputs([image], exact=True)
     loaded = _setup(model, device, seed)
-    report, loss = _distances(net, loss_net, weights, loaded.device)
+    if distance == Distance.mse:
+        report = loss = pixel_mse
+    else:
+        report, loss = _distances(net, loss_net, weights, loaded.device)
     target = _load_image(image, loaded.model.resolution).to(loaded.device)
     settings = ProjectionSettings(steps, lr, start=start.value)
     mean = _mean(loaded, start)
@@ -146,4 +160,5 @@ def project(
     if as_json:
         typer.echo(json.dumps({"output": str(out), "curve": [asdict(p) for p in curve]}, indent=2))
         return
-    console.print(_curve_table(curve, f"{image} → {out} (LPIPS-{net.value}, {crop.value} crop)"))
+    measure = "pixel MSE" if distance == Distance.mse else f"LPIPS-{net.value}"
+    console.print(_curve_table(curve, f"{image} → {out} ({measure}, {crop.value} crop)", "MSE" if distance == Distance.mse else "LPIPS"))

@@ -108,6 +108,12 @@ class LPIPSDistance(nn.Module):
         return self.lpips(x, y).flatten()
 
 
+def pixel_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The mean squared pixel difference of each image pair, (N,): a DistanceNet that needs no downloaded weights
+    (`automod project --distance mse`). Pixels in [-1, 1]."""
+    return (x - y).pow(2).flatten(1).mean(1)
+
+
 def lpips_distance(net: str = "alex", weights: Path | None = None, device: str | torch.device = "cpu") -> LPIPSDistance:
     """LPIPS on the AlexNet ('alex', the lpips default) or VGG16 ('vgg') trunk, weights found offline first."""
     if net not in LPIPS_NETS:
