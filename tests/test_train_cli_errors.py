@@ -120,3 +120,8 @@ def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_st
     display("step", {"images_seen": 16, "resolution": 4, "alpha": 1.0})
     assert display.bar.tasks[0].completed == 16 and display.bar.tasks[0].fields["phase"] == "4² α1.00"
     display("done", {})
+
+
+def test_an_unknown_model_lists_every_model_lia_included(here, capsys):
+    code = main(["train", "--model", "gan", "--out", "run"])
+    one_line_error(code, capsys.readouterr().err, "automod, pioneer, vae, wae, lia")

@@ -164,6 +164,8 @@ def train(
     if data_arg is not None and data is not None and data_arg != data:
         raise AutomodError("give the data file once: either as an argument or with --data.")
     data = data or data_arg
+    if model is not None and model not in MODEL_CHOICES:
+        raise AutomodError(f"unknown model '{model}': choose one of {', '.join(MODEL_CHOICES)} (--model).")
     if init is not None and (resume is not None or model == LIA):
         raise AutomodError("--init starts a new run from a model's weights: it cannot be combined with --resume or --model lia.")
     checkpoint = None
