@@ -368,6 +368,12 @@ def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(import
     assert "32² model" in capsys.readouterr().err
     assert main(["train", "--init", str(path), "--model", "vae", "--out", "vae"]) == 2
     assert "--model automod" in capsys.readouterr().err
+    # a 64² model cannot be fine-tuned on the built-in preset's schedule (it ends at 32²): say which presets can
+    default = authors.import_checkpoint(DATA / "official-default" / "checkpoint.pth", tmp_path / "default.safetensors")
+    assert main(["train", "--init", str(default), "--out", "wide"]) == 2
+    err = capsys.readouterr().err
+    assert "no schedule at 64²" in err and "--preset ffhq" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "wide").exists()
 
 
 def test_image_commands_run_on_an_imported_model(imported_default, tmp_path, monkeypatch, capsys):

@@ -192,7 +192,7 @@ def train(
                  "precision": precision, "compile": compile_decoder, "recipe": recipe}
         resolve = resolve_lia_config if lia_run else resolve_train_config
         if init is not None:  # the schedule must reach the init model's resolution
-            init_path, flags["model.max_resolution"] = init_model(init, resolution)
+            init_path, flags["model.max_resolution"] = init_model(init, resolution, name)
         config = resolve(name, _overrides(data, config_file, settings, **flags))
         if init is not None:
             config = init_config(config, init_path)
@@ -200,8 +200,8 @@ def train(
         run_dir = _run_dir(out, name if kind == "automod" else f"{name}-{kind}")
         if is_main:
             console.print_json(json.dumps(config.to_dict()))
-    if is_main:
-        _announce_end(config if config is not None else None, checkpoint, kimg, stop_after)
+    if is_main and not lia_run:
+        _announce_end(config, checkpoint, kimg, stop_after)
     display = _Display(is_main, resumed_from=checkpoint)
     if lia_run:
         result = train_lia(config, run_dir, stage, device=device, resume=checkpoint, report=display,
@@ -224,27 +224,23 @@ def train(
 
 
 def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], stop_after: Optional[int]) -> None:
-    """Say where the run will end (resolution, α) and warn when that is short of its target resolution."""
+    """Say where an automodulator (PIONEER, VAE, WAE) run will end (resolution, α) and warn when that is short of
+    its target resolution. `config` is None for a resumed run: its own config then, perhaps with a new length."""
     from automod_cli.config import TrainConfig
     from automod_cli.training.schedule import describe_end, run_end
 
-    if config is None:  # a resumed run: its own config, perhaps with a new length
-        meta = read_meta(checkpoint)
-        if "train_config" not in meta or "lia_train_config" in meta:
-            return
-        config = TrainConfig.from_dict(meta["train_config"])
+    if config is None:
+        config = TrainConfig.from_dict(read_meta(checkpoint)["train_config"])
         if kimg is not None:
             config = dataclasses.replace(config, total_kimg=kimg)
-    schedule = getattr(config, "train", config)  # LIA keeps its schedule in .train
-    if not hasattr(schedule, "total_images"):
-        return
-    end = schedule.total_images if stop_after is None else min(schedule.total_images, stop_after)
-    console.print(f"this run ends at {describe_end(schedule, end)}", highlight=False, soft_wrap=True)
-    _, short = run_end(schedule, end)
+    end = config.total_images if stop_after is None else min(config.total_images, stop_after)
+    console.print(f"this run ends at {describe_end(config, end)}", highlight=False, soft_wrap=True)
+    _, short = run_end(config, end)
     if short and stop_after is None:
-        full = sum(schedule.phase_images.values())
-        console.print(f"[yellow]note:[/] that is short of {schedule.model.max_resolution}² fully faded in, which the "
-                      f"schedule reaches at {full:,} images (--kimg {full / 1000:g}).", highlight=False, soft_wrap=True)
+        full = sum(config.phase_images.values())
+        kimg_needed = (full - config.start_images) / 1000  # --kimg counts from where the run starts (--init)
+        console.print(f"[yellow]note:[/] that is short of {config.model.max_resolution}² fully faded in, which the "
+                      f"schedule reaches at {full:,} images (--kimg {kimg_needed:g}).", highlight=False, soft_wrap=True)
 
 
 def _check_lia_options(lia_run: bool, stage: Optional[int], vgg_weights: Optional[Path], automod_only: dict) -> None:

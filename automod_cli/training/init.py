@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from automod_cli.checkpoint import find_checkpoint, model_kind, read_checkpoint, read_meta
-from automod_cli.config import ModelConfig, TrainConfig
+from automod_cli.config import ModelConfig, TrainConfig, train_preset
 from automod_cli.errors import AutomodError
 from automod_cli.training.schedule import fade_images, phase_at
 
@@ -25,9 +25,9 @@ def _phase_start(config: TrainConfig, level: int) -> tuple[int, int]:
     return start, 0 if level == 0 else fade_images(config, phase.end - phase.start)
 
 
-def init_model(init: str | Path, max_resolution: int | None = None) -> tuple[Path, int]:
+def init_model(init: str | Path, max_resolution: int | None = None, preset: str | None = None) -> tuple[Path, int]:
     """The checkpoint that `--init` names (a checkpoint, run directory or model name) and its resolution, which
-    the run's schedule must reach; `max_resolution` (--max-res), if given, must be that resolution."""
+    the run's schedule (`preset`'s) must reach; `max_resolution` (--max-res), if given, must be that resolution."""
     path = find_checkpoint(Path(init))
     meta = read_meta(path)
     if "model_config" not in meta:
@@ -35,6 +35,9 @@ def init_model(init: str | Path, max_resolution: int | None = None) -> tuple[Pat
     resolution = ModelConfig.from_dict(meta["model_config"]).max_resolution
     if max_resolution is not None and max_resolution != resolution:
         raise AutomodError(f"'{path}' is a {resolution}² model: fine-tune it at that resolution (drop --max-res {max_resolution}).")
+    if preset is not None and resolution not in train_preset(preset)["phase_images"]:
+        raise AutomodError(f"the '{preset}' preset has no schedule at {resolution}², the resolution of '{path}': fine-tune "
+                           "on your data file with a preset that reaches it (--preset ffhq, celebahq, lsun-bedroom, lsun-car or custom).")
     return path, resolution
 
 
@@ -55,10 +58,9 @@ def init_config(config: TrainConfig, path: Path) -> TrainConfig:
     return dataclasses.replace(tuned, init=str(path), start_images=start + int(round(alpha * fade)))
 
 
-def load_init_weights(config: TrainConfig, modules: dict[str, torch.nn.Module]) -> int:
-    """Load the init model's weights into the run's `modules` (encoder, decoder, decoder_ema, robust); returns the
-    model's level."""
-    tensors, meta = read_checkpoint(Path(config.init))
+def load_init_weights(config: TrainConfig, modules: dict[str, torch.nn.Module]) -> None:
+    """Load the init model's weights into the run's `modules` (encoder, decoder, decoder_ema, robust)."""
+    tensors, _ = read_checkpoint(Path(config.init))
     prefixes = {name: name for name in modules}
     if not any(k.startswith("decoder.") for k in tensors):
         prefixes["decoder"] = "decoder_ema"
@@ -74,4 +76,3 @@ def load_init_weights(config: TrainConfig, modules: dict[str, torch.nn.Module]) 
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise AutomodError(f"'{config.init}' does not fit the network of this run ({first}).") from None
-    return int(meta["level"])
