@@ -439,7 +439,7 @@ def bench_project(args) -> None:
     from automod_cli.checkpoint import load_model
     from automod_cli.metrics.data import open_eval_data
     from automod_cli.metrics.inversion import encoder_speedup, inversion_curve
-    from automod_cli.metrics.projection import ProjectionSettings, mean_latent_of
+    from automod_cli.ops.projection import ProjectionSettings, mean_latent_of
 
     device = torch.device(args.device)
     model = load_model(args.model, device).eval()
@@ -489,13 +489,13 @@ def _unit_channels(t: torch.Tensor) -> torch.Tensor:
 
 def bench_project_cost(args) -> None:
     """Supp. App. G's race at a preset's full size where no trained model or LPIPS weights can be had: one encoder
-    pass against one projection step (automod_cli/metrics/projection.py's own loop: the decoder forward and its
+    pass against one projection step (automod_cli/ops/projection.py's own loop: the decoder forward and its
     backward to the latent, an LPIPS-shaped distance forward and backward, Adam, back onto the sphere), per
     image at --batches[0], with random weights (a pass costs the same whatever the weights). FLOPs are counted on
     the meta device, seconds on --device. `steps_for_1000x` is the number of projection steps that cost 1000
     encoder passes: the claim holds exactly when projection needs more steps than that to reach the encoder's
     LPIPS, which only `automod eval project` with a trained model and the weights can say."""
-    from automod_cli.metrics.projection import PIXEL_WEIGHT, ProjectionSettings, project, projection_loss
+    from automod_cli.ops.projection import PIXEL_WEIGHT, ProjectionSettings, project, projection_loss
 
     config = resolve_train_config(args.preset)
     device, meta = torch.device(args.device), torch.device("meta")

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from automod_cli.metrics import ground_truth as gt
-from automod_cli.metrics.factor_net import Recipe, factor_features
-from automod_cli.metrics.fd_builtin import image_set_distance
+from automod_cli.metrics.builtin import ground_truth as gt
+from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
+from automod_cli.metrics.builtin.fd_builtin import image_set_distance
 from data_prep.builtin import SPLITS, sample_factors
 
 

@@ -20,7 +20,7 @@ from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
 from automod_cli.config import ModelConfig
 from automod_cli.metrics.compare import BUILTIN_METRICS, missing_reason
-from automod_cli.metrics.factor_net import Recipe
+from automod_cli.metrics.builtin.factor_net import Recipe
 from automod_cli.models import Automodulator
 from automod_cli.models.lia import LiaConfig, LiaModel
 from data_prep.builtin import BuiltinDataset

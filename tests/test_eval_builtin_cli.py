@@ -12,7 +12,7 @@ from tiny_models import tiny_model
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
-from automod_cli.metrics.factor_net import Recipe
+from automod_cli.metrics.builtin.factor_net import Recipe
 
 
 @pytest.fixture

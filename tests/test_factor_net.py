@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import factor_net
-from automod_cli.metrics.factor_net import FactorFeatures, FactorNet, Recipe, load_or_train, train_factor_net
-from automod_cli.metrics.factor_targets import NUM_OUTPUTS, encode_targets, standardisation
+from automod_cli.metrics.builtin import factor_net
+from automod_cli.metrics.builtin.factor_net import FactorFeatures, FactorNet, Recipe, load_or_train, train_factor_net
+from automod_cli.metrics.builtin.factor_targets import NUM_OUTPUTS, encode_targets, standardisation
 from data_prep.builtin import COARSE_FACTORS, FINE_FACTORS, SHAPE_KINDS, SPLITS, Factors, downscale, generate, render
 
 TINY = Recipe(16, images=256, steps=12, batch_size=32)

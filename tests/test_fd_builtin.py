@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from tiny_models import tiny_model
 
-from automod_cli.metrics.factor_net import Recipe, factor_features
-from automod_cli.metrics.fd_builtin import fd_builtin, image_set_distance, image_statistics
+from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
+from automod_cli.metrics.builtin.fd_builtin import fd_builtin, image_set_distance, image_statistics
 from automod_cli.metrics.frechet import frechet_distance
 from data_prep.builtin import SPLITS, downscale, generate
 

@@ -9,7 +9,7 @@ import torch
 from tiny_models import tiny_model
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import ground_truth as gt
+from automod_cli.metrics.builtin import ground_truth as gt
 from automod_cli.ops.reconstruct import decode, encode, reconstruct
 from data_prep.builtin import BuiltinDataset, combine
 

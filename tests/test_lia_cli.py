@@ -27,7 +27,7 @@ from automod_cli.config import ModelConfig
 from automod_cli.images import to_uint8
 from automod_cli.metrics import weights
 from automod_cli.metrics.data import open_eval_data
-from automod_cli.metrics.projection import ProjectionSettings, project
+from automod_cli.ops.projection import ProjectionSettings, project
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import assign
 from automod_cli.models.lia import LiaModel

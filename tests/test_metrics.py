@@ -20,7 +20,7 @@ from automod_cli.metrics.frechet import frechet_distance
 from automod_cli.metrics.inversion import CurvePoint, encoder_point, encoder_speedup, inversion_curve
 from automod_cli.metrics.lpips_recon import reconstruction_lpips
 from automod_cli.metrics.ppl import perceptual_path_length, trimmed_mean
-from automod_cli.metrics.projection import ProjectionSettings, project, record_steps
+from automod_cli.ops.projection import ProjectionSettings, project, record_steps
 from automod_cli.config import ModelConfig
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import normalize, random_latents, slerp

@@ -19,11 +19,11 @@ from rich.table import Table
 
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import compare as comparison
-from automod_cli.metrics import ground_truth
+from automod_cli.metrics.builtin import ground_truth
 from automod_cli.metrics import weights as weight_files
 from automod_cli.metrics.data import LoadedModel, load_for_eval, reference_data, unseen_data
 from automod_cli.metrics.features import LPIPS_NETS, inception_features, lpips_distance
-from automod_cli.metrics.factor_net import Recipe, factor_features
+from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
 from automod_cli.metrics.fid import default_cache_dir, fid
 
 console = Console()
@@ -281,7 +281,7 @@ def fd_builtin_command(model: Optional[Path] = MODEL,
 
     Example: automod eval fd-builtin --model runs/builtin --mix
     """
-    from automod_cli.metrics.fd_builtin import fd_builtin
+    from automod_cli.metrics.builtin.fd_builtin import fd_builtin
 
     loaded = _builtin_model(model, device, seed)
     with _progress() as progress:

@@ -26,7 +26,7 @@ from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, 
 from automod_cli.metrics.plot import time_curve_chart
 from automod_cli.ops.inputs import check_inputs
 from automod_cli.outputs import check_outputs
-from automod_cli.metrics.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of, project as fit
+from automod_cli.ops.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of, project as fit
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
 START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training latent.")

@@ -37,11 +37,12 @@ import torch
 
 from automod_cli.checkpoint import atomic_write, find_checkpoint, model_kind, read_meta
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import fd_builtin, ground_truth, lpips_recon, ppl
+from automod_cli.metrics import lpips_recon, ppl
+from automod_cli.metrics.builtin import fd_builtin, ground_truth
 from automod_cli.metrics import fid as fid_metric
 from automod_cli.metrics.data import LoadedModel, Progress, load_for_eval, reference_data, unseen_data
 from automod_cli.metrics.features import DistanceNet, FeatureExtractor
-from automod_cli.metrics.ssim import WINDOW
+from automod_cli.metrics.builtin.ssim import WINDOW
 from automod_cli.ops.scales import scale_range
 
 PAPER_METRICS = ("lpips", "fid", "fid-mix", "ppl")

@@ -17,7 +17,7 @@ from automod_cli.checkpoint import atomic_write
 from automod_cli.metrics.crop import crop
 from automod_cli.metrics.data import EvalData, Progress, image_batches
 from automod_cli.metrics.features import DistanceNet
-from automod_cli.metrics.projection import ProjectionSettings, project, record_steps, wall_clock
+from automod_cli.ops.projection import ProjectionSettings, project, record_steps, wall_clock
 from automod_cli.models import Automodulator
 
 DEFAULT_IMAGES = 1000  # Supp. App. G: 1000 test images

@@ -33,7 +33,7 @@ from torch import nn
 from automod_cli.checkpoint import atomic_write
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import Progress
-from automod_cli.metrics.factor_targets import NUM_OUTPUTS, encode_targets, factor_loss, standardisation
+from automod_cli.metrics.builtin.factor_targets import NUM_OUTPUTS, encode_targets, factor_loss, standardisation
 from data_prep.builtin import SPLITS, Factors, downscale, generate
 
 VERSION = 1  # bump when the network, the targets or the training change; cached files of other versions are unused

@@ -27,7 +27,7 @@ import torch
 
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import Progress, quantize
-from automod_cli.metrics.ssim import WINDOW, ssim
+from automod_cli.metrics.builtin.ssim import WINDOW, ssim
 from automod_cli.models import Automodulator
 from automod_cli.ops.mixing import mix
 from automod_cli.ops.reconstruct import encode, reconstruct
