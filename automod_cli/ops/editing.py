@@ -38,7 +38,14 @@ def attribute_vector(model: Automodulator, positives: torch.Tensor, negatives: t
     """Mean latent of `positives` minus mean latent of `negatives` (image batches in [-1, 1]), shape (D,)."""
     if len(positives) == 0 or len(negatives) == 0:
         raise AutomodError("an attribute vector needs at least one image with and one without the attribute.")
-    return encode(model, positives).mean(0) - encode(model, negatives).mean(0)
+    return latent_difference(encode(model, positives), encode(model, negatives))
+
+
+def latent_difference(with_it: torch.Tensor, without_it: torch.Tensor) -> torch.Tensor:
+    """The attribute vector from latents (N, D) (encodings or saved codes): mean with minus mean without, (D,)."""
+    if len(with_it) == 0 or len(without_it) == 0:
+        raise AutomodError("an attribute vector needs at least one image with and one without the attribute.")
+    return with_it.mean(0) - without_it.to(with_it.device).mean(0)
 
 
 def edit_latents(model: Automodulator, z: torch.Tensor, vector: torch.Tensor, strength: float,
