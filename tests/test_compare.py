@@ -19,7 +19,8 @@ from automod_cli.checkpoint import load_model, save_model
 from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
 from automod_cli.config import ModelConfig
-from automod_cli.metrics.compare import BUILTIN_METRICS, missing_reason
+from automod_cli.metrics.registry import BUILTIN_COLUMNS as BUILTIN_METRICS
+from automod_cli.metrics.registry import REGISTRY, missing_reason
 from automod_cli.metrics.builtin.factor_net import Recipe
 from automod_cli.models import Automodulator
 from automod_cli.models.lia import LiaConfig, LiaModel
@@ -157,4 +158,5 @@ def test_cells_a_model_cannot_fill_say_why(workdir, tmp_path, capsys):
     assert rows[0]["kind"] == "lia" and rows[0]["recon-mse"] is None and rows[0]["mix-ssim"] is None
     assert all("no encoder" in reason for reason in rows[0]["missing"].values())
     small = Automodulator(ModelConfig(max_resolution=8, **shape))
-    assert "8² images are smaller" in missing_reason("recon-mse", small) and missing_reason("fd-builtin", small) is None
+    assert "8² images are smaller" in missing_reason(REGISTRY["recon-truth"], small)
+    assert missing_reason(REGISTRY["fd-builtin"], small) is None

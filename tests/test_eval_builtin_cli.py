@@ -41,13 +41,13 @@ def _sane(scores: dict) -> bool:
 def test_mix_truth_reports_the_truth_and_the_three_wrong_answers(checkpoints, capsys):
     result = _run_json(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "6", "--batch", "4"], capsys)
     assert result["metric"] == "mix-truth" and result["pairs"] == 6 and result["resolution"] == 32
-    assert result["a_blocks"] == [0, 2]  # coarse: 4² and 8²
+    assert result["b_blocks"] == [0, 2]  # coarse: 4² and 8², taken from B as `automod mix A B --coarse`
     assert all(_sane(result[name]) for name in ("truth", "swapped", "a", "b"))
     mid = _run_json(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "6", "--scales", "2:4"], capsys)
-    assert mid["a_blocks"] == [2, 4] and mid["truth"]["mse"] != result["truth"]["mse"]
+    assert mid["b_blocks"] == [2, 4] and mid["truth"]["mse"] != result["truth"]["mse"]
     assert main(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "3"]) == 0
     table = capsys.readouterr().out
-    assert "A's layout, B's colours" in table and "blocks 0-1" in table and "SSIM" in table
+    assert "B's layout, A's colours" in table and "blocks 0-1" in table and "SSIM" in table
 
 
 def test_mix_truth_grid_is_written_and_never_silently_replaced(checkpoints, capsys, tmp_path):

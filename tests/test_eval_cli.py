@@ -169,3 +169,55 @@ def test_project_with_the_pixel_distance_needs_no_weight_files(setup, capsys):
     assert curve[-1]["lpips"] < curve[1]["lpips"]  # the projection lowers the pixel error over its steps
     assert main([*args[:-1], "--force"]) == 2  # LPIPS, the default, still needs its file
     assert "alexnet" in capsys.readouterr().err.lower()
+
+
+def _sized_distance(net, path, device):
+    """A stand-in for LPIPS that, like the real one, says the smallest image side its trunk takes."""
+    from automod_cli.metrics.features import LPIPS_MIN_SIDE
+
+    distance = TinyDistance()
+    distance.min_side = LPIPS_MIN_SIDE[net]
+    return distance
+
+
+@pytest.mark.parametrize("resolution, flags, advice, not_advised", [
+    (16, ["--crop", "none"], "use --net vgg", "--crop none"),  # the whole 16² image is too small for AlexNet only
+    (32, ["--crop", "face"], "use --net vgg or --crop none", "--crop face"),
+    (8, ["--crop", "none", "--net", "vgg"], "at least 16²", "--crop none"),  # nothing fits an 8² model
+])
+def test_a_too_small_lpips_window_is_refused_with_advice_the_user_did_not_already_take(
+        injected, capsys, monkeypatch, resolution, flags, advice, not_advised):
+    tmp, _, _, test = injected
+    monkeypatch.setattr(eval_commands, "lpips_distance", _sized_distance)
+    channels = {8: (8, 8), 16: (8, 8, 8), 32: (8, 8, 8, 8)}[resolution]
+    small = tmp / f"model{resolution}.safetensors"
+    save_model(small, Automodulator(ModelConfig(max_resolution=resolution, latent_dim=8, channels=channels)),
+               {"train_config": {"data": None}})
+    for command in (["lpips", "--data", str(test)], ["ppl", "--n", "4"]):
+        assert main(["eval", *command, "--model", str(small), *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert advice in err and not_advised not in err.split("needs")[1].split(":", 1)[1], err
+        assert len(err.splitlines()) == 1
+
+
+def test_the_weights_are_checked_before_the_data_and_both_before_the_model_is_loaded(setup, capsys, monkeypatch):
+    tmp, adain, _, _ = setup
+    loads = []
+    monkeypatch.setattr(eval_commands, "load_for_eval", lambda *args: loads.append(args))
+    missing = str(tmp / "missing.h5")
+    for command, weight in ((["fid", "--n", "4"], weights.INCEPTION), (["lpips"], weights.ALEXNET)):
+        assert main(["eval", *command, "--model", str(adain), "--data", missing]) == 2
+        err = capsys.readouterr().err
+        assert weight.name in err and "missing.h5" not in err
+    assert loads == []  # nothing heavy before the checks
+
+
+def test_a_missing_data_file_stops_before_any_network_is_built(injected, capsys, monkeypatch):
+    _, adain, _, _ = injected
+    built = []
+    monkeypatch.setattr(eval_commands, "inception_features", lambda path, device: built.append(path))
+    monkeypatch.setattr(eval_commands, "lpips_distance", lambda net, path, device: built.append(path))
+    for command in (["fid", "--n", "4"], ["lpips"]):
+        assert main(["eval", *command, "--model", str(adain), "--data", "missing.h5"]) == 2
+        assert "missing.h5" in capsys.readouterr().err
+    assert built == []

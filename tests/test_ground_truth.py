@@ -29,7 +29,7 @@ def _renderer(pairs: gt.TruthPairs, swap: bool):
         pixels = ((images_a + 1) * 127.5).round().to(torch.uint8).numpy()
         rows = [index[image.tobytes()] for image in pixels]
         a, b = pairs.a[rows], pairs.b[rows]
-        return gt.model_input(gt.builtin_at(combine(b, a) if swap else combine(a, b), R))
+        return gt.model_input(gt.builtin_at(combine(a, b) if swap else combine(b, a), R))
 
     return mixer
 
@@ -43,6 +43,12 @@ def test_pairs_are_consecutive_held_out_images_as_the_dataset_serves_them(pairs)
     np.testing.assert_array_equal(pairs.images_a, test[0::2])
     np.testing.assert_array_equal(pairs.images_b, test[1::2])
     np.testing.assert_array_equal(gt.truth_pairs(3, R).truth, pairs.truth[:3])  # a smaller n is a prefix
+
+
+def test_the_truth_is_what_automod_mix_a_b_coarse_should_draw(pairs):
+    """`automod mix A B --coarse` takes B's coarse blocks: B's layout (coarse factors) in A's colours."""
+    np.testing.assert_array_equal(pairs.truth, gt.builtin_at(combine(pairs.b, pairs.a), R))
+    np.testing.assert_array_equal(pairs.swapped, gt.builtin_at(combine(pairs.a, pairs.b), R))
 
 
 def test_the_renderer_scores_zero_and_the_swapped_renderer_scores_the_wrong_combination(pairs):
@@ -73,14 +79,15 @@ def test_the_grid_sets_each_mix_beside_its_inputs_truth_and_swapped_combination(
     torch.testing.assert_close(wrong[2::5], gt.model_input(pairs.swapped), rtol=0, atol=0)
 
 
-def test_the_model_mix_gives_a_the_chosen_blocks_and_b_the_rest(pairs):
+def test_the_model_mix_gives_b_the_chosen_blocks_and_a_the_rest_as_automod_mix(pairs):
     model = tiny_model()
     a, b = gt.model_input(pairs.images_a[:4]), gt.model_input(pairs.images_b[:4])
     z_a, z_b = encode(model, a), encode(model, b)
-    # blocks 0-1 from A, 2-3 from B, assembled by hand as an (N, blocks, D) assignment
-    assignment = torch.stack([z_a, z_a, z_b, z_b], dim=1)
+    # blocks 0-1 from B, 2-3 from A, assembled by hand as an (N, blocks, D) assignment
+    assignment = torch.stack([z_b, z_b, z_a, z_a], dim=1)
     torch.testing.assert_close(gt.model_mixer(model, range(0, 2))(a, b), decode(model, assignment))
-    torch.testing.assert_close(gt.model_mixer(model, range(0, 4))(a, b), reconstruct(model, a))
+    torch.testing.assert_close(gt.model_mixer(model, range(0, 4))(a, b), reconstruct(model, b))
+    torch.testing.assert_close(gt.model_mixer(model, gt.b_blocks(model, "coarse"))(a, b), decode(model, assignment))
 
 
 def test_reconstruction_by_identity_is_perfect_and_the_mean_image_baseline_matches_numpy():

@@ -1,202 +1,130 @@
-"""`automod eval fid | fid-mix | ppl | lpips | project | compare`, the built-in dataset's ground-truth metrics
-`automod eval mix-truth | recon-truth | fd-builtin`, and `automod project IMG`: parse options, call the metrics
-core, report with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
+"""`automod eval NAME` for every metric record of `metrics/registry.py` (fid, fid-mix, ppl, lpips, mix-truth,
+recon-truth, fd-builtin, fd-builtin-mix), `eval compare`, `eval weights`, and (from `commands/project.py`)
+`eval project` and `automod project IMG`: parse options, check cheap things first, call the metrics core, report
+with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
 
 from __future__ import annotations
 
+import inspect
 import json
-from contextlib import contextmanager
-from dataclasses import asdict
-from enum import Enum
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Callable, List, Optional
 
 import torch
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from automod_cli.checkpoint import find_checkpoint, read_meta
+from automod_cli.commands import project
+from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, REF_DATA, SEED, TEST_DATA, WEIGHTS, Crop,
+                                          Net, console, err_console, progress_bars, refuse_overwrite, torch_device)
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import compare as comparison
-from automod_cli.metrics.builtin import ground_truth
+from automod_cli.metrics import registry
 from automod_cli.metrics import weights as weight_files
-from automod_cli.metrics.data import LoadedModel, load_for_eval, reference_data, unseen_data
-from automod_cli.metrics.features import LPIPS_NETS, inception_features, lpips_distance
 from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
-from automod_cli.metrics.fid import default_cache_dir, fid
+from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
+from automod_cli.metrics.features import LPIPS_NETS, inception_features, lpips_distance
+from automod_cli.metrics.fid import default_cache_dir
+from automod_cli.metrics.registry import INCEPTION, LPIPS, Metric
 
-console = Console()
-err_console = Console(stderr=True)
 eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and against "
                             "the built-in dataset's ground truth.", no_args_is_help=True)
 
 
-class Crop(str, Enum):
-    face = "face"
-    center = "center"
-    none = "none"
+# --- the networks, found before any work --------------------------------------------------------------------------
+
+def _weight_files(networks: set[str], weights: List[Path], net: str) -> dict[str, Path]:
+    """The weight file of each pretrained network needed ({INCEPTION, LPIPS} ∩ `networks`), found (or refused in one
+    line) before anything heavy is loaded."""
+    wanted = {INCEPTION: weight_files.INCEPTION, LPIPS: LPIPS_NETS[net]}
+    needed = {key: wanted[key] for key in (INCEPTION, LPIPS) if key in networks}
+    if weights and not needed:
+        raise AutomodError("no metric asked for needs a pretrained weight file: drop --weights.")
+    return {key: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, list(needed.values())))
+            for key, w in needed.items()}
 
 
-class Net(str, Enum):
-    alex = "alex"
-    vgg = "vgg"
+def _networks(files: dict[str, Path], net: str, device: torch.device) -> registry.Networks:
+    """Factories for the networks (built on first use), their weight files already found."""
+
+    def factor(resolution: int, progress) -> Any:
+        return factor_features(Recipe(resolution), device, progress=progress)[0]
+
+    return registry.Networks(
+        make_extractor=lambda: inception_features(files[INCEPTION], device),
+        make_distance=lambda: lpips_distance(net, files[LPIPS], device),
+        make_factor_features=factor,
+        files=files,
+    )
 
 
-class Start(str, Enum):
-    encoder = "encoder"
-    random = "random"
-    mean = "mean"
+# --- one command per metric record --------------------------------------------------------------------------------
 
-
-MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs).")
-REF_DATA = typer.Option(None, "--data", help="Reference .h5 file (default: the data the model was trained on).")
-TEST_DATA = typer.Option(None, "--data", help="Unseen test .h5 file (default: the built-in test split for built-in models).")
-WEIGHTS = typer.Option([], "--weights", help="Pretrained weight file(s) (standard names); else env variable or torch cache.")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
-SEED = typer.Option(0, "--seed", help="Seed for latents and layer noise.")
-JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
-CROP = typer.Option(Crop.face, "--crop", help="Image window compared: face (StyleGAN's, the papers'), center, none.")
-NET = typer.Option(Net.alex, "--net", help="LPIPS trunk: alex (lpips default) or vgg.")
-FORCE = typer.Option(False, "--force", help="Replace existing output files.")
-
-
-def _device(name: str) -> torch.device:
-    from automod_cli.devices import pick_device
-
-    return pick_device(name)
-
-
-def _setup(model: Optional[Path], device: str, seed: int) -> LoadedModel:
+def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] = None, n: Optional[int] = None,
+             crop: Crop = Crop.face, net: Net = Net.alex, batch: int = 32, weights: List[Path] = (), device: str = "auto",
+             seed: int = 0, as_json: bool = False, mix: bool = False, scales: str = "coarse",
+             grid: Optional[Path] = None, force: bool = False) -> None:
+    """`automod eval NAME`: every argument and file checked (outputs, device, checkpoint, weight files, data), then
+    the model loaded, then the networks built and the metric run."""
+    metric = registry.REGISTRY[metric.mix_variant] if mix else metric
+    if grid is not None and grid.exists() and not force:
+        raise AutomodError(f"'{grid}' already exists: choose another --grid or pass --force to overwrite.")
+    target = torch_device(device)
+    checkpoint = find_checkpoint(model)
+    meta = read_meta(checkpoint)
+    trained_on = (meta.get("train_config") or {}).get("data")
+    if metric.family == registry.BUILTIN:
+        registry.require_builtin(checkpoint, trained_on)
+    files = _weight_files(set(metric.networks), list(weights), net.value)
+    if metric.data is not None:
+        data_path(metric.data, data, Path(trained_on) if trained_on else None)
     torch.manual_seed(seed)
-    return load_for_eval(model, _device(device))
-
-
-def _lpips(net: Net, paths: List[Path], device: torch.device):
-    """The LPIPS network of `--net`, its weights from `--weights`, the environment or the cache."""
-    weight = LPIPS_NETS[net.value]
-    return lpips_distance(net.value, weight_files.pick_explicit(paths, weight, [weight]), device)
-
-
-@contextmanager
-def _progress() -> Iterator:
-    """A rich bar per stage on stderr, fed with (stage, done, total)."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
-
-
-def _emit(result: dict, as_json: bool, title: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(result, indent=2))
-        return
-    table = Table(title=title, show_header=False, title_justify="left")
-    for key, value in result.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    console.print(table)
-
-
-def _check_outputs(paths: list[Path], force: bool) -> None:
-    for path in paths:
-        if path.exists() and not force:
-            raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
-
-
-def _fid(model, data, n, batch, weights, device, seed, as_json, mix: bool) -> None:
-    loaded = _setup(model, device, seed)
-    if mix and not loaded.model.supports_mixing:
-        raise AutomodError("FID-mix needs an AdaIN (automodulator) decoder; this model's classic decoder cannot mix.")
-    weight = weight_files.pick_explicit(weights, weight_files.INCEPTION, [weight_files.INCEPTION])
-    extractor = inception_features(weight, loaded.device)
-    reference = reference_data(loaded, data)
-    torch.manual_seed(seed)  # layer noise from the seed, as each cell of `eval compare`
-    with _progress() as progress:
-        result = fid(loaded.model, reference, extractor, n, batch, seed, mix, default_cache_dir(), progress)
-    name = "fid-mix" if mix else "fid"
-    _emit({"metric": name, "model": str(loaded.checkpoint), name: result.fid, "samples": result.samples,
-           "reference": result.reference, "reference_images": result.reference_count,
-           "reference_cached": result.reference_cached}, as_json, name.upper())
-
-
-@eval_app.command("fid")
-def fid_command(model: Optional[Path] = MODEL, data: Optional[Path] = REF_DATA,
-                n: int = typer.Option(50_000, "--n", min=2, help="Generated samples (paper: 50k)."),
-                batch: int = typer.Option(50, "--batch", min=1), weights: List[Path] = WEIGHTS,
-                device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
-    """FID of random samples against the training data (Inception-v3 pool3, as pytorch-fid).
-
-    Example: automod eval fid --model runs/ffhq --n 50000
-    """
-    _fid(model, data, n, batch, weights, device, seed, as_json, mix=False)
-
-
-@eval_app.command("fid-mix")
-def fid_mix_command(model: Optional[Path] = MODEL, data: Optional[Path] = REF_DATA,
-                    n: int = typer.Option(50_000, "--n", min=2, help="Generated mixtures (paper: 50k)."),
-                    batch: int = typer.Option(50, "--batch", min=1), weights: List[Path] = WEIGHTS,
-                    device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
-    """FID of samples decoded from two random latents split at a random block (NeurIPS Table 1).
-
-    Example: automod eval fid-mix --model runs/celebahq --n 50000
-    """
-    _fid(model, data, n, batch, weights, device, seed, as_json, mix=True)
-
-
-@eval_app.command("ppl")
-def ppl_command(model: Optional[Path] = MODEL,
-                n: int = typer.Option(100_000, "--n", min=2, help="Latent pairs (paper: 100k)."),
-                crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1),
-                weights: List[Path] = WEIGHTS, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
-    """Perceptual path length: LPIPS/ε² between decodings at t and t+ε of latent paths (slerp on the sphere, lines
-    for Gaussian and LIA latents), ε = 1e-4, trimmed mean.
-
-    Example: automod eval ppl --model runs/ffhq --n 100000
-    """
-    from automod_cli.metrics.ppl import perceptual_path_length
-
-    loaded = _setup(model, device, seed)
-    distance = _lpips(net, weights, loaded.device)
-    with _progress() as progress:
-        result = perceptual_path_length(loaded.model, distance, n, crop_mode=crop.value, batch_size=batch, seed=seed,
-                                        progress=progress)
-    _emit({"metric": "ppl", "model": str(loaded.checkpoint), "ppl": result.ppl, "pairs": result.samples,
-           "epsilon": result.epsilon, "crop": result.crop, "net": net.value}, as_json, "PPL")
-
-
-@eval_app.command("lpips")
-def lpips_command(model: Optional[Path] = MODEL, data: Optional[Path] = TEST_DATA,
-                  n: Optional[int] = typer.Option(None, "--n", min=1, help="Test images (default: all; paper: 10k)."),
-                  crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1),
-                  weights: List[Path] = WEIGHTS, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON) -> None:
-    """Mean LPIPS between unseen test images and their reconstructions (NeurIPS Table 2a).
-
-    Example: automod eval lpips --model runs/ffhq --data data/ffhq-test-256.h5 --n 10000
-    """
-    from automod_cli.metrics.lpips_recon import reconstruction_lpips
-
-    loaded = _setup(model, device, seed)
-    distance = _lpips(net, weights, loaded.device)
-    test = unseen_data(loaded, data)
-    if test.split == "train":
+    loaded = load_for_eval(checkpoint, target)
+    reason = registry.missing_reason(metric, loaded.model)
+    if reason is not None:
+        raise AutomodError(f"eval {metric.name} cannot measure '{checkpoint}': {reason}.")
+    if metric.data == "test" and (test := unseen_data(loaded, data)).split == "train":
         err_console.print(f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test images.")
-    with _progress() as progress:
-        result = reconstruction_lpips(loaded.model, test, distance, n, crop.value, batch, progress)
-    _emit({"metric": "lpips", "model": str(loaded.checkpoint), "lpips": result.lpips, "std": result.std,
-           "images": result.images, "data": result.data, "crop": result.crop, "net": net.value}, as_json, "LPIPS reconstruction")
+    settings = registry.Settings(n, batch, seed, data if metric.data == "reference" else None,
+                                 data if metric.data == "test" else None, crop.value, net.value, scales, default_cache_dir())
+    networks = _networks(files, net.value, loaded.device)
+    with progress_bars() as progress:
+        outcome, protocol = registry.measure(metric, registry.Job(loaded, networks, settings, progress))
+    if grid is not None:
+        _write_grid(loaded.model, settings, grid, force)
+    _report(metric, str(loaded.checkpoint), outcome, protocol, as_json)
 
 
-def _builtin_model(model: Optional[Path], device: str, seed: int = 0) -> LoadedModel:
-    """A model trained on the built-in dataset (its checkpoint records no data file), else a one-line error."""
-    loaded = _setup(model, device, seed)
-    comparison.require_builtin(loaded.checkpoint, loaded.trained_on)
-    return loaded
+def _write_grid(model, settings: registry.Settings, grid: Path, force: bool) -> None:
+    """`mix-truth --grid`: the first 8 pairs, one row each: A, B, the mix, the truth, the swapped combination."""
+    from automod_cli.images import save_image
+    from automod_cli.metrics.builtin import ground_truth
+    from automod_cli.ops.figures import captioned_grid
+    from automod_cli.ops.scales import describe
+
+    blocks = ground_truth.b_blocks(model, settings.scales)
+    mixer = ground_truth.model_mixer(model, blocks)
+    pairs = ground_truth.truth_pairs(min(8, settings.n or 8), model.resolution)
+    columns = ground_truth.GRID_COLUMNS
+    text = (f"columns: {', '.join(columns)}; mix: A with B's {describe(blocks, model.block_levels)} (automod mix A B); "
+            "truth: B's layout in A's colours; swapped: A's layout in B's colours")
+    save_image(grid, captioned_grid(ground_truth.mixing_grid(mixer, pairs), len(columns), text), overwrite=force)
+
+
+def _report(metric: Metric, model: str, outcome: registry.Outcome, protocol: dict, as_json: bool) -> None:
+    """The result as JSON (with its protocol) on stdout, or as tables: the scores, then the protocol."""
+    if as_json:
+        typer.echo(json.dumps({"metric": metric.name, "model": model, **outcome.fields, "protocol": protocol}, indent=2))
+        return
+    if outcome.rows is not None:
+        console.print(_scores_table(outcome.title or metric.title, outcome.rows))
+    else:
+        table = Table(title=outcome.title or metric.title, show_header=False, title_justify="left")
+        for key, value in {"metric": metric.name, "model": model, **outcome.fields}.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        console.print(table)
+    console.print(_protocol_table(protocol))
 
 
 def _scores_table(title: str, rows: dict) -> Table:
@@ -209,91 +137,69 @@ def _scores_table(title: str, rows: dict) -> Table:
     return table
 
 
-@eval_app.command("mix-truth")
-def mix_truth_command(model: Optional[Path] = MODEL,
-                      n: int = typer.Option(ground_truth.MAX_PAIRS, "--n", min=1, max=ground_truth.MAX_PAIRS,
-                                            help="Pairs of held-out built-in images (default: all 512 of the test split)."),
-                      scales: str = typer.Option("coarse", "--scales", help="Blocks driven by A's latent: coarse, mid, fine or i:j."),
-                      batch: int = typer.Option(32, "--batch", min=1),
-                      grid: Optional[Path] = typer.Option(None, "--grid", help="Also write a PNG: for the first 8 pairs, A, B, the mix, the truth and the swapped combination."),
-                      force: bool = typer.Option(False, "--force", help="Replace an existing --grid file."),
-                      device: str = DEVICE, as_json: bool = JSON) -> None:
-    """Ground-truth mixing error: mix(A, B) against the renderer's A-layout-in-B's-colours (built-in models only).
+def _protocol_table(protocol: dict) -> Table:
+    """The protocol, one line per fact; files with their SHA-256."""
+    table = Table(title="protocol", show_header=False, title_justify="left")
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
 
-    Example: automod eval mix-truth --model runs/builtin --scales coarse --grid mix-truth.png
-    """
-    from automod_cli.images import save_image
-    from automod_cli.ops.figures import captioned_grid
-    from automod_cli.ops.scales import describe, scale_range
+    def text(value: Any) -> str:
+        if isinstance(value, dict):
+            return ", ".join(f"{k} {text(v)}" for k, v in value.items() if v is not None)
+        return "—" if value is None else str(value)
 
-    if grid is not None and grid.exists() and not force:
-        raise AutomodError(f"'{grid}' already exists: choose another --grid or pass --force to overwrite.")
-    loaded = _builtin_model(model, device)
-    blocks = scale_range(loaded.model, scales, "the ground-truth mixing error")
-    pairs = ground_truth.truth_pairs(n, loaded.model.resolution)
-    mixer = ground_truth.model_mixer(loaded.model, blocks)
-    with _progress() as progress:
-        result = ground_truth.mixing_error(mixer, pairs, batch, progress)
-    if grid is not None:
-        columns = ground_truth.GRID_COLUMNS
-        text = (f"columns: {', '.join(columns)}; mix: A drives {describe(blocks, loaded.model.block_levels)}, "
-                f"B the rest; truth: A's layout in B's colours; swapped: B's layout in A's colours")
-        save_image(grid, captioned_grid(ground_truth.mixing_grid(mixer, pairs), len(columns), text), overwrite=force)
-    if as_json:
-        typer.echo(json.dumps({"metric": "mix-truth", "model": str(loaded.checkpoint), "pairs": result.pairs,
-                               "resolution": result.resolution, "a_blocks": [blocks.start, blocks.stop],
-                               **{name: asdict(scores) for name, scores in result.rows().items()}}, indent=2))
-        return
-    labels = {"truth": "truth: A's layout, B's colours", "swapped": "swapped: B's layout, A's colours", "a": "A", "b": "B"}
-    title = f"ground-truth mixing error: A drives {describe(blocks)}, B the rest; {result.pairs} pairs at {result.resolution}²"
-    console.print(_scores_table(title, {labels[name]: scores for name, scores in result.rows().items()}))
+    for key, value in protocol.items():
+        if key != "metric":
+            table.add_row(key.replace("_", " "), text(value))
+    return table
 
 
-@eval_app.command("recon-truth")
-def recon_truth_command(model: Optional[Path] = MODEL,
-                        n: int = typer.Option(ground_truth.TEST_COUNT, "--n", min=1, max=ground_truth.TEST_COUNT,
-                                              help="Held-out built-in images (default: all 1,024 of the test split)."),
-                        batch: int = typer.Option(32, "--batch", min=1), device: str = DEVICE, as_json: bool = JSON) -> None:
-    """MSE and SSIM of reconstructions of held-out built-in images, beside the training set's mean image.
+def _option_parameters(metric: Metric) -> list[inspect.Parameter]:
+    """The options of `automod eval NAME`, in help order, from what the record says the metric reads."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    count_type = Optional[int] if metric.count is None else int
+    params = [("model", Optional[Path], MODEL)]
+    if metric.data is not None:
+        params.append(("data", Optional[Path], REF_DATA if metric.data == "reference" else TEST_DATA))
+    params.append(("n", count_type, typer.Option(metric.count, "--n", min=metric.count_min, max=metric.count_max,
+                                                 help=metric.count_help)))
+    if metric.scales:
+        params.append(("scales", str, typer.Option("coarse", "--scales", help="Blocks taken from B, as automod mix A B "
+                                                   "takes them: coarse, mid, fine or i:j.")))
+    if metric.mix_variant:
+        params.append(("mix", bool, typer.Option(False, "--mix", help="Decode each sample from two random latents split "
+                                                 f"at a random block (= eval {metric.mix_variant}).")))
+    if metric.crops:
+        params += [("crop", Crop, CROP), ("net", Net, NET)]
+    params.append(("batch", int, typer.Option(metric.batch, "--batch", min=1)))
+    if metric.scales:
+        params += [("grid", Optional[Path], typer.Option(None, "--grid", help="Also write a PNG: for the first 8 pairs, "
+                                                         "A, B, the mix, the truth and the swapped combination.")),
+                   ("force", bool, typer.Option(False, "--force", help="Replace an existing --grid file."))]
+    if INCEPTION in metric.networks or LPIPS in metric.networks:
+        params.append(("weights", List[Path], WEIGHTS))
+    params.append(("device", str, DEVICE))
+    if metric.seeded:
+        params.append(("seed", int, SEED))
+    params.append(("as_json", bool, JSON))
+    return [inspect.Parameter(name, keyword, default=default, annotation=kind) for name, kind, default in params]
 
-    Example: automod eval recon-truth --model runs/builtin
-    """
-    loaded = _builtin_model(model, device)
-    reconstructor = ground_truth.model_reconstructor(loaded.model)
-    with _progress() as progress:
-        result = ground_truth.reconstruction_error(reconstructor, n, loaded.model.resolution, batch, progress=progress)
-    if as_json:
-        typer.echo(json.dumps({"metric": "recon-truth", "model": str(loaded.checkpoint), "images": result.images,
-                               "resolution": result.resolution, "reconstruction": asdict(result.reconstruction),
-                               "mean_image": asdict(result.mean_image)}, indent=2))
-        return
-    rows = {"reconstruction": result.reconstruction, "mean training image": result.mean_image}
-    console.print(_scores_table(f"reconstruction of {result.images} held-out images at {result.resolution}²", rows))
+
+def _command(metric: Metric) -> Callable[..., None]:
+    def command(**options: Any) -> None:
+        _measure(metric, **options)
+
+    command.__signature__ = inspect.Signature(_option_parameters(metric))  # what typer reads the options from
+    command.__doc__ = f"{metric.help}\n\nExample: {metric.example}"
+    command.__name__ = f"eval_{metric.name.replace('-', '_')}"
+    return command
 
 
-@eval_app.command("fd-builtin")
-def fd_builtin_command(model: Optional[Path] = MODEL,
-                       n: int = typer.Option(1024, "--n", min=2, help="Generated samples (default: as many as the 1,024 test images)."),
-                       mix: bool = typer.Option(False, "--mix", help="Decode each sample from two random latents split at a random block."),
-                       batch: int = typer.Option(64, "--batch", min=1), device: str = DEVICE, seed: int = SEED,
-                       as_json: bool = JSON) -> None:
-    """Fréchet distance of samples (or mixes) to held-out built-in images in automod's own factor-network features.
+for _metric in registry.METRICS:
+    eval_app.command(_metric.name)(_command(_metric))
 
-    Example: automod eval fd-builtin --model runs/builtin --mix
-    """
-    from automod_cli.metrics.builtin.fd_builtin import fd_builtin
 
-    loaded = _builtin_model(model, device, seed)
-    with _progress() as progress:
-        extractor, net_cached = factor_features(Recipe(loaded.model.resolution), loaded.device, progress=progress)
-        torch.manual_seed(seed)  # layer noise from the seed, as each cell of `eval compare`
-        result = fd_builtin(loaded.model, extractor, n, batch, seed, mix, default_cache_dir(), progress)
-    name = "fd-builtin-mix" if mix else "fd-builtin"
-    _emit({"metric": name, "model": str(loaded.checkpoint), name: result.fid, "samples": result.samples,
-           "reference": result.reference, "reference_images": result.reference_count,
-           "reference_cached": result.reference_cached, "extractor": extractor.name, "extractor_cached": net_cached},
-          as_json, "FD_builtin (mixes)" if mix else "FD_builtin")
-
+# --- eval compare -------------------------------------------------------------------------------------------------
 
 def _comparison_table(result: comparison.Comparison, metrics: list[str]) -> Table:
     """Table 2a's layout: a row per model or group of seeds (mean ± std), a column per metric; "—": not measured."""
@@ -307,22 +213,10 @@ def _comparison_table(result: comparison.Comparison, metrics: list[str]) -> Tabl
     return table
 
 
-def _networks(metrics: list[str], weights: List[Path], net: Net, device: torch.device) -> comparison.Networks:
-    """Find every weight file the metrics need before any work starts; build the networks on first use."""
-    needed = ([weight_files.INCEPTION] if {"fid", "fid-mix"} & set(metrics) else [])
-    needed += [LPIPS_NETS[net.value]] if {"lpips", "ppl"} & set(metrics) else []
-    paths = {w.name: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, needed)) for w in needed}
-    return comparison.Networks(
-        make_extractor=lambda: inception_features(paths[weight_files.INCEPTION.name], device),
-        make_distance=lambda: lpips_distance(net.value, paths[LPIPS_NETS[net.value].name], device),
-        make_factor_features=lambda resolution, progress: factor_features(Recipe(resolution), device, progress=progress)[0],
-    )
-
-
 def _metric_names(spec: str) -> list[str]:
     """`--metrics`: names and the family shorthands (paper, builtin), in order, each once."""
     names = [name.strip() for name in spec.split(",") if name.strip()]
-    expanded = [m for name in names for m in comparison.METRIC_SETS.get(name, (name,))]
+    expanded = [m for name in names for m in registry.COLUMN_SETS.get(name, (name,))]
     comparison.check_metrics(expanded)
     return list(dict.fromkeys(expanded))
 
@@ -340,13 +234,15 @@ def _groups(specs: List[str]) -> dict[str, list[Path]]:
     return groups
 
 
+_METRICS_HELP = (f"Comma-separated. The papers': {', '.join(registry.PAPER_COLUMNS)} (pretrained weights). Built-in "
+                 f"models only, no weights: {', '.join(registry.BUILTIN_COLUMNS)}. Shorthands: "
+                 f"{', '.join(registry.COLUMN_SETS)}.")
+
+
 @eval_app.command("compare")
 def compare_command(
     models: Optional[List[Path]] = typer.Argument(None, help="Checkpoint files or run directories, one table row each."),
-    metrics: str = typer.Option(",".join(comparison.PAPER_METRICS), "--metrics",
-                                help="Comma-separated. The papers': lpips, fid, fid-mix, ppl (pretrained weights). Built-in "
-                                     "models only, no weights: recon-mse, recon-ssim (held-out reconstructions), mix-mse, "
-                                     "mix-ssim (ground-truth coarse mix), fd-builtin, fd-builtin-mix. Shorthands: paper, builtin."),
+    metrics: str = typer.Option(",".join(registry.PAPER_COLUMNS), "--metrics", help=_METRICS_HELP),
     groups: List[str] = typer.Option([], "--group", help="NAME=RUN1,RUN2,...: runs of one configuration with different "
                                                          "seeds, shown as one row of mean ± std (repeatable)."),
     n: Optional[int] = typer.Option(None, "--n", min=2, help="Images/samples per metric (default: each metric's protocol)."),
@@ -364,12 +260,13 @@ def compare_command(
     chosen = _metric_names(metrics)
     named = _groups(groups)
     csv_path, json_path, md_path = (out.with_name(out.name + suffix) for suffix in (".csv", ".json", ".md"))
-    _check_outputs([csv_path, json_path, md_path], force)
+    refuse_overwrite([csv_path, json_path, md_path], force)
     torch.manual_seed(seed)
-    target = _device(device)
-    networks = _networks(chosen, weights, net, target)
-    settings = comparison.CompareSettings(n, data, test_data, crop.value, seed, batch, default_cache_dir())
-    with _progress() as progress:
+    target = torch_device(device)
+    needed = {network for column in chosen for network in registry.COLUMNS[column][0].networks}
+    networks = _networks(_weight_files(needed, weights, net.value), net.value, target)
+    settings = registry.Settings(n, batch, seed, data, test_data, crop.value, net.value, cache_dir=default_cache_dir())
+    with progress_bars() as progress:
         result = comparison.compare(list(models or []), chosen, networks, settings, target, progress, named)
     comparison.write_csv(csv_path, result, chosen)
     comparison.write_json(json_path, result)
@@ -383,8 +280,6 @@ def compare_command(
 
 def register(app: typer.Typer) -> None:
     """Attach `automod eval ...` and the top-level `automod project`."""
-    from automod_cli.commands import project
-
     eval_app.command("project")(project.eval_project)
     app.add_typer(eval_app, name="eval")
     app.command("project")(project.project)

@@ -14,8 +14,9 @@ import torch
 import typer
 from rich.table import Table
 
-from automod_cli.commands.eval import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net, Start,
-                                       _check_outputs, _device, _progress, _setup, console)
+from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net, Start,
+                                          console, load_model_for_eval as _setup, progress_bars as _progress,
+                                          refuse_overwrite as _check_outputs, torch_device as _device)
 from automod_cli.errors import AutomodError
 from automod_cli.images import from_uint8, save_image
 from automod_cli.metrics import weights as weight_files

@@ -1,14 +1,15 @@
 """Several models, several metrics, one table laid out like NeurIPS Table 2a: a row per model, a column per
-metric, each with its protocol unless `n` says less.
+metric, each with its protocol unless `n` says less. The columns and how to fill them come from the metric
+records of `registry.py`, the same ones `automod eval NAME` runs.
 
 Two families of metrics fill the columns:
 
 - the papers' (LPIPS of test reconstructions, FID, FID of mixtures, PPL), which stand on pretrained Inception and
   LPIPS weights;
 - the built-in dataset's, which need no downloaded network and apply only to models trained on the built-in data:
-  reconstruction MSE / SSIM of held-out images and the ground-truth mixing MSE / SSIM (`ground_truth.py`; A's
-  latent drives the coarse blocks, as `automod eval mix-truth` by default), and FD_builtin of samples and of
-  mixtures (`fd_builtin.py`).
+  reconstruction MSE / SSIM of held-out images and the ground-truth mixing MSE / SSIM (`builtin/ground_truth.py`;
+  B's latent drives the coarse blocks, as `automod mix A B --coarse` and `automod eval mix-truth` by default), and
+  FD_builtin of samples and of mixtures (`builtin/fd_builtin.py`).
 
 Models of every kind (automodulator, PIONEER, VAE, WAE, LIA) are measured alike, each sampling from and
 interpolating in its own latent space. A metric a model cannot do (a mix with a classic decoder, a
@@ -30,78 +31,15 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from automod_cli.checkpoint import atomic_write, find_checkpoint, model_kind, read_meta
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import lpips_recon, ppl
-from automod_cli.metrics.builtin import fd_builtin, ground_truth
-from automod_cli.metrics import fid as fid_metric
-from automod_cli.metrics.data import LoadedModel, Progress, load_for_eval, reference_data, unseen_data
-from automod_cli.metrics.features import DistanceNet, FeatureExtractor
-from automod_cli.metrics.builtin.ssim import WINDOW
-from automod_cli.ops.scales import scale_range
-
-PAPER_METRICS = ("lpips", "fid", "fid-mix", "ppl")
-BUILTIN_METRICS = ("recon-mse", "recon-ssim", "mix-mse", "mix-ssim", "fd-builtin", "fd-builtin-mix")
-METRICS = PAPER_METRICS + BUILTIN_METRICS
-METRIC_SETS = {"paper": PAPER_METRICS, "builtin": BUILTIN_METRICS}  # shorthands for --metrics
-HIGHER_IS_BETTER = frozenset({"recon-ssim", "mix-ssim"})  # every other metric: smaller is better
-MIX_SCALES = "coarse"  # A's blocks in mix-mse / mix-ssim: the layout the renderer's truth takes from A
-DEFAULT_COUNTS = {  # NeurIPS Sec. 4 and Supp. App. A; the built-in test split for the built-in metrics
-    "lpips": 10_000,  # FFHQ test images
-    "fid": fid_metric.DEFAULT_SAMPLES,
-    "fid-mix": fid_metric.DEFAULT_SAMPLES,
-    "ppl": ppl.DEFAULT_SAMPLES,
-    "recon-mse": ground_truth.TEST_COUNT,
-    "recon-ssim": ground_truth.TEST_COUNT,
-    "mix-mse": ground_truth.MAX_PAIRS,
-    "mix-ssim": ground_truth.MAX_PAIRS,
-    "fd-builtin": fd_builtin.DEFAULT_SAMPLES,
-    "fd-builtin-mix": fd_builtin.DEFAULT_SAMPLES,
-}
-MIXING_METRICS = frozenset({"fid-mix", "mix-mse", "mix-ssim", "fd-builtin-mix"})
-ENCODING_METRICS = frozenset({"lpips", "recon-mse", "recon-ssim", "mix-mse", "mix-ssim"})
-TRUTH_METRICS = frozenset({"recon-mse", "recon-ssim", "mix-mse", "mix-ssim"})
-
-
-@dataclass
-class Networks:
-    """Factories for the Inception features, the LPIPS network and (per resolution) the factor-network features;
-    each is built on first use and kept."""
-
-    make_extractor: Callable[[], FeatureExtractor]
-    make_distance: Callable[[], DistanceNet]
-    make_factor_features: Callable[[int, Progress | None], FeatureExtractor]
-    _built: dict = field(default_factory=dict)
-
-    def _get(self, key, make: Callable[[], object]):
-        if key not in self._built:
-            self._built[key] = make()
-        return self._built[key]
-
-    def extractor(self) -> FeatureExtractor:
-        return self._get("extractor", self.make_extractor)
-
-    def distance(self) -> DistanceNet:
-        return self._get("distance", self.make_distance)
-
-    def factor_features(self, resolution: int, progress: Progress | None = None) -> FeatureExtractor:
-        return self._get(("factor", resolution), lambda: self.make_factor_features(resolution, progress))
-
-
-@dataclass(frozen=True)
-class CompareSettings:
-    n: int | None = None  # None: each metric's protocol count (DEFAULT_COUNTS)
-    data: Path | None = None  # FID reference; None: each model's training data
-    test_data: Path | None = None  # LPIPS test images; None: the built-in test split for built-in models
-    crop: str = "face"
-    seed: int = 0
-    batch_size: int = 32
-    cache_dir: Path | None = None
+from automod_cli.metrics.data import Progress, load_for_eval
+from automod_cli.metrics.registry import (BUILTIN, COLUMN_SETS, COLUMNS, Job, Networks, Settings, missing_reason,
+                                          require_builtin)
 
 
 @dataclass(frozen=True)
@@ -133,100 +71,38 @@ class Comparison:
     groups: list[GroupSummary]
 
 
-def missing_reason(metric: str, model: torch.nn.Module) -> str | None:
-    """Why `model` cannot be measured by `metric`, or None when it can."""
-    if metric in MIXING_METRICS and not model.supports_mixing:
-        return "a classic decoder takes one latent for every layer: it cannot mix"
-    if metric in ENCODING_METRICS and not getattr(model, "has_encoder", True):
-        return "the model has no encoder (a LIA model after stage 1 only)"
-    if metric in TRUTH_METRICS and model.resolution < WINDOW:
-        return f"the model's {model.resolution}² images are smaller than the {WINDOW}×{WINDOW} window of the ground-truth SSIM"
-    return None
-
-
-def count_for(metric: str, settings: CompareSettings, available: int | None = None) -> int:
-    """How many images/samples a metric uses: `n`, else the protocol's count; never more than `available`."""
-    count = settings.n if settings.n is not None else DEFAULT_COUNTS[metric]
-    return min(count, available) if available is not None else count
-
-
-def require_builtin(checkpoint: Path, trained_on: Path | str | None, what: str = "the ground-truth metrics") -> None:
-    """Refuse a model that was not trained on the built-in dataset (its checkpoint records a data file)."""
-    if trained_on is not None:
-        raise AutomodError(f"'{checkpoint}' was trained on '{trained_on}'; {what} need a model trained on the built-in "
-                           "dataset (automod train without --data).")
-
-
-def evaluate(metric: str, loaded: LoadedModel, networks: Networks, settings: CompareSettings,
-             progress: Progress | None = None) -> float:
-    """One paper or FD_builtin metric of one model (the ground-truth scores come in pairs: `truth_scores`)."""
-    model, count = loaded.model, count_for(metric, settings)
-    if metric in ("fid", "fid-mix"):
-        reference, extractor = reference_data(loaded, settings.data), networks.extractor()
-        torch.manual_seed(settings.seed)
-        return fid_metric.fid(model, reference, extractor, count, settings.batch_size, settings.seed,
-                              metric == "fid-mix", settings.cache_dir, progress).fid
-    if metric in ("fd-builtin", "fd-builtin-mix"):
-        extractor = networks.factor_features(model.resolution, progress)
-        torch.manual_seed(settings.seed)
-        return fd_builtin.fd_builtin(model, extractor, count, settings.batch_size, settings.seed,
-                                     metric == "fd-builtin-mix", settings.cache_dir, progress).fid
-    if metric == "lpips":
-        data, distance = unseen_data(loaded, settings.test_data), networks.distance()
-        return lpips_recon.reconstruction_lpips(model, data, distance, count_for(metric, settings, len(data)),
-                                                settings.crop, settings.batch_size, progress).lpips
-    if metric == "ppl":
-        return ppl.perceptual_path_length(model, networks.distance(), count, crop_mode=settings.crop,
-                                          batch_size=settings.batch_size, seed=settings.seed, progress=progress).ppl
-    raise AutomodError(f"unknown metric '{metric}': choose from {', '.join(METRICS)}.")
-
-
-def truth_scores(family: str, loaded: LoadedModel, settings: CompareSettings,
-                 progress: Progress | None = None) -> ground_truth.Scores:
-    """MSE and SSIM against the built-in ground truth: 'recon' (held-out reconstructions, as `eval recon-truth`) or
-    'mix' (mixes against render(combine(A, B)), A on the coarse blocks, as `eval mix-truth`)."""
-    model = loaded.model
-    if family == "recon":
-        count = count_for("recon-mse", settings, ground_truth.TEST_COUNT)
-        return ground_truth.reconstruction_error(ground_truth.model_reconstructor(model), count, model.resolution,
-                                                 settings.batch_size, progress=progress).reconstruction
-    blocks = scale_range(model, MIX_SCALES, "the ground-truth mixing error")
-    pairs = ground_truth.truth_pairs(count_for("mix-mse", settings, ground_truth.MAX_PAIRS), model.resolution)
-    return ground_truth.mixing_error(ground_truth.model_mixer(model, blocks), pairs, settings.batch_size, progress).truth
-
-
-def measure(loaded: LoadedModel, metrics: list[str], networks: Networks, settings: CompareSettings,
+def measure(loaded, columns: list[str], networks: Networks, settings: Settings,
             progress: Progress | None = None) -> tuple[dict[str, float], dict[str, str]]:
-    """Every metric of one model: (values, NaN where not measured; why, per empty cell). One reconstruction
-    (mixing) pass serves both its MSE and its SSIM cell."""
+    """Every column of one model: (values, NaN where not measured; why, per empty cell). A metric's run fills all
+    its columns at once, so one reconstruction (mixing) pass serves both its MSE and its SSIM cell."""
     values: dict[str, float] = {}
     missing: dict[str, str] = {}
-    truths: dict[str, ground_truth.Scores] = {}
-    for metric in metrics:
+    outcomes: dict[str, dict[str, float]] = {}
+    job = Job(loaded, networks, settings, progress)
+    for column in columns:
+        metric, _ = COLUMNS[column]
         reason = missing_reason(metric, loaded.model)
         if reason is not None:
-            values[metric], missing[metric] = math.nan, reason
-        elif metric in TRUTH_METRICS:
-            family, score = metric.split("-")
-            if family not in truths:
-                truths[family] = truth_scores(family, loaded, settings, progress)
-            values[metric] = getattr(truths[family], score)
-        else:
-            values[metric] = evaluate(metric, loaded, networks, settings, progress)
+            values[column], missing[column] = math.nan, reason
+            continue
+        if metric.name not in outcomes:
+            outcomes[metric.name] = metric.run(job).values
+        values[column] = outcomes[metric.name][column]
     return values, missing
 
 
-def check_metrics(metrics: list[str]) -> None:
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
-        raise AutomodError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(METRICS)} "
-                           f"(or {' / '.join(METRIC_SETS)} for each family).")
+def check_metrics(columns: list[str]) -> None:
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown or not columns:
+        raise AutomodError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(COLUMNS)} "
+                           f"(or {' / '.join(COLUMN_SETS)} for each family).")
 
 
 def _preflight(runs: list[tuple[Path, str | None]], metrics: list[str], groups: dict[str, list[Path]]) -> None:
     """Refuse, before any work, what the table cannot hold: a built-in metric of a model trained on a data file,
-    a group of fewer than two runs or of runs of different kinds. Reads only the checkpoints' metadata."""
-    builtin = [m for m in metrics if m in BUILTIN_METRICS]
+    a group of fewer than two runs or of runs of different kinds.
+    Reads only the checkpoints' metadata."""
+    builtin = [m for m in metrics if COLUMNS[m][0].family == BUILTIN]
     kinds: dict[str, set[str]] = {name: set() for name in groups}
     for path, group in runs:
         checkpoint = find_checkpoint(path)
@@ -260,7 +136,7 @@ def summarise(name: str, rows: list[ComparisonRow]) -> GroupSummary:
     return GroupSummary(name, rows[0].kind, [row.model for row in rows], mean, std, missing)
 
 
-def compare(models: list[Path], metrics: list[str], networks: Networks, settings: CompareSettings,
+def compare(models: list[Path], metrics: list[str], networks: Networks, settings: Settings,
             device: str | torch.device = "cpu", progress: Progress | None = None,
             groups: dict[str, list[Path]] | None = None) -> Comparison:
     """Evaluate every metric on every model, the single `models` first, then each group's runs; summarise the groups."""
@@ -312,19 +188,15 @@ def write_json(path: Path, comparison: Comparison) -> None:
     atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(records(comparison), indent=2) + "\n"))
 
 
-DIGITS = {"lpips": 3, "fid": 2, "fid-mix": 2, "ppl": 1, "recon-mse": 4, "recon-ssim": 3, "mix-mse": 4, "mix-ssim": 3,
-          "fd-builtin": 2, "fd-builtin-mix": 2}  # decimals shown in the printed and Markdown tables
-
-
 def header(metric: str) -> str:
-    return f"{metric.upper()} {'↑' if metric in HIGHER_IS_BETTER else '↓'}"
+    return COLUMNS[metric][1].header
 
 
 def format_cell(metric: str, value: float, spread: float | None = None) -> str:
     """A table cell: the value (± spread for groups) at the metric's precision; "—" when it was not measured."""
     if math.isnan(value):
         return "—"
-    digits = DIGITS[metric]
+    digits = COLUMNS[metric][1].digits
     return f"{value:.{digits}f}" if spread is None else f"{value:.{digits}f} ± {spread:.{digits}f}"
 
 

@@ -18,6 +18,14 @@ CROPS = ("face", "center", "none")
 MAX_SIDE = 256  # StyleGAN's PPL downsamples larger crops to this
 
 
+def crop_side(resolution: int, mode: str) -> int:
+    """The width of the `mode` window of a resolution² image, before any downscaling."""
+    sides = {"face": 4 * (resolution // 8), "center": resolution // 2, "none": resolution}
+    if mode not in sides:
+        raise AutomodError(f"unknown crop '{mode}': choose one of {', '.join(CROPS)}.")
+    return sides[mode]
+
+
 def crop(images: torch.Tensor, mode: str) -> torch.Tensor:
     """The `mode` window of (N, C, H, W) images, downscaled to at most 256 pixels wide."""
     height, width = images.shape[-2:]

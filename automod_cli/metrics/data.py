@@ -75,22 +75,34 @@ def open_eval_data(path: Path | None, resolution: int, split: str = "train") -> 
     return EvalData(dataset, f"h5-{info.checksum[:24]}", str(path), info.split, resolution)
 
 
+def data_path(kind: str, data: Path | None, trained_on: Path | None) -> Path | None:
+    """The file a metric reads, checked without opening it: for kind "reference" (FID) `--data`, else the model's
+    training data; for "test" (reconstructions) `--data`, else the built-in test split (built-in models only).
+    None: the built-in dataset."""
+    if kind == "reference":
+        path = data if data is not None else trained_on
+        if data is None and path is not None and not Path(path).is_file():
+            raise AutomodError(f"the model was trained on '{path}', which is not there now: pass --data FILE.h5.")
+    else:
+        if data is None and trained_on is not None:
+            raise AutomodError(
+                f"the model was trained on '{trained_on}': pass its test split as --data "
+                "(write one with `automod prep ... --split test`)."
+            )
+        path = data
+    if path is not None and not Path(path).is_file():
+        raise AutomodError(f"--data '{path}' is not a file: give an .h5 file written by automod prep.")
+    return None if path is None else Path(path)
+
+
 def reference_data(loaded: LoadedModel, data: Path | None) -> EvalData:
     """The reference set for FID: `--data`, else the model's training data."""
-    path = data if data is not None else loaded.trained_on
-    if data is None and path is not None and not path.is_file():
-        raise AutomodError(f"the model was trained on '{path}', which is not there now: pass --data FILE.h5.")
-    return open_eval_data(path, loaded.model.resolution, "train")
+    return open_eval_data(data_path("reference", data, loaded.trained_on), loaded.model.resolution, "train")
 
 
 def unseen_data(loaded: LoadedModel, data: Path | None) -> EvalData:
     """Unseen images for reconstruction metrics: `--data`, else the built-in test split for built-in models."""
-    if data is None and loaded.trained_on is not None:
-        raise AutomodError(
-            f"the model was trained on '{loaded.trained_on}': pass its test split as --data "
-            "(write one with `automod prep ... --split test`)."
-        )
-    return open_eval_data(data, loaded.model.resolution, "test")
+    return open_eval_data(data_path("test", data, loaded.trained_on), loaded.model.resolution, "test")
 
 
 def image_batches(data: EvalData, count: int | None, batch_size: int) -> Iterator[torch.Tensor]:

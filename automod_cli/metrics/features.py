@@ -75,6 +75,7 @@ class LPIPSDistance(nn.Module):
         if net not in LPIPS_NETS:
             raise AutomodError(f"unknown LPIPS network '{net}': choose one of {', '.join(LPIPS_NETS)}.")
         self.net_name = net
+        self.min_side = LPIPS_MIN_SIDE[net]  # smallest image side the trunk takes
         with warnings.catch_warnings():  # lpips builds its trunk with torchvision's deprecated `pretrained=`
             warnings.simplefilter("ignore")
             self.lpips = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
@@ -102,8 +103,8 @@ class LPIPSDistance(nn.Module):
         side = min(x.shape[-2:])
         if side < LPIPS_MIN_SIDE[self.net_name]:
             raise AutomodError(
-                f"LPIPS-{self.net_name} needs images of at least {LPIPS_MIN_SIDE[self.net_name]} pixels, got {side}: "
-                "use --crop none or a higher-resolution model."
+                f"LPIPS-{self.net_name} needs images of at least {self.min_side} pixels, got {side}: compare a wider "
+                "window of the images (--crop), another LPIPS trunk (--net) or a higher-resolution model."
             )
         return self.lpips(x, y).flatten()
 

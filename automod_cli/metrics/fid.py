@@ -39,6 +39,7 @@ class FIDResult:
     reference_count: int
     reference_cached: bool
     mixed: bool
+    statistics_file: Path | None = None  # the cached reference statistics (None: not cached)
 
 
 def default_cache_dir() -> Path:
@@ -58,13 +59,18 @@ def feature_statistics(batches: Iterable[torch.Tensor], extractor: FeatureExtrac
     return moments.statistics()
 
 
+def statistics_file(data: EvalData, extractor: FeatureExtractor, cache_dir: Path | None) -> Path | None:
+    """Where the reference statistics of `data` in `extractor`'s features are cached (None: they are not)."""
+    name = getattr(extractor, "name", None)
+    return cache_dir / f"{data.key}-{data.resolution}px-{name}.npz" if cache_dir is not None and name else None
+
+
 def dataset_statistics(data: EvalData, extractor: FeatureExtractor, batch_size: int = DEFAULT_BATCH,
                        cache_dir: Path | None = None, progress: Progress | None = None) -> tuple[Statistics, bool]:
     """Feature statistics of every image of `data`, read from the cache when present; (statistics, was cached).
 
     Only extractors with a `name` are cached (the name is part of the key, beside content and resolution)."""
-    name = getattr(extractor, "name", None)
-    cached = cache_dir / f"{data.key}-{data.resolution}px-{name}.npz" if cache_dir is not None and name else None
+    cached = statistics_file(data, extractor, cache_dir)
     if cached is not None and cached.is_file():
         return Statistics.load(cached), True
     device = _device_of(extractor)
@@ -114,7 +120,8 @@ def fid(model: Automodulator, reference: EvalData, extractor: FeatureExtractor, 
     ref_stats, was_cached = dataset_statistics(reference, extractor, batch_size, cache_dir, progress)
     gen_stats = sample_statistics(model, extractor, n, batch_size, seed, mix, progress)
     value = statistics_distance(gen_stats, ref_stats)
-    return FIDResult(value, n, reference.label, ref_stats.count, was_cached, mix)
+    return FIDResult(value, n, reference.label, ref_stats.count, was_cached, mix,
+                     statistics_file(reference, extractor, cache_dir))
 
 
 def _device_of(extractor: FeatureExtractor) -> torch.device:

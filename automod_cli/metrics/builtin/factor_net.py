@@ -166,10 +166,14 @@ def _load(path: Path, recipe: Recipe) -> FactorNet | None:
     return net.eval().requires_grad_(False)
 
 
+def cache_file(recipe: Recipe, cache_dir: Path | None = None) -> Path:
+    """Where the network of `recipe` is cached."""
+    return (default_cache_dir() if cache_dir is None else Path(cache_dir)) / f"{recipe.name}.safetensors"
+
+
 def load_or_train(recipe: Recipe, cache_dir: Path | None = None, progress: Progress | None = None) -> tuple[FactorNet, bool]:
     """The network of `recipe` from the cache, else trained now and cached; (network, was cached)."""
-    folder = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    path = folder / f"{recipe.name}.safetensors"
+    path = cache_file(recipe, cache_dir)
     if path.is_file():
         cached = _load(path, recipe)
         if cached is not None:
@@ -195,9 +199,10 @@ def weights_digest(net: nn.Module) -> str:
 class FactorFeatures(nn.Module):
     """FD_builtin's feature extractor: uint8 images (N, 3, R, R) → the factor network's features (N, FEATURES)."""
 
-    def __init__(self, net: FactorNet, recipe: Recipe):
+    def __init__(self, net: FactorNet, recipe: Recipe, file: Path | None = None, cached: bool = False):
         super().__init__()
         self.net = net
+        self.file, self.cached = file, cached  # the cache file of its weights, and whether they came from it
         # names the features in results and in cached reference statistics: recipe and the trained weights
         self.name = f"{recipe.name}-w{weights_digest(net)}"
         self.eval()
@@ -215,4 +220,4 @@ def factor_features(recipe: Recipe, device: str | torch.device = "cpu", cache_di
                     progress: Progress | None = None) -> tuple[FactorFeatures, bool]:
     """The extractor of `recipe` on `device` (trained on the CPU first if not cached); (extractor, was cached)."""
     net, cached = load_or_train(recipe, cache_dir, progress)
-    return FactorFeatures(net, recipe).to(device), cached
+    return FactorFeatures(net, recipe, cache_file(recipe, cache_dir), cached).to(device), cached

@@ -1,14 +1,15 @@
 """Scores against the built-in dataset's ground truth: style mixing and reconstruction of held-out images.
 
 The built-in renderer knows every image's factors (`data_prep/builtin.py`), so the right answer to a style mix is
-known: `render(combine(A, B))` draws A's layout (coarse factors) in B's colours and texture (fine factors). The
-model's mix gives A's latent the chosen blocks (coarse by default: 4²–8², NeurIPS Sec. 4) and B's latent every
-other block; a model whose coarse blocks carry layout and whose other blocks carry colour reproduces the truth.
+known. The model's mix follows `automod mix A B --coarse`: A's latent drives every block but the chosen ones
+(coarse by default: 4²–8², NeurIPS Sec. 4), which B's latent drives, so a model whose coarse blocks carry layout
+and whose other blocks carry colour draws `render(combine(B, A))`: B's layout (coarse factors) in A's colours
+and texture (fine factors).
 
 Each mix is scored against four images, so a number comes with its floor and its ceiling:
 
-- the truth `render(combine(A, B))` (0 MSE / SSIM 1 for a perfect mixer);
-- the swapped combination `render(combine(B, A))`, B's layout in A's colours: what a mixer with the scales the
+- the truth `render(combine(B, A))` (0 MSE / SSIM 1 for a perfect mixer);
+- the swapped combination `render(combine(A, B))`, A's layout in B's colours: what a mixer with the scales the
   wrong way round would draw;
 - A and B themselves: a mixer that ignores one of its inputs is as close to one of them as to the truth.
 
@@ -30,6 +31,7 @@ from automod_cli.metrics.data import Progress, quantize
 from automod_cli.metrics.builtin.ssim import WINDOW, ssim
 from automod_cli.models import Automodulator
 from automod_cli.ops.mixing import mix
+from automod_cli.ops.scales import scale_range
 from automod_cli.ops.reconstruct import encode, reconstruct
 from data_prep.builtin import NATIVE_SIZE, SPLITS, Factors, combine, downscale, render, sample_factors
 
@@ -40,6 +42,7 @@ TEST_SEED, TEST_COUNT = SPLITS["test"]
 MAX_PAIRS = TEST_COUNT // 2  # disjoint pairs of the documented test split
 MEAN_IMAGE_COUNT = 2048  # training images averaged into the mean-image baseline
 DEFAULT_BATCH = 32
+DEFAULT_SCALES = "coarse"  # B's blocks in the mix: the layout the truth takes from B
 
 
 def check_resolution(resolution: int) -> int:
@@ -90,8 +93,8 @@ class TruthPairs:
     b: Factors
     images_a: np.ndarray
     images_b: np.ndarray
-    truth: np.ndarray  # render(combine(A, B)): A's layout in B's colours
-    swapped: np.ndarray  # render(combine(B, A)): B's layout in A's colours
+    truth: np.ndarray  # render(combine(B, A)): B's layout in A's colours, what `automod mix A B --coarse` should draw
+    swapped: np.ndarray  # render(combine(A, B)): A's layout in B's colours
     resolution: int
 
     def __len__(self) -> int:
@@ -106,7 +109,7 @@ def truth_pairs(n: int, resolution: int) -> TruthPairs:
     factors = sample_factors(2 * n, TEST_SEED)  # prefix-stable: the first 2n images of the test split
     a, b = factors[np.arange(0, 2 * n, 2)], factors[np.arange(1, 2 * n, 2)]
     return TruthPairs(a, b, builtin_at(a, resolution), builtin_at(b, resolution),
-                      builtin_at(combine(a, b), resolution), builtin_at(combine(b, a), resolution), resolution)
+                      builtin_at(combine(b, a), resolution), builtin_at(combine(a, b), resolution), resolution)
 
 
 @dataclass(frozen=True)
@@ -167,12 +170,18 @@ def model_input(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32) / 127.5 - 1.0
 
 
+def b_blocks(model: Automodulator, scales: str = DEFAULT_SCALES) -> range:
+    """The blocks B's latent drives: `--scales` (coarse, mid, fine or i:j) of `model`."""
+    return scale_range(model, scales, "the ground-truth mixing error")
+
+
 def model_mixer(model: Automodulator, blocks: range) -> Mixer:
-    """The model's style mix: φ(A) drives `blocks`, φ(B) every other block (layer noise off)."""
+    """The model's style mix as `automod mix A B` draws it: φ(B) drives `blocks`, φ(A) every other block (layer
+    noise off)."""
 
     def mixer(images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
         z_a, z_b = encode(model, images_a), encode(model, images_b)
-        return mix(model, z_b, z_a, blocks)  # mix(base, other, blocks): `other` drives `blocks`
+        return mix(model, z_a, z_b, blocks)  # mix(base, other, blocks): `other` drives `blocks`
 
     return mixer
 
