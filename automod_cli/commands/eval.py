@@ -1,5 +1,5 @@
 """`automod eval NAME` for every metric record of `metrics/registry.py` (fid, fid-mix, ppl, lpips, mix-truth,
-recon-truth, fd-builtin, fd-builtin-mix), `eval compare`, `eval weights`, and (from `commands/project.py`)
+recon-truth, fd-builtin, fd-builtin-mix), `eval compare`, `eval weights` (every pretrained file), and (from `commands/project.py`)
 `eval project` and `automod project IMG`: parse options, check cheap things first, call the metrics core, report
 with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
 
@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional
 
 import torch
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from automod_cli.checkpoint import find_checkpoint, read_meta
@@ -20,6 +21,7 @@ from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET,
                                           Net, console, err_console, progress_bars, refuse_overwrite, torch_device)
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import compare as comparison
+from automod_cli.metrics import inventory
 from automod_cli.metrics import registry
 from automod_cli.metrics import weights as weight_files
 from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
@@ -276,6 +278,38 @@ def compare_command(
         return
     console.print(_comparison_table(result, chosen))
     console.print(f"wrote {csv_path}, {json_path} and {md_path}")
+
+
+# --- eval weights -------------------------------------------------------------------------------------------------
+
+CHECK_STYLE = {inventory.OK: "green", inventory.MISMATCH: "red", inventory.UNCHECKED: "yellow"}
+
+
+@eval_app.command("weights")
+def weights_command(as_json: bool = JSON) -> None:
+    """List every pretrained file automod can use: present or missing, where it was looked for or found, and its
+    SHA-256 checked against the hash its name carries (torch.hub's convention) where one is known. Downloads nothing.
+
+    Example: automod eval weights
+    """
+    entries = inventory.inventory()
+    if as_json:
+        typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        return
+    for e in entries:
+        if e.state == inventory.MISSING:
+            console.print(f"[bold]{escape(e.name)}[/]  [red]missing[/]", highlight=False, soft_wrap=True)
+        else:
+            note = f" (expected {e.expected}…)" if e.check == inventory.MISMATCH else ""
+            console.print(f"[bold]{escape(e.name)}[/]  present  [{CHECK_STYLE[e.check]}]{e.check}{note}[/]",
+                          highlight=False, soft_wrap=True)
+        console.print(f"  used by  {escape(e.used_by)}", highlight=False, soft_wrap=True)
+        if e.state == inventory.MISSING:
+            console.print(f"  looked   {escape('; '.join(e.looked))}", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"  found    {escape(str(e.path))}\n  sha256   {e.sha256}", highlight=False, soft_wrap=True)
+    console.print("Files named NAME-<hex>.pth are checked against the SHA-256 prefix in their name; docs/evaluation.md "
+                  "says where to get each file. Nothing was downloaded.", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,6 @@ A run function takes a `Job` (the model, the networks, the settings, a progress 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from automod_cli.metrics.builtin.ssim import WINDOW
 from automod_cli.metrics.crop import MAX_SIDE, crop_side
 from automod_cli.metrics.data import LoadedModel, Progress, reference_data, unseen_data
 from automod_cli.metrics.features import LPIPS_MIN_SIDE, DistanceNet, FeatureExtractor
+from automod_cli.metrics.weights import file_sha256
 from automod_cli.ops.scales import describe
 
 PAPER, BUILTIN = "paper", "builtin"  # the two families: pretrained weights / models trained on the built-in data
@@ -325,19 +325,11 @@ def _distance(job: Job) -> DistanceNet:
     return distance
 
 
-def sha256(path: Path | str | None) -> str | None:
-    """The SHA-256 of a file (None for no file)."""
+def _file(path: Path | str | None) -> dict | None:
+    """A file and its SHA-256 (None when there is no such file)."""
     if path is None or not Path(path).is_file():
         return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _file(path: Path | str | None) -> dict | None:
-    return None if path is None else {"file": str(path), "sha256": sha256(path)}
+    return {"file": str(path), "sha256": file_sha256(Path(path))}
 
 
 def protocol(metric: Metric, job: Job, outcome: Outcome) -> dict[str, Any]:

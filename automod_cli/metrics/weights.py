@@ -8,6 +8,7 @@ hanging. When nothing works the user gets one line naming the file and where to 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
@@ -117,6 +118,15 @@ def resolve_weights(weight: WeightFile, explicit: Path | None = None) -> Path:
     except (OSError, ValueError, RuntimeError):
         raise AutomodError(missing_message(weight)) from None
     return cached
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_state_dict(path: Path, weight: WeightFile) -> dict[str, torch.Tensor]:
