@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from automod_cli import pretrained
 from automod_cli.checkpoint import save_checkpoint
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
@@ -140,12 +141,14 @@ def robust_state(data: dict[str, Any], phase: int) -> dict[str, torch.Tensor]:
     return {f"latent_{name}": state[f"latent_{name}"].reshape(3, res, res) for name in ("alpha", "scale")}
 
 
-def convert(data: dict[str, Any], source: str = "") -> tuple[Automodulator, dict[str, torch.Tensor], dict[str, Any]]:
+def convert(data: dict[str, Any], source: str = "", dataset: str | None = None
+            ) -> tuple[Automodulator, dict[str, torch.Tensor], dict[str, Any]]:
     """An authors' checkpoint dict as (the model with the EMA decoder loaded, checkpoint tensors, checkpoint meta).
 
     The tensors hold the encoder (with its spectral-norm u vectors), the raw decoder ('decoder.'), the EMA decoder
     ('decoder_ema.', what every image operation uses) and d_ρ's parameters ('robust.'), so `train --init` can go on
-    training from the file."""
+    training from the file. The meta's `source` records the file, and the dataset it was trained on: `dataset` when
+    given, else the published model's (known by its file name), else none."""
     generator_raw = _strip(data["G_state_dict"])
     generator = _strip(data["G_running_state_dict"])
     encoder = _strip(data["D_state_dict"])
@@ -181,6 +184,9 @@ def convert(data: dict[str, Any], source: str = "") -> tuple[Automodulator, dict
         "kind": "automod",
         "source": {"format": SOURCE_FORMAT, "file": Path(source).name, "iteration": int(data.get("iteration", 0))},
     }
+    dataset = dataset or pretrained.dataset_of_file(Path(source).name)
+    if dataset:
+        meta["source"]["dataset"] = dataset
     return model.eval(), tensors, meta
 
 
@@ -190,11 +196,12 @@ def load(path: Path) -> Automodulator:
     return model
 
 
-def import_checkpoint(src: Path, out: Path, force: bool = False) -> Path:
-    """Convert the authors' checkpoint `src` into the automod checkpoint `out` (written atomically); returns `out`."""
+def import_checkpoint(src: Path, out: Path, force: bool = False, dataset: str | None = None) -> Path:
+    """Convert the authors' checkpoint `src` into the automod checkpoint `out` (written atomically); returns `out`.
+    `dataset` records what the model was trained on (default: the published model's, known by its file name)."""
     out = Path(out)
     if out.exists() and not force:
         raise AutomodError(f"'{out}' already exists: choose another --out or pass --force to replace it.")
-    _, tensors, meta = convert(read(src), str(src))
+    _, tensors, meta = convert(read(src), str(src), dataset)
     save_checkpoint(out, tensors, meta)
     return out

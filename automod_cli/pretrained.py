@@ -46,6 +46,7 @@ class Pretrained:
     number: int  # the authors' file is {number}_state.pth (their count of training images seen)
     resolution: int
     description: str
+    dataset: str  # what it was trained on, as automod's dataset presets name it (automod_cli.config)
 
     @property
     def url(self) -> str:
@@ -59,11 +60,11 @@ class Pretrained:
 MODELS: dict[str, Pretrained] = {
     m.name: m
     for m in (
-        Pretrained("ffhq256", 34740000, 256, "FFHQ faces at 256²"),
-        Pretrained("ffhq512", 42420000, 512, "FFHQ faces at 512² (images resized to 512)"),
-        Pretrained("celebahq256", 31877148, 256, "CelebA-HQ faces at 256² (the authors' 'small' architecture)"),
-        Pretrained("lsuncars256", 32057140, 256, "LSUN Cars at 256²"),
-        Pretrained("lsunbedrooms256", 27574284, 256, "LSUN Bedrooms at 256²"),
+        Pretrained("ffhq256", 34740000, 256, "FFHQ faces at 256²", "ffhq"),
+        Pretrained("ffhq512", 42420000, 512, "FFHQ faces at 512² (images resized to 512)", "ffhq"),
+        Pretrained("celebahq256", 31877148, 256, "CelebA-HQ faces at 256² (the authors' 'small' architecture)", "celebahq"),
+        Pretrained("lsuncars256", 32057140, 256, "LSUN Cars at 256²", "lsun-car"),
+        Pretrained("lsunbedrooms256", 27574284, 256, "LSUN Bedrooms at 256²", "lsun-bedroom"),
     )
 }
 
@@ -77,6 +78,11 @@ def get(name: str) -> Pretrained:
         return MODELS[name]
     except KeyError:
         raise AutomodError(f"'{name}' is not a pretrained model; the names are {', '.join(MODELS)}.") from None
+
+
+def dataset_of_file(filename: str) -> str | None:
+    """The dataset of a published model, known by its file name ({N}_state.pth); None for any other file."""
+    return next((m.dataset for m in MODELS.values() if m.filename == filename), None)
 
 
 def automod_home() -> Path:

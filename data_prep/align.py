@@ -155,6 +155,15 @@ def require_dlib() -> None:
     _dlib_models()
 
 
+def detector_available() -> bool:
+    """Whether faces can be detected here (the [align] extra: dlib and its landmark model), without failing."""
+    try:
+        require_dlib()
+    except AutomodError:
+        return False
+    return True
+
+
 def detect_landmarks(image: Image.Image) -> tuple[np.ndarray, int]:
     """68 landmarks of the largest face, and how many faces were found. Detects at upsample 0 first
     (upsampling finds spurious small faces) and upsamples once only when nothing was found. Weak
