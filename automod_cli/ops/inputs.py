@@ -3,8 +3,9 @@
 Files are decoded safely (`data_prep.images.load_rgb`: grayscale, palette, CMYK, alpha and 16-bit become 8-bit
 RGB), centre-cropped to a square and resized with Lanczos — up as well as down, so a tiny picture still gives a
 (blurry) result. With `align=True` the largest face is aligned FFHQ-style first (the prep alignment; needs the
-`[align]` extra). Every problem with a file becomes one AutomodError naming the file — or, where the command
-can go on without it (`check_inputs`, `load_inputs`), a skipped file with its reason.
+`[align]` extra); with `align=AlignIfFace()` a file without a face is used unaligned and listed instead. Every
+problem with a file becomes one AutomodError naming the file — or, where the command can go on without it
+(`check_inputs`, `load_inputs`), a skipped file with its reason.
 """
 
 from __future__ import annotations
@@ -41,13 +42,30 @@ def image_paths(items: Sequence[Path]) -> list[Path]:
     return paths
 
 
-def _pixels(path: Path, resolution: int, align: bool) -> torch.Tensor:
+class AlignIfFace:
+    """An `align` value: align the largest face where one is found, and use a file without a face as it is (centre
+    crop) instead of skipping it, listing it in `unaligned` for the caller to name. The image commands use it for
+    models trained on aligned faces when neither --align nor --no-align was given."""
+
+    def __init__(self) -> None:
+        self.unaligned: list[Path] = []
+
+    def __bool__(self) -> bool:  # aligning is on
+        return True
+
+
+def _pixels(path: Path, resolution: int, align: bool | AlignIfFace) -> torch.Tensor:
     """One image file as (3, R, R) in [-1, 1], or SkipImage saying why it cannot be used."""
     picture = load_rgb(Path(path))
     if align:
         from data_prep.align import detect_and_align
 
-        picture, _ = detect_and_align(picture, resolution, min_face=1)
+        try:
+            picture, _ = detect_and_align(picture, resolution, min_face=1)
+        except SkipImage as exc:
+            if not (isinstance(align, AlignIfFace) and exc.kind == NO_FACE):
+                raise
+            align.unaligned.append(Path(path))
     return from_uint8(np.array(resize_square(center_crop_square(picture), resolution)))
 
 
@@ -116,9 +134,11 @@ def check_inputs(items: Sequence[Path], exact: bool = False) -> Inputs:
     return Inputs(usable, skipped)
 
 
-def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: bool = False) -> tuple[torch.Tensor, Inputs]:
+def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: bool = False,
+                allow_none: bool = False) -> tuple[torch.Tensor, Inputs]:
     """The usable files of `inputs` as one (N, 3, R, R) batch, and the files used; a file that fails now (no face
-    found with `align`) is skipped like those `check_inputs` skipped, or is the error when `exact`."""
+    found with `align`) is skipped like those `check_inputs` skipped, or is the error when `exact`. When none is
+    usable: AutomodError, or with `allow_none` (one batch of many) an empty batch."""
     if align:
         from data_prep.align import require_dlib
 
@@ -134,6 +154,8 @@ def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: boo
             continue
         used.append(path)
     if not used:
+        if allow_none:
+            return torch.empty(0, 3, resolution, resolution), Inputs(used, skipped)
         raise _none_usable(skipped)
     return torch.stack(images), Inputs(used, skipped)
 

@@ -1,0 +1,158 @@
+"""What the image commands say besides writing images: the data the model was trained on, face alignment by default
+for models trained on aligned faces, inputs that look unlike the training data, and reconstruction errors.
+
+Each command loads one model (`commands.ops._open`), which gets an `InputNotes` here (`attach`); every later batch
+of inputs passes `alignment` (what `align` means for this model) and `check` (the notes about those inputs, each
+kind said once per command).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from automod_cli.ops import provenance as data_provenance
+from automod_cli.ops.inputs import AlignIfFace
+from automod_cli.ops.report import ErrorReport, image_errors, local_lpips
+
+console = Console()
+err_console = Console(stderr=True)
+
+ERROR_ROWS_SHOWN = 20  # up to this many images: every row; more: the worst by MSE
+WORST_SHOWN = 10
+Align = Union[bool, AlignIfFace]
+Group = tuple  # (role, names, inputs, reconstructions): images of one kind in an error report
+
+
+def warn(text: str) -> None:
+    """One yellow line on stderr; the text is not markup (file names and 'automod[align]' keep their brackets)."""
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+@dataclass
+class InputNotes:
+    """One command's model: its provenance, what `--align` left unsaid means for it, and the notes already made."""
+
+    provenance: data_provenance.Provenance
+    auto_align: Optional[Align] = None  # decided at the first inputs, when neither --align nor --no-align was given
+    said: set[str] = field(default_factory=set)
+
+
+def attach(net: torch.nn.Module, checkpoint: Path) -> data_provenance.Provenance:
+    """Read the checkpoint's provenance, say it in one line and keep it with the model for the inputs' checks."""
+    known = data_provenance.read(checkpoint, net.resolution)
+    net.input_notes = InputNotes(known)
+    console.print(f"trained on: {escape(known.describe())}", highlight=False, soft_wrap=True)
+    return known
+
+
+def _notes(net: torch.nn.Module) -> InputNotes:
+    notes = getattr(net, "input_notes", None)
+    return notes if notes is not None else InputNotes(data_provenance.Provenance(None, net.resolution))
+
+
+def alignment(net: torch.nn.Module, align: Optional[bool]) -> Align:
+    """What to pass as `align` for this model: the user's --align/--no-align when given; else, for a model trained on
+    aligned faces, AlignIfFace when faces can be detected here (or, once, how to install that, and no alignment)."""
+    if align is not None:
+        return align
+    notes = _notes(net)
+    if not notes.provenance.aligned_faces:
+        return False
+    if notes.auto_align is None:
+        from data_prep.align import ALIGN_EXTRA, detector_available
+
+        what = data_provenance.DATASET_NAMES.get(notes.provenance.dataset, "aligned faces")
+        if detector_available():
+            notes.auto_align = AlignIfFace()
+            console.print(f"aligning faces as in the training data ({escape(what)}); --no-align to skip",
+                          highlight=False)
+        else:
+            notes.auto_align = False
+            warn(f"this model was trained on {what}, but inputs are used unaligned: face alignment needs dlib, "
+                 f"{ALIGN_EXTRA} (--no-align silences this).")
+    return notes.auto_align
+
+
+def check(net: torch.nn.Module, align: Align, images: torch.Tensor) -> None:
+    """After a batch of inputs: name the files used unaligned (no face found), and warn once when the inputs look
+    unlike the model's training data (`provenance.mismatch`)."""
+    if isinstance(align, AlignIfFace):
+        while align.unaligned:
+            warn(f"no face found in '{align.unaligned.pop(0)}': used it unaligned (centre crop).")
+    notes = _notes(net)
+    if "unlike" in notes.said or len(images) == 0:
+        return
+    message = data_provenance.mismatch(notes.provenance, images)
+    if message is not None:
+        notes.said.add("unlike")
+        warn(message)
+
+
+def rate_line(verb: str, count: int, seconds: float) -> str:
+    """'reconstructed 120 images in 3.2 s (37.5 images/s)'."""
+    rate = f"{count / seconds:,.1f} images/s" if seconds > 0 else "too fast to time"
+    return f"{verb} {count:,} image{'s' if count != 1 else ''} in {seconds:.3g} s ({rate})"
+
+
+def image_rows(role: str, latents, reconstructions: torch.Tensor) -> Group:
+    """The image inputs among `latents` (`ops.Latents`; codes have no input to compare) with their reconstructions."""
+    rows = [i for i, image in enumerate(latents.images) if image is not None]
+    if not rows:
+        return role, [], None, None
+    images = torch.stack([latents.images[i] for i in rows])
+    return role, [latents.names[i] for i in rows], images, reconstructions[rows]
+
+
+def reconstruction_errors(net: torch.nn.Module, groups: list[Group]) -> ErrorReport:
+    """The errors of (role, names, inputs, reconstructions) groups in one report; LPIPS when its weights are here."""
+    device = next(net.parameters()).device
+    distance, note = local_lpips(net.resolution, device)
+    report = ErrorReport(note=note)
+    for role, names, images, reconstructions in groups:
+        if names:
+            report.add(names, image_errors(images, reconstructions, distance, device), role)
+    return report
+
+
+def _value(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.4f}"
+
+
+def errors_table(report: ErrorReport, title: str) -> Table:
+    """The reconstruction errors as a small table: every image (up to ERROR_ROWS_SHOWN), else the worst by MSE;
+    then the mean. The image with the highest MSE is in bold red."""
+    metrics = report.metrics
+    shown = list(range(len(report))) if len(report) <= ERROR_ROWS_SHOWN else report.worst(WORST_SHOWN)
+    caption = None if len(shown) == len(report) else f"the {len(shown)} worst of {len(report)} by MSE"
+    table = Table(title=title, caption=caption, title_justify="left")
+    table.add_column("#", justify="right")
+    if any(report.roles):
+        table.add_column("")
+    table.add_column("file")
+    for metric in metrics:
+        table.add_column(metric.upper() + (" ↓" if metric != "ssim" else " ↑"), justify="right")
+    worst = report.worst(1)[0] if len(report) > 1 else -1
+    for i in shown:
+        cells = [str(i)] + ([report.roles[i]] if any(report.roles) else []) + [escape(report.names[i])]
+        cells += [_value(report.values[m][i]) for m in metrics]
+        table.add_row(*cells, style="bold red" if i == worst else None)
+    if len(report) > 1:
+        table.add_row("", *([""] if any(report.roles) else []), "mean", *[_value(report.mean(m)) for m in metrics],
+                      end_section=True)
+    return table
+
+
+def show_errors(report: ErrorReport, title: str, path: Path) -> None:
+    """Print the table, the note on a missing metric, and where the full numbers were written."""
+    console.print(errors_table(report, title))
+    if report.note:
+        console.print(f"[dim]{escape(report.note)}[/]", highlight=False, soft_wrap=True)
+    console.print(f"wrote {escape(str(path))}", highlight=False)
