@@ -221,3 +221,47 @@ def test_a_missing_data_file_stops_before_any_network_is_built(injected, capsys,
         assert main(["eval", *command, "--model", str(adain), "--data", "missing.h5"]) == 2
         assert "missing.h5" in capsys.readouterr().err
     assert built == []
+
+
+def _sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_every_score_carries_its_protocol(injected, capsys):
+    """--json's protocol: count, resolution, crop, resizing, the feature network's file with its SHA-256, the
+    reference (and its cached statistics with their SHA-256), seed, batch and automod's version."""
+    from automod_cli import __version__
+
+    tmp, adain, _, test = injected
+    assert main(["eval", "fid", "--model", str(adain), "--n", "10", "--batch", "5", "--seed", "4", "--json"]) == 0
+    protocol = _json(capsys)["protocol"]
+    inception = weights.cache_dir() / weights.INCEPTION.name
+    assert protocol["images"] == 10 and protocol["unit"] == "samples" and protocol["resolution"] == 32
+    assert protocol["crop"] is None and "bilinear to 299×299" in protocol["resize"]
+    assert protocol["feature_network"] == {"name": "tiny-features", "file": str(inception), "sha256": _sha(inception)}
+    statistics = protocol["reference"]["statistics"]
+    assert statistics["file"].startswith(str(tmp / "cache")) and statistics["sha256"] == _sha(statistics["file"])
+    assert protocol["reference"]["data"].endswith("ref.h5") and protocol["reference"]["images"] == 24
+    assert protocol["model"] == {"file": str(adain), "sha256": _sha(adain)}
+    assert (protocol["seed"], protocol["batch"], protocol["automod_version"]) == (4, 5, __version__)
+    assert main(["eval", "lpips", "--model", str(adain), "--data", str(test), "--crop", "center", "--json"]) == 0
+    protocol = _json(capsys)["protocol"]
+    alexnet = weights.cache_dir() / weights.ALEXNET.name
+    assert protocol["images"] == 6 and protocol["crop"] == "center" and protocol["resize"] == "none"
+    assert protocol["feature_network"] == {"name": "lpips-v0.1-alex", "file": str(alexnet), "sha256": _sha(alexnet)}
+    assert main(["eval", "ppl", "--model", str(adain), "--n", "4"]) == 0  # printed too
+    out = capsys.readouterr().out
+    assert "protocol" in out and _sha(alexnet) in out and __version__ in out
+
+
+def test_compare_stores_each_runs_protocol(injected, capsys):
+    tmp, adain, _, test = injected
+    argv = ["eval", "compare", str(adain), "--metrics", "fid,lpips", "--n", "8", "--batch", "4", "--test-data", str(test),
+            "--out", str(tmp / "table"), "--json"]
+    assert main(argv) == 0
+    [row] = _json(capsys)
+    assert set(row["protocol"]) == {"fid", "lpips"} and row["protocol"]["fid"]["images"] == 8
+    assert row["protocol"]["lpips"]["feature_network"]["name"] == "lpips-v0.1-alex"
+    assert json.loads((tmp / "table.json").read_text())[0]["protocol"] == row["protocol"]

@@ -126,7 +126,7 @@ def _report(metric: Metric, model: str, outcome: registry.Outcome, protocol: dic
         for key, value in {"metric": metric.name, "model": model, **outcome.fields}.items():
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
         console.print(table)
-    console.print(_protocol_table(protocol))
+    _print_protocol(protocol)
 
 
 def _scores_table(title: str, rows: dict) -> Table:
@@ -139,21 +139,18 @@ def _scores_table(title: str, rows: dict) -> Table:
     return table
 
 
-def _protocol_table(protocol: dict) -> Table:
-    """The protocol, one line per fact; files with their SHA-256."""
-    table = Table(title="protocol", show_header=False, title_justify="left")
-    table.add_column(overflow="fold")
-    table.add_column(overflow="fold")
+def _print_protocol(protocol: dict) -> None:
+    """The protocol, one line per fact (files with their full SHA-256, unwrapped so they can be copied)."""
 
     def text(value: Any) -> str:
         if isinstance(value, dict):
             return ", ".join(f"{k} {text(v)}" for k, v in value.items() if v is not None)
         return "—" if value is None else str(value)
 
+    console.print("[bold]protocol[/]", highlight=False)
     for key, value in protocol.items():
         if key != "metric":
-            table.add_row(key.replace("_", " "), text(value))
-    return table
+            console.print(f"  {key.replace('_', ' ')}: {escape(text(value))}", highlight=False, soft_wrap=True)
 
 
 def _option_parameters(metric: Metric) -> list[inspect.Parameter]:

@@ -40,6 +40,7 @@ from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import Progress, load_for_eval
 from automod_cli.metrics.registry import (BUILTIN, COLUMN_SETS, COLUMNS, Job, Networks, Settings, missing_reason,
                                           require_builtin)
+from automod_cli.metrics.registry import measure as registry_measure
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ComparisonRow:
     values: dict[str, float]
     missing: dict[str, str] = field(default_factory=dict)
     group: str | None = None
+    protocols: dict[str, dict] = field(default_factory=dict)  # per metric run (`registry.protocol`)
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,14 @@ class Comparison:
 
 
 def measure(loaded, columns: list[str], networks: Networks, settings: Settings,
-            progress: Progress | None = None) -> tuple[dict[str, float], dict[str, str]]:
-    """Every column of one model: (values, NaN where not measured; why, per empty cell). A metric's run fills all
-    its columns at once, so one reconstruction (mixing) pass serves both its MSE and its SSIM cell."""
+            progress: Progress | None = None) -> tuple[dict[str, float], dict[str, str], dict[str, dict]]:
+    """Every column of one model: (values, NaN where not measured; why, per empty cell; the protocol of each metric
+    run). A metric's run fills all its columns at once, so one reconstruction (mixing) pass serves both its MSE
+    and its SSIM cell."""
     values: dict[str, float] = {}
     missing: dict[str, str] = {}
     outcomes: dict[str, dict[str, float]] = {}
+    protocols: dict[str, dict] = {}
     job = Job(loaded, networks, settings, progress)
     for column in columns:
         metric, _ = COLUMNS[column]
@@ -86,9 +90,10 @@ def measure(loaded, columns: list[str], networks: Networks, settings: Settings,
             values[column], missing[column] = math.nan, reason
             continue
         if metric.name not in outcomes:
-            outcomes[metric.name] = metric.run(job).values
+            outcome, protocols[metric.name] = registry_measure(metric, job)
+            outcomes[metric.name] = outcome.values
         values[column] = outcomes[metric.name][column]
-    return values, missing
+    return values, missing, protocols
 
 
 def check_metrics(columns: list[str]) -> None:
@@ -149,8 +154,8 @@ def compare(models: list[Path], metrics: list[str], networks: Networks, settings
     rows = []
     for path, group in runs:
         loaded = load_for_eval(path, device)
-        values, missing = measure(loaded, metrics, networks, settings, progress)
-        rows.append(ComparisonRow(str(path), loaded.kind, values, missing, group))
+        values, missing, protocols = measure(loaded, metrics, networks, settings, progress)
+        rows.append(ComparisonRow(str(path), loaded.kind, values, missing, group, protocols))
     summaries = [summarise(name, [row for row in rows if row.group == name]) for name in groups]
     return Comparison(rows, summaries)
 
@@ -162,9 +167,9 @@ def _cells(values: dict[str, float]) -> dict[str, float | None]:
 def records(comparison: Comparison) -> list[dict]:
     """The table as records, the CSV's rows and the JSON's entries: one per run (statistic "value"), then two per
     group (statistic "mean" and "std", `model` the group's name, `runs` its members). Empty cells are None and
-    `missing` says why."""
+    `missing` says why; a run's `protocol` holds, per metric run, what it was measured with (`registry.protocol`)."""
     rows = [{"model": row.model, "kind": row.kind, "group": row.group, "statistic": "value", **_cells(row.values),
-             "missing": row.missing} for row in comparison.rows]
+             "missing": row.missing, "protocol": row.protocols} for row in comparison.rows]
     for group in comparison.groups:
         for statistic in ("mean", "std"):
             rows.append({"model": group.name, "kind": group.kind, "group": group.name, "statistic": statistic,

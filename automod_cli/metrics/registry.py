@@ -141,11 +141,12 @@ class Metric:
 
 # --- run functions ------------------------------------------------------------------------------------------------
 
-def _fid_outcome(name: str, result: fid_metric.FIDResult, extractor: FeatureExtractor, extra: dict | None = None) -> Outcome:
+def _fid_outcome(name: str, result: fid_metric.FIDResult, extractor: FeatureExtractor, extra: dict | None = None,
+                 key: str | None = None) -> Outcome:
     fields = {name: result.fid, "samples": result.samples, "reference": result.reference,
               "reference_images": result.reference_count, "reference_cached": result.reference_cached, **(extra or {})}
     facts = {"images": result.samples, "unit": "samples", "feature_name": getattr(extractor, "name", None),
-             "reference": {"data": result.reference, "images": result.reference_count,
+             "reference": {"data": result.reference, "key": key, "images": result.reference_count,
                            "statistics": result.statistics_file}}
     return Outcome({name: result.fid}, fields, facts)
 
@@ -157,7 +158,7 @@ def _run_fid(mix: bool) -> Callable[[Job], Outcome]:
         torch.manual_seed(s.seed)  # layer noise from the seed, in the single command and in each cell of compare
         result = fid_metric.fid(job.loaded.model, reference, extractor, job.count(REGISTRY["fid-mix" if mix else "fid"]),
                                 s.batch_size, s.seed, mix, s.cache_dir, job.progress)
-        return _fid_outcome("fid-mix" if mix else "fid", result, extractor)
+        return _fid_outcome("fid-mix" if mix else "fid", result, extractor, key=reference.key)
 
     return run
 
