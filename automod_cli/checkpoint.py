@@ -97,48 +97,74 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise AutomodError(f"'{path}' has a damaged metadata header; it cannot be used.") from None
 
 
-def model_tensors(model: Automodulator, decoder_state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """The model's weights under 'encoder.' and 'decoder.'; `decoder_state` replaces the decoder (e.g. its EMA)."""
-    tensors = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
+def tensors_under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The state dict saved under `prefix` ('encoder', 'decoder_ema', ...), with the prefix taken off the names."""
+    start = prefix + "."
+    return {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
+
+
+def module_tensors(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """Every module's state dict under its name as prefix: {'encoder': enc} → {'encoder.<name>': tensor, ...}."""
+    return {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
+
+
+def is_lia_checkpoint(meta: dict[str, Any]) -> bool:
+    """Whether checkpoint metadata describes a LIA model (meta kind "lia", `lia_config` in place of `model_config`)."""
+    return meta.get("kind") == lia.KIND
+
+
+def model_tensors(model: Automodulator | LiaModel, decoder_state: dict[str, torch.Tensor] | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """The model's weights under 'encoder.' and 'decoder.'; `decoder_state` replaces the decoder (e.g. its EMA).
+    A LIA model that has finished only stage 1 has no encoder to save."""
+    modules = {"encoder": model.encoder} if not isinstance(model, LiaModel) or model.has_encoder else {}
+    tensors = module_tensors(modules)
     decoder = decoder_state if decoder_state is not None else model.decoder.state_dict()
     tensors.update({f"decoder.{k}": v for k, v in decoder.items()})
     return tensors
 
 
-def model_meta(model: Automodulator) -> dict[str, Any]:
+def model_meta(model: Automodulator | LiaModel) -> dict[str, Any]:
+    """What `model_from_checkpoint` needs besides the weights: the networks' config, level and α (and for LIA the
+    kind and stage)."""
+    if isinstance(model, LiaModel):
+        return {"kind": lia.KIND, "lia_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha,
+                "stage": 2 if model.has_encoder else 1}
     return {"model_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha}
 
 
 def save_model(path: Path, model: Automodulator | LiaModel, extra_meta: dict[str, Any] | None = None) -> None:
     """Write a self-contained model file (weights + config + level/α) that `load_model` rebuilds."""
-    if isinstance(model, LiaModel):
-        tensors, meta = lia.checkpoint_tensors(model), lia.checkpoint_meta(model)
-    else:
-        tensors, meta = model_tensors(model), model_meta(model)
-    save_checkpoint(path, tensors, {**meta, **(extra_meta or {})})
-
-
-def _subset(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    save_checkpoint(path, model_tensors(model), {**model_meta(model), **(extra_meta or {})})
 
 
 def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str,
                           ema: bool = True) -> Automodulator | LiaModel:
-    """Rebuild the model described by `meta` and load its weights; the EMA decoder is preferred when present.
-    A LIA checkpoint (meta kind "lia") gives a LiaModel, anything else an Automodulator."""
-    if lia.is_lia_checkpoint(meta):
-        return lia.model_from_checkpoint(tensors, meta, source, ema=ema)
-    if "model_config" not in meta:
-        raise AutomodError(f"'{source}' holds no model config; it is not a model checkpoint.")
-    config = ModelConfig.from_dict(meta["model_config"])
-    model = Automodulator(config, level=meta.get("level"), alpha=meta.get("alpha", 1.0))
-    decoder_prefix = "decoder_ema." if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder."
+    """Rebuild the model described by `meta` (training or exported checkpoint) and load its weights; the EMA
+    decoder ('decoder_ema.') is preferred when present. A LIA checkpoint (meta kind "lia") gives a LiaModel, whose
+    encoder is loaded when the file has one; anything else an Automodulator."""
+    if is_lia_checkpoint(meta):
+        if "lia_config" not in meta:
+            raise AutomodError(f"'{source}' is not a LIA checkpoint (no LIA config in its metadata).")
+        has_encoder = any(k.startswith("encoder.") for k in tensors)
+        model = LiaModel(lia.LiaConfig.from_dict(meta["lia_config"]), level=meta.get("level"),
+                         alpha=meta.get("alpha", 1.0), has_encoder=has_encoder)
+        described = "the LIA architecture its config describes"
+    else:
+        if "model_config" not in meta:
+            raise AutomodError(f"'{source}' holds no model config; it is not a model checkpoint.")
+        has_encoder = True
+        model = Automodulator(ModelConfig.from_dict(meta["model_config"]), level=meta.get("level"),
+                              alpha=meta.get("alpha", 1.0))
+        described = "the architecture its config describes"
+    decoder_prefix = "decoder_ema" if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder"
     try:
-        model.encoder.load_state_dict(_subset(tensors, "encoder."))
-        model.decoder.load_state_dict(_subset(tensors, decoder_prefix))
+        if has_encoder:
+            model.encoder.load_state_dict(tensors_under(tensors, "encoder"))
+        model.decoder.load_state_dict(tensors_under(tensors, decoder_prefix))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise AutomodError(f"'{source}' does not match the architecture its config describes ({first}).") from None
+        raise AutomodError(f"'{source}' does not match {described} ({first}).") from None
     return model.eval()
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from automod_cli.errors import AutomodError
-from automod_cli.losses import LATENT_COSINE_WEIGHT
 
 # Channels per resolution level, from 4×4 upwards (level k has resolution 4·2^k).
 # Supp. App. A / Fig. 6: encoder 64,128,256,512,512,512,512,512 from high to low resolution; the decoder mirrors it.
@@ -168,6 +167,12 @@ PAPER_LR = {4: 5e-4, 8: 5e-4, 16: 5e-4, 32: 5e-4, 64: 1e-3, 128: 1e-3, 256: 1e-3
 # KL margin 2.0 for the first two resolution steps, then 0.5.
 PAPER_MARGIN = {4: 2.0, 8: 2.0, 16: 0.5, 32: 0.5, 64: 0.5, 128: 0.5, 256: 0.5, 512: 0.5}
 
+# The decoder's weight λ_Z on the cosine latent reconstruction distance, in the paper's units (KL weight 1). Neither
+# paper gives λ_Z (Supp. App. A defers unnamed hyperparameters to PIONEER [18]); the authors' code weights the
+# KL by 0.1 and its latent distance mean_d(2 − ẑ_d·z_d) = 2 − cos/D by 100 with D = 512, which is
+# (100 / 0.1) / 512 ≈ 1.95 times (1 − cos) per unit of KL.
+LATENT_COSINE_WEIGHT = 1000.0 / 512.0
+
 PER_RESOLUTION = ("phase_images", "batch_size", "lr", "kl_margin")
 RECONSTRUCTIONS = ("robust", "l1", "l2")
 RECIPES = ("authors", "paper")
@@ -214,7 +219,7 @@ class TrainConfig:
     # Supp. App. A's λ_X = 0.2 was tuned in the authors' code, where both KL terms are scaled by 0.1 (PIONEER's
     # value); in this code's units (KL weight 1, as Eq. 1 is written) that is 2.0 (docs/architecture.md)
     lambda_x: float = 2.0
-    lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units (losses.py)
+    lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units
     kl_scale: float = 1.0  # weight of every KL term (Eq. 1 and 6: 1; the authors' code: 0.1)
     match_x: float = 1.0  # the reconstruction weight is λ_X·match_x once a phase's fade-in is over (authors: 1.5)
     latent_distance: str = "cosine"  # "cosine": λ_Z·(1 − cos(z, ẑ)); "dot": λ_Z·mean_d(2 − z_d·ẑ_d) (authors)

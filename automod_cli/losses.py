@@ -15,15 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from automod_cli.config import LATENT_COSINE_WEIGHT
 from automod_cli.errors import AutomodError
 from automod_cli.nn.autocast import autocast_off
 from automod_cli.robust_partition import log_partition
-
-# The decoder's weight on the cosine latent reconstruction distance, in the paper's units (KL weight 1). Neither
-# paper gives λ_Z (Supp. App. A defers unnamed hyperparameters to PIONEER [18]); the authors' code weights the
-# KL by 0.1 and its latent distance mean_d(2 − ẑ_d·z_d) = 2 − cos/D by 100 with D = 512, which is
-# (100 / 0.1) / 512 ≈ 1.95 times (1 − cos) per unit of KL.
-LATENT_COSINE_WEIGHT = 1000.0 / 512.0
 
 
 def empirical_kl(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -47,11 +42,8 @@ def encoder_loss(
     units (0.5; 2.0 early; Supp. App. A). λ_X = 2.0: Supp. App. A's 0.2 against the authors' KL scaled by 0.1.
 
     Written as KL(φ(x)) − min(KL(φ(x̂)), sg[KL(φ(x))] + M_gap), which has exactly the value of Eq. 1 but keeps the
-    gradient of KL(real) once the gap is reached (sg = stop-gradient). With the literal max(·) the saturated hinge
-    also stops pulling the real codes towards N(0, I): we measured the encoder then collapsing real and generated
-    codes together (KL(real) drifting from 1.3 to 4–5 within a hundred steps at 8², 32-d latents) while the
-    decoder's latent cycle stalled (d_cos ≈ 1); with this form KL(real) stays at its minimum, KL(fake) at the
-    margin, and d_cos and the reconstruction error fall (docs/architecture.md, "AGE margin")."""
+    gradient of KL(real) once the gap is reached (sg = stop-gradient); with the literal max(·) the saturated hinge
+    stops pulling the real codes towards N(0, I) (measurements: docs/architecture.md, "AGE margin")."""
     kl_real, kl_fake = kl_scale * kl_real, kl_scale * kl_fake  # with s ≠ 1 the margin is in the scaled units
     return kl_real - torch.minimum(kl_fake, kl_real.detach() + margin) + lambda_x * reconstruction
 
@@ -81,7 +73,7 @@ def decoder_loss(
     kl_scale: float = 1.0,
 ) -> torch.Tensor:
     """L_θ = s·KL(φ(x̂)) + λ_Z·d(z, φ(θ(z))) + L_j (NeurIPS Eq. 6 with s = 1); λ_Z as explained at
-    LATENT_COSINE_WEIGHT, d the cosine distance or the authors' latent_dot_distance."""
+    config.LATENT_COSINE_WEIGHT, d the cosine distance or the authors' latent_dot_distance."""
     return kl_scale * kl_fake + lambda_z * latent_reconstruction + layer_loss
 
 
@@ -98,6 +90,20 @@ def l1_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def l2_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared difference: the L2 image distance of NeurIPS Eq. 1."""
     return (x - y).pow(2).mean()
+
+
+class L1Distance(nn.Module):
+    """`l1_loss` as a module without parameters, called like d_ρ (`reconstruction_distance`)."""
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return l1_loss(x, target)
+
+
+class L2Distance(nn.Module):
+    """`l2_loss` as a module without parameters, called like d_ρ (`reconstruction_distance`)."""
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return l2_loss(x, target)
 
 
 def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -217,3 +223,14 @@ class AdaptiveRobustLoss(nn.Module):
             scale = self.latent_scale.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
         self.latent_alpha = nn.Parameter(alpha)
         self.latent_scale = nn.Parameter(scale)
+
+
+def reconstruction_distance(name: str, resolution: int) -> nn.Module:
+    """The image distance d(x, target) of a run (`TrainConfig.reconstruction`): d_ρ with its α and scale maps at
+    `resolution` ("robust", NeurIPS Sec. 3.2), or the plain L1 or L2 distance of the ablation (Table 1)."""
+    if name == "robust":
+        return AdaptiveRobustLoss(3, resolution)
+    distances = {"l1": L1Distance, "l2": L2Distance}
+    if name not in distances:
+        raise AutomodError(f"unknown reconstruction loss '{name}': choose robust, {', '.join(distances)}.")
+    return distances[name]()

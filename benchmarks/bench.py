@@ -17,7 +17,7 @@ iterations; images/s counts real images consumed, as the papers count images see
 the iteration with the loop's optimisations undone (benchmarks/naive.py; `naive` undoes all of them) and reports
 loop_speedup = variant time ÷ loop time. `project` races the encoder against projection on a built-in model
 with the pixel MSE in place of LPIPS (no weights needed; a proxy for App. G's claim). `syncs` counts the host-device synchronisations in the
-training iterations of every model kind at every level (the real Trainer on the built-in data): on CUDA the
+training iterations of every model kind at every level (the real training run on the built-in data): on CUDA the
 warnings of torch.cuda.set_sync_debug_mode, on the meta device (no GPU needed) the host reads that raise there;
 tests/test_host_sync.py runs the meta version in CI. Several precisions and variants are timed in alternating rounds
 (`--rounds`) so that load from other processes hits each alike. Every record carries the
@@ -56,6 +56,7 @@ from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World
 from automod_cli.training.ema import make_ema, update_ema
+from automod_cli.training.loop import iteration
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
@@ -211,19 +212,19 @@ def images_at_every_level(schedule) -> list[int]:
 
 
 def iterations_at_every_level(trainer, schedule, steps: int = 2) -> Callable[[], set[tuple[int, bool]]]:
-    """A function that runs `steps` of the trainer's iterations (training/loop.py or training/lia.py: loading,
-    mirroring, the steps, the EMA) at each of images_at_every_level, growing as the run would; it returns the
+    """A function that runs `steps` of the run's iterations (training/loop.py's `iteration`, for any model kind:
+    loading, mirroring, the steps, the EMA) at each of images_at_every_level, growing as the run would; it returns the
     (resolution, in a fade-in) pairs trained. No log interval is passed: flushing the metrics is the loop's one
     deliberate read of device values."""
 
     def run() -> set[tuple[int, bool]]:
         trained = set()
         for images in images_at_every_level(schedule):
-            trainer.progress.images_seen = images
+            trainer.counters.images_seen = images
             phase = phase_at(schedule, images)
             trainer.set_phase(phase)
             for _ in range(steps):
-                trainer.iteration(phase)
+                iteration(trainer, phase)
             trained.add((phase.resolution, phase.alpha < 1))
         return trained
 
@@ -250,14 +251,14 @@ def bench_syncs(args) -> None:
     """For each model kind, a fresh trainer runs `iterations_at_every_level` while `host_syncs` watches. On CUDA the
     first kind runs a first, unwatched pass with its own trainer, which keeps the process's one-time set-up (CUDA
     context, cuDNN handles, the allocator's first growth) out."""
-    from automod_cli.training.loop import Trainer
+    from automod_cli.training.automodulator import AutomodulatorRun
 
     device = torch.device(args.device)
     for number, kind in enumerate(args.kinds or list(SYNC_KINDS)):
         config = resolve_train_config(args.preset, {**SYNC_RUN, **SYNC_KINDS[kind]})
         for _ in range(2 if device.type == "cuda" and number == 0 else 1):  # the last pass counts
             with tempfile.TemporaryDirectory() as tmp:
-                trainer = Trainer(config, Path(tmp), device=torch.device(args.device))
+                trainer = AutomodulatorRun(config, Path(tmp), device=torch.device(args.device))
                 found = host_syncs(iterations_at_every_level(trainer, config, args.steps), device)
         emit({"bench": "syncs", "preset": args.preset, "kind": kind, "steps_per_point": args.steps,
               "iterations": args.steps * len(images_at_every_level(config)), "syncs": len(found), "first": found[:3]}, args)

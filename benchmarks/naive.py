@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from automod_cli import losses
-from automod_cli.training.steps import Nets, _step, fake_latents, reconstruction_loss
+from automod_cli.training.steps import Nets, fake_latents, optimize
 from automod_cli.training.steps import encoder_loss as objective
 
 
@@ -42,9 +42,9 @@ def encoder_step(nets: Nets, x, phase, config, optimizers, world, reuse_real_cod
     z_real = nets.encoder(x, level, alpha)
     kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(nets.encoder(x_fake, level, alpha))
     z_recon = z_real if reuse_real_code else nets.encoder(x, level, alpha)
-    recon = reconstruction_loss(nets, config, nets.decoder(z_recon, level, alpha, noise), x)
+    recon = nets.distance(nets.decoder(z_recon, level, alpha, noise), x)
     loss = objective(kl_real, kl_fake, recon, phase, config)
-    _step(optimizers, nets.encoder, loss, world, nets.robust)
+    optimize(optimizers, loss, world, [nets.encoder, nets.robust])
     nets.decoder.requires_grad_(True)
     return {"enc_loss": loss.detach(), "kl_real": kl_real.detach(), "kl_fake_enc": kl_fake.detach(), "recon": recon.detach()}
 
@@ -71,7 +71,7 @@ def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, 
         canvas = nets.decoder.canvas(reencode(slice(regular, None)), fake.split, noise=False).float()
         layer = losses.layer_disentanglement_loss(canvas, target)
     loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z, kl_scale=config.kl_scale)
-    _step(optimizers, nets.decoder, loss, world)
+    optimize(optimizers, loss, world, [nets.decoder])
     nets.encoder.requires_grad_(True)
     return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_rec.detach(),
             "latent_rec": latent_rec.detach(), "layer_loss": layer.detach()}

@@ -333,7 +333,7 @@ def test_import_does_not_overwrite_without_force(tmp_path, capsys):
 def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(imported_small, tmp_path, monkeypatch, capsys):
     from automod_cli.config import resolve_train_config
     from automod_cli.training.init import init_config, init_model
-    from automod_cli.training.loop import Trainer
+    from automod_cli.training.automodulator import AutomodulatorRun
 
     name, path = imported_small
     tensors, meta = read_checkpoint(path)
@@ -345,9 +345,9 @@ def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(import
     # the schedule starts where a 32² model with α = 1 stands: after 4²–16² and 32²'s fade-in
     phases = config.phase_images
     assert config.start_images == phases[4] + phases[8] + phases[16] + int(config.fade_fraction * phases[32])
-    trainer = Trainer(config, tmp_path / "run", device="cpu")
-    assert trainer.level == 3 and trainer.progress.images_seen == config.start_images
-    for prefix, module in trainer._modules().items():
+    trainer = AutomodulatorRun(config, tmp_path / "run", device="cpu")
+    assert trainer.level == 3 and trainer.counters.images_seen == config.start_images
+    for prefix, module in trainer.modules().items():
         for key, value in module.state_dict().items():
             torch.testing.assert_close(value, tensors[f"{prefix}.{key}"], msg=f"{prefix}.{key}")
     assert all(not opt.state for opt in trainer.optimizers.values())  # fresh optimisers

@@ -22,7 +22,8 @@ from automod_cli.errors import AutomodError
 from automod_cli.metrics import weights
 from automod_cli.models import Automodulator
 from automod_cli.training.baselines import PRIOR_VARIANCE, gaussian_kl, reparameterize
-from automod_cli.training.loop import Trainer, train
+from automod_cli.training import resume, train
+from automod_cli.training.automodulator import AutomodulatorRun
 from data_prep.builtin import generate
 
 TINY = {**TINY_RUN, "model.max_resolution": 8, "phase_images": 64, "data_limit": 64, "log_every": 32, "checkpoint_every": 64}
@@ -144,7 +145,7 @@ def test_gaussian_models_sample_the_normal_prior_and_encode_to_the_posterior_mea
 
 @pytest.mark.parametrize("kind", ["vae", "wae"])
 def test_one_joint_step_trains_encoder_and_decoder_at_their_learning_rates(tmp_path, kind):
-    trainer = Trainer(tiny_run(kind), tmp_path / "run", device="cpu")
+    trainer = AutomodulatorRun(tiny_run(kind), tmp_path / "run", device="cpu")
     before = {name: [p.detach().clone() for p in net.parameters()] for name, net in (("enc", trainer.nets.encoder), ("dec", trainer.nets.decoder))}
     trainer.run(stop_after_images=16)
     for name, net in (("enc", trainer.nets.encoder), ("dec", trainer.nets.decoder)):
@@ -178,7 +179,7 @@ def test_trains_resumes_reconstructs_and_evaluates(workdir, capsys, kind, decode
     config = tiny_run(kind, decoder)
     straight = train(config, workdir / "straight", device="cpu")
     first = train(config, workdir / "run", device="cpu", stop_after_images=48)
-    resumed = train(config, workdir / "run", device="cpu", resume=first.checkpoint)
+    resumed = resume(first.checkpoint, device="cpu")
     assert resumed.images_seen == straight.images_seen == 128
     a, b = load_file(str(straight.checkpoint)), load_file(str(resumed.checkpoint))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit

@@ -17,10 +17,10 @@ import torch
 from tiny_models import TINY_RUN, benchmark_module
 
 from automod_cli.config import resolve_train_config
-from automod_cli.training.lia import LiaTrainer
-from automod_cli.training.lia_config import resolve_lia_config
-from automod_cli.training.loop import Trainer
-from automod_cli.training.metrics import MetricsLog
+from automod_cli.training.automodulator import AutomodulatorRun
+from automod_cli.training.lia.config import resolve_lia_config
+from automod_cli.training.lia.run import LiaRun
+from automod_cli.training.loop import iteration
 from automod_cli.training.schedule import phase_at
 
 bench = benchmark_module("bench")
@@ -61,12 +61,12 @@ def test_the_points_checked_cover_each_phase_in_its_fade_in_and_at_its_end():
 @pytest.mark.parametrize("kind", list(bench.SYNC_KINDS))
 def test_training_iterations_of_every_model_never_read_a_device_value(kind, tmp_path):
     config = resolve_train_config("builtin", {**SMALL, **bench.SYNC_KINDS[kind]})
-    trainer = Trainer(config, tmp_path / kind, device=META)
+    trainer = AutomodulatorRun(config, tmp_path / kind, device=META)
     assert next(trainer.nets.decoder.parameters()).is_meta
     trained = []
     assert bench.host_syncs(lambda: trained.append(bench.iterations_at_every_level(trainer, config, steps=1)()), META) == []
-    assert trained == [EVERY_LEVEL] and trainer.progress.step == 6  # Adam's state exists from the second on
-    assert all(value.is_meta for value in trainer.metrics.sums.values())  # summed on the device, read when logged
+    assert trained == [EVERY_LEVEL] and trainer.counters.step == 6  # Adam's state exists from the second on
+    assert all(value.is_meta for value in trainer.log.sums.values())  # summed on the device, read when logged
 
 
 def test_a_read_in_a_step_is_caught_with_its_reason(tmp_path, monkeypatch):
@@ -81,27 +81,26 @@ def test_a_read_in_a_step_is_caught_with_its_reason(tmp_path, monkeypatch):
 
     monkeypatch.setitem(baselines.JOINT_STEPS, "wae", printing_step)
     config = resolve_train_config("builtin", {**SMALL, "kind": "wae"})
-    trainer = Trainer(config, tmp_path / "wae", device=META)
+    trainer = AutomodulatorRun(config, tmp_path / "wae", device=META)
     found = bench.host_syncs(bench.iterations_at_every_level(trainer, config, steps=1), META)
-    assert len(found) == 1 and "item()" in found[0] and trainer.progress.step == 0
+    assert len(found) == 1 and "item()" in found[0] and trainer.counters.step == 0
 
 
 def test_lia_iterations_of_both_stages_never_read_a_device_value(tmp_path):
     config = resolve_lia_config("builtin", {**SMALL, "coupling_hidden": 8, "encoder_images": 64})
-    trainer = LiaTrainer(config, tmp_path / "lia", device=META)
-    trainer.metrics = MetricsLog(tmp_path / "lia", False, 0)
+    trainer = LiaRun(config, tmp_path / "lia", device=META)
     stage1 = bench.iterations_at_every_level(trainer, config.train, steps=1)
     assert bench.host_syncs(stage1, META) == []  # the GAN with R1
     trainer.features = torch.nn.Conv2d(3, 4, 3, padding=1).to(META).requires_grad_(False)  # ε's stand-in
-    trainer.progress.images_seen = config.stage1_images
+    trainer.counters.images_seen = config.stage1_images
     assert trainer.due_stage == 2
-    trainer.active_stage, trainer.optimizers = 2, trainer._optimizers(2)
+    trainer.active_stage, trainer.optimizers = 2, trainer.stage_optimizers(2)
     phase = phase_at(config.train, config.stage1_images - 1)  # stage 2 trains at the target resolution
 
     def stage2():
         trainer.set_phase(phase)
         for _ in range(2):
-            trainer.iteration(phase)
+            iteration(trainer, phase)
 
     assert bench.host_syncs(stage2, META) == []
-    assert trainer.progress.step == 6 + 2 and all(value.is_meta for value in trainer.metrics.sums.values())
+    assert trainer.counters.step == 6 + 2 and all(value.is_meta for value in trainer.log.sums.values())

@@ -16,14 +16,14 @@ from automod_cli.cli import main
 from automod_cli.config import ModelConfig, TrainConfig, resolve_train_config
 from automod_cli.errors import AutomodError
 from automod_cli.images import to_uint8
-from automod_cli.losses import AdaptiveRobustLoss
+from automod_cli.losses import AdaptiveRobustLoss, reconstruction_distance
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import normalize, scale_blocks
 from automod_cli.nn.resample import upsample
 from automod_cli.training import invariance
-from automod_cli.training.loop import train
+from automod_cli.training import resume, train
 from automod_cli.training.schedule import phase_at
-from automod_cli.training.steps import Nets, reconstruction_loss
+from automod_cli.training.steps import Nets
 from data_prep.builtin import generate
 
 CHANNELS = (16, 16, 8, 8)  # tiny_model's
@@ -119,19 +119,19 @@ def loss_setup(reconstruction: str):
     config = resolve_train_config("builtin", {"model.latent_dim": 16, "model.channels": list(CHANNELS),
                                               "flip_invariance_layer": 2, "reconstruction": reconstruction})
     phase = phase_at(config, sum(config.phase_images.values()) - 1)  # 32², faded in
-    robust = AdaptiveRobustLoss(3, 32) if reconstruction == "robust" else None
-    if robust is not None:
+    distance = reconstruction_distance(reconstruction, 32)
+    if isinstance(distance, AdaptiveRobustLoss):
         with torch.no_grad():
-            robust.latent_alpha.normal_()  # a different α and scale in every pixel
-            robust.latent_scale.normal_()
+            distance.latent_alpha.normal_()  # a different α and scale in every pixel
+            distance.latent_scale.normal_()
     x = torch.rand(6, 3, 32, 32) * 2 - 1
-    return net, config, phase, robust, x
+    return net, config, phase, distance, x
 
 
 @pytest.mark.parametrize("reconstruction", ["l1", "l2"])
 def test_loss_matches_a_hand_written_swap_and_trains_the_encoder(reconstruction):
-    net, config, phase, _, x = loss_setup(reconstruction)
-    nets = Nets(net.encoder, net.decoder, None)
+    net, config, phase, distance, x = loss_setup(reconstruction)
+    nets = Nets(net.encoder, net.decoder, distance)
     loss = invariance.flip_invariance_loss(nets, x, phase, config)
     x_1 = x[:3]
     x_2 = torch.from_numpy(x_1.numpy()[..., ::-1].copy())  # horizontal flips
@@ -151,23 +151,23 @@ def test_loss_matches_a_hand_written_swap_and_trains_the_encoder(reconstruction)
 @pytest.mark.parametrize("reconstruction", ["robust", "l1"])
 def test_with_equal_latents_the_loss_is_the_plain_reconstruction(reconstruction):
     """NeurIPS Sec. 3.3: "in the case of z_1 = z_2, L_inv reduces to the regular sample reconstruction loss"."""
-    net, config, phase, robust, x = loss_setup(reconstruction)
+    net, config, phase, distance, x = loss_setup(reconstruction)
 
     class FlipSymmetric(torch.nn.Module):  # φ(x) = φ(flip x), so z_1 = z_2 for every pair
         def forward(self, images, level, alpha):
             return normalize(net.encoder(images, level, alpha) + net.encoder(images.flip(-1), level, alpha))
 
-    nets = Nets(FlipSymmetric(), net.decoder, robust)
+    nets = Nets(FlipSymmetric(), net.decoder, distance)
     loss = invariance.flip_invariance_loss(nets, x, phase, config)
     pairs = torch.cat(invariance.flipped_pairs(x))
-    plain = reconstruction_loss(nets, config, net.decoder(nets.encoder(pairs, 3, 1.0), 3, 1.0, False), pairs)
+    plain = distance(net.decoder(nets.encoder(pairs, 3, 1.0), 3, 1.0, False), pairs)
     torch.testing.assert_close(loss, plain)
 
 
 @pytest.mark.parametrize("reconstruction", ["robust", "l2"])
 def test_loss_is_symmetric_in_the_roles_of_the_pair(reconstruction):
-    net, config, phase, robust, x = loss_setup(reconstruction)
-    nets = Nets(net.encoder, net.decoder, robust)
+    net, config, phase, distance, x = loss_setup(reconstruction)
+    nets = Nets(net.encoder, net.decoder, distance)
     # flipping the batch swaps x_1 and x_2: Eq. 10 becomes Eq. 11 and vice versa
     torch.testing.assert_close(invariance.flip_invariance_loss(nets, x.flip(-1), phase, config),
                                invariance.flip_invariance_loss(nets, x, phase, config))
@@ -188,7 +188,7 @@ def test_training_with_j2_resumes_bit_for_bit_reloads_and_mixes(tmp_path, monkey
     assert straight.images_seen == 384
     assert calls == [1] * 8 + [2] * 8  # from 8², where the support block runs, on; 4² trains as usual
     first = train(config, tmp_path / "b", device="cpu", stop_after_images=192)  # stops inside the 8² fade-in
-    resumed = train(config, tmp_path / "b", device="cpu", resume=first.checkpoint)
+    resumed = resume(first.checkpoint, device="cpu")
     a, b = load_file(str(straight.checkpoint)), load_file(str(resumed.checkpoint))
     assert a.keys() == b.keys() and "decoder.blocks.3.conv1.weight" in a  # 4 decoder blocks at 16²
     assert [k for k in a if not torch.equal(a[k], b[k])] == []

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from automod_cli.checkpoint import run_checkpoints
+from automod_cli.checkpoint import load_model, run_checkpoints, save_model
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.losses import r1_penalty
@@ -20,10 +20,10 @@ from automod_cli.models.latents import assign
 from automod_cli.models.lia import LiaConfig, LiaModel
 from automod_cli.models.nice import NICE
 from automod_cli.training.ema import ema_beta
-from automod_cli.training.lia import load_lia_model, save_lia_model, train_lia
-from automod_cli.training.lia_config import resolve_lia_config
-from automod_cli.training.lia_steps import discriminator_gan_loss, generator_gan_loss
-from automod_cli.training.perceptual import VGGConv43, vgg_conv43
+from automod_cli.metrics.vgg import VGGConv43, vgg_conv43
+from automod_cli.training.lia.config import resolve_lia_config
+from automod_cli.training.lia.run import train_lia
+from automod_cli.training.lia.steps import discriminator_gan_loss, generator_gan_loss
 
 TINY = {
     "model.latent_dim": 8, "model.channels": [8, 8], "model.max_resolution": 8, "phase_images": 32, "batch_size": 8,
@@ -137,7 +137,7 @@ def test_stage_one_grows_and_resumes_bit_for_bit(tmp_path):
     assert not any(k.startswith("encoder.") for k in tensors)  # the encoder is stage 2's
     assert any(not torch.equal(tensors[k], tensors[k.replace("decoder.", "decoder_ema.", 1)])
                for k in tensors if k.startswith("decoder.mapping"))  # the generator and its EMA both moved
-    model = load_lia_model(tmp_path / "a")
+    model = load_model(tmp_path / "a")
     assert not model.has_encoder and model.resolution == 8
     with pytest.raises(AutomodError, match="stage 1"):
         model.encode(torch.zeros(1, 3, 8, 8))
@@ -157,7 +157,7 @@ def test_stage_two_trains_only_encoder_and_discriminator_and_resumes_bit_for_bit
     assert all(torch.equal(v, after[k]) for k, v in before.items() if k.startswith("decoder"))  # g* frozen
     assert any(not torch.equal(v, after[k]) for k, v in before.items() if k.startswith("discriminator."))  # c fine-tuned
     assert not any(k.startswith("encoder.") for k in before) and any(k.startswith("encoder.") for k in after)
-    model = load_lia_model(resumed.checkpoint)
+    model = load_model(resumed.checkpoint)
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     assert model.has_encoder and model.encode(x).shape == (2, 8)
 
@@ -219,8 +219,8 @@ def test_model_round_trip_mixing_and_exact_reload(tmp_path):
     assert not torch.allclose(mixed, model.decode(y_a)) and not torch.allclose(mixed, model.decode(y_b))
     path = model.interpolate_latents(y_a[0], y_b[0], torch.tensor([0.0, 0.25, 1.0]))
     assert torch.equal(path[0], y_a[0]) and torch.allclose(path[1], 0.75 * y_a[0] + 0.25 * y_b[0]) and torch.equal(path[2], y_b[0])
-    save_lia_model(tmp_path / "lia.safetensors", model)
-    loaded = load_lia_model(tmp_path / "lia.safetensors")
+    save_model(tmp_path / "lia.safetensors", model)
+    loaded = load_model(tmp_path / "lia.safetensors")
     assert isinstance(loaded, LiaModel) and loaded.config == model.config and loaded.level == model.level
     assert torch.equal(loaded.encode(x), y) and torch.equal(loaded.decode(y), model.decode(y))
     assert torch.equal(loaded.sample_latents(4, torch.Generator().manual_seed(3)), sampled)

@@ -31,7 +31,7 @@ from automod_cli.ops.projection import ProjectionSettings, project
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import assign
 from automod_cli.models.lia import LiaModel
-from automod_cli.training import lia as lia_training
+from automod_cli.training.lia import run as lia_training
 from data_prep.builtin import generate
 
 SETTINGS = cli_settings(TINY)

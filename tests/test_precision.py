@@ -11,7 +11,7 @@ from automod_cli.config import resolve_train_config
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World
-from automod_cli.training.loop import Trainer
+from automod_cli.training.automodulator import AutomodulatorRun
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
@@ -133,7 +133,7 @@ def test_precision_and_compile_are_saved_with_the_run():
 
 
 def test_trainer_in_bf16_learns_with_fp32_state(tmp_path):
-    trainer = Trainer(tiny(precision="bf16", **{"model.max_resolution": 8}), tmp_path / "run", device="cpu")
+    trainer = AutomodulatorRun(tiny(precision="bf16", **{"model.max_resolution": 8}), tmp_path / "run", device="cpu")
     assert trainer.precision.bf16
     result = trainer.run(stop_after_images=64)
     assert result.images_seen == 64

@@ -15,7 +15,8 @@ from automod_cli.cli import main
 from automod_cli.config import resolve_train_config
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World
-from automod_cli.training.loop import Trainer
+from automod_cli.training.automodulator import AutomodulatorRun
+from automod_cli.training.loop import iteration
 from automod_cli.training.pool import ImagePool, pool_capacity
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_loss, fake_latents
@@ -147,8 +148,8 @@ def test_the_pool_fills_then_swaps_about_half_and_keeps_what_it_gave_away():
 def _decoder_grads(config, seed):
     torch.manual_seed(5)
     model = Automodulator(config.model)
-    nets = Nets(model.encoder, model.decoder, None)
     phase = phase_at(config, 300)  # 16², settled
+    nets = Nets(model.encoder, model.decoder, losses.reconstruction_distance(config.reconstruction, phase.resolution))
     torch.manual_seed(seed)
     scalars = decoder_step(nets, 16, phase, config, [], World(), torch.device("cpu"))
     return scalars, {n: p.grad.clone() for n, p in nets.decoder.named_parameters() if p.grad is not None}
@@ -168,14 +169,14 @@ def test_the_live_layer_target_is_the_canvas_that_made_the_mixed_image():
 def test_the_previous_to_rgb_is_frozen_during_a_fade_in(tmp_path):
     for freeze in (True, False):
         config = resolve_train_config("builtin", {**SMALL, "recipe": "authors", "data_limit": 64, "freeze_previous_rgb": freeze})
-        trainer = Trainer(config, tmp_path / str(freeze), device="cpu")
-        trainer.progress.images_seen = 128 + 16  # in 8²'s fade-in: to_rgb.0 makes the skip image
-        phase = phase_at(config, trainer.progress.images_seen)
+        trainer = AutomodulatorRun(config, tmp_path / str(freeze), device="cpu")
+        trainer.counters.images_seen = 128 + 16  # in 8²'s fade-in: to_rgb.0 makes the skip image
+        phase = phase_at(config, trainer.counters.images_seen)
         assert phase.alpha < 1
         trainer.set_phase(phase)
         before = {n: p.detach().clone() for n, p in trainer.nets.decoder.named_parameters()}
         ema_before = {n: p.detach().clone() for n, p in trainer.ema.named_parameters()}
-        trainer.iteration(phase)
+        iteration(trainer, phase)
         after = dict(trainer.nets.decoder.named_parameters())
         assert torch.equal(after["to_rgb.0.weight"], before["to_rgb.0.weight"]) == freeze
         assert not torch.equal(after["to_rgb.1.weight"], before["to_rgb.1.weight"])
@@ -187,7 +188,7 @@ def test_the_previous_to_rgb_is_frozen_during_a_fade_in(tmp_path):
 
 def test_the_authors_recipe_trains_and_its_pool_only_serves_the_encoder(tmp_path):
     config = resolve_train_config("builtin", {**SMALL, "recipe": "authors", "fake_pool": 8, "data_limit": 64})
-    trainer = Trainer(config, tmp_path, device="cpu")
+    trainer = AutomodulatorRun(config, tmp_path, device="cpu")
     result = trainer.run()
     assert result.images_seen == 3 * 128 and not result.interrupted
     assert trainer.pool is not None and trainer.pool.images.shape == (8, 3, 16, 16)

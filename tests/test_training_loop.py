@@ -11,7 +11,7 @@ from tiny_models import TINY_RUN, cli_settings
 
 from automod_cli.checkpoint import load_model, read_meta, run_checkpoints
 from automod_cli.config import resolve_train_config
-from automod_cli.training.loop import train
+from automod_cli.training import resume, train
 
 TINY = {**TINY_RUN, "lr": 0.002}
 
@@ -48,8 +48,8 @@ def test_resume_continues_bit_for_bit(tmp_path, recipe):
     straight = train(config, tmp_path / "a", device="cpu")
     first = train(config, tmp_path / "b", device="cpu", stop_after_images=192)  # stops mid-4²
     assert first.images_seen == 192
-    second = train(config, tmp_path / "b", device="cpu", resume=first.checkpoint, stop_after_images=320)  # into the 8² fade
-    resumed = train(config, tmp_path / "b", device="cpu", resume=second.checkpoint)
+    second = resume(first.checkpoint, device="cpu", stop_after_images=320)  # into the 8² fade
+    resumed = resume(second.checkpoint, device="cpu")
     assert resumed.images_seen == straight.images_seen == 512
     a, b = load_file(str(straight.checkpoint)), load_file(str(resumed.checkpoint))
     assert a.keys() == b.keys()
@@ -95,7 +95,7 @@ def test_training_lowers_reconstruction_error(tmp_path):
 
     result = train(config, tmp_path / "run", device="cpu", stop_after_images=16)
     before = error(load_model(result.checkpoint))
-    result = train(config, tmp_path / "run", device="cpu", resume=result.checkpoint)
+    result = resume(result.checkpoint, device="cpu")
     after = error(load_model(result.checkpoint))
     assert after < 0.5 * before, (before, after)
 
@@ -105,7 +105,7 @@ def test_kimg_sets_the_length_and_extends_a_resumed_run(tmp_path):
     first = train(config, tmp_path / "run", device="cpu")
     assert first.images_seen == 128 and not first.interrupted
     # past the schedule the last phase goes on at full fade-in
-    longer = train(config, tmp_path / "run", device="cpu", resume=first.checkpoint, total_kimg=0.64)
+    longer = resume(first.checkpoint, device="cpu", total_kimg=0.64)
     assert longer.images_seen == 640
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["resolution"] == 8 and lines[-1]["alpha"] == 1.0

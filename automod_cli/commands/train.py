@@ -13,12 +13,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from automod_cli.checkpoint import find_checkpoint, read_meta, run_checkpoints
+from automod_cli.checkpoint import is_lia_checkpoint, read_meta, run_checkpoints
 from automod_cli.config import DECODERS, MODELS, TRAIN_PRESETS, resolve_train_config
 from automod_cli.errors import AutomodError
 
 console = Console()
-LIA = "lia"  # `--model lia`: the two-stage LIA run of training/lia.py, configured by resolve_lia_config
+LIA = "lia"  # `--model lia`: the two-stage LIA run of training/lia/, configured by resolve_lia_config
 MODEL_CHOICES = (*MODELS, LIA)
 LOGGED = ("enc_loss", "dec_loss", "loss", "g_loss", "d_loss", "r1", "recon", "perceptual", "adversarial", "kl", "mmd", "layer_loss")
 
@@ -153,12 +153,9 @@ def train(
       automod train data/mine.h5 --preset ffhq --init ffhq256 --kimg 500   # fine-tune the authors' FFHQ model
       torchrun --nproc_per_node=4 -m automod_cli train data/ffhq-train.h5 --preset ffhq
     """
-    from automod_cli.models.lia import is_lia_checkpoint
-    from automod_cli.training.lia import train_lia
+    from automod_cli import training
     from automod_cli.training.init import init_config, init_model
-    from automod_cli.training.lia_config import resolve_lia_config
-    from automod_cli.training.state import latest_resumable
-    from automod_cli.training.loop import train as run_training
+    from automod_cli.training.lia.config import resolve_lia_config
 
     is_main = int(os.environ.get("RANK", "0")) == 0
     if data_arg is not None and data is not None and data_arg != data:
@@ -169,12 +166,10 @@ def train(
     if init is not None and (resume is not None or model == LIA):
         raise AutomodError("--init starts a new run from a model's weights: it cannot be combined with --resume or --model lia.")
     checkpoint = None
-    if resume is not None and resume.is_dir():
-        checkpoint, notes = latest_resumable(resume)
+    if resume is not None:
+        checkpoint, notes = training.resume_point(resume)
         for note in notes if is_main else []:
             console.print(f"[yellow]note:[/] {note}; resuming from {checkpoint.name}", highlight=False, soft_wrap=True)
-    elif resume is not None:
-        checkpoint = find_checkpoint(resume)
     lia_run = is_lia_checkpoint(read_meta(checkpoint)) if checkpoint is not None else model == LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
         "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction, "--layer-loss": layer_loss,
@@ -203,12 +198,12 @@ def train(
     if is_main and not lia_run:
         _announce_end(config, checkpoint, kimg, stop_after)
     display = _Display(is_main, resumed_from=checkpoint)
-    if lia_run:
-        result = train_lia(config, run_dir, stage, device=device, resume=checkpoint, report=display,
-                           stop_after_images=stop_after, vgg_weights=vgg_weights)
+    lia_only = {"stage": stage, "vgg_weights": vgg_weights} if lia_run else {}
+    if checkpoint is not None:
+        result = training.resume(checkpoint, device=device, report=display, stop_after_images=stop_after,
+                                 total_kimg=kimg, **lia_only)
     else:
-        result = run_training(config, run_dir, device=device, resume=checkpoint, report=display, stop_after_images=stop_after,
-                              total_kimg=kimg if resume is not None else None)
+        result = training.train(config, run_dir, device=device, report=display, stop_after_images=stop_after, **lia_only)
     if not is_main:
         return
     if result.interrupted:

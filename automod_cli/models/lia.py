@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from automod_cli.config import ModelConfig, _build
 from automod_cli.errors import AutomodError
 from automod_cli.models.decoder import AutomodulatorDecoder
-from automod_cli.models.encoder import SLOPE, Encoder, sn_conv
+from automod_cli.models.encoder import Encoder, sn_conv
 from automod_cli.models.growth import ProgressiveModel
 from automod_cli.models.nice import COUPLING_DEPTH, COUPLING_LAYERS, NICE
+from automod_cli.nn.activation import lrelu
 from automod_cli.nn.equalized import EqualLinear
 
 KIND = "lia"  # the checkpoint metadata's "kind" for LIA models
@@ -111,8 +111,8 @@ class ScoreHead(nn.Module):
         self.linear = EqualLinear(channels, 1, gain=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.leaky_relu(self.conv(x), SLOPE)
-        x = F.leaky_relu(self.collapse(x), SLOPE).flatten(1)
+        x = lrelu(self.conv(x))
+        x = lrelu(self.collapse(x)).flatten(1)
         return self.linear(x).squeeze(1)
 
 
@@ -170,44 +170,3 @@ class LiaModel(ProgressiveModel):
         """Points at fractions `t` (T,) on the straight line from a to b ((D,) each: (T, D); or (T, D) each: a point
         per row): y-space is where linear interpolation is meaningful (LIA Sec. 3.1, Fig. 7)."""
         return torch.lerp(a, b, t.to(a)[:, None])
-
-
-def checkpoint_tensors(model: LiaModel) -> dict[str, torch.Tensor]:
-    """The weights of an exported LIA model under 'decoder.' and (after stage 2) 'encoder.'."""
-    tensors = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
-    if model.has_encoder:
-        tensors.update({f"encoder.{k}": v for k, v in model.encoder.state_dict().items()})
-    return tensors
-
-
-def checkpoint_meta(model: LiaModel) -> dict[str, Any]:
-    """What `model_from_checkpoint` needs besides the weights."""
-    return {"kind": KIND, "lia_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha,
-            "stage": 2 if model.has_encoder else 1}
-
-
-def is_lia_checkpoint(meta: dict[str, Any]) -> bool:
-    return meta.get("kind") == KIND
-
-
-def _subset(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str, ema: bool = True) -> LiaModel:
-    """Rebuild a LIA model from a checkpoint's tensors and metadata (training or exported); the EMA generator
-    ('decoder_ema.') is preferred when present, and the encoder is loaded when the file has one."""
-    if not is_lia_checkpoint(meta) or "lia_config" not in meta:
-        raise AutomodError(f"'{source}' is not a LIA checkpoint (no LIA config in its metadata).")
-    config = LiaConfig.from_dict(meta["lia_config"])
-    has_encoder = any(k.startswith("encoder.") for k in tensors)
-    model = LiaModel(config, level=meta.get("level"), alpha=meta.get("alpha", 1.0), has_encoder=has_encoder)
-    decoder_prefix = "decoder_ema." if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder."
-    try:
-        model.decoder.load_state_dict(_subset(tensors, decoder_prefix))
-        if has_encoder:
-            model.encoder.load_state_dict(_subset(tensors, "encoder."))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise AutomodError(f"'{source}' does not match the LIA architecture its config describes ({first}).") from None
-    return model.eval()

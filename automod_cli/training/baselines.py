@@ -17,9 +17,9 @@ from torch import nn
 
 from automod_cli import losses
 from automod_cli.config import TrainConfig
-from automod_cli.training.distributed import World, average_gradients
+from automod_cli.training.distributed import World
 from automod_cli.training.schedule import PhaseState
-from automod_cli.training.steps import Nets, reconstruction_loss
+from automod_cli.training.steps import Nets, optimize
 
 # N(0, I) has unit variance per dimension: the IMQ kernel's width C = 2·D·σ² uses σ² = 1 (losses.mmd_imq).
 PRIOR_VARIANCE = 1.0
@@ -36,28 +36,16 @@ def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
 
 
-def _update(optimizers, loss: torch.Tensor, world: World, modules: list[nn.Module | None]) -> None:
-    """One optimisation step of every network in `modules` (gradients averaged across ranks first)."""
-    for opt in optimizers:
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for module in modules:
-        if module is not None:
-            average_gradients(module, world)
-    for opt in optimizers:
-        opt.step()
-
-
 def vae_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World) -> dict:
     """L = d(x, θ(z)) + β·KL[q(z|x) ‖ N(0, I)] with z = μ + σ·ε, β = config.kl_weight (0.005, Supp. App. A);
     encoder, decoder (and d_ρ, if used) learn together."""
     level, alpha = phase.level, phase.alpha
     mean, log_var = nets.encoder.posterior(x, level, alpha)
     reconstruction = nets.decoder(reparameterize(mean, log_var), level, alpha, config.layer_noise)
-    recon = reconstruction_loss(nets, config, reconstruction, x)
+    recon = nets.distance(reconstruction, x)
     kl = gaussian_kl(mean, log_var)
     loss = recon + config.kl_weight * kl
-    _update(optimizers, loss, world, [nets.encoder, nets.decoder, nets.robust])
+    optimize(optimizers, loss, world, [nets.encoder, nets.decoder, nets.robust])
     return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
 
@@ -68,10 +56,10 @@ def wae_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig
     level, alpha = phase.level, phase.alpha
     z = nets.encoder(x, level, alpha)
     reconstruction = nets.decoder(z, level, alpha, config.layer_noise)
-    recon = reconstruction_loss(nets, config, reconstruction, x)
+    recon = nets.distance(reconstruction, x)
     mmd = losses.mmd_imq(z, torch.randn_like(z), prior_variance=PRIOR_VARIANCE)
     loss = recon + config.mmd_weight * mmd
-    _update(optimizers, loss, world, [nets.encoder, nets.decoder, nets.robust])
+    optimize(optimizers, loss, world, [nets.encoder, nets.decoder, nets.robust])
     return {"loss": loss.detach(), "recon": recon.detach(), "mmd": mmd.detach()}
 
 

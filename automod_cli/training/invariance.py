@@ -9,7 +9,8 @@ on blocks < J and its partner's latent on the rest, with z_i = φ(x_i):
     L'_inv = d(x_1, θ_{J+1:N}(θ_{1:J}(ξ0, z_1), z_2))      NeurIPS Eq. 11
 
 With z_1 = z_2 these are the plain reconstruction terms d(x_i, θ(φ(x_i))) (the paper's remark), and they take
-their place in the encoder loss L_φ for the pairs, with the run's own distance d (`steps.reconstruction_loss`).
+their place in the encoder loss L_φ for the pairs, with the run's own distance d (`nets.distance`). `nets` is the
+step's steps.Nets (encoder, decoder, distance).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
 from automod_cli.models.latents import split_at
 from automod_cli.training.schedule import PhaseState
-from automod_cli.training.steps import Nets, reconstruction_loss
 
 
 def flipped_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +33,7 @@ def flipped_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x_1, x_1.flip(-1)
 
 
-def flip_invariance_loss(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig) -> torch.Tensor:
+def flip_invariance_loss(nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig) -> torch.Tensor:
     """½(L_inv + L'_inv) for the pairs of the batch `x` (NeurIPS Eq. 10-11), encoding the pairs itself; the
     encoder step instead passes the codes it has already computed (`swapped_reconstruction_loss`)."""
     x_1, x_2 = flipped_pairs(x)
@@ -41,7 +41,7 @@ def flip_invariance_loss(nets: Nets, x: torch.Tensor, phase: PhaseState, config:
     return swapped_reconstruction_loss(nets, x_1, x_2, z_1, z_2, phase, config)
 
 
-def swapped_reconstruction_loss(nets: Nets, x_1: torch.Tensor, x_2: torch.Tensor, z_1: torch.Tensor, z_2: torch.Tensor,
+def swapped_reconstruction_loss(nets, x_1: torch.Tensor, x_2: torch.Tensor, z_1: torch.Tensor, z_2: torch.Tensor,
                                 phase: PhaseState, config: TrainConfig) -> torch.Tensor:
     """½(L_inv + L'_inv) from the pairs (x_1, x_2) and their codes z_i = φ(x_i): the mean distance over all 2·⌊N/2⌋
     swapped reconstructions, per image like the plain reconstruction term it replaces (the authors' code adds
@@ -52,4 +52,4 @@ def swapped_reconstruction_loss(nets: Nets, x_1: torch.Tensor, x_2: torch.Tensor
     # rows 0..half-1: L_inv (pose z_2, the rest z_1, target x_2); rows half..: L'_inv (pose z_1, rest z_2, target x_1)
     assignment = split_at(torch.cat([z_2, z_1]), torch.cat([z_1, z_2]), layer, phase.blocks)
     swapped = nets.decoder(assignment, phase.level, phase.alpha, config.layer_noise)
-    return reconstruction_loss(nets, config, swapped, torch.cat([x_2, x_1]))
+    return nets.distance(swapped, torch.cat([x_2, x_1]))

@@ -1,10 +1,13 @@
-"""Training checkpoints: everything needed to continue a run exactly where it stopped.
+"""Training checkpoints: everything needed to continue a run exactly where it stopped, for every model kind.
 
 A checkpoint is a pair written atomically, companion first:
   checkpoints/ckpt-<images>.safetensors   encoder, decoder, EMA decoder and d_ρ weights + JSON metadata
                                            (model and training config, level, α, images seen, step, data position)
   checkpoints/ckpt-<images>.train.pt      optimiser states and RNG states, read back with weights_only=True
-The .safetensors file alone is a complete model for every other command (its EMA decoder is used).
+The .safetensors file alone is a complete model for every other command (its EMA decoder is used); its format is
+checkpoint.py's, and each model kind adds its own metadata (training/automodulator.py, training/lia/run.py).
+`latest_resumable` is here rather than beside checkpoint.find_checkpoint because only the pair can be resumed
+from: it skips checkpoints whose companion is missing or damaged, which find_checkpoint need not know about.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 import torch
 
 from automod_cli import __version__
-from automod_cli.checkpoint import CHECKPOINT_DIR, SUFFIX, atomic_write, read_checkpoint, read_meta, run_checkpoints, save_checkpoint
+from automod_cli.checkpoint import (CHECKPOINT_DIR, SUFFIX, atomic_write, module_tensors, read_checkpoint, read_meta,
+                                    run_checkpoints, save_checkpoint, tensors_under)
 from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
 from automod_cli.training.data import Position
@@ -28,7 +32,9 @@ COMPANION = ".train.pt"
 
 
 @dataclass
-class Progress:
+class RunCounters:
+    """Where a run stands: images and iterations trained, the data order's position and the training seconds."""
+
     images_seen: int = 0
     step: int = 0
     position: Position = Position()
@@ -46,44 +52,28 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
-def save_training_checkpoint(
-    run_dir: Path,
-    modules: dict[str, torch.nn.Module],
-    optimizers: dict[str, torch.optim.Optimizer],
-    config: TrainConfig,
-    progress: Progress,
-    level: int,
-    alpha: float,
-    keep: int,
-    state: dict[str, Any] | None = None,
-) -> Path:
-    """An automodulator (or PIONEER/VAE/WAE) run's checkpoint pair: `write_training_checkpoint` with its configs."""
-    meta = {"model_config": config.model.to_dict(), "train_config": config.to_dict(), "level": level, "alpha": alpha}
-    return write_training_checkpoint(run_dir, modules, optimizers, meta, progress, keep, state)
-
-
 def write_training_checkpoint(
     run_dir: Path,
     modules: dict[str, torch.nn.Module],
     optimizers: dict[str, torch.optim.Optimizer],
     meta: dict[str, Any],
-    progress: Progress,
+    counters: RunCounters,
     keep: int,
     state: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint pair (weights with `meta` plus where the run stands; optimiser and RNG states, and any
     other training `state` of tensors and plain values, e.g. the image pool, in the companion), then delete all but
     the newest `keep` pairs. Returns the .safetensors path."""
-    path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{progress.images_seen:010d}{SUFFIX}"
+    path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{counters.images_seen:010d}{SUFFIX}"
     companion = {"optimizers": {k: opt.state_dict() for k, opt in optimizers.items()}, "rng": _rng_state(),
                  "state": state or {}}
-    tensors = {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
+    tensors = module_tensors(modules)
     meta = {
         **meta,
-        "images_seen": progress.images_seen,
-        "step": progress.step,
-        "position": asdict(progress.position),
-        "elapsed_s": progress.elapsed_s,
+        "images_seen": counters.images_seen,
+        "step": counters.step,
+        "position": asdict(counters.position),
+        "elapsed_s": counters.elapsed_s,
         "automod_version": __version__,
     }
     try:
@@ -154,7 +144,7 @@ class Restored:
     meta: dict[str, Any]
     optimizers: dict[str, dict]
     rng: dict[str, Any]
-    progress: Progress
+    counters: RunCounters
     config: TrainConfig
     state: dict[str, Any]  # the trainer's other state (write_training_checkpoint's `state`)
 
@@ -170,8 +160,8 @@ def load_training_checkpoint(path: Path) -> Restored:
         extra = torch.load(companion, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means the file is damaged or foreign
         raise AutomodError(f"'{companion}' cannot be read ({type(exc).__name__}){_intact_hint(Path(path))}.") from None
-    progress = Progress(meta["images_seen"], meta["step"], Position(**meta["position"]), meta.get("elapsed_s", 0.0))
-    return Restored(tensors, meta, extra["optimizers"], extra["rng"], progress, TrainConfig.from_dict(meta["train_config"]),
+    counters = RunCounters(meta["images_seen"], meta["step"], Position(**meta["position"]), meta.get("elapsed_s", 0.0))
+    return Restored(tensors, meta, extra["optimizers"], extra["rng"], counters, TrainConfig.from_dict(meta["train_config"]),
                     extra.get("state", {}))
 
 
@@ -188,17 +178,12 @@ def restore_rng(rng: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def load_module_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-    state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    module.load_state_dict(state)
-
-
 def restore_training(restored: Restored, modules: dict[str, torch.nn.Module],
                      optimizers: dict[str, torch.optim.Optimizer]) -> None:
     """Put a resumed run back where it stopped: each module's weights from its checkpoint prefix, each
     optimiser's state, and the RNG (last, so that nothing done while restoring draws from it)."""
     for prefix, module in modules.items():
-        load_module_state(module, restored.tensors, prefix)
+        module.load_state_dict(tensors_under(restored.tensors, prefix))
     for name, state in restored.optimizers.items():
         optimizers[name].load_state_dict(state)
     restore_rng(restored.rng)

@@ -14,6 +14,7 @@ from torch import nn
 from automod_cli import losses
 from automod_cli.config import TrainConfig
 from automod_cli.models.latents import per_block, random_latents, split_at
+from automod_cli.training import invariance
 from automod_cli.training.distributed import World, average_gradients
 from automod_cli.training.pool import ImagePool
 from automod_cli.training.schedule import PhaseState
@@ -21,9 +22,16 @@ from automod_cli.training.schedule import PhaseState
 
 @dataclass
 class Nets:
+    """The networks a step trains and the run's image distance d, built once (losses.reconstruction_distance)."""
+
     encoder: nn.Module
     decoder: nn.Module
-    robust: nn.Module | None  # d_ρ's learnable α and scale; None with L1/L2 reconstruction
+    distance: nn.Module  # d(x, target): d_ρ (learnable α and scale) or the L1/L2 distance
+
+    @property
+    def robust(self) -> losses.AdaptiveRobustLoss | None:
+        """d_ρ when the run learns its distance (it then has an optimiser, grows and is checkpointed), else None."""
+        return self.distance if isinstance(self.distance, losses.AdaptiveRobustLoss) else None
 
 
 @dataclass
@@ -50,21 +58,15 @@ def fake_latents(n: int, mixed_fraction: float, phase: PhaseState, config: Train
     return FakeLatents(assignment, n - mixed, z, split)
 
 
-def reconstruction_loss(nets: Nets, config: TrainConfig, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if config.reconstruction == "robust":
-        return nets.robust(reconstruction, target)
-    if config.reconstruction == "l1":
-        return losses.l1_loss(reconstruction, target)
-    return losses.l2_loss(reconstruction, target)
-
-
-def _step(optimizers, module: nn.Module, loss: torch.Tensor, world: World, extra: nn.Module | None = None) -> None:
+def optimize(optimizers, loss: torch.Tensor, world: World, modules: list[nn.Module | None]) -> None:
+    """One optimisation step: backpropagate `loss`, average the gradients of `modules` (None skipped) over the
+    ranks, step every optimiser."""
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
     loss.backward()
-    average_gradients(module, world)
-    if extra is not None:
-        average_gradients(extra, world)
+    for module in modules:
+        if module is not None:
+            average_gradients(module, world)
     for opt in optimizers:
         opt.step()
 
@@ -93,9 +95,7 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
             x_fake = pool.swap(x_fake)
     flip = 0 < config.flip_invariance_layer < phase.blocks  # once the support block J runs (before: train as usual)
     if flip:
-        from automod_cli.training.invariance import flipped_pairs, swapped_reconstruction_loss  # builds on this module
-
-        x_1, x_2 = flipped_pairs(x)
+        x_1, x_2 = invariance.flipped_pairs(x)
     else:
         x_1 = x_2 = x[:0]
     # One encoder pass for φ(x), φ(x̂) and the flipped images: φ has no batch statistics, so this is the same as
@@ -104,11 +104,11 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
     z_real, z_fake, z_2 = nets.encoder(torch.cat([x, x_fake, x_2]), level, alpha).split([n, n, x_2.shape[0]])
     kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(z_fake)
     if flip:  # NeurIPS Eq. 10-11 in place of the plain term; x_1 is the first half of x, so z_1 = φ(x) there
-        recon = swapped_reconstruction_loss(nets, x_1, x_2, z_real[: x_1.shape[0]], z_2, phase, config)
+        recon = invariance.swapped_reconstruction_loss(nets, x_1, x_2, z_real[: x_1.shape[0]], z_2, phase, config)
     else:
-        recon = reconstruction_loss(nets, config, nets.decoder(z_real, level, alpha, noise), x)
+        recon = nets.distance(nets.decoder(z_real, level, alpha, noise), x)
     loss = encoder_loss(kl_real, kl_fake, recon, phase, config)
-    _step(optimizers, nets.encoder, loss, world, nets.robust)
+    optimize(optimizers, loss, world, [nets.encoder, nets.robust])
     nets.decoder.requires_grad_(True)
     return {"enc_loss": loss.detach(), "kl_real": kl_real.detach(), "kl_fake_enc": kl_fake.detach(), "recon": recon.detach()}
 
@@ -151,7 +151,7 @@ def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainCo
         canvas = nets.decoder.canvas(z_hat[regular:], fake.split, noise=noise and live).float()
         layer = losses.layer_disentanglement_loss(canvas, target)
     loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z, kl_scale=config.kl_scale)
-    _step(optimizers, nets.decoder, loss, world)
+    optimize(optimizers, loss, world, [nets.decoder])
     nets.encoder.requires_grad_(True)
     if frozen is not None:
         frozen.requires_grad_(True)

@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from automod_cli.config import resolve_train_config
 from automod_cli.training import distributed
-from automod_cli.training.loop import Trainer
+from automod_cli.training.automodulator import AutomodulatorRun
 
 out = Path(sys.argv[1])
 recipe = sys.argv[2] if len(sys.argv) > 2 else "paper"
@@ -20,7 +20,7 @@ config = resolve_train_config(
     {"model.max_resolution": 8, "model.latent_dim": 16, "model.channels": [16, 16], "phase_images": 64,
      "batch_size": 8, "data_limit": 64, "log_every": 32, "checkpoint_every": 1000, "recipe": recipe, "fake_pool": 4},
 )
-trainer = Trainer(config, out / "run", device="cpu")
+trainer = AutomodulatorRun(config, out / "run", device="cpu")
 result = trainer.run()
 vector = torch.cat([p.detach().flatten() for p in list(trainer.nets.encoder.parameters()) + list(trainer.nets.decoder.parameters())])
 local = torch.tensor([vector.sum().item(), vector.pow(2).sum().item(), float(result.images_seen)], dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""metrics.jsonl (one line per log interval) and, when installed, TensorBoard events."""
+"""The run's log: metrics.jsonl (one line per log interval) and, when installed, TensorBoard events."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from automod_cli.training.schedule import PhaseState
 
 
-class MetricsLog:
+class RunLog:
     """Accumulates per-step scalars on the device and turns them into numbers only when flushed."""
 
     def __init__(self, run_dir: Path, enabled: bool, resumed_at: int):
@@ -21,7 +21,8 @@ class MetricsLog:
         self.tensorboard = None
         if enabled and resumed_at > 0 and self.path.exists():
             # a resumed run repeats the work after its checkpoint: drop the lines it will write again
-            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["images_seen"] <= resumed_at]
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line and json.loads(line)["images_seen"] <= resumed_at]
             self.path.write_text("".join(line + "\n" for line in kept))
         if enabled:
             try:
@@ -36,17 +37,19 @@ class MetricsLog:
             self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
         self.count += 1
 
-    def flush(self, phase: PhaseState, progress, images_per_s: float, robust) -> dict:
+    def flush(self, phase: PhaseState, counters, images_per_s: float, robust) -> dict:
+        """Average the scalars added since the last flush into one record with where the run stands (`counters`,
+        a state.RunCounters) and d_ρ's mean α when `robust` is given; write it (rank 0) and return it."""
         values = {name: (total / max(self.count, 1)).item() for name, total in self.sums.items()}
         record = {
-            "images_seen": progress.images_seen,
-            "step": progress.step,
+            "images_seen": counters.images_seen,
+            "step": counters.step,
             "resolution": phase.resolution,
             "alpha": round(phase.alpha, 6),
             "lr": phase.lr,
             "kl_margin": phase.kl_margin,
             "images_per_s": round(images_per_s, 2),
-            "elapsed_s": round(progress.elapsed_s, 3),
+            "elapsed_s": round(counters.elapsed_s, 3),
             **values,
         }
         if robust is not None:
@@ -59,7 +62,7 @@ class MetricsLog:
             if self.tensorboard is not None:
                 for name, value in record.items():
                     if isinstance(value, (int, float)) and name not in ("images_seen", "step"):
-                        self.tensorboard.add_scalar(name, value, progress.images_seen)
+                        self.tensorboard.add_scalar(name, value, counters.images_seen)
         return record
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The feature extractor ε of LIA's perceptual loss (LIA Eq. 7, Sec. 6): ImageNet VGG16 up to conv4_3.
+"""VGG16 up to conv4_3 (ImageNet weights): the feature extractor ε of LIA's perceptual loss (LIA Eq. 7, Sec. 6).
 
 The weights are torchvision's `vgg16-397923af.pth`, found like every pretrained file of the project
 (`metrics/weights.py`): an explicit path, $AUTOMOD_VGG16_WEIGHTS, the torch hub cache, or torchvision's download

@@ -24,7 +24,7 @@ from automod_cli.models.nice import COUPLING_DEPTH, COUPLING_LAYERS
 
 R1_GAMMA = 10.0  # LIA Sec. 6: γ = 10
 PERCEPTUAL_WEIGHT = 5e-5  # LIA Sec. 6: β1 = 5e-5 on the VGG conv4_3 feature distance
-ADVERSARIAL_WEIGHT = 0.1  # LIA Sec. 6: β2 = 0.1 (on the adversarial term, as the authors' code; see lia_steps.py)
+ADVERSARIAL_WEIGHT = 0.1  # LIA Sec. 6: β2 = 0.1 (on the adversarial term, as the authors' code; see lia/steps.py)
 
 
 @dataclass(frozen=True)
