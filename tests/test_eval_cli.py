@@ -265,3 +265,37 @@ def test_compare_stores_each_runs_protocol(injected, capsys):
     assert set(row["protocol"]) == {"fid", "lpips"} and row["protocol"]["fid"]["images"] == 8
     assert row["protocol"]["lpips"]["feature_network"]["name"] == "lpips-v0.1-alex"
     assert json.loads((tmp / "table.json").read_text())[0]["protocol"] == row["protocol"]
+
+
+def test_every_metric_record_is_a_command_and_every_column_a_compare_metric(capsys):
+    """The registry drives both: `automod eval NAME` per record (with the options its record names) and the
+    columns `eval compare --metrics` accepts."""
+    from automod_cli.metrics.registry import COLUMNS, METRICS
+
+    for metric in METRICS:
+        assert main(["eval", metric.name, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "--n" in text and "--model" in text and ("--weights" in text) == bool({"inception", "lpips"} & set(metric.networks))
+        assert ("--crop" in text) == metric.crops and ("--seed" in text) == metric.seeded
+    assert main(["eval", "compare", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(column in text for column in COLUMNS)
+
+
+def test_fd_builtin_mix_is_fd_builtin_with_mix(tmp_path, monkeypatch, capsys):
+    import functools
+
+    from tiny_models import tiny_model
+
+    from automod_cli.metrics.builtin.factor_net import Recipe
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(eval_commands, "Recipe", functools.partial(Recipe, images=64, steps=2, batch_size=32))
+    save_model(tmp_path / "m.safetensors", tiny_model(), {"train_config": {"data": None}})
+    argv = ["--model", "m.safetensors", "--n", "8", "--batch", "8", "--json"]
+    assert main(["eval", "fd-builtin", *argv, "--mix"]) == 0
+    flag = _json(capsys)
+    assert main(["eval", "fd-builtin-mix", *argv]) == 0
+    alias = _json(capsys)
+    assert flag["metric"] == alias["metric"] == "fd-builtin-mix" and flag["fd-builtin-mix"] == alias["fd-builtin-mix"]

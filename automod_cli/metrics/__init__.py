@@ -1,6 +1,13 @@
-"""Evaluation with the papers' protocols (NeurIPS Sec. 4, Supp. App. A and G): FID and FID of mixtures, LPIPS
-reconstruction, perceptual path length, optimisation-based projection, and a Table-2-style comparison.
+"""Evaluation: the papers' protocols (NeurIPS Sec. 4, Supp. App. A and G) and the built-in dataset's own metrics.
 
-Every metric takes its feature extractor or distance network as an argument, so the pretrained networks of
-`features.py` (loaded offline by `weights.py`) can be swapped for small random ones in tests.
+- `registry.py`: one record per metric (what `automod eval NAME` and `eval compare` run) and each score's protocol;
+  `compare.py`: the Table-2-style comparison of several models.
+- The papers' metrics: `fid.py` (FID, FID-mix), `lpips_recon.py`, `ppl.py`, `inversion.py` (encoder vs
+  optimisation-based projection, which itself is `ops/projection.py`), on `frechet.py`, `crop.py` and `data.py`.
+- Their networks: `features.py` (Inception pool3, LPIPS), whose weight files `weights.py` finds offline first;
+  `inventory.py` lists every pretrained file (`eval weights`).
+- `builtin/`: metrics of models trained on the built-in dataset (ground truth, SSIM, FD_builtin and its network).
+
+Every metric takes its feature extractor or distance network as an argument, so the pretrained networks can be
+swapped for small random ones in tests.
 """
