@@ -11,20 +11,17 @@ index. They share one interface: `forward(z, level, alpha, noise)` where z is (N
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.models.latents import per_block
+from automod_cli.nn.activation import lrelu
 from automod_cli.nn.equalized import EqualConv2d, EqualLinear
 from automod_cli.nn.modulation import AdaIN
 from automod_cli.nn.noise import LayerNoise
 from automod_cli.nn.norm import PixelNorm
 from automod_cli.nn.resample import BinomialBlur, upsample
-
-SLOPE = 0.2  # leaky ReLU slope throughout (PGGAN / PIONEER)
-
 
 class ModulatedBlock(nn.Module):
     """One resolution of the automodulator (Supp. Fig. 6b, the authors' code):
@@ -44,8 +41,13 @@ class ModulatedBlock(nn.Module):
     def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
         if self.grows:
             x = upsample(x)
-        x = self.adain1(F.leaky_relu(self.noise1(self.blur(self.conv1(x)), noise), SLOPE), z)
-        return self.adain2(F.leaky_relu(self.noise2(self.conv2(x), noise), SLOPE), z)
+        x = self.conv1(x)
+        x = self.blur(x)
+        x = self.noise1(x, noise)
+        x = self.adain1(lrelu(x), z)
+        x = self.conv2(x)
+        x = self.noise2(x, noise)
+        return self.adain2(lrelu(x), z)
 
 
 class ConstantBlock(nn.Module):
@@ -58,7 +60,7 @@ class ConstantBlock(nn.Module):
         self.adain = AdaIN(channels, latent_dim, style_input_scale)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
-        return self.adain(F.leaky_relu(self.conv(x), SLOPE), z)
+        return self.adain(lrelu(self.conv(x)), z)
 
 
 class ClassicBlock(nn.Module):
@@ -71,8 +73,8 @@ class ClassicBlock(nn.Module):
         self.norm = PixelNorm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(F.leaky_relu(self.conv1(upsample(x)), SLOPE))
-        return self.norm(F.leaky_relu(self.conv2(x), SLOPE))
+        x = self.norm(lrelu(self.conv1(upsample(x))))
+        return self.norm(lrelu(self.conv2(x)))
 
 
 class _ProgressiveDecoder(nn.Module):
@@ -199,8 +201,8 @@ class ClassicDecoder(_ProgressiveDecoder):
 
     def _block(self, index: int, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
         if index == 0:
-            x = self.norm(F.leaky_relu(x, SLOPE))
-            return self.norm(F.leaky_relu(self.conv0(x), SLOPE))
+            x = self.norm(lrelu(x))
+            return self.norm(lrelu(self.conv0(x)))
         return self.blocks[index - 1](x)
 
     def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:

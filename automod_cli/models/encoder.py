@@ -6,17 +6,14 @@ latent."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.models.latents import normalize
+from automod_cli.nn.activation import lrelu
 from automod_cli.nn.resample import downsample
 from automod_cli.nn.spectral import SNConv2d
-
-SLOPE = 0.2
-
 
 def sn_conv(in_channels: int, out_channels: int, kernel_size: int, padding: int) -> SNConv2d:
     """Spectrally normalised conv with zero-initialised bias (nn/spectral.py)."""
@@ -39,8 +36,8 @@ class EncoderBlock(nn.Module):
         self.conv2 = sn_conv(out_channels, out_channels, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.leaky_relu(self.conv1(x), SLOPE)
-        return downsample(F.leaky_relu(self.conv2(x), SLOPE))
+        x = lrelu(self.conv1(x))
+        return downsample(lrelu(self.conv2(x)))
 
 
 class EncoderHead(nn.Module):
@@ -53,7 +50,7 @@ class EncoderHead(nn.Module):
         self.collapse = sn_conv(latent_dim, latent_dim, 4, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.leaky_relu(self.conv(x), SLOPE)
+        x = lrelu(self.conv(x))
         return normalize(self.collapse(x).flatten(1))
 
 
@@ -73,8 +70,8 @@ class GaussianHead(nn.Module):
         nn.init.zeros_(self.linear.bias)  # log-variances start at 0: q(z|x) starts with unit variance
 
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.leaky_relu(self.conv(x), SLOPE)
-        return self.linear(F.leaky_relu(self.collapse(x), SLOPE).flatten(1))
+        x = lrelu(self.conv(x))
+        return self.linear(lrelu(self.collapse(x)).flatten(1))
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-variance) of a variational head, each (N, D)."""

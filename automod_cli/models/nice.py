@@ -13,15 +13,14 @@ front of the generator) and `inverse` takes y back to z (LIA's φ).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from automod_cli.errors import AutomodError
+from automod_cli.nn.activation import lrelu
 from automod_cli.nn.equalized import EqualLinear
 
 COUPLING_LAYERS = 8  # LIA Sec. 6: "the layer number of the invertible network is 8"
 COUPLING_DEPTH = 2  # hidden layers of each τ (our choice: neither LIA nor its code is specific here)
-SLOPE = 0.2  # leaky ReLU slope, as everywhere in the project
 
 
 class CouplingMLP(nn.Module):
@@ -40,7 +39,7 @@ class CouplingMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.hidden:
-            x = F.leaky_relu(layer(x), SLOPE)
+            x = lrelu(layer(x))
         return self.out(x)
 
 
