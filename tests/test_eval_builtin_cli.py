@@ -4,6 +4,7 @@ tables, and one-line errors for models the ground truth does not apply to."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 
 import pytest
@@ -78,6 +79,10 @@ def test_fd_builtin_trains_caches_and_reuses_the_factor_network(checkpoints, cap
     assert first["metric"] == "fd-builtin" and first["fd-builtin"] > 0 and first["samples"] == 24
     assert first["reference_images"] == 1024 and not first["reference_cached"] and not first["extractor_cached"]
     assert first["extractor"].startswith("factor-net-32px-v")
+    network = first["protocol"]["feature_network"]  # the cached factor network, hashed
+    assert network["name"] == first["extractor"] and network["file"].endswith(".safetensors")
+    assert network["sha256"] == hashlib.sha256(open(network["file"], "rb").read()).hexdigest()
+    assert first["protocol"]["reference"]["statistics"]["file"].endswith(f"{first['extractor']}.npz")
     second = _run_json(argv, capsys)
     assert second["extractor_cached"] and second["reference_cached"] and second["fd-builtin"] == pytest.approx(first["fd-builtin"])
     mixed = _run_json([*argv, "--mix"], capsys)

@@ -14,7 +14,7 @@ A run function takes a `Job` (the model, the networks, the settings, a progress 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -117,6 +117,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Metric:
+    """One metric: what it is, what it needs and reads, the columns it fills, and how to run it."""
+
     name: str  # `automod eval NAME`
     title: str  # the printed result's title
     help: str  # the command's help: what it measures
@@ -142,10 +144,11 @@ class Metric:
 # --- run functions ------------------------------------------------------------------------------------------------
 
 def _fid_outcome(name: str, result: fid_metric.FIDResult, extractor: FeatureExtractor, extra: dict | None = None,
-                 key: str | None = None) -> Outcome:
+                 key: str | None = None, feature_file: Path | None = None) -> Outcome:
     fields = {name: result.fid, "samples": result.samples, "reference": result.reference,
               "reference_images": result.reference_count, "reference_cached": result.reference_cached, **(extra or {})}
     facts = {"images": result.samples, "unit": "samples", "feature_name": getattr(extractor, "name", None),
+             "feature_file": feature_file,
              "reference": {"data": result.reference, "key": key, "images": result.reference_count,
                            "statistics": result.statistics_file}}
     return Outcome({name: result.fid}, fields, facts)
@@ -171,9 +174,7 @@ def _run_fd_builtin(mix: bool) -> Callable[[Job], Outcome]:
         result = fd_builtin.fd_builtin(job.loaded.model, extractor, job.count(REGISTRY[name]), s.batch_size, s.seed, mix,
                                        s.cache_dir, job.progress)
         extra = {"extractor": extractor.name, "extractor_cached": getattr(extractor, "cached", None)}
-        outcome = _fid_outcome(name, result, extractor, extra)
-        outcome.facts["feature_file"] = getattr(extractor, "file", None)
-        return outcome
+        return _fid_outcome(name, result, extractor, extra, feature_file=getattr(extractor, "file", None))
 
     return run
 
@@ -204,7 +205,7 @@ def _run_recon_truth(job: Job) -> Outcome:
                                                job.settings.batch_size, progress=job.progress)
     values = {"recon-mse": result.reconstruction.mse, "recon-ssim": result.reconstruction.ssim}
     fields = {"images": result.images, "resolution": result.resolution,
-              "reconstruction": result.reconstruction.__dict__, "mean_image": result.mean_image.__dict__}
+              "reconstruction": asdict(result.reconstruction), "mean_image": asdict(result.mean_image)}
     rows = {"reconstruction": result.reconstruction, "mean training image": result.mean_image}
     return Outcome(values, fields, {"images": result.images, "unit": "test images", "reference": {
         "data": f"built-in test split (seed {ground_truth.TEST_SEED})"}}, rows,
@@ -218,7 +219,7 @@ def _run_mix_truth(job: Job) -> Outcome:
     result = ground_truth.mixing_error(ground_truth.model_mixer(model, blocks), pairs, job.settings.batch_size, job.progress)
     values = {"mix-mse": result.truth.mse, "mix-ssim": result.truth.ssim}
     fields = {"pairs": result.pairs, "resolution": result.resolution, "b_blocks": [blocks.start, blocks.stop],
-              **{name: scores.__dict__ for name, scores in result.rows().items()}}
+              **{name: asdict(scores) for name, scores in result.rows().items()}}
     labels = {"truth": "truth: B's layout, A's colours", "swapped": "swapped: A's layout, B's colours", "a": "A", "b": "B"}
     title = (f"ground-truth mixing error: A with B's {describe(blocks, model.block_levels)}, as automod mix A B; {result.pairs} pairs at "
              f"{result.resolution}²")
@@ -239,8 +240,8 @@ METRICS: tuple[Metric, ...] = (
            data="reference", batch=fid_metric.DEFAULT_BATCH, count_min=2, resize=_INCEPTION_RESIZE),
     Metric("fid-mix", "FID-MIX", "FID of samples decoded from two random latents split at a random block (NeurIPS Table 1).",
            "automod eval fid-mix --model runs/celebahq --n 50000", PAPER, fid_metric.DEFAULT_SAMPLES,
-           "Generated mixtures (paper: 50k).", _run_fid(True), (Column("fid-mix"),), frozenset({MIXING}),
-           (INCEPTION,), "reference", batch=fid_metric.DEFAULT_BATCH, count_min=2, resize=_INCEPTION_RESIZE),
+           "Generated mixtures (paper: 50k).", _run_fid(True), (Column("fid-mix"),), needs=frozenset({MIXING}),
+           networks=(INCEPTION,), data="reference", batch=fid_metric.DEFAULT_BATCH, count_min=2, resize=_INCEPTION_RESIZE),
     Metric("ppl", "PPL", "Perceptual path length: LPIPS/ε² between decodings at t and t+ε of latent paths (slerp on "
            "the sphere, lines for Gaussian and LIA latents), ε = 1e-4, trimmed mean.",
            "automod eval ppl --model runs/ffhq --n 100000", PAPER, ppl.DEFAULT_SAMPLES, "Latent pairs (paper: 100k).",
@@ -248,17 +249,18 @@ METRICS: tuple[Metric, ...] = (
     Metric("lpips", "LPIPS reconstruction", "Mean LPIPS between unseen test images and their reconstructions "
            "(NeurIPS Table 2a).", "automod eval lpips --model runs/ffhq --data data/ffhq-test-256.h5 --n 10000", PAPER,
            None, "Test images (default: all; paper: 10k).", _run_lpips, (Column("lpips", digits=3),),
-           frozenset({ENCODER}), (LPIPS,), "test", crops=True),
+           needs=frozenset({ENCODER}), networks=(LPIPS,), data="test", crops=True),
     Metric("mix-truth", "ground-truth mixing error", "Ground-truth mixing error: mix(A, B), A with B's --scales as "
            "`automod mix A B` draws it, against the renderer's B-layout-in-A's-colours (built-in models only).",
            "automod eval mix-truth --model runs/builtin --scales coarse --grid mix-truth.png", BUILTIN,
            ground_truth.MAX_PAIRS, "Pairs of held-out built-in images (default: all 512 of the test split).",
-           _run_mix_truth, (Column("mix-mse", digits=4), Column("mix-ssim", True, 3)), frozenset({MIXING, ENCODER, TRUTH}),
-           seeded=False, count_max=ground_truth.MAX_PAIRS, resize=_BUILTIN_RESIZE, scales=True),
+           _run_mix_truth, (Column("mix-mse", digits=4), Column("mix-ssim", higher_is_better=True, digits=3)),
+           needs=frozenset({MIXING, ENCODER, TRUTH}), seeded=False, count_max=ground_truth.MAX_PAIRS, resize=_BUILTIN_RESIZE, scales=True),
     Metric("recon-truth", "reconstruction of held-out images", "MSE and SSIM of reconstructions of held-out built-in "
            "images, beside the training set's mean image.", "automod eval recon-truth --model runs/builtin", BUILTIN,
            ground_truth.TEST_COUNT, "Held-out built-in images (default: all 1,024 of the test split).", _run_recon_truth,
-           (Column("recon-mse", digits=4), Column("recon-ssim", True, 3)), frozenset({ENCODER, TRUTH}), seeded=False,
+           (Column("recon-mse", digits=4), Column("recon-ssim", higher_is_better=True, digits=3)),
+           needs=frozenset({ENCODER, TRUTH}), seeded=False,
            count_max=ground_truth.TEST_COUNT, resize=_BUILTIN_RESIZE),
     Metric("fd-builtin", "FD_builtin", "Fréchet distance of samples (or mixes) to held-out built-in images in "
            "automod's own factor-network features.", "automod eval fd-builtin --model runs/builtin --mix", BUILTIN,
@@ -268,7 +270,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("fd-builtin-mix", "FD_builtin (mixes)", "FD_builtin of samples decoded from two random latents split at a "
            "random block (the same as fd-builtin --mix).", "automod eval fd-builtin-mix --model runs/builtin", BUILTIN,
            fd_builtin.DEFAULT_SAMPLES, "Generated mixtures (default: as many as the 1,024 test images).",
-           _run_fd_builtin(True), (Column("fd-builtin-mix"),), frozenset({MIXING}), (FACTOR_NET,),
+           _run_fd_builtin(True), (Column("fd-builtin-mix"),), needs=frozenset({MIXING}), networks=(FACTOR_NET,),
            batch=fd_builtin.DEFAULT_BATCH, count_min=2, resize=_BUILTIN_RESIZE),
 )
 REGISTRY: dict[str, Metric] = {metric.name: metric for metric in METRICS}
