@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 
-from automod_cli import pretrained
 from automod_cli.checkpoint import save_checkpoint
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
@@ -147,8 +146,8 @@ def convert(data: dict[str, Any], source: str = "", dataset: str | None = None
 
     The tensors hold the encoder (with its spectral-norm u vectors), the raw decoder ('decoder.'), the EMA decoder
     ('decoder_ema.', what every image operation uses) and d_ρ's parameters ('robust.'), so `train --init` can go on
-    training from the file. The meta's `source` records the file, and the dataset it was trained on: `dataset` when
-    given, else the published model's (known by its file name), else none."""
+    training from the file. The meta's `source` records the file, and `dataset`, what it was trained on, when given
+    (`automod import` and the named models pass the published model's, known by its file name)."""
     generator_raw = _strip(data["G_state_dict"])
     generator = _strip(data["G_running_state_dict"])
     encoder = _strip(data["D_state_dict"])
@@ -184,7 +183,6 @@ def convert(data: dict[str, Any], source: str = "", dataset: str | None = None
         "kind": "automod",
         "source": {"format": SOURCE_FORMAT, "file": Path(source).name, "iteration": int(data.get("iteration", 0))},
     }
-    dataset = dataset or pretrained.dataset_of_file(Path(source).name)
     if dataset:
         meta["source"]["dataset"] = dataset
     return model.eval(), tensors, meta
@@ -198,7 +196,7 @@ def load(path: Path) -> Automodulator:
 
 def import_checkpoint(src: Path, out: Path, force: bool = False, dataset: str | None = None) -> Path:
     """Convert the authors' checkpoint `src` into the automod checkpoint `out` (written atomically); returns `out`.
-    `dataset` records what the model was trained on (default: the published model's, known by its file name)."""
+    `dataset` records what the model was trained on."""
     out = Path(out)
     if out.exists() and not force:
         raise AutomodError(f"'{out}' already exists: choose another --out or pass --force to replace it.")

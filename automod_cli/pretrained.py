@@ -146,7 +146,7 @@ def _convert(src: Path, out: Path) -> Path:
         raise AutomodError(f"this automod cannot convert the authors' file '{src}' (no automod_cli.authors).") from None
     err_console.print(f"converting the authors' file {src} into {out}", highlight=False, soft_wrap=True)
     try:
-        authors.import_checkpoint(Path(src), Path(out))
+        authors.import_checkpoint(Path(src), Path(out), dataset=dataset_of_file(Path(src).name))
     except AutomodError:
         if not _readable(Path(out)):  # else another automod process converted it meanwhile
             raise

@@ -31,8 +31,8 @@ class FakeAuthors:
     def __init__(self) -> None:
         self.calls: list[tuple[Path, Path]] = []
 
-    def import_checkpoint(self, src: Path, out: Path) -> Path:
-        assert Path(src).is_file()
+    def import_checkpoint(self, src: Path, out: Path, dataset: str | None = None) -> Path:
+        assert Path(src).is_file() and dataset == pretrained.dataset_of_file(Path(src).name)
         if Path(out).exists():  # as the real converter without force=True
             raise AutomodError(f"'{out}' already exists.")
         self.calls.append((Path(src), Path(out)))

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from automod_cli import authors
+from automod_cli import authors, pretrained
 from automod_cli.checkpoint import read_meta
 
 console = Console()
@@ -27,6 +27,7 @@ def import_(
     Example: automod import 34740000_state.pth --out ffhq256.safetensors
     """
     out = out if out is not None else source.with_suffix(".safetensors")
+    dataset = dataset or pretrained.dataset_of_file(source.name)
     path = authors.import_checkpoint(source, out, force=force, dataset=dataset)
     model = authors_summary(path)
     console.print(f"wrote {path}: {model}", highlight=False)
