@@ -12,6 +12,7 @@ from rich.table import Table
 
 from automod_cli.checkpoint import find_checkpoint, is_lia_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
 from automod_cli.config import TrainConfig
+from automod_cli.ops import provenance
 
 console = Console()
 
@@ -38,7 +39,7 @@ def info(
     model: Optional[Path] = typer.Argument(None, help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
 ) -> None:
-    """Show a checkpoint's model kind and config, resolution and training progress.
+    """Show a checkpoint's model kind and config, resolution, the data it was trained on and training progress.
 
     Example: automod info runs/demo
     """
@@ -51,6 +52,8 @@ def info(
         "checkpoint": str(path),
         "kind": model_kind(meta),
         "resolution": net.resolution,
+        # what the model was trained on (automod_cli/ops/provenance.py): the image commands say it too
+        "trained_on": provenance.from_meta(meta, net.resolution).to_dict(),
         "level": net.level,
         "alpha": net.alpha,
         "parameters": {
@@ -71,7 +74,10 @@ def info(
         return
     table = Table(title=str(path), show_header=False)
     for key, value in summary.items():
-        if key != "checkpoint":
+        if key == "trained_on":
+            table.add_row("trained on", f"{value['description']} — from the {value['origin']}"
+                          if value["dataset"] else value["description"])
+        elif key != "checkpoint":
             table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)
 

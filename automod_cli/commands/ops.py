@@ -17,10 +17,14 @@ import typer
 from rich.console import Console
 
 from automod_cli import ops
+from automod_cli.commands import ops_report
+from automod_cli.commands.options import progress_bars
 from automod_cli.devices import pick_device
 from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
 from automod_cli.models import Automodulator
+from automod_cli.ops.reconstruct import BATCH_SIZE
+from automod_cli.ops.report import ErrorReport, errors_path, write_csv
 from automod_cli.outputs import check_outputs
 
 console = Console()
@@ -30,7 +34,9 @@ MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
 SEED = typer.Option(0, "--seed", help="Seed for random latents and layer noise.")
 NOISE = typer.Option(False, "--noise/--no-noise", help="Layer noise in the decoder (off by default, as in evaluation).")
-ALIGN = typer.Option(False, "--align", help="Align the largest face FFHQ-style first (needs automod's align extra).")
+ALIGN = typer.Option(None, "--align/--no-align", help="Align the largest face FFHQ-style first (needs automod's align "
+                                                      "extra). Default: on for models trained on aligned faces (FFHQ, "
+                                                      "CelebA-HQ) when the extra is installed, else off.")
 FORCE = typer.Option(False, "--force", help="Replace existing output files.")
 SCALES = typer.Option(None, "--scales", help="coarse (4²–8²), mid (16²–32²), fine (64²+) or blocks 'i:j'.")
 EDIT_STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # no paper value: a symmetric strip around the reconstruction
@@ -57,6 +63,7 @@ def _open(model: Optional[Path], device: torch.device, seed: int) -> Automodulat
         console.print(f"model: {checkpoint}")
     torch.manual_seed(seed)
     net = ops.load_model(checkpoint, device)
+    ops_report.attach(net, checkpoint)
     broken = ops.nonfinite_tensors(net)
     if broken:
         _warn(f"{len(broken)} weight tensors of '{checkpoint}' hold NaN or infinite values ({broken[0]}, ...): training "
@@ -84,16 +91,48 @@ def _checked(items: List[Path], exact: bool = False) -> ops.Inputs:
     return ops.check_inputs(items, exact)
 
 
-def _inputs(model: Automodulator, inputs: ops.Inputs, align: bool, exact: bool = False) -> torch.Tensor:
-    """The images of checked inputs at the model's resolution; skipped files are named, one line each."""
-    x, used = ops.load_inputs(inputs, model.resolution, align, exact)
+def _report_skipped(used: ops.Inputs) -> None:
+    """Skipped input files named, one line each (the first few), and how many were used."""
     for path, reason in used.skipped[:SKIPS_SHOWN]:
         _warn(f"skipped '{path}' ({reason}).")
     if len(used.skipped) > SKIPS_SHOWN:
         _warn(f"... and {len(used.skipped) - SKIPS_SHOWN} more files skipped.")
     if used.skipped:
         _warn(f"used {len(used.paths)} of {len(used.paths) + len(used.skipped)} input files.")
+
+
+def _inputs(model: Automodulator, inputs: ops.Inputs, align: Optional[bool], exact: bool = False) -> torch.Tensor:
+    """The images of checked inputs at the model's resolution (aligned as `ops_report.alignment` decides); skipped
+    files are named, one line each, and inputs unlike the model's training data are warned about."""
+    align = ops_report.alignment(model, align)
+    x, used = ops.load_inputs(inputs, model.resolution, align, exact)
+    _report_skipped(used)
+    ops_report.check(model, align, x)
     return x
+
+
+def _sources(items: List[Path], exact: bool = False) -> ops.Sources:
+    """Images, folders and codes entries (`codes.npz:3`, `codes.npz`), checked before the model is loaded."""
+    return ops.check_sources(ops.find_sources(items), exact)
+
+
+def _single(item: Path, role: str) -> ops.Sources:
+    """One image file or one code (the A or B of a mix), checked."""
+    sources = ops.find_sources([item])
+    if len(sources) != 1:
+        raise AutomodError(f"{role} is one image or one code, but '{item}' names {len(sources)}: give one image file, "
+                           "or one code as FILE.npz:N.")
+    return ops.check_sources(sources, exact=True)
+
+
+def _latents(model: Automodulator, sources: ops.Sources, align: Optional[bool], exact: bool = False) -> ops.Latents:
+    """The latents of checked sources (codes as they are, images encoded); skipped files are named."""
+    align = ops_report.alignment(model, align)
+    latents = ops.source_latents(model, sources, align, exact)
+    _report_skipped(latents.used)
+    images = [image for image in latents.images if image is not None]
+    ops_report.check(model, align, torch.stack(images) if images else torch.empty(0))
+    return latents
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -109,9 +148,12 @@ def _mix_spec(coarse: bool, mid: bool, fine: bool, layers: Optional[str]) -> str
 
 
 def mix(
-    images: Optional[List[Path]] = typer.Argument(None, help="A.png B.png: B's chosen scales replace A's."),
-    rows: List[Path] = typer.Option([], "--rows", help="A images for a grid (files or folders; repeat the flag)."),
-    cols: List[Path] = typer.Option([], "--cols", help="B images for a grid (files or folders; repeat the flag)."),
+    images: Optional[List[Path]] = typer.Argument(None, help="A.png B.png (or codes, codes.npz:I): B's chosen scales "
+                                                             "replace A's."),
+    rows: List[Path] = typer.Option([], "--rows", help="A images for a grid (files, folders or codes.npz[:I]; repeat "
+                                                      "the flag)."),
+    cols: List[Path] = typer.Option([], "--cols", help="B images for a grid (files, folders or codes.npz[:I]; repeat "
+                                                      "the flag)."),
     coarse: bool = typer.Option(False, "--coarse", help="Take B's coarse scales, 4²–8² (the default)."),
     mid: bool = typer.Option(False, "--mid", help="Take B's middle scales, 16²–32²."),
     fine: bool = typer.Option(False, "--fine", help="Take B's fine scales, 64² and up."),
@@ -129,6 +171,8 @@ def mix(
     Example: automod mix a.png b.png --mid --model runs/demo
 
     Example: automod mix --rows faces/ --cols faces/ --coarse -o coarse-mix.png
+
+    Example: automod mix faces.npz:0 faces.npz:3 --coarse    # codes from automod encode faces/ -o faces.npz
     """
     grid_mode = bool(rows or cols)
     if grid_mode == bool(images) or (grid_mode and not (rows and cols)) or (images and len(images) != 2):
@@ -136,24 +180,36 @@ def mix(
     out = out if out is not None else Path("mix-grid.png" if grid_mode else "mix.png")
     outputs = [out] if grid_mode else [out, _sibling(out, "-grid")]
     spec = _mix_spec(coarse, mid, fine, layers)
-    target = _start(device, outputs, force)
+    target = pick_device(device)
     a_items, b_items = (rows, cols) if grid_mode else ([images[0]], [images[1]])
-    a_inputs, b_inputs = _checked(a_items, not grid_mode), _checked(b_items, not grid_mode)
+    if grid_mode:
+        a_sources, b_sources = _sources(a_items), _sources(b_items)
+    else:
+        a_sources, b_sources = _single(a_items[0], "A"), _single(b_items[0], "B")
+    errors_file = errors_path(outputs[-1]) if a_sources.images or b_sources.images else None  # codes have no errors
+    check_outputs(outputs + ([errors_file] if errors_file else []), force)
     net = _open(model, target, seed)
     blocks = ops.scale_range(net, spec, "style mixing")
-    z_a = ops.encode(net, _inputs(net, a_inputs, align, not grid_mode))
-    z_b = ops.encode(net, _inputs(net, b_inputs, align, not grid_mode))
-    cells = ops.mix_grid(net, z_a, z_b, blocks, noise)
+    a_latents = _latents(net, a_sources, align, not grid_mode)
+    b_latents = _latents(net, b_sources, align, not grid_mode)
+    cells = ops.mix_grid(net, a_latents.z, b_latents.z, blocks, noise)
+    columns = len(b_latents.z) + 1
     text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
             "Top row: B reconstructions; left column: A reconstructions.")
     if not grid_mode:
         _write(out, cells[3], force)
-    _write(outputs[-1], ops.captioned_grid(cells, len(z_b) + 1, text), force)
+    _write(outputs[-1], ops.captioned_grid(cells, columns, text), force)
+    if errors_file is not None:
+        a_recon = cells[columns::columns]  # the left column below the blank corner
+        errors = ops_report.reconstruction_errors(net, [ops_report.image_rows("A", a_latents, a_recon),
+                                                        ops_report.image_rows("B", b_latents, cells[1:columns])])
+        _write_errors(errors_file, errors, "Reconstruction errors in the grid", force)
 
 
 def sample(
     n: int = typer.Option(16, "--n", min=1, help="Number of samples."),
-    fix: Optional[Path] = typer.Option(None, "--fix", help="Keep this image's --scales; draw the rest at random."),
+    fix: Optional[Path] = typer.Option(None, "--fix", help="Keep this image's (or code's, codes.npz:I) --scales; draw "
+                                                          "the rest at random."),
     scales: Optional[str] = SCALES,
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Folder for grid.png and sample-NNN.png."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
@@ -169,7 +225,7 @@ def sample(
         raise AutomodError("--scales chooses what --fix IMG keeps: pass --fix IMG as well.")
     files = [out / f"sample-{i:03d}.png" for i in range(n)]
     target = _start(device, [out / "grid.png", *files], force)
-    fixed = _checked([fix], exact=True) if fix is not None else None
+    fixed = _single(fix, "--fix") if fix is not None else None
     net = _open(model, target, seed)
     generator = torch.Generator().manual_seed(seed)
     if fix is None:
@@ -178,10 +234,11 @@ def sample(
     else:
         spec = scales or "coarse"
         blocks = ops.scale_range(net, spec, "conditional sampling")
-        z_fixed = ops.encode(net, _inputs(net, fixed, align, exact=True))
+        latents = _latents(net, fixed, align, exact=True)
+        z_fixed = latents.z
         images = ops.conditional_sample(net, z_fixed, blocks, n, generator, noise)
         cells = torch.cat([ops.decode(net, z_fixed, noise), images])
-        text = (f"First: reconstruction of {fix.name}. The others keep {ops.scale_label(spec, blocks, net.block_levels)} "
+        text = (f"First: reconstruction of {latents.names[0]}. The others keep {ops.scale_label(spec, blocks, net.block_levels)} "
                 f"with random latents elsewhere (seed {seed}).")
     for path, image in zip(files, images):
         with _writing(path):
@@ -200,7 +257,7 @@ def _exemplars(pos: List[Path], neg: List[Path], vector: Optional[Path]):
     if not (pos and neg):
         raise AutomodError("an attribute needs --pos DIR (images with it) and --neg DIR (without it), "
                            "or --direction FILE.")
-    return _checked(pos), _checked(neg)
+    return _sources(pos), _sources(neg)
 
 
 def _vector(net: Automodulator, exemplars, vector: Optional[Path], align: bool):
@@ -211,16 +268,18 @@ def _vector(net: Automodulator, exemplars, vector: Optional[Path], align: bool):
             return v, info, f"direction {vector.name}"
         counts = f"{info.get('positives', '?')} with / {info.get('negatives', '?')} without"
         return v, info, f"vector {vector.name} ({counts})"
-    positives, negatives = _inputs(net, exemplars[0], align), _inputs(net, exemplars[1], align)
+    positives, negatives = _latents(net, exemplars[0], align).z, _latents(net, exemplars[1], align).z
     info = {"positives": str(len(positives)), "negatives": str(len(negatives))}
-    v = ops.attribute_vector(net, positives, negatives)
+    v = ops.latent_difference(positives, negatives)
     return v, info, f"{len(positives)} with / {len(negatives)} without"
 
 
 def edit(
-    images: Optional[List[Path]] = typer.Argument(None, help="Images to edit (files or folders)."),
-    pos: List[Path] = typer.Option([], "--pos", help="Exemplars with the attribute (files or folders; 4 are enough)."),
-    neg: List[Path] = typer.Option([], "--neg", help="Exemplars without the attribute (files or folders)."),
+    images: Optional[List[Path]] = typer.Argument(None, help="Images to edit (files, folders or codes.npz[:I])."),
+    pos: List[Path] = typer.Option([], "--pos", help="Exemplars with the attribute (files, folders or codes.npz[:I]; "
+                                                    "4 are enough)."),
+    neg: List[Path] = typer.Option([], "--neg", help="Exemplars without the attribute (files, folders or "
+                                                    "codes.npz[:I])."),
     vector: Optional[Path] = typer.Option(None, "--direction", "--vector",
                                           help="Use a saved direction: from --save-vector, or a torch-saved (D,) or "
                                                "(1, D) tensor such as the authors' smile_delta2."),
@@ -244,7 +303,7 @@ def edit(
     target = _start(device, [out] if images else [], force)
     check_outputs([save_vector] if save_vector else [], force)
     exemplars = _exemplars(pos, neg, vector)
-    inputs = _checked(images) if images else None
+    inputs = _sources(images) if images else None
     net = _open(model, target, seed)
     blocks = ops.scale_range(net, scales, "editing chosen scales") if scales is not None else None
     v, info, source = _vector(net, exemplars, vector, align)
@@ -254,19 +313,21 @@ def edit(
         console.print(f"wrote {save_vector}")
     if not images:
         return
-    x = _inputs(net, inputs, align)
+    latents = _latents(net, inputs, align)
+    x = ops.input_images(net, latents, noise)
     strengths = list(strength) or list(EDIT_STRENGTHS)
-    edited = ops.edit(net, ops.encode(net, x), v, strengths, blocks, noise).view(len(x), len(strengths), *x.shape[1:])
+    edited = ops.edit(net, latents.z, v, strengths, blocks, noise).view(len(x), len(strengths), *x.shape[1:])
     cells = torch.cat([x.to(edited.device)[:, None], edited], dim=1).flatten(0, 1)
     where = ops.scale_label(scales, blocks, net.block_levels) if blocks is not None else "all layers"
     listed = ", ".join(f"{s:g}" for s in strengths)
-    text = f"Attribute vector from {source}, on {where}. Columns: input, then strength {listed}."
+    first = "input (a code's reconstruction)" if any(image is None for image in latents.images) else "input"
+    text = f"Attribute vector from {source}, on {where}. Columns: {first}, then strength {listed}."
     _write(out, ops.captioned_grid(cells, len(strengths) + 1, text), force)
 
 
 def interpolate(
     images: List[Path] = typer.Argument(..., help="A B (a strip) or A B C D (corners: top-left, top-right, "
-                                                  "bottom-left, bottom-right)."),
+                                                  "bottom-left, bottom-right): images, folders or codes.npz[:I]."),
     steps: int = typer.Option(8, "--steps", min=2, help="Images along each side, ends included."),
     scales: Optional[str] = SCALES,
     gif: bool = typer.Option(False, "--gif", help="Also write an animation OUT.gif."),
@@ -282,24 +343,27 @@ def interpolate(
     Example: automod interpolate a.png b.png --steps 10 --gif
 
     Example: automod interpolate a.png b.png c.png d.png --scales coarse
+
+    Example: automod interpolate faces.npz:0 faces.npz:5    # codes from automod encode
     """
-    images = ops.image_paths(images)
-    if len(images) not in (2, 4):
-        raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(images)}.")
+    sources = ops.find_sources(images)
+    if len(sources) not in (2, 4):
+        raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(sources)}.")
     gif_path = out.with_suffix(".gif")
     target = _start(device, [out] + ([gif_path] if gif else []), force)
-    inputs = _checked(images, exact=True)
+    sources = ops.check_sources(sources, exact=True)
     net = _open(model, target, seed)
     blocks = ops.scale_range(net, scales, "interpolating chosen scales") if scales is not None else None
-    z = ops.encode(net, _inputs(net, inputs, align, exact=True))
-    if len(images) == 2:
+    latents = _latents(net, sources, align, exact=True)
+    z, names = latents.z, latents.names
+    if len(z) == 2:
         cells, columns = ops.interpolate(net, z[0], z[1], steps, blocks, noise), steps
         frames = cells
     else:
         cells, columns = ops.interpolate_grid(net, z, steps, blocks, noise), steps
         frames = cells[ops.snake_order(steps, steps)]
-    where = f" on {ops.scale_label(scales, blocks, net.block_levels)}, the rest from {images[0].name}" if blocks is not None else ""
-    text = f"Interpolation between {', '.join(p.name for p in images)}{where}; ends are reconstructions."
+    where = f" on {ops.scale_label(scales, blocks, net.block_levels)}, the rest from {names[0]}" if blocks is not None else ""
+    text = f"Interpolation between {', '.join(names)}{where}; ends are reconstructions."
     _write(out, ops.captioned_grid(cells, columns, text), force)
     if gif:
         with _writing(gif_path):
@@ -307,24 +371,43 @@ def interpolate(
         console.print(f"wrote {gif_path}")
 
 
+def _write_errors(path: Path, errors: ErrorReport, title: str, force: bool) -> None:
+    """The reconstruction errors as a table here and as CSV beside the figure."""
+    with _writing(path):
+        write_csv(path, errors, overwrite=force)
+    ops_report.show_errors(errors, title, path)
+
+
 def reconstruct(
     images: List[Path] = typer.Argument(..., help="Image files or folders."),
-    out: Path = typer.Option(Path("reconstructions.png"), "--out", "-o", help="Output PNG."),
-    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    force: bool = FORCE,
+    out: Path = typer.Option(Path("reconstructions.png"), "--out", "-o", help="Output PNG; the errors go to "
+                                                                               "OUT.errors.csv beside it."),
+    batch: int = typer.Option(BATCH_SIZE, "--batch", min=1, help="Images read and reconstructed at a time."),
+    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE,
+    align: Optional[bool] = ALIGN, force: bool = FORCE,
 ) -> None:
-    """Encode and decode images; writes input | reconstruction pairs side by side. Files that are not usable images
-    are skipped, one line each.
+    """Encode and decode images; writes input | reconstruction pairs side by side, and each image's reconstruction
+    error (MSE, SSIM, and LPIPS when its weights are here) as a table and as OUT.errors.csv. Files that are not
+    usable images are skipped, one line each.
 
     Example: automod reconstruct photos/ --model runs/demo -o recon.png
     """
-    target = _start(device, [out], force)
+    errors_file = errors_path(out)
+    target = _start(device, [out, errors_file], force)
     inputs = _checked(images)
     net = _open(model, target, seed)
-    x = _inputs(net, inputs, align)
-    pairs = ops.side_by_side(x, ops.reconstruct(net, x, noise))
-    columns = 2 * min(PAIRS_PER_ROW, len(x))
+    align = ops_report.alignment(net, align)
+    with progress_bars() as progress:
+        done = ops.reconstruct_files(net, inputs, align, noise, batch, progress)
+    _report_skipped(done.used)
+    ops_report.check(net, align, done.images)
+    console.print(ops_report.rate_line("reconstructed", len(done.images), done.seconds), highlight=False)
+    pairs = ops.side_by_side(done.images, done.reconstructions)
+    columns = 2 * min(PAIRS_PER_ROW, len(done.images))
     _write(out, ops.captioned_grid(pairs, columns, "Pairs of input | reconstruction."), force)
+    names = [str(path) for path in done.used.paths]
+    errors = ops_report.reconstruction_errors(net, [("", names, done.images, done.reconstructions)])
+    _write_errors(errors_file, errors, "Reconstruction errors", force)
 
 
 def register(app: typer.Typer) -> None:

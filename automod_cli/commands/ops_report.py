@@ -145,8 +145,8 @@ def errors_table(report: ErrorReport, title: str) -> Table:
         cells += [_value(report.values[m][i]) for m in metrics]
         table.add_row(*cells, style="bold red" if i == worst else None)
     if len(report) > 1:
-        table.add_row("", *([""] if any(report.roles) else []), "mean", *[_value(report.mean(m)) for m in metrics],
-                      end_section=True)
+        table.add_section()
+        table.add_row("", *([""] if any(report.roles) else []), "mean", *[_value(report.mean(m)) for m in metrics])
     return table
 
 
