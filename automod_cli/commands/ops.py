@@ -168,6 +168,9 @@ def mix(
 
     --rows/--cols: a grid with B reconstructions on top, A reconstructions on the left, A with B's scales inside.
 
+    The reconstruction error of each image in the figure (MSE, SSIM; LPIPS when its weights are here) is printed and
+    written beside it as GRID.errors.csv.
+
     Example: automod mix a.png b.png --mid --model runs/demo
 
     Example: automod mix --rows faces/ --cols faces/ --coarse -o coarse-mix.png
