@@ -87,10 +87,12 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise AutomodError(f"'{path}' is a safetensors file but not an automod checkpoint (no '{FORMAT}' header).")
     version = int(header.get("format_version", "0"))
     if version > FORMAT_VERSION:
-        raise AutomodError(f"'{path}' was written by a newer automod ({header.get('automod_version')}); upgrade to read it.")
+        raise AutomodError(f"'{path}' was written by a newer automod ({header.get('automod_version')}); upgrade to "
+                           "read it.")
     if version < FORMAT_VERSION:
-        raise AutomodError(f"'{path}' holds automod {header.get('automod_version')}'s earlier network (checkpoint format "
-                           f"{version}), which was changed to the authors' own; retrain it (or use automod 0.1.0 to read it).")
+        raise AutomodError(f"'{path}' holds automod {header.get('automod_version')}'s earlier network (checkpoint "
+                           f"format {version}), which was changed to the authors' own; retrain it (or use automod "
+                           "0.1.0 to read it).")
     try:
         return json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError):

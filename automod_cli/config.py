@@ -43,9 +43,11 @@ class ModelConfig:
     max_resolution: int = 256
     latent_dim: int = 512  # NeurIPS Sec. 3.1: z ∈ R^512, normalised to the unit sphere
     channels: tuple[int, ...] = PAPER_CHANNELS
-    decoder: str = "adain"  # "adain": automodulator; "classic": latent enters only at the first layer (Balanced PIONEER)
+    # "adain": automodulator; "classic": latent enters only at the first layer (Balanced PIONEER)
+    decoder: str = "adain"
     latent: str = "sphere"  # see LATENTS
-    variational: bool = False  # the encoder predicts a mean and a log-variance per dimension (VAE); encode() gives the mean
+    # the encoder predicts a mean and a log-variance per dimension (VAE); encode() gives the mean
+    variational: bool = False
     # An extra decoder block at index J, after block J-1 and at its resolution (no upsampling), that flip invariance
     # adds so blocks ≥ J keep their capacity (NeurIPS Sec. 4: J = 2, "an extra 8×8 layer after layer #2"); 0 = none
     support_block: int = 0
@@ -62,7 +64,9 @@ class ModelConfig:
             raise AutomodError(f"model.variational must be true or false, got {self.variational!r}.")
         for name in ("channels", "encoder_channels"):
             widths = getattr(self, name)
-            if widths is not None and (isinstance(widths, (str, bytes)) or not all(_is_number(c, True) for c in widths)):
+            if widths is None:
+                continue
+            if isinstance(widths, (str, bytes)) or not all(_is_number(c, True) for c in widths):
                 raise AutomodError(f"model.{name} must be a list of whole numbers (e.g. [64,64,48]), got {widths!r}.")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if self.encoder_channels is not None:
@@ -72,11 +76,13 @@ class ModelConfig:
             raise AutomodError(f"max_resolution must be a power of two ≥ 4, got {res}.")
         if len(self.channels) < self.num_blocks:
             raise AutomodError(
-                f"channels lists {len(self.channels)} levels but {res}×{res} needs {self.num_blocks} (one per resolution from 4×4)."
+                f"channels lists {len(self.channels)} levels but {res}×{res} needs {self.num_blocks} (one per "
+                "resolution from 4×4)."
             )
         if self.encoder_channels is not None and len(self.encoder_channels) < self.num_blocks:
             raise AutomodError(
-                f"encoder_channels lists {len(self.encoder_channels)} levels but {res}×{res} needs {self.num_blocks} (one per resolution from 4×4)."
+                f"encoder_channels lists {len(self.encoder_channels)} levels but {res}×{res} needs {self.num_blocks} "
+                "(one per resolution from 4×4)."
             )
         if any(c < 1 for c in (*self.channels, *(self.encoder_channels or ()))) or self.latent_dim < 1:
             raise AutomodError("channel counts and latent_dim must be positive.")
@@ -87,7 +93,8 @@ class ModelConfig:
         if self.variational and self.latent != "gaussian":
             raise AutomodError("a variational encoder needs Gaussian latents: set model.latent=gaussian.")
         if not 0 <= self.support_block < self.num_blocks:
-            raise AutomodError(f"support_block (set by --flip-invariance-layer) must be 0 (none) or a block index 1..{self.num_blocks - 1}, got {self.support_block}.")
+            raise AutomodError("support_block (set by --flip-invariance-layer) must be 0 (none) or a block index "
+                               f"1..{self.num_blocks - 1}, got {self.support_block}.")
         if self.support_block and self.decoder != "adain":
             raise AutomodError("a support block is an AdaIN block: it needs model.decoder=adain.")
 
@@ -223,7 +230,8 @@ class TrainConfig:
     kl_scale: float = 1.0  # weight of every KL term (Eq. 1 and 6: 1; the authors' code: 0.1)
     match_x: float = 1.0  # the reconstruction weight is λ_X·match_x once a phase's fade-in is over (authors: 1.5)
     latent_distance: str = "cosine"  # "cosine": λ_Z·(1 − cos(z, ẑ)); "dot": λ_Z·mean_d(2 − z_d·ẑ_d) (authors)
-    encoder_objective: str = "hinge"  # "hinge": Eq. 1 (losses.encoder_loss); "clamp": the authors' (losses.encoder_loss_clamped)
+    # "hinge": Eq. 1 (losses.encoder_loss); "clamp": the authors' (losses.encoder_loss_clamped)
+    encoder_objective: str = "hinge"
     fake_pool: int = 0  # images in the encoder's pool of generated images (authors: 200, 100 from 256²); 0: none
     reconstruction: str = "robust"  # d_ρ of NeurIPS Sec. 3.2; "l1"/"l2" for the ablation
     layer_loss: bool = True  # L_j on/off (ablation)
@@ -236,7 +244,8 @@ class TrainConfig:
     split_all_blocks: bool = True  # the split j ~ U{1..B} (Eq. 6); False: U{1..B−1}, never all blocks (authors)
     layer_target: str = "detached"  # L_j's target: "detached" noise-free canvas of z_A, or "live": the canvas that
     #                                 made the mixed image (its noise, gradients through it; authors)
-    freeze_previous_rgb: bool = False  # during a fade-in the decoder step leaves the previous level's toRGB alone (authors)
+    # during a fade-in the decoder step leaves the previous level's toRGB alone (authors)
+    freeze_previous_rgb: bool = False
     # the VAE and WAE baselines (training/baselines.py): weights of their prior terms next to the reconstruction
     kl_weight: float = VAE_KL_WEIGHT  # VAE: KL[q(z|x) ‖ N(0, I)], summed over latent dimensions
     mmd_weight: float = WAE_MMD_WEIGHT["adain"]  # WAE: MMD to N(0, I); the wae settings pick it by decoder
@@ -291,7 +300,8 @@ class TrainConfig:
         if not isinstance(self.compile, bool):
             raise AutomodError(f"compile must be true or false, got {self.compile!r}.")
         if self.reconstruction not in RECONSTRUCTIONS:
-            raise AutomodError(f"unknown reconstruction loss '{self.reconstruction}': choose {', '.join(RECONSTRUCTIONS)}.")
+            raise AutomodError(f"unknown reconstruction loss '{self.reconstruction}': choose "
+                               f"{', '.join(RECONSTRUCTIONS)}.")
         if any(v <= 0 for v in self.phase_images.values()) or any(v <= 0 for v in self.batch_size.values()):
             raise AutomodError("phase lengths and batch sizes must be positive.")
         for name in ("fade_fraction", "mixed_fraction_encoder", "mixed_fraction_decoder"):
@@ -316,7 +326,8 @@ class TrainConfig:
                   "str": isinstance(value, str)}.get(base, True)
             if not ok:
                 wanted = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}[base]
-                raise AutomodError(f"setting '{f.name}' must be {wanted}{' or null' if optional else ''}, got {value!r}.")
+                raise AutomodError(f"setting '{f.name}' must be {wanted}{' or null' if optional else ''}, got "
+                                   f"{value!r}.")
             if base == "float" and not isinstance(value, bool):
                 object.__setattr__(self, f.name, float(value))
         for name in ("checkpoint_every", "log_every", "keep_checkpoints", "ema_half_life"):
@@ -351,10 +362,11 @@ class TrainConfig:
             raise AutomodError(f"--flip-invariance-layer must be 0 (off) or a block index 1..{blocks - 1} of this "
                                f"{self.model.max_resolution}² model, got {layer}.")
         if layer and self.model.support_block != layer:
-            raise AutomodError(f"flip invariance at layer {layer} needs its extra block: set model.support_block={layer} "
-                               "as well, or use --flip-invariance-layer.")
+            raise AutomodError(f"flip invariance at layer {layer} needs its extra block: set "
+                               f"model.support_block={layer} as well, or use --flip-invariance-layer.")
         if layer and self.kind != "automod":
-            raise AutomodError("flip invariance is part of the automodulator's encoder step: use it with --model automod.")
+            raise AutomodError("flip invariance is part of the automodulator's encoder step: use it with --model "
+                               "automod.")
 
     def _check_model_kind(self) -> None:
         """Refuse a model kind whose latent space or mixing the network cannot provide."""
@@ -396,7 +408,8 @@ class TrainConfig:
         return _build(cls, data, "unknown training setting(s) {}; see `automod train --help` for the names.")
 
 
-def _paper_schedule(max_resolution: int, tail_images: dict[int, float], margins: dict[int, float] | None = None) -> dict:
+def _paper_schedule(max_resolution: int, tail_images: dict[int, float],
+                    margins: dict[int, float] | None = None) -> dict:
     images = {**_BASE_IMAGES, **{r: int(v * M) for r, v in tail_images.items()}}
     keep = [r for r in RESOLUTIONS if r in images]  # tables reach past the target so --resolution can raise it
     return {

@@ -20,7 +20,8 @@ from automod_cli.errors import AutomodError
 console = Console()
 LIA = "lia"  # `--model lia`: the two-stage LIA run of training/lia/, configured by resolve_lia_config
 MODEL_CHOICES = (*MODELS, LIA)
-LOGGED = ("enc_loss", "dec_loss", "loss", "g_loss", "d_loss", "r1", "recon", "perceptual", "adversarial", "kl", "mmd", "layer_loss")
+LOGGED = ("enc_loss", "dec_loss", "loss", "g_loss", "d_loss", "r1", "recon", "perceptual", "adversarial", "kl", "mmd",
+          "layer_loss")
 
 
 def _overrides(data: Optional[Path], config_file: Optional[Path], settings: List[str], **flags) -> dict:
@@ -88,9 +89,11 @@ class _Display:
             return
         if event == "start":
             if self.resumed_from is not None:
-                console.print(f"resumed from {self.resumed_from} at {data['images_seen']:,} images", highlight=False, soft_wrap=True)
+                console.print(f"resumed from {self.resumed_from} at {data['images_seen']:,} images", highlight=False,
+                              soft_wrap=True)
             self.bar.start()
-            self.task = self.bar.add_task("train", total=data["total"], completed=data["images_seen"], phase="", rate="", losses="")
+            self.task = self.bar.add_task("train", total=data["total"], completed=data["images_seen"], phase="",
+                                          rate="", losses="")
         elif event == "step":  # every iteration: the bar moves from the first step on
             self.bar.update(self.task, completed=data["images_seen"], phase=self._phase(data))
         elif event == "log":
@@ -101,12 +104,14 @@ class _Display:
                                 rate=f"{data['images_per_s']:.0f}/s", losses=losses)
             else:
                 losses = "  ".join(f"{k} {data[k]:.3f}" for k in shown)
-                console.print(f"{self._phase(data)}  {data['images_seen']:,} images  {data['images_per_s']:.0f} img/s  {losses}",
-                              highlight=False, soft_wrap=True)
+                console.print(f"{self._phase(data)}  {data['images_seen']:,} images  "
+                              f"{data['images_per_s']:.0f} img/s  {losses}", highlight=False, soft_wrap=True)
         elif event == "phase":
-            self.bar.console.print(f"→ growing to {data['resolution']}×{data['resolution']} at {data['images_seen']:,} images")
+            self.bar.console.print(f"→ growing to {data['resolution']}×{data['resolution']} at "
+                                   f"{data['images_seen']:,} images")
         elif event == "stage":
-            self.bar.console.print(f"→ stage {data['stage']}: training the encoder, generator frozen, at {data['images_seen']:,} images")
+            self.bar.console.print(f"→ stage {data['stage']}: training the encoder, generator frozen, at "
+                                   f"{data['images_seen']:,} images")
         elif event == "checkpoint":
             self.bar.console.print(f"[dim]checkpoint {data['path']}[/]")
         elif event == "done":
@@ -114,31 +119,67 @@ class _Display:
 
 
 def train(
-    data_arg: Optional[Path] = typer.Argument(None, metavar="[DATA]", help="HDF5 file made by `automod prep` (same as --data)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
-    preset: Optional[str] = typer.Option(None, "--preset", help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without data, custom with)."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="authors (the authors' code where it differs from the papers' text) or paper; default: authors for the dataset presets, else the one measured better on the built-in data (docs/training.md)."),
-    model: Optional[str] = typer.Option(None, "--model", help=f"Model to train: {', '.join(MODEL_CHOICES)} (default automod); each brings its paper settings."),
-    stage: Optional[int] = typer.Option(None, "--stage", help="LIA only: 1 (the GAN) or 2 (the encoder, continuing a finished stage 1 with --resume); default both in sequence."),
-    vgg_weights: Optional[Path] = typer.Option(None, "--weights", help="LIA only: VGG16 weight file (vgg16-397923af.pth) for stage 2's perceptual loss (default: $AUTOMOD_VGG16_WEIGHTS or the torch cache)."),
-    decoder: Optional[str] = typer.Option(None, "--decoder", help=f"Decoder: {', '.join(DECODERS)} (default: adain; classic for pioneer)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<preset>, numbered if taken)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run directory (or checkpoint) exactly where it stopped."),
-    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune: start from this model's weights (a named model such as ffhq256, a checkpoint or a run directory) at its resolution, with fresh optimisers."),
-    resolution: Optional[int] = typer.Option(None, "--max-res", "--resolution", help="Target resolution (a power of two)."),
-    kimg: Optional[float] = typer.Option(None, "--kimg", help="Train for this many thousand images in total (default: the preset's schedule; past it the last phase goes on)."),
-    reconstruction: Optional[str] = typer.Option(None, "--reconstruction", help="Image reconstruction distance: robust (d_ρ), l1 or l2."),
-    layer_loss: Optional[bool] = typer.Option(None, "--layer-loss/--no-layer-loss", help="Layer disentanglement loss L_j (on by default)."),
-    flip_invariance_layer: Optional[int] = typer.Option(None, "--flip-invariance-layer", help="Flip invariance (NeurIPS Eq. 10-11): decoder blocks < J carry the pose; adds a support block J, no layer noise (paper: J=2; 0: off)."),
-    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Random horizontal flips (preset default: on for faces)."),
+    data_arg: Optional[Path] = typer.Argument(None, metavar="[DATA]",
+                                              help="HDF5 file made by `automod prep` (same as --data)."),
+    data: Optional[Path] = typer.Option(None, "--data",
+                                        help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
+    preset: Optional[str] = typer.Option(None, "--preset",
+                                         help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without "
+                                              "data, custom with)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe",
+                                         help="authors (the authors' code where it differs from the papers' text) or "
+                                              "paper; default: authors for the dataset presets, else the one measured "
+                                              "better on the built-in data (docs/training.md)."),
+    model: Optional[str] = typer.Option(None, "--model",
+                                        help=f"Model to train: {', '.join(MODEL_CHOICES)} (default automod); each "
+                                             "brings its paper settings."),
+    stage: Optional[int] = typer.Option(None, "--stage",
+                                        help="LIA only: 1 (the GAN) or 2 (the encoder, continuing a finished stage 1 "
+                                             "with --resume); default both in sequence."),
+    vgg_weights: Optional[Path] = typer.Option(None, "--weights",
+                                               help="LIA only: VGG16 weight file (vgg16-397923af.pth) for stage 2's "
+                                                    "perceptual loss (default: $AUTOMOD_VGG16_WEIGHTS or the torch "
+                                                    "cache)."),
+    decoder: Optional[str] = typer.Option(None, "--decoder", help=f"Decoder: {', '.join(DECODERS)} "
+                                          "(default: adain; classic for pioneer)."),
+    out: Optional[Path] = typer.Option(None, "--out",
+                                       help="Run directory (default: runs/<preset>, numbered if taken)."),
+    resume: Optional[Path] = typer.Option(None, "--resume",
+                                          help="Continue a run directory (or checkpoint) exactly where it stopped."),
+    init: Optional[str] = typer.Option(None, "--init",
+                                       help="Fine-tune: start from this model's weights (a named model such as "
+                                            "ffhq256, a checkpoint or a run directory) at its resolution, with fresh "
+                                            "optimisers."),
+    resolution: Optional[int] = typer.Option(None, "--max-res", "--resolution",
+                                             help="Target resolution (a power of two)."),
+    kimg: Optional[float] = typer.Option(None, "--kimg",
+                                         help="Train for this many thousand images in total (default: the preset's "
+                                              "schedule; past it the last phase goes on)."),
+    reconstruction: Optional[str] = typer.Option(None, "--reconstruction",
+                                                 help="Image reconstruction distance: robust (d_ρ), l1 or l2."),
+    layer_loss: Optional[bool] = typer.Option(None, "--layer-loss/--no-layer-loss",
+                                              help="Layer disentanglement loss L_j (on by default)."),
+    flip_invariance_layer: Optional[int] = typer.Option(None, "--flip-invariance-layer",
+                                                        help="Flip invariance (NeurIPS Eq. 10-11): decoder blocks < J "
+                                                             "carry the pose; adds a support block J, no layer noise "
+                                                             "(paper: J=2; 0: off)."),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror",
+                                          help="Random horizontal flips (preset default: on for faces)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data loader worker processes."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="JSON file of settings (same names as --set)."),
-    settings: List[str] = typer.Option([], "--set", help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, model.latent_dim=256."),
+    settings: List[str] = typer.Option([], "--set",
+                                       help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, "
+                                            "model.latent_dim=256."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after this many images in total."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default) or bf16: the networks' forward passes under bf16 autocast; weights, optimiser and losses stay fp32."),
-    compile_decoder: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the decoder's forward (off by default; a long first step)."),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after",
+                                             help="Stop (with a checkpoint) after this many images in total."),
+    precision: Optional[str] = typer.Option(None, "--precision",
+                                            help="fp32 (default) or bf16: the networks' forward passes under bf16 "
+                                                 "autocast; weights, optimiser and losses stay fp32."),
+    compile_decoder: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                                   help="torch.compile the decoder's forward (off by default; a long "
+                                                        "first step)."),
 ) -> None:
     """Train an automodulator (or a baseline: Balanced PIONEER, VAE, WAE, LIA) progressively (4×4 up to the target
     resolution), resumable at any time.
@@ -164,7 +205,8 @@ def train(
     if model is not None and model not in MODEL_CHOICES:
         raise AutomodError(f"unknown model '{model}': choose one of {', '.join(MODEL_CHOICES)} (--model).")
     if init is not None and (resume is not None or model == LIA):
-        raise AutomodError("--init starts a new run from a model's weights: it cannot be combined with --resume or --model lia.")
+        raise AutomodError("--init starts a new run from a model's weights: it cannot be combined with --resume or "
+                           "--model lia.")
     checkpoint = None
     if resume is not None:
         checkpoint, notes = training.resume_point(resume)
@@ -172,7 +214,8 @@ def train(
             console.print(f"[yellow]note:[/] {note}; resuming from {checkpoint.name}", highlight=False, soft_wrap=True)
     lia_run = is_lia_checkpoint(read_meta(checkpoint)) if checkpoint is not None else model == LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
-        "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction, "--layer-loss": layer_loss,
+        "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction,
+        "--layer-loss": layer_loss,
         "--recipe": recipe,
         "--kimg": kimg if checkpoint is not None else None,
         "--compile": True if compile_decoder else None})
@@ -181,7 +224,8 @@ def train(
         config = None
     else:
         name = preset or ("builtin" if data is None else "custom")
-        flags = {"kind": None if lia_run else model, "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder,
+        flags = {"kind": None if lia_run else model, "flip_invariance_layer": flip_invariance_layer,
+                 "model.decoder": decoder,
                  "model.max_resolution": resolution, "reconstruction": reconstruction, "layer_loss": layer_loss,
                  "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg,
                  "precision": precision, "compile": compile_decoder, "recipe": recipe}
@@ -203,11 +247,13 @@ def train(
         result = training.resume(checkpoint, device=device, report=display, stop_after_images=stop_after,
                                  total_kimg=kimg, **lia_only)
     else:
-        result = training.train(config, run_dir, device=device, report=display, stop_after_images=stop_after, **lia_only)
+        result = training.train(config, run_dir, device=device, report=display, stop_after_images=stop_after,
+                                **lia_only)
     if not is_main:
         return
     if result.interrupted:
-        console.print(f"[yellow]stopped at {result.images_seen:,} images;[/] continue with: automod train --resume {run_dir}")
+        console.print(f"[yellow]stopped at {result.images_seen:,} images;[/] continue with: automod train --resume "
+                      f"{run_dir}")
         # not a finished run: schedulers and `&&` chains must see the signal's exit status (130 SIGINT, 143 SIGTERM)
         raise typer.Exit(128 + (result.signal or signal.SIGINT))
     else:

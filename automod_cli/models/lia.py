@@ -51,9 +51,12 @@ class LiaConfig:
         if self.model.decoder != "adain":
             raise AutomodError("LIA's generator is style-based: it needs the AdaIN decoder, not 'classic'.")
         if self.model.latent != "gaussian" or self.model.variational:
-            raise AutomodError("LIA's y is an unconstrained vector: its networks need model.latent=gaussian, not variational.")
-        if self.coupling_layers < 1 or self.coupling_depth < 0 or (self.coupling_hidden is not None and self.coupling_hidden < 1):
-            raise AutomodError("LIA needs at least one coupling layer, a coupling depth ≥ 0 and a positive coupling width.")
+            raise AutomodError("LIA's y is an unconstrained vector: its networks need model.latent=gaussian, not "
+                               "variational.")
+        bad_width = self.coupling_hidden is not None and self.coupling_hidden < 1
+        if self.coupling_layers < 1 or self.coupling_depth < 0 or bad_width:
+            raise AutomodError("LIA needs at least one coupling layer, a coupling depth ≥ 0 and a positive coupling "
+                               "width.")
 
     @property
     def latent_dim(self) -> int:

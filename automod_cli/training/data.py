@@ -41,7 +41,8 @@ class ResumableBatchSampler(Sampler):
 
     def __init__(self, n: int, batch_size: int, world: World, seed: int, start: Position):
         if n < batch_size * world.size:
-            raise AutomodError(f"the data set has {n} images, fewer than one batch of {batch_size * world.size}: add data or lower batch_size.")
+            raise AutomodError(f"the data set has {n} images, fewer than one batch of {batch_size * world.size}: add "
+                               "data or lower batch_size.")
         self.n, self.batch_size, self.world, self.seed, self.start = n, batch_size, world, seed, start
 
     def __iter__(self):
@@ -95,7 +96,8 @@ def open_training_data(config: TrainConfig, split: str = "train") -> Dataset:
     return FirstImages(dataset, config.data_limit) if config.data_limit else dataset
 
 
-def make_loader(dataset: Dataset, batch_size: int, world: World, config: TrainConfig, start: Position, pin: bool) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, world: World, config: TrainConfig, start: Position,
+                pin: bool) -> DataLoader:
     sampler = ResumableBatchSampler(len(dataset), batch_size, world, config.seed, start)
     workers = config.workers
     return DataLoader(

@@ -34,10 +34,12 @@ def init_model(init: str | Path, max_resolution: int | None = None, preset: str 
         raise AutomodError(f"--init takes an automodulator model (or a PIONEER, VAE or WAE one); '{path}' is not one.")
     resolution = ModelConfig.from_dict(meta["model_config"]).max_resolution
     if max_resolution is not None and max_resolution != resolution:
-        raise AutomodError(f"'{path}' is a {resolution}² model: fine-tune it at that resolution (drop --max-res {max_resolution}).")
+        raise AutomodError(f"'{path}' is a {resolution}² model: fine-tune it at that resolution (drop --max-res "
+                           f"{max_resolution}).")
     if preset is not None and resolution not in train_preset(preset)["phase_images"]:
-        raise AutomodError(f"the '{preset}' preset has no schedule at {resolution}², the resolution of '{path}': fine-tune "
-                           "on your data file with a preset that reaches it (--preset ffhq, celebahq, lsun-bedroom, lsun-car or custom).")
+        raise AutomodError(f"the '{preset}' preset has no schedule at {resolution}², the resolution of '{path}': "
+                           "fine-tune on your data file with a preset that reaches it (--preset ffhq, celebahq, "
+                           "lsun-bedroom, lsun-car or custom).")
     return path, resolution
 
 
@@ -47,7 +49,8 @@ def init_config(config: TrainConfig, path: Path) -> TrainConfig:
     meta = read_meta(path)
     kind = model_kind(meta)
     if kind != config.kind:
-        raise AutomodError(f"'{path}' holds a model of kind '{kind}' but this run trains '{config.kind}': pass --model {kind}.")
+        raise AutomodError(f"'{path}' holds a model of kind '{kind}' but this run trains '{config.kind}': pass "
+                           f"--model {kind}.")
     model = ModelConfig.from_dict(meta["model_config"])
     if config.model.max_resolution != model.max_resolution:
         raise AutomodError(f"this run's schedule ends at {config.model.max_resolution}² but '{path}' is a "

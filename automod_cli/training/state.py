@@ -94,10 +94,12 @@ def _write_failure(path: Path, exc: BaseException) -> str:
     full = getattr(exc, "errno", None) == errno.ENOSPC or "write failed" in str(exc) or free < 16 * 2**20
     run_dir = path.parent.parent
     if full:
-        return (f"cannot write checkpoint {path.name}: the disk holding '{run_dir}' is full ({free / 2**20:.1f} MB free). "
-                f"The run stopped; older checkpoints are intact. Free some space and continue with: automod train --resume {run_dir}")
+        return (f"cannot write checkpoint {path.name}: the disk holding '{run_dir}' is full ({free / 2**20:.1f} MB "
+                "free). The run stopped; older checkpoints are intact. Free some space and continue with: "
+                f"automod train --resume {run_dir}")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"cannot write checkpoint {path.name} ({first}); older checkpoints are intact: automod train --resume {run_dir}"
+    return (f"cannot write checkpoint {path.name} ({first}); older checkpoints are intact: "
+            f"automod train --resume {run_dir}")
 
 
 def pair_problem(path: Path, check_data: bool = True) -> str | None:
@@ -135,7 +137,8 @@ def latest_resumable(run_dir: Path) -> tuple[Path, list[str]]:
         if problem is None:
             return path, notes
         notes.append(f"passing over {path.name}: {problem}")
-    raise AutomodError(f"none of the {len(found)} checkpoints in '{run_dir}' can be resumed from ({notes[0]}); start a new run.")
+    raise AutomodError(f"none of the {len(found)} checkpoints in '{run_dir}' can be resumed from ({notes[0]}); start "
+                       "a new run.")
 
 
 @dataclass
@@ -161,7 +164,8 @@ def load_training_checkpoint(path: Path) -> Restored:
     except Exception as exc:  # any unpickling failure means the file is damaged or foreign
         raise AutomodError(f"'{companion}' cannot be read ({type(exc).__name__}){_intact_hint(Path(path))}.") from None
     counters = RunCounters(meta["images_seen"], meta["step"], Position(**meta["position"]), meta.get("elapsed_s", 0.0))
-    return Restored(tensors, meta, extra["optimizers"], extra["rng"], counters, TrainConfig.from_dict(meta["train_config"]),
+    return Restored(tensors, meta, extra["optimizers"], extra["rng"], counters,
+                    TrainConfig.from_dict(meta["train_config"]),
                     extra.get("state", {}))
 
 

@@ -42,7 +42,8 @@ class FakeLatents:
     split: int  # j: mixed rows take z_A on blocks < j and z_B on the rest
 
 
-def fake_latents(n: int, mixed_fraction: float, phase: PhaseState, config: TrainConfig, device: torch.device) -> FakeLatents:
+def fake_latents(n: int, mixed_fraction: float, phase: PhaseState, config: TrainConfig,
+                 device: torch.device) -> FakeLatents:
     """Random latents for generated images; the last `mixed_fraction` of them are two-latent mixtures with the
     split j drawn uniformly from 1..(active blocks) (NeurIPS Eq. 6: j ~ U{1, N}), or from 1..(active blocks − 1)
     without `config.split_all_blocks` (the authors'). Below `config.mix_start_level` no row is mixed."""
@@ -78,7 +79,8 @@ def encoder_loss(kl_real: torch.Tensor, kl_fake: torch.Tensor, recon: torch.Tens
     lambda_x = config.lambda_x * (config.match_x if phase.settled else 1.0)
     if config.encoder_objective == "clamp":
         return losses.encoder_loss_clamped(kl_real, kl_fake, recon, phase.kl_margin, lambda_x, config.kl_scale)
-    return losses.encoder_loss(kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=lambda_x, kl_scale=config.kl_scale)
+    return losses.encoder_loss(kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=lambda_x,
+                               kl_scale=config.kl_scale)
 
 
 def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World,
@@ -110,10 +112,12 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
     loss = encoder_loss(kl_real, kl_fake, recon, phase, config)
     optimize(optimizers, loss, world, [nets.encoder, nets.robust])
     nets.decoder.requires_grad_(True)
-    return {"enc_loss": loss.detach(), "kl_real": kl_real.detach(), "kl_fake_enc": kl_fake.detach(), "recon": recon.detach()}
+    return {"enc_loss": loss.detach(), "kl_real": kl_real.detach(), "kl_fake_enc": kl_fake.detach(),
+            "recon": recon.detach()}
 
 
-def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainConfig, optimizers, world: World, device) -> dict:
+def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainConfig, optimizers, world: World,
+                 device) -> dict:
     """L_θ = KL(φ(x̂)) + λ_Z·d_cos(z, φ(θ(z))) + L_j (NeurIPS Eq. 6; with the run's KL scale and latent distance);
     only θ learns (during a fade-in not the previous level's toRGB with `freeze_previous_rgb`)."""
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise

@@ -87,7 +87,8 @@ def resolve_lia_config(preset: str, overrides: dict[str, Any] | None = None) -> 
     train_overrides, lia = {}, {}
     for key, value in (overrides or {}).items():
         (lia if key in LIA_SETTINGS else train_overrides)[key] = value
-    if train_overrides.get("model.decoder", "adain") != "adain":  # refused here, before TrainConfig's own classic checks
+    # refused here, before TrainConfig's own classic checks
+    if train_overrides.get("model.decoder", "adain") != "adain":
         raise AutomodError("LIA's generator is style-based: it needs the AdaIN decoder, not 'classic'.")
     parsed = {key: _json_value(value) for key, value in lia.items()}
     return LiaTrainConfig(resolve_train_config(preset, train_overrides), **parsed)

@@ -30,7 +30,8 @@ def generator_gan_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_scores).mean()
 
 
-def discriminator_gan_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, r1: torch.Tensor, gamma: float) -> torch.Tensor:
+def discriminator_gan_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, r1: torch.Tensor,
+                           gamma: float) -> torch.Tensor:
     """Logistic discriminator loss plus the R1 penalty: mean softplus(c(x̃)) + mean softplus(−c(x)) + γ/2 · R1
     (LIA Eq. 8's regulariser; Mescheder et al. 2018)."""
     return F.softplus(fake_scores).mean() + F.softplus(-real_scores).mean() + 0.5 * gamma * r1
@@ -53,7 +54,8 @@ def discriminator_step(
     r1 = r1_penalty(real_scores, real)
     loss = discriminator_gan_loss(real_scores, fake_scores, r1, gamma)
     _update(optimizer, loss)
-    return {"d_loss": loss.detach(), "r1": r1.detach(), "real_score": real_scores.detach().mean(), "fake_score": fake_scores.detach().mean()}
+    return {"d_loss": loss.detach(), "r1": r1.detach(), "real_score": real_scores.detach().mean(),
+            "fake_score": fake_scores.detach().mean()}
 
 
 def _frozen_scores(discriminator: nn.Module, images: torch.Tensor, phase: PhaseState) -> torch.Tensor:
@@ -80,7 +82,8 @@ def gan_step(
 
 def encoder_step(
     encoder: Encoder, generator: LiaGenerator, discriminator: LiaDiscriminator, features: FeatureNet,
-    real: torch.Tensor, phase: PhaseState, weights: tuple[float, float, float], optimizers: dict[str, torch.optim.Optimizer],
+    real: torch.Tensor, phase: PhaseState, weights: tuple[float, float, float],
+    optimizers: dict[str, torch.optim.Optimizer],
 ) -> dict[str, torch.Tensor]:
     """Stage 2 (LIA Eq. 11-12): x̃ = g*(f(x)) with the frozen (EMA) generator, layer noise off; update f, then
     fine-tune c. `weights` is (γ, β1, β2)."""
