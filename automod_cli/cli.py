@@ -35,7 +35,7 @@ def _root(
 
 def _register() -> None:
     """Attach the command modules. A command is registered only once it works."""
-    from automod_cli.commands import eval, importing, info, models, ops, prep, train
+    from automod_cli.commands import encode, eval, importing, info, models, ops, prep, train
 
     prep.register(app)
     train.register(app)
@@ -44,6 +44,7 @@ def _register() -> None:
     models.register(app)
     eval.register(app)
     ops.register(app)
+    encode.register(app)
 
 
 _register()

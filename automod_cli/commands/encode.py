@@ -6,19 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
+import torch
 import typer
 
 from automod_cli import ops
+from automod_cli.commands import ops_report
 from automod_cli.commands.ops import ALIGN, DEVICE, FORCE, MODEL, _checked, _open, _report_skipped, _start, _writing, console
 from automod_cli.commands.options import progress_bars
 from automod_cli.errors import AutomodError
 from automod_cli.ops.codes import ENCODE_BATCH, SUFFIX
-
-
-def rate_line(verb: str, count: int, seconds: float) -> str:
-    """'encoded 120 images in 3.2 s (37.5 images/s)'."""
-    rate = f"{count / seconds:,.1f} images/s" if seconds > 0 else "too fast to time"
-    return f"{verb} {count:,} image{'s' if count != 1 else ''} in {seconds:.3g} s ({rate})"
 
 
 def encode(
@@ -26,7 +22,7 @@ def encode(
     out: Path = typer.Option(Path("codes.npz"), "--out", "-o", help="Codes file (.npz): the codes, the file names and "
                                                                     "the model they belong to."),
     batch: int = typer.Option(ENCODE_BATCH, "--batch", min=1, help="Images per encoder pass."),
-    model: Optional[Path] = MODEL, device: str = DEVICE, align: bool = ALIGN, force: bool = FORCE,
+    model: Optional[Path] = MODEL, device: str = DEVICE, align: Optional[bool] = ALIGN, force: bool = FORCE,
 ) -> None:
     """Encode images into a codes file, so that mix, interpolate and edit reuse the codes (FILE.npz:N, from 0)
     instead of encoding the images again. Codes are only used with the model that made them.
@@ -41,13 +37,15 @@ def encode(
     inputs = _checked(images)
     net = _open(model, target, seed=0)
     identity = ops.model_identity(net)
+    align = ops_report.alignment(net, align)
     with progress_bars() as progress:
         encoded = ops.encode_files(net, inputs, align, batch, progress)
     _report_skipped(encoded.used)
+    ops_report.check(net, align, torch.empty(0))  # names the files used unaligned (no face found)
     with _writing(out):
         ops.save_codes(out, encoded.codes, encoded.used.paths, identity, str(ops.find_checkpoint(model)),
-                       net.resolution, align, overwrite=force)
-    console.print(rate_line("encoded", len(encoded.codes), encoded.seconds))
+                       net.resolution, bool(align), overwrite=force)
+    console.print(ops_report.rate_line("encoded", len(encoded.codes), encoded.seconds))
     console.print(f"wrote {out}: {len(encoded.codes)} codes of {identity.latent_dim} numbers, {out}:0 … "
                   f"{out}:{len(encoded.codes) - 1}", highlight=False)
 

@@ -1,15 +1,16 @@
-"""`automod project IMG` (invert one image by optimisation) and `automod eval project` (encoder vs projection,
-LPIPS over time, Supp. App. G): parse, call `metrics.projection` / `metrics.inversion`, report with rich."""
+"""`automod project IMAGES` (invert images, files or folders, by optimisation, batch by batch) and `automod eval
+project` (encoder vs projection, LPIPS over time, Supp. App. G): parse, call `ops.projection` / `metrics.inversion`,
+report with rich."""
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import torch
 import typer
 from rich.table import Table
@@ -17,16 +18,19 @@ from rich.table import Table
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net, Start,
                                           console, load_model_for_eval as _setup, progress_bars as _progress,
                                           refuse_overwrite as _check_outputs, torch_device as _device)
+from automod_cli.commands.ops_report import rate_line
+from automod_cli.commands.ops import _report_skipped
 from automod_cli.errors import AutomodError
-from automod_cli.images import from_uint8, save_image
+from automod_cli.images import save_image
 from automod_cli.metrics import weights as weight_files
 from automod_cli.metrics.data import LoadedModel, reference_data, unseen_data
 from automod_cli.metrics.features import LPIPS_NETS, lpips_distance, pixel_mse
 from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, encoder_point, encoder_speedup, inversion_curve,
                                           warm_up, write_curve_csv)
 from automod_cli.metrics.plot import time_curve_chart
-from automod_cli.ops.inputs import check_inputs
-from automod_cli.outputs import check_outputs
+from automod_cli.ops.codes import model_identity, save_codes
+from automod_cli.ops.inputs import Inputs, check_inputs, image_paths, load_inputs
+from automod_cli.outputs import IMAGE_FORMATS, check_outputs
 from automod_cli.ops.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of, project as fit
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
@@ -55,17 +59,6 @@ def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.devic
 
 def _mean(loaded: LoadedModel, start: Start) -> torch.Tensor | None:
     return mean_latent_of(loaded.model, reference_data(loaded, None)) if start == Start.mean else None
-
-
-def _load_image(path: Path, resolution: int) -> torch.Tensor:
-    """Any image file as a (1, 3, R, R) tensor in [-1, 1]: RGB, centre-cropped square, resized to the model's R."""
-    from data_prep.images import SkipImage, center_crop_square, load_rgb, resize_square
-
-    try:
-        picture = load_rgb(Path(path))
-    except SkipImage as exc:
-        raise AutomodError(f"cannot read '{path}' as an image ({exc}).") from None
-    return from_uint8(np.array(resize_square(center_crop_square(picture), resolution)))[None]
 
 
 def _curve_table(curve: list[CurvePoint], title: str, measure: str = "LPIPS") -> Table:
@@ -124,42 +117,130 @@ def _speedup_line(speedup: Speedup | None, encoder: CurvePoint, start: Start) ->
     return f"encoder speed-up: {reach}."
 
 
+PROJECT_BATCH = 8  # images optimised together (independently: the loss is a sum of per-image terms)
+
+
+def _outputs(items: List[Path], out: Optional[Path]) -> tuple[bool, Path, dict[Path, Path]]:
+    """One image file → one output file (default IMAGE-projected.png); several or a folder → OUT/NAME-projected.png
+    (default projected/). Returns (single, out, output of each input file)."""
+    paths = image_paths(items)
+    single = len(items) == 1 and not items[0].is_dir()
+    if single:
+        out = out if out is not None else Path(f"{paths[0].stem}-projected.png")
+        return True, out, {paths[0]: out}
+    out = out if out is not None else Path("projected")
+    if out.suffix.lower() in IMAGE_FORMATS and not out.is_dir():
+        raise AutomodError(f"several images are projected into a folder: give --out FOLDER, not '{out}'.")
+    named: dict[Path, Path] = {}
+    for path in paths:
+        target = out / f"{path.stem}-projected.png"
+        clash = next((other for other, there in named.items() if there == target and other != path), None)
+        if clash is not None:
+            raise AutomodError(f"'{clash}' and '{path}' would both be written to '{target}': project them separately.")
+        named[path] = target
+    return False, out, named
+
+
+def _mean_point(method: str, step: int, seconds: float, distances: list[torch.Tensor]) -> CurvePoint:
+    values = torch.cat(distances).double()
+    return CurvePoint(method, step, seconds, float(values.mean()), float(values.std()) if len(values) > 1 else 0.0)
+
+
+def _invert(loaded: LoadedModel, inputs: Inputs, loss, report, settings: ProjectionSettings, crop_mode: str,
+            batch: int, seed: int, mean, write, progress) -> tuple[list[CurvePoint], torch.Tensor, Inputs]:
+    """Project the files batch by batch, `write(path, image)` each result: the curve averaged over the images, the
+    fitted latents (N, D) on the CPU and the files used (a file that fails only now is skipped)."""
+    model, device = loaded.model, loaded.device
+    generator = torch.Generator().manual_seed(seed)
+    encoder_seconds, encoder_distances, latents, warm = 0.0, [], [], set()
+    seconds: dict[int, float] = {}
+    distances: dict[int, list[torch.Tensor]] = {}
+    used, skipped, done = [], list(inputs.skipped), 0
+    for i in range(0, len(inputs.paths), batch):
+        chunk = inputs.paths[i:i + batch]
+        x, loaded_files = load_inputs(Inputs(chunk), model.resolution, allow_none=True)
+        skipped += loaded_files.skipped
+        done += len(chunk)
+        if not len(x):
+            continue
+        x = x.to(device)
+        if len(x) not in warm:  # the first batch, and a smaller last one: one-time costs stay out of the times
+            warm_up(model, x, loss, report, settings, crop_mode, mean)
+            warm.add(len(x))
+        spent, values = encoder_point(model, x, report, crop_mode)
+        encoder_seconds += spent * len(x)
+        encoder_distances.append(values)
+        result = fit(model, x, loss, report, settings, crop_mode, None, generator, mean, progress)
+        for point in result.trace:
+            seconds[point.step] = seconds.get(point.step, 0.0) + point.seconds * len(x)
+            distances.setdefault(point.step, []).append(point.distances)
+        for path, image in zip(loaded_files.paths, result.images):
+            write(path, image)
+        latents.append(result.latents.float().cpu())
+        used += loaded_files.paths
+        progress("projected images", done, len(inputs.paths))
+    if not used:
+        raise AutomodError("none of the inputs could be used: " + "; ".join(f"'{p}' ({r})" for p, r in skipped[:3]) + ".")
+    curve = [_mean_point("encoder", 0, encoder_seconds / len(used), encoder_distances)]
+    curve += [_mean_point("projection", s, seconds[s] / len(used), distances[s]) for s in sorted(seconds)]
+    return curve, torch.cat(latents), Inputs(used, skipped)
+
+
 def project(
-    image: Path = typer.Argument(..., help="The image to invert (any size; centre-cropped and resized)."),
+    images: List[Path] = typer.Argument(..., help="Images to invert: files or folders (any size; centre-cropped and "
+                                                  "resized; unusable files are skipped, one line each)."),
     model: Optional[Path] = MODEL, steps: int = STEPS, start: Start = START, lr: float = LR, crop: Crop = CROP,
     net: Net = NET, loss_net: Net = LOSS_NET, weights: List[Path] = WEIGHTS, distance: Distance = DISTANCE,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG (default: IMAGE-projected.png here)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG for one image file (default: "
+                                       "IMAGE-projected.png here); for several or a folder, the folder for "
+                                       "NAME-projected.png (default: projected/)."),
+    batch: int = typer.Option(PROJECT_BATCH, "--batch", min=1, help="Images optimised together (each on its own)."),
+    codes: Optional[Path] = typer.Option(None, "--codes", help="Also write the fitted latents as a codes file (.npz) "
+                                         "for mix, interpolate and edit (FILE.npz:N)."),
     force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
 ) -> None:
-    """Invert one image by optimising its latent (LIA Eq. 13) and show the error against time beside the encoder's.
+    """Invert images by optimising their latents (LIA Eq. 13) and show the error against time beside the encoder's,
+    averaged over the images; ends with the time taken and images/s.
 
     Example: automod project face.png --model runs/ffhq --steps 200
-    Example: automod project face.png --distance mse     # no LPIPS weights needed
+
+    Example: automod project faces/ -o projected/ --codes faces-projected.npz --distance mse   # no LPIPS weights needed
     """
-    out = out if out is not None else Path(f"{image.stem}-projected.png")
-    _device(device)  # cheap things first: the device name, the output, the input file, then the model
-    check_outputs([out], force)
-    if image.is_dir():
-        raise AutomodError(f"'{image}' is a folder: project inverts one image file at a time.")
-    check_inputs([image], exact=True)
+    _device(device)  # cheap things first: the device name, the outputs, the input files, then the model
+    if codes is not None and codes.suffix.lower() != ".npz":
+        raise AutomodError(f"--codes names an .npz file: e.g. '{codes.with_suffix('.npz').name}'.")
+    single, out, targets = _outputs(images, out)
+    check_outputs([*targets.values(), *([codes] if codes else [])], force)
+    inputs = check_inputs(images, exact=single)
+    inputs = Inputs(list(dict.fromkeys(inputs.paths)), inputs.skipped)  # a file named twice is projected once
     loaded = _setup(model, device, seed)
     if distance == Distance.mse:
         report = loss = pixel_mse
     else:
         report, loss = _distances(net, loss_net, weights, loaded.device)
-    target = _load_image(image, loaded.model.resolution).to(loaded.device)
     settings = ProjectionSettings(steps, lr, start=start.value)
     mean = _mean(loaded, start)
-    warm_up(loaded.model, target, loss, report, settings, crop.value, mean)  # one-time costs stay out of the times
-    encoder_seconds, encoder_distance = encoder_point(loaded.model, target, report, crop.value)
-    generator = torch.Generator().manual_seed(seed)
+    identity = model_identity(loaded.model) if codes is not None else None
+
+    def write(path: Path, image: torch.Tensor) -> None:
+        save_image(targets[path], image.cpu(), overwrite=force)
+
+    began = time.perf_counter()
     with _progress() as progress:
-        result = fit(loaded.model, target, loss, report, settings, crop.value, None, generator, mean, progress)
-    save_image(out, result.images[0], overwrite=force)
-    curve = [CurvePoint("encoder", 0, encoder_seconds, float(encoder_distance[0]), 0.0)]
-    curve += [CurvePoint("projection", p.step, p.seconds, float(p.distances[0]), 0.0) for p in result.trace]
+        curve, latents, used = _invert(loaded, inputs, loss, report, settings, crop.value, batch, seed, mean, write, progress)
+    elapsed = time.perf_counter() - began
+    if codes is not None:
+        save_codes(codes, latents, used.paths, identity, str(loaded.checkpoint), loaded.model.resolution, overwrite=force)
+    _report_skipped(used)
+    outputs = [str(targets[path]) for path in used.paths]
     if as_json:
-        typer.echo(json.dumps({"output": str(out), "curve": [asdict(p) for p in curve]}, indent=2))
+        summary = {"images": len(used.paths), "seconds": elapsed, "images_per_second": len(used.paths) / elapsed,
+                   "skipped": [[str(p), r] for p, r in used.skipped], "codes": str(codes) if codes else None}
+        typer.echo(json.dumps({**({"output": outputs[0]} if single else {}), "outputs": outputs,
+                               "curve": [asdict(p) for p in curve], **summary}, indent=2))
         return
     measure = "pixel MSE" if distance == Distance.mse else f"LPIPS-{net.value}"
-    console.print(_curve_table(curve, f"{image} → {out} ({measure}, {crop.value} crop)", "MSE" if distance == Distance.mse else "LPIPS"))
+    where = f"{images[0]} → {out}" if single else f"{len(used.paths)} images → {out}/"
+    console.print(_curve_table(curve, f"{where} ({measure}, {crop.value} crop)", "MSE" if distance == Distance.mse else "LPIPS"))
+    console.print(rate_line("projected", len(used.paths), elapsed) + (f"; wrote {codes}" if codes else ""), highlight=False)
+
