@@ -299,3 +299,10 @@ def test_fd_builtin_mix_is_fd_builtin_with_mix(tmp_path, monkeypatch, capsys):
     assert main(["eval", "fd-builtin-mix", *argv]) == 0
     alias = _json(capsys)
     assert flag["metric"] == alias["metric"] == "fd-builtin-mix" and flag["fd-builtin-mix"] == alias["fd-builtin-mix"]
+
+
+def test_asking_lpips_for_more_test_images_than_there_are_is_a_one_line_error(injected, capsys):
+    _, adain, _, test = injected  # test.h5 holds 6 images
+    assert main(["eval", "lpips", "--model", str(adain), "--data", str(test), "--n", "7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "6 images" in err and "lower --n" in err and len(err.splitlines()) == 1

@@ -86,8 +86,12 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
     reason = registry.missing_reason(metric, loaded.model)
     if reason is not None:
         raise AutomodError(f"eval {metric.name} cannot measure '{checkpoint}': {reason}.")
-    if metric.data == "test" and (test := unseen_data(loaded, data)).split == "train":
-        err_console.print(f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test images.")
+    if metric.data == "test":
+        test = unseen_data(loaded, data)
+        if n is not None and n > len(test):
+            raise AutomodError(f"{test.label} holds {len(test):,} images, fewer than the {n:,} asked for: lower --n.")
+        if test.split == "train":
+            err_console.print(f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test images.")
     settings = registry.Settings(n, batch, seed, data if metric.data == "reference" else None,
                                  data if metric.data == "test" else None, crop.value, net.value, scales, default_cache_dir())
     networks = _networks(files, net.value, loaded.device)
