@@ -97,6 +97,19 @@ def test_layer_and_image_distances() -> None:
     assert losses.l1_loss(ta, tb).item() == pytest.approx(np.mean(np.abs(a - b)), rel=1e-12)
 
 
+def test_the_reconstruction_distance_is_built_from_its_name() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(2, 3, 8, 8)), rng.normal(size=(2, 3, 8, 8))
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    assert losses.reconstruction_distance("l1", 8)(ta, tb).item() == pytest.approx(np.mean(np.abs(a - b)), rel=1e-12)
+    assert losses.reconstruction_distance("l2", 8)(ta, tb).item() == pytest.approx(np.mean((a - b) ** 2), rel=1e-12)
+    assert not list(losses.reconstruction_distance("l2", 8).parameters())  # nothing to optimise or checkpoint
+    robust = losses.reconstruction_distance("robust", 8)
+    assert isinstance(robust, AdaptiveRobustLoss) and robust.resolution == 8
+    with pytest.raises(AutomodError, match="l1"):
+        losses.reconstruction_distance("huber", 8)
+
+
 # --- WAE-MMD and R1 -----------------------------------------------------------------------------------------------
 
 

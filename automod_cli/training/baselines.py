@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch import nn
 
 from automod_cli import losses
 from automod_cli.config import TrainConfig

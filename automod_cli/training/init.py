@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from automod_cli.checkpoint import find_checkpoint, model_kind, read_checkpoint, read_meta
+from automod_cli.checkpoint import find_checkpoint, model_kind, read_checkpoint, read_meta, tensors_under
 from automod_cli.config import ModelConfig, TrainConfig, train_preset
 from automod_cli.errors import AutomodError
 from automod_cli.training.schedule import fade_images, phase_at
@@ -70,8 +70,7 @@ def load_init_weights(config: TrainConfig, modules: dict[str, torch.nn.Module]) 
     if not any(k.startswith("decoder_ema.") for k in tensors):
         prefixes["decoder_ema"] = "decoder"
     for name, module in modules.items():
-        prefix = prefixes[name] + "."
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        state = tensors_under(tensors, prefixes[name])
         if name == "robust" and (not state or state["latent_alpha"].shape != module.latent_alpha.shape):
             continue  # d_ρ starts fresh when the file has none at this resolution
         try:
