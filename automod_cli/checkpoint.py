@@ -1,7 +1,7 @@
 """Safe checkpoint files: tensors in safetensors, the full model config and run state as JSON metadata.
 
-Nothing here unpickles: a checkpoint can be opened from an untrusted source. `load_model(path)` rebuilds the
-network from the file alone. Writes go to a temporary file in the same folder and are renamed into place, so a
+Nothing here unpickles: a checkpoint can be opened from an untrusted source. `model_from_checkpoint` rebuilds the
+network from the file alone (`automod_cli.locate.load_model` finds the file a user names and calls it). Writes go to a temporary file in the same folder and are renamed into place, so a
 crash never leaves a half-written checkpoint under the real name.
 """
 
@@ -136,7 +136,7 @@ def model_meta(model: Automodulator | LiaModel) -> dict[str, Any]:
 
 
 def save_model(path: Path, model: Automodulator | LiaModel, extra_meta: dict[str, Any] | None = None) -> None:
-    """Write a self-contained model file (weights + config + level/α) that `load_model` rebuilds."""
+    """Write a self-contained model file (weights + config + level/α) that `model_from_checkpoint` rebuilds."""
     save_checkpoint(path, model_tensors(model), {**model_meta(model), **(extra_meta or {})})
 
 
@@ -184,48 +184,10 @@ def model_kind(meta: dict[str, Any]) -> str:
     return "pioneer" if model.get("decoder") == "classic" else "automod"
 
 
-def load_model(path: Path | None, device: str | torch.device = "cpu", ema: bool = True) -> Automodulator | LiaModel:
-    """Rebuild a model (an Automodulator or, from a LIA checkpoint, a LiaModel) from a checkpoint file alone (EMA
-    decoder weights when the file has them).
-
-    `path` may also be a run directory (its newest checkpoint) or None (the newest run under ./runs)."""
-    path = find_checkpoint(path)
-    tensors, meta = read_checkpoint(path)
-    return model_from_checkpoint(tensors, meta, str(path), ema=ema).to(device)
-
-
 CHECKPOINT_DIR = "checkpoints"
-RUNS_DIR = Path("runs")
 
 
 def run_checkpoints(run_dir: Path) -> list[Path]:
     """A run directory's checkpoints, oldest first (names carry the zero-padded count of images seen)."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     return sorted(folder.glob(f"ckpt-*{SUFFIX}")) if folder.is_dir() else []
-
-
-def find_checkpoint(path: Path | None) -> Path:
-    """A checkpoint file as given, a run directory's latest checkpoint, or (path None) the newest run under ./runs.
-
-    A pretrained model's name (`ffhq256`, … see `automod_cli.pretrained`) resolves to its converted checkpoint
-    (found in the caches, or downloaded and converted) unless a file or folder of that name exists here."""
-    if path is not None and not Path(path).exists():
-        from automod_cli import pretrained  # lazy: pretrained imports this module
-
-        if pretrained.is_name(str(path)):
-            return pretrained.resolve(str(path))
-    if path is None:
-        runs = [p for p in RUNS_DIR.glob("*") if run_checkpoints(p)] if RUNS_DIR.is_dir() else []
-        if not runs:
-            raise AutomodError("no model given and no trained run under ./runs: pass --model CHECKPOINT_OR_RUN_DIR.")
-        path = max(runs, key=lambda p: run_checkpoints(p)[-1].stat().st_mtime)
-    path = Path(path)
-    if path.is_dir():
-        found = run_checkpoints(path)
-        if not found:
-            raise AutomodError(f"'{path}' is a folder without checkpoints in {CHECKPOINT_DIR}/: is it a run directory?")
-        return found[-1]
-    if not path.exists():
-        raise AutomodError(f"model '{path}' does not exist: pass a checkpoint file, a run directory or a pretrained "
-                           f"model's name (automod models).")
-    return path

@@ -437,7 +437,7 @@ def bench_project(args) -> None:
     against projection (`--start mean` or `random`, Adam on the pixel error) until it reaches the encoder's
     reconstruction error, with the pixel MSE standing in for LPIPS both as the loss and as the yardstick. The
     claim itself is `automod eval project --start mean` with LPIPS-VGG/Alex weights at 256²; this is a proxy."""
-    from automod_cli.checkpoint import load_model
+    from automod_cli.locate import load_model
     from automod_cli.metrics.data import open_eval_data
     from automod_cli.metrics.inversion import encoder_speedup, inversion_curve
     from automod_cli.ops.projection import ProjectionSettings, mean_latent_of

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from automod_cli.checkpoint import load_model, run_checkpoints
+from automod_cli.checkpoint import run_checkpoints
+from automod_cli.locate import load_model
 from automod_cli.models.latents import random_latents
 from data_prep.builtin import BuiltinDataset
 

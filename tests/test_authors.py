@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from automod_cli import authors
-from automod_cli.checkpoint import load_model, read_checkpoint
+from automod_cli.checkpoint import read_checkpoint
+from automod_cli.locate import load_model
 from automod_cli.cli import main
 from automod_cli.ops import decode, encode, mix
 

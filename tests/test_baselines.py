@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from tiny_models import TINY_RUN, TinyDistance, cli_settings, one_line_error
 
 from automod_cli import losses
-from automod_cli.checkpoint import load_model
+from automod_cli.locate import load_model
 from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
 from automod_cli.config import ModelConfig, TrainConfig, resolve_train_config

@@ -9,8 +9,6 @@ from safetensors.torch import save_file
 
 from automod_cli.checkpoint import (
     atomic_write,
-    find_checkpoint,
-    load_model,
     model_tensors,
     read_checkpoint,
     save_checkpoint,
@@ -18,6 +16,7 @@ from automod_cli.checkpoint import (
 )
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
+from automod_cli.locate import find_checkpoint, load_model
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import random_latents
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 from tiny_models import TINY_RUN, cli_settings, one_line_error
 
-from automod_cli.checkpoint import load_model, save_model
+from automod_cli.checkpoint import save_model
+from automod_cli.locate import load_model
 from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
 from automod_cli.config import ModelConfig

@@ -153,7 +153,7 @@ def test_missing_weights_stop_with_one_line_naming_the_file(setup, capsys):
 def test_project_with_the_pixel_distance_needs_no_weight_files(setup, capsys):
     """`--distance mse`: no LPIPS files anywhere (setup's caches are empty, the network unreachable), and the
     encoder's point of the curve is the mean squared error of its reconstruction, computed here independently."""
-    from automod_cli.checkpoint import load_model
+    from automod_cli.locate import load_model
     from automod_cli.ops import load_images
 
     tmp, adain, _, _ = setup

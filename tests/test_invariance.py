@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from tiny_models import TINY_RUN, tiny_model
 
 from automod_cli import ops
-from automod_cli.checkpoint import load_model
+from automod_cli.locate import load_model
 from automod_cli.cli import main
 from automod_cli.config import ModelConfig, TrainConfig, resolve_train_config
 from automod_cli.errors import AutomodError

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from automod_cli.checkpoint import load_model, run_checkpoints, save_model
+from automod_cli.checkpoint import run_checkpoints, save_model
+from automod_cli.locate import load_model
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.losses import r1_penalty

@@ -14,7 +14,8 @@ import pytest
 
 import automod_cli
 from automod_cli import pretrained
-from automod_cli.checkpoint import find_checkpoint, read_meta, save_model
+from automod_cli.checkpoint import read_meta, save_model
+from automod_cli.locate import find_checkpoint
 from automod_cli.cli import main
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 from tiny_models import TINY_RUN, cli_settings
 
-from automod_cli.checkpoint import load_model, read_meta, run_checkpoints
+from automod_cli.checkpoint import read_meta, run_checkpoints
+from automod_cli.locate import load_model
 from automod_cli.config import resolve_train_config
 from automod_cli.training import resume, train
 

@@ -15,7 +15,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from automod_cli.checkpoint import find_checkpoint, read_meta
+from automod_cli.checkpoint import read_meta
+from automod_cli.locate import find_checkpoint
 from automod_cli.commands import project
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, REF_DATA, SEED, TEST_DATA, WEIGHTS, Crop,
                                           Net, console, err_console, progress_bars, refuse_overwrite, torch_device)

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from automod_cli.checkpoint import find_checkpoint, is_lia_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
+from automod_cli.checkpoint import is_lia_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
+from automod_cli.locate import find_checkpoint
 from automod_cli.config import TrainConfig
 from automod_cli.ops import provenance
 

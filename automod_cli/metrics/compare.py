@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from automod_cli.checkpoint import atomic_write, find_checkpoint, model_kind, read_meta
+from automod_cli.checkpoint import atomic_write, model_kind, read_meta
+from automod_cli.locate import find_checkpoint
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import Progress, load_for_eval
 from automod_cli.metrics.registry import (BUILTIN, COLUMN_SETS, COLUMNS, Job, Networks, Settings, missing_reason,

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.utils.data import Dataset
 
-from automod_cli.checkpoint import find_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
+from automod_cli.checkpoint import model_from_checkpoint, model_kind, read_checkpoint
+from automod_cli.locate import find_checkpoint
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
 from automod_cli.models.lia import LiaModel

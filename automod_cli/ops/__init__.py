@@ -8,7 +8,7 @@ interpolate | reconstruct | encode`. Functions take a model and tensors and retu
     image = mix(model, z[:1], z[1:], scale_range(model, "coarse"))   # B's coarse scales on A
 """
 
-from automod_cli.checkpoint import find_checkpoint, load_model
+from automod_cli.locate import find_checkpoint, load_model
 from automod_cli.models.latents import slerp
 from automod_cli.ops.codes import (Codes, Latents, Sources, check_sources, encode_files, find_sources, input_images,
                                    load_codes, model_identity, save_codes, source_latents)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from automod_cli.checkpoint import find_checkpoint, is_lia_checkpoint, read_meta
+from automod_cli.checkpoint import is_lia_checkpoint, read_meta
+from automod_cli.locate import find_checkpoint
 from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.vgg import FeatureNet

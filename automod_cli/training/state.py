@@ -6,7 +6,7 @@ A checkpoint is a pair written atomically, companion first:
   checkpoints/ckpt-<images>.train.pt      optimiser states and RNG states, read back with weights_only=True
 The .safetensors file alone is a complete model for every other command (its EMA decoder is used); its format is
 checkpoint.py's, and each model kind adds its own metadata (training/automodulator.py, training/lia/run.py).
-`latest_resumable` is here rather than beside checkpoint.find_checkpoint because only the pair can be resumed
+`latest_resumable` is here rather than beside locate.find_checkpoint because only the pair can be resumed
 from: it skips checkpoints whose companion is missing or damaged, which find_checkpoint need not know about.
 """
 

@@ -6,7 +6,7 @@ the target resolution while the discriminator is fine-tuned. One run directory h
 
 A checkpoint is the pair every run writes (training/state.py), with the weights under 'decoder.' (generator),
 'decoder_ema.', 'discriminator.' and, once stage 2 has begun, 'encoder.', and the metadata kind "lia", the LIA and
-training configs and the stage. The safetensors file alone is a complete model for `checkpoint.load_model`.
+training configs and the stage. The safetensors file alone is a complete model for `locate.load_model`.
 """
 
 from __future__ import annotations
