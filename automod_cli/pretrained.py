@@ -113,7 +113,7 @@ def download(url: str, dst: Path) -> None:
     those into one line. Tests replace this function so that none of them touches the network."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    from automod_cli.metrics.weights import reachable
+    from automod_cli.features.weights import reachable
 
     if url.startswith(("http://", "https://")) and not reachable(url):  # offline: fail in seconds, not minutes
         raise OSError(f"cannot reach {urlparse(url).hostname}")

@@ -440,7 +440,8 @@ def bench_project(args) -> None:
     from automod_cli.locate import load_model
     from automod_cli.metrics.data import open_eval_data
     from automod_cli.metrics.inversion import encoder_speedup, inversion_curve
-    from automod_cli.ops.projection import ProjectionSettings, mean_latent_of
+    from automod_cli.metrics.data import mean_latent_of
+    from automod_cli.ops.projection import ProjectionSettings
 
     device = torch.device(args.device)
     model = load_model(args.model, device).eval()

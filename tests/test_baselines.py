@@ -19,7 +19,7 @@ from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
 from automod_cli.config import ModelConfig, TrainConfig, resolve_train_config
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import weights
+from automod_cli.features import weights
 from automod_cli.models import Automodulator
 from automod_cli.training.baselines import PRIOR_VARIANCE, gaussian_kl, reparameterize
 from automod_cli.training import resume, train

@@ -255,7 +255,7 @@ def test_the_lpips_shaped_distance_costs_what_lpips_costs(net):
     import torchvision
     from torch.utils.flop_counter import FlopCounterMode
 
-    from automod_cli.metrics.features import LPIPSDistance
+    from automod_cli.features.nets import LPIPSDistance
 
     trunk = torchvision.models.alexnet(weights=None) if net == "alex" else torchvision.models.vgg16(weights=None)
     reference, shaped = LPIPSDistance(net, trunk.state_dict()), bench.LpipsShaped(net)

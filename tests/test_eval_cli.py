@@ -17,7 +17,7 @@ from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
 from automod_cli.commands import project as project_commands
 from automod_cli.config import ModelConfig
-from automod_cli.metrics import weights
+from automod_cli.features import weights
 from automod_cli.models import Automodulator
 
 
@@ -173,7 +173,7 @@ def test_project_with_the_pixel_distance_needs_no_weight_files(setup, capsys):
 
 def _sized_distance(net, path, device):
     """A stand-in for LPIPS that, like the real one, says the smallest image side its trunk takes."""
-    from automod_cli.metrics.features import LPIPS_MIN_SIDE
+    from automod_cli.features.nets import LPIPS_MIN_SIDE
 
     distance = TinyDistance()
     distance.min_side = LPIPS_MIN_SIDE[net]

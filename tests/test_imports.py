@@ -166,6 +166,23 @@ def test_data_prep_imports_only_the_error_type_and_version():
             assert not outside, f"{module} imports {sorted(outside)}"
 
 
+SIBLINGS = ("ops", "training", "metrics", "features")
+ALLOWED = {("metrics", "ops"), ("metrics", "features"), ("ops", "features"), ("training", "features")}
+
+
+def test_sibling_packages_import_each_other_only_as_the_architecture_doc_says():
+    """docs/architecture.md: of ops, training and metrics only metrics imports ops (a metric measures the image
+    operations); all may use features, which imports none of them."""
+    for module, edges in import_graph(lazy=True).items():
+        parts = module.split(".")
+        if len(parts) < 2 or parts[1] not in SIBLINGS:
+            continue
+        for edge in edges:
+            target = edge.split(".")
+            if len(target) > 1 and target[1] in SIBLINGS and target[1] != parts[1]:
+                assert (parts[1], target[1]) in ALLOWED, f"{module} imports {edge}"
+
+
 def test_every_module_imports_in_a_fresh_interpreter():
     names = sorted(MODULES)
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"

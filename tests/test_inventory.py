@@ -10,7 +10,7 @@ import pytest
 
 from automod_cli.cli import main
 from automod_cli.metrics import inventory
-from automod_cli.metrics import weights as weight_files
+from automod_cli.features import weights as weight_files
 
 
 @pytest.fixture

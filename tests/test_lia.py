@@ -16,12 +16,12 @@ from automod_cli.locate import load_model
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.losses import r1_penalty
-from automod_cli.metrics import weights as weight_files
+from automod_cli.features import weights as weight_files
 from automod_cli.models.latents import assign
 from automod_cli.models.lia import LiaConfig, LiaModel
 from automod_cli.models.nice import NICE
 from automod_cli.training.ema import ema_beta
-from automod_cli.metrics.vgg import VGGConv43, vgg_conv43
+from automod_cli.features.vgg import VGGConv43, vgg_conv43
 from automod_cli.training.lia.config import resolve_lia_config
 from automod_cli.training.lia.run import train_lia
 from automod_cli.training.lia.steps import discriminator_gan_loss, generator_gan_loss

@@ -25,7 +25,7 @@ from automod_cli.commands import eval as eval_commands
 from automod_cli.commands import project as project_commands
 from automod_cli.config import ModelConfig
 from automod_cli.images import to_uint8
-from automod_cli.metrics import weights
+from automod_cli.features import weights
 from automod_cli.metrics.data import open_eval_data
 from automod_cli.ops.projection import ProjectionSettings, project
 from automod_cli.models import Automodulator

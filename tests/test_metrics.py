@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import weights
-from automod_cli.metrics.crop import crop
+from automod_cli.features import weights
+from automod_cli.features.crop import crop
 from automod_cli.metrics.data import EvalData, open_eval_data, quantize
 from automod_cli.metrics.fid import dataset_statistics, fid, random_mixtures, sample_statistics
 from automod_cli.metrics.frechet import frechet_distance
@@ -395,7 +395,7 @@ def test_damaged_weight_file_is_one_line(tmp_path):
 def test_lpips_loads_its_trunk_from_a_torchvision_style_file(offline):
     from torchvision.models import alexnet
 
-    from automod_cli.metrics.features import lpips_distance
+    from automod_cli.features.nets import lpips_distance
 
     features = {f"features.{k}": v for k, v in alexnet().features.state_dict().items()}
     path = offline / weights.ALEXNET.name
@@ -413,7 +413,7 @@ def test_lpips_loads_its_trunk_from_a_torchvision_style_file(offline):
 def test_fid_inception_builds_from_a_weight_file_and_gives_pool3_features(offline):
     from pytorch_fid import inception as pf
 
-    from automod_cli.metrics.features import inception_features
+    from automod_cli.features.nets import inception_features
 
     # pytorch-fid's FID network with random weights, saved as the weight file would be
     net = pf._inception_v3(num_classes=1008, aux_logits=False, weights=None)

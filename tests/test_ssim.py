@@ -8,7 +8,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.builtin.ssim import gaussian_window, ssim
+from automod_cli.features.ssim import gaussian_window, ssim
 
 
 def _skimage(x: np.ndarray, y: np.ndarray) -> float:

@@ -24,10 +24,10 @@ from automod_cli.errors import AutomodError
 from automod_cli.metrics import compare as comparison
 from automod_cli.metrics import inventory
 from automod_cli.metrics import registry
-from automod_cli.metrics import weights as weight_files
+from automod_cli.features import weights as weight_files
 from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
 from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
-from automod_cli.metrics.features import LPIPS_NETS, inception_features, lpips_distance
+from automod_cli.features.nets import LPIPS_NETS, inception_features, lpips_distance
 from automod_cli.metrics.fid import default_cache_dir
 from automod_cli.metrics.registry import INCEPTION, LPIPS, Metric
 

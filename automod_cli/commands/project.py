@@ -22,16 +22,16 @@ from automod_cli.commands.ops_report import rate_line
 from automod_cli.commands.ops import _report_skipped
 from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
-from automod_cli.metrics import weights as weight_files
-from automod_cli.metrics.data import LoadedModel, reference_data, unseen_data
-from automod_cli.metrics.features import LPIPS_NETS, lpips_distance, pixel_mse
+from automod_cli.features import weights as weight_files
+from automod_cli.metrics.data import LoadedModel, mean_latent_of, reference_data, unseen_data
+from automod_cli.features.nets import LPIPS_NETS, lpips_distance, pixel_mse
 from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, encoder_point, encoder_speedup, inversion_curve,
                                           warm_up, write_curve_csv)
 from automod_cli.metrics.plot import time_curve_chart
 from automod_cli.ops.codes import model_identity, save_codes
 from automod_cli.ops.inputs import Inputs, check_inputs, image_paths, load_inputs
 from automod_cli.outputs import IMAGE_FORMATS, check_outputs
-from automod_cli.ops.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, mean_latent_of, project as fit
+from automod_cli.ops.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, project as fit
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
 START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training latent.")

@@ -38,10 +38,11 @@ import torch
 from automod_cli.checkpoint import atomic_write, model_kind, read_meta
 from automod_cli.locate import find_checkpoint
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.data import Progress, load_for_eval
+from automod_cli.metrics.data import load_for_eval
 from automod_cli.metrics.registry import (BUILTIN, COLUMN_SETS, COLUMNS, Job, Networks, Settings, missing_reason,
                                           require_builtin)
 from automod_cli.metrics.registry import measure as registry_measure
+from automod_cli.ops.reconstruct import ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Comparison:
 
 
 def measure(loaded, columns: list[str], networks: Networks, settings: Settings,
-            progress: Progress | None = None) -> tuple[dict[str, float], dict[str, str], dict[str, dict]]:
+            progress: ProgressCallback | None = None) -> tuple[dict[str, float], dict[str, str], dict[str, dict]]:
     """Every column of one model: (values, NaN where not measured; why, per empty cell; the protocol of each metric
     run). A metric's run fills all its columns at once, so one reconstruction (mixing) pass serves both its MSE
     and its SSIM cell."""
@@ -143,7 +144,7 @@ def summarise(name: str, rows: list[ComparisonRow]) -> GroupSummary:
 
 
 def compare(models: list[Path], metrics: list[str], networks: Networks, settings: Settings,
-            device: str | torch.device = "cpu", progress: Progress | None = None,
+            device: str | torch.device = "cpu", progress: ProgressCallback | None = None,
             groups: dict[str, list[Path]] | None = None) -> Comparison:
     """Evaluate every metric on every model, the single `models` first, then each group's runs; summarise the groups."""
     check_metrics(metrics)

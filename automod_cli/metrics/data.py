@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 from torch.utils.data import Dataset
@@ -20,7 +20,6 @@ from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
 from automod_cli.models.lia import LiaModel
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total): drives a progress bar per stage
 
 
 @dataclass(frozen=True)
@@ -120,3 +119,21 @@ def image_batches(data: EvalData, count: int | None, batch_size: int) -> Iterato
 def quantize(images: torch.Tensor) -> torch.Tensor:
     """Float images in [-1, 1] to uint8 (N, 3, H, W), rounding as an image file would store them."""
     return ((images.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+MEAN_LATENT_IMAGES = 1000  # training images averaged for the 'mean' start (our choice)
+
+
+def mean_latent_of(model: Automodulator, data: EvalData, count: int = MEAN_LATENT_IMAGES,
+                   batch_size: int = 50) -> torch.Tensor:
+    """The 'mean' start: the mean encoding of the first `count` images of `data` (fewer if it has fewer), brought into
+    the model's latent space (normalised on the sphere)."""
+    device = next(model.parameters()).device
+    total: torch.Tensor | None = None
+    count_seen = 0
+    with torch.inference_mode():
+        for batch in image_batches(data, min(count, len(data)), batch_size):
+            encoded = model.encode(batch.to(device)).sum(0)
+            total = encoded if total is None else total + encoded
+            count_seen += len(batch)
+    return model.constrain_latent(total / count_seen)

@@ -22,10 +22,11 @@ from typing import Iterable
 import torch
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.data import EvalData, Progress, image_batches, quantize
-from automod_cli.metrics.features import FeatureExtractor
+from automod_cli.metrics.data import EvalData, image_batches, quantize
+from automod_cli.features.nets import FeatureExtractor
 from automod_cli.metrics.frechet import RunningMoments, Statistics, statistics_distance
 from automod_cli.models import Automodulator
+from automod_cli.ops.reconstruct import ProgressCallback
 
 DEFAULT_SAMPLES = 50_000  # NeurIPS Sec. 4: "50k batch of generated samples"
 DEFAULT_BATCH = 50  # pytorch-fid's default batch
@@ -48,7 +49,7 @@ def default_cache_dir() -> Path:
     return base / "automod" / "fid"
 
 
-def feature_statistics(batches: Iterable[torch.Tensor], extractor: FeatureExtractor, stage: str, total: int, progress: Progress | None = None) -> Statistics:
+def feature_statistics(batches: Iterable[torch.Tensor], extractor: FeatureExtractor, stage: str, total: int, progress: ProgressCallback | None = None) -> Statistics:
     """Mean and covariance of the features of uint8 image batches, accumulated batch by batch."""
     moments = RunningMoments()
     with torch.inference_mode():
@@ -66,7 +67,7 @@ def statistics_file(data: EvalData, extractor: FeatureExtractor, cache_dir: Path
 
 
 def dataset_statistics(data: EvalData, extractor: FeatureExtractor, batch_size: int = DEFAULT_BATCH,
-                       cache_dir: Path | None = None, progress: Progress | None = None) -> tuple[Statistics, bool]:
+                       cache_dir: Path | None = None, progress: ProgressCallback | None = None) -> tuple[Statistics, bool]:
     """Feature statistics of every image of `data`, read from the cache when present; (statistics, was cached).
 
     Only extractors with a `name` are cached (the name is part of the key, beside content and resolution)."""
@@ -92,7 +93,7 @@ def random_mixtures(z_a: torch.Tensor, z_b: torch.Tensor, num_blocks: int, gener
 
 
 def sample_statistics(model: Automodulator, extractor: FeatureExtractor, n: int, batch_size: int = DEFAULT_BATCH,
-                      seed: int = 0, mix: bool = False, progress: Progress | None = None) -> Statistics:
+                      seed: int = 0, mix: bool = False, progress: ProgressCallback | None = None) -> Statistics:
     """Feature statistics of `n` random samples (or mixtures of two) of the model, quantised to uint8.
 
     Latents are the model's prior draws (`sample_latents`) from a generator seeded with `seed`; layer noise draws
@@ -115,7 +116,7 @@ def sample_statistics(model: Automodulator, extractor: FeatureExtractor, n: int,
 
 def fid(model: Automodulator, reference: EvalData, extractor: FeatureExtractor, n: int = DEFAULT_SAMPLES,
         batch_size: int = DEFAULT_BATCH, seed: int = 0, mix: bool = False, cache_dir: Path | None = None,
-        progress: Progress | None = None) -> FIDResult:
+        progress: ProgressCallback | None = None) -> FIDResult:
     """FID (or FID-mix) of `n` samples of `model` against every image of `reference`."""
     ref_stats, was_cached = dataset_statistics(reference, extractor, batch_size, cache_dir, progress)
     gen_stats = sample_statistics(model, extractor, n, batch_size, seed, mix, progress)

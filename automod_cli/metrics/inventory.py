@@ -20,7 +20,7 @@ from pathlib import Path
 
 from automod_cli import pretrained
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import weights as weight_files
+from automod_cli.features import weights as weight_files
 
 HASH_PREFIX = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub.HASH_REGEX, at least the eight digits torch.hub writes
 PRESENT, MISSING = "present", "missing"

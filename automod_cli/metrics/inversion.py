@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 
 from automod_cli.checkpoint import atomic_write
-from automod_cli.metrics.crop import crop
-from automod_cli.metrics.data import EvalData, Progress, image_batches
-from automod_cli.metrics.features import DistanceNet
+from automod_cli.features.crop import crop
+from automod_cli.metrics.data import EvalData, image_batches
+from automod_cli.features.nets import DistanceNet
 from automod_cli.ops.projection import ProjectionSettings, project, record_steps, wall_clock
 from automod_cli.models import Automodulator
+from automod_cli.ops.reconstruct import ProgressCallback
 
 DEFAULT_IMAGES = 1000  # Supp. App. G: 1000 test images
 DEFAULT_BATCH = 16
@@ -63,7 +64,7 @@ def warm_up(model: Automodulator, images: torch.Tensor, loss_distance: DistanceN
 def inversion_curve(model: Automodulator, data: EvalData, loss_distance: DistanceNet, report_distance: DistanceNet,
                     settings: ProjectionSettings = ProjectionSettings(), n: int = DEFAULT_IMAGES,
                     batch_size: int = DEFAULT_BATCH, crop_mode: str = "face", seed: int = 0,
-                    mean: torch.Tensor | None = None, progress: Progress | None = None) -> list[CurvePoint]:
+                    mean: torch.Tensor | None = None, progress: ProgressCallback | None = None) -> list[CurvePoint]:
     """The encoder's point followed by the projection's curve, averaged over the first `n` images of `data`."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)

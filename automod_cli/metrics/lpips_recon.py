@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from automod_cli.metrics.crop import crop
-from automod_cli.metrics.data import EvalData, Progress, image_batches
-from automod_cli.metrics.features import DistanceNet
+from automod_cli.features.crop import crop
+from automod_cli.metrics.data import EvalData, image_batches
+from automod_cli.features.nets import DistanceNet
 from automod_cli.models import Automodulator
+from automod_cli.ops.reconstruct import ProgressCallback
 
 DEFAULT_BATCH = 32
 
@@ -35,7 +36,7 @@ def reconstruct(model: Automodulator, images: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction_distances(model: Automodulator, data: EvalData, distance: DistanceNet, n: int | None = None,
-                             crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> torch.Tensor:
+                             crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, progress: ProgressCallback | None = None) -> torch.Tensor:
     """The distance of each of the first `n` test images (all when None) to its reconstruction, on the CPU."""
     device = next(model.parameters()).device
     total = len(data) if n is None else n
@@ -50,7 +51,7 @@ def reconstruction_distances(model: Automodulator, data: EvalData, distance: Dis
 
 
 def reconstruction_lpips(model: Automodulator, data: EvalData, distance: DistanceNet, n: int | None = None,
-                         crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> ReconstructionResult:
+                         crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, progress: ProgressCallback | None = None) -> ReconstructionResult:
     """Mean LPIPS between test images and their reconstructions."""
     values = reconstruction_distances(model, data, distance, n, crop_mode, batch_size, progress).double()
     std = float(values.std()) if len(values) > 1 else 0.0

@@ -19,9 +19,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from automod_cli.metrics.crop import crop
-from automod_cli.metrics.data import Progress
-from automod_cli.metrics.features import DistanceNet
+from automod_cli.features.crop import crop
+from automod_cli.features.nets import DistanceNet
+from automod_cli.ops.reconstruct import ProgressCallback
 
 EPSILON = 1e-4  # Supp. App. A
 DEFAULT_SAMPLES = 100_000  # Supp. App. A
@@ -49,7 +49,7 @@ class PPLResult:
 
 def path_lengths(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAMPLES, epsilon: float = EPSILON,
                  crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, generator: torch.Generator | None = None,
-                 progress: Progress | None = None) -> np.ndarray:
+                 progress: ProgressCallback | None = None) -> np.ndarray:
     """`n` values of LPIPS(G(path(z₀, z₁; t)), G(path(z₀, z₁; t + ε))) / ε², one per random pair."""
     values = []
     with torch.inference_mode():
@@ -75,7 +75,7 @@ def trimmed_mean(values: np.ndarray, percent: float = TRIM_PERCENT) -> float:
 
 def perceptual_path_length(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAMPLES, epsilon: float = EPSILON,
                            crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, seed: int = 0,
-                           progress: Progress | None = None) -> PPLResult:
+                           progress: ProgressCallback | None = None) -> PPLResult:
     """PPL of a model over `n` random latent pairs drawn from a generator seeded with `seed`."""
     generator = torch.Generator().manual_seed(seed)
     values = path_lengths(model, distance, n, epsilon, crop_mode, batch_size, generator, progress)

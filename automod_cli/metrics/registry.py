@@ -25,11 +25,12 @@ from automod_cli.errors import AutomodError
 from automod_cli.metrics import fid as fid_metric
 from automod_cli.metrics import lpips_recon, ppl
 from automod_cli.metrics.builtin import fd_builtin, ground_truth
-from automod_cli.metrics.builtin.ssim import WINDOW
-from automod_cli.metrics.crop import MAX_SIDE, crop_side
-from automod_cli.metrics.data import LoadedModel, Progress, reference_data, unseen_data
-from automod_cli.metrics.features import LPIPS_MIN_SIDE, DistanceNet, FeatureExtractor
-from automod_cli.metrics.weights import file_sha256
+from automod_cli.features.ssim import WINDOW
+from automod_cli.features.crop import MAX_SIDE, crop_side
+from automod_cli.metrics.data import LoadedModel, reference_data, unseen_data
+from automod_cli.features.nets import LPIPS_MIN_SIDE, DistanceNet, FeatureExtractor
+from automod_cli.features.weights import file_sha256
+from automod_cli.ops.reconstruct import ProgressCallback
 from automod_cli.ops.scales import describe
 
 PAPER, BUILTIN = "paper", "builtin"  # the two families: pretrained weights / models trained on the built-in data
@@ -59,7 +60,7 @@ class Networks:
 
     make_extractor: Callable[[], FeatureExtractor]
     make_distance: Callable[[], DistanceNet]
-    make_factor_features: Callable[[int, Progress | None], FeatureExtractor]
+    make_factor_features: Callable[[int, ProgressCallback | None], FeatureExtractor]
     files: dict[str, Path] = field(default_factory=dict)
     _built: dict = field(default_factory=dict)
 
@@ -74,7 +75,7 @@ class Networks:
     def distance(self) -> DistanceNet:
         return self._get(LPIPS, self.make_distance)
 
-    def factor_features(self, resolution: int, progress: Progress | None = None) -> FeatureExtractor:
+    def factor_features(self, resolution: int, progress: ProgressCallback | None = None) -> FeatureExtractor:
         return self._get((FACTOR_NET, resolution), lambda: self.make_factor_features(resolution, progress))
 
 
@@ -83,7 +84,7 @@ class Job:
     loaded: LoadedModel
     networks: Networks
     settings: Settings
-    progress: Progress | None = None
+    progress: ProgressCallback | None = None
 
     def count(self, metric: "Metric", available: int | None = None) -> int | None:
         """`n`, else the protocol's count (None: all that `available` holds); never more than `available`."""

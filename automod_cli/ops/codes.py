@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, Union
+from typing import Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from automod_cli import __version__
 from automod_cli.checkpoint import atomic_write
 from automod_cli.errors import AutomodError
 from automod_cli.ops.inputs import Inputs, check_inputs, image_paths, load_inputs
-from automod_cli.ops.reconstruct import decode, encode, model_device
+from automod_cli.ops.reconstruct import ProgressCallback, decode, encode, model_device
 
 FORMAT = "automod-codes"
 FORMAT_VERSION = 1
@@ -47,7 +47,6 @@ SUFFIX = ".npz"
 ENTRY = re.compile(r"^(?P<file>.+\.npz)(?::(?P<index>[^:]*))?$", re.IGNORECASE)
 ENCODE_BATCH = 32  # images per encoder pass in `encode_files`
 
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -315,7 +314,7 @@ class Encoded:
 
 
 def encode_files(model: torch.nn.Module, inputs: Inputs, align: bool = False, batch_size: int = ENCODE_BATCH,
-                 progress: Progress | None = None) -> Encoded:
+                 progress: ProgressCallback | None = None) -> Encoded:
     """Encode checked image files batch by batch (the next batch is read from disk while one is encoded), so any
     number of files fits in memory. Files that fail only now (no face with `align`) are skipped with their reason;
     AutomodError when none is usable. `progress("encoding", done, total)` follows the files."""

@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.crop import crop
-from automod_cli.metrics.data import EvalData, Progress, image_batches
-from automod_cli.metrics.features import DistanceNet
+from automod_cli.features.crop import crop
+from automod_cli.features.nets import DistanceNet
 from automod_cli.models import Automodulator
+from automod_cli.ops.reconstruct import ProgressCallback
 
 STARTS = ("encoder", "random", "mean")
 DEFAULT_STEPS = 200  # Supp. App. G runs the projector for up to 200 iterations
@@ -117,7 +117,7 @@ def projection_loss(images: torch.Tensor, fitted: torch.Tensor, distance: Distan
 def project(model: Automodulator, images: torch.Tensor, loss_distance: DistanceNet, report_distance: DistanceNet,
             settings: ProjectionSettings = ProjectionSettings(), crop_mode: str = "face", record: list[int] | None = None,
             generator: torch.Generator | None = None, mean: torch.Tensor | None = None,
-            progress: Progress | None = None) -> Projection:
+            progress: ProgressCallback | None = None) -> Projection:
     """Fit one latent per image; the report distance (on the crop) is recorded at the steps in `record`."""
     record = set(record_steps(settings.steps) if record is None else record)
     device = images.device
@@ -147,20 +147,3 @@ def project(model: Automodulator, images: torch.Tensor, loss_distance: DistanceN
         with torch.no_grad():
             final = model.decode(z, noise=False).clamp(-1, 1)
     return Projection(z.detach(), final, trace)
-
-
-MEAN_LATENT_IMAGES = 1000  # training images averaged for the 'mean' start (our choice)
-
-
-def mean_latent_of(model: Automodulator, data: EvalData, count: int = MEAN_LATENT_IMAGES, batch_size: int = 50) -> torch.Tensor:
-    """The 'mean' start: the mean encoding of the first `count` images of `data` (fewer if it has fewer), brought into
-    the model's latent space (normalised on the sphere)."""
-    device = next(model.parameters()).device
-    total: torch.Tensor | None = None
-    count_seen = 0
-    with torch.inference_mode():
-        for batch in image_batches(data, min(count, len(data)), batch_size):
-            encoded = model.encode(batch.to(device)).sum(0)
-            total = encoded if total is None else total + encoded
-            count_seen += len(batch)
-    return model.constrain_latent(total / count_seen)

@@ -15,7 +15,7 @@ import torch
 from automod_cli.models import Automodulator
 from automod_cli.ops.inputs import Inputs, _none_usable, load_inputs
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total): drives a progress bar per stage
 
 BATCH_SIZE = 16  # images per forward pass: bounds memory when many exemplars are encoded
 
@@ -71,7 +71,7 @@ class Reconstructed:
 
 
 def reconstruct_files(model: Automodulator, inputs: Inputs, align: object = False, noise: bool = False,
-                      batch_size: int = BATCH_SIZE, progress: Optional[Progress] = None) -> Reconstructed:
+                      batch_size: int = BATCH_SIZE, progress: Optional[ProgressCallback] = None) -> Reconstructed:
     """θ(φ(x)) of checked image files, read and reconstructed `batch_size` at a time; files that fail only now (no
     face found with `align`) are skipped with their reason, and AutomodError comes only when none is usable.
     `progress("reconstructing", done, total)` follows the files."""

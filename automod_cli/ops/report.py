@@ -3,7 +3,7 @@
 The numbers describe the images as they are written: input and reconstruction are both quantised to 8 bits, as
 in the PNG files, and compared on pixel values in [0, 1].
 - MSE: the mean squared difference over pixels and colour channels (0 for identical images, at most 1).
-- SSIM: structural similarity with the standard settings (`automod_cli.metrics.builtin.ssim`; 1 for identical
+- SSIM: structural similarity with the standard settings (`automod_cli.features.ssim`; 1 for identical
   images); needs images of at least 11×11 pixels and is left out below that.
 - LPIPS (AlexNet, lower is closer): only when the AlexNet weights `alexnet-owt-7be5be79.pth` are already on this
   machine ($AUTOMOD_ALEXNET_WEIGHTS, or torch's hub cache; docs/evaluation.md) and images have at least 32 pixels
@@ -42,7 +42,7 @@ def image_errors(images: torch.Tensor, reconstructions: torch.Tensor, distance: 
                  device: torch.device | str = "cpu") -> dict[str, Optional[torch.Tensor]]:
     """Per image pair: 'mse', 'ssim' (None below 11 pixels a side) and 'lpips' (None without `distance`, which runs
     on `device`), (N,) float64 each, on the CPU."""
-    from automod_cli.metrics.builtin.ssim import ssim
+    from automod_cli.features.ssim import ssim
 
     x, y = as_written(images), as_written(reconstructions)
     errors: dict[str, Optional[torch.Tensor]] = {"mse": (x - y).pow(2).flatten(1).mean(1)}
@@ -57,7 +57,7 @@ def image_errors(images: torch.Tensor, reconstructions: torch.Tensor, distance: 
 
 def _alexnet_file() -> Optional[Path]:
     """The AlexNet weight file if it is on this machine (environment variable, then torch's hub cache)."""
-    from automod_cli.metrics import weights
+    from automod_cli.features import weights
 
     given = os.environ.get(weights.ALEXNET.env_var)
     if given:
@@ -72,11 +72,11 @@ def local_lpips(resolution: int, device: torch.device | str = "cpu") -> tuple[Op
         return None, f"LPIPS needs images of at least {LPIPS_MIN_SIDE}² (this model makes {resolution}²)."
     path = _alexnet_file()
     if path is None:
-        from automod_cli.metrics import weights
+        from automod_cli.features import weights
 
         return None, (f"LPIPS left out: its AlexNet weights {weights.ALEXNET.name} are not on this machine (put them "
                       f"in {weights.cache_dir()} or set {weights.ALEXNET.env_var}; docs/evaluation.md).")
-    from automod_cli.metrics.features import lpips_distance
+    from automod_cli.features.nets import lpips_distance
 
     try:
         return lpips_distance("alex", path, device), ""

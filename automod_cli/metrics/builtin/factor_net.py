@@ -32,8 +32,8 @@ from torch import nn
 
 from automod_cli.checkpoint import atomic_write
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.data import Progress
 from automod_cli.metrics.builtin.factor_targets import NUM_OUTPUTS, encode_targets, factor_loss, standardisation
+from automod_cli.ops.reconstruct import ProgressCallback
 from data_prep.builtin import SPLITS, Factors, downscale, generate
 
 VERSION = 1  # bump when the network, the targets or the training change; cached files of other versions are unused
@@ -108,7 +108,7 @@ def training_images(recipe: Recipe) -> tuple[torch.Tensor, Factors]:
     return torch.from_numpy(pictures).to(torch.float32) / 127.5 - 1.0, factors
 
 
-def train_factor_net(recipe: Recipe, progress: Progress | None = None) -> FactorNet:
+def train_factor_net(recipe: Recipe, progress: ProgressCallback | None = None) -> FactorNet:
     """Train a FactorNet from scratch on the CPU, deterministically from `recipe`."""
     images, factors = training_images(recipe)
     mean, std = standardisation(factors)
@@ -171,7 +171,7 @@ def cache_file(recipe: Recipe, cache_dir: Path | None = None) -> Path:
     return (default_cache_dir() if cache_dir is None else Path(cache_dir)) / f"{recipe.name}.safetensors"
 
 
-def load_or_train(recipe: Recipe, cache_dir: Path | None = None, progress: Progress | None = None) -> tuple[FactorNet, bool]:
+def load_or_train(recipe: Recipe, cache_dir: Path | None = None, progress: ProgressCallback | None = None) -> tuple[FactorNet, bool]:
     """The network of `recipe` from the cache, else trained now and cached; (network, was cached)."""
     path = cache_file(recipe, cache_dir)
     if path.is_file():
@@ -217,7 +217,7 @@ class FactorFeatures(nn.Module):
 
 
 def factor_features(recipe: Recipe, device: str | torch.device = "cpu", cache_dir: Path | None = None,
-                    progress: Progress | None = None) -> tuple[FactorFeatures, bool]:
+                    progress: ProgressCallback | None = None) -> tuple[FactorFeatures, bool]:
     """The extractor of `recipe` on `device` (trained on the CPU first if not cached); (extractor, was cached)."""
     net, cached = load_or_train(recipe, cache_dir, progress)
     return FactorFeatures(net, recipe, cache_file(recipe, cache_dir), cached).to(device), cached

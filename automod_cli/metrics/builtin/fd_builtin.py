@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from automod_cli.metrics.data import Progress, open_eval_data
-from automod_cli.metrics.features import FeatureExtractor
+from automod_cli.metrics.data import open_eval_data
+from automod_cli.features.nets import FeatureExtractor
 from automod_cli.metrics.fid import FIDResult, feature_statistics, fid
 from automod_cli.metrics.frechet import Statistics, statistics_distance
 from automod_cli.models import Automodulator
+from automod_cli.ops.reconstruct import ProgressCallback
 
 DEFAULT_SAMPLES = 1024  # as many as the reference images (the built-in test split)
 DEFAULT_BATCH = 64
@@ -44,7 +45,7 @@ def image_set_distance(images_a: np.ndarray | torch.Tensor, images_b: np.ndarray
 
 def fd_builtin(model: Automodulator, extractor: FeatureExtractor, n: int = DEFAULT_SAMPLES,
                batch_size: int = DEFAULT_BATCH, seed: int = 0, mix: bool = False, cache_dir: Path | None = None,
-               progress: Progress | None = None) -> FIDResult:
+               progress: ProgressCallback | None = None) -> FIDResult:
     """FD_builtin of `n` samples (or mixtures) of `model` against the built-in test split at its resolution."""
     reference = open_eval_data(None, model.resolution, "test")
     return fid(model, reference, extractor, n, batch_size, seed, mix, cache_dir, progress)

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.data import Progress, quantize
-from automod_cli.metrics.builtin.ssim import WINDOW, ssim
+from automod_cli.metrics.data import quantize
+from automod_cli.features.ssim import WINDOW, ssim
 from automod_cli.models import Automodulator
 from automod_cli.ops.mixing import mix
+from automod_cli.ops.reconstruct import ProgressCallback
 from automod_cli.ops.scales import scale_range
 from automod_cli.ops.reconstruct import encode, reconstruct
 from data_prep.builtin import NATIVE_SIZE, SPLITS, Factors, combine, downscale, render, sample_factors
@@ -129,7 +130,7 @@ class MixingTruth:
 
 
 def mixing_error(mixer: Mixer, pairs: TruthPairs, batch_size: int = DEFAULT_BATCH,
-                 progress: Progress | None = None) -> MixingTruth:
+                 progress: ProgressCallback | None = None) -> MixingTruth:
     """Call `mixer` on the pairs batch by batch and score its quantised images against the four references."""
     references = {"truth": pairs.truth, "swapped": pairs.swapped, "a": pairs.images_a, "b": pairs.images_b}
     values: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name in references}
@@ -203,7 +204,7 @@ def mean_image(resolution: int, count: int = MEAN_IMAGE_COUNT) -> torch.Tensor:
 
 
 def reconstruction_error(reconstructor: Reconstructor, n: int, resolution: int, batch_size: int = DEFAULT_BATCH,
-                         mean_count: int = MEAN_IMAGE_COUNT, progress: Progress | None = None) -> ReconstructionTruth:
+                         mean_count: int = MEAN_IMAGE_COUNT, progress: ProgressCallback | None = None) -> ReconstructionTruth:
     """MSE and SSIM of the first `n` test images' reconstructions, and of the mean image, against the images."""
     check_resolution(resolution)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= TEST_COUNT:

@@ -21,7 +21,7 @@ from automod_cli.checkpoint import is_lia_checkpoint, run_checkpoints
 from automod_cli.devices import pick_device
 from automod_cli.errors import AutomodError
 from automod_cli.images import make_grid, save_image
-from automod_cli.metrics.vgg import FeatureNet, vgg_conv43
+from automod_cli.features.vgg import FeatureNet, vgg_conv43
 from automod_cli.models.encoder import Encoder
 from automod_cli.models.lia import KIND, LiaDiscriminator, LiaGenerator
 from automod_cli.training.distributed import World

@@ -21,7 +21,7 @@ from torch import nn
 from automod_cli.losses import r1_penalty
 from automod_cli.models.encoder import Encoder
 from automod_cli.models.lia import LiaDiscriminator, LiaGenerator
-from automod_cli.metrics.vgg import FeatureNet
+from automod_cli.features.vgg import FeatureNet
 from automod_cli.training.schedule import PhaseState
 
 

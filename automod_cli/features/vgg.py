@@ -1,7 +1,7 @@
 """VGG16 up to conv4_3 (ImageNet weights): the feature extractor ε of LIA's perceptual loss (LIA Eq. 7, Sec. 6).
 
 The weights are torchvision's `vgg16-397923af.pth`, found like every pretrained file of the project
-(`metrics/weights.py`): an explicit path, $AUTOMOD_VGG16_WEIGHTS, the torch hub cache, or torchvision's download
+(`features/weights.py`): an explicit path, $AUTOMOD_VGG16_WEIGHTS, the torch hub cache, or torchvision's download
 when the machine is online. Anything that maps images in [-1, 1] to a feature tensor can stand in for it
 (`FeatureNet`), which is how the tests train stage 2 without the real weights.
 """
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import weights as weight_files
+from automod_cli.features import weights as weight_files
 
 FeatureNet = Callable[[torch.Tensor], torch.Tensor]
 

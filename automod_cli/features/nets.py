@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import weights as weight_files
+from automod_cli.features import weights as weight_files
 
 FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
 DistanceNet = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
