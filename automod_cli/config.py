@@ -147,19 +147,6 @@ class ModelConfig:
         return _build(cls, data, "model config has unknown fields {}: the file was written by a newer automod.")
 
 
-MODEL_PRESETS: dict[str, ModelConfig] = {
-    "paper": ModelConfig(),
-    "small": ModelConfig(max_resolution=64, latent_dim=128, channels=SMALL_CHANNELS),
-}
-
-
-def model_preset(name: str, **overrides: Any) -> ModelConfig:
-    """A named model shape with some fields replaced (e.g. max_resolution)."""
-    if name not in MODEL_PRESETS:
-        raise AutomodError(f"unknown model preset '{name}': choose one of {', '.join(MODEL_PRESETS)}.")
-    return dataclasses.replace(MODEL_PRESETS[name], **overrides)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Training configuration and the dataset presets (Supp. App. A unless noted).
 

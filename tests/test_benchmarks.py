@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import benchmark_module
+from tiny_models import benchmark_module, flip_invariance_loss
 
 from automod_cli.config import resolve_train_config
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
-from automod_cli.training import invariance
 from automod_cli.training.distributed import World
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
@@ -85,7 +84,7 @@ def test_encoder_step_shares_the_codes_of_flipped_pairs():
     codes of the shared pass; invariance.flip_invariance_loss encodes the pairs on its own."""
     config, phase, nets, x = setup({"flip_invariance_layer": 2})
     scalars, _ = run_step(encoder_step, nets, 4, x, phase, config, [], World())
-    separate = invariance.flip_invariance_loss(nets, x, phase, config)
+    separate = flip_invariance_loss(nets, x, phase, config)
     torch.testing.assert_close(scalars["recon"], separate.detach(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="flip invariance"):
         naive.encoder_step(nets, x, phase, config, [], World())

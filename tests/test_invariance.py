@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from tiny_models import TINY_RUN, tiny_model
+from tiny_models import TINY_RUN, flip_invariance_loss, tiny_model
 
 from automod_cli import ops
 from automod_cli.locate import load_model
@@ -132,7 +132,7 @@ def loss_setup(reconstruction: str):
 def test_loss_matches_a_hand_written_swap_and_trains_the_encoder(reconstruction):
     net, config, phase, distance, x = loss_setup(reconstruction)
     nets = Nets(net.encoder, net.decoder, distance)
-    loss = invariance.flip_invariance_loss(nets, x, phase, config)
+    loss = flip_invariance_loss(nets, x, phase, config)
     x_1 = x[:3]
     x_2 = torch.from_numpy(x_1.numpy()[..., ::-1].copy())  # horizontal flips
     z_1, z_2 = net.encoder(x_1, 3, 1.0), net.encoder(x_2, 3, 1.0)  # encoded separately
@@ -158,7 +158,7 @@ def test_with_equal_latents_the_loss_is_the_plain_reconstruction(reconstruction)
             return normalize(net.encoder(images, level, alpha) + net.encoder(images.flip(-1), level, alpha))
 
     nets = Nets(FlipSymmetric(), net.decoder, distance)
-    loss = invariance.flip_invariance_loss(nets, x, phase, config)
+    loss = flip_invariance_loss(nets, x, phase, config)
     pairs = torch.cat(invariance.flipped_pairs(x))
     plain = distance(net.decoder(nets.encoder(pairs, 3, 1.0), 3, 1.0, False), pairs)
     torch.testing.assert_close(loss, plain)
@@ -169,8 +169,8 @@ def test_loss_is_symmetric_in_the_roles_of_the_pair(reconstruction):
     net, config, phase, distance, x = loss_setup(reconstruction)
     nets = Nets(net.encoder, net.decoder, distance)
     # flipping the batch swaps x_1 and x_2: Eq. 10 becomes Eq. 11 and vice versa
-    torch.testing.assert_close(invariance.flip_invariance_loss(nets, x.flip(-1), phase, config),
-                               invariance.flip_invariance_loss(nets, x, phase, config))
+    torch.testing.assert_close(flip_invariance_loss(nets, x.flip(-1), phase, config),
+                               flip_invariance_loss(nets, x, phase, config))
     with pytest.raises(AutomodError, match="2 images"):
         invariance.flipped_pairs(x[:1])
 

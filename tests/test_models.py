@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from automod_cli.config import ModelConfig, model_preset
+from automod_cli.config import SMALL_CHANNELS, ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator, ClassicDecoder, Encoder, build_decoder
 from automod_cli.models.latents import assign, random_latents, scale_blocks, split_at
@@ -147,10 +147,10 @@ def test_assign_puts_other_latent_on_chosen_blocks():
     assert out[:, 1:3].eq(1).all() and out[:, [0, 3, 4]].eq(0).all()
 
 
-def test_presets_build():
-    small = Automodulator(model_preset("small"))
+def test_model_shapes_build():
+    small = Automodulator(ModelConfig(max_resolution=64, latent_dim=128, channels=SMALL_CHANNELS))
     assert small.resolution == 64 and small.config.latent_dim == 128
-    paper = model_preset("paper")
+    paper = ModelConfig()
     assert paper.latent_dim == 512 and paper.num_blocks == 7
     assert paper.channels[::-1] == (64, 128, 256, 512, 512, 512, 512, 512)  # Supp. App. A, 512² down to 4²
     with pytest.raises(AutomodError):

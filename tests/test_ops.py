@@ -20,7 +20,6 @@ from PIL import Image
 
 from automod_cli import ops
 from automod_cli.checkpoint import save_model
-from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.images import make_grid
 from automod_cli.models import Automodulator

@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from automod_cli.config import ModelConfig
+from automod_cli.config import ModelConfig, TrainConfig
 from automod_cli.models import Automodulator
+from automod_cli.training import invariance
+from automod_cli.training.schedule import PhaseState
 from data_prep.hdf5 import H5Writer, pyramid
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -102,3 +104,11 @@ def benchmark_module(name: str):
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def flip_invariance_loss(nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig) -> torch.Tensor:
+    """½(L_inv + L'_inv) for the pairs of the batch `x` (NeurIPS Eq. 10-11), encoding the pairs itself: the
+    reference the tests hold the encoder step to (it passes the codes it has already computed)."""
+    x_1, x_2 = invariance.flipped_pairs(x)
+    z_1, z_2 = nets.encoder(torch.cat([x_1, x_2]), phase.level, phase.alpha).chunk(2)
+    return invariance.swapped_reconstruction_loss(nets, x_1, x_2, z_1, z_2, phase, config)

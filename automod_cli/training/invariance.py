@@ -33,14 +33,6 @@ def flipped_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x_1, x_1.flip(-1)
 
 
-def flip_invariance_loss(nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig) -> torch.Tensor:
-    """½(L_inv + L'_inv) for the pairs of the batch `x` (NeurIPS Eq. 10-11), encoding the pairs itself; the
-    encoder step instead passes the codes it has already computed (`swapped_reconstruction_loss`)."""
-    x_1, x_2 = flipped_pairs(x)
-    z_1, z_2 = nets.encoder(torch.cat([x_1, x_2]), phase.level, phase.alpha).chunk(2)
-    return swapped_reconstruction_loss(nets, x_1, x_2, z_1, z_2, phase, config)
-
-
 def swapped_reconstruction_loss(nets, x_1: torch.Tensor, x_2: torch.Tensor, z_1: torch.Tensor, z_2: torch.Tensor,
                                 phase: PhaseState, config: TrainConfig) -> torch.Tensor:
     """½(L_inv + L'_inv) from the pairs (x_1, x_2) and their codes z_i = φ(x_i): the mean distance over all 2·⌊N/2⌋

@@ -81,12 +81,3 @@ def factor_loss(outputs: torch.Tensor, targets: Targets) -> torch.Tensor:
         loss = loss + F.cross_entropy(outputs[:, start : start + count], targets.classes[name])
         start += count
     return loss
-
-
-def predicted_classes(outputs: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The most likely class of each discrete factor, (N,) each."""
-    start, found = NUM_CONTINUOUS, {}
-    for name, count in CLASSES.items():
-        found[name] = outputs[:, start : start + count].argmax(dim=1)
-        start += count
-    return found
