@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from automod_cli.checkpoint import save_checkpoint
-from automod_cli.config import ModelConfig
+from automod_cli.config import ModelConfig, level_resolution
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
 
@@ -75,7 +75,7 @@ def model_config(generator: dict[str, torch.Tensor], encoder: dict[str, torch.Te
     encoder_widths = tuple(int(encoder[f"from_rgb.{blocks - 1 - level}.weight"].shape[0]) for level in range(phase + 1))
     latent = int(generator["progression.0.conv.3.mod.weight"].shape[1])
     return ModelConfig(
-        max_resolution=4 * 2**phase,
+        max_resolution=level_resolution(phase),
         latent_dim=latent,
         channels=decoder_widths,
         encoder_channels=None if encoder_widths == decoder_widths else encoder_widths,
@@ -136,7 +136,7 @@ def robust_state(data: dict[str, Any], phase: int) -> dict[str, torch.Tensor]:
     state = entry[0] if isinstance(entry, (tuple, list)) and entry else entry
     if not isinstance(state, dict) or not {"latent_alpha", "latent_scale"} <= set(state):
         return {}
-    res = 4 * 2**phase
+    res = level_resolution(phase)
     return {f"latent_{name}": state[f"latent_{name}"].reshape(3, res, res) for name in ("alpha", "scale")}
 
 

@@ -21,6 +21,11 @@ DECODERS = ("adain", "classic")
 LATENTS = ("sphere", "gaussian")
 
 
+def level_resolution(level: int) -> int:
+    """The image side of a level: level i works at 4·2^i pixels (4² is level 0)."""
+    return 4 * 2**level
+
+
 def _is_number(value: Any, whole: bool) -> bool:
     """Whether `value` is a real number (an integer when `whole`); booleans are not numbers here."""
     if isinstance(value, bool):

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from automod_cli import authors, pretrained
 from automod_cli.checkpoint import read_meta
+from automod_cli.config import level_resolution
 
 console = Console()
 
@@ -37,7 +38,7 @@ def authors_summary(path: Path) -> str:
     """One line on what was imported: resolution, α, latent size and widths."""
     meta = read_meta(path)
     config = meta["model_config"]
-    res = 4 * 2 ** meta["level"]
+    res = level_resolution(meta["level"])
     widths = "/".join(str(c) for c in config["channels"])
     trained_on = meta.get("source", {}).get("dataset", "not recorded (--dataset NAME records it)")
     return (f"{res}×{res} (α {meta['alpha']:g}), latent {config['latent_dim']}, decoder widths {widths} from 4² up; "

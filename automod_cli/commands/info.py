@@ -12,7 +12,7 @@ from rich.table import Table
 
 from automod_cli.checkpoint import is_lia_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
 from automod_cli.locate import find_checkpoint
-from automod_cli.config import TrainConfig
+from automod_cli.config import TrainConfig, level_resolution
 from automod_cli.ops import provenance
 
 console = Console()
@@ -32,7 +32,7 @@ def training_progress(meta: dict) -> dict:
     if "train_config" not in meta or "images_seen" not in meta or "lia_train_config" in meta:
         return {}
     config = TrainConfig.from_dict(meta["train_config"])
-    res = 4 * 2 ** int(meta["level"])
+    res = level_resolution(int(meta["level"]))
     return {"progress": f"{meta['images_seen']:,} / {config.total_images:,} images, {res}² of {config.model.max_resolution}²"}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from automod_cli.config import ModelConfig
+from automod_cli.config import ModelConfig, level_resolution
 from automod_cli.errors import AutomodError
 from automod_cli.models.latents import normalize
 from automod_cli.nn.activation import lrelu
@@ -114,7 +114,7 @@ class Encoder(nn.Module):
         """The 4×4 feature map the head reads."""
         if not 0 <= level < self.num_blocks:
             raise AutomodError(f"level {level} is outside this encoder's 0..{self.num_blocks - 1}.")
-        expected = 4 * 2**level
+        expected = level_resolution(level)
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[-2:] != (expected, expected):
             raise AutomodError(f"the encoder at this stage takes (N, 3, {expected}, {expected}) images, got {tuple(x.shape)}.")
         h = self._rgb(level, x)

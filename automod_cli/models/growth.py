@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from automod_cli.config import ModelConfig
+from automod_cli.config import ModelConfig, level_resolution
 from automod_cli.errors import AutomodError
 
 
@@ -24,7 +24,7 @@ class ProgressiveModel(nn.Module):
 
     @property
     def resolution(self) -> int:
-        return 4 * 2**self.level
+        return level_resolution(self.level)
 
     @property
     def num_active_blocks(self) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from automod_cli.config import level_resolution
 from automod_cli.errors import AutomodError
 
 SCALES: dict[str, tuple[int, int | None]] = {"coarse": (4, 8), "mid": (16, 32), "fine": (64, None)}
@@ -53,7 +54,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-6) 
 
 def block_resolution(block: int, levels: Sequence[int] | None = None) -> int:
     """The resolution of `block`, whose level is levels[block] (default: block i on level i)."""
-    return 4 * 2 ** (block if levels is None else levels[block])
+    return level_resolution(block if levels is None else levels[block])
 
 
 def scale_blocks(spec: str, num_blocks: int, levels: Sequence[int] | None = None) -> range:

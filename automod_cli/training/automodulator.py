@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from automod_cli.config import TrainConfig
+from automod_cli.config import TrainConfig, level_resolution
 from automod_cli.devices import pick_device
 from automod_cli.losses import reconstruction_distance
 from automod_cli.models import Automodulator
@@ -51,7 +51,7 @@ class AutomodulatorRun(TrainingRun):
         self.counters = restored.counters if restored else RunCounters(images_seen=cfg.start_images)
         # the level last trained; a resumed run grows from here exactly as the uninterrupted run did
         self.level = restored.meta["level"] if restored else phase_at(cfg, cfg.start_images).level
-        self.nets = Nets(model.encoder, model.decoder, reconstruction_distance(cfg.reconstruction, 4 * 2**self.level))
+        self.nets = Nets(model.encoder, model.decoder, reconstruction_distance(cfg.reconstruction, level_resolution(self.level)))
         self.ema = make_ema(self.nets.decoder)
         if cfg.init and not restored:  # fine-tuning: the init model's weights, fresh optimisers (training/init.py)
             load_init_weights(cfg, self.modules())
@@ -64,7 +64,7 @@ class AutomodulatorRun(TrainingRun):
             self.optimizers["robust"] = self.adam(self.nets.robust)
         # the authors' pool of generated images for the encoder step (the AGE game only)
         game = cfg.fake_pool and cfg.kind not in JOINT_STEPS
-        self.pool = ImagePool(pool_capacity(cfg.fake_pool, 4 * 2**self.level)) if game else None
+        self.pool = ImagePool(pool_capacity(cfg.fake_pool, level_resolution(self.level))) if game else None
         if restored:
             restore_training(restored, self.modules(), self.optimizers)
             if self.pool is not None:
@@ -94,7 +94,7 @@ class AutomodulatorRun(TrainingRun):
     def grow(self) -> None:
         """d_ρ's α map doubles (with a fresh optimiser); the pool starts afresh at the new size."""
         if self.pool is not None:  # older images are of the wrong size
-            self.pool = ImagePool(pool_capacity(self.config.fake_pool, 4 * 2**self.level))
+            self.pool = ImagePool(pool_capacity(self.config.fake_pool, level_resolution(self.level)))
         if self.nets.robust is not None:
             self.nets.robust.grow()
             self.optimizers["robust"] = self.adam(self.nets.robust)
@@ -121,7 +121,7 @@ class AutomodulatorRun(TrainingRun):
     def grids(self) -> list[Path]:
         if not self.world.is_main:
             return []
-        level, res = self.level, 4 * 2**self.level
+        level, res = self.level, level_resolution(self.level)
         real = torch.nn.functional.interpolate(self.preview, size=(res, res), mode="area")
         paths = write_phase_grids(self.run_dir / "grids", self.nets.encoder, self.ema, real, level,
                                   self.config.model.latent_dim, self.config.seed)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from automod_cli.config import level_resolution
 from automod_cli.images import make_grid, save_image
 from automod_cli.models.latents import prior_latents, split_at
 
@@ -22,7 +23,7 @@ def write_phase_grids(
     column the A images (as reconstructions); each cell takes A's coarse blocks (4²–8², or block 0 at 8²) and B's
     others.
     """
-    res = 4 * 2**level
+    res = level_resolution(level)
     was_training = encoder.training
     encoder.eval()
     generator = torch.Generator().manual_seed(seed)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import torch
 
-from automod_cli.config import TrainConfig
+from automod_cli.config import TrainConfig, level_resolution
 from automod_cli.training.data import advance, make_loader, mirror, open_training_data
 from automod_cli.training.distributed import World
 from automod_cli.training.ema import ema_beta
@@ -96,7 +96,7 @@ class TrainingRun:
         source = open_training_data(cfg, split="test") if cfg.data is None else self.dataset
         source.set_resolution(cfg.model.max_resolution)
         images = torch.stack([source[i] for i in range(min(8, len(source)))])
-        source.set_resolution(4 * 2**self.level)
+        source.set_resolution(level_resolution(self.level))
         self.preview = images.to(self.device)
 
     def open_log(self) -> None:

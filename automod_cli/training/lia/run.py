@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from automod_cli.checkpoint import is_lia_checkpoint, run_checkpoints
+from automod_cli.config import level_resolution
 from automod_cli.devices import pick_device
 from automod_cli.errors import AutomodError
 from automod_cli.images import make_grid, save_image
@@ -130,7 +131,7 @@ class LiaRun(TrainingRun):
     @torch.no_grad()
     def grids(self) -> list[Path]:
         """<res>-samples.png from the EMA generator (fixed z) and, in stage 2, <res>-reconstructions.png."""
-        res, folder = 4 * 2**self.level, self.run_dir / "grids"
+        res, folder = level_resolution(self.level), self.run_dir / "grids"
         seed = torch.Generator().manual_seed(self.train_config.seed)
         z = torch.randn(32, self.config.network.latent_dim, generator=seed)
         samples = self.ema(z.to(self.device), self.level, 1.0, False)
