@@ -32,6 +32,7 @@ from automod_cli.checkpoint import save_checkpoint
 from automod_cli.config import ModelConfig, level_resolution
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
+from automod_cli.outputs import refuse_overwrite
 
 PREFIX = "module."
 SOURCE_FORMAT = "authors"  # meta["source"]["format"] of an imported checkpoint
@@ -198,8 +199,7 @@ def import_checkpoint(src: Path, out: Path, force: bool = False, dataset: str | 
     """Convert the authors' checkpoint `src` into the automod checkpoint `out` (written atomically); returns `out`.
     `dataset` records what the model was trained on."""
     out = Path(out)
-    if out.exists() and not force:
-        raise AutomodError(f"'{out}' already exists: choose another --out or pass --force to replace it.")
+    refuse_overwrite(out, force)
     _, tensors, meta = convert(read(src), str(src), dataset)
     save_checkpoint(out, tensors, meta)
     return out

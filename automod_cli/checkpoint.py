@@ -8,8 +8,6 @@ crash never leaves a half-written checkpoint under the real name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +20,13 @@ from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator, lia
 from automod_cli.models.lia import LiaModel
+from automod_cli.outputs import atomic_write
 
 FORMAT = "automod-checkpoint"
 # 2: the network computes what the authors' code computes (docs/architecture.md, "The authors' network"). Files of
 # format 1 hold the earlier network, whose tensors neither fit nor mean the same; they are refused with a reason.
 FORMAT_VERSION = 2
 SUFFIX = ".safetensors"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)` and rename the result onto `path`; the temporary file never survives a failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it a new file's usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from automod_cli.checkpoint import atomic_write
 from automod_cli.errors import AutomodError
-from automod_cli.outputs import image_format
+from automod_cli.outputs import atomic_write, image_format, refuse_overwrite
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -56,8 +55,7 @@ def save_image(path: Path, image: torch.Tensor | np.ndarray, overwrite: bool = F
     """
     path = Path(path)
     fmt = image_format(path)
-    if path.exists() and not overwrite:
-        raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+    refuse_overwrite(path, overwrite)
     array = to_uint8(image) if isinstance(image, torch.Tensor) else image
     atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format=fmt))
     return path

@@ -1,6 +1,8 @@
-"""Checks on the files a command will write, made before any work: no existing file is replaced without
-`--force`, and every output can actually be written (its folder, or the nearest one that exists when missing
-folders are to be created, is a writable folder). A failure is one AutomodError naming the path.
+"""Writing outputs safely. Checks made before any work: no existing file is replaced without `--force`
+(`refuse_overwrite`, `check_outputs`), and every output can actually be written (its folder, or the nearest one
+that exists when missing folders are to be created, is a writable folder). A failure is one AutomodError naming
+the path. Every file is then written atomically (`atomic_write`): a crash never leaves half a file under the
+real name.
 
 Image outputs are written in the format their suffix names (`image_format`); an unknown suffix is refused here
 rather than given PNG bytes under a misleading name.
@@ -9,6 +11,7 @@ rather than given PNG bytes under a misleading name.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -54,6 +57,33 @@ def check_writable(path: Path) -> None:
 def check_outputs(paths: Iterable[Path], force: bool = False) -> None:
     """Before any work: every output can be written and none replaces an existing file unless `force`."""
     for path in map(Path, paths):
-        if path.exists() and not path.is_dir() and not force:
-            raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+        if not path.is_dir():
+            refuse_overwrite(path, force)
         check_writable(path)
+
+
+def refuse_overwrite(path: Path, force: bool, option: str = "--out") -> None:
+    """Stop with one line when `path` exists and `force` was not given; `option` names the flag that chose it."""
+    if Path(path).exists() and not force:
+        raise AutomodError(f"'{path}' already exists: choose another {option} or pass --force to overwrite.")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call `write(tmp_path)` and rename the result onto `path`; the temporary file never survives a failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it a new file's usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

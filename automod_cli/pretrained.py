@@ -24,7 +24,8 @@ from urllib.request import urlopen
 import torch
 from rich.console import Console
 
-from automod_cli.checkpoint import SUFFIX, atomic_write, read_meta
+from automod_cli.checkpoint import SUFFIX, read_meta
+from automod_cli.outputs import atomic_write
 from automod_cli.errors import AutomodError
 
 URL = "https://zenodo.org/record/4298894/files/{number}_state.pth"

@@ -7,13 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from automod_cli.checkpoint import (
-    atomic_write,
-    model_tensors,
-    read_checkpoint,
-    save_checkpoint,
-    save_model,
-)
+from automod_cli.checkpoint import model_tensors, read_checkpoint, save_checkpoint, save_model
+from automod_cli.outputs import atomic_write
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.locate import find_checkpoint, load_model

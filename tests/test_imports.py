@@ -7,6 +7,7 @@ also depends on its ancestor packages."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,42 @@ def test_entry_modules_import_first(entry):
     result = subprocess.run([sys.executable, "-c", f"import {entry}"], cwd=ROOT, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _layout_entries() -> dict[str, str]:
+    """docs/architecture.md's Layout block: each top entry (`  training/`, `  cli.py`, `data_prep/`) → its text."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = text.split("## Layout\n```\n", 1)[1].split("```", 1)[0]
+    entries, current = {}, None
+    for line in block.splitlines():
+        head = line[:23].strip()
+        if head and not line.startswith(" " * 4):
+            current = head if head.startswith("data_prep") else f"automod_cli/{head}" if line.startswith("  ") else head
+            entries[current] = ""
+        if current:
+            entries[current] += " " + line[23:]
+    return entries
+
+
+def test_the_architecture_doc_names_every_module():
+    """Each module of the packages is named in the Layout block under its top-level entry."""
+    entries = _layout_entries()
+    for module, path in MODULES.items():
+        parts = path.relative_to(ROOT).parts
+        if path.name == "__init__.py" and parts[:-1] != ("automod_cli", "training"):
+            continue  # package docstrings; training/__init__.py is the Python API, so the layout names it
+        top = "data_prep/" if parts[0] == "data_prep" else "/".join(parts[:2]) + ("" if len(parts) == 2 else "/")
+        assert top in entries, f"docs/architecture.md's layout has no entry for {top}"
+        if top.endswith(".py"):
+            continue
+        assert path.name in entries[top] or path.stem in entries[top].split(), \
+            f"docs/architecture.md's layout entry {top} does not name {path.relative_to(ROOT)}"
+
+
+def test_the_architecture_doc_names_no_missing_module():
+    named = set()
+    for top, text in _layout_entries().items():
+        if top.startswith("automod_cli/") or top.startswith("data_prep"):
+            named |= {name for name in re.findall(r"\b([a-z_0-9]+\.py)\b", text + " " + top.split("/")[-1])}
+    present = {path.name for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+    assert named <= present, f"named in the layout but absent: {sorted(named - present)}"

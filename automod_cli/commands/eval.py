@@ -19,7 +19,7 @@ from automod_cli.checkpoint import read_meta
 from automod_cli.locate import find_checkpoint
 from automod_cli.commands import project
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, REF_DATA, SEED, TEST_DATA, WEIGHTS, Crop,
-                                          Net, console, err_console, progress_bars, refuse_overwrite, torch_device)
+                                          Net, console, err_console, progress_bars, torch_device)
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import compare as comparison
 from automod_cli.metrics import inventory
@@ -30,6 +30,7 @@ from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
 from automod_cli.features.nets import LPIPS_NETS, inception_features, lpips_distance
 from automod_cli.metrics.fid import default_cache_dir
 from automod_cli.metrics.registry import INCEPTION, LPIPS, Metric
+from automod_cli.outputs import check_outputs, refuse_overwrite
 
 eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and against "
                             "the built-in dataset's ground truth.", no_args_is_help=True)
@@ -71,8 +72,8 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
     """`automod eval NAME`: every argument and file checked (outputs, device, checkpoint, weight files, data), then
     the model loaded, then the networks built and the metric run."""
     metric = registry.REGISTRY[metric.mix_variant] if mix else metric
-    if grid is not None and grid.exists() and not force:
-        raise AutomodError(f"'{grid}' already exists: choose another --grid or pass --force to overwrite.")
+    if grid is not None:
+        refuse_overwrite(grid, force, "--grid")
     target = torch_device(device)
     checkpoint = find_checkpoint(model)
     meta = read_meta(checkpoint)
@@ -264,7 +265,7 @@ def compare_command(
     chosen = _metric_names(metrics)
     named = _groups(groups)
     csv_path, json_path, md_path = (out.with_name(out.name + suffix) for suffix in (".csv", ".json", ".md"))
-    refuse_overwrite([csv_path, json_path, md_path], force)
+    check_outputs([csv_path, json_path, md_path], force)
     torch.manual_seed(seed)
     target = torch_device(device)
     needed = {network for column in chosen for network in registry.COLUMNS[column][0].networks}

@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import LoadedModel, load_for_eval
 
 console = Console()
@@ -61,13 +60,6 @@ def load_model_for_eval(model: Optional[Path], device: str, seed: int) -> Loaded
     """Seed torch's generator, then read the checkpoint named by `--model` onto `--device`."""
     torch.manual_seed(seed)
     return load_for_eval(model, torch_device(device))
-
-
-def refuse_overwrite(paths: list[Path], force: bool) -> None:
-    """Stop with one line when an output file exists and `--force` was not given."""
-    for path in paths:
-        if path.exists() and not force:
-            raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net, Start,
                                           console, load_model_for_eval as _setup, progress_bars as _progress,
-                                          refuse_overwrite as _check_outputs, torch_device as _device)
+                                          torch_device as _device)
 from automod_cli.commands.ops_report import rate_line
 from automod_cli.commands.ops import _report_skipped
 from automod_cli.errors import AutomodError
@@ -84,7 +84,7 @@ def eval_project(
     Example: automod eval project --model runs/ffhq --data data/ffhq-test-256.h5 --n 1000 --steps 200
     """
     csv_path, png_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".png")
-    _check_outputs([csv_path, png_path], force)
+    check_outputs([csv_path, png_path], force)
     loaded = _setup(model, device, seed)
     report, loss = _distances(net, loss_net, weights, loaded.device)
     test = unseen_data(loaded, data)

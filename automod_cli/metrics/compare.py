@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from automod_cli.checkpoint import atomic_write, model_kind, read_meta
+from automod_cli.checkpoint import model_kind, read_meta
+from automod_cli.outputs import atomic_write
 from automod_cli.locate import find_checkpoint
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import load_for_eval

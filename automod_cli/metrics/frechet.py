@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
-from automod_cli.checkpoint import atomic_write
+from automod_cli.outputs import atomic_write
 from automod_cli.errors import AutomodError
 
 # Imaginary parts this small in (Σ₁Σ₂)^½ are round-off (the exact root of a product of two PSD matrices has a

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from automod_cli.checkpoint import atomic_write
+from automod_cli.outputs import atomic_write
 from automod_cli.features.crop import crop
 from automod_cli.metrics.data import EvalData, image_batches
 from automod_cli.features.nets import DistanceNet

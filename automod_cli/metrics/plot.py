@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from automod_cli.checkpoint import atomic_write
+from automod_cli.outputs import atomic_write
 
 WIDTH, HEIGHT = 720, 460
 LEFT, RIGHT, TOP, BOTTOM = 80, 30, 40, 60  # margins around the plot area

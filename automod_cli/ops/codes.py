@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from automod_cli import __version__
-from automod_cli.checkpoint import atomic_write
+from automod_cli.outputs import atomic_write, refuse_overwrite
 from automod_cli.errors import AutomodError
 from automod_cli.ops.inputs import Inputs, check_inputs, image_paths, load_inputs
 from automod_cli.ops.reconstruct import ProgressCallback, decode, encode, model_device
@@ -105,8 +105,7 @@ def save_codes(path: Path, codes: torch.Tensor, files: Sequence[Path | str], ide
     path = Path(path)
     if path.suffix.lower() != SUFFIX:
         raise AutomodError(f"a codes file is an .npz file: name it e.g. '{path.with_suffix(SUFFIX).name}'.")
-    if path.exists() and not overwrite:
-        raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+    refuse_overwrite(path, overwrite)
     values = codes.detach().float().cpu().numpy()
     if values.ndim != 2 or len(values) != len(files) or values.shape[1] != identity.latent_dim:
         raise AutomodError(f"codes of shape {tuple(values.shape)} do not match {len(files)} files of "

@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from automod_cli import __version__
-from automod_cli.checkpoint import atomic_write
+from automod_cli.outputs import atomic_write, refuse_overwrite
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import assign
@@ -72,8 +72,7 @@ def edit(model: Automodulator, z: torch.Tensor, vector: torch.Tensor, strengths:
 def save_vector(path: Path, vector: torch.Tensor, info: dict[str, str], overwrite: bool = False) -> Path:
     """Write an attribute vector and string `info` (exemplar counts, model) as a safetensors file."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise AutomodError(f"'{path}' already exists: choose another --save-vector path or pass --force.")
+    refuse_overwrite(path, overwrite, "--save-vector path")
     metadata = {**info, "format": VECTOR_FORMAT, "automod_version": __version__, "latent_dim": str(vector.numel())}
     tensors = {VECTOR_KEY: vector.detach().float().cpu().reshape(-1).contiguous()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from automod_cli.checkpoint import atomic_write
+from automod_cli.outputs import atomic_write, refuse_overwrite
 from automod_cli.errors import AutomodError
 from automod_cli.images import enlarge, to_uint8
 from automod_cli.models import Automodulator
@@ -75,8 +75,7 @@ def snake_order(rows: int, columns: int) -> list[int]:
 def write_gif(path: Path, frames: torch.Tensor, overwrite: bool = False, frame_ms: int = GIF_FRAME_MS) -> Path:
     """An endlessly looping GIF that plays `frames` (N, 3, R, R) forwards then backwards, enlarged to be seen."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+    refuse_overwrite(path, overwrite)
     big = to_uint8(enlarge(frames.float().cpu(), GIF_MIN_SIZE))
     sequence = list(big) + list(big[-2:0:-1])  # forwards, then back without repeating the ends
     pictures = [Image.fromarray(frame) for frame in sequence]

@@ -136,11 +136,10 @@ def errors_path(output: Path) -> Path:
 def write_csv(path: Path, report: ErrorReport, overwrite: bool = False) -> Path:
     """The report as CSV (index, [role,] file, mse, ssim[, lpips]), written atomically; an existing file is kept
     unless `overwrite`."""
-    from automod_cli.checkpoint import atomic_write
+    from automod_cli.outputs import atomic_write, refuse_overwrite
 
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise AutomodError(f"'{path}' already exists: choose another --out or pass --force to overwrite.")
+    refuse_overwrite(path, overwrite)
     rows = report.rows()
 
     def write(tmp: Path) -> None:

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 
 from automod_cli import __version__
-from automod_cli.checkpoint import (CHECKPOINT_DIR, SUFFIX, atomic_write, module_tensors, read_checkpoint, read_meta,
-                                    run_checkpoints, save_checkpoint, tensors_under)
+from automod_cli.checkpoint import (CHECKPOINT_DIR, SUFFIX, module_tensors, read_checkpoint, read_meta, run_checkpoints,
+                                    save_checkpoint, tensors_under)
+from automod_cli.outputs import atomic_write
 from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
 from automod_cli.training.data import Position

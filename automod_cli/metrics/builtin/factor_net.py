@@ -30,7 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from automod_cli.checkpoint import atomic_write
+from automod_cli.outputs import atomic_write
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.builtin.factor_targets import NUM_OUTPUTS, encode_targets, factor_loss, standardisation
 from automod_cli.ops.reconstruct import ProgressCallback
