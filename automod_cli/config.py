@@ -33,7 +33,7 @@ def _is_number(value: Any, whole: bool) -> bool:
     return isinstance(value, int) if whole else isinstance(value, (int, float))
 
 
-def _build(cls, data: dict[str, Any], unknown_message: str):
+def build_config(cls, data: dict[str, Any], unknown_message: str):
     """A config dataclass from a dict, refusing names it does not know (with `unknown_message`)."""
     unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
@@ -149,7 +149,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return _build(cls, data, "model config has unknown fields {}: the file was written by a newer automod.")
+        return build_config(cls, data, "model config has unknown fields {}: the file was written by a newer automod.")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -397,7 +397,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        return _build(cls, data, "unknown training setting(s) {}; see `automod train --help` for the names.")
+        return build_config(cls, data, "unknown training setting(s) {}; see `automod train --help` for the names.")
 
 
 def _paper_schedule(max_resolution: int, tail_images: dict[int, float],

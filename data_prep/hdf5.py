@@ -131,7 +131,8 @@ def is_disk_full(exc: BaseException) -> bool:
     return "No space left on device" in text or "errno = 28" in text or "Disk quota exceeded" in text
 
 
-def _size(nbytes: float) -> str:
+def format_size(nbytes: float) -> str:
+    """A byte count as people read it: '512 bytes', '1.5 MB' (powers of 1000)."""
     for unit in ("bytes", "KB", "MB", "GB"):
         if nbytes < 1000 or unit == "GB":
             return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
@@ -251,7 +252,7 @@ class H5Writer:
         free = free_bytes(self.partial.parent)
         room = (free - _SPACE_RESERVE) // self.image_bytes
         if room < 1:
-            raise DiskFull(f"The disk holding {self.partial.parent} is full ({_size(free)} free)")
+            raise DiskFull(f"The disk holding {self.partial.parent} is full ({format_size(free)} free)")
         self._next_space_check = self.written + max(1, room // 2)
 
     def add(self, levels: dict[int, np.ndarray]) -> None:

@@ -11,8 +11,9 @@ import typer
 
 from automod_cli import ops
 from automod_cli.commands import ops_report
-from automod_cli.commands.ops import ALIGN, DEVICE, FORCE, MODEL, _checked, _open, _report_skipped, _start, _writing, console
-from automod_cli.commands.options import progress_bars
+from automod_cli.commands.ops import ALIGN, DEVICE, FORCE, MODEL, console
+from automod_cli.commands.options import (check_device_and_outputs, checked_inputs, open_model, progress_bars,
+                                          report_skipped, writing)
 from automod_cli.errors import AutomodError
 from automod_cli.ops.codes import ENCODE_BATCH, SUFFIX
 
@@ -33,16 +34,16 @@ def encode(
     """
     if out.suffix.lower() != SUFFIX:
         raise AutomodError(f"the codes file is an .npz file: name it e.g. '{out.with_suffix(SUFFIX).name}'.")
-    target = _start(device, [out], force)
-    inputs = _checked(images)
-    net = _open(model, target, seed=0)
+    target = check_device_and_outputs(device, [out], force)
+    inputs = checked_inputs(images)
+    net = open_model(model, target, seed=0)
     identity = ops.model_identity(net)
     align = ops_report.alignment(net, align)
     with progress_bars() as progress:
         encoded = ops.encode_files(net, inputs, align, batch, progress)
-    _report_skipped(encoded.used)
+    report_skipped(encoded.used)
     ops_report.check(net, align, torch.empty(0))  # names the files used unaligned (no face found)
-    with _writing(out):
+    with writing(out):
         ops.save_codes(out, encoded.codes, encoded.used.paths, identity, str(ops.find_checkpoint(model)),
                        net.resolution, bool(align), overwrite=force)
     console.print(ops_report.rate_line("encoded", len(encoded.codes), encoded.seconds))

@@ -8,9 +8,8 @@ several inputs (a folder) are skipped with one line each; the command fails only
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import torch
 import typer
@@ -18,7 +17,8 @@ from rich.console import Console
 
 from automod_cli import ops
 from automod_cli.commands import ops_report
-from automod_cli.commands.options import progress_bars
+from automod_cli.commands.options import (check_device_and_outputs, checked_inputs, open_model, progress_bars,
+                                          report_skipped, writing)
 from automod_cli.devices import pick_device
 from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
@@ -28,7 +28,6 @@ from automod_cli.ops.report import ErrorReport, errors_path, write_csv
 from automod_cli.outputs import check_outputs
 
 console = Console()
-err_console = Console(stderr=True)
 
 MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
@@ -42,63 +41,12 @@ SCALES = typer.Option(None, "--scales", help="coarse (4²–8²), mid (16²–32
 EDIT_STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # no paper value: a symmetric strip around the reconstruction
 SAMPLE_COLUMNS = 8  # cells per row in sample grids (as the training grids)
 PAIRS_PER_ROW = 4  # input | reconstruction pairs per row in `reconstruct`
-SKIPS_SHOWN = 10  # skipped input files named one per line; the rest are counted
-
-
-def _warn(text: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
-
-
-def _start(device: str, outputs: List[Path], force: bool) -> torch.device:
-    """The checks made before any work: the device name, then every output (writable, replacing nothing)."""
-    target = pick_device(device)
-    check_outputs(outputs, force)
-    return target
-
-
-def _open(model: Optional[Path], device: torch.device, seed: int) -> Automodulator:
-    """Load the model (saying which checkpoint was picked when not named exactly) and seed torch."""
-    checkpoint = ops.find_checkpoint(model)
-    if model is None or Path(model).is_dir():
-        console.print(f"model: {checkpoint}")
-    torch.manual_seed(seed)
-    net = ops.load_model(checkpoint, device)
-    ops_report.attach(net, checkpoint)
-    broken = ops.nonfinite_tensors(net)
-    if broken:
-        _warn(f"{len(broken)} weight tensors of '{checkpoint}' hold NaN or infinite values ({broken[0]}, ...): training "
-              "diverged, and its images come out black or meaningless; use an earlier checkpoint.")
-    return net
-
-
-@contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """A failed write as one line (checked writable before the work: the disk filled up, or the folder changed)."""
-    try:
-        yield
-    except OSError as exc:
-        raise AutomodError(f"could not write '{path}' ({exc.strerror or exc}); no existing file was replaced.") from None
 
 
 def _write(path: Path, image: torch.Tensor, force: bool) -> None:
-    with _writing(path):
+    with writing(path):
         save_image(path, image.cpu(), overwrite=force)
     console.print(f"wrote {path}")
-
-
-def _checked(items: List[Path], exact: bool = False) -> ops.Inputs:
-    """The input files, expanded and decoded once before the model is loaded (`ops.check_inputs`)."""
-    return ops.check_inputs(items, exact)
-
-
-def _report_skipped(used: ops.Inputs) -> None:
-    """Skipped input files named, one line each (the first few), and how many were used."""
-    for path, reason in used.skipped[:SKIPS_SHOWN]:
-        _warn(f"skipped '{path}' ({reason}).")
-    if len(used.skipped) > SKIPS_SHOWN:
-        _warn(f"... and {len(used.skipped) - SKIPS_SHOWN} more files skipped.")
-    if used.skipped:
-        _warn(f"used {len(used.paths)} of {len(used.paths) + len(used.skipped)} input files.")
 
 
 def _inputs(model: Automodulator, inputs: ops.Inputs, align: Optional[bool], exact: bool = False) -> torch.Tensor:
@@ -106,7 +54,7 @@ def _inputs(model: Automodulator, inputs: ops.Inputs, align: Optional[bool], exa
     files are named, one line each, and inputs unlike the model's training data are warned about."""
     align = ops_report.alignment(model, align)
     x, used = ops.load_inputs(inputs, model.resolution, align, exact)
-    _report_skipped(used)
+    report_skipped(used)
     ops_report.check(model, align, x)
     return x
 
@@ -129,7 +77,7 @@ def _latents(model: Automodulator, sources: ops.Sources, align: Optional[bool], 
     """The latents of checked sources (codes as they are, images encoded); skipped files are named."""
     align = ops_report.alignment(model, align)
     latents = ops.source_latents(model, sources, align, exact)
-    _report_skipped(latents.used)
+    report_skipped(latents.used)
     images = [image for image in latents.images if image is not None]
     ops_report.check(model, align, torch.stack(images) if images else torch.empty(0))
     return latents
@@ -191,7 +139,7 @@ def mix(
         a_sources, b_sources = _single(a_items[0], "A"), _single(b_items[0], "B")
     errors_file = errors_path(outputs[-1]) if a_sources.images or b_sources.images else None  # codes have no errors
     check_outputs(outputs + ([errors_file] if errors_file else []), force)
-    net = _open(model, target, seed)
+    net = open_model(model, target, seed)
     blocks = ops.scale_range(net, spec, "style mixing")
     a_latents = _latents(net, a_sources, align, not grid_mode)
     b_latents = _latents(net, b_sources, align, not grid_mode)
@@ -227,9 +175,9 @@ def sample(
     if scales is not None and fix is None:
         raise AutomodError("--scales chooses what --fix IMG keeps: pass --fix IMG as well.")
     files = [out / f"sample-{i:03d}.png" for i in range(n)]
-    target = _start(device, [out / "grid.png", *files], force)
+    target = check_device_and_outputs(device, [out / "grid.png", *files], force)
     fixed = _single(fix, "--fix") if fix is not None else None
-    net = _open(model, target, seed)
+    net = open_model(model, target, seed)
     generator = torch.Generator().manual_seed(seed)
     if fix is None:
         images = ops.sample(net, n, generator, noise)
@@ -244,7 +192,7 @@ def sample(
         text = (f"First: reconstruction of {latents.names[0]}. The others keep {ops.scale_label(spec, blocks, net.block_levels)} "
                 f"with random latents elsewhere (seed {seed}).")
     for path, image in zip(files, images):
-        with _writing(path):
+        with writing(path):
             save_image(path, image.cpu(), overwrite=force)
     console.print(f"wrote {n} images to {out}/sample-NNN.png")
     _write(out / "grid.png", ops.captioned_grid(cells, min(SAMPLE_COLUMNS, len(cells)), text), force)
@@ -303,15 +251,15 @@ def edit(
     """
     if not images and save_vector is None:
         raise AutomodError("nothing to do: give images to edit, --save-vector FILE, or both.")
-    target = _start(device, [out] if images else [], force)
+    target = check_device_and_outputs(device, [out] if images else [], force)
     check_outputs([save_vector] if save_vector else [], force)
     exemplars = _exemplars(pos, neg, vector)
     inputs = _sources(images) if images else None
-    net = _open(model, target, seed)
+    net = open_model(model, target, seed)
     blocks = ops.scale_range(net, scales, "editing chosen scales") if scales is not None else None
     v, info, source = _vector(net, exemplars, vector, align)
     if save_vector is not None:
-        with _writing(save_vector):
+        with writing(save_vector):
             ops.save_vector(save_vector, v, {**info, "model": str(ops.find_checkpoint(model))}, overwrite=force)
         console.print(f"wrote {save_vector}")
     if not images:
@@ -353,9 +301,9 @@ def interpolate(
     if len(sources) not in (2, 4):
         raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(sources)}.")
     gif_path = out.with_suffix(".gif")
-    target = _start(device, [out] + ([gif_path] if gif else []), force)
+    target = check_device_and_outputs(device, [out] + ([gif_path] if gif else []), force)
     sources = ops.check_sources(sources, exact=True)
-    net = _open(model, target, seed)
+    net = open_model(model, target, seed)
     blocks = ops.scale_range(net, scales, "interpolating chosen scales") if scales is not None else None
     latents = _latents(net, sources, align, exact=True)
     z, names = latents.z, latents.names
@@ -369,14 +317,14 @@ def interpolate(
     text = f"Interpolation between {', '.join(names)}{where}; ends are reconstructions."
     _write(out, ops.captioned_grid(cells, columns, text), force)
     if gif:
-        with _writing(gif_path):
+        with writing(gif_path):
             ops.write_gif(gif_path, frames, overwrite=force)
         console.print(f"wrote {gif_path}")
 
 
 def _write_errors(path: Path, errors: ErrorReport, title: str, force: bool) -> None:
     """The reconstruction errors as a table here and as CSV beside the figure."""
-    with _writing(path):
+    with writing(path):
         write_csv(path, errors, overwrite=force)
     ops_report.show_errors(errors, title, path)
 
@@ -396,13 +344,13 @@ def reconstruct(
     Example: automod reconstruct photos/ --model runs/demo -o recon.png
     """
     errors_file = errors_path(out)
-    target = _start(device, [out, errors_file], force)
-    inputs = _checked(images)
-    net = _open(model, target, seed)
+    target = check_device_and_outputs(device, [out, errors_file], force)
+    inputs = checked_inputs(images)
+    net = open_model(model, target, seed)
     align = ops_report.alignment(net, align)
     with progress_bars() as progress:
         done = ops.reconstruct_files(net, inputs, align, noise, batch, progress)
-    _report_skipped(done.used)
+    report_skipped(done.used)
     ops_report.check(net, align, done.images)
     console.print(ops_report.rate_line("reconstructed", len(done.images), done.seconds), highlight=False)
     pairs = ops.side_by_side(done.images, done.reconstructions)

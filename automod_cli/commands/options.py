@@ -1,20 +1,26 @@
-"""What the evaluation commands share: typer options (`--model`, `--data`, `--weights`, `--crop`, `--net`, ...),
-their choices, and the rich helpers (progress bars on stderr, console), used by `commands/eval.py` and
-`commands/project.py` alike."""
+"""What the commands share: typer options (`--model`, `--data`, `--weights`, `--crop`, `--net`, ...), their
+choices, and the rich helpers (progress bars on stderr, console), used by `commands/eval.py` and
+`commands/project.py` alike; and the steps of the image commands (`commands/ops.py`, `commands/encode.py`): the
+checks made before any work, loading the model, checked inputs, failed writes and skipped files as one line each."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from automod_cli import ops
+from automod_cli.commands import ops_report
+from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import LoadedModel, load_for_eval
+from automod_cli.models import Automodulator
+from automod_cli.outputs import check_outputs
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,6 +53,7 @@ JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
 CROP = typer.Option(Crop.face, "--crop", help="Image window compared: face (StyleGAN's, the papers'), center, none.")
 NET = typer.Option(Net.alex, "--net", help="LPIPS trunk: alex (lpips default) or vgg.")
 FORCE = typer.Option(False, "--force", help="Replace existing output files.")
+SKIPS_SHOWN = 10  # skipped input files named one per line; the rest are counted
 
 
 def torch_device(name: str) -> torch.device:
@@ -75,3 +82,53 @@ def progress_bars() -> Iterator:
             bar.update(tasks[stage], completed=done, total=total)
 
         yield update
+
+
+def _warn(text: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+
+
+def check_device_and_outputs(device: str, outputs: List[Path], force: bool) -> torch.device:
+    """The checks made before any work: the device name, then every output (writable, replacing nothing)."""
+    target = torch_device(device)
+    check_outputs(outputs, force)
+    return target
+
+
+def open_model(model: Optional[Path], device: torch.device, seed: int) -> Automodulator:
+    """Load the model (saying which checkpoint was picked when not named exactly) and seed torch."""
+    checkpoint = ops.find_checkpoint(model)
+    if model is None or Path(model).is_dir():
+        console.print(f"model: {checkpoint}")
+    torch.manual_seed(seed)
+    net = ops.load_model(checkpoint, device)
+    ops_report.attach(net, checkpoint)
+    broken = ops.nonfinite_tensors(net)
+    if broken:
+        _warn(f"{len(broken)} weight tensors of '{checkpoint}' hold NaN or infinite values ({broken[0]}, ...): training "
+              "diverged, and its images come out black or meaningless; use an earlier checkpoint.")
+    return net
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """A failed write as one line (checked writable before the work: the disk filled up, or the folder changed)."""
+    try:
+        yield
+    except OSError as exc:
+        raise AutomodError(f"could not write '{path}' ({exc.strerror or exc}); no existing file was replaced.") from None
+
+
+def checked_inputs(items: List[Path], exact: bool = False) -> ops.Inputs:
+    """The input files, expanded and decoded once before the model is loaded (`ops.check_inputs`)."""
+    return ops.check_inputs(items, exact)
+
+
+def report_skipped(used: ops.Inputs) -> None:
+    """Skipped input files named, one line each (the first few), and how many were used."""
+    for path, reason in used.skipped[:SKIPS_SHOWN]:
+        _warn(f"skipped '{path}' ({reason}).")
+    if len(used.skipped) > SKIPS_SHOWN:
+        _warn(f"... and {len(used.skipped) - SKIPS_SHOWN} more files skipped.")
+    if used.skipped:
+        _warn(f"used {len(used.paths)} of {len(used.paths) + len(used.skipped)} input files.")

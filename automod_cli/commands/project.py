@@ -17,9 +17,8 @@ from rich.table import Table
 
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net, Start,
                                           console, load_model_for_eval as _setup, progress_bars as _progress,
-                                          torch_device as _device)
+                                          report_skipped, torch_device as _device)
 from automod_cli.commands.ops_report import rate_line
-from automod_cli.commands.ops import _report_skipped
 from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
 from automod_cli.features import weights as weight_files
@@ -231,7 +230,7 @@ def project(
     elapsed = time.perf_counter() - began
     if codes is not None:
         save_codes(codes, latents, used.paths, identity, str(loaded.checkpoint), loaded.model.resolution, overwrite=force)
-    _report_skipped(used)
+    report_skipped(used)
     outputs = [str(targets[path]) for path in used.paths]
     if as_json:
         summary = {"images": len(used.paths), "seconds": elapsed, "images_per_second": len(used.paths) / elapsed,

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from automod_cli.config import ModelConfig, _build
+from automod_cli.config import ModelConfig, build_config
 from automod_cli.errors import AutomodError
 from automod_cli.models.decoder import AutomodulatorDecoder
 from automod_cli.models.encoder import Encoder, sn_conv
@@ -82,7 +82,7 @@ class LiaConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LiaConfig":
-        return _build(cls, data, "LIA config has unknown fields {}: the file was written by a newer automod.")
+        return build_config(cls, data, "LIA config has unknown fields {}: the file was written by a newer automod.")
 
 
 class LiaGenerator(nn.Module):

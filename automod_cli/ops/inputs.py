@@ -103,7 +103,8 @@ class Inputs:
 SKIPS_NAMED = 3  # unusable files named in the error when none is usable
 
 
-def _none_usable(skipped: list[tuple[Path, str]]) -> AutomodError:
+def none_usable_error(skipped: list[tuple[Path, str]]) -> AutomodError:
+    """The error when no input can be used: the unusable files (the first few) named with their reasons."""
     if len(skipped) == 1:
         path, reason = skipped[0]
         return AutomodError(f"cannot use '{path}' as an image ({reason}).")
@@ -130,7 +131,7 @@ def check_inputs(items: Sequence[Path], exact: bool = False) -> Inputs:
             continue
         usable.append(path)
     if not usable:
-        raise _none_usable(skipped)
+        raise none_usable_error(skipped)
     return Inputs(usable, skipped)
 
 
@@ -156,7 +157,7 @@ def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: boo
     if not used:
         if allow_none:
             return torch.empty(0, 3, resolution, resolution), Inputs(used, skipped)
-        raise _none_usable(skipped)
+        raise none_usable_error(skipped)
     return torch.stack(images), Inputs(used, skipped)
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import torch
 
 from automod_cli.models import Automodulator
-from automod_cli.ops.inputs import Inputs, _none_usable, load_inputs
+from automod_cli.ops.inputs import Inputs, load_inputs, none_usable_error
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total): drives a progress bar per stage
 
@@ -89,6 +89,6 @@ def reconstruct_files(model: Automodulator, inputs: Inputs, align: object = Fals
         if progress is not None:
             progress("reconstructing", min(start + batch_size, total), total)
     if not used:
-        raise _none_usable(skipped)
+        raise none_usable_error(skipped)
     seconds = time.perf_counter() - began
     return Reconstructed(torch.cat(images), torch.cat(reconstructions), Inputs(used, skipped), seconds)

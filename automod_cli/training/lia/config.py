@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from automod_cli.config import TrainConfig, _build, resolve_train_config
+from automod_cli.config import TrainConfig, build_config, resolve_train_config
 from automod_cli.errors import AutomodError
 from automod_cli.models.lia import LiaConfig
 from automod_cli.models.nice import COUPLING_DEPTH, COUPLING_LAYERS
@@ -75,7 +75,7 @@ class LiaTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LiaTrainConfig":
-        return _build(cls, data, "unknown LIA setting(s) {}; see `automod train --help` for the names.")
+        return build_config(cls, data, "unknown LIA setting(s) {}; see `automod train --help` for the names.")
 
 
 LIA_SETTINGS = tuple(f.name for f in dataclasses.fields(LiaTrainConfig) if f.name != "train")
