@@ -63,7 +63,8 @@ def _strip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _count(state: dict[str, torch.Tensor], pattern: str) -> int:
     indices = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
     if indices != set(range(len(indices))):
-        raise AutomodError(f"the checkpoint's layers matching '{pattern}' are not numbered 0..n−1: not the authors' layout.")
+        raise AutomodError(f"the checkpoint's layers matching '{pattern}' are not numbered 0..n−1: not the authors' "
+                           "layout.")
     return len(indices)
 
 
@@ -164,7 +165,8 @@ def convert(data: dict[str, Any], source: str = "", dataset: str | None = None
         raw = decoder_state(generator_raw, phase)
         ema = decoder_state(generator, phase)
     except KeyError as exc:
-        raise AutomodError(f"'{source}' lacks the tensor {exc} that the authors' layout has: a damaged or foreign file.") from None
+        raise AutomodError(f"'{source}' lacks the tensor {exc} that the authors' layout has: a damaged or foreign "
+                           "file.") from None
     model = Automodulator(config, level=phase, alpha=alpha)
     try:
         model.encoder.load_state_dict(enc)

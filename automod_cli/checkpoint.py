@@ -1,8 +1,9 @@
 """Safe checkpoint files: tensors in safetensors, the full model config and run state as JSON metadata.
 
 Nothing here unpickles: a checkpoint can be opened from an untrusted source. `model_from_checkpoint` rebuilds the
-network from the file alone (`automod_cli.locate.load_model` finds the file a user names and calls it). Writes go to a temporary file in the same folder and are renamed into place, so a
-crash never leaves a half-written checkpoint under the real name.
+network from the file alone (`automod_cli.locate.load_model` finds the file a user names and calls it). Writes go
+to a temporary file in the same folder and are renamed into place, so a crash never leaves a half-written checkpoint
+under the real name.
 """
 
 from __future__ import annotations

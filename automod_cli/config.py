@@ -221,7 +221,8 @@ class TrainConfig:
     lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units
     kl_scale: float = 1.0  # weight of every KL term (Eq. 1 and 6: 1; the authors' code: 0.1)
     match_x: float = 1.0  # the reconstruction weight is λ_X·match_x once a phase's fade-in is over (authors: 1.5)
-    latent_distance: str = "cosine"  # "cosine": λ_Z·(1 − cos(z, ẑ)); "dot": λ_Z·mean_d(2 − z_d·ẑ_d) (authors)
+    # "cosine": λ_Z·(1 − cos(z, ẑ)); "dot": λ_Z·mean_d(2 − z_d·ẑ_d) (authors)
+    latent_distance: str = "cosine"
     # "hinge": Eq. 1 (losses.encoder_loss); "clamp": the authors' (losses.encoder_loss_clamped)
     encoder_objective: str = "hinge"
     fake_pool: int = 0  # images in the encoder's pool of generated images (authors: 200, 100 from 256²); 0: none
@@ -513,8 +514,8 @@ def model_settings(kind: str, decoder: str | None = None) -> dict[str, Any]:
                 "mixed_fraction_encoder": 0.0, "mixed_fraction_decoder": 0.0}
     decoder = decoder or "adain"
     # VAE and WAE: Gaussian N(0, I) latents and the squared L2 image distance (the Gaussian likelihood of a VAE; the
-    # cost c(x, y) = ‖x − y‖² of WAE, Tolstikhin et al. 2018). Learning rates: Supp. App. A, for the whole schedule.
-    # One joint loss, no AGE game: no mixed samples and no L_j (recorded off so config.json says what runs).
+    # cost c(x, y) = ‖x − y‖² of WAE, Tolstikhin et al. 2018). Learning rates: Supp. App. A, for the whole
+    # schedule. One joint loss, no AGE game: no mixed samples and no L_j (recorded off so config.json says what runs).
     gaussian = {"kind": kind, "model.decoder": decoder, "model.latent": "gaussian", "reconstruction": "l2",
                 "layer_loss": False, "mixed_fraction_encoder": 0.0, "mixed_fraction_decoder": 0.0}
     if kind == "vae":

@@ -31,7 +31,8 @@ def enlarge(images: torch.Tensor, min_size: int) -> torch.Tensor:
     return F.interpolate(images, scale_factor=factor, mode="nearest") if factor > 1 else images
 
 
-def make_grid(images: torch.Tensor, columns: int, padding: int = 2, min_cell: int = 96, background: float = 1.0) -> torch.Tensor:
+def make_grid(images: torch.Tensor, columns: int, padding: int = 2, min_cell: int = 96,
+              background: float = 1.0) -> torch.Tensor:
     """Tile (N, 3, H, W) images row by row into one (3, H', W') image with a light border between cells."""
     if images.dim() != 4 or images.shape[0] == 0:
         raise AutomodError("a grid needs a non-empty (N, 3, H, W) batch of images.")

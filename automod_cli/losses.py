@@ -38,8 +38,8 @@ def encoder_loss(
     kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float, lambda_x: float = 2.0,
     kl_scale: float = 1.0,
 ) -> torch.Tensor:
-    """L_φ = max(−M_gap, KL(φ(x)) − KL(φ(x̂))) + λ_X·d(x, θ(φ(x))) (NeurIPS Eq. 1). `margin` is M_gap in the paper's
-    units (0.5; 2.0 early; Supp. App. A). λ_X = 2.0: Supp. App. A's 0.2 against the authors' KL scaled by 0.1.
+    """L_φ = max(−M_gap, KL(φ(x)) − KL(φ(x̂))) + λ_X·d(x, θ(φ(x))) (NeurIPS Eq. 1). `margin` is M_gap in the
+    paper's units (0.5; 2.0 early; Supp. App. A). λ_X = 2.0: Supp. App. A's 0.2 against the authors' KL scaled by 0.1.
 
     Written as KL(φ(x)) − min(KL(φ(x̂)), sg[KL(φ(x))] + M_gap), which has exactly the value of Eq. 1 but keeps the
     gradient of KL(real) once the gap is reached (sg = stop-gradient); with the literal max(·) the saturated hinge
@@ -50,8 +50,8 @@ def encoder_loss(
 
 def encoder_loss_clamped(kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float,
                          lambda_x: float, kl_scale: float) -> torch.Tensor:
-    """The authors' encoder objective: s·KL(φ(x)) + clamp(s·(KL(φ(x)) − KL(φ(x̂))), −M, M/2) + λ_X·d, with s the KL
-    scale (their 0.1) and M the margin in those units; M = 0 means no clamp at all. KL(real) enters twice: on its
+    """The authors' encoder objective: s·KL(φ(x)) + clamp(s·(KL(φ(x)) − KL(φ(x̂))), −M, M/2) + λ_X·d, with s
+    the KL scale (their 0.1) and M the margin in those units; M = 0 means no clamp at all. KL(real) enters twice: on its
     own and inside the clamped gap."""
     gap = kl_scale * (kl_real - kl_fake)
     if margin > 0:
@@ -60,8 +60,8 @@ def encoder_loss_clamped(kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstru
 
 
 def latent_dot_distance(z: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
-    """The authors' latent reconstruction distance: mean over rows and dimensions of 2 − z_d·ẑ_d, i.e. 2 − cos/D for
-    unit latents (its gradient is that of (1 − cos)/D)."""
+    """The authors' latent reconstruction distance: mean over rows and dimensions of 2 − z_d·ẑ_d, i.e. 2 − cos/D
+    for unit latents (its gradient is that of (1 − cos)/D)."""
     return (2 - z * z_hat).mean()
 
 
@@ -78,7 +78,8 @@ def decoder_loss(
 
 
 def layer_disentanglement_loss(canvas_from_reencoded: torch.Tensor, canvas_from_a: torch.Tensor) -> torch.Tensor:
-    """L_j = d(θ_1:j(ξ⁽⁰⁾, ẑ_AB), θ_1:j(ξ⁽⁰⁾, z_A)) with d the (mean) squared L2 distance (NeurIPS Eq. 4)."""
+    """L_j = d(θ_1:j(ξ⁽⁰⁾, ẑ_AB), θ_1:j(ξ⁽⁰⁾, z_A)) with d the (mean) squared L2 distance (NeurIPS
+    Eq. 4)."""
     return (canvas_from_reencoded - canvas_from_a).pow(2).mean()
 
 
@@ -107,8 +108,8 @@ class L2Distance(nn.Module):
 
 
 def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """‖a_i − b_j‖² for all pairs of rows, (N, M); clamped at 0 against rounding. Always fp32: under bf16 autocast
-    the matrix product would otherwise run in bf16, and the expansion cancels large terms."""
+    """‖a_i − b_j‖² for all pairs of rows, (N, M); clamped at 0 against rounding. Always fp32: under bf16
+    autocast the matrix product would otherwise run in bf16, and the expansion cancels large terms."""
     with autocast_off(a.device.type):
         wide = torch.promote_types(a.dtype, torch.float32)
         a, b = a.to(wide), b.to(wide)
@@ -123,9 +124,9 @@ def mmd_imq(
     prior_variance: float = 1.0,
 ) -> torch.Tensor:
     """Unbiased (U-statistic) MMD² between encoded latents `z` (N, D) and prior samples `z_prior` (M, D) with the
-    inverse multiquadratics kernel k(x, y) = C / (C + ‖x − y‖²), C = 2·D·σ²·s, summed over the scales s (WAE-MMD,
-    Tolstikhin et al. 2018, whose experiments use these scales). σ² is the prior's per-dimension variance: 1 for
-    N(0, I), 1/D for latents normalised onto the unit sphere."""
+    inverse multiquadratics kernel k(x, y) = C / (C + ‖x − y‖²), C = 2·D·σ²·s, summed over the scales s
+    (WAE-MMD, Tolstikhin et al. 2018, whose experiments use these scales). σ² is the prior's per-dimension variance: 1
+    for N(0, I), 1/D for latents normalised onto the unit sphere."""
     n, dim = z.shape
     m = z_prior.shape[0]
     if n < 2 or m < 2:
@@ -157,8 +158,9 @@ SCALE_MIN = 1e-5
 
 
 def robust_rho(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Barron's ρ(x, α, 1) = |α−2|/α · ((x²/|α−2| + 1)^(α/2) − 1), written with expm1/log1p for accuracy. α and
-    |α−2| are kept above the dtype's epsilon, so the ends give their limits: log(x²/2 + 1) at α = 0, x²/2 at α = 2."""
+    """Barron's ρ(x, α, 1) = |α−2|/α · ((x²/|α−2| + 1)^(α/2) − 1), written with expm1/log1p for accuracy.
+    α and |α−2| are kept above the dtype's epsilon, so the ends give their limits: log(x²/2 + 1) at α = 0, x²/2
+    at α = 2."""
     tiny = torch.finfo(alpha.dtype).eps
     a = alpha.clamp_min(tiny)
     b = (alpha - 2).abs().clamp_min(tiny)

@@ -63,7 +63,8 @@ MODELS: dict[str, Pretrained] = {
     for m in (
         Pretrained("ffhq256", 34740000, 256, "FFHQ faces at 256²", "ffhq"),
         Pretrained("ffhq512", 42420000, 512, "FFHQ faces at 512² (images resized to 512)", "ffhq"),
-        Pretrained("celebahq256", 31877148, 256, "CelebA-HQ faces at 256² (the authors' 'small' architecture)", "celebahq"),
+        Pretrained("celebahq256", 31877148, 256, "CelebA-HQ faces at 256² (the authors' 'small' architecture)",
+                   "celebahq"),
         Pretrained("lsuncars256", 32057140, 256, "LSUN Cars at 256²", "lsun-car"),
         Pretrained("lsunbedrooms256", 27574284, 256, "LSUN Bedrooms at 256²", "lsun-bedroom"),
     )

@@ -113,7 +113,8 @@ def align_face(image: Image.Image, landmarks: np.ndarray, size: int) -> Image.Im
     # Pad: where the quad (plus border) leaves the photo, extend it by blurred reflection.
     left, top, right, bottom = _bounds(quad)
     width, height = image.size
-    pad = (max(border - left, 0), max(border - top, 0), max(right - width + border, 0), max(bottom - height + border, 0))
+    pad = (max(border - left, 0), max(border - top, 0), max(right - width + border, 0),
+           max(bottom - height + border, 0))
     if max(pad) > border - 4:
         pad = tuple(max(p, int(round(qsize * PAD_FRACTION))) for p in pad)
         image = _pad_with_blurred_reflection(image, pad, qsize)

@@ -88,7 +88,8 @@ class Factors:
         if fine.ndim != 2 or fine.shape[1] != len(FINE_FACTORS):
             raise AutomodError(f"fine factors must have shape (N, {len(FINE_FACTORS)}), got {fine.shape}.")
         if len(coarse) != len(fine):
-            raise AutomodError(f"coarse and fine factors must describe as many images, got {len(coarse)} and {len(fine)}.")
+            raise AutomodError(f"coarse and fine factors must describe as many images, got {len(coarse)} and "
+                               f"{len(fine)}.")
         object.__setattr__(self, "coarse", coarse)
         object.__setattr__(self, "fine", fine)
 
@@ -137,7 +138,8 @@ def combine(coarse_from: Factors, fine_from: Factors) -> Factors:
     """Layout of `coarse_from`, colours and texture of `fine_from`; a batch of one is repeated to the other's length."""
     n_coarse, n_fine = len(coarse_from), len(fine_from)
     if n_coarse != n_fine and 1 not in (n_coarse, n_fine):
-        raise AutomodError(f"cannot combine {n_coarse} layouts with {n_fine} colourings: give equal counts or one of either.")
+        raise AutomodError(f"cannot combine {n_coarse} layouts with {n_fine} colourings: give equal counts or one of "
+                           "either.")
     n = max(n_coarse, n_fine)
     return Factors(np.repeat(coarse_from.coarse, n // n_coarse, axis=0), np.repeat(fine_from.fine, n // n_fine, axis=0))
 
@@ -294,8 +296,10 @@ def downscale(images: np.ndarray, resolution: int) -> np.ndarray:
     size = images.shape[-1]
     if images.ndim != 4 or images.shape[-2] != size or images.dtype != np.uint8:
         raise AutomodError(f"downscale takes uint8 images of shape (N, C, S, S), got {images.dtype} {images.shape}.")
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1 or size % resolution:
-        raise AutomodError(f"cannot box-downscale {size}×{size} images to {resolution!r}: give a power-of-two divisor of {size}.")
+    if (isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1
+            or size % resolution):
+        raise AutomodError(f"cannot box-downscale {size}×{size} images to {resolution!r}: give a power-of-two "
+                           f"divisor of {size}.")
     factor = size // resolution
     if factor & (factor - 1):
         raise AutomodError(f"{size}/{resolution} is not a power of two: give a resolution of {size} halved some times.")
@@ -310,7 +314,8 @@ def downscale(images: np.ndarray, resolution: int) -> np.ndarray:
 def _check_resolution(resolution: int) -> int:
     valid = [4 * 2**k for k in range((NATIVE_SIZE // 4).bit_length())]
     if resolution not in valid or isinstance(resolution, bool):
-        raise AutomodError(f"resolution must be one of {', '.join(map(str, valid))} for the built-in dataset, got {resolution!r}.")
+        raise AutomodError(f"resolution must be one of {', '.join(map(str, valid))} for the built-in dataset, got "
+                           f"{resolution!r}.")
     return int(resolution)
 
 
@@ -323,7 +328,8 @@ class BuiltinDataset(Dataset):
     drawn from torch's RNG (so DataLoader worker seeding applies).
     """
 
-    def __init__(self, split: str = "train", resolution: int = NATIVE_SIZE, mirror: bool = False, count: int | None = None):
+    def __init__(self, split: str = "train", resolution: int = NATIVE_SIZE, mirror: bool = False,
+                 count: int | None = None):
         if split not in SPLITS:
             raise AutomodError(f"unknown split '{split}' of the built-in dataset: choose one of {', '.join(SPLITS)}.")
         seed, default_count = SPLITS[split]

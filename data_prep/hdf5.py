@@ -48,7 +48,8 @@ def resolutions_up_to(resolution: int) -> list[int]:
     """4, 8, ..., resolution; raises AutomodError unless resolution is a power of two in range."""
     valid = [2**k for k in range(2, 11)]
     if resolution not in valid:
-        raise AutomodError(f"Resolution {resolution} is not supported; use a power of two from {valid[0]} to {valid[-1]}.")
+        raise AutomodError(f"Resolution {resolution} is not supported; use a power of two from {valid[0]} to "
+                           f"{valid[-1]}.")
     return [r for r in valid if r <= resolution]
 
 
@@ -107,7 +108,8 @@ def check_output(out: Path, force: bool) -> None:
         probe.open("x").close()
         probe.unlink()
     except OSError as exc:
-        raise AutomodError(f"Cannot write to the folder {folder} ({exc.strerror or exc}); choose another --out.") from None
+        raise AutomodError(f"Cannot write to the folder {folder} ({exc.strerror or exc}); choose another "
+                           "--out.") from None
 
 
 def make_output_folder(out: Path) -> None:
@@ -115,7 +117,8 @@ def make_output_folder(out: Path) -> None:
     try:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise AutomodError(f"Cannot create the folder {Path(out).parent} ({exc.strerror or exc}); choose another --out.") from None
+        raise AutomodError(f"Cannot create the folder {Path(out).parent} ({exc.strerror or exc}); choose another "
+                           "--out.") from None
 
 
 def free_bytes(folder: Path) -> int:
@@ -159,7 +162,8 @@ class H5Writer:
     `fingerprint` names the inputs and settings; a partial file with the same fingerprint is
     resumed (`inputs_done` says how many inputs it already covers), any other is started over."""
 
-    def __init__(self, out: Path, resolution: int, attrs: dict[str, str], fingerprint: str, force: bool = False) -> None:
+    def __init__(self, out: Path, resolution: int, attrs: dict[str, str], fingerprint: str,
+                 force: bool = False) -> None:
         self.out = Path(out)
         self.force = force
         check_output(self.out, force)
@@ -232,7 +236,8 @@ class H5Writer:
         file.attrs["fingerprint"] = fingerprint
         file.attrs["progress"] = json.dumps({"inputs": 0, "written": 0, "skipped": 0, "notes": 0})
         for r in self.resolutions:
-            file.create_dataset(f"levels/{r}", shape=(0, 3, r, r), maxshape=(None, 3, r, r), chunks=(1, 3, r, r), dtype=np.uint8)
+            file.create_dataset(f"levels/{r}", shape=(0, 3, r, r), maxshape=(None, 3, r, r), chunks=(1, 3, r, r),
+                                dtype=np.uint8)
         file.create_dataset("digests", shape=(0, 32), maxshape=(None, 32), chunks=(_GROW, 32), dtype=np.uint8)
         for name in ("skipped", "notes"):
             file.create_dataset(name, shape=(0, 2), maxshape=(None, 2), chunks=(256, 2), dtype=_STRINGS)
@@ -291,7 +296,8 @@ class H5Writer:
 
     def commit(self) -> Path:
         """Trim, seal with count and checksum, and rename the partial file to the output name."""
-        for name, rows in [*((f"levels/{r}", self.written) for r in self.resolutions), ("digests", self.written), *self._logged.items()]:
+        for name, rows in [*((f"levels/{r}", self.written) for r in self.resolutions), ("digests", self.written),
+                           *self._logged.items()]:
             self.file[name].resize(rows, axis=0)
         checksum = hashlib.sha256(self.file["digests"][:].tobytes()).hexdigest()
         self.file.attrs.update({"count": self.written, "checksum": checksum, "automod_version": __version__})
@@ -378,7 +384,8 @@ def open_images_file(path: Path) -> h5py.File:
         raise AutomodError(f"{path} is an HDF5 file but not an automod image file; write one with `automod prep`.")
     if "checksum" not in attrs:
         file.close()
-        raise AutomodError(f"{path} is an unfinished prep file; run the same `automod prep` command again to finish it.")
+        raise AutomodError(f"{path} is an unfinished prep file; run the same `automod prep` command again to finish "
+                           "it.")
     return file
 
 
@@ -419,7 +426,8 @@ def verify(path: Path, progress: Callable[[int, int], None] | None = None) -> li
         except (OSError, KeyError) as exc:  # e.g. cut short after its header was written: chunks past the end
             raise _damaged(path, exc) from None
         if not bad and hashlib.sha256(stored.tobytes()).hexdigest() != file.attrs["checksum"]:
-            raise AutomodError(f"{path}: the stored digests do not match the checksum; write the file again with `automod prep`.")
+            raise AutomodError(f"{path}: the stored digests do not match the checksum; write the file again with "
+                               "`automod prep`.")
     return bad
 
 
@@ -467,7 +475,8 @@ class H5Images(Dataset):
             have = ", ".join(str(r) for r in self.resolutions)
             raise AutomodError(
                 f"{self.path} has no {resolution}x{resolution} images (it has {have}); "
-                f"prepare it again with `automod prep ... --res {resolution}` or train at most at {self.resolutions[-1]}."
+                f"prepare it again with `automod prep ... --res {resolution}` or train at most at "
+                f"{self.resolutions[-1]}."
             )
         self.resolution = resolution
 

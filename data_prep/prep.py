@@ -160,7 +160,8 @@ def _write_skipped_report(path: Path, skipped: list[tuple[str, str]]) -> Path | 
 
 
 def skipped_report_path(out: Path) -> Path:
-    """Where the skipped inputs are listed: `<name>.skipped.txt` beside the output (data/faces.h5: data/faces.skipped.txt)."""
+    """Where the skipped inputs are listed: `<name>.skipped.txt` beside the output
+    (data/faces.h5: data/faces.skipped.txt)."""
     out = Path(out)
     return out.with_name(f"{out.stem}.skipped.txt")
 
@@ -213,9 +214,10 @@ def _disk_full(writer: H5Writer, source: Source, done: int, *, clean: bool, caus
     if clean:  # stopped before writing the image that did not fit: the partial file is whole
         writer.checkpoint(done)
         writer.close()
-        return DiskFull(f"{cause}: stopped after {done:,} of {source.total:,} inputs, and the {writer.written:,} images "
-                        f"written are kept in {writer.partial}; free about {_still_needed(writer, source, done)} more "
-                        f"(or choose another --out) and run the same command again to continue.")
+        return DiskFull(f"{cause}: stopped after {done:,} of {source.total:,} inputs, and the {writer.written:,} "
+                        f"images written are kept in {writer.partial}; free about "
+                        f"{_still_needed(writer, source, done)} more (or choose another --out) and run the same "
+                        f"command again to continue.")
     if writer.close_after_failure():
         return DiskFull(f"The disk holding {folder} is full: writing failed after {done:,} of {source.total:,} inputs; "
                         f"{writer.inputs_done:,} inputs ({writer.written_at_checkpoint:,} images) are kept in "
@@ -238,7 +240,8 @@ def prepare(source: Source, out: Path, resolution: int, *, force: bool = False, 
     recipe = Recipe(resolution=resolution, framing=source.framing, min_size=min_size)
     if recipe.framing == DETECT:
         require_dlib()
-    attrs = {"source": source.name, "source_path": source.location, "alignment": source.alignment, "split": source.split}
+    attrs = {"source": source.name, "source_path": source.location, "alignment": source.alignment,
+             "split": source.split}
     writer = H5Writer(out, resolution, attrs, fingerprint=f"{source.fingerprint};{recipe}", force=force)
     report = skipped_report_path(out)
     resumed_from = done = writer.inputs_done

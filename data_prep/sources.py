@@ -152,12 +152,14 @@ def ffhq(src: Path, split: str = "train", landmarks: Path | None = None, limit: 
     root = _check_folder(Path(src), "FFHQ image")
     files = _numbered_images(root, r"(\d{5})")
     if not files:
-        raise AutomodError(f"No FFHQ images named like 00000.png under {root}; pass images1024x1024/ or in-the-wild-images/ with --src.")
+        raise AutomodError(f"No FFHQ images named like 00000.png under {root}; pass images1024x1024/ or "
+                           "in-the-wild-images/ with --src.")
     indices = FFHQ_SPLITS[split]
     indices = indices[: _limited(len(indices), limit)]
     marks = _read_ffhq_landmarks(Path(landmarks)) if landmarks is not None else {}
     items = [
-        Item(name=files[i].relative_to(root).as_posix() if i in files else f"{i:05d}", path=files.get(i), landmarks=marks.get(i))
+        Item(name=files[i].relative_to(root).as_posix() if i in files else f"{i:05d}", path=files.get(i),
+             landmarks=marks.get(i))
         for i in indices
     ]
     present = [files[i] for i in indices if i in files]
@@ -165,7 +167,8 @@ def ffhq(src: Path, split: str = "train", landmarks: Path | None = None, limit: 
         name="ffhq",
         location=str(root),
         split=split,
-        alignment="ffhq procedure on the release's in-the-wild landmarks" if landmarks else "ffhq release (pre-aligned)",
+        alignment=("ffhq procedure on the release's in-the-wild landmarks" if landmarks
+                   else "ffhq release (pre-aligned)"),
         framing=LANDMARKS if landmarks else CROP,
         total=len(items),
         fingerprint=_digest(_file_list_fingerprint(root, present), landmarks, split, limit),
@@ -183,7 +186,8 @@ def celebahq(src: Path, split: str = "train", limit: int | None = None) -> Sourc
     root = _check_folder(Path(src), "CelebA-HQ image")
     numbered = _numbered_images(root, r"\D*?(\d+)")
     if not numbered:
-        raise AutomodError(f"No images numbered by index (like 0.jpg) under {root}; pass the CelebA-HQ image folder with --src.")
+        raise AutomodError(f"No images numbered by index (like 0.jpg) under {root}; pass the CelebA-HQ image folder "
+                           "with --src.")
     files = [numbered[i] for i in sorted(numbered)][orders[split]]
     files = files[: _limited(len(files), limit)]
     items = [Item(name=f.relative_to(root).as_posix(), path=f) for f in files]

@@ -19,7 +19,8 @@ from automod_cli.ops.codes import ENCODE_BATCH, SUFFIX
 
 
 def encode(
-    images: List[Path] = typer.Argument(..., help="Image files or folders (unusable files are skipped, one line each)."),
+    images: List[Path] = typer.Argument(..., help="Image files or folders (unusable files are skipped, one line "
+                                                  "each)."),
     out: Path = typer.Option(Path("codes.npz"), "--out", "-o", help="Codes file (.npz): the codes, the file names and "
                                                                     "the model they belong to."),
     batch: int = typer.Option(ENCODE_BATCH, "--batch", min=1, help="Images per encoder pass."),

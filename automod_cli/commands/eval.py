@@ -1,7 +1,7 @@
 """`automod eval NAME` for every metric record of `metrics/registry.py` (fid, fid-mix, ppl, lpips, mix-truth,
-recon-truth, fd-builtin, fd-builtin-mix), `eval compare`, `eval weights` (every pretrained file), and (from `commands/project.py`)
-`eval project` and `automod project IMG`: parse options, check cheap things first, call the metrics core, report
-with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
+recon-truth, fd-builtin, fd-builtin-mix), `eval compare`, `eval weights` (every pretrained file), and (from
+`commands/project.py`) `eval project` and `automod project IMG`: parse options, check cheap things first, call the
+metrics core, report with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from rich.table import Table
 from automod_cli.checkpoint import read_meta
 from automod_cli.locate import find_checkpoint
 from automod_cli.commands import project
-from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, REF_DATA, SEED, TEST_DATA, WEIGHTS, Crop,
-                                          Net, console, err_console, progress_bars, torch_device)
+from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, REF_DATA, SEED, TEST_DATA, WEIGHTS,
+                                          Crop, Net, console, err_console, progress_bars, torch_device)
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import compare as comparison
 from automod_cli.metrics import inventory
@@ -32,8 +32,8 @@ from automod_cli.metrics.fid import default_cache_dir
 from automod_cli.metrics.registry import INCEPTION, LPIPS, Metric
 from automod_cli.outputs import check_outputs, refuse_overwrite
 
-eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and against "
-                            "the built-in dataset's ground truth.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and "
+                            "against the built-in dataset's ground truth.", no_args_is_help=True)
 
 
 # --- the networks, found before any work --------------------------------------------------------------------------
@@ -66,8 +66,8 @@ def _networks(files: dict[str, Path], net: str, device: torch.device) -> registr
 # --- one command per metric record --------------------------------------------------------------------------------
 
 def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] = None, n: Optional[int] = None,
-             crop: Crop = Crop.face, net: Net = Net.alex, batch: int = 32, weights: List[Path] = (), device: str = "auto",
-             seed: int = 0, as_json: bool = False, mix: bool = False, scales: str = "coarse",
+             crop: Crop = Crop.face, net: Net = Net.alex, batch: int = 32, weights: List[Path] = (),
+             device: str = "auto", seed: int = 0, as_json: bool = False, mix: bool = False, scales: str = "coarse",
              grid: Optional[Path] = None, force: bool = False) -> None:
     """`automod eval NAME`: every argument and file checked (outputs, device, checkpoint, weight files, data), then
     the model loaded, then the networks built and the metric run."""
@@ -93,9 +93,11 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
         if n is not None and n > len(test):
             raise AutomodError(f"{test.label} holds {len(test):,} images, fewer than the {n:,} asked for: lower --n.")
         if test.split == "train":
-            err_console.print(f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test images.")
+            err_console.print(f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test "
+                              "images.")
     settings = registry.Settings(n, batch, seed, data if metric.data == "reference" else None,
-                                 data if metric.data == "test" else None, crop.value, net.value, scales, default_cache_dir())
+                                 data if metric.data == "test" else None, crop.value, net.value, scales,
+                                 default_cache_dir())
     networks = _networks(files, net.value, loaded.device)
     with progress_bars() as progress:
         outcome, protocol = registry.measure(metric, registry.Job(loaded, networks, settings, progress))
@@ -123,7 +125,8 @@ def _write_grid(model, settings: registry.Settings, grid: Path, force: bool) -> 
 def _report(metric: Metric, model: str, outcome: registry.Outcome, protocol: dict, as_json: bool) -> None:
     """The result as JSON (with its protocol) on stdout, or as tables: the scores, then the protocol."""
     if as_json:
-        typer.echo(json.dumps({"metric": metric.name, "model": model, **outcome.fields, "protocol": protocol}, indent=2))
+        typer.echo(json.dumps({"metric": metric.name, "model": model, **outcome.fields, "protocol": protocol},
+                              indent=2))
         return
     if outcome.rows is not None:
         console.print(_scores_table(outcome.title or metric.title, outcome.rows))
@@ -172,14 +175,15 @@ def _option_parameters(metric: Metric) -> list[inspect.Parameter]:
         params.append(("scales", str, typer.Option("coarse", "--scales", help="Blocks taken from B, as automod mix A B "
                                                    "takes them: coarse, mid, fine or i:j.")))
     if metric.mix_variant:
-        params.append(("mix", bool, typer.Option(False, "--mix", help="Decode each sample from two random latents split "
-                                                 f"at a random block (= eval {metric.mix_variant}).")))
+        params.append(("mix", bool, typer.Option(False, "--mix", help="Decode each sample from two random latents "
+                                                 f"split at a random block (= eval {metric.mix_variant}).")))
     if metric.crops:
         params += [("crop", Crop, CROP), ("net", Net, NET)]
     params.append(("batch", int, typer.Option(metric.batch, "--batch", min=1)))
     if metric.scales:
-        params += [("grid", Optional[Path], typer.Option(None, "--grid", help="Also write a PNG: for the first 8 pairs, "
-                                                         "A, B, the mix, the truth and the swapped combination.")),
+        params += [("grid", Optional[Path], typer.Option(None, "--grid", help="Also write a PNG: for the first 8 "
+                                                         "pairs, A, B, the mix, the truth and the swapped "
+                                                         "combination.")),
                    ("force", bool, typer.Option(False, "--force", help="Replace an existing --grid file."))]
     if INCEPTION in metric.networks or LPIPS in metric.networks:
         params.append(("weights", List[Path], WEIGHTS))
@@ -232,7 +236,8 @@ def _groups(specs: List[str]) -> dict[str, list[Path]]:
     for spec in specs:
         name, equals, runs = spec.partition("=")
         if not equals or not name.strip() or not runs.strip():
-            raise AutomodError(f"--group '{spec}' should read NAME=RUN1,RUN2,... (runs of one configuration, different seeds).")
+            raise AutomodError(f"--group '{spec}' should read NAME=RUN1,RUN2,... (runs of one configuration, different "
+                               "seeds).")
         if name.strip() in groups:
             raise AutomodError(f"--group '{name.strip()}' is given twice: give each group its own name.")
         groups[name.strip()] = [Path(run.strip()) for run in runs.split(",") if run.strip()]
@@ -246,21 +251,26 @@ _METRICS_HELP = (f"Comma-separated. The papers': {', '.join(registry.PAPER_COLUM
 
 @eval_app.command("compare")
 def compare_command(
-    models: Optional[List[Path]] = typer.Argument(None, help="Checkpoint files or run directories, one table row each."),
+    models: Optional[List[Path]] = typer.Argument(None, help="Checkpoint files or run directories, one table row "
+                                                             "each."),
     metrics: str = typer.Option(",".join(registry.PAPER_COLUMNS), "--metrics", help=_METRICS_HELP),
     groups: List[str] = typer.Option([], "--group", help="NAME=RUN1,RUN2,...: runs of one configuration with different "
                                                          "seeds, shown as one row of mean ± std (repeatable)."),
-    n: Optional[int] = typer.Option(None, "--n", min=2, help="Images/samples per metric (default: each metric's protocol)."),
-    data: Optional[Path] = REF_DATA, test_data: Optional[Path] = typer.Option(None, "--test-data", help="Unseen test .h5 for LPIPS."),
+    n: Optional[int] = typer.Option(None, "--n", min=2, help="Images/samples per metric (default: each metric's "
+                                                             "protocol)."),
+    data: Optional[Path] = REF_DATA,
+    test_data: Optional[Path] = typer.Option(None, "--test-data", help="Unseen test .h5 for LPIPS."),
     crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1), weights: List[Path] = WEIGHTS,
-    out: Path = typer.Option(Path("compare"), "--out", help="Writes OUT.csv and OUT.json (per-run values and group mean/std) and OUT.md (the printed table)."),
+    out: Path = typer.Option(Path("compare"), "--out", help="Writes OUT.csv and OUT.json (per-run values and group "
+                                                            "mean/std) and OUT.md (the printed table)."),
     force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
 ) -> None:
     """Run several metrics on several models and print one Table-2-style table (also as CSV, JSON and Markdown).
 
     Example: automod eval compare runs/automod runs/pioneer runs/vae --metrics lpips,fid,ppl --out table2a
 
-    Example (built-in data, no downloads): automod eval compare runs/pioneer --group automod=runs/am-s1,runs/am-s2,runs/am-s3 --metrics builtin
+    Example (built-in data, no downloads): automod eval compare runs/pioneer \
+--group automod=runs/am-s1,runs/am-s2,runs/am-s3 --metrics builtin
     """
     chosen = _metric_names(metrics)
     named = _groups(groups)

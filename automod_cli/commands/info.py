@@ -33,11 +33,14 @@ def training_progress(meta: dict) -> dict:
         return {}
     config = TrainConfig.from_dict(meta["train_config"])
     res = level_resolution(int(meta["level"]))
-    return {"progress": f"{meta['images_seen']:,} / {config.total_images:,} images, {res}² of {config.model.max_resolution}²"}
+    return {"progress": f"{meta['images_seen']:,} / {config.total_images:,} images, {res}² of "
+                        f"{config.model.max_resolution}²"}
 
 
 def info(
-    model: Optional[Path] = typer.Argument(None, help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs)."),
+    model: Optional[Path] = typer.Argument(None, help="Checkpoint file, run directory or a named model such as "
+                                                      "ffhq256 (see automod models; default: newest run under "
+                                                      "./runs)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
 ) -> None:
     """Show a checkpoint's model kind and config, resolution, the data it was trained on and training progress.

@@ -29,7 +29,8 @@ from automod_cli.outputs import check_outputs
 
 console = Console()
 
-MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs).")
+MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 "
+                                                 "(see automod models; default: newest run under ./runs).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
 SEED = typer.Option(0, "--seed", help="Seed for random latents and layer noise.")
 NOISE = typer.Option(False, "--noise/--no-noise", help="Layer noise in the decoder (off by default, as in evaluation).")
@@ -189,8 +190,8 @@ def sample(
         z_fixed = latents.z
         images = ops.conditional_sample(net, z_fixed, blocks, n, generator, noise)
         cells = torch.cat([ops.decode(net, z_fixed, noise), images])
-        text = (f"First: reconstruction of {latents.names[0]}. The others keep {ops.scale_label(spec, blocks, net.block_levels)} "
-                f"with random latents elsewhere (seed {seed}).")
+        text = (f"First: reconstruction of {latents.names[0]}. The others keep "
+                f"{ops.scale_label(spec, blocks, net.block_levels)} with random latents elsewhere (seed {seed}).")
     for path, image in zip(files, images):
         with writing(path):
             save_image(path, image.cpu(), overwrite=force)
@@ -235,7 +236,8 @@ def edit(
                                           help="Use a saved direction: from --save-vector, or a torch-saved (D,) or "
                                                "(1, D) tensor such as the authors' smile_delta2."),
     save_vector: Optional[Path] = typer.Option(None, "--save-vector", help="Write the vector (.safetensors)."),
-    scales: Optional[str] = typer.Option(None, "--scales", help="Edit only coarse/mid/fine/blocks 'i:j' (default all)."),
+    scales: Optional[str] = typer.Option(None, "--scales", help="Edit only coarse/mid/fine/blocks 'i:j' (default "
+                                                                "all)."),
     strength: List[float] = typer.Option([], "--strength", help="s in z + s·v; repeat for a strip (default -1…1)."),
     out: Path = typer.Option(Path("edit.png"), "--out", "-o", help="Output PNG: per image, input then each strength."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
@@ -313,7 +315,8 @@ def interpolate(
     else:
         cells, columns = ops.interpolate_grid(net, z, steps, blocks, noise), steps
         frames = cells[ops.snake_order(steps, steps)]
-    where = f" on {ops.scale_label(scales, blocks, net.block_levels)}, the rest from {names[0]}" if blocks is not None else ""
+    where = (f" on {ops.scale_label(scales, blocks, net.block_levels)}, the rest from {names[0]}"
+             if blocks is not None else "")
     text = f"Interpolation between {', '.join(names)}{where}; ends are reconstructions."
     _write(out, ops.captioned_grid(cells, columns, text), force)
     if gif:

@@ -1,9 +1,9 @@
 """What the image commands say besides writing images: the data the model was trained on, face alignment by default
 for models trained on aligned faces, inputs that look unlike the training data, and reconstruction errors.
 
-Each command loads one model (`commands.options.open_model`), which gets an `InputNotes` here (`attach`); every later batch
-of inputs passes `alignment` (what `align` means for this model) and `check` (the notes about those inputs, each
-kind said once per command).
+Each command loads one model (`commands.options.open_model`), which gets an `InputNotes` here (`attach`); every
+later batch of inputs passes `alignment` (what `align` means for this model) and `check` (the notes about those
+inputs, each kind said once per command).
 """
 
 from __future__ import annotations

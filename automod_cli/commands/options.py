@@ -43,10 +43,13 @@ class Start(str, Enum):
     mean = "mean"
 
 
-MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 (see automod models; default: newest run under ./runs).")
+MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 "
+                                                 "(see automod models; default: newest run under ./runs).")
 REF_DATA = typer.Option(None, "--data", help="Reference .h5 file (default: the data the model was trained on).")
-TEST_DATA = typer.Option(None, "--data", help="Unseen test .h5 file (default: the built-in test split for built-in models).")
-WEIGHTS = typer.Option([], "--weights", help="Pretrained weight file(s) (standard names); else env variable or torch cache.")
+TEST_DATA = typer.Option(None, "--data", help="Unseen test .h5 file (default: the built-in test split for built-in "
+                                              "models).")
+WEIGHTS = typer.Option([], "--weights", help="Pretrained weight file(s) (standard names); else env variable or torch "
+                                             "cache.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
 SEED = typer.Option(0, "--seed", help="Seed for latents and layer noise.")
 JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
@@ -72,7 +75,8 @@ def load_model_for_eval(model: Optional[Path], device: str, seed: int) -> Loaded
 @contextmanager
 def progress_bars() -> Iterator:
     """A rich bar per stage on stderr, fed with (stage, done, total)."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         tasks: dict[str, int] = {}
 
@@ -105,8 +109,8 @@ def open_model(model: Optional[Path], device: torch.device, seed: int) -> Automo
     ops_report.attach(net, checkpoint)
     broken = ops.nonfinite_tensors(net)
     if broken:
-        _warn(f"{len(broken)} weight tensors of '{checkpoint}' hold NaN or infinite values ({broken[0]}, ...): training "
-              "diverged, and its images come out black or meaningless; use an earlier checkpoint.")
+        _warn(f"{len(broken)} weight tensors of '{checkpoint}' hold NaN or infinite values ({broken[0]}, ...): "
+              "training diverged, and its images come out black or meaningless; use an earlier checkpoint.")
     return net
 
 
@@ -116,7 +120,8 @@ def writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise AutomodError(f"could not write '{path}' ({exc.strerror or exc}); no existing file was replaced.") from None
+        raise AutomodError(f"could not write '{path}' ({exc.strerror or exc}); no existing file was "
+                           "replaced.") from None
 
 
 def checked_inputs(items: List[Path], exact: bool = False) -> ops.Inputs:

@@ -15,8 +15,8 @@ import torch
 import typer
 from rich.table import Table
 
-from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net, Start,
-                                          console, load_model_for_eval as _setup, progress_bars as _progress,
+from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net,
+                                          Start, console, load_model_for_eval as _setup, progress_bars as _progress,
                                           report_skipped, torch_device as _device)
 from automod_cli.commands.ops_report import rate_line
 from automod_cli.errors import AutomodError
@@ -24,8 +24,8 @@ from automod_cli.images import save_image
 from automod_cli.features import weights as weight_files
 from automod_cli.metrics.data import LoadedModel, mean_latent_of, reference_data, unseen_data
 from automod_cli.features.nets import LPIPS_NETS, lpips_distance, pixel_mse
-from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, encoder_point, encoder_speedup, inversion_curve,
-                                          warm_up, write_curve_csv)
+from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, encoder_point, encoder_speedup,
+                                          inversion_curve, warm_up, write_curve_csv)
 from automod_cli.metrics.plot import time_curve_chart
 from automod_cli.ops.codes import model_identity, save_codes
 from automod_cli.ops.inputs import Inputs, check_inputs, image_paths, load_inputs
@@ -33,7 +33,8 @@ from automod_cli.outputs import IMAGE_FORMATS, check_outputs
 from automod_cli.ops.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, project as fit
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
-START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training latent.")
+START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training "
+                                                    "latent.")
 LR = typer.Option(LEARNING_RATE, "--lr", min=0.0, help="Adam learning rate for the latent.")
 LOSS_NET = typer.Option(Net.vgg, "--loss-net", help="Perceptual loss network optimised (LIA: VGG features).")
 
@@ -43,8 +44,8 @@ class Distance(str, Enum):
     mse = "mse"
 
 
-DISTANCE = typer.Option(Distance.lpips, "--distance", help="What the projection minimises and reports: lpips (App. G; needs "
-                        "the LPIPS weight files) or mse (mean squared pixel error; needs nothing downloaded).")
+DISTANCE = typer.Option(Distance.lpips, "--distance", help="What the projection minimises and reports: lpips (App. G; "
+                        "needs the LPIPS weight files) or mse (mean squared pixel error; needs nothing downloaded).")
 
 
 def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.device):
@@ -72,7 +73,8 @@ def _curve_table(curve: list[CurvePoint], title: str, measure: str = "LPIPS") ->
 def eval_project(
     model: Optional[Path] = MODEL, data: Optional[Path] = TEST_DATA,
     n: int = typer.Option(DEFAULT_IMAGES, "--n", min=1, help="Test images (App. G: 1000)."),
-    steps: int = STEPS, start: Start = START, lr: float = LR, crop: Crop = CROP, net: Net = NET, loss_net: Net = LOSS_NET,
+    steps: int = STEPS, start: Start = START, lr: float = LR, crop: Crop = CROP, net: Net = NET,
+    loss_net: Net = LOSS_NET,
     batch: int = typer.Option(16, "--batch", min=1), weights: List[Path] = WEIGHTS,
     out: Path = typer.Option(Path("projection"), "--out", help="Writes OUT.csv and OUT.png."), force: bool = FORCE,
     device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
@@ -89,14 +91,16 @@ def eval_project(
     test = unseen_data(loaded, data)
     settings = ProjectionSettings(steps, lr, start=start.value)
     with _progress() as progress:
-        curve = inversion_curve(loaded.model, test, loss, report, settings, n, batch, crop.value, seed, _mean(loaded, start), progress)
+        curve = inversion_curve(loaded.model, test, loss, report, settings, n, batch, crop.value, seed,
+                                _mean(loaded, start), progress)
     write_curve_csv(csv_path, curve)
     encoder, projection = curve[0], curve[1:]
-    time_curve_chart(png_path, [p.seconds for p in projection], [p.lpips for p in projection], encoder.seconds, encoder.lpips,
-                     f"projection ({start.value} start)", "encoder", f"LPIPS-{net.value}")
+    time_curve_chart(png_path, [p.seconds for p in projection], [p.lpips for p in projection], encoder.seconds,
+                     encoder.lpips, f"projection ({start.value} start)", "encoder", f"LPIPS-{net.value}")
     speedup = encoder_speedup(curve) if start != Start.encoder else None  # from φ(x) it starts at the encoder's LPIPS
     if as_json:
-        typer.echo(json.dumps({"curve": [asdict(p) for p in curve], "encoder_speedup": speedup and asdict(speedup)}, indent=2))
+        typer.echo(json.dumps({"curve": [asdict(p) for p in curve], "encoder_speedup": speedup and asdict(speedup)},
+                              indent=2))
         return
     console.print(_curve_table(curve, f"{loaded.checkpoint}: {min(n, len(test))} images"))
     console.print(_speedup_line(speedup, curve[0], start))
@@ -105,14 +109,18 @@ def eval_project(
 
 def _speedup_line(speedup: Speedup | None, encoder: CurvePoint, start: Start) -> str:
     if start == Start.encoder:
-        return "encoder speed-up: starting from the encoder's output, projection begins at its LPIPS; use --start mean or random to compare (App. G)."
+        return ("encoder speed-up: starting from the encoder's output, projection begins at its LPIPS; use --start "
+                "mean or random to compare (App. G).")
     if speedup is None:
-        return "encoder speed-up: not measured (no projection steps, or the encoder's time was below the clock's resolution)."
-    reach = (f"projection reached the encoder's LPIPS {encoder.lpips:.4f} by step {speedup.step} ({speedup.seconds:.3g} s/image): "
-             f"the encoder ({encoder.seconds * 1000:.3g} ms/image) is {speedup.ratio:,.0f}× faster")
+        return ("encoder speed-up: not measured (no projection steps, or the encoder's time was below the clock's "
+                "resolution).")
+    reach = (f"projection reached the encoder's LPIPS {encoder.lpips:.4f} by step {speedup.step} "
+             f"({speedup.seconds:.3g} s/image): the encoder ({encoder.seconds * 1000:.3g} ms/image) is "
+             f"{speedup.ratio:,.0f}× faster")
     if not speedup.reached:
-        reach = (f"projection did not reach the encoder's LPIPS {encoder.lpips:.4f} in {speedup.step} steps ({speedup.seconds:.3g} s/image): "
-                 f"the encoder ({encoder.seconds * 1000:.3g} ms/image) is more than {speedup.ratio:,.0f}× faster")
+        reach = (f"projection did not reach the encoder's LPIPS {encoder.lpips:.4f} in {speedup.step} steps "
+                 f"({speedup.seconds:.3g} s/image): the encoder ({encoder.seconds * 1000:.3g} ms/image) is more than "
+                 f"{speedup.ratio:,.0f}× faster")
     return f"encoder speed-up: {reach}."
 
 
@@ -179,7 +187,8 @@ def _invert(loaded: LoadedModel, inputs: Inputs, loss, report, settings: Project
         used += loaded_files.paths
         progress("projected images", done, len(inputs.paths))
     if not used:
-        raise AutomodError("none of the inputs could be used: " + "; ".join(f"'{p}' ({r})" for p, r in skipped[:3]) + ".")
+        raise AutomodError("none of the inputs could be used: " + "; ".join(f"'{p}' ({r})" for p, r in skipped[:3])
+                           + ".")
     curve = [_mean_point("encoder", 0, encoder_seconds / len(used), encoder_distances)]
     curve += [_mean_point("projection", s, seconds[s] / len(used), distances[s]) for s in sorted(seconds)]
     return curve, torch.cat(latents), Inputs(used, skipped)
@@ -226,10 +235,12 @@ def project(
 
     began = time.perf_counter()
     with _progress() as progress:
-        curve, latents, used = _invert(loaded, inputs, loss, report, settings, crop.value, batch, seed, mean, write, progress)
+        curve, latents, used = _invert(loaded, inputs, loss, report, settings, crop.value, batch, seed, mean, write,
+                                       progress)
     elapsed = time.perf_counter() - began
     if codes is not None:
-        save_codes(codes, latents, used.paths, identity, str(loaded.checkpoint), loaded.model.resolution, overwrite=force)
+        save_codes(codes, latents, used.paths, identity, str(loaded.checkpoint), loaded.model.resolution,
+                   overwrite=force)
     report_skipped(used)
     outputs = [str(targets[path]) for path in used.paths]
     if as_json:
@@ -240,6 +251,8 @@ def project(
         return
     measure = "pixel MSE" if distance == Distance.mse else f"LPIPS-{net.value}"
     where = f"{images[0]} → {out}" if single else f"{len(used.paths)} images → {out}/"
-    console.print(_curve_table(curve, f"{where} ({measure}, {crop.value} crop)", "MSE" if distance == Distance.mse else "LPIPS"))
-    console.print(rate_line("projected", len(used.paths), elapsed) + (f"; wrote {codes}" if codes else ""), highlight=False)
+    console.print(_curve_table(curve, f"{where} ({measure}, {crop.value} crop)",
+                               "MSE" if distance == Distance.mse else "LPIPS"))
+    console.print(rate_line("projected", len(used.paths), elapsed) + (f"; wrote {codes}" if codes else ""),
+                  highlight=False)
 

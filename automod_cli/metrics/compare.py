@@ -102,8 +102,8 @@ def measure(loaded, columns: list[str], networks: Networks, settings: Settings,
 def check_metrics(columns: list[str]) -> None:
     unknown = [c for c in columns if c not in COLUMNS]
     if unknown or not columns:
-        raise AutomodError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(COLUMNS)} "
-                           f"(or {' / '.join(COLUMN_SETS)} for each family).")
+        raise AutomodError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: choose from "
+                           f"{', '.join(COLUMNS)} (or {' / '.join(COLUMN_SETS)} for each family).")
 
 
 def _preflight(runs: list[tuple[Path, str | None]], metrics: list[str], groups: dict[str, list[Path]]) -> None:
@@ -122,7 +122,8 @@ def _preflight(runs: list[tuple[Path, str | None]], metrics: list[str], groups: 
             kinds[group].add(model_kind(meta))
     for name, members in groups.items():
         if len(members) < 2:
-            raise AutomodError(f"group '{name}' has {len(members)} run(s): a mean ± std over seeds needs two or more runs.")
+            raise AutomodError(f"group '{name}' has {len(members)} run(s): a mean ± std over seeds needs two or more "
+                               "runs.")
         if len(kinds[name]) > 1:
             raise AutomodError(f"group '{name}' mixes model kinds ({', '.join(sorted(kinds[name]))}): "
                                "group runs of one configuration.")
@@ -150,7 +151,8 @@ def compare(models: list[Path], metrics: list[str], networks: Networks, settings
     """Evaluate every metric on every model, the single `models` first, then each group's runs; summarise the groups."""
     check_metrics(metrics)
     groups = groups or {}
-    runs = [(Path(path), None) for path in models] + [(Path(path), name) for name, paths in groups.items() for path in paths]
+    runs = [(Path(path), None) for path in models] + [(Path(path), name) for name, paths in groups.items()
+                                                      for path in paths]
     if not runs:
         raise AutomodError("nothing to compare: name at least one run or checkpoint, or a group of runs.")
     _preflight(runs, metrics, groups)
@@ -185,7 +187,8 @@ def write_csv(path: Path, comparison: Comparison, metrics: list[str]) -> None:
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["model", "kind", "group", "statistic", *metrics], extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=["model", "kind", "group", "statistic", *metrics],
+                                    extrasaction="ignore")
             writer.writeheader()
             writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in records(comparison))
 

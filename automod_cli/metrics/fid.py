@@ -49,7 +49,8 @@ def default_cache_dir() -> Path:
     return base / "automod" / "fid"
 
 
-def feature_statistics(batches: Iterable[torch.Tensor], extractor: FeatureExtractor, stage: str, total: int, progress: ProgressCallback | None = None) -> Statistics:
+def feature_statistics(batches: Iterable[torch.Tensor], extractor: FeatureExtractor, stage: str, total: int,
+                       progress: ProgressCallback | None = None) -> Statistics:
     """Mean and covariance of the features of uint8 image batches, accumulated batch by batch."""
     moments = RunningMoments()
     with torch.inference_mode():
@@ -67,7 +68,8 @@ def statistics_file(data: EvalData, extractor: FeatureExtractor, cache_dir: Path
 
 
 def dataset_statistics(data: EvalData, extractor: FeatureExtractor, batch_size: int = DEFAULT_BATCH,
-                       cache_dir: Path | None = None, progress: ProgressCallback | None = None) -> tuple[Statistics, bool]:
+                       cache_dir: Path | None = None,
+                       progress: ProgressCallback | None = None) -> tuple[Statistics, bool]:
     """Feature statistics of every image of `data`, read from the cache when present; (statistics, was cached).
 
     Only extractors with a `name` are cached (the name is part of the key, beside content and resolution)."""
@@ -82,7 +84,8 @@ def dataset_statistics(data: EvalData, extractor: FeatureExtractor, batch_size: 
     return stats, False
 
 
-def random_mixtures(z_a: torch.Tensor, z_b: torch.Tensor, num_blocks: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_mixtures(z_a: torch.Tensor, z_b: torch.Tensor, num_blocks: int,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
     """(n, num_blocks, D) assignments of two draws z_a, z_b (n, D): z_A on blocks < j, z_B on the rest, j uniform in
     1..num_blocks-1 per row (drawn on the CPU from `generator`)."""
     if num_blocks < 2:
@@ -108,7 +111,8 @@ def sample_statistics(model: Automodulator, extractor: FeatureExtractor, n: int,
             count = min(batch_size, n - start)
             latents = model.sample_latents(count, generator)
             if mix:
-                latents = random_mixtures(latents, model.sample_latents(count, generator), model.num_active_blocks, generator)
+                latents = random_mixtures(latents, model.sample_latents(count, generator), model.num_active_blocks,
+                                          generator)
             yield quantize(model.decode(latents.to(device), noise=True))
 
     return feature_statistics(batches(), extractor, "mixed samples" if mix else "samples", n, progress)

@@ -107,7 +107,8 @@ def model_entries() -> list[Entry]:
     """The authors' published models: the converted automod file, else their own file in torch's hub cache."""
     entries = []
     for model in pretrained.MODELS.values():
-        candidates = [("converted", pretrained.converted_path(model.name)), ("authors' file", pretrained.authors_path(model.name))]
+        candidates = [("converted", pretrained.converted_path(model.name)),
+                      ("authors' file", pretrained.authors_path(model.name))]
         entries.append(entry(model.filename, f"--model {model.name} (the authors' {model.description})", candidates))
     return entries
 

@@ -2,7 +2,8 @@
 
 For N unseen images, the encoder's single pass gives one point (its time per image and the LPIPS of its
 reconstruction); the projection gives a curve: LPIPS after each step budget against the time those steps took
-per image. Both are timed after an untimed warm-up at each batch shape (`warm_up`). The supplement ran this on 1000 CelebA-HQ test images (Fig. 16).
+per image. Both are timed after an untimed warm-up at each batch shape (`warm_up`). The supplement ran this on 1000
+CelebA-HQ test images (Fig. 16).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def _point(method: str, step: int, seconds: float, distances: torch.Tensor) -> C
     return CurvePoint(method, step, seconds, float(values.mean()), std)
 
 
-def encoder_point(model: Automodulator, images: torch.Tensor, distance: DistanceNet, crop_mode: str) -> tuple[float, torch.Tensor]:
+def encoder_point(model: Automodulator, images: torch.Tensor, distance: DistanceNet,
+                  crop_mode: str) -> tuple[float, torch.Tensor]:
     """Encoder time per image (one batched pass) and the distance of each image to its reconstruction."""
     with torch.inference_mode():
         began = wall_clock(images.device)
@@ -57,8 +59,8 @@ def warm_up(model: Automodulator, images: torch.Tensor, loss_distance: DistanceN
     CPU the first projection steps of a 16² batch took 0.7–1.3 s against 0.03 s later, which would otherwise be
     charged to whichever method ran first. Uses its own random generator, so the timed runs draw as without it."""
     encoder_point(model, images, report_distance, crop_mode)
-    project(model, images, loss_distance, report_distance, replace(settings, steps=min(2, settings.steps)), crop_mode, [],
-            torch.Generator().manual_seed(0), mean)
+    project(model, images, loss_distance, report_distance, replace(settings, steps=min(2, settings.steps)), crop_mode,
+            [], torch.Generator().manual_seed(0), mean)
 
 
 def inversion_curve(model: Automodulator, data: EvalData, loss_distance: DistanceNet, report_distance: DistanceNet,

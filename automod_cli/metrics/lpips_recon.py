@@ -36,7 +36,8 @@ def reconstruct(model: Automodulator, images: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction_distances(model: Automodulator, data: EvalData, distance: DistanceNet, n: int | None = None,
-                             crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, progress: ProgressCallback | None = None) -> torch.Tensor:
+                             crop_mode: str = "face", batch_size: int = DEFAULT_BATCH,
+                             progress: ProgressCallback | None = None) -> torch.Tensor:
     """The distance of each of the first `n` test images (all when None) to its reconstruction, on the CPU."""
     device = next(model.parameters()).device
     total = len(data) if n is None else n
@@ -51,7 +52,8 @@ def reconstruction_distances(model: Automodulator, data: EvalData, distance: Dis
 
 
 def reconstruction_lpips(model: Automodulator, data: EvalData, distance: DistanceNet, n: int | None = None,
-                         crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, progress: ProgressCallback | None = None) -> ReconstructionResult:
+                         crop_mode: str = "face", batch_size: int = DEFAULT_BATCH,
+                         progress: ProgressCallback | None = None) -> ReconstructionResult:
     """Mean LPIPS between test images and their reconstructions."""
     values = reconstruction_distances(model, data, distance, n, crop_mode, batch_size, progress).double()
     std = float(values.std()) if len(values) > 1 else 0.0

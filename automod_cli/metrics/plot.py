@@ -76,7 +76,8 @@ def time_curve_chart(path: Path, seconds: list[float], values: list[float], leve
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75)]
 
 
-def line_chart(path: Path, series: dict[str, list[tuple[list[float], list[float]]]], x_label: str, y_label: str) -> None:
+def line_chart(path: Path, series: dict[str, list[tuple[list[float], list[float]]]], x_label: str,
+               y_label: str) -> None:
     """Write a PNG with linear axes: each named series is one colour and may hold several lines (e.g. one per
     seed), each a list of x values and a list of y values."""
     xs = [x for lines in series.values() for line in lines for x in line[0]]

@@ -73,9 +73,9 @@ def trimmed_mean(values: np.ndarray, percent: float = TRIM_PERCENT) -> float:
     return float(values[(values >= low) & (values <= high)].mean())
 
 
-def perceptual_path_length(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAMPLES, epsilon: float = EPSILON,
-                           crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, seed: int = 0,
-                           progress: ProgressCallback | None = None) -> PPLResult:
+def perceptual_path_length(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAMPLES,
+                           epsilon: float = EPSILON, crop_mode: str = "face", batch_size: int = DEFAULT_BATCH,
+                           seed: int = 0, progress: ProgressCallback | None = None) -> PPLResult:
     """PPL of a model over `n` random latent pairs drawn from a generator seeded with `seed`."""
     generator = torch.Generator().manual_seed(seed)
     values = path_lengths(model, distance, n, epsilon, crop_mode, batch_size, generator, progress)

@@ -160,8 +160,9 @@ def _run_fid(mix: bool) -> Callable[[Job], Outcome]:
         s = job.settings
         reference, extractor = reference_data(job.loaded, s.data), job.networks.extractor()
         torch.manual_seed(s.seed)  # layer noise from the seed, in the single command and in each cell of compare
-        result = fid_metric.fid(job.loaded.model, reference, extractor, job.count(REGISTRY["fid-mix" if mix else "fid"]),
-                                s.batch_size, s.seed, mix, s.cache_dir, job.progress)
+        result = fid_metric.fid(job.loaded.model, reference, extractor,
+                                job.count(REGISTRY["fid-mix" if mix else "fid"]), s.batch_size, s.seed, mix,
+                                s.cache_dir, job.progress)
         return _fid_outcome("fid-mix" if mix else "fid", result, extractor, key=reference.key)
 
     return run
@@ -172,8 +173,8 @@ def _run_fd_builtin(mix: bool) -> Callable[[Job], Outcome]:
         s, name = job.settings, "fd-builtin-mix" if mix else "fd-builtin"
         extractor = job.networks.factor_features(job.loaded.model.resolution, job.progress)
         torch.manual_seed(s.seed)
-        result = fd_builtin.fd_builtin(job.loaded.model, extractor, job.count(REGISTRY[name]), s.batch_size, s.seed, mix,
-                                       s.cache_dir, job.progress)
+        result = fd_builtin.fd_builtin(job.loaded.model, extractor, job.count(REGISTRY[name]), s.batch_size, s.seed,
+                                       mix, s.cache_dir, job.progress)
         extra = {"extractor": extractor.name, "extractor_cached": getattr(extractor, "cached", None)}
         return _fid_outcome(name, result, extractor, extra, feature_file=getattr(extractor, "file", None))
 
@@ -184,7 +185,8 @@ def _run_lpips(job: Job) -> Outcome:
     s = job.settings
     data = unseen_data(job.loaded, s.test_data)
     result = lpips_recon.reconstruction_lpips(job.loaded.model, data, _distance(job),
-                                              job.count(REGISTRY["lpips"], len(data)), s.crop, s.batch_size, job.progress)
+                                              job.count(REGISTRY["lpips"], len(data)), s.crop, s.batch_size,
+                                              job.progress)
     fields = {"lpips": result.lpips, "std": result.std, "images": result.images, "data": result.data,
               "crop": result.crop, "net": s.net}
     return Outcome({"lpips": result.lpips}, fields, {"images": result.images, "unit": "test images",
@@ -217,13 +219,15 @@ def _run_mix_truth(job: Job) -> Outcome:
     model = job.loaded.model
     blocks = ground_truth.b_blocks(model, job.settings.scales)
     pairs = ground_truth.truth_pairs(job.count(REGISTRY["mix-truth"], ground_truth.MAX_PAIRS), model.resolution)
-    result = ground_truth.mixing_error(ground_truth.model_mixer(model, blocks), pairs, job.settings.batch_size, job.progress)
+    result = ground_truth.mixing_error(ground_truth.model_mixer(model, blocks), pairs, job.settings.batch_size,
+                                       job.progress)
     values = {"mix-mse": result.truth.mse, "mix-ssim": result.truth.ssim}
     fields = {"pairs": result.pairs, "resolution": result.resolution, "b_blocks": [blocks.start, blocks.stop],
               **{name: asdict(scores) for name, scores in result.rows().items()}}
-    labels = {"truth": "truth: B's layout, A's colours", "swapped": "swapped: A's layout, B's colours", "a": "A", "b": "B"}
-    title = (f"ground-truth mixing error: A with B's {describe(blocks, model.block_levels)}, as automod mix A B; {result.pairs} pairs at "
-             f"{result.resolution}²")
+    labels = {"truth": "truth: B's layout, A's colours", "swapped": "swapped: A's layout, B's colours", "a": "A",
+              "b": "B"}
+    title = (f"ground-truth mixing error: A with B's {describe(blocks, model.block_levels)}, as automod mix A B; "
+             f"{result.pairs} pairs at {result.resolution}²")
     return Outcome(values, fields, {"images": result.pairs, "unit": "image pairs", "reference": {
         "data": f"built-in test split (seed {ground_truth.TEST_SEED})"}},
         {labels[name]: scores for name, scores in result.rows().items()}, title)
@@ -232,17 +236,20 @@ def _run_mix_truth(job: Job) -> Outcome:
 # --- the records --------------------------------------------------------------------------------------------------
 
 _INCEPTION_RESIZE = "bilinear to 299×299, no antialiasing (pytorch-fid's InceptionV3), after uint8 quantisation"
-_BUILTIN_RESIZE = "none: the built-in images are drawn at 64² and box-downscaled to the model's resolution, as in training"
+_BUILTIN_RESIZE = ("none: the built-in images are drawn at 64² and box-downscaled to the model's resolution, as in "
+                   "training")
 
 METRICS: tuple[Metric, ...] = (
     Metric("fid", "FID", "FID of random samples against the training data (Inception-v3 pool3, as pytorch-fid).",
            "automod eval fid --model runs/ffhq --n 50000", PAPER, fid_metric.DEFAULT_SAMPLES,
            "Generated samples (paper: 50k).", _run_fid(False), (Column("fid"),), networks=(INCEPTION,),
            data="reference", batch=fid_metric.DEFAULT_BATCH, count_min=2, resize=_INCEPTION_RESIZE),
-    Metric("fid-mix", "FID-MIX", "FID of samples decoded from two random latents split at a random block (NeurIPS Table 1).",
+    Metric("fid-mix", "FID-MIX", "FID of samples decoded from two random latents split at a random block (NeurIPS "
+           "Table 1).",
            "automod eval fid-mix --model runs/celebahq --n 50000", PAPER, fid_metric.DEFAULT_SAMPLES,
            "Generated mixtures (paper: 50k).", _run_fid(True), (Column("fid-mix"),), needs=frozenset({MIXING}),
-           networks=(INCEPTION,), data="reference", batch=fid_metric.DEFAULT_BATCH, count_min=2, resize=_INCEPTION_RESIZE),
+           networks=(INCEPTION,), data="reference", batch=fid_metric.DEFAULT_BATCH, count_min=2,
+           resize=_INCEPTION_RESIZE),
     Metric("ppl", "PPL", "Perceptual path length: LPIPS/ε² between decodings at t and t+ε of latent paths (slerp on "
            "the sphere, lines for Gaussian and LIA latents), ε = 1e-4, trimmed mean.",
            "automod eval ppl --model runs/ffhq --n 100000", PAPER, ppl.DEFAULT_SAMPLES, "Latent pairs (paper: 100k).",
@@ -256,11 +263,12 @@ METRICS: tuple[Metric, ...] = (
            "automod eval mix-truth --model runs/builtin --scales coarse --grid mix-truth.png", BUILTIN,
            ground_truth.MAX_PAIRS, "Pairs of held-out built-in images (default: all 512 of the test split).",
            _run_mix_truth, (Column("mix-mse", digits=4), Column("mix-ssim", higher_is_better=True, digits=3)),
-           needs=frozenset({MIXING, ENCODER, TRUTH}), seeded=False, count_max=ground_truth.MAX_PAIRS, resize=_BUILTIN_RESIZE, scales=True),
+           needs=frozenset({MIXING, ENCODER, TRUTH}), seeded=False, count_max=ground_truth.MAX_PAIRS,
+           resize=_BUILTIN_RESIZE, scales=True),
     Metric("recon-truth", "reconstruction of held-out images", "MSE and SSIM of reconstructions of held-out built-in "
            "images, beside the training set's mean image.", "automod eval recon-truth --model runs/builtin", BUILTIN,
-           ground_truth.TEST_COUNT, "Held-out built-in images (default: all 1,024 of the test split).", _run_recon_truth,
-           (Column("recon-mse", digits=4), Column("recon-ssim", higher_is_better=True, digits=3)),
+           ground_truth.TEST_COUNT, "Held-out built-in images (default: all 1,024 of the test split).",
+           _run_recon_truth, (Column("recon-mse", digits=4), Column("recon-ssim", higher_is_better=True, digits=3)),
            needs=frozenset({ENCODER, TRUTH}), seeded=False,
            count_max=ground_truth.TEST_COUNT, resize=_BUILTIN_RESIZE),
     Metric("fd-builtin", "FD_builtin", "Fréchet distance of samples (or mixes) to held-out built-in images in "
@@ -290,7 +298,8 @@ def missing_reason(metric: Metric, model: torch.nn.Module) -> str | None:
     if ENCODER in metric.needs and not getattr(model, "has_encoder", True):
         return "the model has no encoder (a LIA model after stage 1 only)"
     if TRUTH in metric.needs and model.resolution < WINDOW:
-        return f"the model's {model.resolution}² images are smaller than the {WINDOW}×{WINDOW} window of the ground-truth SSIM"
+        return (f"the model's {model.resolution}² images are smaller than the {WINDOW}×{WINDOW} window of the "
+                "ground-truth SSIM")
     return None
 
 
@@ -315,7 +324,8 @@ def check_lpips_window(resolution: int, crop: str, net: str, min_side: int | Non
     elif fits:
         advice = f"use --crop {fits[0][0]} --net {fits[0][1]}"
     else:
-        advice = f"no window of a {resolution}² model is that large: evaluate a model of at least {min(sides.values())}²"
+        advice = (f"no window of a {resolution}² model is that large: evaluate a model of at least "
+                  f"{min(sides.values())}²")
     raise AutomodError(f"LPIPS-{net} needs images of at least {needed} pixels, but the '{crop}' crop of this model's "
                        f"{resolution}² images is {side}: {advice}.")
 
@@ -343,7 +353,8 @@ def protocol(metric: Metric, job: Job, outcome: Outcome) -> dict[str, Any]:
     s, facts, resolution = job.settings, outcome.facts, job.loaded.model.resolution
     network: dict[str, Any] | None = None
     if INCEPTION in metric.networks:
-        network = {"name": facts.get("feature_name") or "inception-v3-pool3", **(_file(job.networks.files.get(INCEPTION)) or {})}
+        network = {"name": facts.get("feature_name") or "inception-v3-pool3",
+                   **(_file(job.networks.files.get(INCEPTION)) or {})}
     elif LPIPS in metric.networks:
         network = {"name": f"lpips-v0.1-{s.net}", **(_file(job.networks.files.get(LPIPS)) or {})}
     elif FACTOR_NET in metric.networks:

@@ -25,9 +25,11 @@ from automod_cli.nn.resample import BinomialBlur, upsample
 
 class ModulatedBlock(nn.Module):
     """One resolution of the automodulator (Supp. Fig. 6b, the authors' code):
-    [upsample] → conv → blur → noise → act → AdaIN, then conv → noise → act → AdaIN; both AdaINs read the same z."""
+    [upsample] → conv → blur → noise → act → AdaIN, then conv → noise → act → AdaIN; both AdaINs read
+    the same z."""
 
-    def __init__(self, in_channels: int, out_channels: int, latent_dim: int, grows: bool, style_input_scale: float = 1.0):
+    def __init__(self, in_channels: int, out_channels: int, latent_dim: int, grows: bool,
+                 style_input_scale: float = 1.0):
         super().__init__()
         self.grows = grows
         self.conv1 = EqualConv2d(in_channels, out_channels, 3)
@@ -145,7 +147,8 @@ class _ProgressiveDecoder(nn.Module):
             rgb = torch.lerp(upsample(previous_rgb), rgb, alpha)
         if canvas_at is not None:
             if canvas is None:
-                raise AutomodError(f"a canvas after {canvas_at} blocks is outside the 1..{blocks} blocks that run at level {level}.")
+                raise AutomodError(f"a canvas after {canvas_at} blocks is outside the 1..{blocks} blocks that run at "
+                                   f"level {level}.")
             return rgb, canvas
         return rgb
 
@@ -155,8 +158,8 @@ class AutomodulatorDecoder(_ProgressiveDecoder):
 
     supports_mixing = True
     # AdaIN's outputs have RMS ≈ 1.7 per channel at initialisation (scales 1 ± 1, means ± 1 from unit-RMS latents),
-    # so a gain-1 read-out starts with pixels of std ≈ 2 (±8 over a batch) against data in [−1, 1]. The encoder then
-    # tells generated from real images apart trivially and the AGE game stalls (docs/architecture.md, "Training
+    # so a gain-1 read-out starts with pixels of std ≈ 2 (±8 over a batch) against data in [−1, 1]. The encoder
+    # then tells generated from real images apart trivially and the AGE game stalls (docs/architecture.md, "Training
     # status"); gain 0.2 starts the images at about the data's spread.
     rgb_gain = 0.2
 
@@ -210,7 +213,8 @@ class ClassicDecoder(_ProgressiveDecoder):
         # checking it would wait on the device in every training step (tests/test_host_sync.py)
         if (z.dim() == 3 and z.shape[1] > 1 and z.stride(1) != 0
                 and not torch.equal(z[:, : level + 1], z[:, :1].expand(-1, level + 1, -1))):
-            raise AutomodError("a classic decoder takes one latent for all layers: mixing needs an AdaIN (automodulator) model.")
+            raise AutomodError("a classic decoder takes one latent for all layers: mixing needs an AdaIN "
+                               "(automodulator) model.")
         return super().forward(z, level, alpha, noise)
 
 

@@ -28,7 +28,8 @@ def from_rgb(channels: int) -> nn.Conv2d:
 
 
 class EncoderBlock(nn.Module):
-    """Halves the resolution: conv(C_in→C_out) → conv(C_out→C_out) → avg-pool, each conv spectrally normalised."""
+    """Halves the resolution: conv(C_in→C_out) → conv(C_out→C_out) → avg-pool, each conv spectrally
+    normalised."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
@@ -116,7 +117,8 @@ class Encoder(nn.Module):
             raise AutomodError(f"level {level} is outside this encoder's 0..{self.num_blocks - 1}.")
         expected = level_resolution(level)
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[-2:] != (expected, expected):
-            raise AutomodError(f"the encoder at this stage takes (N, 3, {expected}, {expected}) images, got {tuple(x.shape)}.")
+            raise AutomodError(f"the encoder at this stage takes (N, 3, {expected}, {expected}) images, got "
+                               f"{tuple(x.shape)}.")
         h = self._rgb(level, x)
         if level > 0:
             h = self.blocks[level - 1](h)

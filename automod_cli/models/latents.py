@@ -80,7 +80,8 @@ def scale_blocks(spec: str, num_blocks: int, levels: Sequence[int] | None = None
             start = int(spec)
             stop = start + 1
     except ValueError:
-        raise AutomodError(f"cannot read layer range '{spec}': use coarse, mid, fine, 'i:j' or a block index.") from None
+        raise AutomodError(f"cannot read layer range '{spec}': use coarse, mid, fine, 'i:j' or a block "
+                           "index.") from None
     if not 0 <= start < stop <= num_blocks:
         raise AutomodError(f"layer range '{spec}' is outside the model's blocks 0..{num_blocks - 1}.")
     return range(start, stop)

@@ -90,13 +90,13 @@ class Codes:
         """One line when these codes cannot be decoded by the model of `identity`."""
         mine = self.identity
         if mine.latent_dim != identity.latent_dim or mine.latent_kind != identity.latent_kind:
-            raise AutomodError(f"'{self.path}' holds {mine.latent_dim}-d {mine.latent_kind} codes of '{self.model}'; this "
-                               f"model's latents are {identity.latent_dim}-d {identity.latent_kind}: encode the images "
-                               "again with this --model (automod encode).")
+            raise AutomodError(f"'{self.path}' holds {mine.latent_dim}-d {mine.latent_kind} codes of '{self.model}'; "
+                               f"this model's latents are {identity.latent_dim}-d {identity.latent_kind}: encode the "
+                               "images again with this --model (automod encode).")
         if mine.sha256 != identity.sha256:
-            raise AutomodError(f"'{self.path}' holds codes of another model ('{self.model}', weights {mine.sha256[:12]}; "
-                               f"this model's are {identity.sha256[:12]}): pass --model '{self.model}', or encode the "
-                               "images again with this model (automod encode).")
+            raise AutomodError(f"'{self.path}' holds codes of another model ('{self.model}', weights "
+                               f"{mine.sha256[:12]}; this model's are {identity.sha256[:12]}): pass --model "
+                               f"'{self.model}', or encode the images again with this model (automod encode).")
 
 
 def save_codes(path: Path, codes: torch.Tensor, files: Sequence[Path | str], identity: ModelIdentity, model: str,

@@ -58,7 +58,8 @@ def interpolate_grid(model: Automodulator, corners: torch.Tensor, steps: int,
         raise AutomodError(f"a 4-corner interpolation needs 4 images, got {corners.shape[0]}.")
     corners = corners.to(model_device(model))
     t = fractions(steps)
-    left, right = model.interpolate_latents(corners[0], corners[2], t), model.interpolate_latents(corners[1], corners[3], t)
+    left, right = (model.interpolate_latents(corners[0], corners[2], t),
+                   model.interpolate_latents(corners[1], corners[3], t))
     path = torch.cat([model.interpolate_latents(left[i], right[i], t) for i in range(steps)])
     return decode(model, _restricted(model, corners[:1], path, blocks), noise)
 

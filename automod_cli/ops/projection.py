@@ -108,16 +108,17 @@ def wall_clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def projection_loss(images: torch.Tensor, fitted: torch.Tensor, distance: DistanceNet, pixel_weight: float) -> torch.Tensor:
+def projection_loss(images: torch.Tensor, fitted: torch.Tensor, distance: DistanceNet,
+                    pixel_weight: float) -> torch.Tensor:
     """Sum over images of d_perc(x, x̃) + λ_pix · mean((x − x̃)²)."""
     pixel = (images - fitted).pow(2).flatten(1).mean(1)
     return (distance(images, fitted) + pixel_weight * pixel).sum()
 
 
 def project(model: Automodulator, images: torch.Tensor, loss_distance: DistanceNet, report_distance: DistanceNet,
-            settings: ProjectionSettings = ProjectionSettings(), crop_mode: str = "face", record: list[int] | None = None,
-            generator: torch.Generator | None = None, mean: torch.Tensor | None = None,
-            progress: ProgressCallback | None = None) -> Projection:
+            settings: ProjectionSettings = ProjectionSettings(), crop_mode: str = "face",
+            record: list[int] | None = None, generator: torch.Generator | None = None,
+            mean: torch.Tensor | None = None, progress: ProgressCallback | None = None) -> Projection:
     """Fit one latent per image; the report distance (on the crop) is recorded at the steps in `record`."""
     record = set(record_steps(settings.steps) if record is None else record)
     device = images.device

@@ -51,7 +51,8 @@ class AutomodulatorRun(TrainingRun):
         self.counters = restored.counters if restored else RunCounters(images_seen=cfg.start_images)
         # the level last trained; a resumed run grows from here exactly as the uninterrupted run did
         self.level = restored.meta["level"] if restored else phase_at(cfg, cfg.start_images).level
-        self.nets = Nets(model.encoder, model.decoder, reconstruction_distance(cfg.reconstruction, level_resolution(self.level)))
+        self.nets = Nets(model.encoder, model.decoder,
+                         reconstruction_distance(cfg.reconstruction, level_resolution(self.level)))
         self.ema = make_ema(self.nets.decoder)
         if cfg.init and not restored:  # fine-tuning: the init model's weights, fresh optimisers (training/init.py)
             load_init_weights(cfg, self.modules())

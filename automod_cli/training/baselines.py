@@ -25,8 +25,8 @@ PRIOR_VARIANCE = 1.0
 
 
 def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL[N(μ, diag σ²) ‖ N(0, I)] = ½·Σ_d (μ_d² + σ_d² − log σ_d² − 1) for each row of (N, D) tensors, summed
-    over the latent dimensions and averaged over the batch (Kingma & Welling 2014, App. B)."""
+    """KL[N(μ, diag σ²) ‖ N(0, I)] = ½·Σ_d (μ_d² + σ_d² − log σ_d² − 1) for each row of (N, D)
+    tensors, summed over the latent dimensions and averaged over the batch (Kingma & Welling 2014, App. B)."""
     return 0.5 * (mean.pow(2) + log_var.exp() - log_var - 1).sum(dim=1).mean()
 
 

@@ -35,9 +35,9 @@ def flipped_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def swapped_reconstruction_loss(nets, x_1: torch.Tensor, x_2: torch.Tensor, z_1: torch.Tensor, z_2: torch.Tensor,
                                 phase: PhaseState, config: TrainConfig) -> torch.Tensor:
-    """½(L_inv + L'_inv) from the pairs (x_1, x_2) and their codes z_i = φ(x_i): the mean distance over all 2·⌊N/2⌋
-    swapped reconstructions, per image like the plain reconstruction term it replaces (the authors' code adds
-    the two halves' means, twice this). Gradients reach φ and d_ρ; call it only once the support block J runs."""
+    """½(L_inv + L'_inv) from the pairs (x_1, x_2) and their codes z_i = φ(x_i): the mean distance over all
+    2·⌊N/2⌋ swapped reconstructions, per image like the plain reconstruction term it replaces (the authors' code
+    adds the two halves' means, twice this). Gradients reach φ and d_ρ; call it only once the support block J runs."""
     layer = config.flip_invariance_layer
     if not 0 < layer < phase.blocks:
         raise ValueError(f"flip invariance at layer {layer} needs its support block active; {phase.blocks} blocks run.")

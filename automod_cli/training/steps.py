@@ -118,8 +118,8 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
 
 def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainConfig, optimizers, world: World,
                  device) -> dict:
-    """L_θ = KL(φ(x̂)) + λ_Z·d_cos(z, φ(θ(z))) + L_j (NeurIPS Eq. 6; with the run's KL scale and latent distance);
-    only θ learns (during a fade-in not the previous level's toRGB with `freeze_previous_rgb`)."""
+    """L_θ = KL(φ(x̂)) + λ_Z·d_cos(z, φ(θ(z))) + L_j (NeurIPS Eq. 6; with the run's KL scale and latent
+    distance); only θ learns (during a fade-in not the previous level's toRGB with `freeze_previous_rgb`)."""
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
     nets.encoder.requires_grad_(False)
     frozen = nets.decoder.to_rgb[level - 1] if config.freeze_previous_rgb and level > 0 and alpha < 1.0 else None

@@ -9,8 +9,8 @@ Training is deterministic: a fixed recipe (`Recipe`: resolution, number of train
 learning rate, seed) on the first images of the built-in train split, initialised and shuffled from the recipe's
 seed without touching torch's global generator, always on one CPU thread. The same recipe on the same machine
 gives bit-identical weights; another CPU may train a different network (its rounding differs), so the features'
-name, which every FD_builtin result carries, ends with a digest of the weights (`weights_digest`). At the default recipe it takes about 22 s at 32² and 28 s at 64² on this project's
-2-core machine, and is done once:
+name, which every FD_builtin result carries, ends with a digest of the weights (`weights_digest`). At the default recipe
+it takes about 22 s at 32² and 28 s at 64² on this project's 2-core machine, and is done once:
 the weights are cached as `factor-net-<R>px-v<VERSION>-<recipe digest>.safetensors` in
 `$XDG_CACHE_HOME/automod/factor-net/` (default `~/.cache/automod/factor-net/`), written atomically.
 """
@@ -56,7 +56,8 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
-            raise AutomodError(f"the factor network works at {', '.join(map(str, RESOLUTIONS))} pixels, got {self.resolution}.")
+            raise AutomodError(f"the factor network works at {', '.join(map(str, RESOLUTIONS))} pixels, got "
+                               f"{self.resolution}.")
         if min(self.images, self.steps, self.batch_size) < 1 or self.images > SPLITS["train"][1]:
             raise AutomodError(f"the factor network's recipe needs 1 to {SPLITS['train'][1]} training images, at least "
                                "one step and a batch of at least one.")
@@ -171,7 +172,8 @@ def cache_file(recipe: Recipe, cache_dir: Path | None = None) -> Path:
     return (default_cache_dir() if cache_dir is None else Path(cache_dir)) / f"{recipe.name}.safetensors"
 
 
-def load_or_train(recipe: Recipe, cache_dir: Path | None = None, progress: ProgressCallback | None = None) -> tuple[FactorNet, bool]:
+def load_or_train(recipe: Recipe, cache_dir: Path | None = None,
+                  progress: ProgressCallback | None = None) -> tuple[FactorNet, bool]:
     """The network of `recipe` from the cache, else trained now and cached; (network, was cached)."""
     path = cache_file(recipe, cache_dir)
     if path.is_file():
@@ -212,7 +214,8 @@ class FactorFeatures(nn.Module):
         if images.dtype != torch.uint8:
             raise TypeError("FactorFeatures takes uint8 images; quantise generated images first")
         if images.shape[-1] != self.net.resolution or images.shape[-2] != self.net.resolution:
-            raise AutomodError(f"this factor network reads {self.net.resolution}² images, got {images.shape[-2]}×{images.shape[-1]}.")
+            raise AutomodError(f"this factor network reads {self.net.resolution}² images, got "
+                               f"{images.shape[-2]}×{images.shape[-1]}.")
         return self.net.features(images.float() / 127.5 - 1.0)
 
 

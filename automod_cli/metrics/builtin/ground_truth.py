@@ -50,8 +50,9 @@ def check_resolution(resolution: int) -> int:
     """The resolutions these scores are defined at: rendered at 64² at most, SSIM's window needs at least 16²."""
     valid = [r for r in (4, 8, 16, 32, 64) if r >= WINDOW]
     if resolution not in valid:
-        raise AutomodError(f"ground-truth scores need a model at {', '.join(map(str, valid))} pixels (the built-in data "
-                           f"is drawn up to {NATIVE_SIZE}² and SSIM uses an {WINDOW}×{WINDOW} window), got {resolution}.")
+        raise AutomodError(f"ground-truth scores need a model at {', '.join(map(str, valid))} pixels (the built-in "
+                           f"data is drawn up to {NATIVE_SIZE}² and SSIM uses an {WINDOW}×{WINDOW} window), got "
+                           f"{resolution}.")
     return resolution
 
 
@@ -106,7 +107,8 @@ def truth_pairs(n: int, resolution: int) -> TruthPairs:
     """The first `n` pairs of the test split (pair i: images 2i and 2i+1), drawn at `resolution`."""
     check_resolution(resolution)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PAIRS:
-        raise AutomodError(f"the built-in test split holds {MAX_PAIRS} disjoint pairs: ask for 1 to {MAX_PAIRS}, got {n!r}.")
+        raise AutomodError(f"the built-in test split holds {MAX_PAIRS} disjoint pairs: ask for 1 to {MAX_PAIRS}, "
+                           f"got {n!r}.")
     factors = sample_factors(2 * n, TEST_SEED)  # prefix-stable: the first 2n images of the test split
     a, b = factors[np.arange(0, 2 * n, 2)], factors[np.arange(1, 2 * n, 2)]
     return TruthPairs(a, b, builtin_at(a, resolution), builtin_at(b, resolution),
@@ -204,7 +206,8 @@ def mean_image(resolution: int, count: int = MEAN_IMAGE_COUNT) -> torch.Tensor:
 
 
 def reconstruction_error(reconstructor: Reconstructor, n: int, resolution: int, batch_size: int = DEFAULT_BATCH,
-                         mean_count: int = MEAN_IMAGE_COUNT, progress: ProgressCallback | None = None) -> ReconstructionTruth:
+                         mean_count: int = MEAN_IMAGE_COUNT,
+                         progress: ProgressCallback | None = None) -> ReconstructionTruth:
     """MSE and SSIM of the first `n` test images' reconstructions, and of the mean image, against the images."""
     check_resolution(resolution)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= TEST_COUNT:
