@@ -174,6 +174,22 @@ def test_a_builtin_model_given_photos_says_so_once(work, capsys):
     assert code == 0 and len(warnings(err)) == 1 and "built-in shapes" in err
 
 
+def test_encode_warns_about_inputs_unlike_the_training_data_counted_over_all_batches(work, capsys):
+    code, out, err = run(capsys, "encode", "photos", "pics/0.png", "--model", "builtin.safetensors", "--batch", "2")
+    assert code == 0 and "trained on: the built-in shapes dataset" in out and Path("codes.npz").is_file()
+    assert len(warnings(err)) == 1 and "4 of 5 inputs do not look like the built-in shapes" in err
+    code, _, err = run(capsys, "encode", "pics", "--model", "builtin.safetensors", "-o", "pics.npz")
+    assert code == 0 and warnings(err) == []
+
+
+def test_edit_counts_every_input_group_and_warns_once(work, capsys):
+    code, _, err = run(capsys, "edit", "pics/0.png", "--pos", "photos/0.jpg", "--pos", "pics/1.png",
+                       "--neg", "photos/1.jpg", "--neg", "pics/2.png", "--model", "builtin.safetensors")
+    assert code == 0 and len(warnings(err)) == 1 and "2 of 5 inputs do not look like" in err, err
+    code, _, err = run(capsys, "mix", "--rows", "photos", "--cols", "pics", "--model", "builtin.safetensors")
+    assert code == 0 and len(warnings(err)) == 1 and "4 of 8 inputs do not look like" in err, err
+
+
 def test_a_photo_model_given_builtin_pictures_says_so(work, capsys):
     code, _, err = run(capsys, "reconstruct", "pics", "--model", "faces.safetensors", "--no-align")
     assert code == 0 and len(warnings(err)) == 1 and "4 of 4 inputs look like the built-in shapes" in err

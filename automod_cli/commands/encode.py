@@ -41,9 +41,11 @@ def encode(
     identity = ops.model_identity(net)
     align = ops_report.alignment(net, align)
     with progress_bars() as progress:
-        encoded = ops.encode_files(net, inputs, align, batch, progress)
+        encoded = ops.encode_files(net, inputs, align, batch, progress,
+                                   inspect=lambda x: ops_report.check(net, align, x))  # each batch, as encoded
     report_skipped(encoded.used)
     ops_report.check(net, align, torch.empty(0))  # names the files used unaligned (no face found)
+    ops_report.say_unlike(net)  # inputs unlike the training data, counted over all batches
     with writing(out):
         ops.save_codes(out, encoded.codes, encoded.used.paths, identity, str(ops.find_checkpoint(model)),
                        net.resolution, bool(align), overwrite=force)

@@ -57,6 +57,7 @@ def _inputs(model: Automodulator, inputs: ops.Inputs, align: Optional[bool], exa
     x, used = ops.load_inputs(inputs, model.resolution, align, exact)
     report_skipped(used)
     ops_report.check(model, align, x)
+    ops_report.say_unlike(model)
     return x
 
 
@@ -144,6 +145,7 @@ def mix(
     blocks = ops.scale_range(net, spec, "style mixing")
     a_latents = _latents(net, a_sources, align, not grid_mode)
     b_latents = _latents(net, b_sources, align, not grid_mode)
+    ops_report.say_unlike(net)  # counted over A and B
     cells = ops.mix_grid(net, a_latents.z, b_latents.z, blocks, noise)
     columns = len(b_latents.z) + 1
     text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
@@ -187,6 +189,7 @@ def sample(
         spec = scales or "coarse"
         blocks = ops.scale_range(net, spec, "conditional sampling")
         latents = _latents(net, fixed, align, exact=True)
+        ops_report.say_unlike(net)
         z_fixed = latents.z
         images = ops.conditional_sample(net, z_fixed, blocks, n, generator, noise)
         cells = torch.cat([ops.decode(net, z_fixed, noise), images])
@@ -265,8 +268,10 @@ def edit(
             ops.save_vector(save_vector, v, {**info, "model": str(ops.find_checkpoint(model))}, overwrite=force)
         console.print(f"wrote {save_vector}")
     if not images:
+        ops_report.say_unlike(net)
         return
     latents = _latents(net, inputs, align)
+    ops_report.say_unlike(net)  # counted over the images and every --pos and --neg
     x = ops.input_images(net, latents, noise)
     strengths = list(strength) or list(EDIT_STRENGTHS)
     edited = ops.edit(net, latents.z, v, strengths, blocks, noise).view(len(x), len(strengths), *x.shape[1:])
@@ -308,6 +313,7 @@ def interpolate(
     net = open_model(model, target, seed)
     blocks = ops.scale_range(net, scales, "interpolating chosen scales") if scales is not None else None
     latents = _latents(net, sources, align, exact=True)
+    ops_report.say_unlike(net)
     z, names = latents.z, latents.names
     if len(z) == 2:
         cells, columns = ops.interpolate(net, z[0], z[1], steps, blocks, noise), steps
@@ -355,6 +361,7 @@ def reconstruct(
         done = ops.reconstruct_files(net, inputs, align, noise, batch, progress)
     report_skipped(done.used)
     ops_report.check(net, align, done.images)
+    ops_report.say_unlike(net)
     console.print(ops_report.rate_line("reconstructed", len(done.images), done.seconds), highlight=False)
     pairs = ops.side_by_side(done.images, done.reconstructions)
     columns = 2 * min(PAIRS_PER_ROW, len(done.images))

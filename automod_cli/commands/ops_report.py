@@ -2,8 +2,9 @@
 for models trained on aligned faces, inputs that look unlike the training data, and reconstruction errors.
 
 Each command loads one model (`commands.options.open_model`), which gets an `InputNotes` here (`attach`); every
-later batch of inputs passes `alignment` (what `align` means for this model) and `check` (the notes about those
-inputs, each kind said once per command).
+later batch of inputs passes `alignment` (what `align` means for this model) and `check` (the files used unaligned,
+and a count of the inputs unlike the training data); once all of a command's inputs are in, `say_unlike` warns once
+about those counted over all of them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class InputNotes:
     provenance: data_provenance.Provenance
     auto_align: Optional[Align] = None  # decided at the first inputs, when neither --align nor --no-align was given
     said: set[str] = field(default_factory=set)
+    checked: int = 0  # inputs checked against the training data so far (`check`)
+    unlike: int = 0  # of those, how many look unlike it
 
 
 def attach(net: torch.nn.Module, checkpoint: Path) -> data_provenance.Provenance:
@@ -82,15 +85,27 @@ def alignment(net: torch.nn.Module, align: Optional[bool]) -> Align:
 
 
 def check(net: torch.nn.Module, align: Align, images: torch.Tensor) -> None:
-    """After a batch of inputs: name the files used unaligned (no face found), and warn once when the inputs look
-    unlike the model's training data (`provenance.mismatch`)."""
+    """After a batch of inputs: name the files used unaligned (no face found), and count the inputs that look unlike
+    the model's training data (`provenance.unlike_count`); `say_unlike` warns about them once all are in."""
     if isinstance(align, AlignIfFace):
         while align.unaligned:
             warn(f"no face found in '{align.unaligned.pop(0)}': used it unaligned (centre crop).")
     notes = _notes(net)
-    if "unlike" in notes.said or len(images) == 0:
+    if len(images):
+        odd, checked = data_provenance.unlike_count(notes.provenance, images)
+        notes.unlike += odd
+        notes.checked += checked
+    if not hasattr(net, "input_notes"):  # no command collects the counts: say them now
+        say_unlike(net, notes)
+
+
+def say_unlike(net: torch.nn.Module, notes: Optional[InputNotes] = None) -> None:
+    """Once all of a command's inputs have passed `check`: one warning, once per command, when some look unlike the
+    model's training data, counted over all of them ('3 of 5 inputs ...')."""
+    notes = notes or _notes(net)
+    if "unlike" in notes.said:
         return
-    message = data_provenance.mismatch(notes.provenance, images)
+    message = data_provenance.mismatch_message(notes.provenance, notes.unlike, notes.checked)
     if message is not None:
         notes.said.add("unlike")
         warn(message)

@@ -141,26 +141,34 @@ def looks_builtin(images: torch.Tensor) -> torch.Tensor:
     return (share >= BUILTIN_SHARE) & (step >= BUILTIN_SKY_STEP)
 
 
+def unlike_count(provenance: Provenance, images: torch.Tensor) -> tuple[int, int]:
+    """(how many of `images` look unlike the model's training data, how many were checked); (0, 0) when nothing
+    can be checked (unknown provenance, pictures too small). See `mismatch`."""
+    if not provenance.known or len(images) == 0 or min(images.shape[-2:]) < CHECK_MIN_RESOLUTION:
+        return 0, 0
+    like = looks_builtin(images)
+    odd = int((~like).sum()) if provenance.dataset == BUILTIN else int(like.sum())
+    return odd, len(images)
+
+
+def mismatch_message(provenance: Provenance, odd: int, n: int) -> str | None:
+    """The sentence for `odd` of `n` inputs unlike the training data (`unlike_count`, summed over a command's
+    inputs); None when there are none."""
+    if odd == 0 or not provenance.known:
+        return None
+    if provenance.dataset == BUILTIN:
+        which = "the input does" if n == 1 else f"{odd} of {n} inputs do"
+        return (f"{which} not look like the built-in shapes this model was trained on (a flat sky over a flat ground): "
+                "expect shapes and colours of that dataset, not your pictures; train on your own images "
+                "(automod prep, then automod train --data).")
+    which = "the input looks" if n == 1 else f"{odd} of {n} inputs look"
+    return (f"{which} like the built-in shapes dataset, but this model was trained on "
+            f"{DATASET_NAMES.get(provenance.dataset, provenance.dataset)}: expect poor results on them.")
+
+
 def mismatch(provenance: Provenance, images: torch.Tensor) -> str | None:
     """One sentence when the inputs look unlike the model's training data, else None.
 
     Only the built-in dataset has a recognisable look: a built-in model given other pictures (photos) is warned
     about, and so is a model trained on other data given built-in pictures. Unknown provenance: no check."""
-    if not provenance.known or len(images) == 0 or min(images.shape[-2:]) < CHECK_MIN_RESOLUTION:
-        return None
-    like = looks_builtin(images)
-    n = len(images)
-    if provenance.dataset == BUILTIN:
-        odd = int((~like).sum())
-        if odd == 0:
-            return None
-        which = "the input does" if n == 1 else f"{odd} of {n} inputs do"
-        return (f"{which} not look like the built-in shapes this model was trained on (a flat sky over a flat ground): "
-                "expect shapes and colours of that dataset, not your pictures; train on your own images "
-                "(automod prep, then automod train --data).")
-    odd = int(like.sum())
-    if odd == 0:
-        return None
-    which = "the input looks" if n == 1 else f"{odd} of {n} inputs look"
-    return (f"{which} like the built-in shapes dataset, but this model was trained on "
-            f"{DATASET_NAMES.get(provenance.dataset, provenance.dataset)}: expect poor results on them.")
+    return mismatch_message(provenance, *unlike_count(provenance, images))
