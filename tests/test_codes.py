@@ -74,7 +74,7 @@ def test_encode_writes_the_encoders_codes_and_the_files_they_came_from(work, cap
     codes = ops.load_codes(Path("codes.npz"))
     x = ops.load_images([Path(f"pics/{i}.png") for i in range(4)], R)
     torch.testing.assert_close(torch.from_numpy(codes.codes), ops.encode(model, x), atol=1e-5, rtol=1e-5)
-    assert codes.files == [f"pics/{i}.png" for i in range(4)] and codes.model == "m.safetensors"
+    assert codes.files == [f"pics/{i}.png" for i in range(4)] and codes.model == str(Path("m.safetensors").resolve())
     assert codes.identity == ops.model_identity(model) and codes.identity.latent_kind == "sphere"
     with np.load("codes.npz", allow_pickle=False) as arrays:  # plain arrays only: nothing to unpickle
         assert arrays["codes"].dtype == np.float32 and arrays["codes"].shape == (4, 16)
@@ -218,3 +218,30 @@ def test_a_code_fixes_the_scales_of_conditional_samples(work, capsys):
     for i in range(3):
         assert close(pixels(f"from-code/sample-00{i}.png"), pixels(f"from-file/sample-00{i}.png"))
     fails(capsys, ["sample", "--fix", "codes.npz", "--n", "3", "-o", "all"], "--fix is one", "names 4")
+
+
+def test_codes_name_their_model_by_an_absolute_path_that_works_from_another_folder(work, capsys, monkeypatch):
+    encoded(capsys, "pics")
+    torch.manual_seed(5)
+    save_model(Path("other.safetensors"), Automodulator(ModelConfig(max_resolution=32, latent_dim=16,
+                                                                    channels=(16, 16, 8, 8))))
+    Path("elsewhere").mkdir()
+    monkeypatch.chdir("elsewhere")
+    code, _, err = run(capsys, "mix", "../codes.npz:0", "../codes.npz:1", "--model", "../other.safetensors")
+    advised = str((work / "m.safetensors").resolve())
+    assert code == 2 and f"pass --model '{advised}'" in err, err
+    code, _, err = run(capsys, "mix", "../codes.npz:0", "../codes.npz:1", "--model", advised)
+    assert code == 0, err
+
+
+def test_files_that_are_not_codes_files_each_get_a_clear_sentence(work, capsys):
+    np.savez("plain.npz", codes=np.zeros((2, 16), np.float32), other=np.zeros(3))
+    Path("random.npz").write_bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes())
+    Path("empty.npz").write_bytes(b"")
+    encoded(capsys, "pics")
+    Path("cut.npz").write_bytes(Path("codes.npz").read_bytes()[:300])
+    fails(capsys, ["mix", "plain.npz:0", "pics/0.png"], "'plain.npz' is an .npz archive but not a codes file",
+          "lacks the fields files, format", "it holds codes, other", "automod encode")
+    for name in ("random.npz", "cut.npz"):
+        fails(capsys, ["mix", f"{name}:0", "pics/0.png"], f"'{name}' is not a codes file", "damaged", "automod encode")
+    fails(capsys, ["mix", "empty.npz:0", "pics/0.png"], "'empty.npz' is not a codes file", "an empty file")

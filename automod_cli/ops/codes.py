@@ -8,7 +8,7 @@ A codes file is an uncompressed NumPy `.npz` holding only plain arrays (it is re
     format_version  int              1
     latent_dim      int              D
     latent_kind     str              "sphere" (automodulator, Balanced PIONEER), "gaussian" (VAE, WAE), "lia" (LIA's y)
-    model           str              the checkpoint file that encoded them (for messages only)
+    model           str              the checkpoint file that encoded them, as an absolute path (for messages only)
     model_sha256    str              SHA-256 of that model's weights, level and fade-in (`model_identity`)
     resolution      int              the resolution the images were resized to
     aligned         bool             whether faces were aligned first (`--align`)
@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Callable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -114,7 +114,7 @@ def save_codes(path: Path, codes: torch.Tensor, files: Sequence[Path | str], ide
         "codes": values, "files": np.array([str(f) for f in files], dtype=str),
         "format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
         "latent_dim": np.array(identity.latent_dim), "latent_kind": np.array(identity.latent_kind),
-        "model": np.array(str(model)), "model_sha256": np.array(identity.sha256), "resolution": np.array(resolution),
+        "model": np.array(_absolute(model)), "model_sha256": np.array(identity.sha256), "resolution": np.array(resolution),
         "aligned": np.array(bool(aligned)), "automod_version": np.array(__version__),
     }
 
@@ -124,6 +124,13 @@ def save_codes(path: Path, codes: torch.Tensor, files: Sequence[Path | str], ide
 
     atomic_write(path, write)
     return path
+
+
+def _absolute(model: Path | str) -> str:
+    """The model's path made absolute, so that the advice 'pass --model PATH' works from any folder; a name that is
+    not a path here (a pretrained model's name) is kept as it is."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else str(model)
 
 
 def _scalar(arrays, key: str, kind: str):
@@ -143,13 +150,27 @@ def _npz(path: Path) -> Iterator:
         yield arrays
 
 
+FIELDS = ("codes", "files", "format", "format_version", "latent_dim", "latent_kind", "model", "model_sha256")
+WRITE_AGAIN = "write it again with automod encode IMAGES --out FILE.npz"
+
+
 def load_codes(path: Path) -> Codes:
-    """Read a codes file written by `save_codes`; one line for anything else (nothing is unpickled)."""
+    """Read a codes file written by `save_codes`; one line for anything else (nothing is unpickled): a missing file,
+    a damaged or empty one (not a zip archive), an .npz without automod's fields, or fields of the wrong kind."""
     path = Path(path)
     if not path.is_file():
         raise AutomodError(f"codes file '{path}' does not exist: write one with automod encode IMAGES --out {path}.")
+    if not zipfile.is_zipfile(path):
+        what = "an empty file" if path.stat().st_size == 0 else "damaged, or not an .npz (zip) archive at all"
+        raise AutomodError(f"'{path}' is not a codes file: it is {what}; {WRITE_AGAIN}.")
     try:
         with _npz(path) as arrays:
+            missing = [name for name in FIELDS if name not in arrays.files]
+            if missing:
+                held = ", ".join(arrays.files[:5]) + (", ..." if len(arrays.files) > 5 else "")
+                raise AutomodError(f"'{path}' is an .npz archive but not a codes file written by automod encode: it "
+                                   f"lacks the fields {', '.join(missing)} (it holds {held or 'no arrays'}); "
+                                   f"{WRITE_AGAIN}.")
             if _scalar(arrays, "format", "U") != FORMAT:
                 raise ValueError("another format")
             if _scalar(arrays, "format_version", "iu") > FORMAT_VERSION:
@@ -161,15 +182,18 @@ def load_codes(path: Path) -> Codes:
             model = _scalar(arrays, "model", "U")
     except AutomodError:
         raise
-    except KeyError as exc:
-        raise AutomodError(f"'{path}' is not a codes file written by automod encode (no {exc} array).") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        raise AutomodError(f"'{path}' is not a codes file written by automod encode (an .npz of plain arrays; "
-                           "pickled objects are never loaded).") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise AutomodError(f"'{path}' is not a codes file written by automod encode: its fields cannot be read as "
+                           f"plain arrays ({_reason(exc)}; pickled objects are never loaded); {WRITE_AGAIN}.") from None
     if codes.dtype.kind != "f" or codes.ndim != 2 or codes.shape[1] != identity.latent_dim or files.dtype.kind != "U" \
             or files.shape != (len(codes),):
         raise AutomodError(f"'{path}' is a damaged codes file: codes {codes.shape} {codes.dtype}, files {files.shape}.")
     return Codes(path, codes.astype(np.float32), [str(f) for f in files], model, identity)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().strip("'\"")
+    return text if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -313,10 +337,12 @@ class Encoded:
 
 
 def encode_files(model: torch.nn.Module, inputs: Inputs, align: bool = False, batch_size: int = ENCODE_BATCH,
-                 progress: ProgressCallback | None = None) -> Encoded:
+                 progress: ProgressCallback | None = None,
+                 inspect: Callable[[torch.Tensor], None] | None = None) -> Encoded:
     """Encode checked image files batch by batch (the next batch is read from disk while one is encoded), so any
     number of files fits in memory. Files that fail only now (no face with `align`) are skipped with their reason;
-    AutomodError when none is usable. `progress("encoding", done, total)` follows the files."""
+    AutomodError when none is usable. `progress("encoding", done, total)` follows the files; `inspect(images)` sees
+    each batch of images (N, 3, R, R) as it was encoded (the command checks them against the training data)."""
     if batch_size < 1:
         raise AutomodError("the batch size must be at least 1.")
     chunks = [inputs.paths[i:i + batch_size] for i in range(0, len(inputs.paths), batch_size)]
@@ -333,6 +359,8 @@ def encode_files(model: torch.nn.Module, inputs: Inputs, align: bool = False, ba
             pending = reader.submit(read, chunks[i + 1]) if i + 1 < len(chunks) else None
             if len(x):
                 codes.append(encode(model, x, batch_size).float().cpu())
+                if inspect is not None:
+                    inspect(x)
             used += loaded.paths
             skipped += loaded.skipped
             done += len(chunk)
