@@ -6,6 +6,7 @@ replaced), the table, and folders in batches with progress and a rate."""
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,8 @@ def test_mix_reports_the_reconstructions_its_grid_shows(work, capsys):
                        "-o", "g.png")
     assert code == 0 and "wrote g.png.errors.csv" in out
     rows = read_csv(Path("g.png.errors.csv"))
-    assert [(row["role"], row["file"]) for row in rows] == [("A", "0.png"), ("A", "1.png"), ("B", "2.png")]
+    assert [(row["role"], row["file"]) for row in rows] == [("A", "pics/0.png"), ("A", "pics/1.png"),
+                                                            ("B", "pics/2.png")]
     figure = cells(Path("g.png"), 3, 2)
     inputs = ops.load_images([Path(f"pics/{i}.png") for i in range(3)], R)
     shown = [figure[1, 0], figure[2, 0], figure[0, 1]]  # left column: A; top row: B
@@ -111,7 +113,18 @@ def test_mix_reports_the_reconstructions_its_grid_shows(work, capsys):
         mse, ssim = reference(as_file, recon)
         assert float(row["mse"]) == pytest.approx(mse, rel=1e-6) and float(row["ssim"]) == pytest.approx(ssim, rel=1e-6)
     code, _, _ = run(capsys, "mix", "pics/0.png", "pics/2.png")
-    assert code == 0 and [row["file"] for row in read_csv(Path("mix-grid.png.errors.csv"))] == ["0.png", "2.png"]
+    assert code == 0 and [row["file"] for row in read_csv(Path("mix-grid.png.errors.csv"))] == ["pics/0.png",
+                                                                                                 "pics/2.png"]
+
+
+def test_errors_name_files_as_given_with_their_folder(work, capsys):
+    for folder in ("rowsA", "colsB"):
+        Path(folder).mkdir()
+        shutil.copy("pics/0.png", f"{folder}/x.png")
+    code, _, _ = run(capsys, "mix", "--rows", "rowsA/", "--cols", "colsB", "-o", "g.png")
+    assert code == 0 and [row["file"] for row in read_csv(Path("g.png.errors.csv"))] == ["rowsA/x.png", "colsB/x.png"]
+    code, _, _ = run(capsys, "reconstruct", "rowsA", "colsB/x.png", "-o", "r.png")
+    assert code == 0 and [row["file"] for row in read_csv(Path("r.png.errors.csv"))] == ["rowsA/x.png", "colsB/x.png"]
 
 
 def test_folders_go_in_batches_with_progress_and_a_rate(work, capsys):

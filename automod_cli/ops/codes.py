@@ -151,7 +151,7 @@ def _npz(path: Path) -> Iterator:
 
 
 FIELDS = ("codes", "files", "format", "format_version", "latent_dim", "latent_kind", "model", "model_sha256")
-WRITE_AGAIN = "write it again with automod encode IMAGES --out FILE.npz"
+WRITE_AGAIN = "write codes with automod encode IMAGES --out FILE.npz"
 
 
 def load_codes(path: Path) -> Codes:
@@ -309,7 +309,7 @@ def source_latents(model: torch.nn.Module, sources: Sources, align: bool = False
         elif entry in encoded:
             rows.append(encoded[entry][0])
             images.append(encoded[entry][1])
-            names.append(entry.name)
+            names.append(str(entry))  # the path as given (folder included), as reconstruct names files
     if not rows:
         raise AutomodError("none of the inputs can be used.")
     return Latents(torch.stack(rows), images, names, used)
