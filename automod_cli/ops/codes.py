@@ -114,7 +114,8 @@ def save_codes(path: Path, codes: torch.Tensor, files: Sequence[Path | str], ide
         "codes": values, "files": np.array([str(f) for f in files], dtype=str),
         "format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
         "latent_dim": np.array(identity.latent_dim), "latent_kind": np.array(identity.latent_kind),
-        "model": np.array(_absolute(model)), "model_sha256": np.array(identity.sha256), "resolution": np.array(resolution),
+        "model": np.array(_absolute(model)), "model_sha256": np.array(identity.sha256),
+        "resolution": np.array(resolution),
         "aligned": np.array(bool(aligned)), "automod_version": np.array(__version__),
     }
 
