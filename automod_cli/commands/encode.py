@@ -11,9 +11,9 @@ import typer
 
 from automod_cli import ops
 from automod_cli.commands import ops_report
-from automod_cli.commands.ops import ALIGN, DEVICE, FORCE, MODEL, console
+from automod_cli.commands.ops import ALIGN, DEVICE, FORCE, MODEL
 from automod_cli.commands.options import (check_device_and_outputs, checked_inputs, open_model, progress_bars,
-                                          report_skipped, writing)
+                                          report_skipped, say, writing)
 from automod_cli.errors import AutomodError
 from automod_cli.ops.codes import ENCODE_BATCH, SUFFIX
 
@@ -49,9 +49,9 @@ def encode(
     with writing(out):
         ops.save_codes(out, encoded.codes, encoded.used.paths, identity, str(ops.find_checkpoint(model)),
                        net.resolution, bool(align), overwrite=force)
-    console.print(ops_report.rate_line("encoded", len(encoded.codes), encoded.seconds))
-    console.print(f"wrote {out}: {len(encoded.codes)} codes of {identity.latent_dim} numbers, {out}:0 … "
-                  f"{out}:{len(encoded.codes) - 1}", highlight=False)
+    say(ops_report.rate_line("encoded", len(encoded.codes), encoded.seconds))
+    say(f"wrote {out}: {len(encoded.codes)} codes of {identity.latent_dim} numbers, {out}:0 … "
+        f"{out}:{len(encoded.codes) - 1}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

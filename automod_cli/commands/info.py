@@ -37,6 +37,17 @@ def training_progress(meta: dict) -> dict:
                         f"{config.model.max_resolution}²"}
 
 
+def duration(seconds: float) -> str:
+    """A training time for people: '42.3 s', '9 min 40 s', '2 h 05 min'."""
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def info(
     model: Optional[Path] = typer.Argument(None, help="Checkpoint file, run directory or a named model such as "
                                                       "ffhq256 (see automod models; default: newest run under "
@@ -76,11 +87,16 @@ def info(
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
-    table = Table(title=str(path), show_header=False)
+    # the checkpoint's path as the title, on a line of its own: a table title wraps at the table's width (at 80
+    # columns when piped to a file), which breaks a long path in the middle
+    console.print(str(path), style="italic", markup=False, highlight=False, soft_wrap=True)
+    table = Table(show_header=False)
     for key, value in summary.items():
         if key == "trained_on":
             table.add_row("trained on", f"{value['description']} — from the {value['origin']}"
                           if value["dataset"] else value["description"])
+        elif key == "elapsed_s" and isinstance(value, (int, float)):
+            table.add_row("elapsed", duration(value))  # --json keeps the seconds
         elif key != "checkpoint":
             table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)

@@ -76,7 +76,7 @@ def alignment(net: torch.nn.Module, align: Optional[bool]) -> Align:
         if detector_available():
             notes.auto_align = AlignIfFace()
             console.print(f"aligning faces as in the training data ({escape(what)}); --no-align to skip",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
         else:
             notes.auto_align = False
             warn(f"this model was trained on {what}, but inputs are used unaligned: face alignment needs dlib, "
@@ -170,4 +170,4 @@ def show_errors(report: ErrorReport, title: str, path: Path) -> None:
     console.print(errors_table(report, title))
     if report.note:
         console.print(f"[dim]{escape(report.note)}[/]", highlight=False, soft_wrap=True)
-    console.print(f"wrote {escape(str(path))}", highlight=False)
+    console.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)

@@ -88,6 +88,12 @@ def progress_bars() -> Iterator:
         yield update
 
 
+def say(text: str, **style) -> None:
+    """One line on stdout, never wrapped (piped to a file, rich would break a long path at 80 columns) and never
+    read as markup (file names keep their brackets)."""
+    console.print(text, markup=False, soft_wrap=True, **style)
+
+
 def _warn(text: str) -> None:
     err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
@@ -103,7 +109,7 @@ def open_model(model: Optional[Path], device: torch.device, seed: int) -> Automo
     """Load the model (saying which checkpoint was picked when not named exactly) and seed torch."""
     checkpoint = ops.find_checkpoint(model)
     if model is None or Path(model).is_dir():
-        console.print(f"model: {checkpoint}")
+        say(f"model: {checkpoint}")
     torch.manual_seed(seed)
     net = ops.load_model(checkpoint, device)
     ops_report.attach(net, checkpoint)
