@@ -14,7 +14,7 @@ import torch
 
 from automod_cli.errors import AutomodError
 
-NO_CUDA = "--device cuda was asked for but no CUDA GPU is visible: use --device cpu."
+NO_CUDA = "--device {name} was asked for but no CUDA GPU is visible: use --device cpu."  # {name}: as asked
 _NAME = re.compile(r"(?P<type>[a-z]+)(?::(?P<index>\d+))?")
 
 
@@ -47,7 +47,7 @@ def pick_device(name: str) -> torch.device:
     if kind == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise AutomodError(NO_CUDA)
+        raise AutomodError(NO_CUDA.format(name=text))
     if index is None:
         return torch.device("cuda")
     count = torch.cuda.device_count()

@@ -44,8 +44,9 @@ def test_unknown_or_malformed_names_list_the_valid_ones(monkeypatch, name):
 
 def test_cuda_without_a_gpu_and_indices_past_the_last_gpu_are_refused(monkeypatch):
     gpus(monkeypatch, 0)
-    for name in ("cuda", "cuda:0", "cuda:3"):
-        assert refusal(name) == devices.NO_CUDA
+    for name in ("cuda", "cuda:0", "cuda:3", "CUDA:7"):
+        assert refusal(name) == devices.NO_CUDA.format(name=name.lower())
+    assert refusal("cuda:7").startswith("--device cuda:7 was asked for")
     gpus(monkeypatch, 2)
     text = refusal("cuda:2")
     assert "only 2 CUDA GPUs are visible" in text and "cuda:0 to cuda:1" in text

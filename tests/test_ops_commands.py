@@ -482,3 +482,29 @@ def test_a_model_with_nan_weights_warns_in_one_line(work, capsys):
     warnings = [line for line in err.strip().splitlines() if "NaN" in line]
     assert code == 0 and len(warnings) == 1 and "nan.safetensors" in warnings[0] and "earlier checkpoint" in warnings[0]
     assert run(capsys, "reconstruct", "pics/0.png", "-o", "fine.png")[2] == ""  # a sound model: no warning
+
+
+def test_long_paths_are_printed_whole_when_output_is_not_a_terminal(work, capsys):
+    """Piped to a file, rich wraps at 80 columns: a path broken in the middle cannot be copied or searched for."""
+    deep = Path("a-rather-long-folder-name-for-a-run-" + "x" * 50) / "checkpoints"
+    deep.mkdir(parents=True)
+    shutil.copy("m.safetensors", deep / "ckpt-0000080000.safetensors")
+    out_file = deep / "reconstructions-with-a-long-name.png"
+    code, out, err = run(capsys, "reconstruct", "pics", "--model", str(deep.parent), "-o", str(out_file))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any(line.startswith("model: ") and line.endswith("ckpt-0000080000.safetensors") for line in lines), out
+    assert f"wrote {out_file}" in lines and f"wrote {out_file}.errors.csv" in lines, out
+    assert main(["info", str(deep / "ckpt-0000080000.safetensors")]) == 0
+    assert str(deep / "ckpt-0000080000.safetensors") in capsys.readouterr().out.splitlines()
+
+
+def test_mix_layer_ranges_and_counts_are_worded_for_what_was_given(work, capsys):
+    fails(capsys, ["mix", "pics/0.png"], "one image was given", "A.png B.png", "--rows A/ --cols B/")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "pics/2.png"], "3 images were given", "A.png B.png")
+    fails(capsys, ["mix"], "no image was given")
+    fails(capsys, ["mix", "--rows", "pics"], "needs both --rows", "--rows was given without --cols")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--cols", "pics"], "not both", "2 images and --cols")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--layers", "2:1"], "'2:1' is empty", "j must be greater than i")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--layers", "1:1"], "'1:1' is empty")
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--layers", "0:9"], "outside the model's blocks")

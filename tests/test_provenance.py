@@ -276,6 +276,8 @@ def test_no_align_skips_the_detector_and_align_keeps_its_old_meaning(work, capsy
     # --align as before: the faceless file is skipped with its reason, whatever the model
     code, _, err = run(capsys, "reconstruct", "faces", "--model", "plain.safetensors", "--align", "-o", "a.png")
     assert code == 0 and len(detector) == 3 and "skipped 'faces/scenery.png'" in err
+    assert "'faces/scenery.png' (no face found to align; --no-align uses it as it is)" in err  # said once
+    assert err.count("no face") == 1, err
     assert len(Path("a.png.errors.csv").read_text().splitlines()) == 3
 
 

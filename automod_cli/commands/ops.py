@@ -13,12 +13,11 @@ from typing import List, Optional
 
 import torch
 import typer
-from rich.console import Console
 
 from automod_cli import ops
 from automod_cli.commands import ops_report
 from automod_cli.commands.options import (check_device_and_outputs, checked_inputs, open_model, progress_bars,
-                                          report_skipped, writing)
+                                          report_skipped, say, writing)
 from automod_cli.devices import pick_device
 from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
@@ -27,7 +26,6 @@ from automod_cli.ops.reconstruct import BATCH_SIZE
 from automod_cli.ops.report import ErrorReport, errors_path, write_csv
 from automod_cli.outputs import check_outputs
 
-console = Console()
 
 MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 "
                                                  "(see automod models; default: newest run under ./runs).")
@@ -47,7 +45,7 @@ PAIRS_PER_ROW = 4  # input | reconstruction pairs per row in `reconstruct`
 def _write(path: Path, image: torch.Tensor, force: bool) -> None:
     with writing(path):
         save_image(path, image.cpu(), overwrite=force)
-    console.print(f"wrote {path}")
+    say(f"wrote {path}")
 
 
 def _inputs(model: Automodulator, inputs: ops.Inputs, align: Optional[bool], exact: bool = False) -> torch.Tensor:
@@ -89,6 +87,25 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(f"{path.stem}{suffix}{path.suffix}")
 
 
+def _mix_inputs(images: List[Path], rows: List[Path], cols: List[Path]) -> None:
+    """One line for inputs that are neither two images (A B) nor a grid (--rows and --cols), saying what to pass."""
+    if images and (rows or cols):
+        flags = " and ".join(flag for flag, given in (("--rows", rows), ("--cols", cols)) if given)
+        raise AutomodError(f"give either two images (A.png B.png) or --rows and --cols for a grid, not both: "
+                           f"{len(images)} image{'s' if len(images) != 1 else ''} and {flags} were given.")
+    if rows or cols:
+        if not (rows and cols):
+            given, missing = ("--rows", "--cols") if rows else ("--cols", "--rows")
+            raise AutomodError(f"a grid needs both --rows (the A images) and --cols (the B images): {given} was given "
+                               f"without {missing}.")
+        return
+    if len(images) != 2:
+        given = "no image was given" if not images else ("one image was given" if len(images) == 1
+                                                         else f"{len(images)} images were given")
+        raise AutomodError(f"mix takes two images, A and B (B's scales replace A's), but {given}: pass "
+                           "A.png B.png, or --rows A/ --cols B/ for a grid.")
+
+
 def _mix_spec(coarse: bool, mid: bool, fine: bool, layers: Optional[str]) -> str:
     chosen = [name for name, on in (("coarse", coarse), ("mid", mid), ("fine", fine)) if on]
     chosen += [layers] if layers is not None else []
@@ -128,8 +145,7 @@ def mix(
     Example: automod mix faces.npz:0 faces.npz:3 --coarse    # codes from automod encode faces/ -o faces.npz
     """
     grid_mode = bool(rows or cols)
-    if grid_mode == bool(images) or (grid_mode and not (rows and cols)) or (images and len(images) != 2):
-        raise AutomodError("give two images (A.png B.png) or both --rows and --cols, not both forms.")
+    _mix_inputs(images or [], rows, cols)
     out = out if out is not None else Path("mix-grid.png" if grid_mode else "mix.png")
     outputs = [out] if grid_mode else [out, _sibling(out, "-grid")]
     spec = _mix_spec(coarse, mid, fine, layers)
@@ -198,7 +214,7 @@ def sample(
     for path, image in zip(files, images):
         with writing(path):
             save_image(path, image.cpu(), overwrite=force)
-    console.print(f"wrote {n} images to {out}/sample-NNN.png")
+    say(f"wrote {n} images to {out}/sample-NNN.png")
     _write(out / "grid.png", ops.captioned_grid(cells, min(SAMPLE_COLUMNS, len(cells)), text), force)
 
 
@@ -266,7 +282,7 @@ def edit(
     if save_vector is not None:
         with writing(save_vector):
             ops.save_vector(save_vector, v, {**info, "model": str(ops.find_checkpoint(model))}, overwrite=force)
-        console.print(f"wrote {save_vector}")
+        say(f"wrote {save_vector}")
     if not images:
         ops_report.say_unlike(net)
         return
@@ -328,7 +344,7 @@ def interpolate(
     if gif:
         with writing(gif_path):
             ops.write_gif(gif_path, frames, overwrite=force)
-        console.print(f"wrote {gif_path}")
+        say(f"wrote {gif_path}")
 
 
 def _write_errors(path: Path, errors: ErrorReport, title: str, force: bool) -> None:
@@ -362,7 +378,7 @@ def reconstruct(
     report_skipped(done.used)
     ops_report.check(net, align, done.images)
     ops_report.say_unlike(net)
-    console.print(ops_report.rate_line("reconstructed", len(done.images), done.seconds), highlight=False)
+    say(ops_report.rate_line("reconstructed", len(done.images), done.seconds), highlight=False)
     pairs = ops.side_by_side(done.images, done.reconstructions)
     columns = 2 * min(PAIRS_PER_ROW, len(done.images))
     _write(out, ops.captioned_grid(pairs, columns, "Pairs of input | reconstruction."), force)

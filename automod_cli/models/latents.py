@@ -82,6 +82,9 @@ def scale_blocks(spec: str, num_blocks: int, levels: Sequence[int] | None = None
     except ValueError:
         raise AutomodError(f"cannot read layer range '{spec}': use coarse, mid, fine, 'i:j' or a block "
                            "index.") from None
+    if 0 <= start and stop <= num_blocks and start >= stop:
+        raise AutomodError(f"layer range '{spec}' is empty: 'i:j' takes blocks i to j-1, so j must be greater than i "
+                           f"(this model's blocks are 0..{num_blocks - 1}; e.g. '{start}:{start + 1}').")
     if not 0 <= start < stop <= num_blocks:
         raise AutomodError(f"layer range '{spec}' is outside the model's blocks 0..{num_blocks - 1}.")
     return range(start, stop)

@@ -151,7 +151,8 @@ def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: boo
         except SkipImage as exc:
             if exact:
                 raise AutomodError(_refusal(path, exc)) from None
-            skipped.append((path, f"{exc}" + ("; no face to align" if exc.kind == NO_FACE else "")))
+            skipped.append((path, "no face found to align; --no-align uses it as it is" if exc.kind == NO_FACE
+                               else str(exc)))
             continue
         used.append(path)
     if not used:
