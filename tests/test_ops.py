@@ -266,7 +266,8 @@ def test_torch_saved_directions_of_the_accepted_layouts(tmp_path):
     (torch.full((16,), float("nan")), ["NaN or infinite"]),
     ({"a": torch.zeros(16), "b": torch.zeros(16)}, ["a dict of 2 entries, not a tensor"]),
     ([torch.zeros(16)], ["a list, not a tensor"]),
-    ({"step": 3}, ["a dict of 1 entries, not a tensor"]),
+    ({"step": 3}, ["a dict of 1 entry, not a tensor"]),
+    ({}, ["a dict of 0 entries, not a tensor"]),
 ])
 def test_other_torch_contents_are_one_line_refusals(tmp_path, obj, words):
     torch.save(obj, tmp_path / "d.pt")

@@ -147,7 +147,10 @@ def _load_torch_vector(path: Path) -> torch.Tensor:
     if isinstance(loaded, dict) and len(loaded) == 1 and isinstance(next(iter(loaded.values())), torch.Tensor):
         loaded = next(iter(loaded.values()))
     if not isinstance(loaded, torch.Tensor):
-        what = f"a dict of {len(loaded)} entries" if isinstance(loaded, dict) else f"a {type(loaded).__name__}"
+        if isinstance(loaded, dict):
+            what = f"a dict of {len(loaded)} {'entry' if len(loaded) == 1 else 'entries'}"
+        else:
+            what = f"a {type(loaded).__name__}"
         raise AutomodError(f"'{path}' holds {what}, not a tensor; an attribute direction file holds one (D,) or "
                            "(1, D) float tensor (or a dict with just that tensor).")
     return loaded
