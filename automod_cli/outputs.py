@@ -39,9 +39,9 @@ def _existing_ancestor(path: Path) -> Path:
     return folder
 
 
-def check_writable(path: Path) -> None:
+def check_writable(path: Path, option: str = "--out") -> None:
     """Refuse when `path` cannot be created: a folder under its name, a file where a folder should be, or a folder
-    this process may not write to (read-only mount, no permission)."""
+    this process may not write to (read-only mount, no permission); `option` names the flag that chose it."""
     path = Path(path)
     if path.is_dir():
         raise AutomodError(f"cannot write '{path}': it is a folder; give a file name.")
@@ -51,15 +51,16 @@ def check_writable(path: Path) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         where = "its folder" if folder == path.parent else "the folder to create it in,"
         raise AutomodError(f"cannot write '{path}': {where} '{folder}' is not writable (read-only or no permission); "
-                           "choose another --out.")
+                           f"choose another {option}.")
 
 
-def check_outputs(paths: Iterable[Path], force: bool = False) -> None:
-    """Before any work: every output can be written and none replaces an existing file unless `force`."""
+def check_outputs(paths: Iterable[Path], force: bool = False, option: str = "--out") -> None:
+    """Before any work: every output can be written and none replaces an existing file unless `force`; `option`
+    names the flag that chose the paths."""
     for path in map(Path, paths):
         if not path.is_dir():
-            refuse_overwrite(path, force)
-        check_writable(path)
+            refuse_overwrite(path, force, option)
+        check_writable(path, option)
 
 
 def refuse_overwrite(path: Path, force: bool, option: str = "--out") -> None:
