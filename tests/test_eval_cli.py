@@ -164,9 +164,10 @@ def test_project_with_the_pixel_distance_needs_no_weight_files(setup, capsys):
     model = load_model(adain)
     x = load_images([tmp / "photo.png"], 32)
     with torch.no_grad():
-        expected = (model.decode(model.encode(x)).clamp(-1, 1) - x).pow(2).mean().item()  # images are compared in range
-    assert curve[0]["method"] == "encoder" and curve[0]["lpips"] == pytest.approx(expected, rel=1e-4)
-    assert curve[-1]["lpips"] < curve[1]["lpips"]  # the projection lowers the pixel error over its steps
+        fitted = (model.decode(model.encode(x)).clamp(-1, 1) + 1) / 2  # images are compared in range, on [0, 1]
+        expected = (fitted - (x + 1) / 2).pow(2).mean().item()
+    assert curve[0]["method"] == "encoder" and curve[0]["mse"] == pytest.approx(expected, rel=1e-4)
+    assert curve[-1]["mse"] < curve[1]["mse"]  # the projection lowers the pixel error over its steps
     assert main([*args[:-1], "--force"]) == 2  # LPIPS, the default, still needs its file
     assert "alexnet" in capsys.readouterr().err.lower()
 

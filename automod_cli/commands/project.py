@@ -5,7 +5,9 @@ report with rich."""
 from __future__ import annotations
 
 import json
+import sys
 import time
+from contextlib import nullcontext, redirect_stdout
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
@@ -15,9 +17,12 @@ import torch
 import typer
 from rich.table import Table
 
+from automod_cli import ops
+from automod_cli.commands import ops_report
+from automod_cli.commands.ops import ALIGN
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net,
-                                          Start, console, load_model_for_eval as _setup, progress_bars as _progress,
-                                          report_skipped, torch_device as _device)
+                                          Start, checked_inputs, console, load_model_for_eval as _setup, open_model,
+                                          progress_bars as _progress, report_skipped, torch_device as _device)
 from automod_cli.commands.ops_report import rate_line
 from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
@@ -28,7 +33,8 @@ from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, 
                                           inversion_curve, warm_up, write_curve_csv)
 from automod_cli.metrics.plot import time_curve_chart
 from automod_cli.ops.codes import model_identity, save_codes
-from automod_cli.ops.inputs import Inputs, check_inputs, image_paths, load_inputs
+from automod_cli.ops.inputs import Inputs, image_paths, load_inputs
+from automod_cli.ops.provenance import Provenance
 from automod_cli.outputs import IMAGE_FORMATS, check_outputs
 from automod_cli.ops.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, project as fit
 
@@ -45,7 +51,17 @@ class Distance(str, Enum):
 
 
 DISTANCE = typer.Option(Distance.lpips, "--distance", help="What the projection minimises and reports: lpips (App. G; "
-                        "needs the LPIPS weight files) or mse (mean squared pixel error; needs nothing downloaded).")
+                        "needs the LPIPS weight files) or mse (mean squared pixel error on [0, 1] intensities, as "
+                        "reconstruct reports it; needs nothing downloaded).")
+PROJECT_CROP = typer.Option(None, "--crop", help="Image window the error is reported on: face (StyleGAN's, the "
+                            "papers'), center, none. Default: face for models trained on aligned faces (FFHQ, "
+                            "CelebA-HQ), else none.")
+
+
+def default_crop(trained_on: Provenance) -> str:
+    """`project`'s window when --crop is not given: StyleGAN's face window for models trained on aligned faces, the
+    whole image for any other (or unrecorded) data."""
+    return Crop.face.value if trained_on.aligned_faces else Crop.none.value
 
 
 def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.device):
@@ -153,11 +169,12 @@ def _mean_point(method: str, step: int, seconds: float, distances: list[torch.Te
     return CurvePoint(method, step, seconds, float(values.mean()), float(values.std()) if len(values) > 1 else 0.0)
 
 
-def _invert(loaded: LoadedModel, inputs: Inputs, loss, report, settings: ProjectionSettings, crop_mode: str,
-            batch: int, seed: int, mean, write, progress) -> tuple[list[CurvePoint], torch.Tensor, Inputs]:
-    """Project the files batch by batch, `write(path, image)` each result: the curve averaged over the images, the
-    fitted latents (N, D) on the CPU and the files used (a file that fails only now is skipped)."""
-    model, device = loaded.model, loaded.device
+def _invert(net, inputs: Inputs, loss, report, settings: ProjectionSettings, crop_mode: str, batch: int, seed: int,
+            mean, align: ops_report.Align, write, progress) -> tuple[list[CurvePoint], torch.Tensor, Inputs]:
+    """Project the files batch by batch (aligned as `align` says; each batch checked against the training data,
+    `ops_report.check`), `write(path, image)` each result: the curve averaged over the images, the fitted latents
+    (N, D) on the CPU and the files used (a file that fails only now is skipped)."""
+    device = next(net.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     encoder_seconds, encoder_distances, latents, warm = 0.0, [], [], set()
     seconds: dict[int, float] = {}
@@ -165,19 +182,20 @@ def _invert(loaded: LoadedModel, inputs: Inputs, loss, report, settings: Project
     used, skipped, done = [], list(inputs.skipped), 0
     for i in range(0, len(inputs.paths), batch):
         chunk = inputs.paths[i:i + batch]
-        x, loaded_files = load_inputs(Inputs(chunk), model.resolution, allow_none=True)
+        x, loaded_files = load_inputs(Inputs(chunk), net.resolution, align, allow_none=True)
+        ops_report.check(net, align, x)
         skipped += loaded_files.skipped
         done += len(chunk)
         if not len(x):
             continue
         x = x.to(device)
         if len(x) not in warm:  # the first batch, and a smaller last one: one-time costs stay out of the times
-            warm_up(model, x, loss, report, settings, crop_mode, mean)
+            warm_up(net, x, loss, report, settings, crop_mode, mean)
             warm.add(len(x))
-        spent, values = encoder_point(model, x, report, crop_mode)
+        spent, values = encoder_point(net, x, report, crop_mode)
         encoder_seconds += spent * len(x)
         encoder_distances.append(values)
-        result = fit(model, x, loss, report, settings, crop_mode, None, generator, mean, progress)
+        result = fit(net, x, loss, report, settings, crop_mode, None, generator, mean, progress)
         for point in result.trace:
             seconds[point.step] = seconds.get(point.step, 0.0) + point.seconds * len(x)
             distances.setdefault(point.step, []).append(point.distances)
@@ -194,64 +212,83 @@ def _invert(loaded: LoadedModel, inputs: Inputs, loss, report, settings: Project
     return curve, torch.cat(latents), Inputs(used, skipped)
 
 
+def _json_curve(curve: list[CurvePoint], distance: Distance) -> list[dict]:
+    """The curve for --json, each point's mean error under the name of the distance measured ('mse' or 'lpips')."""
+    return [{"method": p.method, "step": p.step, "seconds": p.seconds, distance.value: p.lpips, "std": p.std}
+            for p in curve]
+
+
 def project(
     images: List[Path] = typer.Argument(..., help="Images to invert: files or folders (any size; centre-cropped and "
                                                   "resized; unusable files are skipped, one line each)."),
-    model: Optional[Path] = MODEL, steps: int = STEPS, start: Start = START, lr: float = LR, crop: Crop = CROP,
-    net: Net = NET, loss_net: Net = LOSS_NET, weights: List[Path] = WEIGHTS, distance: Distance = DISTANCE,
+    model: Optional[Path] = MODEL, steps: int = STEPS, start: Start = START, lr: float = LR,
+    crop: Optional[Crop] = PROJECT_CROP, net: Net = NET, loss_net: Net = LOSS_NET, weights: List[Path] = WEIGHTS,
+    distance: Distance = DISTANCE,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG for one image file (default: "
                                        "IMAGE-projected.png here); for several or a folder, the folder for "
                                        "NAME-projected.png (default: projected/)."),
     batch: int = typer.Option(PROJECT_BATCH, "--batch", min=1, help="Images optimised together (each on its own)."),
     codes: Optional[Path] = typer.Option(None, "--codes", help="Also write the fitted latents as a codes file (.npz) "
                                          "for mix, interpolate and edit (FILE.npz:N)."),
-    force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
+    align: Optional[bool] = ALIGN, force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
 ) -> None:
     """Invert images by optimising their latents (LIA Eq. 13) and show the error against time beside the encoder's,
-    averaged over the images; ends with the time taken and images/s.
+    averaged over the images; ends with the time taken and images/s. Says what the model was trained on, and warns
+    when the inputs look unlike it (with --json these lines go to stderr).
 
     Example: automod project face.png --model runs/ffhq --steps 200
 
     Example: automod project faces/ -o projected/ --codes faces-projected.npz --distance mse   # no LPIPS weights needed
     """
-    _device(device)  # cheap things first: the device name, the outputs, the input files, then the model
+    target = _device(device)  # cheap things first: the device name, the outputs, the input files, then the model
     if codes is not None and codes.suffix.lower() != ".npz":
         raise AutomodError(f"--codes names an .npz file: e.g. '{codes.with_suffix('.npz').name}'.")
     single, out, targets = _outputs(images, out)
-    check_outputs([*targets.values(), *([codes] if codes else [])], force)
-    inputs = check_inputs(images, exact=single)
-    inputs = Inputs(list(dict.fromkeys(inputs.paths)), inputs.skipped)  # a file named twice is projected once
-    loaded = _setup(model, device, seed)
-    if distance == Distance.mse:
-        report = loss = pixel_mse
-    else:
-        report, loss = _distances(net, loss_net, weights, loaded.device)
-    settings = ProjectionSettings(steps, lr, start=start.value)
-    mean = _mean(loaded, start)
-    identity = model_identity(loaded.model) if codes is not None else None
-
-    def write(path: Path, image: torch.Tensor) -> None:
-        save_image(targets[path], image.cpu(), overwrite=force)
-
-    began = time.perf_counter()
-    with _progress() as progress:
-        curve, latents, used = _invert(loaded, inputs, loss, report, settings, crop.value, batch, seed, mean, write,
-                                       progress)
-    elapsed = time.perf_counter() - began
+    check_outputs(targets.values(), force)
     if codes is not None:
-        save_codes(codes, latents, used.paths, identity, str(loaded.checkpoint), loaded.model.resolution,
-                   overwrite=force)
-    report_skipped(used)
+        check_outputs([codes], force, "--codes")
+    inputs = checked_inputs(images, exact=single)
+    inputs = Inputs(list(dict.fromkeys(inputs.paths)), inputs.skipped)  # a file named twice is projected once
+    with redirect_stdout(sys.stderr) if as_json else nullcontext():  # stdout holds the JSON alone
+        model_net = open_model(model, target, seed)  # says which model and what it was trained on
+        checkpoint = ops.find_checkpoint(model)
+        trained_on: Provenance = model_net.input_notes.provenance  # kept with the model by open_model
+        crop_mode = crop.value if crop is not None else default_crop(trained_on)
+        if distance == Distance.mse:
+            report = loss = pixel_mse
+        else:
+            report, loss = _distances(net, loss_net, weights, target)
+        settings = ProjectionSettings(steps, lr, start=start.value)
+        loaded = LoadedModel(model_net, checkpoint, Path(trained_on.data_file) if trained_on.data_file else None)
+        mean = _mean(loaded, start)
+        identity = model_identity(model_net) if codes is not None else None
+        align = ops_report.alignment(model_net, align)
+
+        def write(path: Path, image: torch.Tensor) -> None:
+            save_image(targets[path], image.cpu(), overwrite=force)
+
+        began = time.perf_counter()
+        with _progress() as progress:
+            curve, latents, used = _invert(model_net, inputs, loss, report, settings, crop_mode, batch, seed, mean,
+                                           align, write, progress)
+        elapsed = time.perf_counter() - began
+        if codes is not None:
+            save_codes(codes, latents, used.paths, identity, str(checkpoint), model_net.resolution, bool(align),
+                       overwrite=force)
+        report_skipped(used)
+        ops_report.say_unlike(model_net)  # inputs unlike the training data, counted over all batches
     outputs = [str(targets[path]) for path in used.paths]
     if as_json:
         summary = {"images": len(used.paths), "seconds": elapsed, "images_per_second": len(used.paths) / elapsed,
                    "skipped": [[str(p), r] for p, r in used.skipped], "codes": str(codes) if codes else None}
-        typer.echo(json.dumps({**({"output": outputs[0]} if single else {}), "outputs": outputs,
-                               "curve": [asdict(p) for p in curve], **summary}, indent=2))
+        measured = {"model": str(checkpoint), "trained_on": trained_on.to_dict(), "distance": distance.value,
+                    "net": net.value if distance == Distance.lpips else None, "crop": crop_mode}
+        typer.echo(json.dumps({**({"output": outputs[0]} if single else {}), "outputs": outputs, **measured,
+                               "curve": _json_curve(curve, distance), **summary}, indent=2))
         return
     measure = "pixel MSE" if distance == Distance.mse else f"LPIPS-{net.value}"
     where = f"{images[0]} → {out}" if single else f"{len(used.paths)} images → {out}/"
-    console.print(_curve_table(curve, f"{where} ({measure}, {crop.value} crop)",
+    console.print(_curve_table(curve, f"{where} ({measure}, {crop_mode} crop)",
                                "MSE" if distance == Distance.mse else "LPIPS"))
     console.print(rate_line("projected", len(used.paths), elapsed) + (f"; wrote {codes}" if codes else ""),
                   highlight=False)

@@ -111,8 +111,11 @@ class LPIPSDistance(nn.Module):
 
 def pixel_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The mean squared pixel difference of each image pair, (N,): a DistanceNet that needs no downloaded weights
-    (`automod project --distance mse`). Pixels in [-1, 1]."""
-    return (x - y).pow(2).flatten(1).mean(1)
+    (`automod project --distance mse`). Images come in [-1, 1] like every DistanceNet's; the error is measured on
+    [0, 1] intensities, the scale of every other MSE automod reports (`reconstruct`, `eval recon-truth`, `eval
+    mix-truth`), i.e. a quarter of the squared difference of the [-1, 1] values. Not quantised to 8 bits, so it
+    stays differentiable."""
+    return ((x - y) / 2).pow(2).flatten(1).mean(1)
 
 
 def lpips_distance(net: str = "alex", weights: Path | None = None, device: str | torch.device = "cpu") -> LPIPSDistance:
