@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import subprocess
 
 import pytest
 from tiny_models import tiny_model
@@ -49,6 +51,54 @@ def test_mix_truth_reports_the_truth_and_the_three_wrong_answers(checkpoints, ca
     assert main(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "3"]) == 0
     table = capsys.readouterr().out
     assert "B's layout, A's colours" in table and "blocks 0-1" in table and "SSIM" in table
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder that refuses new files: chmod for a normal user, a read-only tmpfs for root."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if not os.access(folder, os.W_OK):
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]
+    if subprocess.run(mount, capture_output=True).returncode:
+        pytest.skip("running as root and cannot mount a read-only tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def _no_work(monkeypatch):
+    monkeypatch.setattr(eval_commands, "load_for_eval", lambda *a, **k: pytest.fail("the model was loaded"))
+
+
+@pytest.mark.parametrize("name", ["g.png", "new/g.png"])
+def test_a_grid_in_a_read_only_folder_is_refused_before_any_work(checkpoints, capsys, monkeypatch, read_only_folder,
+                                                                 name):
+    _no_work(monkeypatch)
+    grid = read_only_folder / name
+    assert main(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "2", "--grid", str(grid)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not writable" in err and str(read_only_folder) in err and len(err.splitlines()) == 1
+    assert main(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--grid", "g.txt"]) == 2
+    assert "suffix '.txt'" in capsys.readouterr().err  # an image type automod does not write: refused as early
+
+
+def test_a_read_only_cache_named_by_xdg_cache_home_is_refused_before_any_work(checkpoints, capsys, monkeypatch,
+                                                                             read_only_folder):
+    _no_work(monkeypatch)
+    monkeypatch.setattr(eval_commands.comparison, "compare", lambda *a, **k: pytest.fail("compare ran"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(read_only_folder))
+    for argv in (["eval", "fd-builtin", "--model", str(checkpoints["builtin"]), "--n", "4"],
+                 ["eval", "compare", str(checkpoints["builtin"]), "--metrics", "fd-builtin", "--out", "t"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "XDG_CACHE_HOME" in err and "not a writable folder" in err and len(err.splitlines()) == 1
 
 
 def test_mix_truth_grid_is_written_and_never_silently_replaced(checkpoints, capsys, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -26,11 +27,12 @@ from automod_cli.metrics import inventory
 from automod_cli.metrics import registry
 from automod_cli.features import weights as weight_files
 from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
+from automod_cli.metrics.builtin.factor_net import default_cache_dir as factor_cache_dir
 from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
 from automod_cli.features.nets import LPIPS_NETS, inception_features, lpips_distance
 from automod_cli.metrics.fid import default_cache_dir
-from automod_cli.metrics.registry import INCEPTION, LPIPS, Metric
-from automod_cli.outputs import check_outputs, refuse_overwrite
+from automod_cli.metrics.registry import FACTOR_NET, INCEPTION, LPIPS, Metric
+from automod_cli.outputs import check_outputs, check_writable, image_format, refuse_overwrite
 
 eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and "
                             "against the built-in dataset's ground truth.", no_args_is_help=True)
@@ -73,7 +75,8 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
     the model loaded, then the networks built and the metric run."""
     metric = registry.REGISTRY[metric.mix_variant] if mix else metric
     if grid is not None:
-        refuse_overwrite(grid, force, "--grid")
+        _check_grid(grid, force)
+    check_cache_folders(set(metric.networks))
     target = torch_device(device)
     checkpoint = find_checkpoint(model)
     meta = read_meta(checkpoint)
@@ -104,6 +107,31 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
     if grid is not None:
         _write_grid(loaded.model, settings, grid, force)
     _report(metric, str(loaded.checkpoint), outcome, protocol, as_json)
+
+
+def _check_grid(grid: Path, force: bool) -> None:
+    """`--grid`, before any work: an image suffix automod writes, no file replaced without --force, a writable
+    folder."""
+    image_format(grid)
+    refuse_overwrite(grid, force, "--grid")
+    check_writable(grid)
+
+
+def check_cache_folders(networks: set[str]) -> None:
+    """When $XDG_CACHE_HOME names the cache, the folders the metrics on `networks` may write (reference statistics,
+    the factor network) can be written: refused in one line before any work rather than after it."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        return
+    folders = [default_cache_dir()] if networks & {INCEPTION, FACTOR_NET} else []
+    folders += [factor_cache_dir()] if FACTOR_NET in networks else []
+    for folder in folders:
+        try:
+            check_writable(folder / "cache-file")
+        except AutomodError:
+            raise AutomodError(f"cannot write the cache folder '{folder}' under $XDG_CACHE_HOME ('{base}'): it is "
+                               "not a writable folder (read-only or no permission); set XDG_CACHE_HOME to a "
+                               "writable folder, or unset it to use ~/.cache.") from None
 
 
 def _write_grid(model, settings: registry.Settings, grid: Path, force: bool) -> None:
@@ -276,9 +304,10 @@ def compare_command(
     named = _groups(groups)
     csv_path, json_path, md_path = (out.with_name(out.name + suffix) for suffix in (".csv", ".json", ".md"))
     check_outputs([csv_path, json_path, md_path], force)
+    needed = {network for column in chosen for network in registry.COLUMNS[column][0].networks}
+    check_cache_folders(needed)
     torch.manual_seed(seed)
     target = torch_device(device)
-    needed = {network for column in chosen for network in registry.COLUMNS[column][0].networks}
     networks = _networks(_weight_files(needed, weights, net.value), net.value, target)
     settings = registry.Settings(n, batch, seed, data, test_data, crop.value, net.value, cache_dir=default_cache_dir())
     with progress_bars() as progress:
