@@ -12,13 +12,16 @@ is saved as safetensors and read back, as `automod edit --save-vector / --vector
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from automod_cli import ops
+from automod_cli.errors import AutomodError
 from automod_cli.images import from_uint8, save_image
+from automod_cli.outputs import check_outputs
 from data_prep.builtin import generate
 
 STRENGTHS = [-1.0, -0.5, 0.0, 0.5, 1.0]
@@ -34,7 +37,7 @@ def builtin_exemplars(resolution: int) -> tuple[torch.Tensor, torch.Tensor, torc
     return images[order[-EXEMPLARS:]], images[order[:EXEMPLARS]], images[middle:middle + 1]
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="checkpoint file or run directory")
     parser.add_argument("--pos", type=Path, help="folder of images with the attribute")
@@ -46,7 +49,10 @@ def main() -> None:
     args = parser.parse_args()
     if (args.pos is None) != (args.neg is None) or (args.pos is not None and args.image is None):
         parser.error("give --pos, --neg and --image together, or none of them")
+    return args
 
+
+def run(args: argparse.Namespace) -> None:
     model = ops.load_model(args.checkpoint)
     if args.pos is None:
         positives, negatives, image = builtin_exemplars(model.resolution)
@@ -69,6 +75,18 @@ def main() -> None:
     figure_path = args.out / "edits.png"
     save_image(figure_path, ops.captioned_grid(cells, len(STRENGTHS) + 1, text), overwrite=args.force)
     print(f"wrote {vector_path} and {figure_path}")
+
+
+def main() -> None:
+    """Check the outputs before any work; any AutomodError (an existing output, an unreadable image, ...) is one line
+    on stderr and exit code 2, as in the automod commands."""
+    args = arguments()
+    try:
+        check_outputs([args.out / "attribute.safetensors", args.out / "edits.png"], args.force)
+        run(args)
+    except AutomodError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

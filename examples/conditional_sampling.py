@@ -10,16 +10,19 @@ Writes one row per scale: the input's reconstruction, then samples that keep tha
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
 from automod_cli import ops
+from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
 from automod_cli.models.latents import SCALES
+from automod_cli.outputs import check_outputs
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="checkpoint file or run directory")
     parser.add_argument("image", type=Path, nargs="?", help="the input (default: a built-in picture)")
@@ -27,8 +30,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("conditional-sampling.png"))
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def run(args: argparse.Namespace) -> None:
     model = ops.load_model(args.checkpoint)
     x = ops.load_images([args.image], model.resolution) if args.image else ops.builtin_images(1, model.resolution, 11)
     z = ops.encode(model, x)
@@ -45,6 +50,18 @@ def main() -> None:
     text = f"Each row: the input's reconstruction, then samples that keep its {' / '.join(names)} scales."
     save_image(args.out, ops.captioned_grid(torch.cat(rows), args.n + 1, text), overwrite=args.force)
     print(f"wrote {args.out}")
+
+
+def main() -> None:
+    """Check the outputs before any work; any AutomodError (an existing output, an unreadable image, ...) is one line
+    on stderr and exit code 2, as in the automod commands."""
+    args = arguments()
+    try:
+        check_outputs([args.out], args.force)
+        run(args)
+    except AutomodError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

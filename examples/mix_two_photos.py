@@ -9,16 +9,19 @@ Writes one captioned strip: A, B, their reconstructions, then A with each of B's
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
 from automod_cli import ops
+from automod_cli.errors import AutomodError
 from automod_cli.images import save_image
 from automod_cli.models.latents import SCALES
+from automod_cli.outputs import check_outputs
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="checkpoint file or run directory")
     parser.add_argument("images", type=Path, nargs="*", help="A and B (default: two built-in pictures)")
@@ -27,7 +30,10 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.images) not in (0, 2):
         parser.error("give two images (A and B) or none")
+    return args
 
+
+def run(args: argparse.Namespace) -> None:
     model = ops.load_model(args.checkpoint)
     if args.images:
         x = ops.load_images(args.images, model.resolution)  # any size or mode: cropped and resized
@@ -43,6 +49,18 @@ def main() -> None:
     text = f"A, B, their reconstructions, then A with B's {', '.join(names)} scales."
     save_image(args.out, ops.captioned_grid(torch.stack(cells), len(cells), text), overwrite=args.force)
     print(f"wrote {args.out}")
+
+
+def main() -> None:
+    """Check the outputs before any work; any AutomodError (an existing output, an unreadable image, ...) is one line
+    on stderr and exit code 2, as in the automod commands."""
+    args = arguments()
+    try:
+        check_outputs([args.out], args.force)
+        run(args)
+    except AutomodError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

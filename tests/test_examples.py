@@ -35,12 +35,13 @@ def checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def run_example(name: str, cwd: Path, *args: str) -> str:
+def run_example(name: str, cwd: Path, *args: str, code: int = 0) -> str:
+    """The example's stdout (exit code `code`), or its stderr when it is expected to fail."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(EXAMPLES.parent)}
     result = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=cwd, env=env, capture_output=True,
                             text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    assert result.returncode == code, result.stderr
+    return result.stdout if code == 0 else result.stderr
 
 
 def grid_shape(path: Path) -> tuple[int, int]:
@@ -76,3 +77,17 @@ def test_attribute_vector(checkpoint, tmp_path):
     vector, info = ops.load_vector(tmp_path / "attribute-vector" / "attribute.safetensors", 16)
     assert info["positives"] == info["negatives"] == "4" and vector.abs().max() > 0
     assert grid_shape(tmp_path / "attribute-vector" / "edits.png") == (2, 6)
+
+
+@pytest.mark.parametrize("name, output", [("mix_two_photos.py", "mix-two-photos.png"),
+                                          ("conditional_sampling.py", "conditional-sampling.png"),
+                                          ("attribute_vector.py", "attribute-vector/attribute.safetensors")])
+def test_a_second_run_is_one_line_before_any_work(checkpoint, tmp_path, name, output):
+    run_example(name, tmp_path, str(checkpoint))
+    written = (tmp_path / output).read_bytes()
+    # the outputs are checked before the model is read: a missing checkpoint is not even noticed
+    err = run_example(name, tmp_path, str(tmp_path / "no-such-model.safetensors"), code=2)
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error:") and "already exists" in err, err
+    assert output.split("/")[-1] in err and "--force" in err and "Traceback" not in err
+    assert (tmp_path / output).read_bytes() == written
+    run_example(name, tmp_path, str(checkpoint), "--force")
