@@ -130,6 +130,8 @@ def test_errors_name_files_as_given_with_their_folder(work, capsys):
 def test_folders_go_in_batches_with_progress_and_a_rate(work, capsys):
     code, out, _ = run(capsys, "reconstruct", "pics", "--batch", "2", "-o", "small.png")
     assert code == 0 and "reconstructed 5 images in" in out and "images/s)" in out
+    lines = out.strip().splitlines()  # the timing ends the output, after the files written and the table
+    assert lines[-1].startswith("reconstructed 5 images in") and lines[-2] == "wrote small.png.errors.csv", out
     assert run(capsys, "reconstruct", "pics", "-o", "one.png")[0] == 0
     small, one = read_csv(Path("small.png.errors.csv")), read_csv(Path("one.png.errors.csv"))
     assert [r["file"] for r in small] == [f"pics/{i}.png" for i in range(5)]

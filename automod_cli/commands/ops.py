@@ -378,13 +378,13 @@ def reconstruct(
     report_skipped(done.used)
     ops_report.check(net, align, done.images)
     ops_report.say_unlike(net)
-    say(ops_report.rate_line("reconstructed", len(done.images), done.seconds), highlight=False)
     pairs = ops.side_by_side(done.images, done.reconstructions)
     columns = 2 * min(PAIRS_PER_ROW, len(done.images))
     _write(out, ops.captioned_grid(pairs, columns, "Pairs of input | reconstruction."), force)
     names = [str(path) for path in done.used.paths]
     errors = ops_report.reconstruction_errors(net, [("", names, done.images, done.reconstructions)])
     _write_errors(errors_file, errors, "Reconstruction errors", force)
+    say(ops_report.rate_line("reconstructed", len(done.images), done.seconds), highlight=False)  # the last line
 
 
 def register(app: typer.Typer) -> None:
