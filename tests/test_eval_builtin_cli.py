@@ -44,13 +44,29 @@ def _sane(scores: dict) -> bool:
 def test_mix_truth_reports_the_truth_and_the_three_wrong_answers(checkpoints, capsys):
     result = _run_json(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "6", "--batch", "4"], capsys)
     assert result["metric"] == "mix-truth" and result["pairs"] == 6 and result["resolution"] == 32
-    assert result["b_blocks"] == [0, 2]  # coarse: 4² and 8², taken from B as `automod mix A B --coarse`
+    assert result["b_blocks"] == [0, 1]  # coarse: blocks 0 and 1 (4², 8²), from B as `automod mix A B --coarse`
+    assert result["truth_is"] == "B's layout in A's colours" and result["exact_truth"]
     assert all(_sane(result[name]) for name in ("truth", "swapped", "a", "b"))
     mid = _run_json(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "6", "--scales", "2:4"], capsys)
-    assert mid["b_blocks"] == [2, 4] and mid["truth"]["mse"] != result["truth"]["mse"]
+    assert mid["b_blocks"] == [2, 3] and mid["truth"]["mse"] != result["truth"]["mse"]
     assert main(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "3"]) == 0
     table = capsys.readouterr().out
-    assert "B's layout, A's colours" in table and "blocks 0-1" in table and "SSIM" in table
+    assert "B's layout in A's colours" in table and "blocks 0-1" in table and "SSIM" in table
+
+
+def test_mix_truth_without_block_0_has_a_layout_in_b_colours(checkpoints, capsys):
+    """B driving the colour blocks (16², 32²) leaves A the layout: the truth is A's layout in B's colours."""
+    argv = ["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "4"]
+    coarse, mid = _run_json(argv, capsys), _run_json([*argv, "--scales", "mid"], capsys)
+    assert mid["b_blocks"] == [2, 3] and mid["layout_blocks"] == [0, 1] and mid["exact_truth"]
+    assert mid["truth_is"] == "A's layout in B's colours" and mid["swapped_is"] == "B's layout in A's colours"
+    mix_coarse = _run_json([*argv, "--scales", "2:4"], capsys)  # the same blocks by index
+    assert mix_coarse["truth"] == mid["truth"] and mid["truth"] != coarse["truth"]
+    split = _run_json([*argv, "--scales", "1:3"], capsys)  # 8² to B, 4² to A: no exact truth
+    assert split["truth_is"] == "A's layout in B's colours" and not split["exact_truth"]
+    assert main([*argv, "--scales", "1:3"]) == 0
+    out = capsys.readouterr().out
+    assert "truth: A's layout in B's colours" in out and "split the layout blocks" in out
 
 
 @pytest.fixture

@@ -51,6 +51,34 @@ def test_the_truth_is_what_automod_mix_a_b_coarse_should_draw(pairs):
     np.testing.assert_array_equal(pairs.swapped, gt.builtin_at(combine(pairs.a, pairs.b), R))
 
 
+def test_the_truth_has_the_layout_of_whoever_drives_block_0():
+    """Block 0 (4²) always carries the layout: B's blocks with it give B's layout, without it A's; a range that
+    splits the layout blocks (or the blocks above them) between A and B has no exact truth."""
+    layout = range(0, 2)  # 4², 8² of a 4-block (32²) model
+    assert gt.truth_of(range(0, 2), layout, 4) == gt.Truth("B") and gt.Truth("B").label == "B's layout in A's colours"
+    mid = gt.truth_of(range(2, 4), layout, 4)  # --scales mid: B's blocks carry colour, A keeps its layout
+    assert mid.layout_from == "A" and mid.exact and mid.label == "A's layout in B's colours"
+    assert mid.swapped_label == "B's layout in A's colours"
+    assert gt.truth_of(range(1, 3), layout, 4) == gt.Truth("A", "layout")  # 8² to B, 4² to A
+    assert gt.truth_of(range(0, 3), layout, 4) == gt.Truth("B", "colour")  # 16² to B, 32² to A
+    assert gt.truth_of(range(4, 5), layout, 5) == gt.Truth("A", "colour")  # fine only at 64²: mid stays A's
+    assert gt.truth_of(range(0, 3), range(0, 3), 5) == gt.Truth("B")  # a support block: coarse is blocks 0-2
+
+
+def test_the_truth_of_a_mix_without_block_0_is_a_layout_in_b_colours(pairs):
+    flipped = gt.truth_pairs(10, R, layout_from="A")
+    np.testing.assert_array_equal(flipped.truth, gt.builtin_at(combine(pairs.a, pairs.b), R))
+    np.testing.assert_array_equal(flipped.truth, pairs.swapped)
+    np.testing.assert_array_equal(flipped.swapped, pairs.truth)
+    right = gt.mixing_error(_renderer(pairs, swap=True), flipped, batch_size=4)  # draws A's layout in B's colours
+    assert right.truth.mse == 0 and right.swapped.mse > 0.02
+    model = tiny_model()  # 32²: blocks 0-3, coarse 0-1
+    assert gt.truth_for(model, gt.b_blocks(model, "mid")) == gt.Truth("A")
+    assert gt.truth_for(model, gt.b_blocks(model, "coarse")) == gt.Truth("B")
+    with pytest.raises(AutomodError):
+        gt.truth_pairs(2, R, layout_from="C")
+
+
 def test_the_renderer_scores_zero_and_the_swapped_renderer_scores_the_wrong_combination(pairs):
     right = gt.mixing_error(_renderer(pairs, swap=False), pairs, batch_size=4)
     assert right.truth.mse == 0 and right.truth.ssim == pytest.approx(1.0)

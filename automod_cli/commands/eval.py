@@ -142,11 +142,12 @@ def _write_grid(model, settings: registry.Settings, grid: Path, force: bool) -> 
     from automod_cli.ops.scales import describe
 
     blocks = ground_truth.b_blocks(model, settings.scales)
+    truth = ground_truth.truth_for(model, blocks)
     mixer = ground_truth.model_mixer(model, blocks)
-    pairs = ground_truth.truth_pairs(min(8, settings.n or 8), model.resolution)
+    pairs = ground_truth.truth_pairs(min(8, settings.n or 8), model.resolution, truth.layout_from)
     columns = ground_truth.GRID_COLUMNS
     text = (f"columns: {', '.join(columns)}; mix: A with B's {describe(blocks, model.block_levels)} (automod mix A B); "
-            "truth: B's layout in A's colours; swapped: A's layout in B's colours")
+            f"truth: {truth.label}; swapped: {truth.swapped_label}")
     save_image(grid, captioned_grid(ground_truth.mixing_grid(mixer, pairs), len(columns), text), overwrite=force)
 
 
@@ -158,6 +159,8 @@ def _report(metric: Metric, model: str, outcome: registry.Outcome, protocol: dic
         return
     if outcome.rows is not None:
         console.print(_scores_table(outcome.title or metric.title, outcome.rows))
+        if outcome.note:
+            console.print(f"[yellow]note[/] {escape(outcome.note)}", highlight=False)
     else:
         table = Table(title=outcome.title or metric.title, show_header=False, title_justify="left")
         for key, value in {"metric": metric.name, "model": model, **outcome.fields}.items():

@@ -2,15 +2,19 @@
 
 The built-in renderer knows every image's factors (`data_prep/builtin.py`), so the right answer to a style mix is
 known. The model's mix follows `automod mix A B --coarse`: A's latent drives every block but the chosen ones
-(coarse by default: 4²–8², NeurIPS Sec. 4), which B's latent drives, so a model whose coarse blocks carry layout
-and whose other blocks carry colour draws `render(combine(B, A))`: B's layout (coarse factors) in A's colours
-and texture (fine factors).
+(coarse by default: 4²–8², NeurIPS Sec. 4), which B's latent drives. The renderer splits its factors in two:
+coarse factors (the layout), which the decoder's layout blocks (4²–8², `LAYOUT_SCALE`) should carry, and fine
+factors (colours and texture), which the blocks above them should carry. Block 0 (4²) always carries layout, so
+the truth is the layout of whoever drives block 0 in the colours of the other (`truth_for`): with B's blocks
+including block 0 (the default, coarse), `render(combine(B, A))`, B's layout in A's colours; otherwise
+`render(combine(A, B))`, A's layout in B's colours. The truth is exact when B's blocks are the layout blocks or all
+the blocks above them; a range that splits either group between A and B has no exact truth (`Truth.exact`).
 
 Each mix is scored against four images, so a number comes with its floor and its ceiling:
 
-- the truth `render(combine(B, A))` (0 MSE / SSIM 1 for a perfect mixer);
-- the swapped combination `render(combine(A, B))`, A's layout in B's colours: what a mixer with the scales the
-  wrong way round would draw;
+- the truth (0 MSE / SSIM 1 for a perfect mixer);
+- the swapped combination, the other layout in the other colours: what a mixer with the scales the wrong way
+  round would draw;
 - A and B themselves: a mixer that ignores one of its inputs is as close to one of them as to the truth.
 
 Pairs are held-out images: pair i is images 2i and 2i+1 of the test split (seed `SPLITS["test"]`), rendered at
@@ -32,6 +36,7 @@ from automod_cli.features.ssim import WINDOW, ssim
 from automod_cli.models import Automodulator
 from automod_cli.ops.mixing import mix
 from automod_cli.ops.reconstruct import ProgressCallback
+from automod_cli.models.latents import scale_blocks
 from automod_cli.ops.scales import scale_range
 from automod_cli.ops.reconstruct import encode, reconstruct
 from data_prep.builtin import NATIVE_SIZE, SPLITS, Factors, combine, downscale, render, sample_factors
@@ -44,6 +49,7 @@ MAX_PAIRS = TEST_COUNT // 2  # disjoint pairs of the documented test split
 MEAN_IMAGE_COUNT = 2048  # training images averaged into the mean-image baseline
 DEFAULT_BATCH = 32
 DEFAULT_SCALES = "coarse"  # B's blocks in the mix: the layout the truth takes from B
+LAYOUT_SCALE = "coarse"  # the blocks that should carry the renderer's coarse factors (the layout): 4²–8²
 
 
 def check_resolution(resolution: int) -> int:
@@ -88,6 +94,48 @@ def per_image_scores(images: torch.Tensor, reference: torch.Tensor) -> tuple[tor
 
 
 @dataclass(frozen=True)
+class Truth:
+    """Which combination of A's and B's factors is the right answer to a mix in which B drives some blocks."""
+
+    layout_from: str  # "A" or "B": whoever drives block 0 (4²), which always carries the layout
+    split: str | None = None  # "layout" or "colour": the group of blocks that A and B share; None: neither
+
+    @property
+    def exact(self) -> bool:
+        """B drives all the layout blocks and nothing else, or all the others and nothing else."""
+        return self.split is None
+
+    @property
+    def colours_from(self) -> str:
+        return "A" if self.layout_from == "B" else "B"
+
+    @property
+    def label(self) -> str:
+        """E.g. 'B's layout in A's colours'."""
+        return f"{self.layout_from}'s layout in {self.colours_from}'s colours"
+
+    @property
+    def swapped_label(self) -> str:
+        return f"{self.colours_from}'s layout in {self.layout_from}'s colours"
+
+
+def truth_of(blocks: range, layout_blocks: range, num_blocks: int) -> Truth:
+    """The truth of a mix in which B drives `blocks` of `num_blocks`, `layout_blocks` (starting at block 0) being
+    those that should carry the layout: the layout of whoever drives block 0, the colours of the other."""
+    b_blocks, layout = set(blocks), set(layout_blocks)
+    colour = set(range(num_blocks)) - layout
+    shared = [name for name, group in (("layout", layout), ("colour", colour)) if b_blocks & group != group and
+              b_blocks & group]
+    return Truth("B" if 0 in b_blocks else "A", shared[0] if shared else None)
+
+
+def truth_for(model: Automodulator, blocks: range) -> Truth:
+    """The truth of `model`'s mix in which B drives `blocks` (its layout blocks: 4²–8² by resolution)."""
+    layout = scale_blocks(LAYOUT_SCALE, model.num_active_blocks, model.block_levels)
+    return truth_of(blocks, layout, model.num_active_blocks)
+
+
+@dataclass(frozen=True)
 class TruthPairs:
     """Held-out pairs (A, B) with their factors and the images a mixer is compared with, uint8 (N, 3, R, R)."""
 
@@ -95,24 +143,30 @@ class TruthPairs:
     b: Factors
     images_a: np.ndarray
     images_b: np.ndarray
-    truth: np.ndarray  # render(combine(B, A)): B's layout in A's colours, what `automod mix A B --coarse` should draw
-    swapped: np.ndarray  # render(combine(A, B)): A's layout in B's colours
+    truth: np.ndarray  # layout_from "B": render(combine(B, A)), B's layout in A's colours (`automod mix A B --coarse`)
+    swapped: np.ndarray  # the other combination: layout_from "B": render(combine(A, B)), A's layout in B's colours
     resolution: int
+    layout_from: str = "B"  # whose layout the truth has (`Truth.layout_from`)
 
     def __len__(self) -> int:
         return len(self.a)
 
 
-def truth_pairs(n: int, resolution: int) -> TruthPairs:
-    """The first `n` pairs of the test split (pair i: images 2i and 2i+1), drawn at `resolution`."""
+def truth_pairs(n: int, resolution: int, layout_from: str = "B") -> TruthPairs:
+    """The first `n` pairs of the test split (pair i: images 2i and 2i+1), drawn at `resolution`; the truth has
+    `layout_from`'s layout ("A" or "B") in the other's colours."""
     check_resolution(resolution)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PAIRS:
         raise AutomodError(f"the built-in test split holds {MAX_PAIRS} disjoint pairs: ask for 1 to {MAX_PAIRS}, "
                            f"got {n!r}.")
+    if layout_from not in ("A", "B"):
+        raise AutomodError(f"the truth takes its layout from A or B, got {layout_from!r}.")
     factors = sample_factors(2 * n, TEST_SEED)  # prefix-stable: the first 2n images of the test split
     a, b = factors[np.arange(0, 2 * n, 2)], factors[np.arange(1, 2 * n, 2)]
-    return TruthPairs(a, b, builtin_at(a, resolution), builtin_at(b, resolution),
-                      builtin_at(combine(b, a), resolution), builtin_at(combine(a, b), resolution), resolution)
+    b_layout, a_layout = builtin_at(combine(b, a), resolution), builtin_at(combine(a, b), resolution)
+    truth, swapped = (b_layout, a_layout) if layout_from == "B" else (a_layout, b_layout)
+    return TruthPairs(a, b, builtin_at(a, resolution), builtin_at(b, resolution), truth, swapped, resolution,
+                      layout_from)
 
 
 @dataclass(frozen=True)
