@@ -101,6 +101,7 @@ def test_a_grid_in_a_read_only_folder_is_refused_before_any_work(checkpoints, ca
     assert main(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "2", "--grid", str(grid)]) == 2
     err = capsys.readouterr().err.strip()
     assert "not writable" in err and str(read_only_folder) in err and len(err.splitlines()) == 1
+    assert "choose another --grid" in err
     assert main(["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--grid", "g.txt"]) == 2
     assert "suffix '.txt'" in capsys.readouterr().err  # an image type automod does not write: refused as early
 

@@ -32,7 +32,7 @@ from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
 from automod_cli.features.nets import LPIPS_NETS, inception_features, lpips_distance
 from automod_cli.metrics.fid import default_cache_dir
 from automod_cli.metrics.registry import FACTOR_NET, INCEPTION, LPIPS, Metric
-from automod_cli.outputs import check_outputs, check_writable, image_format, refuse_overwrite
+from automod_cli.outputs import check_outputs, check_writable, image_format
 
 eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and "
                             "against the built-in dataset's ground truth.", no_args_is_help=True)
@@ -113,8 +113,7 @@ def _check_grid(grid: Path, force: bool) -> None:
     """`--grid`, before any work: an image suffix automod writes, no file replaced without --force, a writable
     folder."""
     image_format(grid)
-    refuse_overwrite(grid, force, "--grid")
-    check_writable(grid)
+    check_outputs([grid], force, "--grid")
 
 
 def check_cache_folders(networks: set[str]) -> None:
