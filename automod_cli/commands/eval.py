@@ -203,7 +203,8 @@ def _option_parameters(metric: Metric) -> list[inspect.Parameter]:
                                                  help=metric.count_help)))
     if metric.scales:
         params.append(("scales", str, typer.Option("coarse", "--scales", help="Blocks taken from B, as automod mix A B "
-                                                   "takes them: coarse, mid, fine or i:j.")))
+                                                   "takes them: coarse, mid, fine or i:j. The truth is the layout "
+                                                   "of whoever drives block 0 (4²) in the other's colours.")))
     if metric.mix_variant:
         params.append(("mix", bool, typer.Option(False, "--mix", help="Decode each sample from two random latents "
                                                  f"split at a random block (= eval {metric.mix_variant}).")))
