@@ -268,7 +268,7 @@ def test_outputs_are_never_silently_overwritten(work, capsys):
     assert sorted(p.name for p in Path("samples").iterdir()) == ["sample-002.png"]
     Path("v.safetensors").write_bytes(b"mine")
     fails(capsys, ["edit", "--pos", "pics/0.png", "--neg", "pics/1.png", "--save-vector", "v.safetensors"],
-          "already exists")
+          "already exists", "--save-vector")  # the message names the flag that chose the path
     assert Path("v.safetensors").read_bytes() == b"mine"
 
 

@@ -273,7 +273,7 @@ def edit(
     if not images and save_vector is None:
         raise AutomodError("nothing to do: give images to edit, --save-vector FILE, or both.")
     target = check_device_and_outputs(device, [out] if images else [], force)
-    check_outputs([save_vector] if save_vector else [], force)
+    check_outputs([save_vector] if save_vector else [], force, "--save-vector path")
     exemplars = _exemplars(pos, neg, vector)
     inputs = _sources(images) if images else None
     net = open_model(model, target, seed)

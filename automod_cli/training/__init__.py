@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from automod_cli.checkpoint import is_lia_checkpoint, read_meta
-from automod_cli.locate import find_checkpoint
 from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
 from automod_cli.features.vgg import FeatureNet
+from automod_cli.locate import find_checkpoint
 from automod_cli.training.automodulator import train_automodulator
 from automod_cli.training.lia.config import LiaTrainConfig
 from automod_cli.training.lia.run import train_lia
