@@ -12,14 +12,13 @@ is saved as safetensors and read back, as `automod edit --save-vector / --vector
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from automod_cli import ops
-from automod_cli.errors import AutomodError
+from automod_cli.errors import one_line_errors
 from automod_cli.images import from_uint8, save_image
 from automod_cli.outputs import check_outputs
 from data_prep.builtin import generate
@@ -78,15 +77,12 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    """Check the outputs before any work; any AutomodError (an existing output, an unreadable image, ...) is one line
-    on stderr and exit code 2, as in the automod commands."""
+    """Check the outputs before any work; an AutomodError (an existing output, an unreadable image, ...) is one line on
+    stderr and exit code 2, as in the automod commands."""
     args = arguments()
-    try:
+    with one_line_errors():
         check_outputs([args.out / "attribute.safetensors", args.out / "edits.png"], args.force)
         run(args)
-    except AutomodError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ Writes one captioned strip: A, B, their reconstructions, then A with each of B's
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
 from automod_cli import ops
-from automod_cli.errors import AutomodError
+from automod_cli.errors import one_line_errors
 from automod_cli.images import save_image
 from automod_cli.models.latents import SCALES
 from automod_cli.outputs import check_outputs
@@ -52,15 +51,12 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    """Check the outputs before any work; any AutomodError (an existing output, an unreadable image, ...) is one line
-    on stderr and exit code 2, as in the automod commands."""
+    """Check the outputs before any work; an AutomodError (an existing output, an unreadable image, ...) is one line on
+    stderr and exit code 2, as in the automod commands."""
     args = arguments()
-    try:
+    with one_line_errors():
         check_outputs([args.out], args.force)
         run(args)
-    except AutomodError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":
