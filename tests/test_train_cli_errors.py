@@ -122,6 +122,16 @@ def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_st
     display("done", {})
 
 
+def test_paths_are_not_broken_across_lines_in_a_log(here, capsys):
+    """Piped to a file, rich wraps at 80 columns: the checkpoint and grid paths must stay whole, one per line."""
+    out = "runs/" + "a-long-run-directory-name-" * 3
+    assert main(["train", *TINY, "--kimg", "0.128", "--out", out]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    done = [x for x in lines if x.startswith("done")]
+    assert len(done) == 1 and done[0].endswith(f"{out}/checkpoints/ckpt-0000000128.safetensors"), lines
+    assert any(x.startswith("checkpoint ") and x.endswith(".safetensors") and out in x for x in lines), lines
+
+
 def test_an_unknown_model_lists_every_model_lia_included(here, capsys):
     code = main(["train", "--model", "gan", "--out", "run"])
     one_line_error(code, capsys.readouterr().err, "automod, pioneer, vae, wae, lia")

@@ -113,7 +113,7 @@ class _Display:
             self.bar.console.print(f"→ stage {data['stage']}: training the encoder, generator frozen, at "
                                    f"{data['images_seen']:,} images")
         elif event == "checkpoint":
-            self.bar.console.print(f"[dim]checkpoint {data['path']}[/]")
+            self.bar.console.print(f"[dim]checkpoint {data['path']}[/]", soft_wrap=True)
         elif event == "done":
             self.bar.stop()
 
@@ -253,15 +253,15 @@ def train(
         return
     if result.interrupted:
         console.print(f"[yellow]stopped at {result.images_seen:,} images;[/] continue with: automod train --resume "
-                      f"{run_dir}")
+                      f"{run_dir}", soft_wrap=True)
         # not a finished run: schedulers and `&&` chains must see the signal's exit status (130 SIGINT, 143 SIGTERM)
         raise typer.Exit(128 + (result.signal or signal.SIGINT))
     else:
-        console.print(f"[green]done[/]: {result.images_seen:,} images, checkpoint {result.checkpoint}")
+        console.print(f"[green]done[/]: {result.images_seen:,} images, checkpoint {result.checkpoint}", soft_wrap=True)
         if lia_run and stage == 1:
-            console.print(f"train LIA's encoder with: automod train --stage 2 --resume {run_dir}")
+            console.print(f"train LIA's encoder with: automod train --stage 2 --resume {run_dir}", soft_wrap=True)
     for path in result.grids[-3:]:
-        console.print(f"  {path}")
+        console.print(f"  {path}", soft_wrap=True)
 
 
 def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], stop_after: Optional[int]) -> None:
