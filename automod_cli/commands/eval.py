@@ -322,7 +322,7 @@ def compare_command(
         typer.echo(json.dumps(comparison.records(result), indent=2))
         return
     console.print(_comparison_table(result, chosen))
-    console.print(f"wrote {csv_path}, {json_path} and {md_path}")
+    console.print(f"wrote {csv_path}, {json_path} and {md_path}", soft_wrap=True)
 
 
 # --- eval weights -------------------------------------------------------------------------------------------------

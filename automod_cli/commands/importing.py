@@ -38,7 +38,7 @@ def import_(
     dataset = dataset or pretrained.dataset_of_file(source.name)
     path = authors.import_checkpoint(source, out, force=force, dataset=dataset)
     model = authors_summary(path)
-    console.print(f"wrote {path}: {model}", highlight=False)
+    console.print(f"wrote {path}: {model}", highlight=False, soft_wrap=True)
 
 
 def authors_summary(path: Path) -> str:

@@ -80,7 +80,7 @@ def _report(result: PrepResult) -> None:
         console.print(f"[yellow]note[/] {result.discarded}")
     resumed = f" (continued after {result.resumed_from:,} inputs)" if result.resumed_from else ""
     console.print(f"[green]wrote[/] {result.written:,} images ({result.source}, split {result.split}) to "
-                  f"{result.output}{resumed}")
+                  f"{result.output}{resumed}", soft_wrap=True)
     groups = result.skipped_by_kind()
     if groups:
         table = Table(title=f"skipped {len(result.skipped):,} inputs", title_justify="left")
@@ -96,7 +96,7 @@ def _report(result: PrepResult) -> None:
         console.print(f"[yellow]note[/] ... and {len(result.notes) - EXAMPLES_SHOWN:,} more notes (stored in the "
                       "file's 'notes')")
     if result.skipped_report is not None:
-        console.print(f"skipped-file list: {result.skipped_report}")
+        console.print(f"skipped-file list: {result.skipped_report}", soft_wrap=True)
 
 
 def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, force: bool, workers: int) -> None:
@@ -108,7 +108,7 @@ def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, 
             result = prepare(source, out, resolution, force=force, workers=workers, progress=progress)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: progress is kept in {partial_path(out)}; run the same command again "
-                      "to continue.")
+                      "to continue.", soft_wrap=True)
         raise typer.Exit(130) from None
     except DiskFull as exc:
         if exc.hdf5_failed:  # HDF5's exit handler crashes (exit 139) after a failed write: say why and leave now

@@ -120,7 +120,7 @@ def eval_project(
         return
     console.print(_curve_table(curve, f"{loaded.checkpoint}: {min(n, len(test))} images"))
     console.print(_speedup_line(speedup, curve[0], start))
-    console.print(f"wrote {csv_path} and {png_path}")
+    console.print(f"wrote {csv_path} and {png_path}", soft_wrap=True)
 
 
 def _speedup_line(speedup: Speedup | None, encoder: CurvePoint, start: Start) -> str:
