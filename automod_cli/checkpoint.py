@@ -8,6 +8,7 @@ under the real name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ def tensors_under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, to
 def module_tensors(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
     """Every module's state dict under its name as prefix: {'encoder': enc} → {'encoder.<name>': tensor, ...}."""
     return {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
+
+
+def state_sha256(module: torch.nn.Module) -> str:
+    """SHA-256 (hex) over a module's state dict in its order: each tensor's name and shape, then its bytes. The same
+    weights give the same digest on any device; any changed value gives another."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def is_lia_checkpoint(meta: dict[str, Any]) -> bool:

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from automod_cli import __version__
-from automod_cli.outputs import atomic_write, refuse_overwrite
+from automod_cli.checkpoint import state_sha256
 from automod_cli.errors import AutomodError
 from automod_cli.ops.inputs import Inputs, check_inputs, image_paths, load_inputs
 from automod_cli.ops.reconstruct import ProgressCallback, decode, encode, model_device
+from automod_cli.outputs import atomic_write, refuse_overwrite
 
 FORMAT = "automod-codes"
 FORMAT_VERSION = 1
@@ -63,13 +64,9 @@ def latent_kind(model: torch.nn.Module) -> str:
 
 
 def model_identity(model: torch.nn.Module) -> ModelIdentity:
-    """The model's latent size and kind, and a SHA-256 over its parameters (names, types, shapes, values), level
-    and fade-in: the same for the same checkpoint on any device, different for any other checkpoint."""
-    digest = hashlib.sha256(f"{model.level} {model.alpha!r}".encode())
-    for name, parameter in sorted(model.named_parameters()):
-        values = parameter.detach().to("cpu").contiguous()
-        digest.update(f"{name} {values.dtype} {tuple(values.shape)}".encode())
-        digest.update(values.reshape(-1).view(torch.uint8).numpy().tobytes())
+    """The model's latent size and kind, and a SHA-256 over its weights (`checkpoint.state_sha256`), level and
+    fade-in: the same for the same checkpoint on any device, different for any other checkpoint."""
+    digest = hashlib.sha256(f"{model.level} {model.alpha!r} {state_sha256(model)}".encode())
     return ModelIdentity(model.config.latent_dim, latent_kind(model), digest.hexdigest())
 
 

@@ -30,10 +30,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from automod_cli.outputs import atomic_write
+from automod_cli.checkpoint import state_sha256
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.builtin.factor_targets import NUM_OUTPUTS, encode_targets, factor_loss, standardisation
 from automod_cli.ops.reconstruct import ProgressCallback
+from automod_cli.outputs import atomic_write
 from data_prep.builtin import SPLITS, Factors, downscale, generate
 
 VERSION = 1  # bump when the network, the targets or the training change; cached files of other versions are unused
@@ -191,11 +192,7 @@ def weights_digest(net: nn.Module) -> str:
     """8 hex digits of SHA-256 over the network's tensors (name, shape and bytes, in state-dict order). One recipe
     trains bit-identical weights on one machine, but CPUs with other kernels (AVX-512 vs AMX, say) round
     differently and the training drifts to another network, with other features: the digest tells them apart."""
-    sha = hashlib.sha256()
-    for key, tensor in net.state_dict().items():
-        sha.update(f"{key}{tuple(tensor.shape)}".encode())
-        sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return sha.hexdigest()[:8]
+    return state_sha256(net)[:8]
 
 
 class FactorFeatures(nn.Module):
