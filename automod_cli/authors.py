@@ -23,6 +23,7 @@ import with the wrong computation, and nothing in the file can tell.
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,54 @@ import torch
 from automod_cli.checkpoint import save_checkpoint
 from automod_cli.config import ModelConfig, level_resolution
 from automod_cli.errors import AutomodError
+from automod_cli.features.weights import file_sha256
 from automod_cli.models import Automodulator
 from automod_cli.outputs import refuse_overwrite
 
 PREFIX = "module."
 SOURCE_FORMAT = "authors"  # meta["source"]["format"] of an imported checkpoint
 _REQUIRED = ("G_state_dict", "G_running_state_dict", "D_state_dict", "SNU", "phase")
+# How a file of their code is told apart without unpickling anything: torch.save writes the pickled dict (its key
+# names as plain bytes, the tensors' data elsewhere) at the start of the file, in both of its formats.
+_MARKERS = (b"G_running_state_dict", b"D_state_dict")
+_HEAD_BYTES = 4 << 20
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6: a zip archive
+LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."  # its older format: a pickled magic number first
+
+
+def is_authors_file(path: Path) -> bool:
+    """Whether `path` is a file of the authors' checkpoint format (whole or not): its first bytes hold the key names
+    of their checkpoint dict. Only bytes are read; nothing is unpickled."""
+    try:
+        with open(path, "rb") as handle:
+            if not handle.read(len(LEGACY_MAGIC)).startswith((ZIP_MAGIC, LEGACY_MAGIC)):
+                return False
+            handle.seek(0)
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    return all(marker in head for marker in _MARKERS)
+
+
+def file_problem(path: Path) -> str | None:
+    """Why `path` cannot be a whole PyTorch checkpoint, as a clause ('is not a PyTorch checkpoint ...', 'is
+    damaged or incomplete ...'), or None when it may be one. Reads the file's start and, for the zip format, its
+    table of contents at the end."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(len(LEGACY_MAGIC))
+    if head.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path):
+                return None
+        except (zipfile.BadZipFile, OSError):
+            return (f"is damaged or incomplete: its {size:,} bytes end before the table of contents that closes "
+                    "every file torch.save writes (an interrupted download or copy)")
+    if head.startswith(LEGACY_MAGIC):
+        return None
+    return ("is not a PyTorch checkpoint (neither of the formats torch.save writes: it does not start as a zip "
+            "archive or a pickled PyTorch file)")
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -44,16 +87,37 @@ def read(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise AutomodError(f"'{path}' does not exist: pass the authors' checkpoint file (e.g. 34740000_state.pth).")
+    problem = file_problem(path)
+    if problem is not None:
+        again = "; copy or download it again" if problem.startswith("is damaged") else \
+            ": pass the authors' checkpoint file (e.g. 34740000_state.pth)"
+        raise AutomodError(f"'{path}' {problem}{again}.")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # the safe unpickler refused the file, or it is not a torch file at all
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # the safe unpickler refused the file, or its contents are broken
+        if is_authors_file(path):  # their layout, but unreadable: damaged inside (their files hold tensors only)
+            raise AutomodError(f"'{path}' is a checkpoint of the authors' code but damaged: PyTorch cannot read it "
+                               f"({type(exc).__name__}); copy or download it again.") from None
+        reason = _first_sentence(str(exc)) or type(exc).__name__
         raise AutomodError(f"'{path}' cannot be read as a weights-only PyTorch checkpoint ({reason}); "
                            "automod never unpickles arbitrary objects, so it cannot import this file.") from None
     if not isinstance(data, dict) or any(key not in data for key in _REQUIRED):
         missing = [key for key in _REQUIRED if not isinstance(data, dict) or key not in data]
         raise AutomodError(f"'{path}' is not a checkpoint of the authors' code (it lacks {', '.join(missing)}).")
     return data
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """An exception's first sentence on one line, cut at a word with '…' past `limit` characters."""
+    sentence = " ".join(text.split()).split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def source_record(path: Path) -> dict[str, Any]:
+    """What an imported checkpoint records of the file it came from, so that a replaced file is noticed: its size,
+    modification time (ns) and SHA-256."""
+    stat = Path(path).stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_sha256(Path(path))}
 
 
 def _strip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -199,9 +263,11 @@ def load(path: Path) -> Automodulator:
 
 def import_checkpoint(src: Path, out: Path, force: bool = False, dataset: str | None = None) -> Path:
     """Convert the authors' checkpoint `src` into the automod checkpoint `out` (written atomically); returns `out`.
-    `dataset` records what the model was trained on."""
+    `dataset` records what the model was trained on; the file's size, time and SHA-256 are recorded too
+    (`source_record`)."""
     out = Path(out)
     refuse_overwrite(out, force)
     _, tensors, meta = convert(read(src), str(src), dataset)
+    meta["source"].update(source_record(src))
     save_checkpoint(out, tensors, meta)
     return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from automod_cli import pretrained
+from automod_cli import authors, pretrained
 from automod_cli.checkpoint import CHECKPOINT_DIR, model_from_checkpoint, read_checkpoint, run_checkpoints
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
@@ -23,7 +23,8 @@ def find_checkpoint(path: Path | None) -> Path:
     """A checkpoint file as given, a run directory's latest checkpoint, or (path None) the newest run under ./runs.
 
     A pretrained model's name (`ffhq256`, … see `automod_cli.pretrained`) resolves to its converted checkpoint
-    (found in the caches, or downloaded and converted) unless a file or folder of that name exists here."""
+    (found in the caches, or downloaded and converted) unless a file or folder of that name exists here. A file of
+    the authors' own format is refused with the `automod import` command that converts it."""
     if path is not None and not Path(path).exists():
         if pretrained.is_name(str(path)):
             return pretrained.resolve(str(path))
@@ -41,6 +42,9 @@ def find_checkpoint(path: Path | None) -> Path:
     if not path.exists():
         raise AutomodError(f"model '{path}' does not exist: pass a checkpoint file, a run directory or a pretrained "
                            f"model's name (automod models).")
+    if authors.is_authors_file(path):
+        raise AutomodError(f"'{path}' is a checkpoint of the authors' code, not an automod one: convert it once with "
+                           f"`automod import {path} --out {path.with_suffix('.safetensors')}` and pass that file.")
     return path
 
 

@@ -139,19 +139,25 @@ def download(url: str, dst: Path) -> None:
     atomic_write(Path(dst), fetch)
 
 
-def _convert(src: Path, out: Path) -> Path:
+def _convert(model: Pretrained, src: Path, out: Path, replace: bool = False) -> Path:
+    """Convert the authors' file `src` into `out` (replacing it atomically when `replace`); a damaged or incomplete
+    file is one line saying so and how to get it again."""
     try:
         from automod_cli import authors
     except ModuleNotFoundError as exc:
         if exc.name != "automod_cli.authors":
             raise
         raise AutomodError(f"this automod cannot convert the authors' file '{src}' (no automod_cli.authors).") from None
+    problem = authors.file_problem(src)
+    if problem is not None:
+        raise AutomodError(f"the authors' file of '{model.name}', {src}, {problem}: delete it and run the command "
+                           f"again to download it, or get {model.url} and put it there.")
     err_console.print(f"converting the authors' file {src} into {out}", highlight=False, soft_wrap=True)
     try:
-        authors.import_checkpoint(Path(src), Path(out), dataset=dataset_of_file(Path(src).name))
-    except AutomodError:
-        if not _readable(Path(out)):  # else another automod process converted it meanwhile
-            raise
+        authors.import_checkpoint(Path(src), Path(out), force=replace, dataset=model.dataset)
+    except AutomodError as exc:
+        if replace or not _readable(Path(out)):  # else another automod process converted it meanwhile
+            raise AutomodError(f"{exc} (the authors' file of '{model.name}' comes from {model.url}.)") from None
     if not Path(out).is_file():
         raise AutomodError(f"converting '{src}' left no checkpoint at '{out}'.")
     return Path(out)
@@ -165,6 +171,27 @@ def _readable(path: Path) -> bool:
         return False
 
 
+def replaced_source(meta: dict, source: Path) -> str | None:
+    """Why the converted model of `meta` no longer stands for the authors' file `source` (replaced since, or of an
+    unrecorded origin), or None when it does or `source` is gone. The size and time decide when they match the
+    record; otherwise the SHA-256 does."""
+    if not Path(source).is_file():
+        return None
+    record = meta.get("source") or {}
+    if "sha256" not in record:
+        return "the converted file does not record which file it came from"
+    stat = Path(source).stat()
+    if stat.st_size != record.get("size"):
+        return f"it is {stat.st_size:,} bytes, the file converted was {record.get('size', 0):,}"
+    if stat.st_mtime_ns == record.get("mtime_ns"):
+        return None
+    from automod_cli.features.weights import file_sha256
+
+    digest = file_sha256(Path(source))
+    return None if digest == record["sha256"] else f"its SHA-256 is {digest[:12]}…, the file converted had " \
+                                                   f"{record['sha256'][:12]}…"
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(getattr(exc, "reason", None) or exc).split())
     return text or type(exc).__name__
@@ -173,18 +200,25 @@ def _one_line(exc: BaseException) -> str:
 def resolve(name: str, downloader: Optional[Callable[[str, Path], None]] = None) -> Path:
     """The automod checkpoint of the pretrained model `name`: the converted file in automod's cache, else the
     authors' file in torch.hub's cache converted once, else (unless AUTOMOD_OFFLINE) downloaded and converted.
-    A converted file that automod cannot read (damaged, or of another checkpoint format) is converted again.
+    A converted file that automod cannot read (damaged, or of another checkpoint format) is converted again, and so
+    is one whose authors' file was replaced since (`replaced_source`); it is kept until the new one is written.
 
     `downloader(url, dst)` replaces the module's `download` (which tests also replace)."""
     model = get(name)
     converted, source = converted_path(name), authors_path(name)
+    replace = False
     if converted.is_file():
         try:
-            read_meta(converted)  # the header alone: cheap
-            return converted
+            stale = replaced_source(read_meta(converted), source)  # the header alone: cheap
         except AutomodError as exc:  # damaged, or written by another automod's converter: make it again
             err_console.print(f"{exc} Converting it again.", highlight=False, soft_wrap=True)
             converted.unlink(missing_ok=True)  # the converter does not replace an existing file
+        else:
+            if stale is None:
+                return converted
+            err_console.print(f"the authors' file {source} is not the one {converted} was converted from ({stale}): "
+                              "converting it again.", highlight=False, soft_wrap=True)
+            replace = True
     if not source.is_file():
         where = f"get {model.url} and put it at {source} (or its converted form at {converted})"
         if offline():
@@ -197,7 +231,7 @@ def resolve(name: str, downloader: Optional[Callable[[str, Path], None]] = None)
                                f"downloaded ({_one_line(exc)}): {where}.") from None
         if not source.is_file():
             raise AutomodError(f"downloading {model.url} left no file at '{source}'.")
-    return _convert(source, converted)
+    return _convert(model, source, converted, replace)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ error, `find_checkpoint` by name, and `automod models`. No test touches the netw
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -32,13 +34,16 @@ class FakeAuthors:
     def __init__(self) -> None:
         self.calls: list[tuple[Path, Path]] = []
 
-    def import_checkpoint(self, src: Path, out: Path, dataset: str | None = None) -> Path:
+    def import_checkpoint(self, src: Path, out: Path, force: bool = False, dataset: str | None = None) -> Path:
         assert Path(src).is_file() and dataset == pretrained.dataset_of_file(Path(src).name)
-        if Path(out).exists():  # as the real converter without force=True
+        if Path(out).exists() and not force:  # as the real converter
             raise AutomodError(f"'{out}' already exists.")
         self.calls.append((Path(src), Path(out)))
         config = ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))
-        save_model(out, Automodulator(config, level=1), extra_meta={"converted_from": str(src)})
+        stat, digest = Path(src).stat(), hashlib.sha256(Path(src).read_bytes()).hexdigest()
+        source = {"format": "authors", "file": Path(src).name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                  "sha256": digest}
+        save_model(out, Automodulator(config, level=1), extra_meta={"converted_from": str(src), "source": source})
         return Path(out)
 
 
@@ -54,6 +59,7 @@ def env(tmp_path, monkeypatch):
     fake = FakeAuthors()
     module = types.ModuleType("automod_cli.authors")
     module.import_checkpoint = fake.import_checkpoint
+    module.file_problem = lambda path: None
     monkeypatch.setitem(sys.modules, "automod_cli.authors", module)
     monkeypatch.setattr(automod_cli, "authors", module, raising=False)
 
@@ -235,3 +241,103 @@ def test_an_unreadable_converted_file_is_converted_again(env):
     _put_authors_file(env.authors)
     assert pretrained.resolve(NAME) == env.converted
     assert env.fake.calls == [(env.authors, env.converted)] and read_meta(env.converted)["converted_from"]
+
+
+# --- the real converter on the authors' fixture files (tests/data/authors) -------------------------------------
+
+AUTHORS_DATA = Path(__file__).parent / "data" / "authors"
+
+
+@pytest.fixture
+def caches(tmp_path, monkeypatch):
+    """Empty caches under tmp_path, offline, the real converter; the torch cache's checkpoints folder made."""
+    monkeypatch.setenv("AUTOMOD_HOME", str(tmp_path / "automod"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("AUTOMOD_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    return types.SimpleNamespace(folder=folder, converted=tmp_path / "automod" / "models" / f"{NAME}.safetensors",
+                                 authors=folder / "34740000_state.pth")
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_an_authors_file_given_as_a_model_names_the_import_command(caches, capsys):
+    source = AUTHORS_DATA / "official-small" / "checkpoint.pth"
+    for args in (["info", str(source)], ["train", "--init", str(source), "--kimg", "1", "--out", "ft"],
+                 ["sample", "--model", str(source), "--n", "1", "-o", "s"]):
+        assert main(args) == 2
+        err = _one_error_line(capsys)
+        assert f"automod import {source} --out {source.with_suffix('.safetensors')}" in err, err
+        assert "safetensors:" not in err and "header too large" not in err
+    assert not Path("ft").exists() and not Path("s").exists()
+
+
+def test_a_truncated_authors_file_in_the_cache_is_named_as_damaged(caches, capsys):
+    whole = (AUTHORS_DATA / "official-default" / "checkpoint.pth").read_bytes()
+    partial = caches.folder / "42420000_state.pth"
+    partial.write_bytes(whole[:500_000])
+    assert main(["info", "ffhq512"]) == 2
+    err = _one_error_line(capsys)
+    assert "damaged or incomplete" in err and "500,000 bytes" in err and str(partial) in err
+    assert pretrained.MODELS["ffhq512"].url in err and "unpickl" not in err
+    assert partial.read_bytes() == whole[:500_000]  # left for the user to delete
+
+
+def test_import_names_a_file_that_is_no_checkpoint_or_a_damaged_one(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    assert main(["import", str(tmp_path / "a.png"), "--out", str(tmp_path / "x.safetensors")]) == 2
+    err = _one_error_line(capsys)
+    assert "is not a PyTorch checkpoint" in err and "unpickl" not in err
+    whole = (AUTHORS_DATA / "official-small" / "checkpoint.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(whole[: len(whole) // 2])
+    assert main(["import", str(tmp_path / "cut.pth"), "--out", str(tmp_path / "x.safetensors")]) == 2
+    err = _one_error_line(capsys)
+    assert "damaged or incomplete" in err and f"{len(whole) // 2:,} bytes" in err and "again" in err
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_replaced_authors_file_is_converted_again(caches, capsys):
+    default, small = (AUTHORS_DATA / name / "checkpoint.pth" for name in ("official-default", "official-small"))
+    caches.authors.write_bytes(default.read_bytes())
+    assert pretrained.resolve(NAME) == caches.converted
+    record = read_meta(caches.converted)["source"]
+    assert record["sha256"] == hashlib.sha256(default.read_bytes()).hexdigest()
+    assert record["size"] == default.stat().st_size
+    assert find_checkpoint(Path(NAME)) == caches.converted and read_meta(caches.converted)["level"] == 4
+    written = caches.converted.stat().st_mtime_ns
+    # the same bytes copied again (a new time): the SHA-256 matches, nothing is converted
+    caches.authors.write_bytes(default.read_bytes())
+    os.utime(caches.authors, ns=(1, 1))
+    assert pretrained.resolve(NAME) == caches.converted and caches.converted.stat().st_mtime_ns == written
+    capsys.readouterr()
+    # another file under the same name: converted again, and every command then uses it
+    caches.authors.write_bytes(small.read_bytes())
+    assert main(["info", NAME, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["resolution"] == 32 and "converting it again" in captured.err
+    assert read_meta(caches.converted)["source"]["sha256"] == hashlib.sha256(small.read_bytes()).hexdigest()
+
+
+def test_eval_weights_shows_the_authors_file_with_its_own_hash(caches, capsys):
+    source = AUTHORS_DATA / "official-default" / "checkpoint.pth"
+    caches.authors.write_bytes(source.read_bytes())
+    pretrained.resolve(NAME)  # converted: both files are here now
+    assert main(["eval", "weights", "--json"]) == 0
+    entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    ffhq = entries["34740000_state.pth"]
+    assert ffhq["path"] == str(caches.authors) and ffhq["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    caches.authors.unlink()  # only the converted file: listed under its own name, with its own hash
+    assert main(["eval", "weights", "--json"]) == 0
+    entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    assert "34740000_state.pth" not in entries
+    converted = entries[f"{NAME}.safetensors"]
+    assert converted["path"] == str(caches.converted)
+    assert converted["sha256"] == hashlib.sha256(caches.converted.read_bytes()).hexdigest()

@@ -104,12 +104,16 @@ def landmark_entry() -> Entry:
 
 
 def model_entries() -> list[Entry]:
-    """The authors' published models: the converted automod file, else their own file in torch's hub cache."""
+    """The authors' published models: their own file in torch's hub cache, under its name and with its own hash;
+    where only the converted automod file is here, that file under its own name and hash."""
     entries = []
     for model in pretrained.MODELS.values():
-        candidates = [("converted", pretrained.converted_path(model.name)),
-                      ("authors' file", pretrained.authors_path(model.name))]
-        entries.append(entry(model.filename, f"--model {model.name} (the authors' {model.description})", candidates))
+        source, converted = pretrained.authors_path(model.name), pretrained.converted_path(model.name)
+        used_by = f"--model {model.name} (the authors' {model.description})"
+        if converted.is_file() and not source.is_file():
+            entries.append(entry(converted.name, f"{used_by}, converted", [("converted", converted)]))
+        else:
+            entries.append(entry(model.filename, used_by, [("authors' file", source), ("converted", converted)]))
     return entries
 
 
