@@ -12,8 +12,6 @@ from automod_cli.errors import AutomodError
 # Channels per resolution level, from 4×4 upwards (level k has resolution 4·2^k).
 # Supp. App. A / Fig. 6: encoder 64,128,256,512,512,512,512,512 from high to low resolution; the decoder mirrors it.
 PAPER_CHANNELS = (512, 512, 512, 512, 512, 256, 128, 64)
-# A narrow network for CPU runs on the built-in dataset (the paper-size net trains at ~1 image/s at 32² on 2 cores).
-SMALL_CHANNELS = (64, 64, 48, 32, 32, 16, 8, 8)
 
 DECODERS = ("adain", "classic")
 # "sphere": unit-norm latents (automodulator, PIONEER; NeurIPS Sec. 3.1); "gaussian": latents in R^D with the prior
@@ -39,6 +37,25 @@ def build_config(cls, data: dict[str, Any], unknown_message: str):
     if unknown:
         raise AutomodError(unknown_message.format(unknown))
     return cls(**data)
+
+
+def check_scalar_fields(config, prefix: str = "") -> None:
+    """Every scalar field of the dataclass `config` has the type it names (ints are taken for floats and stored as
+    floats), so a bad --set value is one line before anything is created. `prefix` names the group in messages."""
+    for f in dataclasses.fields(config):
+        value, kind = getattr(config, f.name), str(f.type).replace(" ", "")
+        optional = kind.endswith("|None")
+        base = kind.removesuffix("|None")
+        if value is None and optional:
+            continue
+        ok = {"float": _is_number(value, False), "int": _is_number(value, True), "bool": isinstance(value, bool),
+              "str": isinstance(value, str)}.get(base, True)
+        if not ok:
+            wanted = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}[base]
+            raise AutomodError(f"setting '{prefix}{f.name}' must be {wanted}{' or null' if optional else ''}, got "
+                               f"{value!r}.")
+        if base == "float":
+            object.__setattr__(config, f.name, float(value))
 
 
 @dataclass(frozen=True)
@@ -155,16 +172,7 @@ class ModelConfig:
 # ---------------------------------------------------------------------------------------------------------------
 # Training configuration and the dataset presets (Supp. App. A unless noted).
 
-M = 1_000_000
 RESOLUTIONS = (4, 8, 16, 32, 64, 128, 256, 512)
-# Batch sizes per resolution on one 12 GB GPU (authors' code, DESIGN §8).
-PAPER_BATCH = {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 32, 256: 16, 512: 4}
-# Phase lengths: 2.4M images per phase up to 32², 10.4M at 64² (20.0M in total), then per dataset.
-_BASE_IMAGES = {4: int(2.4 * M), 8: int(2.4 * M), 16: int(2.4 * M), 32: int(2.4 * M), 64: int(10.4 * M)}
-# Learning rate 5e-4 until 32², then 1e-3.
-PAPER_LR = {4: 5e-4, 8: 5e-4, 16: 5e-4, 32: 5e-4, 64: 1e-3, 128: 1e-3, 256: 1e-3, 512: 1e-3}
-# KL margin 2.0 for the first two resolution steps, then 0.5.
-PAPER_MARGIN = {4: 2.0, 8: 2.0, 16: 0.5, 32: 0.5, 64: 0.5, 128: 0.5, 256: 0.5, 512: 0.5}
 
 # The decoder's weight λ_Z on the cosine latent reconstruction distance, in the paper's units (KL weight 1). Neither
 # paper gives λ_Z (Supp. App. A defers unnamed hyperparameters to PIONEER [18]); the authors' code weights the
@@ -174,7 +182,7 @@ LATENT_COSINE_WEIGHT = 1000.0 / 512.0
 
 PER_RESOLUTION = ("phase_images", "batch_size", "lr", "kl_margin")
 RECONSTRUCTIONS = ("robust", "l1", "l2")
-RECIPES = ("authors", "paper")
+RECIPES = ("authors", "paper")  # presets.RECIPE_PRESETS holds their values
 LATENT_DISTANCES = ("cosine", "dot")
 ENCODER_OBJECTIVES = ("hinge", "clamp")
 LAYER_TARGETS = ("detached", "live")
@@ -196,6 +204,75 @@ WAE_MMD_WEIGHT = {"adain": 4.0, "classic": 2.0}  # Supp. App. A: MMD weight 4 wi
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """The training objective's elements, one value (docs/training.md has each with its source). `name` says which
+    preset it started from (presets.RECIPE_PRESETS: "paper", the papers' text; "authors", the authors' code where
+    the two differ); any element may then be changed alone (`--set recipe.fake_pool=0`). The defaults are the
+    paper's. The model kinds (--model) set the mixing elements of their own games after the recipe."""
+
+    name: str = "paper"
+    # loss weights (NeurIPS Eq. 1, 6). Supp. App. A's λ_X = 0.2 was tuned in the authors' code, where both KL terms
+    # are scaled by 0.1 (PIONEER's value); in this code's units (KL weight 1, as Eq. 1 is written) that is 2.0
+    lambda_x: float = 2.0
+    lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units
+    kl_scale: float = 1.0  # weight of every KL term (Eq. 1 and 6: 1; the authors' code: 0.1)
+    match_x: float = 1.0  # the reconstruction weight is λ_X·match_x once a phase's fade-in is over (authors: 1.5)
+    # "cosine": λ_Z·(1 − cos(z, ẑ)); "dot": λ_Z·mean_d(2 − z_d·ẑ_d) (authors)
+    latent_distance: str = "cosine"
+    # "hinge": Eq. 1 (losses.encoder_loss); "clamp": the authors' (losses.encoder_loss_clamped)
+    encoder_objective: str = "hinge"
+    fake_pool: int = 0  # images in the encoder's pool of generated images (authors: 200, 100 from 256²); 0: none
+    mixed_fraction_encoder: float = 0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
+    mixed_fraction_decoder: float = 0.25  # NeurIPS Eq. 6: 3/4 regular, 1/4 mixed
+    mix_start_level: int = 0  # no mixed samples and no L_j below this level (authors: 1, none at 4²)
+    split_all_blocks: bool = True  # the split j ~ U{1..B} (Eq. 6); False: U{1..B−1}, never all blocks (authors)
+    # L_j's target: "detached" noise-free canvas of z_A, or "live": the canvas that made the mixed image (its noise,
+    # gradients through it; authors)
+    layer_target: str = "detached"
+    # during a fade-in the decoder step leaves the previous level's toRGB alone (authors)
+    freeze_previous_rgb: bool = False
+    ema_decay: float | None = None  # a fixed β per decoder step instead of the half-life (authors: 0.999, no warm-up)
+    fade_images: int | None = None  # fade-in length in images in every phase (authors: 1.2M); None: fade_fraction
+
+    def __post_init__(self) -> None:
+        check_scalar_fields(self, "recipe.")
+        for name, allowed in (("name", RECIPES), ("latent_distance", LATENT_DISTANCES),
+                              ("encoder_objective", ENCODER_OBJECTIVES), ("layer_target", LAYER_TARGETS)):
+            if getattr(self, name) not in allowed:
+                raise AutomodError(f"unknown recipe.{name} '{getattr(self, name)}': choose {' or '.join(allowed)}.")
+        if self.kl_scale <= 0 or self.match_x <= 0 or self.lambda_x < 0 or self.lambda_z < 0:
+            raise AutomodError("recipe.kl_scale and recipe.match_x must be > 0, recipe.lambda_x and recipe.lambda_z "
+                               "≥ 0.")
+        if self.fake_pool < 0 or self.mix_start_level < 0:
+            raise AutomodError("recipe.fake_pool and recipe.mix_start_level must be ≥ 0.")
+        for name in ("mixed_fraction_encoder", "mixed_fraction_decoder"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise AutomodError(f"'recipe.{name}' must lie in [0, 1].")
+        if self.fade_images is not None and self.fade_images < 0:
+            raise AutomodError("recipe.fade_images must be ≥ 0 (or null for fade_fraction).")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise AutomodError(f"recipe.ema_decay must lie in [0, 1) (or null for the half-life), got "
+                               f"{self.ema_decay}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        return build_config(cls, data, "unknown recipe element(s) {}; docs/training.md lists them.")
+
+
+def recipe_name(saved: Any) -> str | None:
+    """The recipe's name in a saved train config's `recipe` entry: the group's name, or the name itself as runs
+    written before the recipe was a group have it; None when there is none."""
+    return saved.get("name") if isinstance(saved, dict) else saved
+
+
+# The recipe's elements (every field but its name): `--set NAME=VALUE` takes them without the `recipe.` prefix too.
+RECIPE_ELEMENTS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name != "name")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs; saved (resolved) in the run directory and in every checkpoint."""
 
@@ -210,35 +287,14 @@ class TrainConfig:
     lr: dict[int, float] = dataclasses.field(default_factory=dict)
     kl_margin: dict[int, float] = dataclasses.field(default_factory=dict)
     fade_fraction: float = 0.5  # share of each phase spent fading the new block in (PGGAN; the papers do not say)
-    # The training recipe (docs/training.md): "paper" follows the papers' text, "authors" the authors' code where the
-    # two differ. It sets the fields below (recipe_settings); each can still be set alone with --set.
-    recipe: str = "paper"
-    fade_images: int | None = None  # fade-in length in images in every phase (authors: 1.2M); None: fade_fraction
-    # loss (NeurIPS Eq. 1, 6)
-    # Supp. App. A's λ_X = 0.2 was tuned in the authors' code, where both KL terms are scaled by 0.1 (PIONEER's
-    # value); in this code's units (KL weight 1, as Eq. 1 is written) that is 2.0 (docs/architecture.md)
-    lambda_x: float = 2.0
-    lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units
-    kl_scale: float = 1.0  # weight of every KL term (Eq. 1 and 6: 1; the authors' code: 0.1)
-    match_x: float = 1.0  # the reconstruction weight is λ_X·match_x once a phase's fade-in is over (authors: 1.5)
-    # "cosine": λ_Z·(1 − cos(z, ẑ)); "dot": λ_Z·mean_d(2 − z_d·ẑ_d) (authors)
-    latent_distance: str = "cosine"
-    # "hinge": Eq. 1 (losses.encoder_loss); "clamp": the authors' (losses.encoder_loss_clamped)
-    encoder_objective: str = "hinge"
-    fake_pool: int = 0  # images in the encoder's pool of generated images (authors: 200, 100 from 256²); 0: none
+    # The training objective's elements as one value (Recipe; docs/training.md): `--recipe` names a preset of it,
+    # `--set recipe.NAME=VALUE` (or `--set NAME=VALUE`) changes one element alone.
+    recipe: Recipe = Recipe()
     reconstruction: str = "robust"  # d_ρ of NeurIPS Sec. 3.2; "l1"/"l2" for the ablation
     layer_loss: bool = True  # L_j on/off (ablation)
     # NeurIPS Eq. 10-11: flip invariance of decoder blocks < J (J = 2 in NeurIPS Sec. 4), with the support block J
     # (model.support_block); 0 = off. Set both with `--flip-invariance-layer J` (invariance_settings).
     flip_invariance_layer: int = 0
-    mixed_fraction_encoder: float = 0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
-    mixed_fraction_decoder: float = 0.25  # NeurIPS Eq. 6: 3/4 regular, 1/4 mixed
-    mix_start_level: int = 0  # no mixed samples and no L_j below this level (authors: 1, none at 4²)
-    split_all_blocks: bool = True  # the split j ~ U{1..B} (Eq. 6); False: U{1..B−1}, never all blocks (authors)
-    layer_target: str = "detached"  # L_j's target: "detached" noise-free canvas of z_A, or "live": the canvas that
-    #                                 made the mixed image (its noise, gradients through it; authors)
-    # during a fade-in the decoder step leaves the previous level's toRGB alone (authors)
-    freeze_previous_rgb: bool = False
     # the VAE and WAE baselines (training/baselines.py): weights of their prior terms next to the reconstruction
     kl_weight: float = VAE_KL_WEIGHT  # VAE: KL[q(z|x) ‖ N(0, I)], summed over latent dimensions
     mmd_weight: float = WAE_MMD_WEIGHT["adain"]  # WAE: MMD to N(0, I); the wae settings pick it by decoder
@@ -249,7 +305,6 @@ class TrainConfig:
     # decoder EMA used for samples, evaluation and export, as a half-life in images so it does not depend on the
     # batch size: β = 0.5^(batch / half-life) per step (StyleGAN's 10k images; the papers give no value)
     ema_half_life: int = 10_000
-    ema_decay: float | None = None  # a fixed β per decoder step instead of the half-life (authors: 0.999, no warm-up)
     mirror: bool = False
     layer_noise: bool = True
     seed: int = 0
@@ -273,6 +328,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        if isinstance(self.recipe, dict):
+            object.__setattr__(self, "recipe", Recipe.from_dict(self.recipe))
         self._check_types()
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
         for name in PER_RESOLUTION:
@@ -297,32 +354,19 @@ class TrainConfig:
                                f"{', '.join(RECONSTRUCTIONS)}.")
         if any(v <= 0 for v in self.phase_images.values()) or any(v <= 0 for v in self.batch_size.values()):
             raise AutomodError("phase lengths and batch sizes must be positive.")
-        for name in ("fade_fraction", "mixed_fraction_encoder", "mixed_fraction_decoder"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise AutomodError(f"'{name}' must lie in [0, 1].")
+        if not 0.0 <= self.fade_fraction <= 1.0:
+            raise AutomodError("'fade_fraction' must lie in [0, 1].")
+        if any(m < 0 for m in self.kl_margin.values()):
+            raise AutomodError("kl_margin must be ≥ 0.")
         if self.kl_weight < 0 or self.mmd_weight < 0 or self.encoder_lr_scale <= 0:
             raise AutomodError("kl_weight and mmd_weight must be ≥ 0 and encoder_lr_scale > 0.")
-        self._check_recipe()
         self._check_model_kind()
         self._check_invariance()
 
     def _check_types(self) -> None:
         """Every scalar setting has the type its field names (ints are taken for floats), so a bad --set value is one
         line before anything is created; counts that must be positive (or ≥ 0) are checked here too."""
-        for f in dataclasses.fields(self):
-            value, kind = getattr(self, f.name), str(f.type).replace(" ", "")
-            optional = kind.endswith("|None")
-            base = kind.removesuffix("|None")
-            if value is None and optional:
-                continue
-            ok = {"float": _is_number(value, False), "int": _is_number(value, True), "bool": isinstance(value, bool),
-                  "str": isinstance(value, str)}.get(base, True)
-            if not ok:
-                wanted = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}[base]
-                raise AutomodError(f"setting '{f.name}' must be {wanted}{' or null' if optional else ''}, got "
-                                   f"{value!r}.")
-            if base == "float" and not isinstance(value, bool):
-                object.__setattr__(self, f.name, float(value))
+        check_scalar_fields(self)
         for name in ("checkpoint_every", "log_every", "keep_checkpoints", "ema_half_life"):
             if getattr(self, name) < 1:
                 raise AutomodError(f"'{name}' must be at least 1, got {getattr(self, name)}.")
@@ -330,23 +374,6 @@ class TrainConfig:
             raise AutomodError(f"--workers must be 0 (load in the training process) or more, got {self.workers}.")
         if self.data_limit is not None and self.data_limit < 1:
             raise AutomodError(f"data_limit must be at least 1 image (or null for all), got {self.data_limit}.")
-
-    def _check_recipe(self) -> None:
-        """The recipe's fields: names from their lists, numbers in range."""
-        for name, allowed in (("recipe", RECIPES), ("latent_distance", LATENT_DISTANCES),
-                              ("encoder_objective", ENCODER_OBJECTIVES), ("layer_target", LAYER_TARGETS)):
-            if getattr(self, name) not in allowed:
-                raise AutomodError(f"unknown {name} '{getattr(self, name)}': choose {' or '.join(allowed)}.")
-        if self.kl_scale <= 0 or self.match_x <= 0 or self.lambda_x < 0 or self.lambda_z < 0:
-            raise AutomodError("kl_scale and match_x must be > 0, lambda_x and lambda_z ≥ 0.")
-        if self.fake_pool < 0 or self.mix_start_level < 0:
-            raise AutomodError("fake_pool and mix_start_level must be ≥ 0.")
-        if self.fade_images is not None and self.fade_images < 0:
-            raise AutomodError("fade_images must be ≥ 0 (or null for fade_fraction).")
-        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
-            raise AutomodError(f"ema_decay must lie in [0, 1) (or null for the half-life), got {self.ema_decay}.")
-        if any(m < 0 for m in self.kl_margin.values()):
-            raise AutomodError("kl_margin must be ≥ 0.")
 
     def _check_invariance(self) -> None:
         """Flip invariance (NeurIPS Eq. 10-11) needs a valid layer, its support block and the automodulator game."""
@@ -371,11 +398,12 @@ class TrainConfig:
                 f"model '{self.kind}' needs model.latent={wanted[0]} and model.variational={str(wanted[1]).lower()}: "
                 f"start it with --model {self.kind} instead of setting the kind alone."
             )
-        mixes = self.mixed_fraction_encoder > 0 or self.mixed_fraction_decoder > 0 or self.layer_loss
+        recipe = self.recipe
+        mixes = recipe.mixed_fraction_encoder > 0 or recipe.mixed_fraction_decoder > 0 or self.layer_loss
         if self.kind in ("automod", "pioneer") and self.model.decoder == "classic" and mixes:
             raise AutomodError(
                 "a classic decoder cannot decode mixed latents: train it with --model pioneer, or set "
-                "mixed_fraction_encoder=0, mixed_fraction_decoder=0 and layer_loss=false."
+                "recipe.mixed_fraction_encoder=0, recipe.mixed_fraction_decoder=0 and layer_loss=false."
             )
 
     @property
@@ -391,6 +419,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["model"] = self.model.to_dict()
+        data["recipe"] = self.recipe.to_dict()
         data["adam_betas"] = list(self.adam_betas)
         for name in PER_RESOLUTION:
             data[name] = {str(r): v for r, v in getattr(self, name).items()}
@@ -398,197 +427,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """A config from its dict (config.json, a checkpoint); one written before the recipe was a group (its
+        elements top-level, `recipe` its name) is read into the group."""
+        data = dict(data)
+        if isinstance(data.get("recipe"), str):
+            legacy = {name: data.pop(name) for name in RECIPE_ELEMENTS if name in data}
+            data["recipe"] = {"name": data["recipe"], **legacy}
         return build_config(cls, data, "unknown training setting(s) {}; see `automod train --help` for the names.")
-
-
-def _paper_schedule(max_resolution: int, tail_images: dict[int, float],
-                    margins: dict[int, float] | None = None) -> dict:
-    images = {**_BASE_IMAGES, **{r: int(v * M) for r, v in tail_images.items()}}
-    keep = [r for r in RESOLUTIONS if r in images]  # tables reach past the target so --resolution can raise it
-    return {
-        "model": ModelConfig(max_resolution=max_resolution),
-        "phase_images": {r: images[r] for r in keep},
-        "batch_size": {r: PAPER_BATCH[r] for r in keep},
-        "lr": {r: PAPER_LR[r] for r in keep},
-        "kl_margin": {r: {**PAPER_MARGIN, **(margins or {})}[r] for r in keep},
-    }
-
-
-def _builtin_schedule() -> dict:
-    """Sized so that `automod train` with no arguments reaches 32² on a 2-core CPU in about ten minutes."""
-    model = ModelConfig(max_resolution=32, latent_dim=128, channels=SMALL_CHANNELS)
-    keep = (4, 8, 16, 32)
-    return {
-        "model": model,
-        # measured on 2 cores (benchmarks/RESULTS.md): ~1800, 470, 155, 60 images/s at 4², 8², 16², 32²
-        "phase_images": {4: 16_000, 8: 32_000, 16: 32_000, 32: 24_000},
-        "batch_size": {4: 64, 8: 64, 16: 32, 32: 32},
-        "lr": {r: 1e-3 for r in keep},
-        # 0.5 throughout: the paper's 2.0 for the first two phases slowed reconstruction here (8², 400 steps:
-        # held-out MSE 0.108 against 0.072 with 0.5; docs/architecture.md, "Training status")
-        "kl_margin": {r: 0.5 for r in keep},
-        "checkpoint_every": 20_000,
-        "log_every": 2_000,
-        "workers": 0,
-    }
-
-
-TRAIN_PRESETS: dict[str, Any] = {
-    # FFHQ: 128² 10.6M, 256² 5.0M, 512² 6.7M images; faces use mirror augmentation.
-    "ffhq": lambda: {**_paper_schedule(256, {128: 10.6, 256: 5.0, 512: 6.7}), "mirror": True},
-    # CelebA-HQ: 128² 7.5M, 256² 4.5M; margin 0.2 at 128², 0.4 at 256² (NeurIPS Sec. 3.2).
-    "celebahq": lambda: {**_paper_schedule(256, {128: 7.5, 256: 4.5}, {128: 0.2, 256: 0.4}), "mirror": True},
-    # LSUN Bedrooms: 128² 4.8M, 256² 2.9M; margin 0.2 from 128² up. No mirroring for LSUN.
-    "lsun-bedroom": lambda: _paper_schedule(256, {128: 4.8, 256: 2.9}, {128: 0.2, 256: 0.2, 512: 0.2}),
-    # LSUN Cars: 128² 7.5M, 256² 2M.
-    "lsun-car": lambda: _paper_schedule(256, {128: 7.5, 256: 2.0}),
-    # Any other data set: the paper's early phases, 128² and 256² as for CelebA-HQ, 512² as for FFHQ.
-    "custom": lambda: _paper_schedule(256, {128: 7.5, 256: 4.5, 512: 6.7}),
-    "builtin": _builtin_schedule,
-}
-
-
-# The authors' recipe (docs/training.md has every element with its source). The objective's elements apply to every
-# preset; the schedule's only to the dataset presets, whose schedules are the paper's (builtin and custom keep theirs).
-DATASET_PRESETS = ("ffhq", "celebahq", "lsun-bedroom", "lsun-car")
-# Batch sizes of the authors' two-GPU table (the paper's runs used two GPUs), 4² … 512².
-AUTHORS_BATCH = {4: 256, 8: 256, 16: 256, 32: 128, 64: 64, 128: 28, 256: 32, 512: 14}
-# KL margins in their units (KL terms × 0.1): none at 4² and 8², 0.05 from 16²; per dataset above that.
-AUTHORS_MARGIN = {4: 0.0, 8: 0.0, **{r: 0.05 for r in RESOLUTIONS if r >= 16}}
-AUTHORS_DATASET_MARGIN = {"celebahq": {128: 0.02, 256: 0.04}, "lsun-bedroom": {128: 0.08, 256: 0.08, 512: 0.08},
-                          "lsun-car": {128: 0.08, 256: 0.08, 512: 0.08}}
-AUTHORS_OBJECTIVE: dict[str, Any] = {
-    "kl_scale": 0.1, "lambda_x": 0.2, "match_x": 1.5, "latent_distance": "dot", "lambda_z": 100.0,
-    "encoder_objective": "clamp", "fake_pool": 200, "mixed_fraction_encoder": 0.25, "mixed_fraction_decoder": 0.5,
-    "mix_start_level": 1, "split_all_blocks": False, "layer_target": "live", "freeze_previous_rgb": True,
-    "ema_decay": 0.999, "mirror": True,
-}
-# The same fields as the paper's text has them (automod's defaults), so that a recipe can be switched in full.
-PAPER_OBJECTIVE: dict[str, Any] = {
-    "kl_scale": 1.0, "lambda_x": 2.0, "match_x": 1.0, "latent_distance": "cosine", "lambda_z": LATENT_COSINE_WEIGHT,
-    "encoder_objective": "hinge", "fake_pool": 0, "mixed_fraction_encoder": 0.25, "mixed_fraction_decoder": 0.25,
-    "mix_start_level": 0, "split_all_blocks": True, "layer_target": "detached", "freeze_previous_rgb": False,
-    "ema_decay": None,
-}
-# Which recipe a preset uses unless told: the authors' for the papers' datasets (the recipe known to reach the
-# published numbers), and for builtin and custom the one that measured better on the built-in data
-# (docs/results/small-scale.md, "The two recipes").
-DEFAULT_RECIPE = {**{name: "authors" for name in DATASET_PRESETS}, "builtin": "paper", "custom": "paper"}
-
-
-def recipe_settings(recipe: str, preset: str) -> dict[str, Any]:
-    """The settings `--recipe` implies for `preset`, as apply_overrides keys (applied after the preset's own)."""
-    if recipe not in RECIPES:
-        raise AutomodError(f"unknown recipe '{recipe}': choose {' or '.join(RECIPES)} (--recipe).")
-    if recipe == "paper":
-        return {"recipe": recipe, **PAPER_OBJECTIVE}
-    settings: dict[str, Any] = {"recipe": recipe, **AUTHORS_OBJECTIVE,
-                                "kl_margin": {**AUTHORS_MARGIN, **AUTHORS_DATASET_MARGIN.get(preset, {})}}
-    if preset in DATASET_PRESETS:
-        # their scheduler never applies its first entry: 4² trains at 1e-3 like 64² and up
-        settings.update({"fade_images": 1_200_000, "batch_size": dict(AUTHORS_BATCH), "lr": {**PAPER_LR, 4: 1e-3}})
-    return settings
-
-
-def train_preset(name: str) -> dict[str, Any]:
-    """The keyword arguments of TrainConfig that a preset sets (before overrides)."""
-    if name not in TRAIN_PRESETS:
-        raise AutomodError(f"unknown preset '{name}': choose one of {', '.join(TRAIN_PRESETS)}.")
-    return {"preset": name, **TRAIN_PRESETS[name]()}
-
-
-def model_settings(kind: str, decoder: str | None = None) -> dict[str, Any]:
-    """The settings `--model KIND` implies, as apply_overrides keys, for a run with `decoder` (None: the kind's own
-    default). The user's overrides are applied after them."""
-    if kind not in MODELS:
-        raise AutomodError(f"unknown model '{kind}': choose one of {', '.join(MODELS)}.")
-    if decoder is not None and decoder not in DECODERS:
-        raise AutomodError(f"unknown decoder '{decoder}': choose one of {', '.join(DECODERS)}.")
-    if kind == "automod":
-        return {"kind": kind, "model.decoder": decoder or "adain"}
-    if kind == "pioneer":
-        # Balanced PIONEER (NeurIPS Table 2a): the same AGE game with the classic decoder, without the
-        # automodulator's mixed samples and L_j (NeurIPS Sec. 3.2) and with the L1 image distance that d_ρ
-        # replaced (NeurIPS Eq. 1 and Table 1, "d_ρ replacing L1").
-        return {"kind": kind, "model.decoder": decoder or "classic", "reconstruction": "l1", "layer_loss": False,
-                "mixed_fraction_encoder": 0.0, "mixed_fraction_decoder": 0.0}
-    decoder = decoder or "adain"
-    # VAE and WAE: Gaussian N(0, I) latents and the squared L2 image distance (the Gaussian likelihood of a VAE; the
-    # cost c(x, y) = ‖x − y‖² of WAE, Tolstikhin et al. 2018). Learning rates: Supp. App. A, for the whole
-    # schedule. One joint loss, no AGE game: no mixed samples and no L_j (recorded off so config.json says what runs).
-    gaussian = {"kind": kind, "model.decoder": decoder, "model.latent": "gaussian", "reconstruction": "l2",
-                "layer_loss": False, "mixed_fraction_encoder": 0.0, "mixed_fraction_decoder": 0.0}
-    if kind == "vae":
-        return {**gaussian, "model.variational": True, "kl_weight": VAE_KL_WEIGHT,
-                "lr": 5e-4, "encoder_lr_scale": 0.2}  # decoder 5e-4, encoder 1e-4
-    return {**gaussian, "model.variational": False, "mmd_weight": WAE_MMD_WEIGHT[decoder],
-            "lr": 2e-4}  # both networks 2e-4
-
-
-def invariance_settings(layer: int) -> dict[str, Any]:
-    """The settings `--flip-invariance-layer J` implies, as apply_overrides keys (none for J = 0): the support block
-    J of NeurIPS Sec. 4, and no layer noise, as the authors' code has it with a support layer (to replicate the
-    paper's experiment; the paper does not say). The user's overrides are applied after them."""
-    if not layer:
-        return {}
-    return {"flip_invariance_layer": layer, "model.support_block": layer, "layer_noise": False}
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Apply `name=value` overrides to TrainConfig keyword arguments.
-
-    `lr=0.001` sets every resolution of a per-resolution table, `lr.64=0.001` one resolution, `model.latent_dim=256`
-    a model field. String values are read as JSON when they parse (numbers, booleans, lists), else kept as text.
-    """
-    out = dict(settings)
-    model = out.get("model", ModelConfig())
-    model_fields = model.to_dict() if isinstance(model, ModelConfig) else dict(model)
-    for key, raw in overrides.items():
-        value = _parse_value(raw) if isinstance(raw, str) else raw
-        head, _, tail = key.partition(".")
-        if head == "model":
-            if tail not in model_fields:
-                raise AutomodError(f"unknown model setting '{tail}': choose one of {', '.join(model_fields)}.")
-            model_fields[tail] = value
-        elif head in PER_RESOLUTION:
-            table = {int(k): v for k, v in out.get(head, {}).items()}
-            if tail:
-                if not tail.isdigit() or int(tail) not in RESOLUTIONS:
-                    raise AutomodError(f"'{key}': the part after the dot must be a resolution such as {head}.64.")
-                table[int(tail)] = value
-            elif isinstance(value, dict):  # {resolution: value} entries, e.g. from a recipe or a --config file
-                table.update({int(k): v for k, v in value.items()})
-            else:
-                table = {r: value for r in RESOLUTIONS}
-            out[head] = table
-        elif tail:
-            raise AutomodError(f"'{key}' is not a setting: only model.* and the per-resolution tables take a dot.")
-        else:
-            out[head] = value
-    out["model"] = ModelConfig.from_dict(model_fields)
-    return out
-
-
-def resolve_train_config(preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The preset's values, then those of the recipe `overrides["recipe"]` (recipe_settings; default: the
-    preset's, DEFAULT_RECIPE), then the settings of the model kind named by `overrides["kind"]` (model_settings;
-    default automod) and of `overrides["flip_invariance_layer"]` (invariance_settings), then `overrides` (see
-    apply_overrides), validated."""
-    overrides = overrides or {}
-    kind = overrides.get("kind", "automod")
-    decoder = overrides.get("model.decoder")
-    recipe = overrides.get("recipe") or DEFAULT_RECIPE.get(preset, "paper")
-    settings = apply_overrides(train_preset(preset), recipe_settings(recipe, preset))
-    settings = apply_overrides(settings, model_settings(kind, decoder))
-    layer = overrides.get("flip_invariance_layer", 0)
-    layer = _parse_value(layer) if isinstance(layer, str) else layer
-    if type(layer) is int and layer > 0:  # anything else is refused by TrainConfig with its own message
-        overrides = {**invariance_settings(layer), **overrides}  # one step: the model is checked at its final size
-    return TrainConfig.from_dict(apply_overrides(settings, overrides))

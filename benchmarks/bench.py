@@ -51,7 +51,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from automod_cli.config import PRECISIONS, resolve_train_config
+from automod_cli.config import PRECISIONS
+from automod_cli.presets import resolve_train_config
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World

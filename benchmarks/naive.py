@@ -33,11 +33,11 @@ def encoder_step(nets: Nets, x, phase, config, optimizers, world, reuse_real_cod
     """L_φ with φ(x) and φ(x̂) in separate passes, and φ(x) encoded once more for the reconstruction term unless
     `reuse_real_code` (which makes it the loop's encoder step before it shared the encoder pass)."""
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
-    if 0 < config.flip_invariance_layer < phase.blocks or config.recipe != "paper":
+    if 0 < config.flip_invariance_layer < phase.blocks or config.recipe.name != "paper":
         raise ValueError("the naive reference follows the paper's recipe without flip invariance: benchmark such a run.")
     nets.decoder.requires_grad_(False)
     with torch.no_grad():
-        fake = fake_latents(x.shape[0], config.mixed_fraction_encoder, phase, config, x.device)
+        fake = fake_latents(x.shape[0], config.recipe.mixed_fraction_encoder, phase, config, x.device)
         x_fake = nets.decoder(fake.assignment, level, alpha, noise)
     z_real = nets.encoder(x, level, alpha)
     kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(nets.encoder(x_fake, level, alpha))
@@ -56,7 +56,7 @@ def two_pass_encoder_step(nets: Nets, x, phase, config, optimizers, world) -> di
 def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, device) -> dict:
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
     nets.encoder.requires_grad_(False)
-    fake = fake_latents(batch_size, config.mixed_fraction_decoder, phase, config, device)
+    fake = fake_latents(batch_size, config.recipe.mixed_fraction_decoder, phase, config, device)
     regular = fake.regular
 
     def reencode(rows: slice) -> torch.Tensor:
@@ -70,7 +70,8 @@ def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, 
             target = nets.decoder.canvas(fake.z[regular:], fake.split, noise=False).float()
         canvas = nets.decoder.canvas(reencode(slice(regular, None)), fake.split, noise=False).float()
         layer = losses.layer_disentanglement_loss(canvas, target)
-    loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z, kl_scale=config.kl_scale)
+    recipe = config.recipe
+    loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=recipe.lambda_z, kl_scale=recipe.kl_scale)
     optimize(optimizers, loss, world, [nets.decoder])
     nets.encoder.requires_grad_(True)
     return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_rec.detach(),

@@ -304,18 +304,21 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path, capsys)
     with open(source, "wb") as handle:
         pickle.dump({"G_state_dict": _Payload(marker)}, handle)
     torch.save({"G_state_dict": _Payload(marker)}, tmp_path / "evil-zip.pth")
-    for path in (source, tmp_path / "evil-zip.pth"):
+    torch.save({"G_state_dict": _Payload(marker)}, tmp_path / "evil-old.pth", _use_new_zipfile_serialization=False)
+    # a plain pickle is no PyTorch file at all; torch.save's two formats reach the weights-only loader, which refuses
+    for path, words in ((source, "not a PyTorch checkpoint"), (tmp_path / "evil-zip.pth", "weights-only"),
+                        (tmp_path / "evil-old.pth", "weights-only")):
         code = main(["import", str(path), "--out", str(tmp_path / "out.safetensors")])
         err = capsys.readouterr().err.strip()
-        assert code == 2 and len(err.splitlines()) == 1 and "weights-only" in err and "Traceback" not in err, err
+        assert code == 2 and len(err.splitlines()) == 1 and words in err and "Traceback" not in err, err
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
 
 
 def test_other_files_are_refused_in_one_line(tmp_path, capsys):
     torch.save({"model": torch.zeros(2)}, tmp_path / "other.pth")
     (tmp_path / "text.pth").write_text("not a checkpoint")
-    for name, words in (("other.pth", "not a checkpoint of the authors' code"), ("text.pth", "weights-only"),
-                        ("missing.pth", "does not exist")):
+    for name, words in (("other.pth", "not a checkpoint of the authors' code"),
+                        ("text.pth", "not a PyTorch checkpoint"), ("missing.pth", "does not exist")):
         code = main(["import", str(tmp_path / name), "--out", str(tmp_path / "out.safetensors")])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and words in err, err
@@ -332,7 +335,7 @@ def test_import_does_not_overwrite_without_force(tmp_path, capsys):
 
 
 def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(imported_small, tmp_path, monkeypatch, capsys):
-    from automod_cli.config import resolve_train_config
+    from automod_cli.presets import resolve_train_config
     from automod_cli.training.init import init_config, init_model
     from automod_cli.training.automodulator import AutomodulatorRun
 

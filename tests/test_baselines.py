@@ -17,7 +17,8 @@ from automod_cli import losses
 from automod_cli.locate import load_model
 from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
-from automod_cli.config import ModelConfig, TrainConfig, resolve_train_config
+from automod_cli.config import ModelConfig, TrainConfig
+from automod_cli.presets import resolve_train_config
 from automod_cli.errors import AutomodError
 from automod_cli.features import weights
 from automod_cli.models import Automodulator
@@ -93,10 +94,10 @@ def test_model_settings_are_the_papers():
         assert wae.mmd_weight == weight and set(wae.lr.values()) == {2e-4} and wae.encoder_lr_scale == 1.0
         assert (wae.model.latent, wae.model.variational) == ("gaussian", False)
     for joint in (vae, wae):  # one joint loss: the config records that no mixed samples or L_j are used
-        assert not joint.layer_loss and joint.mixed_fraction_encoder == joint.mixed_fraction_decoder == 0.0
+        assert not joint.layer_loss and joint.recipe.mixed_fraction_encoder == joint.recipe.mixed_fraction_decoder == 0.0
     pioneer = resolve_train_config("ffhq", {"kind": "pioneer"})
     assert pioneer.model.decoder == "classic" and pioneer.reconstruction == "l1" and not pioneer.layer_loss
-    assert pioneer.mixed_fraction_encoder == pioneer.mixed_fraction_decoder == 0.0 and pioneer.model.latent == "sphere"
+    assert pioneer.recipe.mixed_fraction_encoder == pioneer.recipe.mixed_fraction_decoder == 0.0 and pioneer.model.latent == "sphere"
     assert pioneer.lr == resolve_train_config("ffhq").lr  # the AGE schedule is shared
     assert resolve_train_config("builtin", {"kind": "wae", "mmd_weight": "3"}).mmd_weight == 3.0  # the user has the last word
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from tiny_models import benchmark_module, flip_invariance_loss
 
-from automod_cli.config import resolve_train_config
+from automod_cli.presets import resolve_train_config
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from automod_cli.config import TrainConfig, resolve_train_config, train_preset
+from automod_cli.config import Recipe, TrainConfig
+from automod_cli.presets import resolve_train_config, train_preset
 from automod_cli.errors import AutomodError
 
 M = 1_000_000
@@ -22,7 +23,7 @@ def test_paper_schedule_values():
     assert ffhq.kl_margin[4] == ffhq.kl_margin[8] == 2.0 and ffhq.kl_margin[16] == 0.5
     assert ffhq.adam_betas == (0.0, 0.99) and ffhq.adam_eps == 1e-8
     # Supp. App. A's λ_X = 0.2 is relative to the authors' KL terms scaled by 0.1: 2.0 with the KL at weight 1
-    assert ffhq.lambda_x == pytest.approx(0.2 / 0.1)
+    assert ffhq.recipe.lambda_x == pytest.approx(0.2 / 0.1)
     assert ffhq.mirror and not resolve_train_config("lsun-car", paper).mirror
     celeba = resolve_train_config("celebahq", paper)
     assert celeba.kl_margin[128] == 0.2 and celeba.kl_margin[256] == 0.4 and celeba.phase_images[256] == 4.5 * M
@@ -36,7 +37,7 @@ def test_overrides_scalar_per_resolution_and_model():
     assert config.lr[64] == 0.002 and config.lr[128] == 1e-3
     assert set(config.kl_margin.values()) == {0.3}
     assert config.resolutions[-1] == 512 and config.phase_images[512] == 6.7 * M  # FFHQ's 512² phase
-    assert config.lambda_x == 0.5
+    assert config.recipe.lambda_x == 0.5
 
 
 def test_json_round_trip():
@@ -63,3 +64,26 @@ def test_bad_settings(overrides, message):
 def test_unknown_preset():
     with pytest.raises(AutomodError, match="choose one of"):
         train_preset("imagenet")
+
+
+def test_the_recipe_is_one_value_set_by_name_or_element():
+    authors = resolve_train_config("builtin", {"recipe": "authors", "recipe.fake_pool": 8, "match_x": 2})
+    assert isinstance(authors.recipe, Recipe) and authors.recipe.name == "authors"
+    assert (authors.recipe.fake_pool, authors.recipe.match_x, authors.recipe.kl_scale) == (8, 2.0, 0.1)
+    saved = authors.to_dict()
+    assert saved["recipe"]["fake_pool"] == 8 and "fake_pool" not in saved  # a group in config.json
+    assert TrainConfig.from_dict(json.loads(json.dumps(saved))) == authors
+    # a saved config given back (e.g. to --config) keeps its recipe, whatever the preset's default
+    assert resolve_train_config("ffhq", {"recipe": saved["recipe"]}).recipe == authors.recipe
+    with pytest.raises(AutomodError, match="recipe.nonsense"):
+        resolve_train_config("builtin", {"recipe.nonsense": 1})
+    with pytest.raises(AutomodError, match="recipe.fake_pool"):
+        resolve_train_config("builtin", {"fake_pool": "many"})
+
+
+def test_a_config_written_before_the_recipe_was_a_group_reads_into_it():
+    legacy = resolve_train_config("builtin", {"recipe": "authors"}).to_dict()
+    flat = {k: v for k, v in legacy.items() if k != "recipe"}
+    flat.update({k: v for k, v in legacy["recipe"].items() if k != "name"}, recipe="authors")
+    restored = TrainConfig.from_dict(flat)
+    assert restored.recipe == Recipe.from_dict(legacy["recipe"]) and restored.recipe.name == "authors"

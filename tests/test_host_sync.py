@@ -16,7 +16,7 @@ import pytest
 import torch
 from tiny_models import TINY_RUN, benchmark_module
 
-from automod_cli.config import resolve_train_config
+from automod_cli.presets import resolve_train_config
 from automod_cli.training.automodulator import AutomodulatorRun
 from automod_cli.training.lia.config import resolve_lia_config
 from automod_cli.training.lia.run import LiaRun

@@ -13,7 +13,8 @@ from tiny_models import TINY_RUN, flip_invariance_loss, tiny_model
 from automod_cli import ops
 from automod_cli.locate import load_model
 from automod_cli.cli import main
-from automod_cli.config import ModelConfig, TrainConfig, resolve_train_config
+from automod_cli.config import ModelConfig, TrainConfig
+from automod_cli.presets import resolve_train_config
 from automod_cli.errors import AutomodError
 from automod_cli.images import to_uint8
 from automod_cli.losses import AdaptiveRobustLoss, reconstruction_distance

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from automod_cli.config import SMALL_CHANNELS, ModelConfig
+from automod_cli.config import ModelConfig
+from automod_cli.presets import SMALL_CHANNELS
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator, ClassicDecoder, Encoder, build_decoder
 from automod_cli.models.latents import assign, random_latents, scale_blocks, split_at

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from automod_cli import losses
-from automod_cli.config import resolve_train_config
+from automod_cli.presets import resolve_train_config
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World

@@ -12,7 +12,7 @@ from tiny_models import TINY_RUN, random_h5
 
 from automod_cli import losses
 from automod_cli.cli import main
-from automod_cli.config import resolve_train_config
+from automod_cli.presets import resolve_train_config
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World
 from automod_cli.training.automodulator import AutomodulatorRun
@@ -27,12 +27,12 @@ SMALL = {**TINY_RUN, "model.max_resolution": 16, "model.channels": [16, 16, 8], 
 
 def test_the_dataset_presets_default_to_the_authors_recipe_with_its_values():
     ffhq = resolve_train_config("ffhq")
-    assert ffhq.recipe == "authors"
+    assert ffhq.recipe.name == "authors" and ffhq.mirror
     expected = {"kl_scale": 0.1, "lambda_x": 0.2, "match_x": 1.5, "latent_distance": "dot", "lambda_z": 100.0,
                 "encoder_objective": "clamp", "fake_pool": 200, "mixed_fraction_encoder": 0.25,
                 "mixed_fraction_decoder": 0.5, "mix_start_level": 1, "split_all_blocks": False, "layer_target": "live",
-                "fade_images": 1_200_000, "freeze_previous_rgb": True, "ema_decay": 0.999, "mirror": True}
-    assert {k: getattr(ffhq, k) for k in expected} == expected
+                "fade_images": 1_200_000, "freeze_previous_rgb": True, "ema_decay": 0.999}
+    assert {k: getattr(ffhq.recipe, k) for k in expected} == expected
     assert ffhq.kl_margin == {4: 0.0, 8: 0.0, 16: 0.05, 32: 0.05, 64: 0.05, 128: 0.05, 256: 0.05}
     assert ffhq.batch_size == {4: 256, 8: 256, 16: 256, 32: 128, 64: 64, 128: 28, 256: 32}
     assert ffhq.lr[4] == 1e-3 and ffhq.lr[8] == 5e-4 and ffhq.lr[64] == 1e-3  # their scheduler skips its first entry
@@ -43,11 +43,13 @@ def test_the_dataset_presets_default_to_the_authors_recipe_with_its_values():
     assert car.mirror and car.kl_margin[128] == 0.08  # their loader flips LSUN too
     # the paper's recipe on request, and every element still switchable alone
     paper = resolve_train_config("ffhq", {"recipe": "paper"})
-    assert (paper.kl_scale, paper.lambda_x, paper.fake_pool, paper.layer_target, paper.fade_images) == (1.0, 2.0, 0, "detached", None)
-    assert resolve_train_config("ffhq", {"fake_pool": 0}).fake_pool == 0
+    assert (paper.recipe.kl_scale, paper.recipe.lambda_x, paper.recipe.fake_pool, paper.recipe.layer_target, paper.recipe.fade_images) == (1.0, 2.0, 0, "detached", None)
+    assert resolve_train_config("ffhq", {"fake_pool": 0}).recipe.fake_pool == 0
     # builtin keeps its own schedule under the authors' objective
     builtin = resolve_train_config("builtin", {"recipe": "authors"})
-    assert builtin.fade_images is None and builtin.batch_size[4] == 64 and builtin.kl_scale == 0.1
+    assert builtin.recipe.fade_images is None and builtin.batch_size[4] == 64 and builtin.recipe.kl_scale == 0.1
+    # their learning rates with every preset: 1e-3 at 4², then 5e-4
+    assert builtin.lr == {4: 1e-3, 8: 5e-4, 16: 5e-4, 32: 5e-4}
 
 
 def test_the_run_config_says_which_recipe_it_uses(tmp_path, monkeypatch):
@@ -58,7 +60,7 @@ def test_the_run_config_says_which_recipe_it_uses(tmp_path, monkeypatch):
             "--device", "cpu", "--out", "run"]
     assert main(args) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["recipe"] == "authors" and saved["kl_scale"] == 0.1 and saved["mirror"] is True
+    assert saved["recipe"]["name"] == "authors" and saved["recipe"]["kl_scale"] == 0.1 and saved["mirror"] is True
     assert saved["kl_margin"] == {"4": 0.0, "8": 0.0}
     assert main(["train", str(data), "--recipe", "nonsense", "--out", "x"]) == 2
 
@@ -194,4 +196,4 @@ def test_the_authors_recipe_trains_and_its_pool_only_serves_the_encoder(tmp_path
     assert trainer.pool is not None and trainer.pool.images.shape == (8, 3, 16, 16)
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["enc_loss"]) and math.isfinite(r["dec_loss"]) for r in records)
-    assert resolve_train_config("builtin", {**SMALL, "kind": "vae", "recipe": "authors"}).mixed_fraction_decoder == 0.0
+    assert resolve_train_config("builtin", {**SMALL, "kind": "vae", "recipe": "authors"}).recipe.mixed_fraction_decoder == 0.0

@@ -11,7 +11,7 @@ from tiny_models import TINY_RUN, cli_settings
 
 from automod_cli.checkpoint import read_meta, run_checkpoints
 from automod_cli.locate import load_model
-from automod_cli.config import resolve_train_config
+from automod_cli.presets import resolve_train_config
 from automod_cli.training import resume, train
 
 TINY = {**TINY_RUN, "lr": 0.002}

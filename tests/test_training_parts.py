@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from automod_cli.config import resolve_train_config
+from automod_cli.presets import resolve_train_config
 from automod_cli.training.data import Position, ResumableBatchSampler, advance, mirror, permutation
 from automod_cli.training.distributed import World
 from automod_cli.training.ema import make_ema, update_ema

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from automod_cli.checkpoint import is_lia_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
 from automod_cli.locate import find_checkpoint
-from automod_cli.config import TrainConfig, level_resolution
+from automod_cli.config import TrainConfig, level_resolution, recipe_name
 from automod_cli.ops import provenance
 
 console = Console()
@@ -79,7 +79,7 @@ def info(
         "ema_decoder": any(k.startswith("decoder_ema.") for k in tensors),
         **training_progress(meta),
         # the training recipe (docs/training.md); a model imported from the authors' code was trained with theirs
-        "recipe": meta.get("train_config", {}).get("recipe")
+        "recipe": recipe_name(meta.get("train_config", {}).get("recipe"))
         or ("authors (their own training)" if meta.get("source", {}).get("format") == "authors" else "—"),
         **model_section(meta),
         **{k: v for k, v in meta.items() if k not in listed},

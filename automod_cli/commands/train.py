@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from automod_cli.checkpoint import is_lia_checkpoint, read_meta, run_checkpoints
-from automod_cli.config import DECODERS, MODELS, TRAIN_PRESETS, resolve_train_config
+from automod_cli.config import DECODERS, MODELS
+from automod_cli.presets import TRAIN_PRESETS, resolve_train_config
 from automod_cli.errors import AutomodError
 
 console = Console()

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from automod_cli.config import DATASET_PRESETS
+from automod_cli.presets import DATASET_PRESETS
 
 BUILTIN = "builtin"
 FACE_DATASETS = ("ffhq", "celebahq")  # trained on FFHQ-aligned faces: inputs are aligned the same way by default

@@ -2,7 +2,7 @@
 `resume(path)` continues one; both pick the model kind (the config's type, or the checkpoint's metadata) and run
 the one training loop (training/loop.py). `automod train` parses its options into these calls.
 
-    from automod_cli.config import resolve_train_config
+    from automod_cli.presets import resolve_train_config
     from automod_cli import training
     result = training.train(resolve_train_config("builtin", {"total_kimg": 8}), "runs/try")
     result = training.resume("runs/try", stop_after_images=16_000)

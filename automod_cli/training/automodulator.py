@@ -64,8 +64,8 @@ class AutomodulatorRun(TrainingRun):
         if self.nets.robust is not None:
             self.optimizers["robust"] = self.adam(self.nets.robust)
         # the authors' pool of generated images for the encoder step (the AGE game only)
-        game = cfg.fake_pool and cfg.kind not in JOINT_STEPS
-        self.pool = ImagePool(pool_capacity(cfg.fake_pool, level_resolution(self.level))) if game else None
+        game = cfg.recipe.fake_pool and cfg.kind not in JOINT_STEPS
+        self.pool = ImagePool(pool_capacity(cfg.recipe.fake_pool, level_resolution(self.level))) if game else None
         if restored:
             restore_training(restored, self.modules(), self.optimizers)
             if self.pool is not None:
@@ -95,7 +95,7 @@ class AutomodulatorRun(TrainingRun):
     def grow(self) -> None:
         """d_ρ's α map doubles (with a fresh optimiser); the pool starts afresh at the new size."""
         if self.pool is not None:  # older images are of the wrong size
-            self.pool = ImagePool(pool_capacity(self.config.fake_pool, level_resolution(self.level)))
+            self.pool = ImagePool(pool_capacity(self.config.recipe.fake_pool, level_resolution(self.level)))
         if self.nets.robust is not None:
             self.nets.robust.grow()
             self.optimizers["robust"] = self.adam(self.nets.robust)
@@ -117,7 +117,7 @@ class AutomodulatorRun(TrainingRun):
 
     def ema_beta(self, phase: PhaseState) -> float:
         """A fixed β per step with `ema_decay` (the authors' recipe), else the half-life's."""
-        return self.config.ema_decay if self.config.ema_decay is not None else super().ema_beta(phase)
+        return self.config.recipe.ema_decay if self.config.recipe.ema_decay is not None else super().ema_beta(phase)
 
     def grids(self) -> list[Path]:
         if not self.world.is_main:

@@ -14,7 +14,8 @@ import torch
 
 from automod_cli.checkpoint import model_kind, read_checkpoint, read_meta, tensors_under
 from automod_cli.locate import find_checkpoint
-from automod_cli.config import ModelConfig, TrainConfig, train_preset
+from automod_cli.config import ModelConfig, TrainConfig
+from automod_cli.presets import train_preset
 from automod_cli.errors import AutomodError
 from automod_cli.training.schedule import fade_images, phase_at
 

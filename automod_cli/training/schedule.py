@@ -24,8 +24,8 @@ class PhaseState:
 def fade_images(config: TrainConfig, length: int) -> int:
     """A phase's fade-in length in images: `fade_images` where set (at most the phase), else fade_fraction of it.
     The 4² phase has no fade-in, but its first `fade_images` still count as unsettled (match_x, the pool)."""
-    if config.fade_images is not None:
-        return min(config.fade_images, length)
+    if config.recipe.fade_images is not None:
+        return min(config.recipe.fade_images, length)
     return int(config.fade_fraction * length)
 
 

@@ -46,10 +46,10 @@ def fake_latents(n: int, mixed_fraction: float, phase: PhaseState, config: Train
                  device: torch.device) -> FakeLatents:
     """Random latents for generated images; the last `mixed_fraction` of them are two-latent mixtures with the
     split j drawn uniformly from 1..(active blocks) (NeurIPS Eq. 6: j ~ U{1, N}), or from 1..(active blocks − 1)
-    without `config.split_all_blocks` (the authors'). Below `config.mix_start_level` no row is mixed."""
+    without `config.recipe.split_all_blocks` (the authors'). Below `config.recipe.mix_start_level` no row is mixed."""
     blocks = phase.blocks
-    top = blocks if config.split_all_blocks else blocks - 1
-    mixed = int(round(n * mixed_fraction)) if phase.level >= config.mix_start_level and top >= 1 else 0
+    top = blocks if config.recipe.split_all_blocks else blocks - 1
+    mixed = int(round(n * mixed_fraction)) if phase.level >= config.recipe.mix_start_level and top >= 1 else 0
     z = random_latents(n, config.model.latent_dim, device=device)
     assignment = per_block(z, blocks)
     split = int(torch.randint(1, max(top, 1) + 1, ()).item())  # CPU RNG: no device sync
@@ -76,11 +76,11 @@ def encoder_loss(kl_real: torch.Tensor, kl_fake: torch.Tensor, recon: torch.Tens
                  config: TrainConfig) -> torch.Tensor:
     """L_φ in the run's form: Eq. 1's hinge or the authors' clamp, with the KL scale and λ_X·match_x once the phase
     has settled (docs/training.md)."""
-    lambda_x = config.lambda_x * (config.match_x if phase.settled else 1.0)
-    if config.encoder_objective == "clamp":
-        return losses.encoder_loss_clamped(kl_real, kl_fake, recon, phase.kl_margin, lambda_x, config.kl_scale)
+    lambda_x = config.recipe.lambda_x * (config.recipe.match_x if phase.settled else 1.0)
+    if config.recipe.encoder_objective == "clamp":
+        return losses.encoder_loss_clamped(kl_real, kl_fake, recon, phase.kl_margin, lambda_x, config.recipe.kl_scale)
     return losses.encoder_loss(kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=lambda_x,
-                               kl_scale=config.kl_scale)
+                               kl_scale=config.recipe.kl_scale)
 
 
 def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World,
@@ -91,7 +91,7 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
     nets.decoder.requires_grad_(False)
     with torch.no_grad():
-        fake = fake_latents(x.shape[0], config.mixed_fraction_encoder, phase, config, x.device)
+        fake = fake_latents(x.shape[0], config.recipe.mixed_fraction_encoder, phase, config, x.device)
         x_fake = nets.decoder(fake.assignment, level, alpha, noise)
         if pool is not None and phase.settled:
             x_fake = pool.swap(x_fake)
@@ -122,13 +122,13 @@ def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainCo
     distance); only θ learns (during a fade-in not the previous level's toRGB with `freeze_previous_rgb`)."""
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
     nets.encoder.requires_grad_(False)
-    frozen = nets.decoder.to_rgb[level - 1] if config.freeze_previous_rgb and level > 0 and alpha < 1.0 else None
+    frozen = nets.decoder.to_rgb[level - 1] if config.recipe.freeze_previous_rgb and level > 0 and alpha < 1.0 else None
     if frozen is not None:
         frozen.requires_grad_(False)
-    fake = fake_latents(batch_size, config.mixed_fraction_decoder, phase, config, device)
+    fake = fake_latents(batch_size, config.recipe.mixed_fraction_decoder, phase, config, device)
     regular = fake.regular
     mixing = config.layer_loss and regular < batch_size
-    live = mixing and config.layer_target == "live"
+    live = mixing and config.recipe.layer_target == "live"
     if live:  # L_j's target is the canvas that made the mixed images, noise and gradients included (authors)
         x_fake, made = nets.decoder(fake.assignment, level, alpha, noise, canvas_at=fake.split)
         x_fake, target = x_fake.float(), made[regular:].float()
@@ -140,7 +140,7 @@ def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainCo
         latent_rec = latent_cos = kl_fake.new_zeros(())
     else:
         latent_cos = losses.cosine_distance(fake.z[:regular], z_hat[:regular])
-        dot = config.latent_distance == "dot"
+        dot = config.recipe.latent_distance == "dot"
         latent_rec = losses.latent_dot_distance(fake.z[:regular], z_hat[:regular]) if dot else latent_cos
     layer = kl_fake.new_zeros(())
     if mixing:
@@ -154,7 +154,7 @@ def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainCo
                 target = nets.decoder.canvas(fake.z[regular:], fake.split, noise=False).float()
         canvas = nets.decoder.canvas(z_hat[regular:], fake.split, noise=noise and live).float()
         layer = losses.layer_disentanglement_loss(canvas, target)
-    loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.lambda_z, kl_scale=config.kl_scale)
+    loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=config.recipe.lambda_z, kl_scale=config.recipe.kl_scale)
     optimize(optimizers, loss, world, [nets.decoder])
     nets.encoder.requires_grad_(True)
     if frozen is not None:

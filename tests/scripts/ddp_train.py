@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from automod_cli.config import resolve_train_config
+from automod_cli.presets import resolve_train_config
 from automod_cli.training import distributed
 from automod_cli.training.automodulator import AutomodulatorRun
 

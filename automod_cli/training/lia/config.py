@@ -17,7 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from automod_cli.config import TrainConfig, build_config, resolve_train_config
+from automod_cli.config import TrainConfig, build_config
+from automod_cli.presets import resolve_train_config
 from automod_cli.errors import AutomodError
 from automod_cli.models.lia import LiaConfig
 from automod_cli.models.nice import COUPLING_DEPTH, COUPLING_LAYERS
