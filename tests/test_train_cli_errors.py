@@ -38,6 +38,19 @@ def test_bad_values_are_one_line_before_anything_is_created(here, capsys, args, 
     assert not (here / "run").exists()
 
 
+def test_a_data_set_smaller_than_a_batch_leaves_no_run_and_names_the_setting(here, capsys):
+    """A later phase's batch (8²: 64) that the data (40 images) cannot fill stops before the run directory is made,
+    naming the --set that lowers it."""
+    code = main(["train", *TINY, "--set", "data_limit=40", "--set", "batch_size.8=64", "--out", "run"])
+    one_line_error(code, capsys.readouterr().err, "fewer than one batch of 64 at 8²")
+    assert not (here / "run").exists()
+    code = main(["train", *TINY, "--set", "data_limit=40", "--set", "batch_size=64", "--out", "run"])
+    one_line_error(code, capsys.readouterr().err, "--set batch_size=32")
+    assert not (here / "run").exists()
+    assert main(["train", *TINY, "--set", "data_limit=40", "--set", "batch_size=32", "--kimg", "0.064",
+                 "--out", "run"]) == 0
+
+
 def test_sigterm_stops_with_a_checkpoint_and_exit_status_143(here, capsys, monkeypatch):
     from automod_cli.commands import train as command
 

@@ -36,13 +36,29 @@ def advance(position: Position, n: int, global_batch: int) -> Position:
     return Position(epoch, cursor + global_batch)
 
 
+def too_few_images(n: int, global_batch: int, resolution: int) -> str:
+    """The one line for a data set smaller than one global batch at `resolution`, naming the setting to change."""
+    smaller = 1 << max(n.bit_length() - 1, 0)  # the largest power of two the data can fill
+    return (f"the data set has {n} images, fewer than one batch of {global_batch} at {resolution}²: add data, or "
+            f"lower the batch size (--set batch_size.{resolution}={smaller}, or --set batch_size={smaller} for every "
+            "resolution).")
+
+
+def check_batches(n: int, config: TrainConfig, level: int, ranks: int) -> None:
+    """Before any work: one AutomodError when a phase from `level` on needs more images per global batch than the
+    data set's `n`."""
+    for resolution in config.resolutions[level:]:
+        if n < config.batch_size[resolution] * ranks:
+            raise AutomodError(too_few_images(n, config.batch_size[resolution] * ranks, resolution))
+
+
 class ResumableBatchSampler(Sampler):
     """Endless index batches for one rank, starting at a saved position."""
 
     def __init__(self, n: int, batch_size: int, world: World, seed: int, start: Position):
-        if n < batch_size * world.size:
+        if n < batch_size * world.size:  # runs check every phase first (`check_batches`)
             raise AutomodError(f"the data set has {n} images, fewer than one batch of {batch_size * world.size}: add "
-                               "data or lower batch_size.")
+                               "data or lower the batch size (--set batch_size=N).")
         self.n, self.batch_size, self.world, self.seed, self.start = n, batch_size, world, seed, start
 
     def __iter__(self):

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from automod_cli.config import TrainConfig, level_resolution
-from automod_cli.training.data import advance, make_loader, mirror, open_training_data
+from automod_cli.training.data import advance, check_batches, make_loader, mirror, open_training_data
 from automod_cli.training.distributed import World
 from automod_cli.training.ema import ema_beta
 from automod_cli.training.log import RunLog
@@ -93,6 +93,8 @@ class TrainingRun:
         split; for a file, its first images)."""
         cfg = self.train_config
         self.dataset = open_training_data(cfg)
+        # every phase still to train must fill a batch: checked before the run directory is written
+        check_batches(len(self.dataset), cfg, phase_at(cfg, self.counters.images_seen).level, self.world.size)
         source = open_training_data(cfg, split="test") if cfg.data is None else self.dataset
         source.set_resolution(cfg.model.max_resolution)
         images = torch.stack([source[i] for i in range(min(8, len(source)))])
