@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from automod_cli import __version__
 from automod_cli.errors import AutomodError
@@ -36,7 +37,7 @@ def _root(
 
 def _register() -> None:
     """Attach the command modules. A command is registered only once it works."""
-    from automod_cli.commands import encode, eval, importing, info, models, ops, prep, train
+    from automod_cli.commands import encode, eval, importing, info, models, ops, prep, serve, train
 
     prep.register(app)
     train.register(app)
@@ -46,6 +47,7 @@ def _register() -> None:
     eval.register(app)
     ops.register(app)
     encode.register(app)
+    serve.register(app)
 
 
 _register()
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer's standalone mode ends every run this way
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AutomodError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     return 0
 
