@@ -4,8 +4,8 @@ that exists when missing folders are to be created, is a writable folder). A fai
 the path. Every file is then written atomically (`atomic_write`): a crash never leaves half a file under the
 real name.
 
-Image outputs are written in the format their suffix names (`image_format`); an unknown suffix is refused here
-rather than given PNG bytes under a misleading name.
+Image outputs are written in the format their suffix names (`image_format`); an unknown suffix is refused here,
+before any work (`check_image_outputs`), rather than given PNG bytes under a misleading name.
 """
 
 from __future__ import annotations
@@ -61,6 +61,23 @@ def check_outputs(paths: Iterable[Path], force: bool = False, option: str = "--o
         if not path.is_dir():
             refuse_overwrite(path, force, option)
         check_writable(path, option)
+
+
+def check_image_outputs(paths: Iterable[Path], force: bool = False, option: str = "--out") -> None:
+    """`check_outputs` for images, and every name must have a suffix automod writes (`image_format`)."""
+    paths = [Path(path) for path in paths]
+    check_outputs(paths, force, option)  # a folder under an output's name is refused as such
+    for path in paths:
+        image_format(path)
+
+
+def check_output_folder(folder: Path, option: str = "--out") -> None:
+    """An output that is a folder (of several files): a name with a suffix that is not an existing folder looks like
+    a file name (sample -o s.png) and is refused rather than made a folder."""
+    folder = Path(folder)
+    if folder.suffix and not folder.is_dir():
+        raise AutomodError(f"{option} names a folder for several files, but '{folder}' looks like a file name: give "
+                           f"a folder such as '{folder.with_suffix('')}'.")
 
 
 def refuse_overwrite(path: Path, force: bool, option: str = "--out") -> None:

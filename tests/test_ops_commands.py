@@ -400,6 +400,21 @@ def test_outputs_that_cannot_be_created_are_refused_before_the_model_loads(work,
     assert Path("taken").read_bytes() == b"mine"
 
 
+def test_output_names_are_checked_before_the_model_loads(work, capsys, monkeypatch):
+    """An image output with a suffix automod does not write is refused before any work, in every image command;
+    sample's --out is a folder, so a file-like name is refused instead of made a folder."""
+    no_model(monkeypatch)
+    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "-o", "m.txt"], "'m.txt'", ".png")
+    fails(capsys, ["mix", "--rows", "pics", "--cols", "pics", "-o", "g.h5"], "'g.h5'")
+    fails(capsys, ["edit", "pics/0.png", "--pos", "pics", "--neg", "pics", "-o", "e.gif"], "'e.gif'")
+    fails(capsys, ["interpolate", "pics/0.png", "pics/1.png", "-o", "i.npz"], "'i.npz'")
+    fails(capsys, ["project", "pics/0.png", "-o", "p.txt", "--distance", "mse"], "'p.txt'")
+    for name in ("s.png", "s.txt"):
+        fails(capsys, ["sample", "--n", "2", "-o", name], f"'{name}'", "folder", f"'{Path(name).stem}'")
+    assert not [p for p in Path(".").iterdir() if p.name.split(".")[0] in ("m", "g", "e", "i", "p", "s")
+                and p.suffix != ".safetensors"]
+
+
 def test_a_failed_write_is_one_line_and_keeps_the_old_file(work, capsys, monkeypatch):
     Path("r.png").write_bytes(b"mine")
 

@@ -24,7 +24,7 @@ from automod_cli.images import save_image
 from automod_cli.models import Automodulator
 from automod_cli.ops.reconstruct import BATCH_SIZE
 from automod_cli.ops.report import ErrorReport, errors_path, write_csv
-from automod_cli.outputs import check_outputs
+from automod_cli.outputs import check_image_outputs, check_output_folder, check_outputs
 
 
 MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 "
@@ -156,7 +156,8 @@ def mix(
     else:
         a_sources, b_sources = _single(a_items[0], "A"), _single(b_items[0], "B")
     errors_file = errors_path(outputs[-1]) if a_sources.images or b_sources.images else None  # codes have no errors
-    check_outputs(outputs + ([errors_file] if errors_file else []), force)
+    check_image_outputs(outputs, force)
+    check_outputs([errors_file] if errors_file else [], force)
     net = open_model(model, target, seed)
     blocks = ops.scale_range(net, spec, "style mixing")
     a_latents = _latents(net, a_sources, align, not grid_mode)
@@ -181,7 +182,8 @@ def sample(
     fix: Optional[Path] = typer.Option(None, "--fix", help="Keep this image's (or code's, codes.npz:I) --scales; draw "
                                                           "the rest at random."),
     scales: Optional[str] = SCALES,
-    out: Path = typer.Option(Path("samples"), "--out", "-o", help="Folder for grid.png and sample-NNN.png."),
+    out: Path = typer.Option(Path("samples"), "--out", "-o", help="Folder for grid.png and sample-NNN.png (a name "
+                                                                  "like s.png is refused: it is a folder)."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
     force: bool = FORCE,
 ) -> None:
@@ -193,6 +195,7 @@ def sample(
     """
     if scales is not None and fix is None:
         raise AutomodError("--scales chooses what --fix IMG keeps: pass --fix IMG as well.")
+    check_output_folder(out)
     files = [out / f"sample-{i:03d}.png" for i in range(n)]
     target = check_device_and_outputs(device, [out / "grid.png", *files], force)
     fixed = _single(fix, "--fix") if fix is not None else None
@@ -272,7 +275,7 @@ def edit(
     """
     if not images and save_vector is None:
         raise AutomodError("nothing to do: give images to edit, --save-vector FILE, or both.")
-    target = check_device_and_outputs(device, [out] if images else [], force)
+    target = check_device_and_outputs(device, [out] if images else [], force, [out] if images else [])
     check_outputs([save_vector] if save_vector else [], force, "--save-vector path")
     exemplars = _exemplars(pos, neg, vector)
     inputs = _sources(images) if images else None
@@ -324,7 +327,7 @@ def interpolate(
     if len(sources) not in (2, 4):
         raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(sources)}.")
     gif_path = out.with_suffix(".gif")
-    target = check_device_and_outputs(device, [out] + ([gif_path] if gif else []), force)
+    target = check_device_and_outputs(device, [out] + ([gif_path] if gif else []), force, [out])
     sources = ops.check_sources(sources, exact=True)
     net = open_model(model, target, seed)
     blocks = ops.scale_range(net, scales, "interpolating chosen scales") if scales is not None else None
@@ -369,7 +372,7 @@ def reconstruct(
     Example: automod reconstruct photos/ --model runs/demo -o recon.png
     """
     errors_file = errors_path(out)
-    target = check_device_and_outputs(device, [out, errors_file], force)
+    target = check_device_and_outputs(device, [out, errors_file], force, [out])
     inputs = checked_inputs(images)
     net = open_model(model, target, seed)
     align = ops_report.alignment(net, align)

@@ -20,7 +20,7 @@ from automod_cli.commands import ops_report
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import LoadedModel, load_for_eval
 from automod_cli.models import Automodulator
-from automod_cli.outputs import check_outputs
+from automod_cli.outputs import check_outputs, image_format
 
 console = Console()
 err_console = Console(stderr=True)
@@ -98,9 +98,12 @@ def _warn(text: str) -> None:
     err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
 
-def check_device_and_outputs(device: str, outputs: List[Path], force: bool) -> torch.device:
-    """The checks made before any work: the device name, then every output (writable, replacing nothing)."""
+def check_device_and_outputs(device: str, outputs: List[Path], force: bool, images: List[Path] = ()) -> torch.device:
+    """The checks made before any work: the device name, the names of the `images` among the outputs (a suffix
+    automod writes), then every output (writable, replacing nothing)."""
     target = torch_device(device)
+    for path in images:
+        image_format(path)
     check_outputs(outputs, force)
     return target
 

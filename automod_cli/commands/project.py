@@ -35,7 +35,7 @@ from automod_cli.metrics.plot import time_curve_chart
 from automod_cli.ops.codes import model_identity, save_codes
 from automod_cli.ops.inputs import Inputs, image_paths, load_inputs
 from automod_cli.ops.provenance import Provenance
-from automod_cli.outputs import IMAGE_FORMATS, check_outputs
+from automod_cli.outputs import IMAGE_FORMATS, check_image_outputs, check_outputs
 from automod_cli.ops.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, project as fit
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
@@ -244,7 +244,7 @@ def project(
     if codes is not None and codes.suffix.lower() != ".npz":
         raise AutomodError(f"--codes names an .npz file: e.g. '{codes.with_suffix('.npz').name}'.")
     single, out, targets = _outputs(images, out)
-    check_outputs(targets.values(), force)
+    (check_image_outputs if single else check_outputs)(targets.values(), force)
     if codes is not None:
         check_outputs([codes], force, "--codes")
     inputs = checked_inputs(images, exact=single)
