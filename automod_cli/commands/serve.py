@@ -114,9 +114,11 @@ def _run(sock: socket.socket, model: Optional[Path], target, host: str, align: O
     config = uvicorn.Config(create_app(studio, token, host), log_level="warning", lifespan="on")
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then raises the signal again for its caller
+        pass
     finally:
         studio.close()
-    say("stopped.")
+    say("stopped; the photos added were deleted.")
 
 
 def register(app: typer.Typer) -> None:

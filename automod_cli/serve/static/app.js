@@ -69,10 +69,24 @@ function blockLabel(from, to) {
   return from === last ? `block ${from} (${res[from]}²)` : `blocks ${from}–${last} (${res[from]}²–${res[last]}²)`;
 }
 
+// the named scales this model has: coarse = 4²–8², mid = 16²–32², fine = 64² and up (as the CLI names them)
+function namedScales() {
+  const res = state.model.block_resolutions;
+  const has = (low, high) => res.some((r) => r >= low && r <= high);
+  return ["coarse", "mid", "fine"].filter((name, i) => has([4, 16, 64][i], [8, 32, Infinity][i]));
+}
+
 function setupScales() {
   const blocks = state.model.blocks;
+  const named = namedScales();
+  document.querySelectorAll('input[name="mix-scale"]').forEach((el) => {
+    if (el.value !== "blocks" && !named.includes(el.value)) {
+      el.disabled = true;
+      el.parentElement.title = `a ${state.model.resolution}² model has no ${el.value} scales`;
+    }
+  });
   for (const select of document.querySelectorAll(".scale-select")) {
-    for (const name of ["coarse", "mid", "fine"]) select.add(new Option(name, name));
+    for (const name of named) select.add(new Option(name, name));
     for (let i = 0; i < blocks; i++) {
       for (let j = i + 1; j <= blocks; j++) select.add(new Option(blockLabel(i, j), `${i}:${j}`));
     }
@@ -162,7 +176,7 @@ function fillPhotoSelects() {
       option.selected = chosen.has(photo.id);
       select.add(option);
     });
-    if (!select.multiple && !chosen.size && state.photos.length) {
+    if (!select.multiple && (!chosen.size || !select.dataset.user) && state.photos.length) {  // until the user picks
       select.selectedIndex = Math.min(defaults[select.id] || 0, state.photos.length - 1);
     }
   }
@@ -335,6 +349,7 @@ function wire() {
       refreshAll();
     });
   }
+  document.querySelectorAll(".photo-select").forEach((el) => el.addEventListener("change", () => { el.dataset.user = "1"; }));
   ["mix-a", "mix-b"].forEach((id) => $(id).addEventListener("change", refreshMix));
   document.querySelectorAll('input[name="mix-scale"]').forEach((el) => el.addEventListener("change", refreshMix));
   ["mix-from", "mix-to"].forEach((id) => $(id).addEventListener("input", onRange));
