@@ -341,3 +341,15 @@ def test_eval_weights_shows_the_authors_file_with_its_own_hash(caches, capsys):
     converted = entries[f"{NAME}.safetensors"]
     assert converted["path"] == str(caches.converted)
     assert converted["sha256"] == hashlib.sha256(caches.converted.read_bytes()).hexdigest()
+
+
+def test_info_takes_model_as_an_option_and_words_where_the_dataset_comes_from(caches, capsys):
+    caches.authors.write_bytes((AUTHORS_DATA / "official-default" / "checkpoint.pth").read_bytes())
+    assert main(["info", "--model", NAME, "--json"]) == 0
+    trained_on = json.loads(capsys.readouterr().out)["trained_on"]
+    assert trained_on["origin"] == "authors' file 34740000_state.pth (imported)"
+    assert main(["info", "-m", NAME]) == 0
+    out = capsys.readouterr().out
+    assert "FFHQ faces (aligned) at 64²" in out and "the imported" not in out and "authors' file" in out
+    assert main(["info", "runs/x", "--model", NAME]) == 2
+    assert "give the model once" in _one_error_line(capsys)

@@ -119,9 +119,10 @@ def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_st
     import re
 
     assert main(["train", *TINY, "--kimg", "0.256", "--out", "run"]) == 0
-    lines = [x for x in capsys.readouterr().out.splitlines() if "img/s" in x]
+    lines = [x for x in capsys.readouterr().out.splitlines() if "enc_loss" in x]
     # output is not a terminal here: one plain line per log interval (every 64 images) with the main losses
-    assert len(lines) == 4 and all(re.match(r"^(4|8)² α\d\.\d\d  [\d,]+ images  \d+ img/s  enc_loss ", x) for x in lines), lines
+    assert len(lines) == 4 and all(re.match(r"^(4|8)² α\d\.\d\d  [\d,]+/256 images  \d+ img/s  enc_loss ", x)
+                                   for x in lines), lines
     assert main(["train", "--resume", "run", "--kimg", "0.32", "--device", "cpu"]) == 0
     assert "resumed from run/checkpoints/ckpt-0000000256.safetensors at 256 images" in capsys.readouterr().out
     # in a terminal the bar follows every step, not only the log intervals
@@ -132,6 +133,42 @@ def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_st
     display("start", {"total": 512, "images_seen": 0})
     display("step", {"images_seen": 16, "resolution": 4, "alpha": 1.0})
     assert display.bar.tasks[0].completed == 16 and display.bar.tasks[0].fields["phase"] == "4² α1.00"
+    display("done", {})
+
+
+def test_fine_tuning_counts_its_own_images_and_shows_progress_before_its_end(here, capsys):
+    """A fine-tune (--init) shorter than the log interval: piped, progress lines come every few percent of its own
+    images (done / to do), and the start, the end and `info` count those images, not the schedule's start."""
+    assert main(["train", *TINY, "--kimg", "0.128", "--out", "base"]) == 0
+    capsys.readouterr()
+    args = ["train", *TINY, "--init", "base", "--kimg", "0.16", "--set", "log_every=100000", "--out", "ft"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(x.startswith("this run fine-tunes") and "on 160 images" in x for x in lines), lines
+    progress = [x for x in lines if "/160 images" in x]
+    assert [x.split("  ")[1] for x in progress] == [f"{n}/160 images" for n in range(16, 161, 16)], lines
+    assert any(x.startswith("done: 160 images of fine-tuning") for x in lines), lines
+    assert main(["info", "ft", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["progress"].startswith("160 / 160 images of fine-tuning")
+
+
+def test_piped_progress_comes_at_least_every_minute():
+    """Between log intervals a progress line comes once a minute has passed, even below PROGRESS_SHARE of the run."""
+    from automod_cli.commands import train as command
+
+    now = [0.0]
+    display = command._Display(True, clock=lambda: now[0])
+    display.live = False
+    printed = []
+    display._line = lambda text, done: (printed.append(text), setattr(display, "last_time", now[0]),
+                                        setattr(display, "last_done", done))
+    display("start", {"total": 1_000_000, "images_seen": 0, "config": {}})
+    for step in range(1, 5):
+        now[0] += 30.0
+        display("step", {"images_seen": 32 * step, "resolution": 8, "alpha": 1.0})
+    assert [x.split("  ")[:3] for x in printed] == [["8² α1.00", "64/1,000,000 images", "1 img/s"],
+                                                    ["8² α1.00", "128/1,000,000 images", "1 img/s"]], printed
+    assert printed[0].endswith(" h left")
     display("done", {})
 
 
@@ -148,3 +185,14 @@ def test_paths_are_not_broken_across_lines_in_a_log(here, capsys):
 def test_an_unknown_model_lists_every_model_lia_included(here, capsys):
     code = main(["train", "--model", "gan", "--out", "run"])
     one_line_error(code, capsys.readouterr().err, "automod, pioneer, vae, wae, lia")
+
+
+def test_resuming_a_run_without_a_checkpoint_says_so(here, capsys):
+    code = main(["train", "--resume", "runs/none", "--device", "cpu"])
+    one_line_error(code, capsys.readouterr().err, "there is no run at 'runs/none' to resume")
+    (here / "runs" / "ft").mkdir(parents=True)
+    (here / "runs" / "ft" / "config.json").write_text("{}")
+    code = main(["train", "--resume", "runs/ft", "--device", "cpu"])
+    err = capsys.readouterr().err
+    one_line_error(code, err, "stopped before writing its first checkpoint")
+    assert "pretrained" not in err

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from automod_cli.checkpoint import is_lia_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
 from automod_cli.locate import find_checkpoint
+from automod_cli.errors import AutomodError
 from automod_cli.config import TrainConfig, level_resolution, recipe_name
 from automod_cli.ops import provenance
 
@@ -28,13 +29,18 @@ def model_section(meta: dict) -> dict:
 
 
 def training_progress(meta: dict) -> dict:
-    """'progress': '80,000 / 104,000 images, 16² of 32²' for a training checkpoint of an automodulator run."""
+    """'progress': '80,000 / 104,000 images, 16² of 32²' for a training checkpoint of an automodulator run ('1,024 /
+    1,000 images of fine-tuning ffhq256, 256² of 256²' for a run started with --init)."""
     if "train_config" not in meta or "images_seen" not in meta or "lia_train_config" in meta:
         return {}
     config = TrainConfig.from_dict(meta["train_config"])
     res = level_resolution(int(meta["level"]))
-    return {"progress": f"{meta['images_seen']:,} / {config.total_images:,} images, {res}² of "
-                        f"{config.model.max_resolution}²"}
+    where = f"{res}² of {config.model.max_resolution}²"
+    if config.init:  # fine-tuning counts its own images, not the schedule's start at the model's level
+        start = config.start_images
+        return {"progress": f"{meta['images_seen'] - start:,} / {config.total_images - start:,} images of "
+                            f"fine-tuning {config.init}, {where}"}
+    return {"progress": f"{meta['images_seen']:,} / {config.total_images:,} images, {where}"}
 
 
 def duration(seconds: float) -> str:
@@ -52,13 +58,19 @@ def info(
     model: Optional[Path] = typer.Argument(None, help="Checkpoint file, run directory or a named model such as "
                                                       "ffhq256 (see automod models; default: newest run under "
                                                       "./runs)."),
+    model_option: Optional[Path] = typer.Option(None, "--model", "-m", help="The same as MODEL, as the other "
+                                                                           "commands take it."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
 ) -> None:
     """Show a checkpoint's model kind and config, resolution, the data it was trained on and training progress.
 
     Example: automod info runs/demo
+
+    Example: automod info --model ffhq256
     """
-    path = find_checkpoint(model)
+    if model is not None and model_option is not None and model != model_option:
+        raise AutomodError(f"give the model once: '{model}' and --model '{model_option}' were both given.")
+    path = find_checkpoint(model if model is not None else model_option)
     tensors, meta = read_checkpoint(path)
     net = model_from_checkpoint(tensors, meta, str(path))
     listed = {"model_config", "lia_config", "level", "alpha", "kind"}  # given above, or not repeated

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -60,14 +61,28 @@ def _run_dir(out: Optional[Path], preset: str) -> Path:
     return out
 
 
+def _duration(seconds: float) -> str:
+    """'42 s', '3.5 min', '2.1 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+PROGRESS_SECONDS = 60  # piped output: a progress line at least this often ...
+PROGRESS_SHARE = 0.05  # ... or each time this share of the run's images is done, whichever comes first
+
+
 class _Display:
     """Progress fed by the training loop's report events (rank 0 only): in a terminal a rich bar that moves from the
-    first iteration and fits 80 columns; otherwise (a log file, a scheduler) one plain line per log interval."""
+    first iteration and fits 80 columns; otherwise (a log file, a scheduler) one plain line per log interval, and
+    between them a progress line at least every PROGRESS_SECONDS or PROGRESS_SHARE of the run. A fine-tuning run
+    (`--init`) counts its own images: done / to do from where it started, not the schedule's synthetic start."""
 
-    def __init__(self, enabled: bool, resumed_from: Optional[Path] = None):
+    def __init__(self, enabled: bool, resumed_from: Optional[Path] = None, clock=time.monotonic):
         self.enabled = enabled
         self.live = enabled and console.is_terminal
         self.resumed_from = resumed_from
+        self.clock = clock
         self.bar = Progress(
             TextColumn("[bold]{task.fields[phase]}"),
             BarColumn(bar_width=12),
@@ -79,34 +94,66 @@ class _Display:
             disable=not self.live,
         )
         self.task = None
+        self.origin, self.todo = 0, 0  # images seen where the counts start (a fine-tune's start), images to do
+        self.tuning = False
+        self.last_time, self.last_done = 0.0, 0  # the last plain line
 
     @staticmethod
     def _phase(data: dict) -> str:
         phase = f"{data['resolution']}² α{data['alpha']:.2f}"
         return f"stage {data['stage']} {phase}" if "stage" in data else phase
 
+    def _done(self, data: dict) -> int:
+        return data["images_seen"] - self.origin
+
+    def _line(self, text: str, done: int) -> None:
+        console.print(text, highlight=False, soft_wrap=True, markup=False)
+        self.last_time, self.last_done = self.clock(), done
+
+    def _start(self, data: dict) -> None:
+        config = data.get("config") or {}
+        self.tuning = bool(config.get("init"))
+        self.origin = int(config.get("start_images", 0)) if self.tuning else 0
+        self.todo = data["total"] - self.origin
+        done = self._done(data)
+        if self.resumed_from is not None:
+            tuned = f" ({done:,} of fine-tuning)" if self.tuning else ""
+            console.print(f"resumed from {self.resumed_from} at {data['images_seen']:,} images{tuned}",
+                          highlight=False, soft_wrap=True)
+        self.last_time, self.last_done = self.clock(), done
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=self.todo, completed=done, phase="", rate="", losses="")
+
+    def _progress(self, data: dict) -> None:
+        """Between log lines (plain output only): a line when a minute or PROGRESS_SHARE of the run has passed."""
+        done, now = self._done(data), self.clock()
+        if done >= self.todo:  # the loop's last log line follows
+            return
+        if now - self.last_time < PROGRESS_SECONDS and done - self.last_done < max(1, PROGRESS_SHARE * self.todo):
+            return
+        rate = (done - self.last_done) / max(now - self.last_time, 1e-9)
+        left = f"  {_duration((self.todo - done) / rate)} left" if rate > 0 else ""
+        self._line(f"{self._phase(data)}  {done:,}/{self.todo:,} images  {rate:.0f} img/s{left}", done)
+
     def __call__(self, event: str, data: dict) -> None:
         if not self.enabled:
             return
         if event == "start":
-            if self.resumed_from is not None:
-                console.print(f"resumed from {self.resumed_from} at {data['images_seen']:,} images", highlight=False,
-                              soft_wrap=True)
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=data["total"], completed=data["images_seen"], phase="",
-                                          rate="", losses="")
+            self._start(data)
         elif event == "step":  # every iteration: the bar moves from the first step on
-            self.bar.update(self.task, completed=data["images_seen"], phase=self._phase(data))
+            self.bar.update(self.task, completed=self._done(data), phase=self._phase(data))
+            if not self.live:
+                self._progress(data)
         elif event == "log":
             shown = [k for k in LOGGED if k in data]
             if self.live:  # two main losses, short, so the line fits 80 columns
                 losses = " ".join(f"{k.split('_')[0]} {data[k]:.2f}" for k in shown[:2])
-                self.bar.update(self.task, completed=data["images_seen"], phase=self._phase(data),
+                self.bar.update(self.task, completed=self._done(data), phase=self._phase(data),
                                 rate=f"{data['images_per_s']:.0f}/s", losses=losses)
             else:
                 losses = "  ".join(f"{k} {data[k]:.3f}" for k in shown)
-                console.print(f"{self._phase(data)}  {data['images_seen']:,} images  "
-                              f"{data['images_per_s']:.0f} img/s  {losses}", highlight=False, soft_wrap=True)
+                self._line(f"{self._phase(data)}  {self._done(data):,}/{self.todo:,} images  "
+                           f"{data['images_per_s']:.0f} img/s  {losses}", self._done(data))
         elif event == "phase":
             self.bar.console.print(f"→ growing to {data['resolution']}×{data['resolution']} at "
                                    f"{data['images_seen']:,} images")
@@ -252,22 +299,36 @@ def train(
                                 **lia_only)
     if not is_main:
         return
+    origin = _fine_tune_start(config, checkpoint)
+    seen = f"{result.images_seen:,} images" if origin is None else \
+        f"{result.images_seen - origin:,} images of fine-tuning"
     if result.interrupted:
-        console.print(f"[yellow]stopped at {result.images_seen:,} images;[/] continue with: automod train --resume "
+        console.print(f"[yellow]stopped at {seen};[/] continue with: automod train --resume "
                       f"{run_dir}", soft_wrap=True)
         # not a finished run: schedulers and `&&` chains must see the signal's exit status (130 SIGINT, 143 SIGTERM)
         raise typer.Exit(128 + (result.signal or signal.SIGINT))
     else:
-        console.print(f"[green]done[/]: {result.images_seen:,} images, checkpoint {result.checkpoint}", soft_wrap=True)
+        console.print(f"[green]done[/]: {seen}, checkpoint {result.checkpoint}", soft_wrap=True)
         if lia_run and stage == 1:
             console.print(f"train LIA's encoder with: automod train --stage 2 --resume {run_dir}", soft_wrap=True)
     for path in result.grids[-3:]:
         console.print(f"  {path}", soft_wrap=True)
 
 
+def _fine_tune_start(config, checkpoint: Optional[Path]) -> Optional[int]:
+    """Where a fine-tuning run (`--init`) started on its schedule, from which its own images count; None for any
+    other run. `config` is None for a resumed run: its checkpoint's config then."""
+    if config is None:
+        config = read_meta(checkpoint).get("train_config") or {}
+    else:
+        config = {"init": getattr(config, "init", None), "start_images": getattr(config, "start_images", 0)}
+    return int(config.get("start_images", 0)) if config.get("init") else None
+
+
 def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], stop_after: Optional[int]) -> None:
     """Say where an automodulator (PIONEER, VAE, WAE) run will end (resolution, α) and warn when that is short of
-    its target resolution. `config` is None for a resumed run: its own config then, perhaps with a new length."""
+    its target resolution. `config` is None for a resumed run: its own config then, perhaps with a new length. A
+    fine-tuning run says how many images it trains instead of where its schedule ends."""
     from automod_cli.config import TrainConfig
     from automod_cli.training.schedule import describe_end, run_end
 
@@ -276,8 +337,13 @@ def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], sto
         if kimg is not None:
             config = dataclasses.replace(config, total_kimg=kimg)
     end = config.total_images if stop_after is None else min(config.total_images, stop_after)
-    console.print(f"this run ends at {describe_end(config, end)}", highlight=False, soft_wrap=True)
-    _, short = run_end(config, end)
+    phase, short = run_end(config, end)
+    if config.init:
+        console.print(f"this run fine-tunes '{config.init}' on {end - config.start_images:,} images, ending at "
+                      f"{phase.resolution}² (α {phase.alpha:.2f}) of {config.model.max_resolution}²",
+                      highlight=False, soft_wrap=True, markup=False)
+    else:
+        console.print(f"this run ends at {describe_end(config, end)}", highlight=False, soft_wrap=True)
     if short and stop_after is None:
         full = sum(config.phase_images.values())
         kimg_needed = (full - config.start_images) / 1000  # --kimg counts from where the run starts (--init)

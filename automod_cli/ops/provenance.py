@@ -104,7 +104,7 @@ def from_meta(meta: dict[str, Any], resolution: int) -> Provenance:
         from automod_cli import pretrained
 
         dataset = source.get("dataset") or pretrained.dataset_of_file(str(source.get("file", "")))
-        return Provenance(dataset, resolution, origin=f"imported from the authors' file {source.get('file', '?')}")
+        return Provenance(dataset, resolution, origin=f"authors' file {source.get('file', '?')} (imported)")
     train = meta.get("train_config")
     if not isinstance(train, dict):
         return Provenance(None, resolution)

@@ -47,7 +47,12 @@ def resume_point(path: str | Path) -> tuple[Path, list[str]]:
     """The checkpoint a resume of `path` starts from: a run directory's newest pair that can be resumed from (with a
     note on each newer pair passed over), or the checkpoint file `path` names."""
     path = Path(path)
-    return latest_resumable(path) if path.is_dir() else (find_checkpoint(path), [])
+    if path.is_dir():
+        return latest_resumable(path)
+    if not path.exists():
+        raise AutomodError(f"there is no run at '{path}' to resume: --resume takes a run directory (e.g. runs/demo) "
+                           "or one of its checkpoints.")
+    return find_checkpoint(path), []
 
 
 def resume(path: str | Path, *, device: str = "auto", report: Report | None = None,

@@ -131,7 +131,10 @@ def latest_resumable(run_dir: Path) -> tuple[Path, list[str]]:
     passed over (damaged or incomplete, e.g. after a crash while writing)."""
     found = run_checkpoints(run_dir)
     if not found:
-        raise AutomodError(f"'{run_dir}' has no checkpoints to resume from: start a new run instead.")
+        started = (Path(run_dir) / "config.json").is_file()
+        what = "its run stopped before writing its first checkpoint" if started else "it holds no run"
+        raise AutomodError(f"'{run_dir}' has no checkpoint to resume from ({what}): start the run again, with the "
+                           "same automod train command without --resume.")
     notes = []
     for path in reversed(found):
         problem = pair_problem(path)
