@@ -415,6 +415,21 @@ def test_output_names_are_checked_before_the_model_loads(work, capsys, monkeypat
                 and p.suffix != ".safetensors"]
 
 
+def test_codes_alone_use_their_recorded_model_and_align_nothing(work, capsys):
+    """mix/interpolate of codes without --model: the model the codes file records (none under ./runs), and with a
+    face model no word about aligning faces, since no image is read."""
+    save_model(work / "face.safetensors", tiny_model(),
+               extra_meta={"source": {"format": "authors", "file": "x.pth", "dataset": "ffhq"}})
+    assert main(["encode", "pics", "-o", "c.npz", "--model", "face.safetensors", "--no-align"]) == 0
+    capsys.readouterr()
+    for args in (["mix", "c.npz:0", "c.npz:1"], ["interpolate", "c.npz:0", "c.npz:2", "--steps", "3"]):
+        assert main(args) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert f"model: {work / 'face.safetensors'} (recorded in the codes file)" in out, out
+        assert "aligning" not in out and "--no-align" not in out, out
+    assert Path("mix.png").is_file() and Path("interpolation.png").is_file()
+
+
 def test_a_failed_write_is_one_line_and_keeps_the_old_file(work, capsys, monkeypatch):
     Path("r.png").write_bytes(b"mine")
 

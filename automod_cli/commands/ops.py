@@ -74,13 +74,27 @@ def _single(item: Path, role: str) -> ops.Sources:
 
 
 def _latents(model: Automodulator, sources: ops.Sources, align: Optional[bool], exact: bool = False) -> ops.Latents:
-    """The latents of checked sources (codes as they are, images encoded); skipped files are named."""
-    align = ops_report.alignment(model, align)
+    """The latents of checked sources (codes as they are, images encoded); skipped files are named. Codes alone
+    involve no alignment (nothing is said about it)."""
+    align = ops_report.alignment(model, align) if sources.images else False
     latents = ops.source_latents(model, sources, align, exact)
     report_skipped(latents.used)
     images = [image for image in latents.images if image is not None]
     ops_report.check(model, align, torch.stack(images) if images else torch.empty(0))
     return latents
+
+
+def _model_of_codes(model: Optional[Path], *sources: Optional[ops.Sources]) -> Optional[Path]:
+    """--model as given; without it, the model that the codes among the inputs record, when they all record the
+    same one (else None: the newest run, and the codes' own check names the model they need)."""
+    if model is not None:
+        return model
+    recorded = {codes.model for group in sources if group is not None for codes in group.codes.values()}
+    if len(recorded) != 1:
+        return None
+    chosen = Path(recorded.pop())
+    say(f"model: {chosen} (recorded in the codes file)")
+    return chosen
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -158,7 +172,7 @@ def mix(
     errors_file = errors_path(outputs[-1]) if a_sources.images or b_sources.images else None  # codes have no errors
     check_image_outputs(outputs, force)
     check_outputs([errors_file] if errors_file else [], force)
-    net = open_model(model, target, seed)
+    net = open_model(_model_of_codes(model, a_sources, b_sources), target, seed)
     blocks = ops.scale_range(net, spec, "style mixing")
     a_latents = _latents(net, a_sources, align, not grid_mode)
     b_latents = _latents(net, b_sources, align, not grid_mode)
@@ -199,7 +213,7 @@ def sample(
     files = [out / f"sample-{i:03d}.png" for i in range(n)]
     target = check_device_and_outputs(device, [out / "grid.png", *files], force)
     fixed = _single(fix, "--fix") if fix is not None else None
-    net = open_model(model, target, seed)
+    net = open_model(_model_of_codes(model, fixed), target, seed)
     generator = torch.Generator().manual_seed(seed)
     if fix is None:
         images = ops.sample(net, n, generator, noise)
@@ -279,6 +293,7 @@ def edit(
     check_outputs([save_vector] if save_vector else [], force, "--save-vector path")
     exemplars = _exemplars(pos, neg, vector)
     inputs = _sources(images) if images else None
+    model = _model_of_codes(model, inputs, *(exemplars or ()))
     net = open_model(model, target, seed)
     blocks = ops.scale_range(net, scales, "editing chosen scales") if scales is not None else None
     v, info, source = _vector(net, exemplars, vector, align)
@@ -329,7 +344,7 @@ def interpolate(
     gif_path = out.with_suffix(".gif")
     target = check_device_and_outputs(device, [out] + ([gif_path] if gif else []), force, [out])
     sources = ops.check_sources(sources, exact=True)
-    net = open_model(model, target, seed)
+    net = open_model(_model_of_codes(model, sources), target, seed)
     blocks = ops.scale_range(net, scales, "interpolating chosen scales") if scales is not None else None
     latents = _latents(net, sources, align, exact=True)
     ops_report.say_unlike(net)
