@@ -215,11 +215,12 @@ def test_models_command_shows_present_and_missing(env, capsys):
     assert states["ffhq512"][0] == pretrained.MISSING
     assert states["ffhq512"][1].endswith("42420000_state.pth")
 
-    assert main(["models"]) == 0
+    assert main(["models"]) == 0  # piped (not a terminal): one line per model, its path whole and last
     out = capsys.readouterr().out
-    lines = [line for line in out.splitlines() if line.startswith("│ ") and line.split("│")[1].strip()]
-    rows = {line.split("│")[1].strip(): line for line in lines}
-    assert set(rows) == set(pretrained.MODELS)  # each model's first table line: its name, resolution and state
+    rows = {line.split("  ")[0]: line for line in out.splitlines() if line.split("  ")[0] in pretrained.MODELS}
+    assert set(rows) == set(pretrained.MODELS)
+    assert rows["ffhq256"].endswith(f"  {env.authors}") and rows["celebahq256"].endswith(f"  {celeba}")
+    assert rows["ffhq512"].endswith(str(pretrained.authors_path("ffhq512")))
     assert "authors' file" in rows["ffhq256"] and "converted" in rows["celebahq256"]
     assert all("missing" in rows[name] for name in ("ffhq512", "lsuncars256", "lsunbedrooms256"))
     assert "missing" not in rows["ffhq256"] + rows["celebahq256"]

@@ -27,13 +27,20 @@ def models(
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
         return
-    table = Table(title="pretrained models (Heljakka et al. 2020, MIT licence)", title_justify="left")
-    for column in ("name", "res.", "description", "state"):
-        table.add_column(column, no_wrap=column != "description")
-    table.add_column("path", overflow="fold")
-    for e in entries:
-        table.add_row(e.name, str(e.resolution), e.description, f"[{STATE_STYLE[e.state]}]{e.state}[/]", str(e.path))
-    console.print(table)
+    if console.is_terminal:
+        table = Table(title="pretrained models (Heljakka et al. 2020, MIT licence)", title_justify="left")
+        for column in ("name", "res.", "description", "state"):
+            table.add_column(column, no_wrap=column != "description")
+        table.add_column("path", overflow="fold")
+        for e in entries:
+            table.add_row(e.name, str(e.resolution), e.description, f"[{STATE_STYLE[e.state]}]{e.state}[/]",
+                          str(e.path))
+        console.print(table)
+    else:  # piped or in a log: one line per model, the path whole and last (a table folds it at 80 columns)
+        console.print("pretrained models (Heljakka et al. 2020, MIT licence)", highlight=False)
+        for e in entries:
+            console.print(f"{e.name}  {e.resolution}²  {e.state}  {e.description}  {e.path}", markup=False,
+                          highlight=False, soft_wrap=True)
     if any(e.state == pretrained.MISSING for e in entries):
         later = (f"{pretrained.OFFLINE_ENV} is set, so put the authors' file at the path shown" if pretrained.offline()
                  else "a missing model is downloaded to the path shown, then converted, the first time it is used")
