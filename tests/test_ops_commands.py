@@ -278,7 +278,9 @@ def test_odd_inputs_give_a_result_or_one_line(work, capsys):
     Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20).save("deep.png")
     Image.new("RGB", (3, 2), (0, 255, 0)).save("tiny.png")
     code, _, err = run(capsys, "reconstruct", "gray.png", "rgba.png", "deep.png", "tiny.png", "-o", "odd.png")
-    assert code == 0 and err == ""
+    # every file is used; the two smaller than the model's 32² are named as upscaled (automod prep skips them)
+    assert code == 0 and [line.split("'")[1] for line in err.splitlines()] == ["gray.png", "tiny.png"], err
+    assert all("upscaled" in line for line in err.splitlines())
     payload = Path("pics/0.png").read_bytes()
     Path("corrupt.png").write_bytes(payload[: len(payload) // 3])
     fails(capsys, ["reconstruct", "corrupt.png"], "corrupt.png")
@@ -428,6 +430,19 @@ def test_codes_alone_use_their_recorded_model_and_align_nothing(work, capsys):
         assert f"model: {work / 'face.safetensors'} (recorded in the codes file)" in out, out
         assert "aligning" not in out and "--no-align" not in out, out
     assert Path("mix.png").is_file() and Path("interpolation.png").is_file()
+
+
+def test_a_picture_smaller_than_the_model_is_used_with_a_warning(work, capsys):
+    """An 8×8 picture (which automod prep would skip as too small) is upscaled with one warning naming it, in the
+    commands that read images one way or another (reconstruct's batches, mix's sources, encode's batches)."""
+    Image.new("RGB", (8, 8), (200, 40, 40)).save("tiny.png")
+    for args in (["reconstruct", "tiny.png", "pics/0.png", "-o", "r.png"], ["mix", "tiny.png", "pics/1.png"],
+                 ["encode", "tiny.png", "-o", "c.npz"]):
+        code, _, err = run(capsys, *args)
+        warned = [line for line in err.splitlines() if "tiny.png" in line]
+        assert code == 0 and len(warned) == 1, err
+        assert "8×8, smaller than the model's 32²" in warned[0] and "upscaled" in warned[0]
+        assert "pics/" not in err
 
 
 def test_a_failed_write_is_one_line_and_keeps_the_old_file(work, capsys, monkeypatch):

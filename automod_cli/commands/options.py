@@ -139,10 +139,15 @@ def checked_inputs(items: List[Path], exact: bool = False) -> ops.Inputs:
 
 
 def report_skipped(used: ops.Inputs) -> None:
-    """Skipped input files named, one line each (the first few), and how many were used."""
+    """Skipped input files named, one line each (the first few), and how many were used; then the files used but
+    upscaled (smaller than the model's resolution)."""
     for path, reason in used.skipped[:SKIPS_SHOWN]:
         _warn(f"skipped '{path}' ({reason}).")
     if len(used.skipped) > SKIPS_SHOWN:
         _warn(f"... and {len(used.skipped) - SKIPS_SHOWN} more files skipped.")
     if used.skipped:
         _warn(f"used {len(used.paths)} of {len(used.paths) + len(used.skipped)} input files.")
+    for path, reason in used.upscaled[:SKIPS_SHOWN]:
+        _warn(f"'{path}' is {reason}.")
+    if len(used.upscaled) > SKIPS_SHOWN:
+        _warn(f"... and {len(used.upscaled) - SKIPS_SHOWN} more files smaller than the model's resolution.")

@@ -179,12 +179,13 @@ def _invert(net, inputs: Inputs, loss, report, settings: ProjectionSettings, cro
     encoder_seconds, encoder_distances, latents, warm = 0.0, [], [], set()
     seconds: dict[int, float] = {}
     distances: dict[int, list[torch.Tensor]] = {}
-    used, skipped, done = [], list(inputs.skipped), 0
+    used, skipped, upscaled, done = [], list(inputs.skipped), [], 0
     for i in range(0, len(inputs.paths), batch):
         chunk = inputs.paths[i:i + batch]
         x, loaded_files = load_inputs(Inputs(chunk), net.resolution, align, allow_none=True)
         ops_report.check(net, align, x)
         skipped += loaded_files.skipped
+        upscaled += loaded_files.upscaled
         done += len(chunk)
         if not len(x):
             continue
@@ -209,7 +210,7 @@ def _invert(net, inputs: Inputs, loss, report, settings: ProjectionSettings, cro
                            + ".")
     curve = [_mean_point("encoder", 0, encoder_seconds / len(used), encoder_distances)]
     curve += [_mean_point("projection", s, seconds[s] / len(used), distances[s]) for s in sorted(seconds)]
-    return curve, torch.cat(latents), Inputs(used, skipped)
+    return curve, torch.cat(latents), Inputs(used, skipped, upscaled)
 
 
 def _json_curve(curve: list[CurvePoint], distance: Distance) -> list[dict]:

@@ -295,7 +295,7 @@ def source_latents(model: torch.nn.Module, sources: Sources, align: bool = False
     if sources.images:
         x, loaded = load_inputs(Inputs(sources.images), model.resolution, align, exact)
         encoded = dict(zip(loaded.paths, zip(encode(model, x), x)))
-        used = Inputs(loaded.paths, used.skipped + loaded.skipped)
+        used = Inputs(loaded.paths, used.skipped + loaded.skipped, loaded.upscaled)
     device = model_device(model)
     rows, images, names = [], [], []
     for entry in sources.entries:
@@ -349,7 +349,7 @@ def encode_files(model: torch.nn.Module, inputs: Inputs, align: bool = False, ba
         return load_inputs(Inputs(chunk), model.resolution, align, allow_none=True)
 
     began = time.perf_counter()
-    codes, used, skipped, done = [], [], list(inputs.skipped), 0
+    codes, used, skipped, upscaled, done = [], [], list(inputs.skipped), [], 0
     with ThreadPoolExecutor(max_workers=1) as reader:
         pending = reader.submit(read, chunks[0]) if chunks else None
         for i, chunk in enumerate(chunks):
@@ -361,6 +361,7 @@ def encode_files(model: torch.nn.Module, inputs: Inputs, align: bool = False, ba
                     inspect(x)
             used += loaded.paths
             skipped += loaded.skipped
+            upscaled += loaded.upscaled
             done += len(chunk)
             if progress is not None:
                 progress("encoding", done, len(inputs.paths))
@@ -368,4 +369,4 @@ def encode_files(model: torch.nn.Module, inputs: Inputs, align: bool = False, ba
         raise AutomodError(f"none of the {len(skipped)} inputs could be encoded: "
                            + "; ".join(f"'{p}' ({r})" for p, r in skipped[:3]) + ".")
     seconds = time.perf_counter() - began
-    return Encoded(torch.cat(codes), Inputs(used, skipped), seconds)
+    return Encoded(torch.cat(codes), Inputs(used, skipped, upscaled), seconds)

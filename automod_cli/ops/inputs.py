@@ -2,7 +2,7 @@
 
 Files are decoded safely (`data_prep.images.load_rgb`: grayscale, palette, CMYK, alpha and 16-bit become 8-bit
 RGB), centre-cropped to a square and resized with Lanczos — up as well as down, so a tiny picture still gives a
-(blurry) result. With `align=True` the largest face is aligned FFHQ-style first (the prep alignment; needs the
+(blurry) result, and is listed (`Inputs.upscaled`) for the command to warn about. With `align=True` the largest face is aligned FFHQ-style first (the prep alignment; needs the
 `[align]` extra); with `align=AlignIfFace()` a file without a face is used unaligned and listed instead. Every
 problem with a file becomes one AutomodError naming the file — or, where the command can go on without it
 (`check_inputs`, `load_inputs`), a skipped file with its reason.
@@ -54,9 +54,20 @@ class AlignIfFace:
         return True
 
 
-def _pixels(path: Path, resolution: int, align: bool | AlignIfFace) -> torch.Tensor:
-    """One image file as (3, R, R) in [-1, 1], or SkipImage saying why it cannot be used."""
+def upscale_note(size: tuple[int, int], resolution: int) -> str | None:
+    """Why a picture of `size` (width, height) gives a blurred input at `resolution`, or None: its shorter side is
+    below the resolution (automod prep skips such pictures as too small; here they are upscaled)."""
+    if min(size) >= resolution:
+        return None
+    return (f"{size[0]}×{size[1]}, smaller than the model's {resolution}² (automod prep skips such pictures): "
+            "upscaled, so expect a blurred result")
+
+
+def _pixels(path: Path, resolution: int, align: bool | AlignIfFace) -> tuple[torch.Tensor, tuple[int, int]]:
+    """One image file as (3, R, R) in [-1, 1] and the file's picture size, or SkipImage saying why it cannot be
+    used."""
     picture = load_rgb(Path(path))
+    size = picture.size
     if align:
         from data_prep.align import detect_and_align
 
@@ -66,7 +77,7 @@ def _pixels(path: Path, resolution: int, align: bool | AlignIfFace) -> torch.Ten
             if not (isinstance(align, AlignIfFace) and exc.kind == NO_FACE):
                 raise
             align.unaligned.append(Path(path))
-    return from_uint8(np.array(resize_square(center_crop_square(picture), resolution)))
+    return from_uint8(np.array(resize_square(center_crop_square(picture), resolution))), size
 
 
 def _refusal(path: Path, exc: SkipImage) -> str:
@@ -78,7 +89,7 @@ def load_image(path: Path, resolution: int, align: bool = False) -> torch.Tensor
     """One image file as a (3, R, R) tensor in [-1, 1]: RGB, (face-aligned,) centre-cropped, resized to R."""
     path = Path(path)
     try:
-        return _pixels(path, resolution, align)
+        return _pixels(path, resolution, align)[0]
     except SkipImage as exc:
         raise AutomodError(_refusal(path, exc)) from None
 
@@ -94,10 +105,12 @@ def load_images(paths: Sequence[Path], resolution: int, align: bool = False) -> 
 
 @dataclass
 class Inputs:
-    """The usable input files, in order, and those skipped with the reason (`check_inputs`, `load_inputs`)."""
+    """The usable input files, in order, and those skipped with the reason (`check_inputs`, `load_inputs`); from
+    `load_inputs`, also the files used but upscaled, with `upscale_note`'s reason."""
 
     paths: list[Path]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    upscaled: list[tuple[Path, str]] = field(default_factory=list)
 
 
 SKIPS_NAMED = 3  # unusable files named in the error when none is usable
@@ -144,22 +157,25 @@ def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: boo
         from data_prep.align import require_dlib
 
         require_dlib()
-    images, used, skipped = [], [], list(inputs.skipped)
+    images, used, skipped, upscaled = [], [], list(inputs.skipped), list(inputs.upscaled)
     for path in inputs.paths:
         try:
-            images.append(_pixels(path, resolution, align))
+            image, size = _pixels(path, resolution, align)
         except SkipImage as exc:
             if exact:
                 raise AutomodError(_refusal(path, exc)) from None
             skipped.append((path, "no face found to align; --no-align uses it as it is" if exc.kind == NO_FACE
                                else str(exc)))
             continue
+        images.append(image)
         used.append(path)
+        note = upscale_note(size, resolution)
+        upscaled += [(path, note)] if note else []
     if not used:
         if allow_none:
-            return torch.empty(0, 3, resolution, resolution), Inputs(used, skipped)
+            return torch.empty(0, 3, resolution, resolution), Inputs(used, skipped, upscaled)
         raise none_usable_error(skipped)
-    return torch.stack(images), Inputs(used, skipped)
+    return torch.stack(images), Inputs(used, skipped, upscaled)
 
 
 def builtin_images(n: int, resolution: int, seed: int = 0) -> torch.Tensor:

@@ -76,7 +76,7 @@ def reconstruct_files(model: Automodulator, inputs: Inputs, align: object = Fals
     face found with `align`) are skipped with their reason, and AutomodError comes only when none is usable.
     `progress("reconstructing", done, total)` follows the files."""
     began = time.perf_counter()
-    images, reconstructions, used, skipped = [], [], [], list(inputs.skipped)
+    images, reconstructions, used, skipped, upscaled = [], [], [], list(inputs.skipped), []
     total = len(inputs.paths)
     for start in range(0, total, batch_size):
         chunk = Inputs(inputs.paths[start:start + batch_size])
@@ -86,9 +86,10 @@ def reconstruct_files(model: Automodulator, inputs: Inputs, align: object = Fals
             reconstructions.append(reconstruct(model, x, noise).float().cpu())
         used += loaded.paths
         skipped += loaded.skipped
+        upscaled += loaded.upscaled
         if progress is not None:
             progress("reconstructing", min(start + batch_size, total), total)
     if not used:
         raise none_usable_error(skipped)
     seconds = time.perf_counter() - began
-    return Reconstructed(torch.cat(images), torch.cat(reconstructions), Inputs(used, skipped), seconds)
+    return Reconstructed(torch.cat(images), torch.cat(reconstructions), Inputs(used, skipped, upscaled), seconds)
