@@ -148,32 +148,53 @@ def model_config(generator: dict[str, torch.Tensor], encoder: dict[str, torch.Te
     )
 
 
-def _conv(out: dict, target: str, source: dict, name: str) -> None:
-    out[f"{target}.weight"] = source[f"{name}.weight_orig"]
-    out[f"{target}.weight_gain"] = source[f"{name}.weight_gain"].reshape(1)
-    out[f"{target}.bias"] = source[f"{name}.bias"]
+def _conv(names: dict, target: str, source: str) -> None:
+    names.update({f"{target}.weight": f"{source}.weight_orig", f"{target}.weight_gain": f"{source}.weight_gain",
+                  f"{target}.bias": f"{source}.bias"})
 
 
-def _linear(out: dict, target: str, source: dict, name: str) -> None:
-    out[f"{target}.weight"] = source[f"{name}.weight"]
-    out[f"{target}.bias"] = source[f"{name}.bias"]
+def _linear(names: dict, target: str, source: str) -> None:
+    names.update({f"{target}.weight": f"{source}.weight", f"{target}.bias": f"{source}.bias"})
+
+
+def decoder_names(phase: int) -> dict[str, str]:
+    """automod's AutomodulatorDecoder tensor names for blocks 0..phase → the names of the same tensors in their
+    Generator state dict (without 'module.'; the AdaNorm maps under their `progression` alias)."""
+    names: dict[str, str] = {}
+    _conv(names, "blocks.0.conv", "progression.0.conv.1.conv")
+    _linear(names, "blocks.0.adain.affine", "progression.0.conv.3.mod")
+    for i in range(1, phase + 1):
+        _conv(names, f"blocks.{i}.conv1", f"progression.{i}.conv.0.0.conv")
+        _linear(names, f"blocks.{i}.adain1.affine", f"progression.{i}.conv.0.3.mod")
+        _conv(names, f"blocks.{i}.conv2", f"progression.{i}.conv.1.conv")
+        _linear(names, f"blocks.{i}.adain2.affine", f"progression.{i}.conv.3.mod")
+        for j in (0, 1):
+            names[f"blocks.{i}.noise{j + 1}.strength"] = f"noise.{i}.{j}.noise_scale"
+    for i in range(phase + 1):
+        _linear(names, f"to_rgb.{i}", f"to_rgb.{i}")
+    return names
 
 
 def decoder_state(generator: dict[str, torch.Tensor], phase: int) -> dict[str, torch.Tensor]:
     """automod's AutomodulatorDecoder state dict for blocks 0..phase of their Generator state dict."""
-    out: dict[str, torch.Tensor] = {}
-    _conv(out, "blocks.0.conv", generator, "progression.0.conv.1.conv")
-    _linear(out, "blocks.0.adain.affine", generator, "progression.0.conv.3.mod")
-    for i in range(1, phase + 1):
-        _conv(out, f"blocks.{i}.conv1", generator, f"progression.{i}.conv.0.0.conv")
-        _linear(out, f"blocks.{i}.adain1.affine", generator, f"progression.{i}.conv.0.3.mod")
-        _conv(out, f"blocks.{i}.conv2", generator, f"progression.{i}.conv.1.conv")
-        _linear(out, f"blocks.{i}.adain2.affine", generator, f"progression.{i}.conv.3.mod")
-        for j in (0, 1):
-            out[f"blocks.{i}.noise{j + 1}.strength"] = generator[f"noise.{i}.{j}.noise_scale"]
-    for i in range(phase + 1):
-        _linear(out, f"to_rgb.{i}", generator, f"to_rgb.{i}")
-    return out
+    return {target: generator[source].reshape(1) if target.endswith(".weight_gain") else generator[source]
+            for target, source in decoder_names(phase).items()}
+
+
+def encoder_names(phase: int, blocks: int = 9) -> dict[str, str]:
+    """automod's Encoder tensor names for levels 0..phase → their Discriminator's names (without 'module.'), the
+    spectral-norm vectors as 'SNU.k' (entry k of their SNU list); `blocks` is their encoder's block count."""
+    names: dict[str, str] = {}
+    for level in range(phase + 1):
+        k = blocks - 1 - level
+        _linear(names, f"from_rgb.{level}", f"from_rgb.{k}")
+        target = "head" if level == 0 else f"blocks.{level - 1}"
+        for j, (name, conv) in enumerate((("conv", "conv1"), ("collapse", "conv2"))):
+            slot = f"{target}.{name if level == 0 else conv}"
+            source = f"progression.{k}.conv.{2 * j}.conv"
+            names.update({f"{slot}.weight": f"{source}.weight_orig", f"{slot}.bias": f"{source}.bias",
+                          f"{slot}.u": f"SNU.{2 * k + j}"})
+    return names
 
 
 def encoder_state(encoder: dict[str, torch.Tensor], snu: list[torch.Tensor], phase: int) -> dict[str, torch.Tensor]:
@@ -182,18 +203,8 @@ def encoder_state(encoder: dict[str, torch.Tensor], snu: list[torch.Tensor], pha
     if len(snu) != 2 * blocks:
         raise AutomodError(f"the checkpoint holds {len(snu)} spectral-norm vectors (SNU) for {blocks} encoder blocks; "
                            f"expected {2 * blocks}.")
-    out: dict[str, torch.Tensor] = {}
-    for level in range(phase + 1):
-        k = blocks - 1 - level
-        _linear(out, f"from_rgb.{level}", encoder, f"from_rgb.{k}")
-        target = "head" if level == 0 else f"blocks.{level - 1}"
-        for j, (name, conv) in enumerate((("conv", "conv1"), ("collapse", "conv2"))):
-            slot = f"{target}.{name if level == 0 else conv}"
-            source = f"progression.{k}.conv.{2 * j}.conv"
-            out[f"{slot}.weight"] = encoder[f"{source}.weight_orig"]
-            out[f"{slot}.bias"] = encoder[f"{source}.bias"]
-            out[f"{slot}.u"] = snu[2 * k + j].reshape(-1, 1)
-    return out
+    return {target: snu[int(source[4:])].reshape(-1, 1) if source.startswith("SNU.") else encoder[source]
+            for target, source in encoder_names(phase, blocks).items()}
 
 
 def robust_state(data: dict[str, Any], phase: int) -> dict[str, torch.Tensor]:

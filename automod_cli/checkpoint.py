@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from automod_cli import __version__
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
+from automod_cli.losses import legacy_scale_parameter
 from automod_cli.models import Automodulator, lia
 from automod_cli.models.lia import LiaModel
 from automod_cli.outputs import atomic_write
@@ -27,7 +28,8 @@ from automod_cli.outputs import atomic_write
 FORMAT = "automod-checkpoint"
 # 2: the network computes what the authors' code computes (docs/architecture.md, "The authors' network"). Files of
 # format 1 hold the earlier network, whose tensors neither fit nor mean the same; they are refused with a reason.
-FORMAT_VERSION = 2
+# 3: d_ρ's scale parameter in Barron's form (losses.AdaptiveRobustLoss); format 2 files are read into it.
+FORMAT_VERSION = 3
 SUFFIX = ".safetensors"
 
 
@@ -50,7 +52,15 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[dic
         tensors = load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
         raise AutomodError(f"'{path}' is not a readable checkpoint (truncated or not safetensors: {exc}).") from None
+    legacy_scale = "robust.latent_scale" in tensors and meta.get("source", {}).get("format") != "authors"
+    if legacy_scale and _format_version(path) < 3:  # d_ρ's scale as format 2 stored it (imports were Barron's)
+        tensors["robust.latent_scale"] = legacy_scale_parameter(tensors["robust.latent_scale"])
     return tensors, meta
+
+
+def _format_version(path: Path) -> int:
+    with safe_open(str(path), framework="pt") as handle:
+        return int((handle.metadata() or {}).get("format_version", "0"))
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -69,7 +79,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     if version > FORMAT_VERSION:
         raise AutomodError(f"'{path}' was written by a newer automod ({header.get('automod_version')}); upgrade to "
                            "read it.")
-    if version < FORMAT_VERSION:
+    if version < 2:
         raise AutomodError(f"'{path}' holds automod {header.get('automod_version')}'s earlier network (checkpoint "
                            f"format {version}), which was changed to the authors' own; retrain it (or use automod "
                            "0.1.0 to read it).")

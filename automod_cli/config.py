@@ -186,6 +186,9 @@ RECIPES = ("authors", "paper")  # presets.RECIPE_PRESETS holds their values
 LATENT_DISTANCES = ("cosine", "dot")
 ENCODER_OBJECTIVES = ("hinge", "clamp")
 LAYER_TARGETS = ("detached", "live")
+ENCODER_PASSES = ("joint", "separate")
+ROBUST_GRADIENTS = ("zeroed", "accumulated")
+ROBUST_GROWTH = ("blocks", "flat")  # losses.AdaptiveRobustLoss.grow
 # Numeric precision of the networks' forward passes in training (training/precision.py): fp32, or bf16 autocast with
 # fp32 weights, optimiser state and losses.
 PRECISIONS = ("fp32", "bf16")
@@ -233,11 +236,22 @@ class Recipe:
     freeze_previous_rgb: bool = False
     ema_decay: float | None = None  # a fixed β per decoder step instead of the half-life (authors: 0.999, no warm-up)
     fade_images: int | None = None  # fade-in length in images in every phase (authors: 1.2M); None: fade_fraction
+    # "joint": one encoder pass over real and generated images per encoder step; "separate": φ(x), its
+    # reconstruction, then the generated images and φ of them, one spectral-norm power step per pass (authors)
+    encoder_passes: str = "joint"
+    # d_ρ's gradients: "zeroed" before every encoder step, or "accumulated" over the steps, so Adam steps on their
+    # running sum (the authors' code never zeroes them: a bug the authors' recipe reproduces)
+    robust_gradients: str = "zeroed"
+    # how d_ρ's α and scale maps grow to a new resolution: "blocks" (each pixel's values start its 2×2 block) or
+    # "flat" (the authors' order in their flattened maps; losses.AdaptiveRobustLoss.grow)
+    robust_growth: str = "blocks"
 
     def __post_init__(self) -> None:
         check_scalar_fields(self, "recipe.")
         for name, allowed in (("name", RECIPES), ("latent_distance", LATENT_DISTANCES),
-                              ("encoder_objective", ENCODER_OBJECTIVES), ("layer_target", LAYER_TARGETS)):
+                              ("encoder_objective", ENCODER_OBJECTIVES), ("layer_target", LAYER_TARGETS),
+                              ("encoder_passes", ENCODER_PASSES), ("robust_gradients", ROBUST_GRADIENTS),
+                              ("robust_growth", ROBUST_GROWTH)):
             if getattr(self, name) not in allowed:
                 raise AutomodError(f"unknown recipe.{name} '{getattr(self, name)}': choose {' or '.join(allowed)}.")
         if self.kl_scale <= 0 or self.match_x <= 0 or self.lambda_x < 0 or self.lambda_z < 0:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from automod_cli.config import LATENT_COSINE_WEIGHT
+from automod_cli.config import LATENT_COSINE_WEIGHT, ROBUST_GROWTH
 from automod_cli.errors import AutomodError
 from automod_cli.nn.autocast import autocast_off
 from automod_cli.robust_partition import log_partition
@@ -26,7 +26,9 @@ def empirical_kl(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     dimensions (AGE; the direction of the authors' code, DESIGN §8). `z` is (N, D); returns a scalar."""
     mean = z.mean(dim=0)
     var = z.var(dim=0, unbiased=False)
-    return ((var + mean.pow(2)) / 2 - 0.5 * torch.log(var + eps) - 0.5).mean()
+    # eps only guards a collapsed dimension: added to every variance it would move the value of a narrow batch
+    # (the authors' code has none)
+    return ((var + mean.pow(2)) / 2 - 0.5 * torch.log(var.clamp_min(eps)) - 0.5).mean()
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -173,11 +175,30 @@ def robust_negative_log_likelihood(residual: torch.Tensor, alpha: torch.Tensor, 
     return robust_rho(residual / scale, alpha) + torch.log(scale) + log_partition(alpha)
 
 
+def softplus_inverse(y: float | torch.Tensor) -> float | torch.Tensor:
+    """x with softplus(x) = y (y > 0)."""
+    if isinstance(y, torch.Tensor):
+        return y + torch.log(-torch.expm1(-y))
+    return y + math.log(-math.expm1(-y))
+
+
+# Barron's scale map: c = (1 − c_min)·softplus(b + ln(e − 1)) + c_min, so that b = 0 is the scale 1 (his reference
+# code and the authors', whose checkpoints store b in this form)
+SCALE_SHIFT = softplus_inverse(1.0)
+
+
+def legacy_scale_parameter(b: torch.Tensor) -> torch.Tensor:
+    """d_ρ's scale parameter as checkpoints before Barron's map stored it (c = softplus(b) + c_min), in Barron's
+    form (same scale c)."""
+    return softplus_inverse(F.softplus(b) / (1 - SCALE_MIN)) - SCALE_SHIFT
+
+
 class AdaptiveRobustLoss(nn.Module):
     """d_ρ (NeurIPS Sec. 3.2): Barron's adaptive robust loss with a learned shape α and scale c for every pixel and
-    colour channel. α = lo + (hi − lo)·sigmoid(a) stays inside ALPHA_RANGE and c = softplus(b) + SCALE_MIN stays
-    positive, for free parameters a, b of shape (C, H, W). The forward pass is the mean negative log-likelihood of
-    the residual; `grow()` follows the resolution as it doubles (progressively grown α, NeurIPS Sec. 3.2)."""
+    colour channel. α = lo + (hi − lo)·sigmoid(a) stays inside ALPHA_RANGE and c = (1 − c_min)·softplus(b +
+    ln(e − 1)) + c_min stays above SCALE_MIN (Barron's maps: a = b = 0 is α = 1, c = 1), for free parameters a, b
+    of shape (C, H, W). The forward pass is the mean negative log-likelihood of the residual; `grow()` follows the
+    resolution as it doubles (progressively grown α, NeurIPS Sec. 3.2)."""
 
     def __init__(self, channels: int, resolution: int, alpha_init: float = 1.0, scale_init: float = 1.0):
         super().__init__()
@@ -188,7 +209,7 @@ class AdaptiveRobustLoss(nn.Module):
             raise AutomodError(f"The robust loss's initial scale must be above {SCALE_MIN}, got {scale_init}.")
         unit = (alpha_init - lo) / (hi - lo)
         latent_alpha = math.log(unit / (1 - unit))  # inverse sigmoid
-        latent_scale = math.log(math.expm1(scale_init - SCALE_MIN))  # inverse softplus
+        latent_scale = softplus_inverse((scale_init - SCALE_MIN) / (1 - SCALE_MIN)) - SCALE_SHIFT
         shape = (channels, resolution, resolution)
         self.latent_alpha = nn.Parameter(torch.full(shape, latent_alpha))
         self.latent_scale = nn.Parameter(torch.full(shape, latent_scale))
@@ -204,7 +225,7 @@ class AdaptiveRobustLoss(nn.Module):
 
     def scale(self) -> torch.Tensor:
         """The scale c of every pixel, (C, H, W)."""
-        return F.softplus(self.latent_scale) + SCALE_MIN
+        return (1 - SCALE_MIN) * F.softplus(self.latent_scale + SCALE_SHIFT) + SCALE_MIN
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean over batch and pixels of −log p(x − target) for images (N, C, H, W), computed in the parameters'
@@ -217,12 +238,22 @@ class AdaptiveRobustLoss(nn.Module):
             )
         return robust_negative_log_likelihood(residual, self.alpha(), self.scale()).mean()
 
-    def grow(self) -> None:
-        """Double the resolution: each pixel's α and c initialise the 2×2 block that covers it at the new resolution
-        (NeurIPS Sec. 3.2). The parameters are new tensors, so build a new optimiser for them afterwards."""
+    def grow(self, order: str = "blocks") -> None:
+        """Double the resolution. "blocks": each pixel's α and c initialise the 2×2 block that covers it at the
+        new resolution (NeurIPS Sec. 3.2); "flat": the authors' order, in which entry k of the flattened C·H·W maps
+        initialises entries 4k..4k+3 of the new ones (four neighbours along a row, so the old maps land scrambled
+        in space). The parameters are new tensors, so build a new optimiser for them afterwards."""
+        if order not in ROBUST_GROWTH:
+            raise AutomodError(f"unknown d_ρ growth order '{order}': choose {' or '.join(ROBUST_GROWTH)}.")
+        c, r, _ = self.latent_alpha.shape
+
+        def grown(t: torch.Tensor) -> torch.Tensor:
+            if order == "flat":
+                return t.flatten().repeat_interleave(4).reshape(c, 2 * r, 2 * r)
+            return t.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+
         with torch.no_grad():
-            alpha = self.latent_alpha.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
-            scale = self.latent_scale.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+            alpha, scale = grown(self.latent_alpha), grown(self.latent_scale)
         self.latent_alpha = nn.Parameter(alpha)
         self.latent_scale = nn.Parameter(scale)
 

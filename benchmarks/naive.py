@@ -57,18 +57,19 @@ def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, 
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
     nets.encoder.requires_grad_(False)
     fake = fake_latents(batch_size, config.recipe.mixed_fraction_decoder, phase, config, device)
-    regular = fake.regular
+    mixed = fake.mixed  # the first rows are the mixtures
 
     def reencode(rows: slice) -> torch.Tensor:
         return nets.encoder(nets.decoder(fake.assignment[rows], level, alpha, noise), level, alpha)
 
     kl_fake = losses.empirical_kl(reencode(slice(None)))
-    latent_rec = losses.cosine_distance(fake.z[:regular], reencode(slice(0, regular))) if regular else kl_fake.new_zeros(())
+    regular = batch_size - mixed
+    latent_rec = losses.cosine_distance(fake.z[mixed:], reencode(slice(mixed, None))) if regular else kl_fake.new_zeros(())
     layer = kl_fake.new_zeros(())
-    if config.layer_loss and regular < batch_size:
+    if config.layer_loss and mixed:
         with torch.no_grad():
-            target = nets.decoder.canvas(fake.z[regular:], fake.split, noise=False).float()
-        canvas = nets.decoder.canvas(reencode(slice(regular, None)), fake.split, noise=False).float()
+            target = nets.decoder.canvas(fake.z[:mixed], fake.split, noise=False).float()
+        canvas = nets.decoder.canvas(reencode(slice(0, mixed)), fake.split, noise=False).float()
         layer = losses.layer_disentanglement_loss(canvas, target)
     recipe = config.recipe
     loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=recipe.lambda_z, kl_scale=recipe.kl_scale)

@@ -262,3 +262,40 @@ def test_mmd_under_bf16_autocast_matches_fp32() -> None:
         got = losses.mmd_imq(z, prior)
     assert got.dtype == torch.float32
     assert got.item() == pytest.approx(reference, rel=1e-5)
+
+
+def test_the_robust_scale_is_barrons_map_and_older_checkpoints_keep_their_scale() -> None:
+    """c = (1 − 1e-5)·softplus(b + ln(e − 1)) + 1e-5, written out in float64 (Barron's reference code; the
+    authors' checkpoints store b in this form, so b = 0 is the scale 1)."""
+    loss = AdaptiveRobustLoss(3, 2).double()
+    assert torch.equal(loss.latent_scale, torch.zeros(3, 2, 2, dtype=torch.float64))
+    b = np.random.default_rng(0).normal(-1.0, 0.8, (3, 2, 2))
+    with torch.no_grad():
+        loss.latent_scale.copy_(torch.from_numpy(b))
+    expected = (1 - 1e-5) * np.log1p(np.exp(b + np.log(np.e - 1))) + 1e-5
+    np.testing.assert_allclose(loss.scale().detach().numpy(), expected, rtol=1e-12)
+    # format-2 checkpoints held c = softplus(b_old) + 1e-5: the same c after reading them into Barron's form
+    old = torch.from_numpy(b)
+    new = losses.legacy_scale_parameter(old)
+    with torch.no_grad():
+        loss.latent_scale.copy_(new)
+    np.testing.assert_allclose(loss.scale().detach().numpy(), np.log1p(np.exp(b)) + 1e-5, rtol=1e-10)
+
+
+def test_the_authors_flat_growth_order() -> None:
+    """Their d_ρ maps are flat C·H·W vectors, and a new resolution's entries 4k..4k+3 take the old entry k (their
+    prepareAdaptiveLossForNewPhase, written out as a loop)."""
+    loss = AdaptiveRobustLoss(3, 2)
+    with torch.no_grad():
+        loss.latent_alpha.copy_(torch.randn(3, 2, 2))
+        loss.latent_scale.copy_(torch.randn(3, 2, 2))
+    old = {name: getattr(loss, name).detach().flatten().clone() for name in ("latent_alpha", "latent_scale")}
+    loss.grow("flat")
+    assert loss.resolution == 4
+    for name, flat in old.items():
+        expected = torch.empty(4 * flat.numel())
+        for offset in range(4):
+            expected[offset::4] = flat
+        assert torch.equal(getattr(loss, name).detach().flatten(), expected)
+    with pytest.raises(AutomodError, match="growth order"):
+        loss.grow("sideways")

@@ -73,14 +73,16 @@ def test_adain_starts_as_instance_norm_with_unbiased_std():
 def test_layer_noise_off_is_identity_and_strength_per_channel_sets_std():
     noise = LayerNoise(3)
     x = torch.randn(4, 3, 32, 32)
-    assert torch.equal(noise(x, enabled=True), x)  # strengths start at 0
+    assert torch.equal(noise(x, True), x)  # strengths start at 0
     with torch.no_grad():
         noise.strength.copy_(torch.tensor([0.7, 0.0, 2.0]))
-    assert torch.equal(noise(x, enabled=False), x)
-    residual = noise(x, enabled=True) - x
+    assert torch.equal(noise(x, False), x)
+    residual = noise(x, True) - x
     assert abs(residual[:, 0].std().item() - 0.7) < 0.05 and abs(residual[:, 2].std().item() - 2.0) < 0.1
     assert torch.equal(residual[:, 1], torch.zeros_like(residual[:, 1]))
     assert noise.strength.shape == (3,)  # one learned scale per channel (the authors' code)
+    given = torch.randn_like(x)  # noise served by a step's draws (training/draws.py) is added as drawn
+    torch.testing.assert_close(noise(x, lambda like: given) - x, given * noise.strength.view(1, -1, 1, 1))
 
 
 def test_binomial_blur_matches_scipy_with_zero_border():

@@ -10,6 +10,9 @@ index. They share one interface: `forward(z, level, alpha, noise)` where z is (N
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -22,6 +25,11 @@ from automod_cli.nn.modulation import AdaIN
 from automod_cli.nn.noise import LayerNoise
 from automod_cli.nn.norm import PixelNorm
 from automod_cli.nn.resample import BinomialBlur, upsample
+
+def block_noise(noise: bool | Callable, block: int) -> bool | Callable:
+    """The layer-noise setting of one block: on/off as given, or the noise function bound to the block's index."""
+    return noise if isinstance(noise, bool) else partial(noise, block)
+
 
 class ModulatedBlock(nn.Module):
     """One resolution of the automodulator (Supp. Fig. 6b, the authors' code):
@@ -40,15 +48,16 @@ class ModulatedBlock(nn.Module):
         self.noise2 = LayerNoise(out_channels)
         self.adain2 = AdaIN(out_channels, latent_dim, style_input_scale)
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool | Callable) -> torch.Tensor:
+        """`noise`: False, True, or a function (k, like) → the noise after conv k + 1 (training/draws.py)."""
         if self.grows:
             x = upsample(x)
         x = self.conv1(x)
         x = self.blur(x)
-        x = self.noise1(x, noise)
+        x = self.noise1(x, block_noise(noise, 0))
         x = self.adain1(lrelu(x), z)
         x = self.conv2(x)
-        x = self.noise2(x, noise)
+        x = self.noise2(x, block_noise(noise, 1))
         return self.adain2(lrelu(x), z)
 
 
@@ -61,7 +70,7 @@ class ConstantBlock(nn.Module):
         self.conv = EqualConv2d(channels, channels, 3)
         self.adain = AdaIN(channels, latent_dim, style_input_scale)
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor, noise: bool | Callable) -> torch.Tensor:
         return self.adain(lrelu(self.conv(x)), z)
 
 
@@ -115,21 +124,23 @@ class _ProgressiveDecoder(nn.Module):
         """How many blocks run when decoding at `level` (level + 1 without a support block)."""
         return self.config.active_blocks(level)
 
-    def canvas(self, z: torch.Tensor, upto: int, noise: bool = True) -> torch.Tensor:
-        """ξ^(upto): the feature map after blocks 0..upto-1 (NeurIPS Eq. 4's θ_{1:j}(ξ0, z) with j = upto)."""
+    def canvas(self, z: torch.Tensor, upto: int, noise: bool | Callable = True) -> torch.Tensor:
+        """ξ^(upto): the feature map after blocks 0..upto-1 (NeurIPS Eq. 4's θ_{1:j}(ξ0, z) with j = upto). `noise`
+        as in `forward`."""
         if not 1 <= upto <= self.num_blocks:
             raise AutomodError(f"a canvas after {upto} blocks is outside this decoder's 1..{self.num_blocks}.")
         zs = per_block(z, upto)
         x = self._start(zs[:, 0])
         for i in range(upto):
-            x = self._block(i, x, zs[:, i], noise)
+            x = self._block(i, x, zs[:, i], block_noise(noise, i))
         return x
 
-    def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True,
+    def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool | Callable = True,
                 canvas_at: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Decode to a 4·2^level image; with alpha < 1 the top level is blended with the upsampled level below.
         With `canvas_at` = j, also return ξ^(j), the canvas after blocks 0..j-1 of this very pass (its noise
-        included): (image, canvas)."""
+        included): (image, canvas). `noise`: layer noise off (False), drawn by each layer (True), or a function
+        (block, k, like) → the noise, which training's draws give (training/draws.py)."""
         self._check_level(level)
         blocks = self.active_blocks(level)
         zs = per_block(z, blocks)
@@ -139,7 +150,7 @@ class _ProgressiveDecoder(nn.Module):
         for i in range(blocks):
             if i == first_of_level and level > 0 and alpha < 1.0:
                 previous_rgb = self.to_rgb[level - 1](x)
-            x = self._block(i, x, zs[:, i], noise)
+            x = self._block(i, x, zs[:, i], block_noise(noise, i))
             if i + 1 == canvas_at:
                 canvas = x
         rgb = self.to_rgb[level](x)

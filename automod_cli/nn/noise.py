@@ -3,6 +3,8 @@ per channel (the authors' code)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -14,7 +16,10 @@ class LayerNoise(nn.Module):
         super().__init__()
         self.strength = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, x: torch.Tensor, enabled: bool) -> torch.Tensor:
-        if not enabled:
+    def forward(self, x: torch.Tensor, noise: bool | Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """`noise`: False (none), True (drawn here) or a function that gives the standard normal noise for x
+        (training/draws.py: the step's draws)."""
+        if noise is False:
             return x
-        return x + torch.randn_like(x) * self.strength.view(1, -1, 1, 1)
+        draw = torch.randn_like(x) if noise is True else noise(x)
+        return x + draw * self.strength.view(1, -1, 1, 1)

@@ -15,6 +15,7 @@ from automod_cli.losses import reconstruction_distance
 from automod_cli.models import Automodulator
 from automod_cli.training import distributed
 from automod_cli.training.baselines import JOINT_STEPS
+from automod_cli.training.draws import RandomDraws
 from automod_cli.training.ema import make_ema
 from automod_cli.training.grids import write_phase_grids
 from automod_cli.training.init import load_init_weights
@@ -70,10 +71,13 @@ class AutomodulatorRun(TrainingRun):
             restore_training(restored, self.modules(), self.optimizers)
             if self.pool is not None:
                 self.pool.load_state(restored.state.get("pool"), self.device)
+            for name, grad in ((restored.state or {}).get("robust_gradients") or {}).items():  # a running sum
+                getattr(self.nets.robust, name).grad = grad.to(self.device)
         for module in self.modules().values():
             distributed.broadcast_module(module, self.world)
         if self.world.active:  # same weights everywhere, different random latents per rank
             torch.manual_seed(cfg.seed + 1_000 * self.world.rank + self.counters.step)
+        self.draws = RandomDraws()  # every random number of a step (a ReplayDraws serves recorded ones)
         self.open_data()
         self.open_log()
 
@@ -87,7 +91,16 @@ class AutomodulatorRun(TrainingRun):
         return {"model_config": self.config.model.to_dict(), "train_config": self.config.to_dict()}
 
     def training_state(self) -> dict[str, Any] | None:
-        return {"pool": self.pool.state()} if self.pool is not None else None
+        """The pool, and d_ρ's gradients where they add up over the steps (Recipe.robust_gradients): both are
+        part of where the run stands, so a resumed run goes on exactly."""
+        state: dict[str, Any] = {}
+        if self.pool is not None:
+            state["pool"] = self.pool.state()
+        robust = self.nets.robust
+        if robust is not None and self.config.recipe.robust_gradients == "accumulated":
+            state["robust_gradients"] = {name: p.grad.detach().cpu() for name, p in robust.named_parameters()
+                                         if p.grad is not None}
+        return state or None
 
     def learned_distance(self) -> torch.nn.Module | None:
         return self.nets.robust
@@ -97,7 +110,7 @@ class AutomodulatorRun(TrainingRun):
         if self.pool is not None:  # older images are of the wrong size
             self.pool = ImagePool(pool_capacity(self.config.recipe.fake_pool, level_resolution(self.level)))
         if self.nets.robust is not None:
-            self.nets.robust.grow()
+            self.nets.robust.grow(self.config.recipe.robust_growth)
             self.optimizers["robust"] = self.adam(self.nets.robust)
 
     def train_step(self, x: torch.Tensor, phase: PhaseState) -> dict[str, torch.Tensor]:
@@ -108,8 +121,9 @@ class AutomodulatorRun(TrainingRun):
             if cfg.kind in JOINT_STEPS:
                 return JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(opts.values()), self.world)
             encoder_opts = [opts["encoder"]] + ([opts["robust"]] if "robust" in opts else [])
-            enc = encoder_step(self.nets, x, phase, cfg, encoder_opts, self.world, self.pool)
-            dec = decoder_step(self.nets, x.shape[0], phase, cfg, [opts["decoder"]], self.world, self.device)
+            enc = encoder_step(self.nets, x, phase, cfg, encoder_opts, self.world, self.pool, self.draws)
+            dec = decoder_step(self.nets, x.shape[0], phase, cfg, [opts["decoder"]], self.world, self.device,
+                               self.draws)
         return {**enc, **dec}
 
     def ema_source(self) -> torch.nn.Module:

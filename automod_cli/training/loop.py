@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from automod_cli.training.ema import update_ema
 from automod_cli.training.run import TrainingRun
 from automod_cli.training.schedule import PhaseState, phase_at
@@ -62,19 +64,21 @@ def _crossed(before: int, after: int, every: int) -> bool:
     return after // every > before // every
 
 
-def iteration(run: TrainingRun, phase: PhaseState) -> None:
-    """One training iteration of any model kind."""
-    # data
-    x = run.batch(phase)
-    # the kind's step: an encoder step and a decoder step (or its own), at the phase's learning rate
+def train_on(run: TrainingRun, x: torch.Tensor, phase: PhaseState) -> dict[str, torch.Tensor]:
+    """The training of one iteration on the batch `x`: the kind's step (an encoder step and a decoder step, or its
+    own) at the phase's learning rate, then the EMA of the decoder (generator) being trained; the step's scalars."""
     run.set_learning_rates(phase)
     scalars = run.train_step(x, phase)
-    # EMA of the decoder (generator) being trained
     source = run.ema_source()
     if source is not None:
         update_ema(run.ema, source, run.ema_beta(phase))
-    # counters and the step's scalars
-    run.count(phase, scalars)
+    return scalars
+
+
+def iteration(run: TrainingRun, phase: PhaseState) -> None:
+    """One training iteration of any model kind: data, `train_on`, counters and the step's scalars."""
+    x = run.batch(phase)
+    run.count(phase, train_on(run, x, phase))
 
 
 def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | None = None) -> TrainResult:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from automod_cli.training.draws import RandomDraws
+
 
 def pool_capacity(size: int, resolution: int) -> int:
     """The authors' pool: `size` images, half as many from 256² up (memory)."""
@@ -30,9 +32,10 @@ class ImagePool:
         self.images = None
 
     @torch.no_grad()
-    def swap(self, batch: torch.Tensor) -> torch.Tensor:
+    def swap(self, batch: torch.Tensor, draws: RandomDraws | None = None) -> torch.Tensor:
         """The batch the encoder sees: `batch` with about half of its images exchanged for pool images once the
-        pool is full; the pool takes the images it gives away (see the module docstring)."""
+        pool is full; the pool takes the images it gives away (see the module docstring). `draws` makes the
+        choices (training/draws.py; default: the run's own random numbers)."""
         if self.capacity <= 0:
             return batch
         batch = batch.detach()
@@ -49,12 +52,11 @@ class ImagePool:
         rest = n - take
         if rest == 0:
             return batch
-        chosen = torch.rand(rest) < 0.5  # CPU RNG
-        slots = torch.randint(0, self.capacity, (rest,))
+        choices = (draws or RandomDraws()).pool_choices(rest, self.capacity)
         out = batch.clone()
-        for offset in range(rest):  # sequential, so a slot drawn twice behaves as it would one image at a time
-            if chosen[offset]:
-                row, slot = take + offset, int(slots[offset])
+        for offset, slot in enumerate(choices):  # in order, so a slot drawn twice acts as one image at a time would
+            if slot is not None:
+                row = take + offset
                 old = self.images[slot].clone()
                 self.images[slot] = batch[row]
                 out[row] = old
