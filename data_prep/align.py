@@ -38,6 +38,8 @@ SUPERSAMPLE = 4  # the quad is resampled at 4x the output size, then reduced (FF
 # HOG detector score below which a detection counts only if nothing scores higher: on scikit-image's
 # astronaut (alone and in a collage) the faces score 0.85-1.6, the badge and patch false positives < 0.25.
 CONFIDENT_SCORE = 0.5
+SAME_FACE = 0.5  # boxes found at upsample 0 and 1 that overlap by more than this (IoU) are one face
+SIMILAR_SIZE = 0.5  # faces of at least half the largest's area are ones a person may mean: the page lets them pick
 
 ALIGN_EXTRA = "pip install 'automod[align]'"
 
@@ -165,31 +167,66 @@ def detector_available() -> bool:
     return True
 
 
-def detect_landmarks(image: Image.Image) -> tuple[np.ndarray, int]:
-    """68 landmarks of the largest face, and how many faces were found. Detects at upsample 0 first
-    (upsampling finds spurious small faces) and upsamples once only when nothing was found. Weak
-    detections count only when there is no confident one."""
-    detector, predictor = _dlib_models()
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two boxes (left, top, right, bottom)."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
+    return width * height / union
+
+
+def detect_faces(image: Image.Image) -> list:
+    """dlib's face rectangles, largest first. Detects at upsample 0 and 1 (a face the detector finds only on the
+    upsampled photo may be the largest) and keeps one detection per face (boxes overlapping by more than SAME_FACE,
+    the higher score's). Weak detections count only when there is no confident one."""
+    detector, _ = _dlib_models()
     pixels = np.asarray(image, dtype=np.uint8)
-    faces, scores, _ = detector.run(pixels, 0, 0.0)
-    if len(faces) == 0:
-        faces, scores, _ = detector.run(pixels, 1, 0.0)
-    if len(faces) == 0:
+    found: list[tuple[object, float]] = []
+    for upsample in (0, 1):
+        faces, scores, _ = detector.run(pixels, upsample, 0.0)
+        for face, score in zip(faces, scores):
+            box = (face.left(), face.top(), face.right(), face.bottom())
+            same = [i for i, (f, _) in enumerate(found)
+                    if _overlap(box, (f.left(), f.top(), f.right(), f.bottom())) > SAME_FACE]
+            if not same:
+                found.append((face, score))
+            elif score > found[same[0]][1]:
+                found[same[0]] = (face, score)
+    if not found:
         raise SkipImage(NO_FACE)
-    confident = [face for face, score in zip(faces, scores) if score >= CONFIDENT_SCORE]
-    faces = confident or list(faces)
-    largest = max(faces, key=lambda r: r.width() * r.height())
-    shape = predictor(pixels, largest)
+    confident = [face for face, score in found if score >= CONFIDENT_SCORE]
+    faces = confident or [face for face, _ in found]
+    return sorted(faces, key=lambda r: r.width() * r.height(), reverse=True)
+
+
+def similar_faces(faces: list) -> int:
+    """How many of `faces` (largest first) are at least SIMILAR_SIZE of the largest's area: the candidates a person
+    may mean, among which the page lets them pick."""
+    largest = faces[0].width() * faces[0].height()
+    return sum(face.width() * face.height() >= SIMILAR_SIZE * largest for face in faces)
+
+
+def detect_landmarks(image: Image.Image, face: int = 0) -> tuple[np.ndarray, int]:
+    """68 landmarks of face number `face` (0: the largest, `detect_faces`), and how many faces were found."""
+    _, predictor = _dlib_models()
+    faces = detect_faces(image)
+    if not 0 <= face < len(faces):
+        found = f"{len(faces)} face{'s' if len(faces) != 1 else ''} found"
+        raise AutomodError(f"--face {face}: {found}, numbered from 0 (the largest) to {len(faces) - 1}.")
+    shape = predictor(np.asarray(image, dtype=np.uint8), faces[face])
     landmarks = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
     return landmarks, len(faces)
 
 
-def detect_and_align(image: Image.Image, size: int, min_face: int) -> tuple[Image.Image, str]:
-    """Align the largest detected face to size x size; the second value notes extra faces (or is '').
+def detect_and_align(image: Image.Image, size: int, min_face: int, face: int = 0) -> tuple[Image.Image, str]:
+    """Align face number `face` (0: the largest) to size x size; the second value notes extra faces (or is '').
     Faces whose quad is below `min_face` pixels are skipped rather than upscaled."""
-    landmarks, count = detect_landmarks(image)
+    landmarks, count = detect_landmarks(image, face)
     _, qsize = face_quad(landmarks)
     if qsize < min_face:
         raise SkipImage(TOO_SMALL, f"face region {qsize:.0f} px, below {min_face}")
-    note = f"{count} faces found; aligned the largest" if count > 1 else ""
+    which = "the largest" if face == 0 else f"face {face} (0 is the largest)"
+    note = f"{count} faces found; aligned {which}" if count > 1 else ""
     return align_face(image, landmarks, size), note

@@ -156,3 +156,110 @@ def test_folder_align_reports_extra_faces_and_faceless_photos(astronaut, tmp_pat
     assert np.abs(faces[1] - reference).mean() < 4  # the larger of the two faces was aligned
     with pytest.raises(SkipImage, match="no face found"):
         align.detect_landmarks(Image.new("RGB", (100, 100)))
+
+
+class Box:
+    """A dlib rectangle stand-in."""
+
+    def __init__(self, left: int, top: int, right: int, bottom: int):
+        self.box = (left, top, right, bottom)
+
+    def left(self): return self.box[0]  # noqa: E704
+
+    def top(self): return self.box[1]  # noqa: E704
+
+    def right(self): return self.box[2]  # noqa: E704
+
+    def bottom(self): return self.box[3]  # noqa: E704
+
+    def width(self): return self.box[2] - self.box[0]  # noqa: E704
+
+    def height(self): return self.box[3] - self.box[1]  # noqa: E704
+
+
+def fake_dlib(monkeypatch, by_upsample: dict[int, list[tuple[Box, float]]]) -> list[int]:
+    """dlib's detector and landmark predictor replaced: the detector finds `by_upsample[n]` at upsample n, and the
+    predictor puts a face's 68 points at its box's centre. Returns the upsample levels asked for."""
+    asked = []
+
+    class Detector:
+        def run(self, pixels, upsample, threshold):
+            asked.append(upsample)
+            found = by_upsample.get(upsample, [])
+            return [box for box, _ in found], [score for _, score in found], [0] * len(found)
+
+    class Point:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+    def predictor(pixels, box):
+        centre = ((box.left() + box.right()) // 2, (box.top() + box.bottom()) // 2)
+        return type("Shape", (), {"part": lambda self, i: Point(*centre)})()
+
+    monkeypatch.setattr(align, "_dlib_models", lambda: (Detector(), predictor))
+    return asked
+
+
+def test_a_face_found_only_when_upsampled_is_still_the_largest(monkeypatch):
+    """The main face of a photo may be found only at upsample 1; a smaller one found at upsample 0 must not win."""
+    small, large = Box(10, 10, 50, 50), Box(100, 20, 220, 140)
+    asked = fake_dlib(monkeypatch, {0: [(small, 1.2)], 1: [(Box(11, 10, 51, 50), 1.0), (large, 0.9)]})
+    landmarks, count = align.detect_landmarks(Image.new("RGB", (300, 200)))
+    assert asked == [0, 1] and count == 2  # both upsamplings; the small face found twice counts once
+    assert tuple(landmarks[0]) == (160, 80)  # the large face's centre
+    landmarks, _ = align.detect_landmarks(Image.new("RGB", (300, 200)), face=1)
+    assert tuple(landmarks[0]) == (30, 30)
+    with pytest.raises(AutomodError, match=r"--face 2: 2 faces found, numbered from 0 \(the largest\) to 1"):
+        align.detect_landmarks(Image.new("RGB", (300, 200)), face=2)
+
+
+def test_weak_detections_count_only_without_a_confident_one(monkeypatch):
+    weak_large, confident_small = Box(0, 0, 200, 200), Box(10, 10, 60, 60)
+    fake_dlib(monkeypatch, {0: [(weak_large, 0.2)], 1: [(confident_small, 0.9)]})
+    landmarks, count = align.detect_landmarks(Image.new("RGB", (300, 300)))
+    assert count == 1 and tuple(landmarks[0]) == (35, 35)
+    assert align.similar_faces([Box(0, 0, 100, 100), Box(0, 0, 80, 80), Box(0, 0, 30, 30)]) == 2
+
+
+def two_faces(astronaut) -> Image.Image:
+    collage = Image.new("RGB", (512 + 410, 512), (90, 90, 90))
+    collage.paste(astronaut, (0, 0))
+    collage.paste(astronaut.resize((410, 410), Image.LANCZOS), (512, 50))
+    return collage
+
+
+def test_face_picks_the_second_face_of_a_real_photo(astronaut):
+    collage = two_faces(astronaut)
+    second, note = align.detect_and_align(collage, 32, min_face=32, face=1)
+    assert note == "2 faces found; aligned face 1 (0 is the largest)"
+    alone, _ = align.detect_and_align(astronaut.resize((410, 410), Image.LANCZOS), 32, min_face=32)
+    largest, _ = align.detect_and_align(collage, 32, min_face=32)
+    close = np.abs(np.asarray(second, np.float64) - np.asarray(alone, np.float64)).mean()
+    assert close < np.abs(np.asarray(second, np.float64) - np.asarray(largest, np.float64)).mean()
+
+
+def test_the_image_commands_take_face_and_say_how_many_were_found(astronaut, tmp_path, monkeypatch, capsys):
+    from tiny_models import tiny_model
+
+    from automod_cli import ops
+    from automod_cli.checkpoint import save_model
+    from automod_cli.cli import main
+    from automod_cli.images import to_uint8
+    from automod_cli.ops.inputs import Align, Faces
+
+    monkeypatch.chdir(tmp_path)
+    save_model(tmp_path / "m.safetensors", tiny_model())
+    two_faces(astronaut).save("two.png")
+    assert main(["reconstruct", "two.png", "--align", "--model", "m.safetensors", "-o", "r0.png"]) == 0
+    assert "2 faces found; aligned the largest (--face N picks face N" in capsys.readouterr().out
+    assert main(["reconstruct", "two.png", "--face", "two.png=1", "--model", "m.safetensors", "-o", "r1.png"]) == 0
+    assert "aligned face 1" in capsys.readouterr().out
+    second = ops.load_images([tmp_path / "two.png"], 32, align=Align(Faces(1)))
+    written = np.asarray(Image.open("r1.png").convert("RGB"))
+    cell = written[written.shape[0] - 3 * 32 - 2:][:3 * 32:3, 2:2 + 3 * 32:3]  # the input, shrunk back from ×3
+    assert (cell == to_uint8(second[0])).all()
+    assert main(["reconstruct", "two.png", "--face", "3", "--model", "m.safetensors", "-o", "r3.png"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--face 3: 2 faces found" in err and "two.png" in err
+    assert main(["mix", "two.png", "two.png", "--no-align", "--face", "1", "--model", "m.safetensors"]) == 2
+    assert "--no-align" in capsys.readouterr().err

@@ -131,7 +131,7 @@ def detector(monkeypatch) -> list[int]:
     """dlib's detector replaced: no picture has a face. Returns the widths of the pictures it was asked about."""
     asked: list[int] = []
 
-    def detect(image: Image.Image):
+    def detect(image: Image.Image, face: int = 0):
         asked.append(image.width)
         raise SkipImage(NO_FACE)
 

@@ -35,6 +35,8 @@ NOISE = typer.Option(False, "--noise/--no-noise", help="Layer noise in the decod
 ALIGN = typer.Option(None, "--align/--no-align", help="Align the largest face FFHQ-style first (needs automod's align "
                                                       "extra). Default: on for models trained on aligned faces (FFHQ, "
                                                       "CelebA-HQ) when the extra is installed, else off.")
+FACE = typer.Option([], "--face", help="With several faces in a photo: align face N (0 = the largest, the default) in "
+                                       "every photo, or FILE=N in one file; repeatable.")
 FORCE = typer.Option(False, "--force", help="Replace existing output files.")
 SCALES = typer.Option(None, "--scales", help="coarse (4²–8²), mid (16²–32²), fine (64²+) or blocks 'i:j'.")
 EDIT_STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # no paper value: a symmetric strip around the reconstruction
@@ -97,6 +99,13 @@ def _model_of_codes(model: Optional[Path], *sources: Optional[ops.Sources]) -> O
     return chosen
 
 
+def _face_choice(align: Optional[bool], face: List[str]):
+    """--face with --align/--no-align, as `ops_report.alignment` takes it (`ops_report.face_choice`)."""
+    from automod_cli.commands import ops_report
+
+    return ops_report.face_choice(align, face)
+
+
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(f"{path.stem}{suffix}{path.suffix}")
 
@@ -141,7 +150,7 @@ def mix(
     layers: Optional[str] = typer.Option(None, "--layers", help="Take B's blocks i..j-1 ('i:j', block b: 4·2^b px)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG (default mix.png, or mix-grid.png)."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    force: bool = FORCE,
+    face: List[str] = FACE, force: bool = FORCE,
 ) -> None:
     """Style mixing: decode A with the chosen scales (decoder blocks) of B.
 
@@ -158,6 +167,7 @@ def mix(
 
     Example: automod mix faces.npz:0 faces.npz:3 --coarse    # codes from automod encode faces/ -o faces.npz
     """
+    align = _face_choice(align, face)
     grid_mode = bool(rows or cols)
     _mix_inputs(images or [], rows, cols)
     out = out if out is not None else Path("mix-grid.png" if grid_mode else "mix.png")
@@ -199,7 +209,7 @@ def sample(
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Folder for grid.png and sample-NNN.png (a name "
                                                                   "like s.png is refused: it is a folder)."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    force: bool = FORCE,
+    face: List[str] = FACE, force: bool = FORCE,
 ) -> None:
     """Random samples, or conditional samples that keep some scales of an input (Supp. App. H).
 
@@ -207,6 +217,7 @@ def sample(
 
     Example: automod sample --fix face.png --scales coarse --n 15 -o pose-samples
     """
+    align = _face_choice(align, face)
     if scales is not None and fix is None:
         raise AutomodError("--scales chooses what --fix IMG keeps: pass --fix IMG as well.")
     check_output_folder(out)
@@ -277,7 +288,7 @@ def edit(
     strength: List[float] = typer.Option([], "--strength", help="s in z + s·v; repeat for a strip (default -1…1)."),
     out: Path = typer.Option(Path("edit.png"), "--out", "-o", help="Output PNG: per image, input then each strength."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    force: bool = FORCE,
+    face: List[str] = FACE, force: bool = FORCE,
 ) -> None:
     """Attribute editing: add (mean latent of --pos) − (mean latent of --neg) to each image's latent (Supp. App. C).
 
@@ -287,6 +298,7 @@ def edit(
 
     Example: automod edit face.png --direction smile_delta2 --scales mid --model ffhq512
     """
+    align = _face_choice(align, face)
     if not images and save_vector is None:
         raise AutomodError("nothing to do: give images to edit, --save-vector FILE, or both.")
     target = check_device_and_outputs(device, [out] if images else [], force, [out] if images else [])
@@ -325,7 +337,7 @@ def interpolate(
     gif: bool = typer.Option(False, "--gif", help="Also write an animation OUT.gif."),
     out: Path = typer.Option(Path("interpolation.png"), "--out", "-o", help="Output PNG."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    force: bool = FORCE,
+    face: List[str] = FACE, force: bool = FORCE,
 ) -> None:
     """Interpolate between 2 images (a strip) or 4 (a grid, Supp. Fig. 13) in the model's latent space: slerp on
     the automodulator's sphere, straight lines for Gaussian (VAE, WAE) and LIA latents.
@@ -338,6 +350,7 @@ def interpolate(
 
     Example: automod interpolate faces.npz:0 faces.npz:5    # codes from automod encode
     """
+    align = _face_choice(align, face)
     sources = ops.find_sources(images)
     if len(sources) not in (2, 4):
         raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(sources)}.")
@@ -378,7 +391,7 @@ def reconstruct(
                                                                                "OUT.errors.csv beside it."),
     batch: int = typer.Option(BATCH_SIZE, "--batch", min=1, help="Images read and reconstructed at a time."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE,
-    align: Optional[bool] = ALIGN, force: bool = FORCE,
+    align: Optional[bool] = ALIGN, face: List[str] = FACE, force: bool = FORCE,
 ) -> None:
     """Encode and decode images; writes input | reconstruction pairs side by side, and each image's reconstruction
     error (MSE, SSIM, and LPIPS when its weights are here) as a table and as OUT.errors.csv. Files that are not
@@ -386,6 +399,7 @@ def reconstruct(
 
     Example: automod reconstruct photos/ --model runs/demo -o recon.png
     """
+    align = _face_choice(align, face)
     errors_file = errors_path(out)
     target = check_device_and_outputs(device, [out, errors_file], force, [out])
     inputs = checked_inputs(images)

@@ -20,7 +20,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from automod_cli.ops import provenance as data_provenance
-from automod_cli.ops.inputs import AlignIfFace
+from automod_cli.errors import AutomodError
+from automod_cli.ops.inputs import Align as FaceAlign
+from automod_cli.ops.inputs import AlignIfFace, Faces
 from automod_cli.ops.report import ErrorReport, image_errors, local_lpips
 
 console = Console()
@@ -28,7 +30,7 @@ err_console = Console(stderr=True)
 
 ERROR_ROWS_SHOWN = 20  # up to this many images: every row; more: the worst by MSE
 WORST_SHOWN = 10
-Align = Union[bool, AlignIfFace]
+Align = Union[bool, FaceAlign]
 Group = tuple  # (role, names, inputs, reconstructions): images of one kind in an error report
 
 
@@ -61,9 +63,34 @@ def _notes(net: torch.nn.Module) -> InputNotes:
     return notes if notes is not None else InputNotes(data_provenance.Provenance(None, net.resolution))
 
 
-def alignment(net: torch.nn.Module, align: Optional[bool]) -> Align:
+def face_choice(align: Optional[bool], face: list[str]) -> Union[None, bool, Faces, FaceAlign]:
+    """--face N / --face FILE=N (repeatable) with --align/--no-align: what `alignment` takes. No --face: `align` as
+    it is; with --face: the faces to align, decided for the model by `alignment` (explicit with --align)."""
+    if not face:
+        return align
+    if align is False:
+        raise AutomodError("--face picks which face to align: it cannot go with --no-align.")
+    faces = Faces()
+    for value in face:
+        name, _, number = value.rpartition("=")
+        if not number.strip().isdigit():
+            raise AutomodError(f"--face {value}: give a face number (0 = the largest), or FILE=N for one file.")
+        if name:
+            faces.by_file[name] = int(number)
+        else:
+            faces.default = int(number)
+    return FaceAlign(faces) if align else faces
+
+
+def alignment(net: torch.nn.Module, align: Union[None, bool, Faces, FaceAlign]) -> Align:
     """What to pass as `align` for this model: the user's --align/--no-align when given; else, for a model trained on
-    aligned faces, AlignIfFace when faces can be detected here (or, once, how to install that, and no alignment)."""
+    aligned faces, AlignIfFace when faces can be detected here (or, once, how to install that, and no alignment).
+    Faces chosen with --face (`face_choice`) are aligned in any model, a file without a face used as it is in a face
+    model; plain --align becomes an `ops.inputs.Align`, so photos with several faces are noted."""
+    if isinstance(align, Faces):
+        return AlignIfFace(align) if _notes(net).provenance.aligned_faces else FaceAlign(align)
+    if align is True:
+        return FaceAlign()
     if align is not None:
         return align
     notes = _notes(net)
@@ -87,9 +114,13 @@ def alignment(net: torch.nn.Module, align: Optional[bool]) -> Align:
 def check(net: torch.nn.Module, align: Align, images: torch.Tensor) -> None:
     """After a batch of inputs: name the files used unaligned (no face found), and count the inputs that look unlike
     the model's training data (`provenance.unlike_count`); `say_unlike` warns about them once all are in."""
-    if isinstance(align, AlignIfFace):
+    if isinstance(align, FaceAlign):
         while align.unaligned:
             warn(f"no face found in '{align.unaligned.pop(0)}': used it unaligned (centre crop).")
+        while align.notes:
+            path, note = align.notes.pop(0)
+            console.print(f"{escape(str(path))}: {escape(note)} (--face N picks face N, --face FILE=N for one file)",
+                          highlight=False, soft_wrap=True)
     notes = _notes(net)
     if len(images):
         odd, checked = data_provenance.unlike_count(notes.provenance, images)

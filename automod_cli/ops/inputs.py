@@ -2,10 +2,11 @@
 
 Files are decoded safely (`data_prep.images.load_rgb`: grayscale, palette, CMYK, alpha and 16-bit become 8-bit
 RGB), centre-cropped to a square and resized with Lanczos — up as well as down, so a tiny picture still gives a
-(blurry) result, and is listed (`Inputs.upscaled`) for the command to warn about. With `align=True` the largest face is aligned FFHQ-style first (the prep alignment; needs the
-`[align]` extra); with `align=AlignIfFace()` a file without a face is used unaligned and listed instead. Every
-problem with a file becomes one AutomodError naming the file — or, where the command can go on without it
-(`check_inputs`, `load_inputs`), a skipped file with its reason.
+(blurry) result, and is listed (`Inputs.upscaled`) for the command to warn about. With `align=True` the largest
+face is aligned FFHQ-style first (the prep alignment; needs the `[align]` extra); `align=Align(Faces(...))` picks
+another face (`--face`) and collects notes on photos with several faces; with `align=AlignIfFace()` a file without
+a face is used unaligned and listed instead. Every problem with a file becomes one AutomodError naming the file —
+or, where the command can go on without it (`check_inputs`, `load_inputs`), a skipped file with its reason.
 """
 
 from __future__ import annotations
@@ -42,16 +43,35 @@ def image_paths(items: Sequence[Path]) -> list[Path]:
     return paths
 
 
-class AlignIfFace:
-    """An `align` value: align the largest face where one is found, and use a file without a face as it is (centre
-    crop) instead of skipping it, listing it in `unaligned` for the caller to name. The image commands use it for
-    models trained on aligned faces when neither --align nor --no-align was given."""
+@dataclass
+class Faces:
+    """Which detected face to align (`--face`): number `default` in every file (0 = the largest), or the number
+    given for a file by its path or its name (`--face a.jpg=1`)."""
 
-    def __init__(self) -> None:
+    default: int = 0
+    by_file: dict[str, int] = field(default_factory=dict)
+
+    def index(self, path: Path) -> int:
+        return self.by_file.get(str(path), self.by_file.get(Path(path).name, self.default))
+
+
+class Align:
+    """An `align` value that is on and says more than True: which face to align in each file (`faces`), and it
+    collects, for the caller to say, the notes on files with several faces (`notes`: (path, note))."""
+
+    def __init__(self, faces: Faces | None = None) -> None:
+        self.faces = faces or Faces()
+        self.notes: list[tuple[Path, str]] = []
         self.unaligned: list[Path] = []
 
     def __bool__(self) -> bool:  # aligning is on
         return True
+
+
+class AlignIfFace(Align):
+    """An `align` value: align the chosen face (the largest by default) where one is found, and use a file without a
+    face as it is (centre crop) instead of skipping it, listing it in `unaligned` for the caller to name. The image
+    commands use it for models trained on aligned faces when neither --align nor --no-align was given."""
 
 
 def upscale_note(size: tuple[int, int], resolution: int) -> str | None:
@@ -63,7 +83,7 @@ def upscale_note(size: tuple[int, int], resolution: int) -> str | None:
             "upscaled, so expect a blurred result")
 
 
-def _pixels(path: Path, resolution: int, align: bool | AlignIfFace) -> tuple[torch.Tensor, tuple[int, int]]:
+def _pixels(path: Path, resolution: int, align: bool | Align) -> tuple[torch.Tensor, tuple[int, int]]:
     """One image file as (3, R, R) in [-1, 1] and the file's picture size, or SkipImage saying why it cannot be
     used."""
     picture = load_rgb(Path(path))
@@ -71,8 +91,13 @@ def _pixels(path: Path, resolution: int, align: bool | AlignIfFace) -> tuple[tor
     if align:
         from data_prep.align import detect_and_align
 
+        face = align.faces.index(Path(path)) if isinstance(align, Align) else 0
         try:
-            picture, _ = detect_and_align(picture, resolution, min_face=1)
+            picture, note = detect_and_align(picture, resolution, min_face=1, face=face)
+            if note and isinstance(align, Align):
+                align.notes.append((Path(path), note))
+        except AutomodError as exc:  # no face of that number
+            raise AutomodError(f"'{path}': {exc}") from None
         except SkipImage as exc:
             if not (isinstance(align, AlignIfFace) and exc.kind == NO_FACE):
                 raise
