@@ -189,6 +189,8 @@ LAYER_TARGETS = ("detached", "live")
 ENCODER_PASSES = ("joint", "separate")
 ROBUST_GRADIENTS = ("zeroed", "accumulated")
 ROBUST_GROWTH = ("blocks", "flat")  # losses.AdaptiveRobustLoss.grow
+INITIALISATIONS = ("automod", "authors")
+REAL_FADES = ("sharp", "blended")
 # Numeric precision of the networks' forward passes in training (training/precision.py): fp32, or bf16 autocast with
 # fp32 weights, optimiser state and losses.
 PRECISIONS = ("fp32", "bf16")
@@ -245,13 +247,19 @@ class Recipe:
     # how d_ρ's α and scale maps grow to a new resolution: "blocks" (each pixel's values start its 2×2 block) or
     # "flat" (the authors' order in their flattened maps; losses.AdaptiveRobustLoss.grow)
     robust_growth: str = "blocks"
+    # the starting weights of a new run: automod's own, or the authors' (models/initialisation.py)
+    initialisation: str = "automod"
+    # the real images during a fade-in: as they are ("sharp"), or "blended" as the authors' loader blends them with
+    # their half-resolution copy, α·x + (1 − α)·up(down(x)), truncated to 8 bits (training/fade.py)
+    real_fade: str = "sharp"
 
     def __post_init__(self) -> None:
         check_scalar_fields(self, "recipe.")
         for name, allowed in (("name", RECIPES), ("latent_distance", LATENT_DISTANCES),
                               ("encoder_objective", ENCODER_OBJECTIVES), ("layer_target", LAYER_TARGETS),
                               ("encoder_passes", ENCODER_PASSES), ("robust_gradients", ROBUST_GRADIENTS),
-                              ("robust_growth", ROBUST_GROWTH)):
+                              ("robust_growth", ROBUST_GROWTH), ("initialisation", INITIALISATIONS),
+                              ("real_fade", REAL_FADES)):
             if getattr(self, name) not in allowed:
                 raise AutomodError(f"unknown recipe.{name} '{getattr(self, name)}': choose {' or '.join(allowed)}.")
         if self.kl_scale <= 0 or self.match_x <= 0 or self.lambda_x < 0 or self.lambda_z < 0:

@@ -91,7 +91,8 @@ RECIPE_PRESETS: dict[str, Recipe] = {
         name="authors", kl_scale=0.1, lambda_x=0.2, match_x=1.5, latent_distance="dot", lambda_z=100.0,
         encoder_objective="clamp", fake_pool=200, mixed_fraction_encoder=0.25, mixed_fraction_decoder=0.5,
         mix_start_level=1, split_all_blocks=False, layer_target="live", freeze_previous_rgb=True, ema_decay=0.999,
-        encoder_passes="separate", robust_gradients="accumulated", robust_growth="flat",
+        encoder_passes="separate", robust_gradients="accumulated", robust_growth="flat", initialisation="authors",
+        real_fade="blended",
     ),
 }
 # Which recipe a preset uses unless told: the authors' for the papers' datasets (the recipe known to reach the

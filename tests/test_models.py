@@ -8,6 +8,7 @@ from automod_cli.config import ModelConfig
 from automod_cli.presets import SMALL_CHANNELS
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator, ClassicDecoder, Encoder, build_decoder
+from automod_cli.models.initialisation import authors_initialisation
 from automod_cli.models.latents import assign, random_latents, scale_blocks, split_at
 from automod_cli.nn.modulation import AdaIN
 from automod_cli.nn.spectral import SNConv2d
@@ -172,3 +173,18 @@ def test_interpolation_follows_the_great_circle_on_the_sphere_and_lines_in_gauss
     rows = gaussian.interpolate_latents(torch.stack([a, a, a]), torch.stack([b, b, b]), t)  # one point per row
     torch.testing.assert_close(rows[1], 0.75 * a + 0.25 * b)
     assert torch.equal(rows[0], a) and torch.equal(rows[2], b)
+
+
+def test_the_authors_initialisation_of_style_maps_and_rgb_layers():
+    """Xavier-normal style maps (std √(2/(D + 2C))) with every bias 1, and PyTorch's default toRGB/fromRGB
+    (weights and biases uniform in ±1/√fan_in, as the authors' code leaves them)."""
+    config = ModelConfig(max_resolution=16, latent_dim=64, channels=(96, 96, 96))
+    model = Automodulator(config)
+    authors_initialisation(model)
+    affine = model.decoder.blocks[1].adain1.affine
+    assert affine.weight.std().item() == pytest.approx((2 / (64 + 2 * 96)) ** 0.5, rel=0.05)
+    assert torch.equal(affine.bias, torch.ones(2 * 96))
+    for conv in (model.decoder.to_rgb[2], model.encoder.from_rgb[2]):
+        bound = conv.in_channels ** -0.5
+        assert conv.bias.abs().max() <= bound and conv.bias.abs().max() > 0.3 * bound  # uniform, not zero
+        assert conv.weight.abs().max() <= bound

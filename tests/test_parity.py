@@ -25,6 +25,7 @@ from automod_cli import authors
 from automod_cli.config import TrainConfig
 from automod_cli.presets import resolve_train_config
 from automod_cli.training.automodulator import AutomodulatorRun
+from automod_cli.training import fade
 from automod_cli.training.draws import ReplayDraws
 from automod_cli.training.init import init_config
 from automod_cli.training.loop import train_on
@@ -298,3 +299,18 @@ def test_replayed_draws_are_served_by_tag_and_account_for_every_draw():
     assert replay.requested == ["E.split", "E.z", "E.pool.u", "E.pool.slot", "E.pool.u"]
     with pytest.raises(Exception, match="no \\(further\\) draw 'D.z'"):
         replay.latents("D.z", 2, 3, "cpu")
+
+
+@pytest.mark.parametrize("name", [c for c in CASES if any("real_fade" in it for it in Case(c).manifest["iterations"])])
+def test_a_faded_real_batch_is_the_authors_loaders_bit_for_bit(name):
+    """Recipe.real_fade = "blended" (training/fade.py) against the recorded fade-in batches: PIL's half-size copy of
+    each 8-bit image, and the truncated blend, equal theirs exactly."""
+    case = Case(name)
+    for iteration in case.manifest["iterations"]:
+        hi = np.asarray(case.arrays[iteration["real_fade"]["hi_u8"]])
+        lo = np.asarray(case.arrays[iteration["real_fade"]["lo_u8"]])
+        assert np.array_equal(fade.half_size(hi), lo)
+        assert torch.equal(fade.blend_bytes(hi, lo, iteration["alpha"]), case.array(iteration["real"]))
+        # from the sharp batch in [-1, 1], as a run holds it
+        sharp = torch.from_numpy(hi).float() / 127.5 - 1
+        assert torch.equal(fade.blended_real(sharp, iteration["alpha"]), case.array(iteration["real"]))

@@ -13,6 +13,7 @@ from automod_cli.config import TrainConfig, level_resolution
 from automod_cli.devices import pick_device
 from automod_cli.losses import reconstruction_distance
 from automod_cli.models import Automodulator
+from automod_cli.models.initialisation import authors_initialisation
 from automod_cli.training import distributed
 from automod_cli.training.baselines import JOINT_STEPS
 from automod_cli.training.draws import RandomDraws
@@ -49,6 +50,8 @@ class AutomodulatorRun(TrainingRun):
         self.lr_scale = {"encoder": cfg.encoder_lr_scale}
         torch.manual_seed(cfg.seed)
         model = Automodulator(cfg.model)
+        if cfg.recipe.initialisation == "authors":
+            authors_initialisation(model)
         self.counters = restored.counters if restored else RunCounters(images_seen=cfg.start_images)
         # the level last trained; a resumed run grows from here exactly as the uninterrupted run did
         self.level = restored.meta["level"] if restored else phase_at(cfg, cfg.start_images).level

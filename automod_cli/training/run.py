@@ -14,6 +14,7 @@ import torch
 from automod_cli.config import TrainConfig, level_resolution
 from automod_cli.training.data import advance, check_batches, make_loader, mirror, open_training_data
 from automod_cli.training.distributed import World
+from automod_cli.training.fade import blended_real
 from automod_cli.training.ema import ema_beta
 from automod_cli.training.log import RunLog
 from automod_cli.training.schedule import PhaseState, phase_at
@@ -122,9 +123,15 @@ class TrainingRun:
         self.batches = iter(loader)
 
     def batch(self, phase: PhaseState) -> torch.Tensor:
-        """The next batch on the device, mirrored when the run mirrors (a fixed choice per step and seed)."""
+        """The next batch on the device, mirrored when the run mirrors (a fixed choice per step and seed), and
+        during a fade-in blended with its half-resolution copy where the recipe says so (training/fade.py)."""
+        cfg = self.train_config
         x = next(self.batches).to(self.device, non_blocking=True)
-        return mirror(x, self.train_config.seed, self.counters.step) if self.train_config.mirror else x
+        if cfg.mirror:
+            x = mirror(x, cfg.seed, self.counters.step)
+        if cfg.recipe.real_fade == "blended" and phase.level > 0 and phase.alpha < 1.0:
+            x = blended_real(x, phase.alpha)
+        return x
 
     def set_learning_rates(self, phase: PhaseState) -> None:
         for name, opt in self.optimizers.items():
