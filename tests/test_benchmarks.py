@@ -188,7 +188,8 @@ def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
     import sys
 
     env = {**os.environ, "SMOKE": "1", "PYTHON": sys.executable, "OUT": str(tmp_path)}
-    done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True, timeout=300)
+    # no time limit here or in the script's smoke mode: a slow or busy machine must not fail it (issue 25 item 7)
+    done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     records = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
                for name in ("matmul", "train", "syncs", "encode", "project-cost", "variants", "cudnn", "data")}
@@ -224,7 +225,7 @@ def test_device_check_runs_only_the_sections_named(tmp_path):
     import sys
 
     env = {**os.environ, "SMOKE": "1", "ONLY": "matmul", "PYTHON": sys.executable, "OUT": str(tmp_path)}
-    done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["matmul.jsonl"] and "### matmul" in done.stdout
 
