@@ -240,3 +240,26 @@ def test_serve_refuses_a_busy_port_and_names_the_missing_extra(work, capsys, mon
     assert main(["serve", "--model", "m.safetensors", "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "automod[serve]" in err
+
+
+def test_a_photo_with_faces_of_similar_size_lets_the_user_pick_one(work):
+    pytest.importorskip("dlib")
+    astronaut = Image.fromarray(pytest.importorskip("skimage.data").astronaut())
+    collage = Image.new("RGB", (512 + 410, 512), (90, 90, 90))
+    collage.paste(astronaut, (0, 0))
+    collage.paste(astronaut.resize((410, 410), Image.LANCZOS), (512, 50))
+    collage.save(work / "two.png")
+    studio = Studio(ops.load_model(work / "m.safetensors"), work / "m.safetensors", "m.safetensors", align=True,
+                    folder=work)
+    with TestClient(create_app(studio, TOKEN), base_url="http://127.0.0.1:8765") as client:
+        photo = add(client, "two.png").json()["photo"]
+        assert (photo["face"], photo["faces"], photo["similar"]) == (0, 2, 2)
+        b = add(client, "a.png")
+        error_of(b, 400, "a.png", "no face")  # --align as given: a photo without a face is refused, as in the CLI
+        largest = view(client, "mix", a=photo["id"], b=photo["id"], scales="coarse").content
+        chosen = client.post(f"/api/photos/{photo['id']}/face", json={"face": 1}, headers=HEADERS)
+        assert chosen.status_code == 200 and chosen.json()["photo"]["face"] == 1
+        response = view(client, "mix", a=photo["id"], b=photo["id"], scales="coarse")
+        assert "--face%20two.png%3D1" in response.headers["x-automod-command"] and response.content != largest
+        same_as_command(response, "mix.png")
+        error_of(client.post(f"/api/photos/{photo['id']}/face", json={"face": 2}, headers=HEADERS), 400, "pick 0")

@@ -7,6 +7,7 @@ one that a newer request of the same view has overtaken is dropped (409) instead
     GET    /                          the page          GET  /static/{app.js,style.css}
     GET    /api/info                  model, photos     POST /api/photos?name=N    (body: the image file)
     GET    /api/photos/{id}/{input,reconstruction}.png  DELETE /api/photos/{id}
+    POST   /api/photos/{id}/face      {"face": N}: align another of the photo's faces
     POST   /api/directions?name=N     (body: a direction file)
     POST   /api/view/{mix,grid,reconstruct,edit,interpolate,frame,sample}   (JSON) -> PNG, headers
            X-Automod-Command (the command, URL-encoded) and X-Automod-Filename
@@ -81,7 +82,8 @@ async def read_json(request: Request) -> dict[str, Any]:
 
 def photo_json(studio: Studio, photo: Photo) -> dict[str, Any]:
     return {"id": photo.id, "name": photo.name, "errors": photo.errors, "unlike": photo.unlike,
-            "unaligned": photo.unaligned, "command": views.reconstruction(studio, photo).command}
+            "unaligned": photo.unaligned, "face": photo.face, "faces": photo.faces, "similar": photo.similar,
+            "command": views.reconstruction(studio, photo).command}
 
 
 def png(view: views.View) -> Response:
@@ -104,6 +106,7 @@ class Server:
             Route("/", self.page), Route("/static/{name}", self.static),
             Route("/api/info", self.info), Route("/api/photos", self.add_photo, methods=["POST"]),
             Route("/api/photos/{photo_id}", self.remove_photo, methods=["DELETE"]),
+            Route("/api/photos/{photo_id}/face", self.choose_face, methods=["POST"]),
             Route("/api/photos/{photo_id}/{which}.png", self.photo_png),
             Route("/api/directions", self.add_direction, methods=["POST"]),
             Route("/api/view/{kind}", self.view, methods=["POST"]),
@@ -135,6 +138,11 @@ class Server:
     async def remove_photo(self, request: Request) -> Response:
         self.studio.remove(request.path_params["photo_id"])
         return JSONResponse({"removed": request.path_params["photo_id"], "warning": self.studio.unlike_message()})
+
+    async def choose_face(self, request: Request) -> Response:
+        body = await read_json(request)
+        photo = await run_in_threadpool(self.studio.choose_face, request.path_params["photo_id"], body.get("face"))
+        return JSONResponse({"photo": photo_json(self.studio, photo), "warning": self.studio.unlike_message()})
 
     async def photo_png(self, request: Request) -> Response:
         photo = self.studio.photo(request.path_params["photo_id"])

@@ -26,7 +26,7 @@ from automod_cli import ops
 from automod_cli.checkpoint import model_kind, read_meta
 from automod_cli.errors import AutomodError
 from automod_cli.ops import provenance as data_provenance
-from automod_cli.ops.inputs import IMAGE_SUFFIXES, AlignIfFace
+from automod_cli.ops.inputs import IMAGE_SUFFIXES, Align, AlignIfFace, Faces
 from automod_cli.ops.report import image_errors
 from data_prep.images import SkipImage, load_rgb
 
@@ -34,7 +34,6 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # a large phone photo is 5-12 MB
 MAX_PIXELS = 50_000_000  # 50 megapixels: larger pictures are refused before they are decoded
 MAX_PHOTOS = 200  # photos held at once (each keeps its file and three small tensors)
 NAME_LENGTH = 120  # characters of a file name kept for display and commands
-Align = Union[bool, AlignIfFace]
 
 
 class NotFound(AutomodError):
@@ -54,6 +53,9 @@ class Photo:
     errors: dict[str, Optional[float]]  # mse, ssim (None below SSIM's window)
     unlike: bool  # looks unlike the model's training data
     unaligned: bool = False  # a face model's photo without a face: used as it is (centre crop)
+    face: int = 0  # the face aligned (0 = the largest; `--face NAME=N`)
+    faces: int = 0  # faces found, when aligning found more than one
+    similar: int = 0  # of those, how many are about as large as the largest: the page offers to pick one
 
 
 @dataclass
@@ -104,11 +106,11 @@ def check_upload(data: bytes) -> None:
         raise AutomodError(f"the file cannot be used as an image ({exc}).") from None
 
 
-def default_alignment(provenance: data_provenance.Provenance, align: Optional[bool]) -> Align:
+def default_alignment(provenance: data_provenance.Provenance, align: Optional[bool]) -> Union[bool, Align]:
     """As the image commands decide it: --align/--no-align when given; else faces are aligned (and a photo without
     one used as it is) for a model trained on aligned faces, when faces can be detected here."""
     if align is not None:
-        return align
+        return Align() if align else False
     if not provenance.aligned_faces:
         return False
     from data_prep.align import detector_available
@@ -182,22 +184,50 @@ class Studio:
         self.photos[photo_id] = photo
         return photo
 
-    def _encode(self, photo_id: str, name: str, path: Path) -> Photo:
+    def choose_face(self, photo_id: str, face: int) -> Photo:
+        """Align another of the photo's faces (0 = the largest) and encode it again."""
+        photo = self.photo(photo_id)
+        if not self.align:
+            raise AutomodError("faces are not aligned for this model, so there is no face to pick.")
+        if not isinstance(face, int) or isinstance(face, bool) or not 0 <= face < max(photo.faces, 1):
+            raise AutomodError(f"'{photo.name}' has {photo.faces or 1} face(s) found; pick 0 to "
+                               f"{max(photo.faces, 1) - 1}.")
+        with self.lock:
+            chosen = self._encode(photo.id, photo.name, photo.path, face)
+        self.photos[photo.id] = chosen
+        return chosen
+
+    def align_for(self, photos: list[Photo]) -> Union[bool, Align]:
+        """The `align` value of a command given these photos: the studio's, with each photo's chosen face."""
+        return self.aligning({photo.path: photo.face for photo in photos})
+
+    def aligning(self, faces: dict[Path, int]) -> Union[bool, Align]:
+        """The studio's `align` value (a fresh one: it collects its own notes) with the face to align per file."""
+        if not self.align:
+            return False
+        chosen = Faces(by_file={str(path): face for path, face in faces.items() if face})
+        return AlignIfFace(chosen) if isinstance(self.align, AlignIfFace) else Align(chosen)
+
+    def _encode(self, photo_id: str, name: str, path: Path, face: int = 0) -> Photo:
         """What `automod mix A B` does with its A: load the file (aligned as decided), encode it alone, decode."""
-        align = self.align
-        if isinstance(align, AlignIfFace):
-            align = AlignIfFace()  # this photo's own note
+        align = self.aligning({path: face})
         try:
             x, _ = ops.load_inputs(ops.Inputs([path]), self.net.resolution, align, exact=True)
         except AutomodError as exc:
             raise AutomodError(str(exc).replace(f"'{path}'", f"'{name}'")) from None
+        found = similar = 0
+        if align and align.notes:  # several faces: how many could be the one meant
+            from data_prep.align import detect_faces, similar_faces
+
+            faces = detect_faces(load_rgb(path))
+            found, similar = len(faces), similar_faces(faces)
         z = ops.encode(self.net, x)
         reconstruction = ops.decode(self.net, z)
         errors = image_errors(x, reconstruction)
         odd, _ = data_provenance.unlike_count(self.provenance, x)
         values = {key: None if value is None else float(value[0]) for key, value in errors.items() if key != "lpips"}
         return Photo(photo_id, name, path, x[0].cpu(), z[0], reconstruction[0].cpu(), values, bool(odd),
-                     isinstance(align, AlignIfFace) and bool(align.unaligned))
+                     bool(align) and bool(align.unaligned), face, found, similar)
 
     def unlike_message(self) -> Optional[str]:
         """The image commands' warning, counted over the photos held."""
@@ -220,11 +250,14 @@ class Studio:
         """Whether request `number` is still the newest of its view (checked again once the model is free)."""
         return number is None or self.latest.get(view, -1) <= number
 
-    def model_options(self) -> list[str]:
-        """The options every reproducing command carries: the model, and --align/--no-align when serve got one."""
+    def options(self, photos: list[Photo] = ()) -> list[str]:
+        """The options a reproducing command carries: the model, --align/--no-align when serve got one, and the
+        face chosen in each of `photos` that is not the largest (`--face NAME=N`)."""
         options = ["--model", self.argument]
         if self.align_option is not None:
             options.append("--align" if self.align_option else "--no-align")
+        for name, face in sorted({(photo.name, photo.face) for photo in photos if photo.face}):
+            options += ["--face", f"{name}={face}"]
         return options
 
 

@@ -67,7 +67,7 @@ def _bounded(value: int, low: int, high: int, what: str) -> int:
 def _latents(studio: Studio, photos: list[Photo]) -> ops.Latents:
     """The codes of `photos` encoded in one batch, as a command given these files encodes them."""
     sources = ops.Sources([photo.path for photo in photos])
-    latents = ops.source_latents(studio.net, sources, studio.align, exact=True)
+    latents = ops.source_latents(studio.net, sources, studio.align_for(photos), exact=True)
     latents.names = [photo.name for photo in photos]
     return latents
 
@@ -77,7 +77,7 @@ def mix(studio: Studio, a: Photo, b: Photo, spec: str) -> View:
     net = studio.net
     blocks = ops.scale_range(net, checked_spec(spec) or "coarse", "style mixing")
     image = ops.mix(net, a.z[None], b.z[None], blocks)[0]
-    words = ["mix", a.name, b.name, *scale_flags(checked_spec(spec) or "coarse"), *studio.model_options(),
+    words = ["mix", a.name, b.name, *scale_flags(checked_spec(spec) or "coarse"), *studio.options([a, b]),
              "-o", "mix.png"]
     return View(png_bytes(image), command_line(words), "mix.png")
 
@@ -96,7 +96,7 @@ def mix_grid(studio: Studio, rows: list[Photo], cols: list[Photo], spec: str) ->
             "Top row: B reconstructions; left column: A reconstructions.")
     figure = ops.captioned_grid(cells, len(cols) + 1, text)
     words = ["mix", *[w for p in rows for w in ("--rows", p.name)], *[w for p in cols for w in ("--cols", p.name)],
-             *scale_flags(spec), *studio.model_options(), "-o", "mix-grid.png"]
+             *scale_flags(spec), *studio.options(rows + cols), "-o", "mix-grid.png"]
     return View(png_bytes(figure), command_line(words), "mix-grid.png")
 
 
@@ -104,7 +104,7 @@ def reconstruction(studio: Studio, photo: Photo) -> View:
     """Input | reconstruction: the figure `automod reconstruct PHOTO` writes."""
     pairs = ops.side_by_side(photo.image[None], photo.reconstruction[None])
     figure = ops.captioned_grid(pairs, 2, "Pairs of input | reconstruction.")
-    words = ["reconstruct", photo.name, *studio.model_options(), "-o", "reconstructions.png"]
+    words = ["reconstruct", photo.name, *studio.options([photo]), "-o", "reconstructions.png"]
     return View(png_bytes(figure), command_line(words), "reconstructions.png")
 
 
@@ -115,6 +115,7 @@ class Direction:
     vector: torch.Tensor
     source: str  # as `automod edit` captions it
     words: list[str]  # the command's options that give it
+    photos: tuple = ()  # the photos it was built from
 
 
 def direction_from_file(studio: Studio, name: str, path) -> Direction:
@@ -134,7 +135,7 @@ def direction_from_photos(studio: Studio, positives: list[Photo], negatives: lis
     with_it, without_it = _latents(studio, positives).z, _latents(studio, negatives).z
     vector = ops.latent_difference(with_it, without_it)
     words = [w for p in positives for w in ("--pos", p.name)] + [w for p in negatives for w in ("--neg", p.name)]
-    return Direction(vector, f"{len(positives)} with / {len(negatives)} without", words)
+    return Direction(vector, f"{len(positives)} with / {len(negatives)} without", words, (*positives, *negatives))
 
 
 def edit(studio: Studio, photo: Photo, direction: Direction, strength: float, spec: Optional[str]) -> View:
@@ -153,7 +154,7 @@ def edit(studio: Studio, photo: Photo, direction: Direction, strength: float, sp
             f"{float(strength):g}.")
     figure = ops.captioned_grid(cells, 2, text)
     words = ["edit", photo.name, *direction.words, *(["--scales", spec] if spec else []),
-             "--strength", f"{float(strength):g}", *studio.model_options(), "-o", "edit.png"]
+             "--strength", f"{float(strength):g}", *studio.options([photo, *direction.photos]), "-o", "edit.png"]
     return View(png_bytes(figure), command_line(words), "edit.png")
 
 
@@ -177,7 +178,7 @@ def interpolation(studio: Studio, a: Photo, b: Photo, steps: int, spec: Optional
     text = f"Interpolation between {a.name}, {b.name}{where}; ends are reconstructions."
     figure = ops.captioned_grid(cells, steps, text)
     words = ["interpolate", a.name, b.name, "--steps", str(steps), *(["--scales", spec] if spec else []),
-             *studio.model_options(), "-o", "interpolation.png"]
+             *studio.options([a, b]), "-o", "interpolation.png"]
     view = View(png_bytes(figure), command_line(words), "interpolation.png")
     return Path_([png_bytes(cell) for cell in cells], view)
 
@@ -203,5 +204,5 @@ def sample(studio: Studio, n: int, seed: int, fix: Optional[Photo], spec: Option
                 f"{ops.scale_label(spec, blocks, net.block_levels)} with random latents elsewhere (seed {seed}).")
         words += ["--fix", fix.name, "--scales", spec]
     figure = ops.captioned_grid(cells, min(SAMPLE_COLUMNS, len(cells)), text)
-    words += ["--seed", str(seed), *studio.model_options(), "-o", "samples"]
+    words += ["--seed", str(seed), *studio.options([fix] if fix else []), "-o", "samples"]
     return View(png_bytes(figure), command_line(words), "grid.png")

@@ -140,11 +140,11 @@ function renderPhotos() {
     card.className = "photo";
     card.dataset.id = photo.id;
     const input = new Image();
-    input.src = imageUrl(`api/photos/${photo.id}/input.png`);
+    input.src = imageUrl(`api/photos/${photo.id}/input.png`) + `&face=${photo.face}`;
     input.alt = photo.name;
     input.className = "pixels";
     const recon = new Image();
-    recon.src = imageUrl(`api/photos/${photo.id}/reconstruction.png`);
+    recon.src = imageUrl(`api/photos/${photo.id}/reconstruction.png`) + `&face=${photo.face}`;
     recon.alt = `reconstruction of ${photo.name}`;
     recon.className = "pixels";
     const caption = document.createElement("figcaption");
@@ -160,10 +160,44 @@ function renderPhotos() {
       renderPhotos();
       refreshAll();
     };
-    card.append(input, recon, caption, remove);
+    card.append(input, recon, caption);
+    if (photo.faces > 1) card.append(facePicker(photo));
+    card.append(remove);
     list.append(card);
   }
   fillPhotoSelects();
+}
+
+// Several faces of about the same size: the person picks the one they mean (as --face NAME=N does in the CLI).
+function facePicker(photo) {
+  const box = document.createElement("div");
+  box.className = "faces";
+  const largest = photo.face === 0 ? "the largest" : `face ${photo.face}`;
+  box.append(`${photo.faces} faces found; aligned ${largest}.`);
+  if (photo.similar < 2) return box;
+  box.append(" Face: ");
+  for (let i = 0; i < Math.min(photo.faces, 8); i++) {
+    const button = document.createElement("button");
+    button.textContent = String(i);
+    button.className = i === photo.face ? "face chosen" : "face";
+    button.onclick = () => chooseFace(photo, i);
+    box.append(button);
+  }
+  return box;
+}
+
+async function chooseFace(photo, face) {
+  try {
+    const result = await (await api(`api/photos/${photo.id}/face`, {
+      method: "POST", body: JSON.stringify({ face }), headers: { "Content-Type": "application/json" },
+    })).json();
+    state.photos = state.photos.map((p) => (p.id === photo.id ? result.photo : p));
+    setWarning(result.warning);
+    renderPhotos();
+    refreshAll();
+  } catch (error) {
+    $("upload-status").textContent = `${photo.name}: ${error.message}`;
+  }
 }
 
 function fillPhotoSelects() {
