@@ -39,7 +39,7 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Conversion:
     """How every input becomes a square image of the target resolution (sent to the workers)."""
 
     resolution: int
@@ -79,7 +79,7 @@ class PrepResult:
         return groups
 
 
-def convert(item: Item, recipe: Recipe) -> Outcome:
+def convert(item: Item, conversion: Conversion) -> Outcome:
     """Decode, frame and resize one input into its pyramid; never raises for a bad input."""
     try:
         note = ""
@@ -89,16 +89,16 @@ def convert(item: Item, recipe: Recipe) -> Outcome:
             image = load_rgb(item.path if item.path is not None else item.data)
         else:
             raise SkipImage(MISSING, "not found under --src")
-        if recipe.framing == LANDMARKS:
+        if conversion.framing == LANDMARKS:
             if item.landmarks is None:
                 raise SkipImage(MISSING, "no landmarks for it in the metadata file")
-            image = align_face(image, item.landmarks, recipe.resolution)
-        elif recipe.framing == DETECT:
-            image, note = detect_and_align(image, recipe.resolution, recipe.min_size)
+            image = align_face(image, item.landmarks, conversion.resolution)
+        elif conversion.framing == DETECT:
+            image, note = detect_and_align(image, conversion.resolution, conversion.min_size)
         else:
             image = center_crop_square(image)
-            require_size(image, recipe.min_size)
-        return Outcome(item.name, pyramid(resize_square(image, recipe.resolution)), note=note)
+            require_size(image, conversion.min_size)
+        return Outcome(item.name, pyramid(resize_square(image, conversion.resolution)), note=note)
     except SkipImage as skip:
         return Outcome(item.name, None, reason=str(skip))
     except Exception as exc:  # a decoder bug on one odd file must not end a long run
@@ -129,9 +129,9 @@ def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
         yield batch
 
 
-def convert_all(items: Iterable[Item], recipe: Recipe, workers: int) -> Iterator[Outcome]:
+def convert_all(items: Iterable[Item], conversion: Conversion, workers: int) -> Iterator[Outcome]:
     """Outcomes in input order; with several workers, one batch is converted while the previous is written."""
-    work = partial(convert, recipe=recipe)
+    work = partial(convert, conversion=conversion)
     if workers <= 1:
         yield from map(work, items)
         return
@@ -237,12 +237,12 @@ def prepare(source: Source, out: Path, resolution: int, *, force: bool = False, 
     same call later resumes."""
     out = Path(out)
     min_size = resolution if source.min_size is None else source.min_size
-    recipe = Recipe(resolution=resolution, framing=source.framing, min_size=min_size)
-    if recipe.framing == DETECT:
+    conversion = Conversion(resolution=resolution, framing=source.framing, min_size=min_size)
+    if conversion.framing == DETECT:
         require_dlib()
     attrs = {"source": source.name, "source_path": source.location, "alignment": source.alignment,
              "split": source.split}
-    writer = H5Writer(out, resolution, attrs, fingerprint=f"{source.fingerprint};{recipe}", force=force)
+    writer = H5Writer(out, resolution, attrs, fingerprint=f"{source.fingerprint};{conversion}", force=force)
     report = skipped_report_path(out)
     resumed_from = done = writer.inputs_done
     broken = False
@@ -252,7 +252,7 @@ def prepare(source: Source, out: Path, resolution: int, *, force: bool = False, 
                 last_checkpoint = time.monotonic()
                 if progress is not None:
                     progress(done, source.total)
-                for outcome in convert_all(source.items_from(done), recipe, workers):
+                for outcome in convert_all(source.items_from(done), conversion, workers):
                     if outcome.levels is None:
                         writer.log("skipped", outcome.name, outcome.reason)
                     else:

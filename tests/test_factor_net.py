@@ -11,11 +11,11 @@ import torch
 
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.builtin import factor_net
-from automod_cli.metrics.builtin.factor_net import FactorFeatures, FactorNet, Recipe, load_or_train, train_factor_net
+from automod_cli.metrics.builtin.factor_net import FactorFeatures, FactorNet, TrainingPlan, load_or_train, train_factor_net
 from automod_cli.metrics.builtin.factor_targets import NUM_OUTPUTS, encode_targets, standardisation
 from data_prep.builtin import COARSE_FACTORS, FINE_FACTORS, SHAPE_KINDS, SPLITS, Factors, downscale, generate, render
 
-TINY = Recipe(16, images=256, steps=12, batch_size=32)
+TINY = TrainingPlan(16, images=256, steps=12, batch_size=32)
 
 
 def _one(shape: str, rotation: float, aspect: float) -> Factors:
@@ -71,7 +71,7 @@ def test_training_twice_gives_identical_weights_and_leaves_torch_global_state_al
     assert torch.equal(torch.rand(3), expected_next) and torch.get_num_threads() == threads
     second = train_factor_net(TINY).state_dict()
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    other = train_factor_net(Recipe(16, images=256, steps=12, batch_size=32, seed=1)).state_dict()
+    other = train_factor_net(TrainingPlan(16, images=256, steps=12, batch_size=32, seed=1)).state_dict()
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
@@ -102,8 +102,8 @@ def test_the_cache_round_trips_and_ignores_files_of_another_recipe(tmp_path):
 
 
 def test_the_network_reads_layout_from_held_out_images():
-    recipe = Recipe(16, images=1024, steps=150, batch_size=64)
-    net = train_factor_net(recipe)
+    plan = TrainingPlan(16, images=1024, steps=150, batch_size=64)
+    net = train_factor_net(plan)
     pictures, factors = generate(256, seed=SPLITS["test"][0])
     images = torch.from_numpy(downscale(pictures, 16)).float() / 127.5 - 1
     _, train_factors = generate(1024, seed=SPLITS["train"][0])
@@ -118,8 +118,8 @@ def test_the_network_reads_layout_from_held_out_images():
 
 def test_recipes_outside_the_dataset_are_refused_and_names_change_with_the_recipe():
     with pytest.raises(AutomodError):
-        Recipe(128)
+        TrainingPlan(128)
     with pytest.raises(AutomodError):
-        Recipe(32, steps=0)
-    assert Recipe(32).name != Recipe(32, steps=801).name and Recipe(32).name.startswith("factor-net-32px-v")
+        TrainingPlan(32, steps=0)
+    assert TrainingPlan(32).name != TrainingPlan(32, steps=801).name and TrainingPlan(32).name.startswith("factor-net-32px-v")
     assert FactorNet(4)(torch.zeros(2, 3, 4, 4)).shape == (2, NUM_OUTPUTS)

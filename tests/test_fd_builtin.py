@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tiny_models import tiny_model
 
-from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
+from automod_cli.metrics.builtin.factor_net import TrainingPlan, factor_features
 from automod_cli.metrics.builtin.fd_builtin import fd_builtin, image_set_distance, image_statistics
 from automod_cli.metrics.frechet import frechet_distance
 from data_prep.builtin import SPLITS, downscale, generate
@@ -15,7 +15,7 @@ from data_prep.builtin import SPLITS, downscale, generate
 
 @pytest.fixture(scope="module")
 def extractor(tmp_path_factory):
-    features, _ = factor_features(Recipe(32, images=256, steps=20, batch_size=32), cache_dir=tmp_path_factory.mktemp("fn"))
+    features, _ = factor_features(TrainingPlan(32, images=256, steps=20, batch_size=32), cache_dir=tmp_path_factory.mktemp("fn"))
     return features
 
 

@@ -444,9 +444,9 @@ import sys, time
 from pathlib import Path
 from data_prep import prep, sources
 convert = prep.convert
-def slow(item, recipe):
+def slow(item, conversion):
     time.sleep(0.02)
-    return convert(item, recipe)
+    return convert(item, conversion)
 prep.convert = slow
 def progress(done, total):
     if done >= 8:

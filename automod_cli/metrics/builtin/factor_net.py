@@ -5,13 +5,13 @@ trained on the data itself. The built-in dataset comes with its factors of varia
 read them back from an image (`factor_targets.py`), and the activations of its penultimate layer (64 numbers)
 are the feature space of FD_builtin (`fd_builtin.py`).
 
-Training is deterministic: a fixed recipe (`Recipe`: resolution, number of training images, steps, batch size,
-learning rate, seed) on the first images of the built-in train split, initialised and shuffled from the recipe's
-seed without touching torch's global generator, always on one CPU thread. The same recipe on the same machine
+Training is deterministic: a fixed plan (`TrainingPlan`: resolution, number of training images, steps, batch size,
+learning rate, seed) on the first images of the built-in train split, initialised and shuffled from the plan's
+seed without touching torch's global generator, always on one CPU thread. The same plan on the same machine
 gives bit-identical weights; another CPU may train a different network (its rounding differs), so the features'
-name, which every FD_builtin result carries, ends with a digest of the weights (`weights_digest`). At the default recipe
+name, which every FD_builtin result carries, ends with a digest of the weights (`weights_digest`). At the default plan
 it takes about 22 s at 32² and 28 s at 64² on this project's 2-core machine, and is done once:
-the weights are cached as `factor-net-<R>px-v<VERSION>-<recipe digest>.safetensors` in
+the weights are cached as `factor-net-<R>px-v<VERSION>-<plan digest>.safetensors` in
 `$XDG_CACHE_HOME/automod/factor-net/` (default `~/.cache/automod/factor-net/`), written atomically.
 """
 
@@ -44,7 +44,7 @@ RESOLUTIONS = (4, 8, 16, 32, 64)  # the built-in dataset's levels
 
 
 @dataclass(frozen=True)
-class Recipe:
+class TrainingPlan:
     """Everything that determines the trained weights. Defaults: our choice, sized to train in about half a
     minute on one CPU thread at 64² (about 6 passes over the whole train split)."""
 
@@ -60,11 +60,11 @@ class Recipe:
             raise AutomodError(f"the factor network works at {', '.join(map(str, RESOLUTIONS))} pixels, got "
                                f"{self.resolution}.")
         if min(self.images, self.steps, self.batch_size) < 1 or self.images > SPLITS["train"][1]:
-            raise AutomodError(f"the factor network's recipe needs 1 to {SPLITS['train'][1]} training images, at least "
+            raise AutomodError(f"the factor network's plan needs 1 to {SPLITS['train'][1]} training images, at least "
                                "one step and a batch of at least one.")
 
     def digest(self) -> str:
-        """A short hash of the recipe and VERSION: part of the cache file's name and of the feature space's name."""
+        """A short hash of the plan and VERSION: part of the cache file's name and of the feature space's name."""
         text = json.dumps({"version": VERSION, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -103,35 +103,35 @@ class FactorNet(nn.Module):
         return self.head(self.features(images))
 
 
-def training_images(recipe: Recipe) -> tuple[torch.Tensor, Factors]:
-    """The recipe's training images as float tensors in [-1, 1] at its resolution, and their factors."""
-    pictures, factors = generate(recipe.images, SPLITS["train"][0])
-    pictures = downscale(pictures, recipe.resolution)
+def training_images(plan: TrainingPlan) -> tuple[torch.Tensor, Factors]:
+    """The plan's training images as float tensors in [-1, 1] at its resolution, and their factors."""
+    pictures, factors = generate(plan.images, SPLITS["train"][0])
+    pictures = downscale(pictures, plan.resolution)
     return torch.from_numpy(pictures).to(torch.float32) / 127.5 - 1.0, factors
 
 
-def train_factor_net(recipe: Recipe, progress: ProgressCallback | None = None) -> FactorNet:
-    """Train a FactorNet from scratch on the CPU, deterministically from `recipe`."""
-    images, factors = training_images(recipe)
+def train_factor_net(plan: TrainingPlan, progress: ProgressCallback | None = None) -> FactorNet:
+    """Train a FactorNet from scratch on the CPU, deterministically from `plan`."""
+    images, factors = training_images(plan)
     mean, std = standardisation(factors)
     targets = encode_targets(factors, mean, std)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        net = FactorNet(recipe.resolution)
-    order = torch.Generator().manual_seed(recipe.seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=recipe.learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.steps)
+        torch.manual_seed(plan.seed)
+        net = FactorNet(plan.resolution)
+    order = torch.Generator().manual_seed(plan.seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=plan.learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, plan.steps)
     net.train()
     with _one_thread():
-        for step in range(recipe.steps):
-            rows = torch.randint(0, len(images), (recipe.batch_size,), generator=order)
+        for step in range(plan.steps):
+            rows = torch.randint(0, len(images), (plan.batch_size,), generator=order)
             loss = factor_loss(net(images[rows]), targets[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             if progress is not None:
-                progress("training the factor network", step + 1, recipe.steps)
+                progress("training the factor network", step + 1, plan.steps)
     return net.eval().requires_grad_(False)
 
 
@@ -154,42 +154,43 @@ def default_cache_dir() -> Path:
     return base / "automod" / "factor-net"
 
 
-def _load(path: Path, recipe: Recipe) -> FactorNet | None:
-    """The cached network of `recipe`, or None when the file is unreadable or was written for another recipe."""
+def _load(path: Path, plan: TrainingPlan) -> FactorNet | None:
+    """The cached network of `plan`, or None when the file is unreadable or was written for another plan."""
     try:
         with safe_open(str(path), framework="pt") as handle:
-            if json.loads((handle.metadata() or {}).get("recipe", "null")) != asdict(recipe):
+            # the metadata key keeps its first name, "recipe", so that cached networks stay valid
+            if json.loads((handle.metadata() or {}).get("recipe", "null")) != asdict(plan):
                 return None
             state = {key: handle.get_tensor(key) for key in handle.keys()}
-        net = FactorNet(recipe.resolution)
+        net = FactorNet(plan.resolution)
         net.load_state_dict(state)
     except (SafetensorError, OSError, RuntimeError, ValueError):
         return None
     return net.eval().requires_grad_(False)
 
 
-def cache_file(recipe: Recipe, cache_dir: Path | None = None) -> Path:
-    """Where the network of `recipe` is cached."""
-    return (default_cache_dir() if cache_dir is None else Path(cache_dir)) / f"{recipe.name}.safetensors"
+def cache_file(plan: TrainingPlan, cache_dir: Path | None = None) -> Path:
+    """Where the network of `plan` is cached."""
+    return (default_cache_dir() if cache_dir is None else Path(cache_dir)) / f"{plan.name}.safetensors"
 
 
-def load_or_train(recipe: Recipe, cache_dir: Path | None = None,
+def load_or_train(plan: TrainingPlan, cache_dir: Path | None = None,
                   progress: ProgressCallback | None = None) -> tuple[FactorNet, bool]:
-    """The network of `recipe` from the cache, else trained now and cached; (network, was cached)."""
-    path = cache_file(recipe, cache_dir)
+    """The network of `plan` from the cache, else trained now and cached; (network, was cached)."""
+    path = cache_file(plan, cache_dir)
     if path.is_file():
-        cached = _load(path, recipe)
+        cached = _load(path, plan)
         if cached is not None:
             return cached, True
-    net = train_factor_net(recipe, progress)
+    net = train_factor_net(plan, progress)
     tensors = {key: value.contiguous() for key, value in net.state_dict().items()}
-    metadata = {"recipe": json.dumps(asdict(recipe)), "version": str(VERSION)}
+    metadata = {"recipe": json.dumps(asdict(plan)), "version": str(VERSION)}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return net, False
 
 
 def weights_digest(net: nn.Module) -> str:
-    """8 hex digits of SHA-256 over the network's tensors (name, shape and bytes, in state-dict order). One recipe
+    """8 hex digits of SHA-256 over the network's tensors (name, shape and bytes, in state-dict order). One plan
     trains bit-identical weights on one machine, but CPUs with other kernels (AVX-512 vs AMX, say) round
     differently and the training drifts to another network, with other features: the digest tells them apart."""
     return state_sha256(net)[:8]
@@ -198,12 +199,12 @@ def weights_digest(net: nn.Module) -> str:
 class FactorFeatures(nn.Module):
     """FD_builtin's feature extractor: uint8 images (N, 3, R, R) → the factor network's features (N, FEATURES)."""
 
-    def __init__(self, net: FactorNet, recipe: Recipe, file: Path | None = None, cached: bool = False):
+    def __init__(self, net: FactorNet, plan: TrainingPlan, file: Path | None = None, cached: bool = False):
         super().__init__()
         self.net = net
         self.file, self.cached = file, cached  # the cache file of its weights, and whether they came from it
-        # names the features in results and in cached reference statistics: recipe and the trained weights
-        self.name = f"{recipe.name}-w{weights_digest(net)}"
+        # names the features in results and in cached reference statistics: plan and the trained weights
+        self.name = f"{plan.name}-w{weights_digest(net)}"
         self.eval()
 
     @torch.inference_mode()
@@ -216,8 +217,8 @@ class FactorFeatures(nn.Module):
         return self.net.features(images.float() / 127.5 - 1.0)
 
 
-def factor_features(recipe: Recipe, device: str | torch.device = "cpu", cache_dir: Path | None = None,
+def factor_features(plan: TrainingPlan, device: str | torch.device = "cpu", cache_dir: Path | None = None,
                     progress: ProgressCallback | None = None) -> tuple[FactorFeatures, bool]:
-    """The extractor of `recipe` on `device` (trained on the CPU first if not cached); (extractor, was cached)."""
-    net, cached = load_or_train(recipe, cache_dir, progress)
-    return FactorFeatures(net, recipe, cache_file(recipe, cache_dir), cached).to(device), cached
+    """The extractor of `plan` on `device` (trained on the CPU first if not cached); (extractor, was cached)."""
+    net, cached = load_or_train(plan, cache_dir, progress)
+    return FactorFeatures(net, plan, cache_file(plan, cache_dir), cached).to(device), cached

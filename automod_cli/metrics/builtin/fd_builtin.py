@@ -5,7 +5,7 @@ dataset's factors (`factor_net.py`) in place of Inception's, which needs downloa
 of this domain. The reference is the built-in test split (1,024 held-out images, never seen in training) at
 the model's resolution; samples (or, with `mix`, samples decoded from two random latents split at a random
 block, as FID-mix) are decoded with layer noise on and quantised to uint8 like the data. Reference statistics
-are cached beside FID's, keyed by the factor network's recipe digest.
+are cached beside FID's, keyed by the factor network's plan digest.
 """
 
 from __future__ import annotations
