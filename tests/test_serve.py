@@ -263,3 +263,29 @@ def test_a_photo_with_faces_of_similar_size_lets_the_user_pick_one(work):
         assert "--face%20two.png%3D1" in response.headers["x-automod-command"] and response.content != largest
         same_as_command(response, "mix.png")
         error_of(client.post(f"/api/photos/{photo['id']}/face", json={"face": 2}, headers=HEADERS), 400, "pick 0")
+
+
+def test_a_lia_gan_without_its_encoder_samples_and_refuses_photos_with_the_clis_reason(work):
+    from automod_cli.config import ModelConfig
+    from automod_cli.models.lia import LiaConfig, LiaModel
+
+    config = LiaConfig(ModelConfig(max_resolution=16, latent_dim=8, channels=(8, 8, 8), latent="gaussian"),
+                       coupling_hidden=8)
+    save_model(work / "gan.safetensors", LiaModel(config, has_encoder=False).eval())
+    studio = open_studio(work, "gan.safetensors")
+    with TestClient(create_app(studio, TOKEN), base_url="http://127.0.0.1:8765") as client:
+        info = client.get("/api/info", headers=HEADERS).json()["model"]
+        assert info["kind"] == "lia" and "stage 1" in info["cannot"]["encode"]
+        error_of(add(client, "a.png"), 400, "stage 1")
+        same_as_command(view(client, "sample", n=4, seed=2), "samples/grid.png")
+
+
+def test_photos_unlike_the_training_data_get_the_commands_warning(work):
+    save_model(work / "builtin.safetensors", tiny_model(), {"train_config": {"preset": "builtin", "data": None}})
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    studio = open_studio(work, "builtin.safetensors")
+    with TestClient(create_app(studio, TOKEN), base_url="http://127.0.0.1:8765") as client:
+        assert "built-in shapes dataset" in client.get("/api/info", headers=HEADERS).json()["model"]["trained_on"]
+        assert add(client, "a.png").json()["warning"] is None  # a built-in picture
+        added = add(client, "noise.png", png_of(noise)).json()
+        assert added["photo"]["unlike"] and "1 of 2 inputs do not look like the built-in shapes" in added["warning"]

@@ -1,6 +1,7 @@
 """`automod serve` end to end in a real headless Chromium: the command starts the server, the page adds two photos,
 mixes them at coarse scales, a slider handle moves the block range, each result is downloaded and holds exactly the
-pixels of the `automod mix` command the page shows; Ctrl-C stops the server and deletes the photos.
+pixels of the `automod mix` command the page shows; samples, a dropped file and the mix grid; Ctrl-C stops the
+server and deletes the photos.
 
 Debian's chromium is driven by Playwright (launched by path: no browser download). `make test` installs chromium
 as root (CI); without it, or without the test extra's playwright, this test is skipped and says what is missing.
@@ -8,6 +9,7 @@ Set AUTOMOD_SERVE_SCREENSHOT=FILE.png to keep a screenshot of the page (the READ
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shlex
@@ -31,6 +33,12 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="the browser 
 CHROMIUM = os.environ.get("AUTOMOD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium here: apt-get install chromium (make test "
                                                          "does it as root), or set AUTOMOD_CHROMIUM to its path")
+DROP = """([name, data]) => {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type: "image/png" }));
+  document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+}"""
 SAFETY_S = 300  # a hung server or browser fails the test instead of stalling the suite; no speed is measured
 STEP_MS = 120_000
 
@@ -104,6 +112,13 @@ def test_the_page_mixes_two_photos_as_automod_mix_does(tmp_path, monkeypatch):
             page.click('#tabs button[data-tab="sample"]')
             expect(page.locator("#sample-command")).to_contain_text("automod sample --n 16 --seed 0")
             expect(page.locator("#view-sample")).to_have_attribute("data-state", "ready")
+            dropped = base64.b64encode((tmp_path / "sea.png").read_bytes()).decode()
+            page.evaluate(DROP, ["dropped.png", dropped])  # a file dragged onto the page
+            expect(page.locator(".photo")).to_have_count(3)
+            page.click('#tabs button[data-tab="grid"]')  # no rows or columns chosen: every photo on both
+            expect(page.locator("#grid-command")).to_contain_text(
+                "--rows mountain.png --rows sea.png --rows dropped.png --cols mountain.png")
+            expect(page.locator("#view-grid")).to_have_attribute("data-state", "ready")
             page.click('#tabs button[data-tab="mix"]')
             expect(page.locator("#view-mix")).to_have_attribute("data-state", "ready")
             screenshot = os.environ.get("AUTOMOD_SERVE_SCREENSHOT")
