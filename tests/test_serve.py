@@ -289,3 +289,18 @@ def test_photos_unlike_the_training_data_get_the_commands_warning(work):
         assert add(client, "a.png").json()["warning"] is None  # a built-in picture
         added = add(client, "noise.png", png_of(noise)).json()
         assert added["photo"]["unlike"] and "1 of 2 inputs do not look like the built-in shapes" in added["warning"]
+
+
+def test_two_photos_of_one_name_are_refused_since_commands_name_files(client, work):
+    assert add(client, "a.png").status_code == 200
+    error_of(add(client, "a.png", Path("b.png").read_bytes()), 400, "a.png", "rename")
+
+
+def test_serve_has_help_with_an_example_and_prints_a_loopback_address(capsys):
+    from automod_cli.commands.serve import address
+
+    assert main(["serve", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Example: automod serve --model runs/demo" in out and "token" in out
+    assert address("127.0.0.1", 8765, "t") == "http://127.0.0.1:8765/?token=t"
+    assert address("::1", 80, "t") == "http://[::1]:80/?token=t"

@@ -171,6 +171,9 @@ class Studio:
         if "encode" in self.info().cannot:
             raise AutomodError(self.info().cannot["encode"])
         name = clean_name(name)
+        if any(photo.name == name for photo in self.photos.values()):
+            raise AutomodError(f"a photo named '{name}' is on the page already: commands name photos by file name, so "
+                               "rename the file, or remove the other one first.")
         photo_id = secrets.token_hex(6)
         suffix = Path(name).suffix.lower()
         path = self.folder / f"{photo_id}{suffix if suffix in IMAGE_SUFFIXES else '.img'}"

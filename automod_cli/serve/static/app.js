@@ -291,6 +291,8 @@ function onRange(event) {
 
 function refreshMix() {
   if (!needPhotos("mix", 1)) return;
+  $("mix-a-photo").src = imageUrl(`api/photos/${$("mix-a").value}/input.png`);
+  $("mix-b-photo").src = imageUrl(`api/photos/${$("mix-b").value}/input.png`);
   show("mix", { a: $("mix-a").value, b: $("mix-b").value, scales: mixScales() });
 }
 
