@@ -304,3 +304,10 @@ def test_serve_has_help_with_an_example_and_prints_a_loopback_address(capsys):
     assert "Example: automod serve --model runs/demo" in out and "token" in out
     assert address("127.0.0.1", 8765, "t") == "http://127.0.0.1:8765/?token=t"
     assert address("::1", 80, "t") == "http://[::1]:80/?token=t"
+
+
+def test_values_that_are_not_finite_numbers_are_refused(client, work):
+    a = add(client, "a.png").json()["photo"]["id"]
+    for bad in (b'{"a": "%s", "b": "%s", "steps": Infinity}', b'{"a": "%s", "b": "%s", "steps": NaN}'):
+        error_of(client.post("/api/view/interpolate", content=bad % (a.encode(), a.encode()), headers=HEADERS),
+                 400, "steps")

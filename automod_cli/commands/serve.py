@@ -97,8 +97,10 @@ def _run(sock: socket.socket, model: Optional[Path], target, host: str, align: O
 
     net = open_model(model, target, 0)
     checkpoint = ops.find_checkpoint(model)
-    named = model is not None and Path(model).is_file() or (model is not None and not Path(model).exists())
-    studio = Studio(net, checkpoint, str(model) if named else str(checkpoint), align)
+    # commands name the model as given when it is a file or a pretrained name; a run directory (or none: the newest
+    # run) by the checkpoint now newest, so a later checkpoint of a run still training does not change the pixels
+    as_given = model is not None and not Path(model).is_dir()
+    studio = Studio(net, checkpoint, str(model) if as_given else str(checkpoint), align)
     token = secrets.token_urlsafe(24)
     port = sock.getsockname()[1]
     url = address(host, port, token)

@@ -16,9 +16,11 @@ one that a newer request of the same view has overtaken is dropped (409) instead
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
@@ -98,8 +100,8 @@ class Server:
     def __init__(self, studio: Studio, guard: Guard):
         self.studio = studio
         self.guard = guard
-        self.directions: dict[str, tuple[str, Any]] = {}  # id -> (name as added, path in the studio's folder)
-        self.interpolation: Optional[tuple[tuple, views.Path_]] = None  # the last strip, for the slider
+        self.directions: dict[str, tuple[str, Path]] = {}  # id -> (name as added, file in the studio's folder)
+        self.interpolation: Optional[tuple[tuple, views.Strip]] = None  # the last strip, for the slider
 
     def routes(self) -> list[Route]:
         return [
@@ -222,7 +224,7 @@ class Server:
         return views.edit(self.studio, self.one(body, "photo"), direction, _number(body, "strength", 1.0),
                           body.get("scales"))
 
-    def strip(self, body: dict) -> views.Path_:
+    def strip(self, body: dict) -> views.Strip:
         a, b = self.one(body, "a"), self.one(body, "b")
         key = (a.id, b.id, int(_number(body, "steps", 8)), body.get("scales") or None)
         if self.interpolation is None or self.interpolation[0] != key:
@@ -248,7 +250,7 @@ class Server:
 
 def _number(body: dict, key: str, default: float) -> float:
     value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise AutomodError(f"'{key}' must be a number.")
     return value
 

@@ -160,16 +160,18 @@ class Studio:
 
     def remove(self, photo_id: str) -> None:
         photo = self.photo(photo_id)
-        del self.photos[photo.id]
-        photo.path.unlink(missing_ok=True)
+        with self.lock:  # not while a view reads its file
+            del self.photos[photo.id]
+            photo.path.unlink(missing_ok=True)
 
     def add(self, name: str, data: bytes) -> Photo:
         """Check, keep and encode an uploaded file; AutomodError (one line) when it cannot be used."""
         if len(self.photos) >= MAX_PHOTOS:
             raise AutomodError(f"the page holds {MAX_PHOTOS} photos already: remove some first.")
         check_upload(data)
-        if "encode" in self.info().cannot:
-            raise AutomodError(self.info().cannot["encode"])
+        cannot = self.info().cannot
+        if "encode" in cannot:
+            raise AutomodError(cannot["encode"])
         name = clean_name(name)
         if any(photo.name == name for photo in self.photos.values()):
             raise AutomodError(f"a photo named '{name}' is on the page already: commands name photos by file name, so "

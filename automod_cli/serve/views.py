@@ -53,7 +53,8 @@ def checked_spec(spec: Optional[str]) -> Optional[str]:
     if spec is None or spec in ("", "all"):
         return None
     spec = str(spec).strip().lower()
-    if spec in SCALES or all(part.strip().isdigit() for part in spec.split(":", 1)) and ":" in spec:
+    start, colon, stop = spec.partition(":")
+    if spec in SCALES or (colon and start.strip().isdigit() and stop.strip().isdigit()):
         return spec
     raise AutomodError(f"unknown scales '{spec[:20]}': choose coarse, mid, fine or a block range i:j.")
 
@@ -159,14 +160,14 @@ def edit(studio: Studio, photo: Photo, direction: Direction, strength: float, sp
 
 
 @dataclass
-class Path_:
+class Strip:
     """An interpolation strip: its frames (for the slider) and the figure `automod interpolate` writes."""
 
     frames: list[bytes]
     view: View
 
 
-def interpolation(studio: Studio, a: Photo, b: Photo, steps: int, spec: Optional[str]) -> Path_:
+def interpolation(studio: Studio, a: Photo, b: Photo, steps: int, spec: Optional[str]) -> Strip:
     """A strip of `steps` images from A to B along the model's latent paths."""
     net = studio.net
     steps = _bounded(steps, 2, MAX_STEPS, "the number of steps")
@@ -180,7 +181,7 @@ def interpolation(studio: Studio, a: Photo, b: Photo, steps: int, spec: Optional
     words = ["interpolate", a.name, b.name, "--steps", str(steps), *(["--scales", spec] if spec else []),
              *studio.options([a, b]), "-o", "interpolation.png"]
     view = View(png_bytes(figure), command_line(words), "interpolation.png")
-    return Path_([png_bytes(cell) for cell in cells], view)
+    return Strip([png_bytes(cell) for cell in cells], view)
 
 
 def sample(studio: Studio, n: int, seed: int, fix: Optional[Photo], spec: Optional[str]) -> View:
