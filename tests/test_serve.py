@@ -297,13 +297,16 @@ def test_two_photos_of_one_name_are_refused_since_commands_name_files(client, wo
 
 
 def test_serve_has_help_with_an_example_and_prints_a_loopback_address(capsys):
-    from automod_cli.commands.serve import address
+    from automod_cli.commands.serve import address, model_argument
 
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
     assert "Example: automod serve --model runs/demo" in out and "token" in out
     assert address("127.0.0.1", 8765, "t") == "http://127.0.0.1:8765/?token=t"
     assert address("::1", 80, "t") == "http://[::1]:80/?token=t"
+    assert model_argument(Path("ffhq256"), Path("/cache/ffhq256.safetensors")) == "ffhq256"
+    assert model_argument(Path("."), Path("checkpoints/ckpt-1.safetensors")) == "checkpoints/ckpt-1.safetensors"
+    assert model_argument(None, Path("runs/a/checkpoints/ckpt-9.safetensors")).endswith("ckpt-9.safetensors")
 
 
 def test_values_that_are_not_finite_numbers_are_refused(client, work):

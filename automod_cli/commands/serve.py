@@ -45,6 +45,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def model_argument(model: Optional[Path], checkpoint: Path) -> str:
+    """What the page's commands pass as --model: a file or a pretrained name as given; a run directory (or none: the
+    newest run) as the checkpoint now newest, so a later checkpoint of a run still training changes no pixels."""
+    return str(model) if model is not None and not Path(model).is_dir() else str(checkpoint)
+
+
 def address(host: str, port: int, token: str) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
@@ -97,10 +103,7 @@ def _run(sock: socket.socket, model: Optional[Path], target, host: str, align: O
 
     net = open_model(model, target, 0)
     checkpoint = ops.find_checkpoint(model)
-    # commands name the model as given when it is a file or a pretrained name; a run directory (or none: the newest
-    # run) by the checkpoint now newest, so a later checkpoint of a run still training does not change the pixels
-    as_given = model is not None and not Path(model).is_dir()
-    studio = Studio(net, checkpoint, str(model) if as_given else str(checkpoint), align)
+    studio = Studio(net, checkpoint, model_argument(model, checkpoint), align)
     token = secrets.token_urlsafe(24)
     port = sock.getsockname()[1]
     url = address(host, port, token)
