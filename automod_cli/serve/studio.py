@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -34,6 +35,7 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # a large phone photo is 5-12 MB
 MAX_PIXELS = 50_000_000  # 50 megapixels: larger pictures are refused before they are decoded
 MAX_PHOTOS = 200  # photos held at once (each keeps its file and three small tensors)
 NAME_LENGTH = 120  # characters of a file name kept for display and commands
+BATCHES_KEPT = 32  # batches of codes kept for views that encode several photos together (`Studio.codes`)
 
 
 class NotFound(AutomodError):
@@ -133,6 +135,7 @@ class Studio:
         self.photos: dict[str, Photo] = {}
         self.lock = threading.Lock()
         self.latest: dict[str, int] = {}  # view -> the newest request number seen (older ones are dropped)
+        self.batches: OrderedDict[tuple, ops.Latents] = OrderedDict()  # `codes`, newest last
 
     def close(self) -> None:
         """Delete the uploaded photos."""
@@ -141,15 +144,30 @@ class Studio:
     def info(self) -> ModelInfo:
         net = self.net
         cannot = {}
-        if not net.supports_mixing:
-            cannot["mix"] = cannot["scales"] = ("style mixing needs an AdaIN (automodulator) model; this checkpoint "
-                                                "has a classic decoder, which takes one latent for all layers.")
-        if getattr(net, "has_encoder", True) is False:
-            cannot["encode"] = "this LIA model has finished only stage 1 (the GAN): train stage 2 to get its encoder."
+        for operation, what in (("mix", "style mixing"), ("scales", "choosing scales")):
+            reason = refusal(lambda: ops.require_mixing(net, what))
+            if reason:
+                cannot[operation] = reason
+        if getattr(net, "has_encoder", True) is False:  # a LIA GAN after stage 1: encode() says why it cannot
+            cannot["encode"] = refusal(lambda: net.encode(torch.zeros(1, 3, net.resolution, net.resolution)))
         return ModelInfo(str(self.checkpoint), self.argument, model_kind(read_meta(self.checkpoint)),
                          net.resolution, net.config.latent_dim, net.num_active_blocks,
                          [4 * 2 ** level for level in net.block_levels[:net.num_active_blocks]],
                          self.provenance.describe(), bool(self.align), cannot)
+
+    def codes(self, photos: list[Photo]) -> ops.Latents:
+        """The codes of `photos` encoded in one batch, as a command given these files encodes them (a batch can round
+        differently from codes encoded one by one); kept for the next request with the same photos and faces."""
+        key = tuple((photo.id, photo.face) for photo in photos)
+        if key not in self.batches:
+            sources = ops.Sources([photo.path for photo in photos])
+            self.batches[key] = ops.source_latents(self.net, sources, self.align_for(photos), exact=True)
+            while len(self.batches) > BATCHES_KEPT:
+                self.batches.popitem(last=False)
+        self.batches.move_to_end(key)
+        latents = self.batches[key]
+        latents.names = [photo.name for photo in photos]
+        return latents
 
     def photo(self, photo_id: str) -> Photo:
         found = self.photos.get(str(photo_id))
@@ -264,6 +282,15 @@ class Studio:
         for name, face in sorted({(photo.name, photo.face) for photo in photos if photo.face}):
             options += ["--face", f"{name}={face}"]
         return options
+
+
+def refusal(operation) -> Optional[str]:
+    """The one-line reason `operation` refuses to run on this model (the CLI's own words), or None."""
+    try:
+        operation()
+    except AutomodError as exc:
+        return str(exc)
+    return None
 
 
 def command_line(words: list[str]) -> str:

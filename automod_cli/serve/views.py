@@ -66,11 +66,8 @@ def _bounded(value: int, low: int, high: int, what: str) -> int:
 
 
 def _latents(studio: Studio, photos: list[Photo]) -> ops.Latents:
-    """The codes of `photos` encoded in one batch, as a command given these files encodes them."""
-    sources = ops.Sources([photo.path for photo in photos])
-    latents = ops.source_latents(studio.net, sources, studio.align_for(photos), exact=True)
-    latents.names = [photo.name for photo in photos]
-    return latents
+    """The codes of `photos` encoded in one batch, as a command given these files encodes them (`Studio.codes`)."""
+    return studio.codes(photos)
 
 
 def mix(studio: Studio, a: Photo, b: Photo, spec: str) -> View:
