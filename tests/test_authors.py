@@ -10,6 +10,7 @@ resolutions and fade-in states, made up in the authors' key layout.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import pickle
@@ -237,7 +238,10 @@ def test_imported_file_keeps_what_training_needs(imported):
     # the spectral-norm state: the u of the 4×4 head's last conv is their last SNU entry
     torch.testing.assert_close(tensors["encoder.head.collapse.u"], raw["SNU"][-1])
     assert any(k.startswith("decoder.") for k in tensors) and any(k.startswith("decoder_ema.") for k in tensors)
-    assert meta["source"] == {"format": "authors", "file": "checkpoint.pth", "iteration": raw["iteration"]}
+    source = DATA / name / "checkpoint.pth"
+    assert meta["source"] == {"format": "authors", "file": "checkpoint.pth", "iteration": raw["iteration"],
+                              "size": source.stat().st_size, "mtime_ns": source.stat().st_mtime_ns,
+                              "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}  # to notice a replaced file
 
 
 @pytest.mark.parametrize("name", FIXTURES)
