@@ -314,3 +314,12 @@ def test_values_that_are_not_finite_numbers_are_refused(client, work):
     for bad in (b'{"a": "%s", "b": "%s", "steps": Infinity}', b'{"a": "%s", "b": "%s", "steps": NaN}'):
         error_of(client.post("/api/view/interpolate", content=bad % (a.encode(), a.encode()), headers=HEADERS),
                  400, "steps")
+
+
+def test_a_face_model_without_the_detector_says_photos_are_used_unaligned(work, monkeypatch):
+    from data_prep import align
+
+    monkeypatch.setattr(align, "detector_available", lambda: False)
+    save_model(work / "faces.safetensors", tiny_model(), {"train_config": {"preset": "ffhq", "data": "ffhq.h5"}})
+    info = open_studio(work, "faces.safetensors").info()
+    assert not info.aligns_faces and "automod[align]" in info.note and "FFHQ" in info.trained_on

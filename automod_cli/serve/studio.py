@@ -74,6 +74,7 @@ class ModelInfo:
     trained_on: str
     aligns_faces: bool
     cannot: dict[str, str] = field(default_factory=dict)  # operation -> the CLI's one-line reason
+    note: Optional[str] = None  # a face model whose photos cannot be aligned here
 
 
 def clean_name(name: str) -> str:
@@ -150,10 +151,16 @@ class Studio:
                 cannot[operation] = reason
         if getattr(net, "has_encoder", True) is False:  # a LIA GAN after stage 1: encode() says why it cannot
             cannot["encode"] = refusal(lambda: net.encode(torch.zeros(1, 3, net.resolution, net.resolution)))
+        note = None
+        if self.provenance.aligned_faces and self.align_option is None and not self.align:
+            from data_prep.align import ALIGN_EXTRA
+
+            note = (f"this model was trained on aligned faces, but photos are used unaligned: face alignment needs "
+                    f"dlib, {ALIGN_EXTRA}.")
         return ModelInfo(str(self.checkpoint), self.argument, model_kind(read_meta(self.checkpoint)),
                          net.resolution, net.config.latent_dim, net.num_active_blocks,
                          [4 * 2 ** level for level in net.block_levels[:net.num_active_blocks]],
-                         self.provenance.describe(), bool(self.align), cannot)
+                         self.provenance.describe(), bool(self.align), cannot, note)
 
     def codes(self, photos: list[Photo]) -> ops.Latents:
         """The codes of `photos` encoded in one batch, as a command given these files encodes them (a batch can round

@@ -27,7 +27,8 @@ async function loadInfo() {
   const m = info.model;
   $("model-line").textContent = `model: ${m.checkpoint} (${m.kind}, ${m.resolution}², ${m.latent_dim}-d latents, ` +
     `${m.blocks} decoder blocks)`;
-  $("trained-on").textContent = `trained on: ${m.trained_on}` + (m.aligns_faces ? "; faces are aligned first" : "");
+  $("trained-on").textContent = `trained on: ${m.trained_on}` + (m.aligns_faces ? "; faces are aligned first" : "") +
+    (m.note ? ` (${m.note})` : "");
   setWarning(info.warning);
   for (const d of info.directions) addDirectionOption(d);
   state.photos = info.photos;
