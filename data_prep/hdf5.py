@@ -28,10 +28,12 @@ from typing import Callable
 import h5py
 import numpy as np
 import torch
+from rich.filesize import decimal
 from torch.utils.data import Dataset
 
 from automod_cli import __version__
 from automod_cli.errors import AutomodError
+from automod_cli.outputs import check_outputs
 
 FORMAT = "automod-images"
 FORMAT_VERSION = 1
@@ -85,31 +87,12 @@ def partial_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
-def _existing_ancestor(folder: Path) -> Path:
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return folder
-
-
 def check_output(out: Path, force: bool) -> None:
-    """Refuse to replace an existing output unless forced, and refuse an output that cannot be written: a file
-    where a folder is needed, or a folder (the nearest existing one, when the output's folder is still to be
-    created) that does not accept new files. Nothing is created here."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise AutomodError(f"{out} already exists; pass --force to replace it or choose another --out.")
-    if out.is_dir():
-        raise AutomodError(f"{out} is a directory; --out must name an .h5 file.")
-    folder = _existing_ancestor(out.parent.absolute())
-    if not folder.is_dir():
-        raise AutomodError(f"{folder} is a file, so the folder for {out} cannot be created; choose another --out.")
-    probe = folder / f".automod-write-test-{os.getpid()}"
-    try:
-        probe.open("x").close()
-        probe.unlink()
-    except OSError as exc:
-        raise AutomodError(f"Cannot write to the folder {folder} ({exc.strerror or exc}); choose another "
-                           "--out.") from None
+    """Refuse to replace an existing output unless forced, and refuse an output that cannot be written: a folder
+    under its name, a file where a folder is needed, or a folder (the nearest existing one, when the output's
+    folder is still to be created) that does not accept new files (automod_cli.outputs, as every command). Nothing
+    is created here."""
+    check_outputs([Path(out)], force)
 
 
 def make_output_folder(out: Path) -> None:
@@ -132,15 +115,6 @@ def is_disk_full(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return "No space left on device" in text or "errno = 28" in text or "Disk quota exceeded" in text
-
-
-def format_size(nbytes: float) -> str:
-    """A byte count as people read it: '512 bytes', '1.5 MB' (powers of 1000)."""
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if nbytes < 1000 or unit == "GB":
-            return f"{nbytes:,.0f} {unit}" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
-        nbytes /= 1000
-    return ""
 
 
 class DiskFull(AutomodError):
@@ -257,7 +231,7 @@ class H5Writer:
         free = free_bytes(self.partial.parent)
         room = (free - _SPACE_RESERVE) // self.image_bytes
         if room < 1:
-            raise DiskFull(f"The disk holding {self.partial.parent} is full ({format_size(free)} free)")
+            raise DiskFull(f"The disk holding {self.partial.parent} is full ({decimal(free)} free)")
         self._next_space_check = self.written + max(1, room // 2)
 
     def add(self, levels: dict[int, np.ndarray]) -> None:

@@ -24,10 +24,11 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
+from rich.filesize import decimal
 
 from automod_cli.errors import AutomodError
 from data_prep.align import align_face, detect_and_align, require_dlib
-from data_prep.hdf5 import DiskFull, H5Writer, format_size, is_disk_full, pyramid
+from data_prep.hdf5 import DiskFull, H5Writer, is_disk_full, pyramid
 from data_prep.images import MISSING, UNREADABLE, SkipImage, center_crop_square, load_rgb, require_size, resize_square
 from data_prep.sources import DETECT, LANDMARKS, Item, Source
 
@@ -205,7 +206,7 @@ class _WriteFailed(Exception):
 
 def _still_needed(writer: H5Writer, source: Source, done: int) -> str:
     remaining = max(source.total - done, 1)
-    return format_size(remaining * writer.image_bytes)
+    return decimal(remaining * writer.image_bytes)
 
 
 def _disk_full(writer: H5Writer, source: Source, done: int, *, clean: bool, cause: BaseException) -> DiskFull:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pytorch_fid.fid_score import calculate_frechet_distance
 from scipy import linalg
 
 from automod_cli.errors import AutomodError
@@ -99,3 +100,12 @@ def test_a_single_image_has_no_covariance():
     moments.add(np.ones((1, 3)))
     with pytest.raises(AutomodError):
         moments.statistics()
+
+
+def test_the_distance_equals_pytorch_fids_calculation():
+    """pytorch-fid's calculate_frechet_distance as the independent reference (frechet_distance says why automod
+    keeps its own)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(400, 6)), rng.normal(0.3, 1.4, size=(300, 6))
+    args = (a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert frechet_distance(*args) == pytest.approx(calculate_frechet_distance(*args), rel=1e-9)

@@ -89,6 +89,10 @@ def frechet_distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov
                      eps: float = 1e-6) -> float:
     """d² between N(mean1, cov1) and N(mean2, cov2).
 
+    The same computation as pytorch-fid's calculate_frechet_distance (tests/test_frechet.py holds them equal), kept
+    here because that function prints to stdout when it regularises (which would corrupt `--json` output) and
+    fails with bare assertion and value errors instead of one line that says what to do.
+
     When the product of the covariances is singular (fewer samples than dimensions), its square root is taken
     after adding `eps`·I to both covariances, as the standard implementations do.
     """
