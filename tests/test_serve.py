@@ -196,9 +196,10 @@ def test_unknown_ids_and_bad_values_are_4xx_with_a_message(client, work):
 
 def test_an_overtaken_request_is_dropped(client, work):
     a = add(client, "a.png").json()["photo"]["id"]
-    assert view(client, "mix", a=a, b=a, request=5).status_code == 200
-    error_of(view(client, "mix", a=a, b=a, request=4), 409, "newer")
-    assert view(client, "sample", n=1, request=1).status_code == 200  # numbers are per view
+    assert view(client, "mix", a=a, b=a, request=5, page="p1").status_code == 200
+    error_of(view(client, "mix", a=a, b=a, request=4, page="p1"), 409, "newer")
+    assert view(client, "sample", n=1, request=1, page="p1").status_code == 200  # numbers are per view
+    assert view(client, "mix", a=a, b=a, request=1, page="p2").status_code == 200  # and per page (a reload)
 
 
 def test_a_classic_decoder_greys_out_mixing_with_the_clis_reason(work):

@@ -121,6 +121,10 @@ def test_the_page_mixes_two_photos_as_automod_mix_does(tmp_path, monkeypatch):
             expect(page.locator("#view-grid")).to_have_attribute("data-state", "ready")
             page.click('#tabs button[data-tab="mix"]')
             expect(page.locator("#view-mix")).to_have_attribute("data-state", "ready")
+            page.reload()  # the photos stay on the server; the new page numbers its requests afresh
+            expect(page.locator(".photo")).to_have_count(3)
+            expect(page.locator("#view-mix")).to_have_attribute("data-state", "ready")
+            expect(command).to_contain_text("automod mix mountain.png sea.png --coarse")
             screenshot = os.environ.get("AUTOMOD_SERVE_SCREENSHOT")
             page.screenshot(path=screenshot or str(tmp_path / "page.png"), full_page=True)
             browser.close()

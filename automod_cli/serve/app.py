@@ -177,10 +177,11 @@ class Server:
             return error(404, f"no view '{kind[:40]}': mix, grid, reconstruct, edit, interpolate, frame or sample.")
         body = await read_json(request)
         number = body.get("request")
-        number = number if isinstance(number, int) else None
-        if not self.studio.fresh(kind, number):
+        number = number if isinstance(number, int) and not isinstance(number, bool) else None
+        view = f"{str(body.get('page', ''))[:40]}:{kind}"  # each open page numbers its own requests
+        if not self.studio.fresh(view, number):
             raise Superseded()
-        return png(await run_in_threadpool(self.locked, kind, number, lambda: compute(body)))
+        return png(await run_in_threadpool(self.locked, view, number, lambda: compute(body)))
 
     def locked(self, view: str, number: Optional[int], work: Callable[[], views.View]) -> views.View:
         with self.studio.lock:

@@ -35,6 +35,7 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # a large phone photo is 5-12 MB
 MAX_PIXELS = 50_000_000  # 50 megapixels: larger pictures are refused before they are decoded
 MAX_PHOTOS = 200  # photos held at once (each keeps its file and three small tensors)
 NAME_LENGTH = 120  # characters of a file name kept for display and commands
+VIEWS_KEPT = 1000  # (page, view) pairs whose newest request number is remembered
 BATCHES_KEPT = 32  # batches of codes kept for views that encode several photos together (`Studio.codes`)
 
 
@@ -135,7 +136,7 @@ class Studio:
         self.folder = Path(tempfile.mkdtemp(prefix="automod-serve-", dir=folder))
         self.photos: dict[str, Photo] = {}
         self.lock = threading.Lock()
-        self.latest: dict[str, int] = {}  # view -> the newest request number seen (older ones are dropped)
+        self.latest: OrderedDict[str, int] = OrderedDict()  # page:view -> the newest request number seen
         self.batches: OrderedDict[tuple, ops.Latents] = OrderedDict()  # `codes`, newest last
 
     def close(self) -> None:
@@ -274,6 +275,9 @@ class Studio:
         if number < newest:
             return False
         self.latest[view] = number
+        self.latest.move_to_end(view)
+        while len(self.latest) > VIEWS_KEPT:  # pages closed long ago
+            self.latest.popitem(last=False)
         return True
 
     def is_current(self, view: str, number: Optional[int]) -> bool:

@@ -4,6 +4,7 @@
 const TOKEN = decodeURIComponent(document.querySelector('meta[name="automod-token"]').content);
 const $ = (id) => document.getElementById(id);
 const state = { model: null, photos: [], directions: [], requests: {}, controllers: {}, urls: {} };
+const PAGE = Math.random().toString(36).slice(2, 12);  // this page's requests are numbered apart from other tabs
 
 async function api(path, options = {}) {
   const headers = Object.assign({ "X-Automod-Token": TOKEN }, options.headers || {});
@@ -35,6 +36,7 @@ async function loadInfo() {
   renderPhotos();
   setupScales();
   greyOut();
+  if (state.photos.length) refreshAll();  // a reloaded page shows the photos the server holds at once
 }
 
 function setWarning(text) {
@@ -235,7 +237,7 @@ async function show(view, body, target = view) {
   section.dataset.state = "busy";
   try {
     const response = await api(`api/view/${view}`, {
-      method: "POST", body: JSON.stringify(Object.assign({ request: number }, body)),
+      method: "POST", body: JSON.stringify(Object.assign({ request: number, page: PAGE }, body)),
       headers: { "Content-Type": "application/json" }, signal: controller.signal,
     });
     const blob = await response.blob();
