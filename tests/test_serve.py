@@ -96,6 +96,8 @@ def test_every_view_gives_the_pixels_of_the_command_it_shows(client, work):
     same_as_command(view(client, "reconstruct", photo=c), "reconstructions.png")
     same_as_command(view(client, "edit", photo=c, direction={"pos": [a, b], "neg": [c]}, strength=1.5,
                          scales="mid"), "edit.png")
+    same_as_command(view(client, "edit", photo=a, direction={"pos": [b], "neg": [c]}, strength=0.1234567891),
+                    "edit.png")  # more digits than a caption shows: the command carries them all
     same_as_command(view(client, "interpolate", a=a, b=c, steps=5, scales="coarse"), "interpolation.png")
     same_as_command(view(client, "sample", n=5, seed=3), "samples/grid.png")
     same_as_command(view(client, "sample", n=3, seed=1, fix=b, scales="mid"), "samples/grid.png")

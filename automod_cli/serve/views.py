@@ -152,7 +152,7 @@ def edit(studio: Studio, photo: Photo, direction: Direction, strength: float, sp
             f"{float(strength):g}.")
     figure = ops.captioned_grid(cells, 2, text)
     words = ["edit", photo.name, *direction.words, *(["--scales", spec] if spec else []),
-             "--strength", f"{float(strength):g}", *studio.options([photo, *direction.photos]), "-o", "edit.png"]
+             "--strength", repr(float(strength)), *studio.options([photo, *direction.photos]), "-o", "edit.png"]
     return View(png_bytes(figure), command_line(words), "edit.png")
 
 
