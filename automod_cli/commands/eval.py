@@ -26,7 +26,7 @@ from automod_cli.metrics import compare as comparison
 from automod_cli.metrics import inventory
 from automod_cli.metrics import registry
 from automod_cli.features import weights as weight_files
-from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
+from automod_cli.metrics.builtin.factor_net import TrainingPlan, factor_features
 from automod_cli.metrics.builtin.factor_net import default_cache_dir as factor_cache_dir
 from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
 from automod_cli.features.nets import LPIPS_NETS, inception_features, lpips_distance
@@ -55,7 +55,7 @@ def _networks(files: dict[str, Path], net: str, device: torch.device) -> registr
     """Factories for the networks (built on first use), their weight files already found."""
 
     def factor(resolution: int, progress) -> Any:
-        return factor_features(Recipe(resolution), device, progress=progress)[0]
+        return factor_features(TrainingPlan(resolution), device, progress=progress)[0]
 
     return registry.Networks(
         make_extractor=lambda: inception_features(files[INCEPTION], device),
