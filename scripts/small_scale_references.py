@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from automod_cli.metrics.builtin import ground_truth as gt
-from automod_cli.metrics.builtin.factor_net import Recipe, factor_features
+from automod_cli.metrics.builtin.factor_net import TrainingPlan, factor_features
 from automod_cli.metrics.builtin.fd_builtin import image_set_distance
 from data_prep.builtin import SPLITS, sample_factors
 
@@ -24,7 +24,7 @@ def blurred(images: np.ndarray) -> np.ndarray:
 def main(resolution: int) -> None:
     test = gt.builtin_at(sample_factors(gt.TEST_COUNT, gt.TEST_SEED), resolution)
     train = gt.builtin_at(sample_factors(gt.TEST_COUNT, SPLITS["train"][0]), resolution)
-    features, _ = factor_features(Recipe(resolution))
+    features, _ = factor_features(TrainingPlan(resolution))
     print(f"FD_builtin at {resolution}², 1,024 images against the 1,024 test images:")
     print(f"  training images (the floor)         {image_set_distance(train, test, features):8.2f}")
     print(f"  training images, 2x blurred         {image_set_distance(blurred(train), test, features):8.2f}")

@@ -22,7 +22,7 @@ from automod_cli.commands import eval as eval_commands
 from automod_cli.config import ModelConfig
 from automod_cli.metrics.registry import BUILTIN_COLUMNS as BUILTIN_METRICS
 from automod_cli.metrics.registry import REGISTRY, missing_reason
-from automod_cli.metrics.builtin.factor_net import Recipe
+from automod_cli.metrics.builtin.factor_net import TrainingPlan
 from automod_cli.models import Automodulator
 from automod_cli.models.lia import LiaConfig, LiaModel
 from data_prep.builtin import BuiltinDataset
@@ -48,7 +48,7 @@ def workdir(runs, tmp_path, monkeypatch):
     """A fresh working folder, a shared cache and a tiny factor-network recipe for FD_builtin."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(runs.cache))
-    monkeypatch.setattr(eval_commands, "Recipe", functools.partial(Recipe, images=128, steps=5, batch_size=32))
+    monkeypatch.setattr(eval_commands, "TrainingPlan", functools.partial(TrainingPlan, images=128, steps=5, batch_size=32))
     return runs
 
 

@@ -15,7 +15,7 @@ from tiny_models import tiny_model
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
 from automod_cli.commands import eval as eval_commands
-from automod_cli.metrics.builtin.factor_net import Recipe
+from automod_cli.metrics.builtin.factor_net import TrainingPlan
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def checkpoints(tmp_path, monkeypatch):
     factor-network recipe and an empty cache."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(eval_commands, "Recipe", functools.partial(Recipe, images=128, steps=5, batch_size=32))
+    monkeypatch.setattr(eval_commands, "TrainingPlan", functools.partial(TrainingPlan, images=128, steps=5, batch_size=32))
     paths = {name: tmp_path / f"{name}.safetensors" for name in ("builtin", "file", "classic")}
     save_model(paths["builtin"], tiny_model(), {"train_config": {"data": None}})
     save_model(paths["file"], tiny_model(), {"train_config": {"data": str(tmp_path / "faces.h5")}})

@@ -288,11 +288,11 @@ def test_fd_builtin_mix_is_fd_builtin_with_mix(tmp_path, monkeypatch, capsys):
 
     from tiny_models import tiny_model
 
-    from automod_cli.metrics.builtin.factor_net import Recipe
+    from automod_cli.metrics.builtin.factor_net import TrainingPlan
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(eval_commands, "Recipe", functools.partial(Recipe, images=64, steps=2, batch_size=32))
+    monkeypatch.setattr(eval_commands, "TrainingPlan", functools.partial(TrainingPlan, images=64, steps=2, batch_size=32))
     save_model(tmp_path / "m.safetensors", tiny_model(), {"train_config": {"data": None}})
     argv = ["--model", "m.safetensors", "--n", "8", "--batch", "8", "--json"]
     assert main(["eval", "fd-builtin", *argv, "--mix"]) == 0
