@@ -314,3 +314,12 @@ def test_a_faded_real_batch_is_the_authors_loaders_bit_for_bit(name):
         # from the sharp batch in [-1, 1], as a run holds it
         sharp = torch.from_numpy(hi).float() / 127.5 - 1
         assert torch.equal(fade.blended_real(sharp, iteration["alpha"]), case.array(iteration["real"]))
+
+
+def test_the_fade_commutes_with_mirroring_bit_for_bit():
+    """The run blends on the host before the batch goes to the device and is mirrored there (training/run.py); the
+    authors mirror first. PIL's half-size filter is symmetric, so both orders give the same bytes."""
+    images = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    x = images.float() / 127.5 - 1
+    for alpha in (0.0, 0.3, 0.5000066666666667, 0.99):
+        assert torch.equal(fade.blended_real(x, alpha).flip(-1), fade.blended_real(x.flip(-1), alpha))

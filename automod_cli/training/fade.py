@@ -40,6 +40,7 @@ def blend_bytes(hi: np.ndarray, lo: np.ndarray, alpha: float) -> torch.Tensor:
 
 
 def blended_real(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    """The real batch `x` (in [-1, 1]) as the authors' loader fades it in at `alpha`, on x's device."""
+    """The real batch `x` (in [-1, 1]; on the host, as the loader gives it) as the authors' loader fades it in at
+    `alpha`."""
     hi = to_bytes(x)
     return blend_bytes(hi, half_size(hi), alpha).to(x.device)

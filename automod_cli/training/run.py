@@ -126,12 +126,13 @@ class TrainingRun:
         """The next batch on the device, mirrored when the run mirrors (a fixed choice per step and seed), and
         during a fade-in blended with its half-resolution copy where the recipe says so (training/fade.py)."""
         cfg = self.train_config
-        x = next(self.batches).to(self.device, non_blocking=True)
-        if cfg.mirror:
-            x = mirror(x, cfg.seed, self.counters.step)
+        x = next(self.batches)
         if cfg.recipe.real_fade == "blended" and phase.level > 0 and phase.alpha < 1.0:
+            # on the host, before the copy (no device round trip); PIL's half-size filter is symmetric, so this
+            # commutes with the mirroring below bit for bit, and the authors mirror first
             x = blended_real(x, phase.alpha)
-        return x
+        x = x.to(self.device, non_blocking=True)
+        return mirror(x, cfg.seed, self.counters.step) if cfg.mirror else x
 
     def set_learning_rates(self, phase: PhaseState) -> None:
         for name, opt in self.optimizers.items():
