@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import integrate, optimize
-from scipy.interpolate import CubicSpline
 
 TABLE_NAME = "robust_log_partition.json"
 # the spline coordinate s(α) = α + λ·log((α + δ) / (2 − α + δ)) and the number of knots, equally spaced in s
@@ -40,6 +38,8 @@ def rho_numpy(x: np.ndarray | float, alpha: float) -> np.ndarray | float:
 
 def log_partition_by_quadrature(alpha: float) -> float:
     """log Z(α) by adaptive quadrature of the even density over [0, 1] and [1, ∞)."""
+    from scipy import integrate  # scipy (0.6 s to import) only where a partition is computed
+
     def density(x: float) -> float:
         return float(np.exp(-rho_numpy(x, alpha)))
 
@@ -56,6 +56,8 @@ def spline_coordinate(alpha: np.ndarray | torch.Tensor) -> np.ndarray | torch.Te
 
 def knot_alphas() -> np.ndarray:
     """The α of each knot: s(α) on an even grid from s(0) to s(2), inverted by root finding."""
+    from scipy import optimize
+
     targets = np.linspace(spline_coordinate(0.0), spline_coordinate(2.0), KNOTS)
     inner = [optimize.brentq(lambda a, s=s: spline_coordinate(a) - s, 0.0, 2.0, xtol=1e-15) for s in targets[1:-1]]
     return np.array([0.0, *inner, 2.0])
@@ -89,6 +91,8 @@ def load_table() -> dict:
 @functools.lru_cache(maxsize=None)
 def _spline_numpy() -> tuple[np.ndarray, np.ndarray]:
     """Knots in s (n,) and the cubic spline's coefficients (4, n − 1), highest power first, in float64."""
+    from scipy.interpolate import CubicSpline
+
     table = load_table()
     if (table["coordinate_lambda"], table["coordinate_delta"]) != (COORDINATE_LAMBDA, COORDINATE_DELTA):
         raise RuntimeError(f"{TABLE_NAME} was written for another spline coordinate; run write_table()")

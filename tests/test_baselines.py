@@ -16,7 +16,6 @@ from tiny_models import TINY_RUN, TinyDistance, cli_settings, one_line_error
 from automod_cli import losses
 from automod_cli.locate import load_model
 from automod_cli.cli import main
-from automod_cli.commands import eval as eval_commands
 from automod_cli.config import ModelConfig, TrainConfig
 from automod_cli.presets import resolve_train_config
 from automod_cli.errors import AutomodError
@@ -169,7 +168,7 @@ def workdir(tmp_path, monkeypatch):
     weights.cache_dir().mkdir(parents=True)
     (weights.cache_dir() / weights.ALEXNET.name).write_bytes(b"placeholder")
     distance = TinyDistance()
-    monkeypatch.setattr(eval_commands, "lpips_distance", lambda net, path, device: distance)
+    monkeypatch.setattr("automod_cli.features.nets.lpips_distance", lambda net, path, device: distance)
     for i, picture in enumerate(generate(2, seed=5)[0]):
         Image.fromarray(picture.transpose(1, 2, 0)).save(tmp_path / f"{i}.png")
     return tmp_path

@@ -18,7 +18,6 @@ from tiny_models import TINY_RUN, cli_settings, one_line_error
 from automod_cli.checkpoint import save_model
 from automod_cli.locate import load_model
 from automod_cli.cli import main
-from automod_cli.commands import eval as eval_commands
 from automod_cli.config import ModelConfig
 from automod_cli.metrics.registry import BUILTIN_COLUMNS as BUILTIN_METRICS
 from automod_cli.metrics.registry import REGISTRY, missing_reason
@@ -48,7 +47,8 @@ def workdir(runs, tmp_path, monkeypatch):
     """A fresh working folder, a shared cache and a tiny factor-network recipe for FD_builtin."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(runs.cache))
-    monkeypatch.setattr(eval_commands, "TrainingPlan", functools.partial(TrainingPlan, images=128, steps=5, batch_size=32))
+    monkeypatch.setattr("automod_cli.metrics.builtin.factor_net.TrainingPlan",
+                        functools.partial(TrainingPlan, images=128, steps=5, batch_size=32))
     return runs
 
 

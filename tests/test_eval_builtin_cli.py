@@ -14,7 +14,6 @@ from tiny_models import tiny_model
 
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
-from automod_cli.commands import eval as eval_commands
 from automod_cli.metrics.builtin.factor_net import TrainingPlan
 
 
@@ -24,7 +23,8 @@ def checkpoints(tmp_path, monkeypatch):
     factor-network recipe and an empty cache."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(eval_commands, "TrainingPlan", functools.partial(TrainingPlan, images=128, steps=5, batch_size=32))
+    monkeypatch.setattr("automod_cli.metrics.builtin.factor_net.TrainingPlan",
+                        functools.partial(TrainingPlan, images=128, steps=5, batch_size=32))
     paths = {name: tmp_path / f"{name}.safetensors" for name in ("builtin", "file", "classic")}
     save_model(paths["builtin"], tiny_model(), {"train_config": {"data": None}})
     save_model(paths["file"], tiny_model(), {"train_config": {"data": str(tmp_path / "faces.h5")}})
@@ -90,7 +90,7 @@ def read_only_folder(tmp_path):
 
 
 def _no_work(monkeypatch):
-    monkeypatch.setattr(eval_commands, "load_for_eval", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("automod_cli.metrics.data.load_for_eval", lambda *a, **k: pytest.fail("the model was loaded"))
 
 
 @pytest.mark.parametrize("name", ["g.png", "new/g.png"])
@@ -109,7 +109,7 @@ def test_a_grid_in_a_read_only_folder_is_refused_before_any_work(checkpoints, ca
 def test_a_read_only_cache_named_by_xdg_cache_home_is_refused_before_any_work(checkpoints, capsys, monkeypatch,
                                                                              read_only_folder):
     _no_work(monkeypatch)
-    monkeypatch.setattr(eval_commands.comparison, "compare", lambda *a, **k: pytest.fail("compare ran"))
+    monkeypatch.setattr("automod_cli.metrics.compare.compare", lambda *a, **k: pytest.fail("compare ran"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(read_only_folder))
     for argv in (["eval", "fd-builtin", "--model", str(checkpoints["builtin"]), "--n", "4"],
                  ["eval", "compare", str(checkpoints["builtin"]), "--metrics", "fd-builtin", "--out", "t"]):

@@ -14,8 +14,6 @@ from tiny_models import TinyDistance, TinyFeatures, random_h5
 
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
-from automod_cli.commands import eval as eval_commands
-from automod_cli.commands import project as project_commands
 from automod_cli.config import ModelConfig
 from automod_cli.features import weights
 from automod_cli.models import Automodulator
@@ -47,9 +45,8 @@ def injected(monkeypatch, setup):
         (cache / weight.name).write_bytes(b"placeholder")
     torch.manual_seed(0)
     features, distance = TinyFeatures(), TinyDistance()
-    monkeypatch.setattr(eval_commands, "inception_features", lambda path, device: features)
-    for module in (eval_commands, project_commands):
-        monkeypatch.setattr(module, "lpips_distance", lambda net, path, device: distance)
+    monkeypatch.setattr("automod_cli.features.nets.inception_features", lambda path, device: features)
+    monkeypatch.setattr("automod_cli.features.nets.lpips_distance", lambda net, path, device: distance)
     return setup
 
 
@@ -189,7 +186,7 @@ def _sized_distance(net, path, device):
 def test_a_too_small_lpips_window_is_refused_with_advice_the_user_did_not_already_take(
         injected, capsys, monkeypatch, resolution, flags, advice, not_advised):
     tmp, _, _, test = injected
-    monkeypatch.setattr(eval_commands, "lpips_distance", _sized_distance)
+    monkeypatch.setattr("automod_cli.features.nets.lpips_distance", _sized_distance)
     channels = {8: (8, 8), 16: (8, 8, 8), 32: (8, 8, 8, 8)}[resolution]
     small = tmp / f"model{resolution}.safetensors"
     save_model(small, Automodulator(ModelConfig(max_resolution=resolution, latent_dim=8, channels=channels)),
@@ -204,7 +201,7 @@ def test_a_too_small_lpips_window_is_refused_with_advice_the_user_did_not_alread
 def test_the_weights_are_checked_before_the_data_and_both_before_the_model_is_loaded(setup, capsys, monkeypatch):
     tmp, adain, _, _ = setup
     loads = []
-    monkeypatch.setattr(eval_commands, "load_for_eval", lambda *args: loads.append(args))
+    monkeypatch.setattr("automod_cli.metrics.data.load_for_eval", lambda *args: loads.append(args))
     missing = str(tmp / "missing.h5")
     for command, weight in ((["fid", "--n", "4"], weights.INCEPTION), (["lpips"], weights.ALEXNET)):
         assert main(["eval", *command, "--model", str(adain), "--data", missing]) == 2
@@ -216,8 +213,8 @@ def test_the_weights_are_checked_before_the_data_and_both_before_the_model_is_lo
 def test_a_missing_data_file_stops_before_any_network_is_built(injected, capsys, monkeypatch):
     _, adain, _, _ = injected
     built = []
-    monkeypatch.setattr(eval_commands, "inception_features", lambda path, device: built.append(path))
-    monkeypatch.setattr(eval_commands, "lpips_distance", lambda net, path, device: built.append(path))
+    monkeypatch.setattr("automod_cli.features.nets.inception_features", lambda path, device: built.append(path))
+    monkeypatch.setattr("automod_cli.features.nets.lpips_distance", lambda net, path, device: built.append(path))
     for command in (["fid", "--n", "4"], ["lpips"]):
         assert main(["eval", *command, "--model", str(adain), "--data", "missing.h5"]) == 2
         assert "missing.h5" in capsys.readouterr().err
@@ -292,7 +289,8 @@ def test_fd_builtin_mix_is_fd_builtin_with_mix(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(eval_commands, "TrainingPlan", functools.partial(TrainingPlan, images=64, steps=2, batch_size=32))
+    monkeypatch.setattr("automod_cli.metrics.builtin.factor_net.TrainingPlan",
+                        functools.partial(TrainingPlan, images=64, steps=2, batch_size=32))
     save_model(tmp_path / "m.safetensors", tiny_model(), {"train_config": {"data": None}})
     argv = ["--model", "m.safetensors", "--n", "8", "--batch", "8", "--json"]
     assert main(["eval", "fd-builtin", *argv, "--mix"]) == 0

@@ -21,8 +21,6 @@ from tiny_models import TinyDistance, TinyFeatures, cli_settings, one_line_error
 from automod_cli import ops
 from automod_cli.checkpoint import read_meta, run_checkpoints, save_model
 from automod_cli.cli import main
-from automod_cli.commands import eval as eval_commands
-from automod_cli.commands import project as project_commands
 from automod_cli.config import ModelConfig
 from automod_cli.images import to_uint8
 from automod_cli.features import weights
@@ -66,9 +64,8 @@ def workdir(tmp_path, monkeypatch, lia_run):
     monkeypatch.setattr(weights, "reachable", lambda url, timeout=0: False)
     torch.manual_seed(0)
     distance, features = TinyDistance(), TinyFeatures()
-    for module in (eval_commands, project_commands):
-        monkeypatch.setattr(module, "lpips_distance", lambda net, path, device: distance)
-    monkeypatch.setattr(eval_commands, "inception_features", lambda path, device: features)
+    monkeypatch.setattr("automod_cli.features.nets.lpips_distance", lambda net, path, device: distance)
+    monkeypatch.setattr("automod_cli.features.nets.inception_features", lambda path, device: features)
     for i, picture in enumerate(generate(2, seed=5)[0]):
         Image.fromarray(picture.transpose(1, 2, 0)).save(tmp_path / f"{i}.png")
     return SimpleNamespace(folder=tmp_path, run=lia_run.run, distance=distance)

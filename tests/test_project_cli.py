@@ -17,7 +17,6 @@ from tiny_models import TinyDistance, tiny_model
 from automod_cli import ops
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
-from automod_cli.commands import project as project_commands
 from automod_cli.features import weights
 from automod_cli.features.crop import crop
 from automod_cli.features.nets import pixel_mse
@@ -90,7 +89,7 @@ def test_lpips_json_keeps_the_lpips_key(work, capsys, monkeypatch):
     for weight in (weights.ALEXNET, weights.VGG16):
         (cache / weight.name).write_bytes(b"placeholder")
     distance = TinyDistance()
-    monkeypatch.setattr(project_commands, "lpips_distance", lambda net, path, device: distance)
+    monkeypatch.setattr("automod_cli.features.nets.lpips_distance", lambda net, path, device: distance)
     result = projected(capsys, "shape0.png", "--model", "builtin.safetensors", "--steps", "1", "--device", "cpu")
     assert result["distance"] == "lpips" and result["net"] == "alex"
     assert all("lpips" in p and "mse" not in p for p in result["curve"])

@@ -6,16 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
-import torch
 import typer
 
-from automod_cli import ops
-from automod_cli.commands import ops_report
 from automod_cli.commands.ops import ALIGN, DEVICE, FORCE, MODEL
 from automod_cli.commands.options import (check_device_and_outputs, checked_inputs, open_model, progress_bars,
                                           report_skipped, say, writing)
 from automod_cli.errors import AutomodError
-from automod_cli.ops.codes import ENCODE_BATCH, SUFFIX
+from automod_cli.defaults import CODES_SUFFIX as SUFFIX, ENCODE_BATCH
 
 
 def encode(
@@ -33,6 +30,11 @@ def encode(
 
     Example: automod mix faces.npz:0 faces.npz:3 --coarse --model ffhq256
     """
+    import torch
+
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+
     if out.suffix.lower() != SUFFIX:
         raise AutomodError(f"the codes file is an .npz file: name it e.g. '{out.with_suffix(SUFFIX).name}'.")
     target = check_device_and_outputs(device, [out], force)

@@ -9,30 +9,24 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
-import torch
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from automod_cli.checkpoint import read_meta
-from automod_cli.locate import find_checkpoint
 from automod_cli.commands import project
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, REF_DATA, SEED, TEST_DATA, WEIGHTS,
                                           Crop, Net, console, err_console, progress_bars, torch_device)
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import compare as comparison
-from automod_cli.metrics import inventory
 from automod_cli.metrics import registry
-from automod_cli.features import weights as weight_files
-from automod_cli.metrics.builtin.factor_net import TrainingPlan, factor_features
-from automod_cli.metrics.builtin.factor_net import default_cache_dir as factor_cache_dir
-from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
-from automod_cli.features.nets import LPIPS_NETS, inception_features, lpips_distance
-from automod_cli.metrics.fid import default_cache_dir
 from automod_cli.metrics.registry import FACTOR_NET, INCEPTION, LPIPS, Metric
 from automod_cli.outputs import check_outputs, check_writable, image_format
+
+if TYPE_CHECKING:  # torch and the metrics are imported when a command runs, never for --help
+    import torch
+
+    from automod_cli.metrics import compare as comparison
 
 eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and "
                             "against the built-in dataset's ground truth.", no_args_is_help=True)
@@ -43,6 +37,9 @@ eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FI
 def _weight_files(networks: set[str], weights: List[Path], net: str) -> dict[str, Path]:
     """The weight file of each pretrained network needed ({INCEPTION, LPIPS} ∩ `networks`), found (or refused in one
     line) before anything heavy is loaded."""
+    from automod_cli.features import weights as weight_files
+    from automod_cli.features.nets import LPIPS_NETS
+
     wanted = {INCEPTION: weight_files.INCEPTION, LPIPS: LPIPS_NETS[net]}
     needed = {key: wanted[key] for key in (INCEPTION, LPIPS) if key in networks}
     if weights and not needed:
@@ -53,6 +50,8 @@ def _weight_files(networks: set[str], weights: List[Path], net: str) -> dict[str
 
 def _networks(files: dict[str, Path], net: str, device: torch.device) -> registry.Networks:
     """Factories for the networks (built on first use), their weight files already found."""
+    from automod_cli.features.nets import inception_features, lpips_distance
+    from automod_cli.metrics.builtin.factor_net import TrainingPlan, factor_features
 
     def factor(resolution: int, progress) -> Any:
         return factor_features(TrainingPlan(resolution), device, progress=progress)[0]
@@ -73,6 +72,13 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
              grid: Optional[Path] = None, force: bool = False) -> None:
     """`automod eval NAME`: every argument and file checked (outputs, device, checkpoint, weight files, data), then
     the model loaded, then the networks built and the metric run."""
+    import torch
+
+    from automod_cli.checkpoint import read_meta
+    from automod_cli.locate import find_checkpoint
+    from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
+    from automod_cli.metrics.fid import default_cache_dir
+
     metric = registry.REGISTRY[metric.mix_variant] if mix else metric
     if grid is not None:
         _check_grid(grid, force)
@@ -119,6 +125,9 @@ def _check_grid(grid: Path, force: bool) -> None:
 def check_cache_folders(networks: set[str]) -> None:
     """When $XDG_CACHE_HOME names the cache, the folders the metrics on `networks` may write (reference statistics,
     the factor network) can be written: refused in one line before any work rather than after it."""
+    from automod_cli.metrics.builtin.factor_net import default_cache_dir as factor_cache_dir
+    from automod_cli.metrics.fid import default_cache_dir
+
     base = os.environ.get("XDG_CACHE_HOME")
     if not base:
         return
@@ -243,6 +252,8 @@ for _metric in registry.METRICS:
 
 def _comparison_table(result: comparison.Comparison, metrics: list[str]) -> Table:
     """Table 2a's layout: a row per model or group of seeds (mean ± std), a column per metric; "—": not measured."""
+    from automod_cli.metrics import compare as comparison
+
     table = Table(title="comparison (↓ smaller is better, ↑ larger is better)", title_justify="left")
     table.add_column("model")
     table.add_column("kind")
@@ -255,6 +266,8 @@ def _comparison_table(result: comparison.Comparison, metrics: list[str]) -> Tabl
 
 def _metric_names(spec: str) -> list[str]:
     """`--metrics`: names and the family shorthands (paper, builtin), in order, each once."""
+    from automod_cli.metrics import compare as comparison
+
     names = [name.strip() for name in spec.split(",") if name.strip()]
     expanded = [m for name in names for m in registry.COLUMN_SETS.get(name, (name,))]
     comparison.check_metrics(expanded)
@@ -303,6 +316,11 @@ def compare_command(
     Example (built-in data, no downloads): automod eval compare runs/pioneer \
 --group automod=runs/am-s1,runs/am-s2,runs/am-s3 --metrics builtin
     """
+    import torch
+
+    from automod_cli.metrics import compare as comparison
+    from automod_cli.metrics.fid import default_cache_dir
+
     chosen = _metric_names(metrics)
     named = _groups(groups)
     csv_path, json_path, md_path = (out.with_name(out.name + suffix) for suffix in (".csv", ".json", ".md"))
@@ -327,9 +345,6 @@ def compare_command(
 
 # --- eval weights -------------------------------------------------------------------------------------------------
 
-CHECK_STYLE = {inventory.OK: "green", inventory.MISMATCH: "red", inventory.UNCHECKED: "yellow"}
-
-
 @eval_app.command("weights")
 def weights_command(as_json: bool = JSON) -> None:
     """List every pretrained file automod can use: present or missing, where it was looked for or found, and its
@@ -337,7 +352,10 @@ def weights_command(as_json: bool = JSON) -> None:
 
     Example: automod eval weights
     """
+    from automod_cli.metrics import inventory
+
     entries = inventory.inventory()
+    check_style = {inventory.OK: "green", inventory.MISMATCH: "red", inventory.UNCHECKED: "yellow"}
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
         return
@@ -346,7 +364,7 @@ def weights_command(as_json: bool = JSON) -> None:
             console.print(f"[bold]{escape(e.name)}[/]  [red]missing[/]", highlight=False, soft_wrap=True)
         else:
             note = f" (expected {e.expected}…)" if e.check == inventory.MISMATCH else ""
-            console.print(f"[bold]{escape(e.name)}[/]  present  [{CHECK_STYLE[e.check]}]{e.check}{note}[/]",
+            console.print(f"[bold]{escape(e.name)}[/]  present  [{check_style[e.check]}]{e.check}{note}[/]",
                           highlight=False, soft_wrap=True)
         console.print(f"  used by  {escape(e.used_by)}", highlight=False, soft_wrap=True)
         if e.state == inventory.MISSING:

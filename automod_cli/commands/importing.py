@@ -8,8 +8,6 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from automod_cli import authors, pretrained
-from automod_cli.checkpoint import read_meta
 from automod_cli.config import level_resolution
 
 console = Console()
@@ -34,6 +32,8 @@ def import_(
 
     Example: automod import 34740000_state.pth --out ffhq256.safetensors
     """
+    from automod_cli import authors, pretrained
+
     out = out if out is not None else source.with_suffix(".safetensors")
     dataset = dataset or pretrained.dataset_of_file(source.name)
     path = authors.import_checkpoint(source, out, force=force, dataset=dataset)
@@ -43,6 +43,8 @@ def import_(
 
 def authors_summary(path: Path) -> str:
     """One line on what was imported: resolution, α, latent size and widths."""
+    from automod_cli.checkpoint import read_meta
+
     meta = read_meta(path)
     config = meta["model_config"]
     res = level_resolution(meta["level"])

@@ -10,11 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from automod_cli.checkpoint import is_lia_checkpoint, model_from_checkpoint, model_kind, read_checkpoint
-from automod_cli.locate import find_checkpoint
 from automod_cli.errors import AutomodError
 from automod_cli.config import TrainConfig, level_resolution, recipe_name
-from automod_cli.ops import provenance
 
 console = Console()
 
@@ -22,6 +19,8 @@ console = Console()
 def model_section(meta: dict) -> dict:
     """The network shape and, for LIA, its NICE mapping network: `model_config` (encoder and synthesis network,
     LIA's from meta["lia_config"]["model"]) and `lia_config` (the rest of the LIA config)."""
+    from automod_cli.checkpoint import is_lia_checkpoint
+
     if not is_lia_checkpoint(meta):
         return {"model_config": meta["model_config"]}
     lia = meta["lia_config"]
@@ -70,6 +69,10 @@ def info(
     """
     if model is not None and model_option is not None and model != model_option:
         raise AutomodError(f"give the model once: '{model}' and --model '{model_option}' were both given.")
+    from automod_cli.checkpoint import model_from_checkpoint, model_kind, read_checkpoint
+    from automod_cli.locate import find_checkpoint
+    from automod_cli.ops import provenance
+
     path = find_checkpoint(model if model is not None else model_option)
     tensors, meta = read_checkpoint(path)
     net = model_from_checkpoint(tensors, meta, str(path))

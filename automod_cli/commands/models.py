@@ -8,11 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from automod_cli import pretrained
-
 console = Console()
-
-STATE_STYLE = {pretrained.CONVERTED: "green", pretrained.AUTHORS: "yellow", pretrained.MISSING: "red"}
 
 
 def models(
@@ -23,7 +19,10 @@ def models(
     A missing one is downloaded (then converted) the first time it is used; AUTOMOD_OFFLINE=1 stops that.
     Example: automod reconstruct face.jpg --model ffhq256
     """
+    from automod_cli import pretrained
+
     entries = pretrained.listing()
+    style = {pretrained.CONVERTED: "green", pretrained.AUTHORS: "yellow", pretrained.MISSING: "red"}
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
         return
@@ -33,7 +32,7 @@ def models(
             table.add_column(column, no_wrap=column != "description")
         table.add_column("path", overflow="fold")
         for e in entries:
-            table.add_row(e.name, str(e.resolution), e.description, f"[{STATE_STYLE[e.state]}]{e.state}[/]",
+            table.add_row(e.name, str(e.resolution), e.description, f"[{style[e.state]}]{e.state}[/]",
                           str(e.path))
         console.print(table)
     else:  # piped or in a log: one line per model, the path whole and last (a table folds it at 80 columns)

@@ -9,22 +9,22 @@ several inputs (a folder) are skipped with one line each; the command fails only
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
-import torch
 import typer
 
-from automod_cli import ops
-from automod_cli.commands import ops_report
 from automod_cli.commands.options import (check_device_and_outputs, checked_inputs, open_model, progress_bars,
                                           report_skipped, say, writing)
-from automod_cli.devices import pick_device
+from automod_cli.defaults import RECONSTRUCT_BATCH
 from automod_cli.errors import AutomodError
-from automod_cli.images import save_image
-from automod_cli.models import Automodulator
-from automod_cli.ops.reconstruct import BATCH_SIZE
-from automod_cli.ops.report import ErrorReport, errors_path, write_csv
 from automod_cli.outputs import check_image_outputs, check_output_folder, check_outputs
+
+if TYPE_CHECKING:  # torch, the models and the operations are imported when a command runs, never for --help
+    import torch
+
+    from automod_cli import ops
+    from automod_cli.models import Automodulator
+    from automod_cli.ops.report import ErrorReport
 
 
 MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 "
@@ -45,6 +45,8 @@ PAIRS_PER_ROW = 4  # input | reconstruction pairs per row in `reconstruct`
 
 
 def _write(path: Path, image: torch.Tensor, force: bool) -> None:
+    from automod_cli.images import save_image
+
     with writing(path):
         save_image(path, image.cpu(), overwrite=force)
     say(f"wrote {path}")
@@ -53,6 +55,9 @@ def _write(path: Path, image: torch.Tensor, force: bool) -> None:
 def _inputs(model: Automodulator, inputs: ops.Inputs, align: Optional[bool], exact: bool = False) -> torch.Tensor:
     """The images of checked inputs at the model's resolution (aligned as `ops_report.alignment` decides); skipped
     files are named, one line each, and inputs unlike the model's training data are warned about."""
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+
     align = ops_report.alignment(model, align)
     x, used = ops.load_inputs(inputs, model.resolution, align, exact)
     report_skipped(used)
@@ -63,11 +68,15 @@ def _inputs(model: Automodulator, inputs: ops.Inputs, align: Optional[bool], exa
 
 def _sources(items: List[Path], exact: bool = False) -> ops.Sources:
     """Images, folders and codes entries (`codes.npz:3`, `codes.npz`), checked before the model is loaded."""
+    from automod_cli import ops
+
     return ops.check_sources(ops.find_sources(items), exact)
 
 
 def _single(item: Path, role: str) -> ops.Sources:
     """One image file or one code (the A or B of a mix), checked."""
+    from automod_cli import ops
+
     sources = ops.find_sources([item])
     if len(sources) != 1:
         raise AutomodError(f"{role} is one image or one code, but '{item}' names {len(sources)}: give one image file, "
@@ -78,6 +87,11 @@ def _single(item: Path, role: str) -> ops.Sources:
 def _latents(model: Automodulator, sources: ops.Sources, align: Optional[bool], exact: bool = False) -> ops.Latents:
     """The latents of checked sources (codes as they are, images encoded); skipped files are named. Codes alone
     involve no alignment (nothing is said about it)."""
+    import torch
+
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+
     align = ops_report.alignment(model, align) if sources.images else False
     latents = ops.source_latents(model, sources, align, exact)
     report_skipped(latents.used)
@@ -168,6 +182,11 @@ def mix(
     Example: automod mix faces.npz:0 faces.npz:3 --coarse    # codes from automod encode faces/ -o faces.npz
     """
     align = _face_choice(align, face)
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+    from automod_cli.devices import pick_device
+    from automod_cli.ops.report import errors_path
+
     grid_mode = bool(rows or cols)
     _mix_inputs(images or [], rows, cols)
     out = out if out is not None else Path("mix-grid.png" if grid_mode else "mix.png")
@@ -218,6 +237,12 @@ def sample(
     Example: automod sample --fix face.png --scales coarse --n 15 -o pose-samples
     """
     align = _face_choice(align, face)
+    import torch
+
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+    from automod_cli.images import save_image
+
     if scales is not None and fix is None:
         raise AutomodError("--scales chooses what --fix IMG keeps: pass --fix IMG as well.")
     check_output_folder(out)
@@ -248,6 +273,8 @@ def sample(
 
 def _exemplars(pos: List[Path], neg: List[Path], vector: Optional[Path]):
     """Before the model: a readable --direction file, or the checked --pos and --neg exemplars."""
+    from automod_cli import ops
+
     if vector is not None:
         if pos or neg:
             raise AutomodError("give either --direction FILE or --pos/--neg exemplars, not both.")
@@ -261,6 +288,8 @@ def _exemplars(pos: List[Path], neg: List[Path], vector: Optional[Path]):
 
 def _vector(net: Automodulator, exemplars, vector: Optional[Path], align: bool):
     """The attribute vector from --direction/--vector, or from --pos/--neg exemplars, and its description."""
+    from automod_cli import ops
+
     if vector is not None:
         v, info = ops.load_vector(vector, net.config.latent_dim)
         if "positives" not in info:  # a torch-saved direction (e.g. the authors'), or one saved from it
@@ -299,6 +328,11 @@ def edit(
     Example: automod edit face.png --direction smile_delta2 --scales mid --model ffhq512
     """
     align = _face_choice(align, face)
+    import torch
+
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+
     if not images and save_vector is None:
         raise AutomodError("nothing to do: give images to edit, --save-vector FILE, or both.")
     target = check_device_and_outputs(device, [out] if images else [], force, [out] if images else [])
@@ -351,6 +385,9 @@ def interpolate(
     Example: automod interpolate faces.npz:0 faces.npz:5    # codes from automod encode
     """
     align = _face_choice(align, face)
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+
     sources = ops.find_sources(images)
     if len(sources) not in (2, 4):
         raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(sources)}.")
@@ -380,6 +417,9 @@ def interpolate(
 
 def _write_errors(path: Path, errors: ErrorReport, title: str, force: bool) -> None:
     """The reconstruction errors as a table here and as CSV beside the figure."""
+    from automod_cli.commands import ops_report
+    from automod_cli.ops.report import write_csv
+
     with writing(path):
         write_csv(path, errors, overwrite=force)
     ops_report.show_errors(errors, title, path)
@@ -389,7 +429,7 @@ def reconstruct(
     images: List[Path] = typer.Argument(..., help="Image files or folders."),
     out: Path = typer.Option(Path("reconstructions.png"), "--out", "-o", help="Output PNG; the errors go to "
                                                                                "OUT.errors.csv beside it."),
-    batch: int = typer.Option(BATCH_SIZE, "--batch", min=1, help="Images read and reconstructed at a time."),
+    batch: int = typer.Option(RECONSTRUCT_BATCH, "--batch", min=1, help="Images read and reconstructed at a time."),
     model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE,
     align: Optional[bool] = ALIGN, face: List[str] = FACE, force: bool = FORCE,
 ) -> None:
@@ -400,6 +440,10 @@ def reconstruct(
     Example: automod reconstruct photos/ --model runs/demo -o recon.png
     """
     align = _face_choice(align, face)
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+    from automod_cli.ops.report import errors_path
+
     errors_file = errors_path(out)
     target = check_device_and_outputs(device, [out, errors_file], force, [out])
     inputs = checked_inputs(images)

@@ -8,19 +8,21 @@ from __future__ import annotations
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import TYPE_CHECKING, Iterator, List, Optional
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from automod_cli import ops
-from automod_cli.commands import ops_report
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.data import LoadedModel, load_for_eval
-from automod_cli.models import Automodulator
 from automod_cli.outputs import check_outputs, image_format
+
+if TYPE_CHECKING:  # torch and the models are imported when a command runs, never for --help
+    import torch
+
+    from automod_cli import ops
+    from automod_cli.metrics.data import LoadedModel
+    from automod_cli.models import Automodulator
 
 console = Console()
 err_console = Console(stderr=True)
@@ -68,6 +70,10 @@ def torch_device(name: str) -> torch.device:
 
 def load_model_for_eval(model: Optional[Path], device: str, seed: int) -> LoadedModel:
     """Seed torch's generator, then read the checkpoint named by `--model` onto `--device`."""
+    import torch
+
+    from automod_cli.metrics.data import load_for_eval
+
     torch.manual_seed(seed)
     return load_for_eval(model, torch_device(device))
 
@@ -110,6 +116,11 @@ def check_device_and_outputs(device: str, outputs: List[Path], force: bool, imag
 
 def open_model(model: Optional[Path], device: torch.device, seed: int) -> Automodulator:
     """Load the model (saying which checkpoint was picked when not named exactly) and seed torch."""
+    import torch
+
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+
     checkpoint = ops.find_checkpoint(model)
     if model is None or Path(model).is_dir():
         say(f"model: {checkpoint}")
@@ -135,6 +146,8 @@ def writing(path: Path) -> Iterator[None]:
 
 def checked_inputs(items: List[Path], exact: bool = False) -> ops.Inputs:
     """The input files, expanded and decoded once before the model is loaded (`ops.check_inputs`)."""
+    from automod_cli import ops
+
     return ops.check_inputs(items, exact)
 
 

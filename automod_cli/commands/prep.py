@@ -9,7 +9,7 @@ import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -18,8 +18,9 @@ from rich.table import Table
 
 from automod_cli.errors import AutomodError
 from data_prep import sources
-from data_prep.hdf5 import DiskFull, check_output, partial_path, read_info, resolutions_up_to, verify
-from data_prep.prep import PrepResult, prepare
+
+if TYPE_CHECKING:  # data_prep.prep (with torch) is imported when a command runs, not for --help
+    from data_prep.prep import PrepResult
 
 console = Console()
 prep_app = typer.Typer(
@@ -100,6 +101,9 @@ def _report(result: PrepResult) -> None:
 
 
 def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, force: bool, workers: int) -> None:
+    from data_prep.hdf5 import DiskFull, check_output, partial_path, resolutions_up_to
+    from data_prep.prep import prepare
+
     resolutions_up_to(resolution)  # bad settings fail before a long scan of the inputs
     check_output(out, force)
     source = make_source()
@@ -219,6 +223,8 @@ def info(
 
     Example: automod prep info data/ffhq-256.h5
     """
+    from data_prep.hdf5 import read_info, verify
+
     summary = read_info(file)
     table = Table(title=str(file), show_header=False, title_justify="left")
     for key, value in vars(summary).items():

@@ -11,32 +11,26 @@ from contextlib import nullcontext, redirect_stdout
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
-import torch
 import typer
 from rich.table import Table
 
-from automod_cli import ops
-from automod_cli.commands import ops_report
 from automod_cli.commands.ops import ALIGN
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net,
                                           Start, checked_inputs, console, load_model_for_eval as _setup, open_model,
                                           progress_bars as _progress, report_skipped, torch_device as _device)
-from automod_cli.commands.ops_report import rate_line
+from automod_cli.defaults import PROJECTION_IMAGES as DEFAULT_IMAGES, PROJECTION_LR as LEARNING_RATE
+from automod_cli.defaults import PROJECTION_STEPS as DEFAULT_STEPS
 from automod_cli.errors import AutomodError
-from automod_cli.images import save_image
-from automod_cli.features import weights as weight_files
-from automod_cli.metrics.data import LoadedModel, mean_latent_of, reference_data, unseen_data
-from automod_cli.features.nets import LPIPS_NETS, lpips_distance, pixel_mse
-from automod_cli.metrics.inversion import (DEFAULT_IMAGES, CurvePoint, Speedup, encoder_point, encoder_speedup,
-                                          inversion_curve, warm_up, write_curve_csv)
-from automod_cli.metrics.plot import time_curve_chart
-from automod_cli.ops.codes import model_identity, save_codes
-from automod_cli.ops.inputs import Inputs, image_paths, load_inputs
-from automod_cli.ops.provenance import Provenance
 from automod_cli.outputs import IMAGE_FORMATS, check_image_outputs, check_outputs
-from automod_cli.ops.projection import DEFAULT_STEPS, LEARNING_RATE, ProjectionSettings, project as fit
+
+if TYPE_CHECKING:  # torch, the models and the metrics are imported when a command runs, never for --help
+    import torch
+
+    from automod_cli.metrics.data import LoadedModel
+    from automod_cli.metrics.inversion import CurvePoint, Speedup
+    from automod_cli.ops.provenance import Provenance
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
 START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training "
@@ -66,6 +60,9 @@ def default_crop(trained_on: Provenance) -> str:
 
 def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.device):
     """The report LPIPS (`--net`) and the loss LPIPS (`--loss-net`), their files found before any work."""
+    from automod_cli.features import weights as weight_files
+    from automod_cli.features.nets import LPIPS_NETS, lpips_distance
+
     needed = list({LPIPS_NETS[n.value].name: LPIPS_NETS[n.value] for n in (net, loss_net)}.values())
     paths = {w.name: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, needed)) for w in needed}
     report = lpips_distance(net.value, paths[LPIPS_NETS[net.value].name], device)
@@ -74,6 +71,8 @@ def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.devic
 
 
 def _mean(loaded: LoadedModel, start: Start) -> torch.Tensor | None:
+    from automod_cli.metrics.data import mean_latent_of, reference_data
+
     return mean_latent_of(loaded.model, reference_data(loaded, None)) if start == Start.mean else None
 
 
@@ -100,6 +99,11 @@ def eval_project(
 
     Example: automod eval project --model runs/ffhq --data data/ffhq-test-256.h5 --n 1000 --steps 200
     """
+    from automod_cli.metrics.data import unseen_data
+    from automod_cli.metrics.inversion import encoder_speedup, inversion_curve, write_curve_csv
+    from automod_cli.metrics.plot import time_curve_chart
+    from automod_cli.ops.projection import ProjectionSettings
+
     csv_path, png_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".png")
     check_outputs([csv_path, png_path], force)
     loaded = _setup(model, device, seed)
@@ -146,6 +150,8 @@ PROJECT_BATCH = 8  # images optimised together (independently: the loss is a sum
 def _outputs(items: List[Path], out: Optional[Path]) -> tuple[bool, Path, dict[Path, Path]]:
     """One image file → one output file (default IMAGE-projected.png); several or a folder → OUT/NAME-projected.png
     (default projected/). Returns (single, out, output of each input file)."""
+    from automod_cli.ops.inputs import image_paths
+
     paths = image_paths(items)
     single = len(items) == 1 and not items[0].is_dir()
     if single:
@@ -165,6 +171,10 @@ def _outputs(items: List[Path], out: Optional[Path]) -> tuple[bool, Path, dict[P
 
 
 def _mean_point(method: str, step: int, seconds: float, distances: list[torch.Tensor]) -> CurvePoint:
+    import torch
+
+    from automod_cli.metrics.inversion import CurvePoint
+
     values = torch.cat(distances).double()
     return CurvePoint(method, step, seconds, float(values.mean()), float(values.std()) if len(values) > 1 else 0.0)
 
@@ -174,6 +184,13 @@ def _invert(net, inputs: Inputs, loss, report, settings: ProjectionSettings, cro
     """Project the files batch by batch (aligned as `align` says; each batch checked against the training data,
     `ops_report.check`), `write(path, image)` each result: the curve averaged over the images, the fitted latents
     (N, D) on the CPU and the files used (a file that fails only now is skipped)."""
+    import torch
+
+    from automod_cli.commands import ops_report
+    from automod_cli.metrics.inversion import encoder_point, warm_up
+    from automod_cli.ops.inputs import Inputs, load_inputs
+    from automod_cli.ops.projection import project as fit
+
     device = next(net.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     encoder_seconds, encoder_distances, latents, warm = 0.0, [], [], set()
@@ -241,6 +258,18 @@ def project(
 
     Example: automod project faces/ -o projected/ --codes faces-projected.npz --distance mse   # no LPIPS weights needed
     """
+    import torch
+
+    from automod_cli import ops
+    from automod_cli.commands import ops_report
+    from automod_cli.commands.ops_report import rate_line
+    from automod_cli.features.nets import pixel_mse
+    from automod_cli.images import save_image
+    from automod_cli.metrics.data import LoadedModel
+    from automod_cli.ops.codes import model_identity, save_codes
+    from automod_cli.ops.inputs import Inputs
+    from automod_cli.ops.projection import ProjectionSettings
+
     target = _device(device)  # cheap things first: the device name, the outputs, the input files, then the model
     if codes is not None and codes.suffix.lower() != ".npz":
         raise AutomodError(f"--codes names an .npz file: e.g. '{codes.with_suffix('.npz').name}'.")

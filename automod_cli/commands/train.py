@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from automod_cli.checkpoint import is_lia_checkpoint, read_meta, run_checkpoints
 from automod_cli.config import DECODERS, MODELS
 from automod_cli.presets import TRAIN_PRESETS, resolve_train_config
 from automod_cli.errors import AutomodError
@@ -50,6 +49,8 @@ def _overrides(data: Optional[Path], config_file: Optional[Path], settings: List
 
 
 def _run_dir(out: Optional[Path], preset: str) -> Path:
+    from automod_cli.checkpoint import run_checkpoints
+
     if out is None:
         out = Path("runs") / preset
         n = 1
@@ -244,6 +245,7 @@ def train(
     """
     from automod_cli import training
     from automod_cli.training.init import init_config, init_model
+    from automod_cli.checkpoint import is_lia_checkpoint, read_meta
     from automod_cli.training.lia.config import resolve_lia_config
 
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -318,6 +320,8 @@ def train(
 def _fine_tune_start(config, checkpoint: Optional[Path]) -> Optional[int]:
     """Where a fine-tuning run (`--init`) started on its schedule, from which its own images count; None for any
     other run. `config` is None for a resumed run: its checkpoint's config then."""
+    from automod_cli.checkpoint import read_meta
+
     if config is None:
         config = read_meta(checkpoint).get("train_config") or {}
     else:
@@ -329,6 +333,7 @@ def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], sto
     """Say where an automodulator (PIONEER, VAE, WAE) run will end (resolution, α) and warn when that is short of
     its target resolution. `config` is None for a resumed run: its own config then, perhaps with a new length. A
     fine-tuning run says how many images it trains instead of where its schedule ends."""
+    from automod_cli.checkpoint import read_meta
     from automod_cli.config import TrainConfig
     from automod_cli.training.schedule import describe_end, run_end
 

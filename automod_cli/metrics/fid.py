@@ -21,6 +21,7 @@ from typing import Iterable
 
 import torch
 
+from automod_cli.defaults import FID_BATCH, FID_SAMPLES
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import EvalData, image_batches, quantize
 from automod_cli.features.nets import FeatureExtractor
@@ -28,8 +29,8 @@ from automod_cli.metrics.frechet import RunningMoments, Statistics, statistics_d
 from automod_cli.models import Automodulator
 from automod_cli.ops.reconstruct import ProgressCallback
 
-DEFAULT_SAMPLES = 50_000  # NeurIPS Sec. 4: "50k batch of generated samples"
-DEFAULT_BATCH = 50  # pytorch-fid's default batch
+DEFAULT_SAMPLES = FID_SAMPLES  # NeurIPS Sec. 4: "50k batch of generated samples"
+DEFAULT_BATCH = FID_BATCH  # pytorch-fid's default batch
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from automod_cli.defaults import PROJECTION_IMAGES
 from automod_cli.outputs import atomic_write
 from automod_cli.features.crop import crop
 from automod_cli.metrics.data import EvalData, image_batches
@@ -22,7 +23,7 @@ from automod_cli.ops.projection import ProjectionSettings, project, record_steps
 from automod_cli.models import Automodulator
 from automod_cli.ops.reconstruct import ProgressCallback
 
-DEFAULT_IMAGES = 1000  # Supp. App. G: 1000 test images
+DEFAULT_IMAGES = PROJECTION_IMAGES  # Supp. App. G: 1000 test images
 DEFAULT_BATCH = 16
 
 

@@ -19,12 +19,13 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from automod_cli.defaults import PPL_SAMPLES
 from automod_cli.features.crop import crop
 from automod_cli.features.nets import DistanceNet
 from automod_cli.ops.reconstruct import ProgressCallback
 
 EPSILON = 1e-4  # Supp. App. A
-DEFAULT_SAMPLES = 100_000  # Supp. App. A
+DEFAULT_SAMPLES = PPL_SAMPLES  # Supp. App. A
 TRIM_PERCENT = 1.0  # StyleGAN drops the lowest and highest 1% of the values
 DEFAULT_BATCH = 32
 

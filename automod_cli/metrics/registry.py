@@ -16,22 +16,19 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-
-from automod_cli import __version__
+from automod_cli import __version__, defaults
 from automod_cli.errors import AutomodError
-from automod_cli.metrics import fid as fid_metric
-from automod_cli.metrics import lpips_recon, ppl
-from automod_cli.metrics.builtin import fd_builtin, ground_truth
-from automod_cli.features.ssim import WINDOW
-from automod_cli.features.crop import MAX_SIDE, crop_side
-from automod_cli.metrics.data import LoadedModel, reference_data, unseen_data
-from automod_cli.features.nets import LPIPS_MIN_SIDE, DistanceNet, FeatureExtractor
-from automod_cli.features.weights import file_sha256
-from automod_cli.ops.reconstruct import ProgressCallback
-from automod_cli.ops.scales import describe
+
+if TYPE_CHECKING:  # the metrics (and torch) are imported when one runs: `automod eval NAME --help` needs none
+    import torch
+
+    from automod_cli.features.nets import DistanceNet, FeatureExtractor
+    from automod_cli.metrics import fid as fid_metric
+    from automod_cli.metrics.builtin import ground_truth
+    from automod_cli.metrics.data import LoadedModel
+    from automod_cli.ops.reconstruct import ProgressCallback
 
 PAPER, BUILTIN = "paper", "builtin"  # the two families: pretrained weights / models trained on the built-in data
 MIXING, ENCODER, TRUTH = "mixing", "encoder", "truth"  # what a metric may need of a model
@@ -49,7 +46,7 @@ class Settings:
     test_data: Path | None = None  # unseen test images (LPIPS); None: the built-in test split for built-in models
     crop: str = "face"
     net: str = "alex"  # LPIPS trunk
-    scales: str = ground_truth.DEFAULT_SCALES  # B's blocks in the ground-truth mix
+    scales: str = defaults.MIX_TRUTH_SCALES  # B's blocks in the ground-truth mix
     cache_dir: Path | None = None  # reference statistics
 
 
@@ -158,6 +155,11 @@ def _fid_outcome(name: str, result: fid_metric.FIDResult, extractor: FeatureExtr
 
 def _run_fid(mix: bool) -> Callable[[Job], Outcome]:
     def run(job: Job) -> Outcome:
+        import torch
+
+        from automod_cli.metrics import fid as fid_metric
+        from automod_cli.metrics.data import reference_data
+
         s = job.settings
         reference, extractor = reference_data(job.loaded, s.data), job.networks.extractor()
         torch.manual_seed(s.seed)  # layer noise from the seed, in the single command and in each cell of compare
@@ -171,6 +173,10 @@ def _run_fid(mix: bool) -> Callable[[Job], Outcome]:
 
 def _run_fd_builtin(mix: bool) -> Callable[[Job], Outcome]:
     def run(job: Job) -> Outcome:
+        import torch
+
+        from automod_cli.metrics.builtin import fd_builtin
+
         s, name = job.settings, "fd-builtin-mix" if mix else "fd-builtin"
         extractor = job.networks.factor_features(job.loaded.model.resolution, job.progress)
         torch.manual_seed(s.seed)
@@ -183,6 +189,9 @@ def _run_fd_builtin(mix: bool) -> Callable[[Job], Outcome]:
 
 
 def _run_lpips(job: Job) -> Outcome:
+    from automod_cli.metrics import lpips_recon
+    from automod_cli.metrics.data import unseen_data
+
     s = job.settings
     data = unseen_data(job.loaded, s.test_data)
     result = lpips_recon.reconstruction_lpips(job.loaded.model, data, _distance(job),
@@ -195,6 +204,8 @@ def _run_lpips(job: Job) -> Outcome:
 
 
 def _run_ppl(job: Job) -> Outcome:
+    from automod_cli.metrics import ppl
+
     s = job.settings
     result = ppl.perceptual_path_length(job.loaded.model, _distance(job), job.count(REGISTRY["ppl"]),
                                         crop_mode=s.crop, batch_size=s.batch_size, seed=s.seed, progress=job.progress)
@@ -203,6 +214,8 @@ def _run_ppl(job: Job) -> Outcome:
 
 
 def _run_recon_truth(job: Job) -> Outcome:
+    from automod_cli.metrics.builtin import ground_truth
+
     model = job.loaded.model
     count = job.count(REGISTRY["recon-truth"], ground_truth.TEST_COUNT)
     result = ground_truth.reconstruction_error(ground_truth.model_reconstructor(model), count, model.resolution,
@@ -217,6 +230,9 @@ def _run_recon_truth(job: Job) -> Outcome:
 
 
 def _run_mix_truth(job: Job) -> Outcome:
+    from automod_cli.metrics.builtin import ground_truth
+    from automod_cli.ops.scales import describe
+
     model = job.loaded.model
     blocks = ground_truth.b_blocks(model, job.settings.scales)
     truth = ground_truth.truth_for(model, blocks)
@@ -252,18 +268,18 @@ _BUILTIN_RESIZE = ("none: the built-in images are drawn at 64² and box-downscal
 
 METRICS: tuple[Metric, ...] = (
     Metric("fid", "FID", "FID of random samples against the training data (Inception-v3 pool3, as pytorch-fid).",
-           "automod eval fid --model runs/ffhq --n 50000", PAPER, fid_metric.DEFAULT_SAMPLES,
+           "automod eval fid --model runs/ffhq --n 50000", PAPER, defaults.FID_SAMPLES,
            "Generated samples (paper: 50k).", _run_fid(False), (Column("fid"),), networks=(INCEPTION,),
-           data="reference", batch=fid_metric.DEFAULT_BATCH, count_min=2, resize=_INCEPTION_RESIZE),
+           data="reference", batch=defaults.FID_BATCH, count_min=2, resize=_INCEPTION_RESIZE),
     Metric("fid-mix", "FID-MIX", "FID of samples decoded from two random latents split at a random block (NeurIPS "
            "Table 1).",
-           "automod eval fid-mix --model runs/celebahq --n 50000", PAPER, fid_metric.DEFAULT_SAMPLES,
+           "automod eval fid-mix --model runs/celebahq --n 50000", PAPER, defaults.FID_SAMPLES,
            "Generated mixtures (paper: 50k).", _run_fid(True), (Column("fid-mix"),), needs=frozenset({MIXING}),
-           networks=(INCEPTION,), data="reference", batch=fid_metric.DEFAULT_BATCH, count_min=2,
+           networks=(INCEPTION,), data="reference", batch=defaults.FID_BATCH, count_min=2,
            resize=_INCEPTION_RESIZE),
     Metric("ppl", "PPL", "Perceptual path length: LPIPS/ε² between decodings at t and t+ε of latent paths (slerp on "
            "the sphere, lines for Gaussian and LIA latents), ε = 1e-4, trimmed mean.",
-           "automod eval ppl --model runs/ffhq --n 100000", PAPER, ppl.DEFAULT_SAMPLES, "Latent pairs (paper: 100k).",
+           "automod eval ppl --model runs/ffhq --n 100000", PAPER, defaults.PPL_SAMPLES, "Latent pairs (paper: 100k).",
            _run_ppl, (Column("ppl", digits=1),), networks=(LPIPS,), crops=True, count_min=2),
     Metric("lpips", "LPIPS reconstruction", "Mean LPIPS between unseen test images and their reconstructions "
            "(NeurIPS Table 2a).", "automod eval lpips --model runs/ffhq --data data/ffhq-test-256.h5 --n 10000", PAPER,
@@ -273,26 +289,26 @@ METRICS: tuple[Metric, ...] = (
            "`automod mix A B` draws it, against the renderer's picture of the layout of whoever drives block 0 "
            "(4²) in the other's colours (built-in models only).",
            "automod eval mix-truth --model runs/builtin --scales coarse --grid mix-truth.png", BUILTIN,
-           ground_truth.MAX_PAIRS, "Pairs of held-out built-in images (default: all 512 of the test split).",
+           defaults.MIX_TRUTH_PAIRS, "Pairs of held-out built-in images (default: all 512 of the test split).",
            _run_mix_truth, (Column("mix-mse", digits=4), Column("mix-ssim", higher_is_better=True, digits=3)),
-           needs=frozenset({MIXING, ENCODER, TRUTH}), seeded=False, count_max=ground_truth.MAX_PAIRS,
+           needs=frozenset({MIXING, ENCODER, TRUTH}), seeded=False, count_max=defaults.MIX_TRUTH_PAIRS,
            resize=_BUILTIN_RESIZE, scales=True),
     Metric("recon-truth", "reconstruction of held-out images", "MSE and SSIM of reconstructions of held-out built-in "
            "images, beside the training set's mean image.", "automod eval recon-truth --model runs/builtin", BUILTIN,
-           ground_truth.TEST_COUNT, "Held-out built-in images (default: all 1,024 of the test split).",
+           defaults.BUILTIN_TEST_COUNT, "Held-out built-in images (default: all 1,024 of the test split).",
            _run_recon_truth, (Column("recon-mse", digits=4), Column("recon-ssim", higher_is_better=True, digits=3)),
            needs=frozenset({ENCODER, TRUTH}), seeded=False,
-           count_max=ground_truth.TEST_COUNT, resize=_BUILTIN_RESIZE),
+           count_max=defaults.BUILTIN_TEST_COUNT, resize=_BUILTIN_RESIZE),
     Metric("fd-builtin", "FD_builtin", "Fréchet distance of samples (or mixes) to held-out built-in images in "
            "automod's own factor-network features.", "automod eval fd-builtin --model runs/builtin --mix", BUILTIN,
-           fd_builtin.DEFAULT_SAMPLES, "Generated samples (default: as many as the 1,024 test images).",
-           _run_fd_builtin(False), (Column("fd-builtin"),), networks=(FACTOR_NET,), batch=fd_builtin.DEFAULT_BATCH,
+           defaults.FD_BUILTIN_SAMPLES, "Generated samples (default: as many as the 1,024 test images).",
+           _run_fd_builtin(False), (Column("fd-builtin"),), networks=(FACTOR_NET,), batch=defaults.FD_BUILTIN_BATCH,
            count_min=2, resize=_BUILTIN_RESIZE, mix_variant="fd-builtin-mix"),
     Metric("fd-builtin-mix", "FD_builtin (mixes)", "FD_builtin of samples decoded from two random latents split at a "
            "random block (the same as fd-builtin --mix).", "automod eval fd-builtin-mix --model runs/builtin", BUILTIN,
-           fd_builtin.DEFAULT_SAMPLES, "Generated mixtures (default: as many as the 1,024 test images).",
+           defaults.FD_BUILTIN_SAMPLES, "Generated mixtures (default: as many as the 1,024 test images).",
            _run_fd_builtin(True), (Column("fd-builtin-mix"),), needs=frozenset({MIXING}), networks=(FACTOR_NET,),
-           batch=fd_builtin.DEFAULT_BATCH, count_min=2, resize=_BUILTIN_RESIZE),
+           batch=defaults.FD_BUILTIN_BATCH, count_min=2, resize=_BUILTIN_RESIZE),
 )
 REGISTRY: dict[str, Metric] = {metric.name: metric for metric in METRICS}
 COLUMNS: dict[str, tuple[Metric, Column]] = {c.name: (m, c) for m in METRICS for c in m.columns}  # compare's names
@@ -305,6 +321,8 @@ COLUMN_SETS = {PAPER: PAPER_COLUMNS, BUILTIN: BUILTIN_COLUMNS}  # shorthands for
 
 def missing_reason(metric: Metric, model: torch.nn.Module) -> str | None:
     """Why `model` cannot be measured by `metric`, or None when it can."""
+    from automod_cli.features.ssim import WINDOW
+
     if MIXING in metric.needs and not model.supports_mixing:
         return "a classic decoder takes one latent for every layer: it cannot mix (mixing needs an AdaIN decoder)"
     if ENCODER in metric.needs and not getattr(model, "has_encoder", True):
@@ -325,6 +343,9 @@ def require_builtin(checkpoint: Path, trained_on: Path | str | None, what: str =
 def check_lpips_window(resolution: int, crop: str, net: str, min_side: int | None = None) -> None:
     """Refuse an LPIPS window smaller than the trunk takes (`min_side`, by default LPIPS_MIN_SIDE[net]), before any
     image is compared; the advice names only flag values other than those given that fit a model of this size."""
+    from automod_cli.features.crop import crop_side
+    from automod_cli.features.nets import LPIPS_MIN_SIDE
+
     side, needed = crop_side(resolution, crop), LPIPS_MIN_SIDE[net] if min_side is None else min_side
     if side >= needed:
         return
@@ -353,6 +374,8 @@ def _distance(job: Job) -> DistanceNet:
 
 def _file(path: Path | str | None) -> dict | None:
     """A file and its SHA-256 (None when there is no such file)."""
+    from automod_cli.features.weights import file_sha256
+
     if path is None or not Path(path).is_file():
         return None
     return {"file": str(path), "sha256": file_sha256(Path(path))}
@@ -362,6 +385,8 @@ def protocol(metric: Metric, job: Job, outcome: Outcome) -> dict[str, Any]:
     """What a score was measured with, so that it can be reproduced: the count, resolution, crop and resizing, the
     feature network (its weight file and SHA-256), the reference (data and cached statistics, with its SHA-256),
     seed, batch size and automod's version."""
+    from automod_cli.features.crop import MAX_SIDE, crop_side
+
     s, facts, resolution = job.settings, outcome.facts, job.loaded.model.resolution
     network: dict[str, Any] | None = None
     if INCEPTION in metric.networks:

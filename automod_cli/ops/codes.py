@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence, Union
 import numpy as np
 import torch
 
-from automod_cli import __version__
+from automod_cli import __version__, defaults
 from automod_cli.checkpoint import state_sha256
 from automod_cli.errors import AutomodError
 from automod_cli.ops.inputs import Inputs, check_inputs, image_paths, load_inputs
@@ -44,9 +44,9 @@ from automod_cli.outputs import atomic_write, refuse_overwrite
 
 FORMAT = "automod-codes"
 FORMAT_VERSION = 1
-SUFFIX = ".npz"
+SUFFIX = defaults.CODES_SUFFIX
 ENTRY = re.compile(r"^(?P<file>.+\.npz)(?::(?P<index>[^:]*))?$", re.IGNORECASE)
-ENCODE_BATCH = 32  # images per encoder pass in `encode_files`
+ENCODE_BATCH = defaults.ENCODE_BATCH  # images per encoder pass in `encode_files`
 
 
 

@@ -25,6 +25,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from automod_cli.defaults import PROJECTION_LR, PROJECTION_STEPS
 from automod_cli.errors import AutomodError
 from automod_cli.features.crop import crop
 from automod_cli.features.nets import DistanceNet
@@ -32,10 +33,10 @@ from automod_cli.models import Automodulator
 from automod_cli.ops.reconstruct import ProgressCallback
 
 STARTS = ("encoder", "random", "mean")
-DEFAULT_STEPS = 200  # Supp. App. G runs the projector for up to 200 iterations
+DEFAULT_STEPS = PROJECTION_STEPS  # Supp. App. G runs the projector for up to 200 iterations
 # Our choices (the papers give none for this latent space): Adam steps of ~0.005 per coordinate move a 512-d
 # unit latent by ~0.1 rad, and the pixel term weighs about as much as LPIPS for typical errors.
-LEARNING_RATE = 0.005
+LEARNING_RATE = PROJECTION_LR
 PIXEL_WEIGHT = 1.0
 
 

@@ -12,12 +12,13 @@ from typing import Callable, Optional
 
 import torch
 
+from automod_cli.defaults import RECONSTRUCT_BATCH
 from automod_cli.models import Automodulator
 from automod_cli.ops.inputs import Inputs, load_inputs, none_usable_error
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total): drives a progress bar per stage
 
-BATCH_SIZE = 16  # images per forward pass: bounds memory when many exemplars are encoded
+BATCH_SIZE = RECONSTRUCT_BATCH  # images per forward pass: bounds memory when many exemplars are encoded
 
 
 def model_device(model: Automodulator) -> torch.device:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from automod_cli.defaults import FD_BUILTIN_BATCH, FD_BUILTIN_SAMPLES
 from automod_cli.metrics.data import open_eval_data
 from automod_cli.features.nets import FeatureExtractor
 from automod_cli.metrics.fid import FIDResult, feature_statistics, fid
@@ -22,8 +23,8 @@ from automod_cli.metrics.frechet import Statistics, statistics_distance
 from automod_cli.models import Automodulator
 from automod_cli.ops.reconstruct import ProgressCallback
 
-DEFAULT_SAMPLES = 1024  # as many as the reference images (the built-in test split)
-DEFAULT_BATCH = 64
+DEFAULT_SAMPLES = FD_BUILTIN_SAMPLES  # as many as the reference images (the built-in test split)
+DEFAULT_BATCH = FD_BUILTIN_BATCH
 
 
 def image_statistics(images: np.ndarray | torch.Tensor, extractor: FeatureExtractor,

@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from automod_cli.defaults import MIX_TRUTH_SCALES
 from automod_cli.errors import AutomodError
 from automod_cli.metrics.data import quantize
 from automod_cli.features.ssim import WINDOW, ssim
@@ -48,7 +49,7 @@ TEST_SEED, TEST_COUNT = SPLITS["test"]
 MAX_PAIRS = TEST_COUNT // 2  # disjoint pairs of the documented test split
 MEAN_IMAGE_COUNT = 2048  # training images averaged into the mean-image baseline
 DEFAULT_BATCH = 32
-DEFAULT_SCALES = "coarse"  # B's blocks in the mix: the layout the truth takes from B
+DEFAULT_SCALES = MIX_TRUTH_SCALES  # B's blocks in the mix: the layout the truth takes from B
 LAYOUT_SCALE = "coarse"  # the blocks that should carry the renderer's coarse factors (the layout): 4²–8²
 
 
