@@ -31,10 +31,13 @@ test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 # Train on the built-in dataset (about ten minutes on a 2-core CPU); the run writes sample, reconstruction and
-# style-mix grids per phase into $(DEMO_RUN)/grids/. Running it again continues or re-finishes the same run.
+# style-mix grids per phase into $(DEMO_RUN)/grids/. Running it again continues or re-finishes the same run. At the
+# end: the held-out reconstruction and mixing errors beside the mean image's, and $(DEMO_RUN)/demo.png (held-out
+# pairs with their reconstructions, the true mix and the model's).
 demo: $(STAMP)
 	if [ -d $(DEMO_RUN)/checkpoints ]; then $(AUTOMOD) train --resume $(DEMO_RUN); else $(AUTOMOD) train --out $(DEMO_RUN); fi
 	@ls -1 $(DEMO_RUN)/grids/32-*.png
+	$(PY) scripts/demo_report.py $(DEMO_RUN) --json $(DEMO_RUN)/demo.json
 
 # The small-scale comparison of docs/results/small-scale.md: every model on the built-in data with the same budget
 # (seed 0; seeds 1 and 2 for the NeurIPS Table 1-2 variants), then the table and grids (about 2 h on 2 CPU cores).
