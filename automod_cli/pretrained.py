@@ -112,7 +112,12 @@ def download(url: str, dst: Path) -> None:
     short reachability probe of the host, as for the metrics' weight files).
 
     Raises OSError (URLError, timeouts, a short read) or http.client.HTTPException on failure; `resolve` turns
-    those into one line. Tests replace this function so that none of them touches the network."""
+    those into one line. Tests replace this function so that none of them touches the network.
+
+    Not torch.hub.download_url_to_file (which features/weights.py uses for the metrics' small files): it opens the
+    connection without a timeout, so a stalled transfer of these 1-2 GB files would hang for ever, and it renames
+    whatever arrived into place without comparing it with Content-Length, so a dropped connection would leave a
+    truncated checkpoint under the real name (its bar is also tqdm's, not the rich bar of every other command)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     from automod_cli.features.weights import reachable
