@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from automod_cli import __version__
 from automod_cli.config import ModelConfig
@@ -45,22 +46,32 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     atomic_write(Path(path), lambda tmp: save_file(plain, str(tmp), metadata=header))
 
 
-def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and metadata of an automod checkpoint, with one-line errors for anything else."""
-    meta = read_meta(path)
-    try:
-        tensors = load_file(str(path), device=str(device))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise AutomodError(f"'{path}' is not a readable checkpoint (truncated or not safetensors: {exc}).") from None
+def read_checkpoint(path: Path, device: str | torch.device = "cpu",
+                    check: Callable[[dict[str, Any]], None] | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and metadata of an automod checkpoint, with one-line errors for anything else. The file is opened
+    once: its header is read and checked first, then `check(meta)` runs (a caller's refusals before any weight is
+    read), then the tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise AutomodError(f"checkpoint '{path}' does not exist.")
+    with ExitStack() as stack:
+        try:
+            handle = stack.enter_context(safe_open(str(path), framework="pt", device=str(device)))
+            header = handle.metadata() or {}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise _unreadable(path, exc) from None
+        meta = _checked_meta(path, header)
+        if check is not None:
+            check(meta)
+        try:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise _unreadable(path, exc) from None
     legacy_scale = "robust.latent_scale" in tensors and meta.get("source", {}).get("format") != "authors"
-    if legacy_scale and _format_version(path) < 3:  # d_ρ's scale as format 2 stored it (imports were Barron's)
+    if legacy_scale and int(header.get("format_version", "0")) < 3:  # d_ρ's scale as format 2 stored it
         tensors["robust.latent_scale"] = legacy_scale_parameter(tensors["robust.latent_scale"])
     return tensors, meta
-
-
-def _format_version(path: Path) -> int:
-    with safe_open(str(path), framework="pt") as handle:
-        return int((handle.metadata() or {}).get("format_version", "0"))
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -72,7 +83,16 @@ def read_meta(path: Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise AutomodError(f"'{path}' is not a readable checkpoint (truncated or not safetensors: {exc}).") from None
+        raise _unreadable(path, exc) from None
+    return _checked_meta(path, header)
+
+
+def _unreadable(path: Path, exc: Exception) -> AutomodError:
+    return AutomodError(f"'{path}' is not a readable checkpoint (truncated or not safetensors: {exc}).")
+
+
+def _checked_meta(path: Path, header: dict[str, str]) -> dict[str, Any]:
+    """The JSON metadata of a safetensors header, refused in one line unless automod wrote it in a format read here."""
     if header.get("format") != FORMAT:
         raise AutomodError(f"'{path}' is a safetensors file but not an automod checkpoint (no '{FORMAT}' header).")
     version = int(header.get("format_version", "0"))

@@ -1,20 +1,30 @@
-"""Where the model a user names lives: a checkpoint file, a run directory (its newest checkpoint), nothing (the
-newest run under ./runs) or the name of one of the authors' published models (`automod_cli.pretrained`).
+"""Where models come from: the one door through which every command, metric and the Python API opens a model.
 
-This sits above `pretrained` (which converts the authors' files with `authors`, which writes with `checkpoint`):
-`checkpoint` is the file format and knows no names, so the import graph has no cycle."""
+`open_model(name)` takes what a user names and gives an `OpenedModel`: the network, its checkpoint's path and
+metadata, its kind and its provenance (what it was trained on), from one reading of the file. Behind the door,
+from the name to the file:
+- here, `find_checkpoint`: a checkpoint file, a run directory (its newest checkpoint), nothing (the newest run
+  under ./runs), or the name of one of the authors' published models;
+- `pretrained`: those names, found in the caches or downloaded, and converted once;
+- `authors`: the conversion of a file of the authors' code (also `automod import`);
+- `checkpoint`: the file format of every model kind, which rebuilds the network from the file alone.
+Each floor only calls the one below, and `checkpoint` knows no names, so the import graph has no cycle.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
 from automod_cli import authors, pretrained
-from automod_cli.checkpoint import CHECKPOINT_DIR, model_from_checkpoint, read_checkpoint, run_checkpoints
+from automod_cli.checkpoint import CHECKPOINT_DIR, model_from_checkpoint, model_kind, read_checkpoint, run_checkpoints
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
 from automod_cli.models.lia import LiaModel
+from automod_cli.provenance import Provenance, from_meta
 
 RUNS_DIR = Path("runs")
 
@@ -48,11 +58,48 @@ def find_checkpoint(path: Path | None) -> Path:
     return path
 
 
-def load_model(path: Path | None, device: str | torch.device = "cpu", ema: bool = True) -> Automodulator | LiaModel:
-    """Rebuild a model (an Automodulator or, from a LIA checkpoint, a LiaModel) from a checkpoint file alone (EMA
-    decoder weights when the file has them).
+@dataclass(frozen=True)
+class OpenedModel:
+    """A model and what its checkpoint says about it."""
 
-    `path` may also be a run directory (its newest checkpoint) or None (the newest run under ./runs)."""
-    path = find_checkpoint(path)
-    tensors, meta = read_checkpoint(path)
-    return model_from_checkpoint(tensors, meta, str(path), ema=ema).to(device)
+    model: Automodulator | LiaModel
+    checkpoint: Path  # the file read (a run directory's newest checkpoint, a pretrained model's converted file)
+    meta: dict[str, Any]  # the checkpoint's metadata (`checkpoint.save_checkpoint`)
+    provenance: Provenance  # what it was trained on
+    ema_decoder: bool  # whether the file holds an EMA decoder (the one `model` has when `ema` was asked for)
+
+    @property
+    def kind(self) -> str:
+        """automod, pioneer, vae, wae or lia (`checkpoint.model_kind`)."""
+        return model_kind(self.meta)
+
+    @property
+    def trained_on(self) -> Path | None:
+        """The data file the model was trained on; None for the built-in dataset (or a file that records none)."""
+        data = (self.meta.get("train_config") or {}).get("data")
+        return Path(data) if data else None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def open_model(name: Path | str | None, device: str | torch.device = "cpu", ema: bool = True,
+               check: Callable[[Path, dict[str, Any]], None] | None = None) -> OpenedModel:
+    """The model a user names (a checkpoint file, a run directory, None for the newest run, or a pretrained name),
+    rebuilt from its checkpoint on `device` with the EMA decoder when the file has one (unless `ema` is False).
+
+    The file is read once. `check(checkpoint, meta)` runs after its metadata is read and before any weight is: a
+    caller's refusals (an operation this model cannot do, data that is not there) come before the work."""
+    path = find_checkpoint(None if name is None else Path(name))
+    tensors, meta = read_checkpoint(path, check=None if check is None else lambda meta: check(path, meta))
+    model = model_from_checkpoint(tensors, meta, str(path), ema=ema).to(device)
+    has_ema = any(k.startswith("decoder_ema.") for k in tensors)
+    return OpenedModel(model, path, meta, from_meta(meta, model.resolution), has_ema)
+
+
+def load_model(path: Path | str | None, device: str | torch.device = "cpu",
+               ema: bool = True) -> Automodulator | LiaModel:
+    """`open_model(path, device, ema).model`: the network alone (an Automodulator or, from a LIA checkpoint, a
+    LiaModel)."""
+    return open_model(path, device, ema).model

@@ -45,9 +45,9 @@ def photo_bytes(seed: int, size: int) -> bytes:
 def measure(name: str, config: ModelConfig, calls: int, folder: Path) -> dict:
     path = folder / f"{name}.safetensors"
     save_model(path, Automodulator(config).eval())
-    from automod_cli.locate import load_model
+    from automod_cli.locate import open_model
 
-    studio = Studio(load_model(path), path, str(path), align=False, folder=folder)
+    studio = Studio(open_model(path), str(path), align=False, folder=folder)
     began = time.perf_counter()
     a = studio.add("a.png", photo_bytes(0, config.max_resolution))
     add_ms = 1000 * (time.perf_counter() - began)  # check, decode, encode and reconstruct one photo

@@ -141,3 +141,62 @@ def test_atomic_write_gives_the_file_a_new_files_mode_under_the_umask(tmp_path, 
         os.umask(previous)
     mode = (tmp_path / "table.csv").stat().st_mode & 0o777
     assert mode == (tmp_path / "plain.csv").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_open_model_holds_the_network_its_metadata_kind_and_provenance(tmp_path, tiny_config):
+    from automod_cli.locate import open_model
+
+    run = tmp_path / "run" / "checkpoints"
+    run.mkdir(parents=True)
+    model = _trained_looking(tiny_config)
+    save_model(run / "ckpt-0000001000.safetensors", model,
+               {"images_seen": 1000, "train_config": {"kind": "vae", "preset": "builtin", "data": None}})
+    opened = open_model(tmp_path / "run")
+    assert opened.checkpoint == run / "ckpt-0000001000.safetensors" and opened.meta["images_seen"] == 1000
+    assert opened.kind == "vae" and opened.trained_on is None and not opened.ema_decoder
+    assert opened.provenance.dataset == "builtin" and opened.provenance.resolution == model.resolution
+    x = torch.randn(2, 3, model.resolution, model.resolution)
+    assert torch.equal(opened.model.encode(x), model.encode(x))
+
+
+def test_open_model_runs_the_callers_check_before_any_weight_is_read(tmp_path, tiny_config, monkeypatch):
+    from automod_cli import checkpoint
+    from automod_cli.locate import open_model
+
+    path = tmp_path / "m.safetensors"
+    save_model(path, _trained_looking(tiny_config), {"train_config": {"data": "faces.h5"}})
+    events = []
+    real_safe_open = checkpoint.safe_open
+
+    class Recorded:  # the file handle, recording each tensor read
+        def __init__(self, *args, **kwargs):
+            self.handle = real_safe_open(*args, **kwargs)
+
+        def __enter__(self):
+            self.inner = self.handle.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.handle.__exit__(*exc)
+
+        def metadata(self):
+            return self.inner.metadata()
+
+        def keys(self):
+            return self.inner.keys()
+
+        def get_tensor(self, name):
+            events.append("tensor")
+            return self.inner.get_tensor(name)
+
+    monkeypatch.setattr(checkpoint, "safe_open", Recorded)
+
+    def refuse(checkpoint_path, meta):
+        events.append("check")
+        raise AutomodError(f"{checkpoint_path.name} was trained on {meta['train_config']['data']}")
+
+    with pytest.raises(AutomodError, match="m.safetensors was trained on faces.h5"):
+        open_model(path, check=refuse)
+    assert events == ["check"]
+    open_model(path, check=lambda *args: events.append("passed"))
+    assert events[1] == "passed" and set(events[2:]) == {"tensor"}

@@ -90,7 +90,8 @@ def read_only_folder(tmp_path):
 
 
 def _no_work(monkeypatch):
-    monkeypatch.setattr("automod_cli.metrics.data.load_for_eval", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("automod_cli.locate.model_from_checkpoint",
+                        lambda *a, **k: pytest.fail("the model was loaded"))
 
 
 @pytest.mark.parametrize("name", ["g.png", "new/g.png"])

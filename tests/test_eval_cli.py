@@ -201,7 +201,7 @@ def test_a_too_small_lpips_window_is_refused_with_advice_the_user_did_not_alread
 def test_the_weights_are_checked_before_the_data_and_both_before_the_model_is_loaded(setup, capsys, monkeypatch):
     tmp, adain, _, _ = setup
     loads = []
-    monkeypatch.setattr("automod_cli.metrics.data.load_for_eval", lambda *args: loads.append(args))
+    monkeypatch.setattr("automod_cli.locate.model_from_checkpoint", lambda *args, **kwargs: loads.append(args))
     missing = str(tmp / "missing.h5")
     for command, weight in ((["fid", "--n", "4"], weights.INCEPTION), (["lpips"], weights.ALEXNET)):
         assert main(["eval", *command, "--model", str(adain), "--data", missing]) == 2

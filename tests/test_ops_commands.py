@@ -98,6 +98,21 @@ def test_mix_with_itself_writes_the_reconstruction(work, capsys):
     assert (figure[0, 0] == 255).all() and matches(figure[1, 1], recon)
 
 
+def test_mix_opens_the_checkpoint_once_and_attaches_nothing_to_the_network(work, capsys, monkeypatch):
+    """`automod mix --model X` reads X's header and weights through one open file (issue 25), and the provenance
+    stays with the opened model rather than on the network."""
+    from automod_cli import checkpoint
+
+    opened, networks = [], []
+    real_safe_open, real_open_model = checkpoint.safe_open, ops.open_model
+    monkeypatch.setattr(checkpoint, "safe_open", lambda *a, **k: opened.append(a[0]) or real_safe_open(*a, **k))
+    monkeypatch.setattr(ops, "open_model", lambda *a, **k: networks.append(real_open_model(*a, **k)) or networks[-1])
+    code, out, _ = run(capsys, "mix", "pics/0.png", "pics/1.png")
+    assert code == 0 and "trained on: not recorded" in out
+    assert opened == ["m.safetensors"]
+    assert len(networks) == 1 and set(vars(networks[0].model)) == set(vars(api()))
+
+
 def test_mix_grid_has_b_on_top_a_on_the_left_and_mixes_inside(work, capsys):
     code, _, _ = run(capsys, "mix", "--rows", "pics", "--cols", "pics/1.png", "--cols", "pics/2.png", "--mid",
                      "-o", "g.png")

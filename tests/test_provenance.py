@@ -16,6 +16,7 @@ from tiny_models import random_h5, tiny_model
 from automod_cli import authors, ops, pretrained
 from automod_cli.checkpoint import read_meta, save_model
 from automod_cli.cli import main
+from automod_cli import provenance as recorded
 from automod_cli.ops import provenance
 from data_prep import align
 from data_prep.builtin import generate
@@ -66,22 +67,22 @@ def warnings(err: str) -> list[str]:
 
 
 def test_provenance_is_read_from_the_training_config():
-    builtin = provenance.from_meta(BUILTIN_RUN, 32)
+    builtin = recorded.from_meta(BUILTIN_RUN, 32)
     assert builtin.dataset == "builtin" and not builtin.aligned_faces and builtin.data_file is None
     assert "built-in shapes" in builtin.describe() and "32²" in builtin.describe()
-    ffhq = provenance.from_meta(FFHQ_RUN, 256)
+    ffhq = recorded.from_meta(FFHQ_RUN, 256)
     assert ffhq.dataset == "ffhq" and ffhq.aligned_faces and ffhq.data_file == "data/ffhq-train-256.h5"
-    celeba = provenance.from_meta({"train_config": {"preset": "celebahq", "data": "c.h5"}}, 128)
+    celeba = recorded.from_meta({"train_config": {"preset": "celebahq", "data": "c.h5"}}, 128)
     assert celeba.aligned_faces
-    bedrooms = provenance.from_meta({"train_config": {"preset": "lsun-bedroom", "data": "b.h5"}}, 256)
+    bedrooms = recorded.from_meta({"train_config": {"preset": "lsun-bedroom", "data": "b.h5"}}, 256)
     assert bedrooms.dataset == "lsun-bedroom" and not bedrooms.aligned_faces
-    unknown = provenance.from_meta({"model_config": {}}, 32)
+    unknown = recorded.from_meta({"model_config": {}}, 32)
     assert not unknown.known and not unknown.aligned_faces and "not recorded" in unknown.describe()
 
 
 def test_a_custom_data_file_says_what_it_holds_and_how_faces_were_framed(tmp_path):
     loose = random_h5(tmp_path / "loose.h5", 2, "train", 0)
-    custom = provenance.from_meta({"train_config": {"preset": "custom", "data": str(loose)}}, 32)
+    custom = recorded.from_meta({"train_config": {"preset": "custom", "data": str(loose)}}, 32)
     assert custom.dataset == "test" and custom.alignment == "none" and not custom.aligned_faces
     from data_prep.hdf5 import H5Writer, pyramid
 
@@ -89,21 +90,21 @@ def test_a_custom_data_file_says_what_it_holds_and_how_faces_were_framed(tmp_pat
               "alignment": "ffhq procedure on dlib 68 landmarks of the largest face"}
     writer = H5Writer(tmp_path / "faces.h5", 32, record, "faces")
     writer.add(pyramid(noise_picture(0)[:32, :32]))
-    aligned = provenance.from_meta({"train_config": {"preset": "custom", "data": str(writer.commit())}}, 32)
+    aligned = recorded.from_meta({"train_config": {"preset": "custom", "data": str(writer.commit())}}, 32)
     assert aligned.dataset == "folder" and aligned.aligned_faces and "aligned at prep" in aligned.describe()
-    moved = provenance.from_meta({"train_config": {"preset": "custom", "data": str(tmp_path / "gone.h5")}}, 32)
+    moved = recorded.from_meta({"train_config": {"preset": "custom", "data": str(tmp_path / "gone.h5")}}, 32)
     assert moved.dataset == "custom" and moved.data_file.endswith("gone.h5")
 
 
 def test_imported_models_record_their_dataset(tmp_path, monkeypatch):
     named = {"source": {"format": "authors", "file": "34740000_state.pth"}}  # ffhq256, converted before the field
-    assert provenance.from_meta(named, 256).dataset == "ffhq" and provenance.from_meta(named, 256).aligned_faces
+    assert recorded.from_meta(named, 256).dataset == "ffhq" and recorded.from_meta(named, 256).aligned_faces
     bedrooms = {"source": {"format": "authors", "file": "27574284_state.pth"}}
-    assert provenance.from_meta(bedrooms, 256).dataset == "lsun-bedroom"
+    assert recorded.from_meta(bedrooms, 256).dataset == "lsun-bedroom"
     other = {"source": {"format": "authors", "file": "mine.pth"}}
-    assert not provenance.from_meta(other, 64).known
+    assert not recorded.from_meta(other, 64).known
     given = {"source": {"format": "authors", "file": "mine.pth", "dataset": "celebahq"}}
-    assert provenance.from_meta(given, 64).dataset == "celebahq"
+    assert recorded.from_meta(given, 64).dataset == "celebahq"
     fixture = Path(__file__).parent / "data" / "authors" / "official-small" / "checkpoint.pth"
     named_copy = tmp_path / "31877148_state.pth"  # celebahq256's file name
     named_copy.write_bytes(fixture.read_bytes())

@@ -49,7 +49,7 @@ def work(tmp_path, monkeypatch) -> Path:
 
 
 def open_studio(work: Path, model: str = "m.safetensors") -> Studio:
-    return Studio(ops.load_model(work / model), work / model, model, folder=work)
+    return Studio(ops.open_model(work / model), model, folder=work)
 
 
 @pytest.fixture
@@ -252,8 +252,7 @@ def test_a_photo_with_faces_of_similar_size_lets_the_user_pick_one(work):
     collage.paste(astronaut, (0, 0))
     collage.paste(astronaut.resize((410, 410), Image.LANCZOS), (512, 50))
     collage.save(work / "two.png")
-    studio = Studio(ops.load_model(work / "m.safetensors"), work / "m.safetensors", "m.safetensors", align=True,
-                    folder=work)
+    studio = Studio(ops.open_model(work / "m.safetensors"), "m.safetensors", align=True, folder=work)
     with TestClient(create_app(studio, TOKEN), base_url="http://127.0.0.1:8765") as client:
         photo = add(client, "two.png").json()["photo"]
         assert (photo["face"], photo["faces"], photo["similar"]) == (0, 2, 2)

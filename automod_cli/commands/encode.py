@@ -39,17 +39,18 @@ def encode(
         raise AutomodError(f"the codes file is an .npz file: name it e.g. '{out.with_suffix(SUFFIX).name}'.")
     target = check_device_and_outputs(device, [out], force)
     inputs = checked_inputs(images)
-    net = open_model(model, target, seed=0)
+    opened = open_model(model, target, seed=0)
+    net, notes = opened.model, ops_report.InputNotes(opened.provenance)
     identity = ops.model_identity(net)
-    align = ops_report.alignment(net, align)
+    align = ops_report.alignment(notes, align)
     with progress_bars() as progress:
         encoded = ops.encode_files(net, inputs, align, batch, progress,
-                                   inspect=lambda x: ops_report.check(net, align, x))  # each batch, as encoded
+                                   inspect=lambda x: ops_report.check(notes, align, x))  # each batch, as encoded
     report_skipped(encoded.used)
-    ops_report.check(net, align, torch.empty(0))  # names the files used unaligned (no face found)
-    ops_report.say_unlike(net)  # inputs unlike the training data, counted over all batches
+    ops_report.check(notes, align, torch.empty(0))  # names the files used unaligned (no face found)
+    ops_report.say_unlike(notes)  # inputs unlike the training data, counted over all batches
     with writing(out):
-        ops.save_codes(out, encoded.codes, encoded.used.paths, identity, str(ops.find_checkpoint(model)),
+        ops.save_codes(out, encoded.codes, encoded.used.paths, identity, str(opened.checkpoint),
                        net.resolution, bool(align), overwrite=force)
     say(ops_report.rate_line("encoded", len(encoded.codes), encoded.seconds))
     say(f"wrote {out}: {len(encoded.codes)} codes of {identity.latent_dim} numbers, {out}:0 … "

@@ -74,9 +74,8 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
     the model loaded, then the networks built and the metric run."""
     import torch
 
-    from automod_cli.checkpoint import read_meta
-    from automod_cli.locate import find_checkpoint
-    from automod_cli.metrics.data import data_path, load_for_eval, unseen_data
+    from automod_cli.locate import open_model
+    from automod_cli.metrics.data import data_path, unseen_data
     from automod_cli.metrics.fid import default_cache_dir
 
     metric = registry.REGISTRY[metric.mix_variant] if mix else metric
@@ -84,16 +83,19 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
         _check_grid(grid, force)
     check_cache_folders(set(metric.networks))
     target = torch_device(device)
-    checkpoint = find_checkpoint(model)
-    meta = read_meta(checkpoint)
-    trained_on = (meta.get("train_config") or {}).get("data")
-    if metric.family == registry.BUILTIN:
-        registry.require_builtin(checkpoint, trained_on)
-    files = _weight_files(set(metric.networks), list(weights), net.value)
-    if metric.data is not None:
-        data_path(metric.data, data, Path(trained_on) if trained_on else None)
+    files: dict = {}
+
+    def before_weights(checkpoint: Path, meta: dict) -> None:  # the model's file is read once, the checks first
+        trained_on = (meta.get("train_config") or {}).get("data")
+        if metric.family == registry.BUILTIN:
+            registry.require_builtin(checkpoint, trained_on)
+        files.update(_weight_files(set(metric.networks), list(weights), net.value))
+        if metric.data is not None:
+            data_path(metric.data, data, Path(trained_on) if trained_on else None)
+
     torch.manual_seed(seed)
-    loaded = load_for_eval(checkpoint, target)
+    loaded = open_model(model, target, check=before_weights)
+    checkpoint = loaded.checkpoint
     reason = registry.missing_reason(metric, loaded.model)
     if reason is not None:
         raise AutomodError(f"eval {metric.name} cannot measure '{checkpoint}': {reason}.")

@@ -69,21 +69,18 @@ def info(
     """
     if model is not None and model_option is not None and model != model_option:
         raise AutomodError(f"give the model once: '{model}' and --model '{model_option}' were both given.")
-    from automod_cli.checkpoint import model_from_checkpoint, model_kind, read_checkpoint
-    from automod_cli.locate import find_checkpoint
-    from automod_cli.ops import provenance
+    from automod_cli.locate import open_model
 
-    path = find_checkpoint(model if model is not None else model_option)
-    tensors, meta = read_checkpoint(path)
-    net = model_from_checkpoint(tensors, meta, str(path))
+    opened = open_model(model if model is not None else model_option)
+    path, meta, net = opened.checkpoint, opened.meta, opened.model
     listed = {"model_config", "lia_config", "level", "alpha", "kind"}  # given above, or not repeated
     listed |= {"train_config"} if "lia_train_config" in meta else set()  # LIA's holds it under "train"
     summary = {
         "checkpoint": str(path),
-        "kind": model_kind(meta),
+        "kind": opened.kind,
         "resolution": net.resolution,
-        # what the model was trained on (automod_cli/ops/provenance.py): the image commands say it too
-        "trained_on": provenance.from_meta(meta, net.resolution).to_dict(),
+        # what the model was trained on (automod_cli/provenance.py): the image commands say it too
+        "trained_on": opened.provenance.to_dict(),
         "level": net.level,
         "alpha": net.alpha,
         "parameters": {
@@ -91,7 +88,7 @@ def info(
             "encoder": sum(p.numel() for p in net.encoder.parameters()) if getattr(net, "has_encoder", True) else 0,
             "decoder": sum(p.numel() for p in net.decoder.parameters()),
         },
-        "ema_decoder": any(k.startswith("decoder_ema.") for k in tensors),
+        "ema_decoder": opened.ema_decoder,
         **training_progress(meta),
         # the training recipe (docs/training.md); a model imported from the authors' code was trained with theirs
         "recipe": recipe_name(meta.get("train_config", {}).get("recipe"))

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # torch, the models and the operations are imported when a co
     import torch
 
     from automod_cli import ops
+    from automod_cli.commands.ops_report import InputNotes
     from automod_cli.models import Automodulator
     from automod_cli.ops.report import ErrorReport
 
@@ -52,20 +53,6 @@ def _write(path: Path, image: torch.Tensor, force: bool) -> None:
     say(f"wrote {path}")
 
 
-def _inputs(model: Automodulator, inputs: ops.Inputs, align: Optional[bool], exact: bool = False) -> torch.Tensor:
-    """The images of checked inputs at the model's resolution (aligned as `ops_report.alignment` decides); skipped
-    files are named, one line each, and inputs unlike the model's training data are warned about."""
-    from automod_cli import ops
-    from automod_cli.commands import ops_report
-
-    align = ops_report.alignment(model, align)
-    x, used = ops.load_inputs(inputs, model.resolution, align, exact)
-    report_skipped(used)
-    ops_report.check(model, align, x)
-    ops_report.say_unlike(model)
-    return x
-
-
 def _sources(items: List[Path], exact: bool = False) -> ops.Sources:
     """Images, folders and codes entries (`codes.npz:3`, `codes.npz`), checked before the model is loaded."""
     from automod_cli import ops
@@ -84,7 +71,8 @@ def _single(item: Path, role: str) -> ops.Sources:
     return ops.check_sources(sources, exact=True)
 
 
-def _latents(model: Automodulator, sources: ops.Sources, align: Optional[bool], exact: bool = False) -> ops.Latents:
+def _latents(model: Automodulator, notes: InputNotes, sources: ops.Sources, align: Optional[bool],
+             exact: bool = False) -> ops.Latents:
     """The latents of checked sources (codes as they are, images encoded); skipped files are named. Codes alone
     involve no alignment (nothing is said about it)."""
     import torch
@@ -92,11 +80,11 @@ def _latents(model: Automodulator, sources: ops.Sources, align: Optional[bool], 
     from automod_cli import ops
     from automod_cli.commands import ops_report
 
-    align = ops_report.alignment(model, align) if sources.images else False
+    align = ops_report.alignment(notes, align) if sources.images else False
     latents = ops.source_latents(model, sources, align, exact)
     report_skipped(latents.used)
     images = [image for image in latents.images if image is not None]
-    ops_report.check(model, align, torch.stack(images) if images else torch.empty(0))
+    ops_report.check(notes, align, torch.stack(images) if images else torch.empty(0))
     return latents
 
 
@@ -201,11 +189,12 @@ def mix(
     errors_file = errors_path(outputs[-1]) if a_sources.images or b_sources.images else None  # codes have no errors
     check_image_outputs(outputs, force)
     check_outputs([errors_file] if errors_file else [], force)
-    net = open_model(_model_of_codes(model, a_sources, b_sources), target, seed)
+    opened = open_model(_model_of_codes(model, a_sources, b_sources), target, seed)
+    net, notes = opened.model, ops_report.InputNotes(opened.provenance)
     blocks = ops.scale_range(net, spec, "style mixing")
-    a_latents = _latents(net, a_sources, align, not grid_mode)
-    b_latents = _latents(net, b_sources, align, not grid_mode)
-    ops_report.say_unlike(net)  # counted over A and B
+    a_latents = _latents(net, notes, a_sources, align, not grid_mode)
+    b_latents = _latents(net, notes, b_sources, align, not grid_mode)
+    ops_report.say_unlike(notes)  # counted over A and B
     cells = ops.mix_grid(net, a_latents.z, b_latents.z, blocks, noise)
     columns = len(b_latents.z) + 1
     text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
@@ -249,7 +238,8 @@ def sample(
     files = [out / f"sample-{i:03d}.png" for i in range(n)]
     target = check_device_and_outputs(device, [out / "grid.png", *files], force)
     fixed = _single(fix, "--fix") if fix is not None else None
-    net = open_model(_model_of_codes(model, fixed), target, seed)
+    opened = open_model(_model_of_codes(model, fixed), target, seed)
+    net, notes = opened.model, ops_report.InputNotes(opened.provenance)
     generator = torch.Generator().manual_seed(seed)
     if fix is None:
         images = ops.sample(net, n, generator, noise)
@@ -257,8 +247,8 @@ def sample(
     else:
         spec = scales or "coarse"
         blocks = ops.scale_range(net, spec, "conditional sampling")
-        latents = _latents(net, fixed, align, exact=True)
-        ops_report.say_unlike(net)
+        latents = _latents(net, notes, fixed, align, exact=True)
+        ops_report.say_unlike(notes)
         z_fixed = latents.z
         images = ops.conditional_sample(net, z_fixed, blocks, n, generator, noise)
         cells = torch.cat([ops.decode(net, z_fixed, noise), images])
@@ -286,7 +276,7 @@ def _exemplars(pos: List[Path], neg: List[Path], vector: Optional[Path]):
     return _sources(pos), _sources(neg)
 
 
-def _vector(net: Automodulator, exemplars, vector: Optional[Path], align: bool):
+def _vector(net: Automodulator, notes: InputNotes, exemplars, vector: Optional[Path], align: bool):
     """The attribute vector from --direction/--vector, or from --pos/--neg exemplars, and its description."""
     from automod_cli import ops
 
@@ -296,7 +286,8 @@ def _vector(net: Automodulator, exemplars, vector: Optional[Path], align: bool):
             return v, info, f"direction {vector.name}"
         counts = f"{info.get('positives', '?')} with / {info.get('negatives', '?')} without"
         return v, info, f"vector {vector.name} ({counts})"
-    positives, negatives = _latents(net, exemplars[0], align).z, _latents(net, exemplars[1], align).z
+    positives = _latents(net, notes, exemplars[0], align).z
+    negatives = _latents(net, notes, exemplars[1], align).z
     info = {"positives": str(len(positives)), "negatives": str(len(negatives))}
     v = ops.latent_difference(positives, negatives)
     return v, info, f"{len(positives)} with / {len(negatives)} without"
@@ -340,18 +331,19 @@ def edit(
     exemplars = _exemplars(pos, neg, vector)
     inputs = _sources(images) if images else None
     model = _model_of_codes(model, inputs, *(exemplars or ()))
-    net = open_model(model, target, seed)
+    opened = open_model(model, target, seed)
+    net, notes = opened.model, ops_report.InputNotes(opened.provenance)
     blocks = ops.scale_range(net, scales, "editing chosen scales") if scales is not None else None
-    v, info, source = _vector(net, exemplars, vector, align)
+    v, info, source = _vector(net, notes, exemplars, vector, align)
     if save_vector is not None:
         with writing(save_vector):
-            ops.save_vector(save_vector, v, {**info, "model": str(ops.find_checkpoint(model))}, overwrite=force)
+            ops.save_vector(save_vector, v, {**info, "model": str(opened.checkpoint)}, overwrite=force)
         say(f"wrote {save_vector}")
     if not images:
-        ops_report.say_unlike(net)
+        ops_report.say_unlike(notes)
         return
-    latents = _latents(net, inputs, align)
-    ops_report.say_unlike(net)  # counted over the images and every --pos and --neg
+    latents = _latents(net, notes, inputs, align)
+    ops_report.say_unlike(notes)  # counted over the images and every --pos and --neg
     x = ops.input_images(net, latents, noise)
     strengths = list(strength) or list(EDIT_STRENGTHS)
     edited = ops.edit(net, latents.z, v, strengths, blocks, noise).view(len(x), len(strengths), *x.shape[1:])
@@ -394,10 +386,11 @@ def interpolate(
     gif_path = out.with_suffix(".gif")
     target = check_device_and_outputs(device, [out] + ([gif_path] if gif else []), force, [out])
     sources = ops.check_sources(sources, exact=True)
-    net = open_model(_model_of_codes(model, sources), target, seed)
+    opened = open_model(_model_of_codes(model, sources), target, seed)
+    net, notes = opened.model, ops_report.InputNotes(opened.provenance)
     blocks = ops.scale_range(net, scales, "interpolating chosen scales") if scales is not None else None
-    latents = _latents(net, sources, align, exact=True)
-    ops_report.say_unlike(net)
+    latents = _latents(net, notes, sources, align, exact=True)
+    ops_report.say_unlike(notes)
     z, names = latents.z, latents.names
     if len(z) == 2:
         cells, columns = ops.interpolate(net, z[0], z[1], steps, blocks, noise), steps
@@ -447,13 +440,14 @@ def reconstruct(
     errors_file = errors_path(out)
     target = check_device_and_outputs(device, [out, errors_file], force, [out])
     inputs = checked_inputs(images)
-    net = open_model(model, target, seed)
-    align = ops_report.alignment(net, align)
+    opened = open_model(model, target, seed)
+    net, notes = opened.model, ops_report.InputNotes(opened.provenance)
+    align = ops_report.alignment(notes, align)
     with progress_bars() as progress:
         done = ops.reconstruct_files(net, inputs, align, noise, batch, progress)
     report_skipped(done.used)
-    ops_report.check(net, align, done.images)
-    ops_report.say_unlike(net)
+    ops_report.check(notes, align, done.images)
+    ops_report.say_unlike(notes)
     pairs = ops.side_by_side(done.images, done.reconstructions)
     columns = 2 * min(PAIRS_PER_ROW, len(done.images))
     _write(out, ops.captioned_grid(pairs, columns, "Pairs of input | reconstruction."), force)

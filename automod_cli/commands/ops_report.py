@@ -1,10 +1,10 @@
-"""What the image commands say besides writing images: the data the model was trained on, face alignment by default
-for models trained on aligned faces, inputs that look unlike the training data, and reconstruction errors.
+"""What the image commands say besides writing images: face alignment by default for models trained on aligned faces,
+inputs that look unlike the training data, and reconstruction errors.
 
-Each command loads one model (`commands.options.open_model`), which gets an `InputNotes` here (`attach`); every
-later batch of inputs passes `alignment` (what `align` means for this model) and `check` (the files used unaligned,
-and a count of the inputs unlike the training data); once all of a command's inputs are in, `say_unlike` warns once
-about those counted over all of them.
+Each command opens one model (`commands.options.open_model`) and keeps an `InputNotes` of it (from the provenance
+its checkpoint records); every later batch of inputs passes `alignment` (what `align` means for this
+model) and `check` (the files used unaligned, and a count of the inputs unlike the training data); once all of a
+command's inputs are in, `say_unlike` warns once about those counted over all of them.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from automod_cli.ops import provenance as data_provenance
+from automod_cli import provenance as data_provenance
 from automod_cli.errors import AutomodError
 from automod_cli.ops.inputs import Align as FaceAlign
 from automod_cli.ops.inputs import AlignIfFace, Faces
+from automod_cli.ops.provenance import mismatch_message, unlike_count
 from automod_cli.ops.report import ErrorReport, image_errors, local_lpips
 
 console = Console()
@@ -50,19 +51,6 @@ class InputNotes:
     unlike: int = 0  # of those, how many look unlike it
 
 
-def attach(net: torch.nn.Module, checkpoint: Path) -> data_provenance.Provenance:
-    """Read the checkpoint's provenance, say it in one line and keep it with the model for the inputs' checks."""
-    known = data_provenance.read(checkpoint, net.resolution)
-    net.input_notes = InputNotes(known)
-    console.print(f"trained on: {escape(known.describe())}", highlight=False, soft_wrap=True)
-    return known
-
-
-def _notes(net: torch.nn.Module) -> InputNotes:
-    notes = getattr(net, "input_notes", None)
-    return notes if notes is not None else InputNotes(data_provenance.Provenance(None, net.resolution))
-
-
 def face_choice(align: Optional[bool], face: list[str]) -> Union[None, bool, Faces, FaceAlign]:
     """--face N / --face FILE=N (repeatable) with --align/--no-align: what `alignment` takes. No --face: `align` as
     it is; with --face: the faces to align, decided for the model by `alignment` (explicit with --align)."""
@@ -82,18 +70,17 @@ def face_choice(align: Optional[bool], face: list[str]) -> Union[None, bool, Fac
     return FaceAlign(faces) if align else faces
 
 
-def alignment(net: torch.nn.Module, align: Union[None, bool, Faces, FaceAlign]) -> Align:
+def alignment(notes: InputNotes, align: Union[None, bool, Faces, FaceAlign]) -> Align:
     """What to pass as `align` for this model: the user's --align/--no-align when given; else, for a model trained on
     aligned faces, AlignIfFace when faces can be detected here (or, once, how to install that, and no alignment).
     Faces chosen with --face (`face_choice`) are aligned in any model, a file without a face used as it is in a face
     model; plain --align becomes an `ops.inputs.Align`, so photos with several faces are noted."""
     if isinstance(align, Faces):
-        return AlignIfFace(align) if _notes(net).provenance.aligned_faces else FaceAlign(align)
+        return AlignIfFace(align) if notes.provenance.aligned_faces else FaceAlign(align)
     if align is True:
         return FaceAlign()
     if align is not None:
         return align
-    notes = _notes(net)
     if not notes.provenance.aligned_faces:
         return False
     if notes.auto_align is None:
@@ -111,7 +98,7 @@ def alignment(net: torch.nn.Module, align: Union[None, bool, Faces, FaceAlign]) 
     return notes.auto_align
 
 
-def check(net: torch.nn.Module, align: Align, images: torch.Tensor) -> None:
+def check(notes: InputNotes, align: Align, images: torch.Tensor) -> None:
     """After a batch of inputs: name the files used unaligned (no face found), and count the inputs that look unlike
     the model's training data (`provenance.unlike_count`); `say_unlike` warns about them once all are in."""
     if isinstance(align, FaceAlign):
@@ -121,22 +108,18 @@ def check(net: torch.nn.Module, align: Align, images: torch.Tensor) -> None:
             path, note = align.notes.pop(0)
             console.print(f"{escape(str(path))}: {escape(note)} (--face N picks face N, --face FILE=N for one file)",
                           highlight=False, soft_wrap=True)
-    notes = _notes(net)
     if len(images):
-        odd, checked = data_provenance.unlike_count(notes.provenance, images)
+        odd, checked = unlike_count(notes.provenance, images)
         notes.unlike += odd
         notes.checked += checked
-    if not hasattr(net, "input_notes"):  # no command collects the counts: say them now
-        say_unlike(net, notes)
 
 
-def say_unlike(net: torch.nn.Module, notes: Optional[InputNotes] = None) -> None:
+def say_unlike(notes: InputNotes) -> None:
     """Once all of a command's inputs have passed `check`: one warning, once per command, when some look unlike the
     model's training data, counted over all of them ('3 of 5 inputs ...')."""
-    notes = notes or _notes(net)
     if "unlike" in notes.said:
         return
-    message = data_provenance.mismatch_message(notes.provenance, notes.unlike, notes.checked)
+    message = mismatch_message(notes.provenance, notes.unlike, notes.checked)
     if message is not None:
         notes.said.add("unlike")
         warn(message)

@@ -21,8 +21,7 @@ if TYPE_CHECKING:  # torch and the models are imported when a command runs, neve
     import torch
 
     from automod_cli import ops
-    from automod_cli.metrics.data import LoadedModel
-    from automod_cli.models import Automodulator
+    from automod_cli.locate import OpenedModel
 
 console = Console()
 err_console = Console(stderr=True)
@@ -68,16 +67,6 @@ def torch_device(name: str) -> torch.device:
     return pick_device(name)
 
 
-def load_model_for_eval(model: Optional[Path], device: str, seed: int) -> LoadedModel:
-    """Seed torch's generator, then read the checkpoint named by `--model` onto `--device`."""
-    import torch
-
-    from automod_cli.metrics.data import load_for_eval
-
-    torch.manual_seed(seed)
-    return load_for_eval(model, torch_device(device))
-
-
 @contextmanager
 def progress_bars() -> Iterator:
     """A rich bar per stage on stderr, fed with (stage, done, total)."""
@@ -114,24 +103,23 @@ def check_device_and_outputs(device: str, outputs: List[Path], force: bool, imag
     return target
 
 
-def open_model(model: Optional[Path], device: torch.device, seed: int) -> Automodulator:
-    """Load the model (saying which checkpoint was picked when not named exactly) and seed torch."""
+def open_model(model: Optional[Path], device: torch.device, seed: int) -> OpenedModel:
+    """Seed torch and open the model (`locate.open_model`), saying which checkpoint was picked when it was not named
+    exactly and what the model was trained on, and warning about weights that training broke."""
     import torch
 
     from automod_cli import ops
-    from automod_cli.commands import ops_report
 
-    checkpoint = ops.find_checkpoint(model)
-    if model is None or Path(model).is_dir():
-        say(f"model: {checkpoint}")
     torch.manual_seed(seed)
-    net = ops.load_model(checkpoint, device)
-    ops_report.attach(net, checkpoint)
-    broken = ops.nonfinite_tensors(net)
+    opened = ops.open_model(model, device)
+    if model is None or Path(model).is_dir():
+        say(f"model: {opened.checkpoint}")
+    say(f"trained on: {opened.provenance.describe()}", highlight=False)
+    broken = ops.nonfinite_tensors(opened.model)
     if broken:
-        _warn(f"{len(broken)} weight tensors of '{checkpoint}' hold NaN or infinite values ({broken[0]}, ...): "
+        _warn(f"{len(broken)} weight tensors of '{opened.checkpoint}' hold NaN or infinite values ({broken[0]}, ...): "
               "training diverged, and its images come out black or meaningless; use an earlier checkpoint.")
-    return net
+    return opened
 
 
 @contextmanager

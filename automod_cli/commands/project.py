@@ -18,7 +18,7 @@ from rich.table import Table
 
 from automod_cli.commands.ops import ALIGN
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net,
-                                          Start, checked_inputs, console, load_model_for_eval as _setup, open_model,
+                                          Start, checked_inputs, console, open_model,
                                           progress_bars as _progress, report_skipped, torch_device as _device)
 from automod_cli.defaults import PROJECTION_IMAGES as DEFAULT_IMAGES, PROJECTION_LR as LEARNING_RATE
 from automod_cli.defaults import PROJECTION_STEPS as DEFAULT_STEPS
@@ -28,9 +28,10 @@ from automod_cli.outputs import IMAGE_FORMATS, check_image_outputs, check_output
 if TYPE_CHECKING:  # torch, the models and the metrics are imported when a command runs, never for --help
     import torch
 
-    from automod_cli.metrics.data import LoadedModel
+    from automod_cli.commands.ops_report import InputNotes
+    from automod_cli.locate import OpenedModel
     from automod_cli.metrics.inversion import CurvePoint, Speedup
-    from automod_cli.ops.provenance import Provenance
+    from automod_cli.provenance import Provenance
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
 START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training "
@@ -70,7 +71,7 @@ def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.devic
     return report, loss
 
 
-def _mean(loaded: LoadedModel, start: Start) -> torch.Tensor | None:
+def _mean(loaded: OpenedModel, start: Start) -> torch.Tensor | None:
     from automod_cli.metrics.data import mean_latent_of, reference_data
 
     return mean_latent_of(loaded.model, reference_data(loaded, None)) if start == Start.mean else None
@@ -106,7 +107,12 @@ def eval_project(
 
     csv_path, png_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".png")
     check_outputs([csv_path, png_path], force)
-    loaded = _setup(model, device, seed)
+    import torch
+
+    from automod_cli import locate
+
+    torch.manual_seed(seed)
+    loaded = locate.open_model(model, _device(device))
     report, loss = _distances(net, loss_net, weights, loaded.device)
     test = unseen_data(loaded, data)
     settings = ProjectionSettings(steps, lr, start=start.value)
@@ -179,8 +185,9 @@ def _mean_point(method: str, step: int, seconds: float, distances: list[torch.Te
     return CurvePoint(method, step, seconds, float(values.mean()), float(values.std()) if len(values) > 1 else 0.0)
 
 
-def _invert(net, inputs: Inputs, loss, report, settings: ProjectionSettings, crop_mode: str, batch: int, seed: int,
-            mean, align: ops_report.Align, write, progress) -> tuple[list[CurvePoint], torch.Tensor, Inputs]:
+def _invert(net, notes: InputNotes, inputs: Inputs, loss, report, settings: ProjectionSettings, crop_mode: str,
+            batch: int, seed: int, mean, align: ops_report.Align, write,
+            progress) -> tuple[list[CurvePoint], torch.Tensor, Inputs]:
     """Project the files batch by batch (aligned as `align` says; each batch checked against the training data,
     `ops_report.check`), `write(path, image)` each result: the curve averaged over the images, the fitted latents
     (N, D) on the CPU and the files used (a file that fails only now is skipped)."""
@@ -200,7 +207,7 @@ def _invert(net, inputs: Inputs, loss, report, settings: ProjectionSettings, cro
     for i in range(0, len(inputs.paths), batch):
         chunk = inputs.paths[i:i + batch]
         x, loaded_files = load_inputs(Inputs(chunk), net.resolution, align, allow_none=True)
-        ops_report.check(net, align, x)
+        ops_report.check(notes, align, x)
         skipped += loaded_files.skipped
         upscaled += loaded_files.upscaled
         done += len(chunk)
@@ -260,12 +267,10 @@ def project(
     """
     import torch
 
-    from automod_cli import ops
     from automod_cli.commands import ops_report
     from automod_cli.commands.ops_report import rate_line
     from automod_cli.features.nets import pixel_mse
     from automod_cli.images import save_image
-    from automod_cli.metrics.data import LoadedModel
     from automod_cli.ops.codes import model_identity, save_codes
     from automod_cli.ops.inputs import Inputs
     from automod_cli.ops.projection import ProjectionSettings
@@ -280,33 +285,32 @@ def project(
     inputs = checked_inputs(images, exact=single)
     inputs = Inputs(list(dict.fromkeys(inputs.paths)), inputs.skipped)  # a file named twice is projected once
     with redirect_stdout(sys.stderr) if as_json else nullcontext():  # stdout holds the JSON alone
-        model_net = open_model(model, target, seed)  # says which model and what it was trained on
-        checkpoint = ops.find_checkpoint(model)
-        trained_on: Provenance = model_net.input_notes.provenance  # kept with the model by open_model
+        opened = open_model(model, target, seed)  # says which model and what it was trained on
+        model_net, checkpoint, trained_on = opened.model, opened.checkpoint, opened.provenance
+        notes = ops_report.InputNotes(trained_on)
         crop_mode = crop.value if crop is not None else default_crop(trained_on)
         if distance == Distance.mse:
             report = loss = pixel_mse
         else:
             report, loss = _distances(net, loss_net, weights, target)
         settings = ProjectionSettings(steps, lr, start=start.value)
-        loaded = LoadedModel(model_net, checkpoint, Path(trained_on.data_file) if trained_on.data_file else None)
-        mean = _mean(loaded, start)
+        mean = _mean(opened, start)
         identity = model_identity(model_net) if codes is not None else None
-        align = ops_report.alignment(model_net, align)
+        align = ops_report.alignment(notes, align)
 
         def write(path: Path, image: torch.Tensor) -> None:
             save_image(targets[path], image.cpu(), overwrite=force)
 
         began = time.perf_counter()
         with _progress() as progress:
-            curve, latents, used = _invert(model_net, inputs, loss, report, settings, crop_mode, batch, seed, mean,
-                                           align, write, progress)
+            curve, latents, used = _invert(model_net, notes, inputs, loss, report, settings, crop_mode, batch, seed,
+                                           mean, align, write, progress)
         elapsed = time.perf_counter() - began
         if codes is not None:
             save_codes(codes, latents, used.paths, identity, str(checkpoint), model_net.resolution, bool(align),
                        overwrite=force)
         report_skipped(used)
-        ops_report.say_unlike(model_net)  # inputs unlike the training data, counted over all batches
+        ops_report.say_unlike(notes)  # inputs unlike the training data, counted over all batches
     outputs = [str(targets[path]) for path in used.paths]
     if as_json:
         summary = {"images": len(used.paths), "seconds": elapsed, "images_per_second": len(used.paths) / elapsed,

@@ -96,14 +96,12 @@ def _run(sock: socket.socket, model: Optional[Path], target, host: str, align: O
          local: bool) -> None:
     import uvicorn
 
-    from automod_cli import ops
     from automod_cli.commands.options import open_model, say
     from automod_cli.serve.app import create_app
     from automod_cli.serve.studio import Studio
 
-    net = open_model(model, target, 0)
-    checkpoint = ops.find_checkpoint(model)
-    studio = Studio(net, checkpoint, model_argument(model, checkpoint), align)
+    opened = open_model(model, target, 0)
+    studio = Studio(opened, model_argument(model, opened.checkpoint), align)
     token = secrets.token_urlsafe(24)
     port = sock.getsockname()[1]
     url = address(host, port, token)

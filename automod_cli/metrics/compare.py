@@ -37,9 +37,8 @@ import torch
 
 from automod_cli.checkpoint import model_kind, read_meta
 from automod_cli.outputs import atomic_write
-from automod_cli.locate import find_checkpoint
+from automod_cli.locate import find_checkpoint, open_model
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.data import load_for_eval
 from automod_cli.metrics.registry import (BUILTIN, COLUMN_SETS, COLUMNS, Job, Networks, Settings, missing_reason,
                                           require_builtin)
 from automod_cli.metrics.registry import measure as registry_measure
@@ -158,7 +157,7 @@ def compare(models: list[Path], metrics: list[str], networks: Networks, settings
     _preflight(runs, metrics, groups)
     rows = []
     for path, group in runs:
-        loaded = load_for_eval(path, device)
+        loaded = open_model(path, device)
         values, missing, protocols = measure(loaded, metrics, networks, settings, progress)
         rows.append(ComparisonRow(str(path), loaded.kind, values, missing, group, protocols))
     summaries = [summarise(name, [row for row in rows if row.group == name]) for name in groups]

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 from torch.utils.data import Dataset
 
-from automod_cli.checkpoint import model_from_checkpoint, model_kind, read_checkpoint
-from automod_cli.locate import find_checkpoint
 from automod_cli.errors import AutomodError
+from automod_cli.locate import OpenedModel
 from automod_cli.models import Automodulator
-from automod_cli.models.lia import LiaModel
-
 
 
 @dataclass(frozen=True)
@@ -34,30 +31,6 @@ class EvalData:
 
     def __len__(self) -> int:
         return len(self.dataset)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model for evaluation and what its checkpoint says about the data it was trained on."""
-
-    model: Automodulator | LiaModel
-    checkpoint: Path
-    trained_on: Path | None  # None: the built-in dataset
-    kind: str = "automod"  # automod, pioneer, vae, wae or lia (checkpoint.model_kind)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-
-def load_for_eval(path: Path | None, device: str | torch.device) -> LoadedModel:
-    """Read a checkpoint (file, run directory, or newest run) once: the EMA model (an Automodulator, or a LiaModel for
-    a LIA run), its kind and its training data."""
-    checkpoint = find_checkpoint(path)
-    tensors, meta = read_checkpoint(checkpoint)
-    model = model_from_checkpoint(tensors, meta, str(checkpoint)).to(device)
-    data: Any = (meta.get("train_config") or {}).get("data")
-    return LoadedModel(model, checkpoint, Path(data) if data else None, model_kind(meta))
 
 
 def open_eval_data(path: Path | None, resolution: int, split: str = "train") -> EvalData:
@@ -95,12 +68,12 @@ def data_path(kind: str, data: Path | None, trained_on: Path | None) -> Path | N
     return None if path is None else Path(path)
 
 
-def reference_data(loaded: LoadedModel, data: Path | None) -> EvalData:
+def reference_data(loaded: OpenedModel, data: Path | None) -> EvalData:
     """The reference set for FID: `--data`, else the model's training data."""
     return open_eval_data(data_path("reference", data, loaded.trained_on), loaded.model.resolution, "train")
 
 
-def unseen_data(loaded: LoadedModel, data: Path | None) -> EvalData:
+def unseen_data(loaded: OpenedModel, data: Path | None) -> EvalData:
     """Unseen images for reconstruction metrics: `--data`, else the built-in test split for built-in models."""
     return open_eval_data(data_path("test", data, loaded.trained_on), loaded.model.resolution, "test")
 

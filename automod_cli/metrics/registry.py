@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the metrics (and torch) are imported when one runs: `automo
     from automod_cli.features.nets import DistanceNet, FeatureExtractor
     from automod_cli.metrics import fid as fid_metric
     from automod_cli.metrics.builtin import ground_truth
-    from automod_cli.metrics.data import LoadedModel
+    from automod_cli.locate import OpenedModel
     from automod_cli.ops.reconstruct import ProgressCallback
 
 PAPER, BUILTIN = "paper", "builtin"  # the two families: pretrained weights / models trained on the built-in data
@@ -78,7 +78,7 @@ class Networks:
 
 @dataclass(frozen=True)
 class Job:
-    loaded: LoadedModel
+    loaded: OpenedModel
     networks: Networks
     settings: Settings
     progress: ProgressCallback | None = None

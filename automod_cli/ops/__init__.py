@@ -2,13 +2,13 @@
 interpolate | reconstruct | encode`. Functions take a model and tensors and return tensors (images in [-1, 1]).
 
     from automod_cli.ops import load_model, load_images, encode, mix, scale_range
-    model = load_model("runs/demo")
+    model = load_model("runs/demo")    # or open_model(...): the model with its checkpoint's metadata and provenance
     x = load_images(["a.png", "b.png"], model.resolution)
     z = encode(model, x)
     image = mix(model, z[:1], z[1:], scale_range(model, "coarse"))   # B's coarse scales on A
 """
 
-from automod_cli.locate import find_checkpoint, load_model
+from automod_cli.locate import OpenedModel, find_checkpoint, load_model, open_model
 from automod_cli.models.latents import slerp
 from automod_cli.ops.codes import (Codes, Latents, Sources, check_sources, encode_files, find_sources, input_images,
                                    load_codes, model_identity, save_codes, source_latents)
@@ -25,11 +25,12 @@ from automod_cli.ops.sampling import conditional_latents, conditional_sample, sa
 from automod_cli.ops.scales import describe, require_mixing, scale_label, scale_range
 
 __all__ = [
-    "Codes", "Inputs", "Latents", "Reconstructed", "Sources", "attribute_vector", "builtin_images", "captioned",
-    "captioned_grid", "check_inputs", "check_sources", "conditional_latents", "conditional_sample", "decode",
-    "describe", "edit", "edit_latents", "encode", "encode_files", "find_checkpoint", "find_sources", "image_paths",
-    "input_images", "interpolate", "interpolate_grid", "latent_difference", "load_codes", "load_image", "load_images",
-    "load_inputs", "load_model", "load_vector", "mix", "mix_grid", "mix_latents", "model_identity", "nonfinite_tensors",
-    "reconstruct", "reconstruct_files", "require_mixing", "sample", "save_codes", "save_vector", "scale_label",
-    "scale_range", "side_by_side", "slerp", "snake_order", "source_latents", "write_gif"
+    "Codes", "Inputs", "Latents", "OpenedModel", "Reconstructed", "Sources", "attribute_vector", "builtin_images",
+    "captioned", "captioned_grid", "check_inputs", "check_sources", "conditional_latents", "conditional_sample",
+    "decode", "describe", "edit", "edit_latents", "encode", "encode_files", "find_checkpoint", "find_sources",
+    "image_paths", "input_images", "interpolate", "interpolate_grid", "latent_difference", "load_codes", "load_image",
+    "load_images", "load_inputs", "load_model", "load_vector", "mix", "mix_grid", "mix_latents", "model_identity",
+    "nonfinite_tensors", "open_model", "reconstruct", "reconstruct_files", "require_mixing", "sample", "save_codes",
+    "save_vector", "scale_label", "scale_range", "side_by_side", "slerp", "snake_order", "source_latents",
+    "write_gif"
 ]

@@ -24,9 +24,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from automod_cli import ops
-from automod_cli.checkpoint import model_kind, read_meta
+from automod_cli.ops import provenance as input_check
+from automod_cli.provenance import Provenance
 from automod_cli.errors import AutomodError
-from automod_cli.ops import provenance as data_provenance
 from automod_cli.ops.inputs import IMAGE_SUFFIXES, Align, AlignIfFace, Faces
 from automod_cli.ops.report import image_errors
 from data_prep.images import SkipImage, load_rgb
@@ -110,7 +110,7 @@ def check_upload(data: bytes) -> None:
         raise AutomodError(f"the file cannot be used as an image ({exc}).") from None
 
 
-def default_alignment(provenance: data_provenance.Provenance, align: Optional[bool]) -> Union[bool, Align]:
+def default_alignment(provenance: Provenance, align: Optional[bool]) -> Union[bool, Align]:
     """As the image commands decide it: --align/--no-align when given; else faces are aligned (and a photo without
     one used as it is) for a model trained on aligned faces, when faces can be detected here."""
     if align is not None:
@@ -125,13 +125,14 @@ def default_alignment(provenance: data_provenance.Provenance, align: Optional[bo
 class Studio:
     """The model and the photos of one `automod serve`."""
 
-    def __init__(self, net: torch.nn.Module, checkpoint: Path, argument: str, align: Optional[bool] = None,
+    def __init__(self, opened: ops.OpenedModel, argument: str, align: Optional[bool] = None,
                  folder: Optional[Path] = None):
-        self.net = net
-        self.checkpoint = Path(checkpoint)
+        self.net = opened.model
+        self.checkpoint = opened.checkpoint
         self.argument = argument
         self.align_option = align
-        self.provenance = data_provenance.read(self.checkpoint, net.resolution)
+        self.provenance = opened.provenance
+        self.kind = opened.kind
         self.align = default_alignment(self.provenance, align)
         self.folder = Path(tempfile.mkdtemp(prefix="automod-serve-", dir=folder))
         self.photos: dict[str, Photo] = {}
@@ -158,7 +159,7 @@ class Studio:
 
             note = (f"this model was trained on aligned faces, but photos are used unaligned: face alignment needs "
                     f"dlib, {ALIGN_EXTRA}.")
-        return ModelInfo(str(self.checkpoint), self.argument, model_kind(read_meta(self.checkpoint)),
+        return ModelInfo(str(self.checkpoint), self.argument, self.kind,
                          net.resolution, net.config.latent_dim, net.num_active_blocks,
                          [4 * 2 ** level for level in net.block_levels[:net.num_active_blocks]],
                          self.provenance.describe(), bool(self.align), cannot, note)
@@ -255,7 +256,7 @@ class Studio:
         z = ops.encode(self.net, x)
         reconstruction = ops.decode(self.net, z)
         errors = image_errors(x, reconstruction)
-        odd, _ = data_provenance.unlike_count(self.provenance, x)
+        odd, _ = input_check.unlike_count(self.provenance, x)
         values = {key: None if value is None else float(value[0]) for key, value in errors.items() if key != "lpips"}
         return Photo(photo_id, name, path, x[0].cpu(), z[0], reconstruction[0].cpu(), values, bool(odd),
                      bool(align) and bool(align.unaligned), face, found, similar)
@@ -265,7 +266,7 @@ class Studio:
         photos = list(self.photos.values())
         if not photos or not self.provenance.known:
             return None
-        return data_provenance.mismatch_message(self.provenance, sum(p.unlike for p in photos), len(photos))
+        return input_check.mismatch_message(self.provenance, sum(p.unlike for p in photos), len(photos))
 
     def fresh(self, view: str, number: Optional[int]) -> bool:
         """Record request `number` of `view`; False when a newer one of the same view has been seen (drop it)."""
