@@ -191,6 +191,7 @@ ROBUST_GRADIENTS = ("zeroed", "accumulated")
 ROBUST_GROWTH = ("blocks", "flat")  # losses.AdaptiveRobustLoss.grow
 INITIALISATIONS = ("automod", "authors")
 REAL_FADES = ("sharp", "blended")
+REAL_DOWNSCALES = ("area", "bilinear")  # data_prep.builtin.DOWNSCALES
 # Numeric precision of the networks' forward passes in training (training/precision.py): fp32, or bf16 autocast with
 # fp32 weights, optimiser state and losses.
 PRECISIONS = ("fp32", "bf16")
@@ -252,6 +253,10 @@ class Recipe:
     # the real images during a fade-in: as they are ("sharp"), or "blended" as the authors' loader blends them with
     # their half-resolution copy, α·x + (1 − α)·up(down(x)), truncated to 8 bits (training/fade.py)
     real_fade: str = "sharp"
+    # how the built-in data's images are shrunk to a phase's resolution: "area" (box averages of the 64² render, as
+    # automod prep's pyramid) or "bilinear" (the authors' loader: PIL bilinear, after a 2× bilinear upscale).
+    # A prepared HDF5 file holds its own pyramid: it takes "area" only (TrainConfig refuses the other).
+    real_downscale: str = "area"
 
     def __post_init__(self) -> None:
         check_scalar_fields(self, "recipe.")
@@ -259,7 +264,7 @@ class Recipe:
                               ("encoder_objective", ENCODER_OBJECTIVES), ("layer_target", LAYER_TARGETS),
                               ("encoder_passes", ENCODER_PASSES), ("robust_gradients", ROBUST_GRADIENTS),
                               ("robust_growth", ROBUST_GROWTH), ("initialisation", INITIALISATIONS),
-                              ("real_fade", REAL_FADES)):
+                              ("real_fade", REAL_FADES), ("real_downscale", REAL_DOWNSCALES)):
             if getattr(self, name) not in allowed:
                 raise AutomodError(f"unknown recipe.{name} '{getattr(self, name)}': choose {' or '.join(allowed)}.")
         if self.kl_scale <= 0 or self.match_x <= 0 or self.lambda_x < 0 or self.lambda_z < 0:
@@ -380,6 +385,9 @@ class TrainConfig:
             raise AutomodError("'fade_fraction' must lie in [0, 1].")
         if any(m < 0 for m in self.kl_margin.values()):
             raise AutomodError("kl_margin must be ≥ 0.")
+        if self.data is not None and self.recipe.real_downscale != "area":
+            raise AutomodError(f"recipe.real_downscale={self.recipe.real_downscale} applies to the built-in data only; "
+                               "a prepared file holds automod prep's pyramid: set recipe.real_downscale=area.")
         if self.kl_weight < 0 or self.mmd_weight < 0 or self.encoder_lr_scale <= 0:
             raise AutomodError("kl_weight and mmd_weight must be ≥ 0 and encoder_lr_scale > 0.")
         self._check_model_kind()

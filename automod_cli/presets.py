@@ -105,7 +105,8 @@ def recipe_settings(recipe: str, preset: str) -> dict[str, Any]:
     """The settings `--recipe` implies for `preset`, as apply_overrides keys (applied after the preset's own): the
     recipe's value, and for the authors' recipe the schedule and data settings of their code too (mirroring, KL
     margins in their units and their learning rates everywhere; their fade-in length and batch sizes with the
-    dataset presets, whose schedules are the paper's; builtin and custom keep their own)."""
+    dataset presets, whose schedules are the paper's, builtin and custom keep their own; with builtin their
+    loader's bilinear filter for the built-in images)."""
     if recipe not in RECIPE_PRESETS:
         raise AutomodError(f"unknown recipe '{recipe}': choose {' or '.join(RECIPES)} (--recipe).")
     settings: dict[str, Any] = {"recipe": RECIPE_PRESETS[recipe].to_dict()}
@@ -115,6 +116,8 @@ def recipe_settings(recipe: str, preset: str) -> dict[str, Any]:
                          "lr": {**PAPER_LR, 4: 1e-3}})
         if preset in DATASET_PRESETS:
             settings.update({"recipe.fade_images": 1_200_000, "batch_size": dict(AUTHORS_BATCH)})
+        if preset == "builtin":  # their loader's filter; a prepared file holds automod prep's own pyramid
+            settings["recipe.real_downscale"] = "bilinear"
     return settings
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from automod_cli.errors import AutomodError
@@ -311,6 +312,21 @@ def downscale(images: np.ndarray, resolution: int) -> np.ndarray:
     return ((sums + area // 2) // area).astype(np.uint8)
 
 
+def bilinear_downscale(images: np.ndarray, resolution: int) -> np.ndarray:
+    """uint8 NCHW square images shrunk to `resolution` as the authors' loader shrinks them: PIL's bilinear filter,
+    after a 2× bilinear upscale (their pipeline enlarges the source before its final resize)."""
+    out = np.empty((*images.shape[:2], resolution, resolution), dtype=np.uint8)
+    for k, image in enumerate(images):
+        picture = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)))
+        large = picture.resize((2 * image.shape[2], 2 * image.shape[1]), Image.BILINEAR)
+        out[k] = np.asarray(large.resize((resolution, resolution), Image.BILINEAR)).transpose(2, 0, 1)
+    return out
+
+
+# how BuiltinDataset shrinks its renders (config.Recipe.real_downscale)
+DOWNSCALES = {"area": downscale, "bilinear": bilinear_downscale}
+
+
 def _check_resolution(resolution: int) -> int:
     valid = [4 * 2**k for k in range((NATIVE_SIZE // 4).bit_length())]
     if resolution not in valid or isinstance(resolution, bool):
@@ -321,7 +337,8 @@ def _check_resolution(resolution: int) -> int:
 
 class BuiltinDataset(Dataset):
     """Images of one split held in memory as uint8 (12 kB each at 64²), served as float32 CHW tensors in [-1, 1]
-    at the current resolution (4..64, power of two), each pixel box-averaged from the 64² render.
+    at the current resolution (4..64, power of two), each pixel box-averaged from the 64² render (`resample`
+    "area"), or shrunk as the authors' loader shrinks images ("bilinear", `bilinear_downscale`).
 
     `count` images (default: the split's documented size) are the first ones of the split's seed, so a smaller
     count is a prefix of the full split. With `mirror`, each image is flipped horizontally with probability 1/2,
@@ -329,7 +346,11 @@ class BuiltinDataset(Dataset):
     """
 
     def __init__(self, split: str = "train", resolution: int = NATIVE_SIZE, mirror: bool = False,
-                 count: int | None = None):
+                 count: int | None = None, resample: str = "area"):
+        if resample not in DOWNSCALES:
+            raise AutomodError(f"unknown resampling '{resample}' for the built-in dataset: choose "
+                               f"{' or '.join(DOWNSCALES)}.")
+        self.shrink = DOWNSCALES[resample]
         if split not in SPLITS:
             raise AutomodError(f"unknown split '{split}' of the built-in dataset: choose one of {', '.join(SPLITS)}.")
         seed, default_count = SPLITS[split]
@@ -341,7 +362,7 @@ class BuiltinDataset(Dataset):
     def set_resolution(self, resolution: int) -> None:
         """Serve images at `resolution` from now on (progressive training calls this at each phase change)."""
         self.resolution = _check_resolution(resolution)
-        self.images = self.native if self.resolution == NATIVE_SIZE else downscale(self.native, self.resolution)
+        self.images = self.native if self.resolution == NATIVE_SIZE else self.shrink(self.native, self.resolution)
 
     def __len__(self) -> int:
         return len(self.native)

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms
 
 import data_prep.builtin as builtin
 from automod_cli.errors import AutomodError
@@ -20,6 +22,7 @@ from data_prep.builtin import (
     SPLITS,
     BuiltinDataset,
     Factors,
+    bilinear_downscale,
     combine,
     downscale,
     generate,
@@ -249,3 +252,18 @@ def test_mirror_flips_about_half_the_time_from_torch_rng():
 def test_bad_arguments_raise_automod_error(call):
     with pytest.raises(AutomodError):
         call()
+
+
+def test_the_authors_bilinear_downscale_is_their_loaders_resize():
+    """recipe.real_downscale = bilinear: what their loader's torchvision Resize transforms (PIL bilinear) give for
+    the 64² render enlarged 2×, then brought to the phase's resolution."""
+    native, _ = generate(6, seed=5)
+    for resolution in (4, 8, 16, 32):
+        theirs = transforms.Compose([transforms.Resize(128), transforms.Resize(resolution)])
+        expected = np.stack([np.asarray(theirs(Image.fromarray(img.transpose(1, 2, 0)))).transpose(2, 0, 1)
+                             for img in native])
+        assert np.array_equal(bilinear_downscale(native, resolution), expected)
+    data = BuiltinDataset("test", resolution=8, count=6, resample="bilinear")
+    assert torch.equal(data[2], torch.from_numpy(bilinear_downscale(data.native, 8)[2]).float() / 127.5 - 1)
+    with pytest.raises(AutomodError, match="resampling"):
+        BuiltinDataset("test", count=2, resample="lanczos")

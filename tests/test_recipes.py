@@ -12,6 +12,7 @@ from tiny_models import TINY_RUN, random_h5
 
 from automod_cli import losses
 from automod_cli.cli import main
+from automod_cli.errors import AutomodError
 from automod_cli.presets import resolve_train_config
 from automod_cli.models import Automodulator
 from automod_cli.training.distributed import World
@@ -197,3 +198,11 @@ def test_the_authors_recipe_trains_and_its_pool_only_serves_the_encoder(tmp_path
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["enc_loss"]) and math.isfinite(r["dec_loss"]) for r in records)
     assert resolve_train_config("builtin", {**SMALL, "kind": "vae", "recipe": "authors"}).recipe.mixed_fraction_decoder == 0.0
+
+
+def test_the_authors_recipe_shrinks_the_built_in_images_as_their_loader_and_refuses_it_for_a_file():
+    assert resolve_train_config("builtin", {"recipe": "authors"}).recipe.real_downscale == "bilinear"
+    assert resolve_train_config("builtin", {"recipe": "paper"}).recipe.real_downscale == "area"
+    assert resolve_train_config("custom", {"recipe": "authors", "data": "x.h5"}).recipe.real_downscale == "area"
+    with pytest.raises(AutomodError, match="recipe.real_downscale=area"):
+        resolve_train_config("builtin", {"recipe": "authors", "data": "x.h5"})

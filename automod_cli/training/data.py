@@ -105,7 +105,7 @@ def open_training_data(config: TrainConfig, split: str = "train") -> Dataset:
         from data_prep.builtin import BuiltinDataset
 
         count = config.data_limit if split == "train" else min(config.data_limit or 64, 64)
-        return BuiltinDataset(split=split, resolution=first, count=count)
+        return BuiltinDataset(split=split, resolution=first, count=count, resample=config.recipe.real_downscale)
     from data_prep.hdf5 import H5Images
 
     dataset = H5Images(config.data, resolution=first)
