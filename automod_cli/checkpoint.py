@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from automod_cli import __version__
+from automod_cli import __version__, kinds
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.losses import legacy_scale_parameter
@@ -32,6 +32,7 @@ FORMAT = "automod-checkpoint"
 # 3: d_ρ's scale parameter in Barron's form (losses.AdaptiveRobustLoss); format 2 files are read into it.
 FORMAT_VERSION = 3
 SUFFIX = ".safetensors"
+LIA_CONFIG = kinds.KINDS[lia.KIND].config_key  # where a LIA checkpoint keeps its config
 
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -131,8 +132,8 @@ def state_sha256(module: torch.nn.Module) -> str:
 
 
 def is_lia_checkpoint(meta: dict[str, Any]) -> bool:
-    """Whether checkpoint metadata describes a LIA model (meta kind "lia", `lia_config` in place of `model_config`)."""
-    return meta.get("kind") == lia.KIND
+    """Whether checkpoint metadata describes a LIA model (its kind's network config is `lia_config`)."""
+    return kinds.of_meta(meta).config_key == LIA_CONFIG
 
 
 def model_tensors(model: Automodulator | LiaModel, decoder_state: dict[str, torch.Tensor] | None = None
@@ -150,7 +151,7 @@ def model_meta(model: Automodulator | LiaModel) -> dict[str, Any]:
     """What `model_from_checkpoint` needs besides the weights: the networks' config, level and α (and for LIA the
     kind and stage)."""
     if isinstance(model, LiaModel):
-        return {"kind": lia.KIND, "lia_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha,
+        return {"kind": lia.KIND, LIA_CONFIG: model.config.to_dict(), "level": model.level, "alpha": model.alpha,
                 "stage": 2 if model.has_encoder else 1}
     return {"model_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha}
 
@@ -163,22 +164,19 @@ def save_model(path: Path, model: Automodulator | LiaModel, extra_meta: dict[str
 def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str,
                           ema: bool = True) -> Automodulator | LiaModel:
     """Rebuild the model described by `meta` (training or exported checkpoint) and load its weights; the EMA
-    decoder ('decoder_ema.') is preferred when present. A LIA checkpoint (meta kind "lia") gives a LiaModel, whose
-    encoder is loaded when the file has one; anything else an Automodulator."""
-    if is_lia_checkpoint(meta):
-        if "lia_config" not in meta:
-            raise AutomodError(f"'{source}' is not a LIA checkpoint (no LIA config in its metadata).")
-        has_encoder = any(k.startswith("encoder.") for k in tensors)
-        model = LiaModel(lia.LiaConfig.from_dict(meta["lia_config"]), level=meta.get("level"),
+    decoder ('decoder_ema.') is preferred when present. The kind's network config (`kinds.ModelKind.config_key`)
+    says which network: a LiaModel from `lia_config`, whose encoder is loaded when the file has one; an
+    Automodulator from `model_config`."""
+    kind = kinds.of_meta(meta)
+    if kind.config_key not in meta:
+        raise AutomodError(f"'{source}' holds no {kind.title} config in its metadata; it is not a model checkpoint.")
+    has_encoder = kind.config_key != LIA_CONFIG or any(k.startswith("encoder.") for k in tensors)
+    if kind.config_key == LIA_CONFIG:
+        model = LiaModel(lia.LiaConfig.from_dict(meta[LIA_CONFIG]), level=meta.get("level"),
                          alpha=meta.get("alpha", 1.0), has_encoder=has_encoder)
-        described = "the LIA architecture its config describes"
     else:
-        if "model_config" not in meta:
-            raise AutomodError(f"'{source}' holds no model config; it is not a model checkpoint.")
-        has_encoder = True
-        model = Automodulator(ModelConfig.from_dict(meta["model_config"]), level=meta.get("level"),
+        model = Automodulator(ModelConfig.from_dict(meta[kind.config_key]), level=meta.get("level"),
                               alpha=meta.get("alpha", 1.0))
-        described = "the architecture its config describes"
     decoder_prefix = "decoder_ema" if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder"
     try:
         if has_encoder:
@@ -186,22 +184,14 @@ def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any]
         model.decoder.load_state_dict(tensors_under(tensors, decoder_prefix))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise AutomodError(f"'{source}' does not match {described} ({first}).") from None
+        raise AutomodError(f"'{source}' does not match the {kind.title} architecture its config describes "
+                           f"({first}).") from None
     return model.eval()
 
 
 def model_kind(meta: dict[str, Any]) -> str:
-    """Which model a checkpoint holds (automod, pioneer, vae, wae, lia): the training run's kind, else (for files
-    without one) what the network's latent space and decoder show."""
-    kind = meta.get("kind") or meta.get("train_config", {}).get("kind")
-    if kind:
-        return kind
-    model = meta.get("model_config", {})
-    if model.get("variational"):
-        return "vae"
-    if model.get("latent") == "gaussian":
-        return "wae"
-    return "pioneer" if model.get("decoder") == "classic" else "automod"
+    """Which model kind a checkpoint holds (automod, pioneer, vae, wae, lia: `kinds.of_meta`)."""
+    return kinds.of_meta(meta).name
 
 
 CHECKPOINT_DIR = "checkpoints"

@@ -7,7 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from automod_cli import kinds
 from automod_cli.errors import AutomodError
+from automod_cli.kinds import CONFIG_KINDS, VAE_KL_WEIGHT, WAE_MMD_WEIGHT
 
 # Channels per resolution level, from 4×4 upwards (level k has resolution 4·2^k).
 # Supp. App. A / Fig. 6: encoder 64,128,256,512,512,512,512,512 from high to low resolution; the decoder mirrors it.
@@ -202,11 +204,9 @@ def check_precision(name: str) -> None:
         raise AutomodError(f"unknown precision '{name}': choose {' or '.join(PRECISIONS)} (--precision).")
 
 
-# The models `automod train --model` trains (NeurIPS Table 2a): the automodulator, Balanced PIONEER, a VAE and a
-# WAE-MMD; the settings each implies are in model_settings().
-MODELS = ("automod", "pioneer", "vae", "wae")
-VAE_KL_WEIGHT = 0.005  # Supp. App. A: "the weight for KL divergence loss term was 0.005"
-WAE_MMD_WEIGHT = {"adain": 4.0, "classic": 2.0}  # Supp. App. A: MMD weight 4 with the AdaIN decoder, 2 with the classic
+# The models a TrainConfig trains (NeurIPS Table 2a): the automodulator, Balanced PIONEER, a VAE and a WAE-MMD; each
+# is an entry of the kinds' registry (automod_cli/kinds.py), which also holds the settings each implies.
+MODELS = CONFIG_KINDS
 
 
 @dataclass(frozen=True)
@@ -304,7 +304,7 @@ class TrainConfig:
     """Everything a training run needs; saved (resolved) in the run directory and in every checkpoint."""
 
     preset: str = "custom"
-    kind: str = "automod"  # which model (MODELS); `--model` also applies its settings (model_settings)
+    kind: str = "automod"  # which model (MODELS, kinds.KINDS); `--model` also applies its settings
     data: str | None = None  # HDF5 file from `automod prep`; None trains on the built-in dataset
     data_limit: int | None = None  # train on the first N images only (quick experiments, tests)
     model: ModelConfig = ModelConfig()
@@ -422,7 +422,8 @@ class TrainConfig:
         """Refuse a model kind whose latent space or mixing the network cannot provide."""
         if self.kind not in MODELS:
             raise AutomodError(f"unknown model '{self.kind}': choose one of {', '.join(MODELS)}.")
-        wanted = {"vae": ("gaussian", True), "wae": ("gaussian", False)}.get(self.kind, ("sphere", False))
+        kind = kinds.get(self.kind)
+        wanted = (kind.latent, kind.variational)
         if (self.model.latent, self.model.variational) != wanted:
             raise AutomodError(
                 f"model '{self.kind}' needs model.latent={wanted[0]} and model.variational={str(wanted[1]).lower()}: "
@@ -430,7 +431,7 @@ class TrainConfig:
             )
         recipe = self.recipe
         mixes = recipe.mixed_fraction_encoder > 0 or recipe.mixed_fraction_decoder > 0 or self.layer_loss
-        if self.kind in ("automod", "pioneer") and self.model.decoder == "classic" and mixes:
+        if kind.step == kinds.GAME and self.model.decoder == "classic" and mixes:
             raise AutomodError(
                 "a classic decoder cannot decode mixed latents: train it with --model pioneer, or set "
                 "recipe.mixed_fraction_encoder=0, recipe.mixed_fraction_decoder=0 and layer_loss=false."

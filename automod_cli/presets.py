@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from automod_cli import kinds
 from automod_cli.config import (
-    LATENT_COSINE_WEIGHT, MODELS, DECODERS, PER_RESOLUTION, RECIPE_ELEMENTS, RECIPES, RESOLUTIONS, VAE_KL_WEIGHT,
-    WAE_MMD_WEIGHT, ModelConfig, Recipe, TrainConfig,
+    LATENT_COSINE_WEIGHT, MODELS, DECODERS, PER_RESOLUTION, RECIPE_ELEMENTS, RECIPES, RESOLUTIONS,
+    ModelConfig, Recipe, TrainConfig,
 )
 from automod_cli.errors import AutomodError
 
@@ -129,31 +130,15 @@ def train_preset(name: str) -> dict[str, Any]:
 
 
 def model_settings(kind: str, decoder: str | None = None) -> dict[str, Any]:
-    """The settings `--model KIND` implies, as apply_overrides keys, for a run with `decoder` (None: the kind's own
-    default). The user's overrides are applied after them."""
+    """The settings `--model KIND` implies (its entry in the kinds' registry, automod_cli/kinds.py), as
+    apply_overrides keys, for a run with `decoder` (None: the kind's own default). The user's overrides are applied
+    after them."""
     if kind not in MODELS:
         raise AutomodError(f"unknown model '{kind}': choose one of {', '.join(MODELS)}.")
     if decoder is not None and decoder not in DECODERS:
         raise AutomodError(f"unknown decoder '{decoder}': choose one of {', '.join(DECODERS)}.")
-    if kind == "automod":
-        return {"kind": kind, "model.decoder": decoder or "adain"}
-    if kind == "pioneer":
-        # Balanced PIONEER (NeurIPS Table 2a): the same AGE game with the classic decoder, without the
-        # automodulator's mixed samples and L_j (NeurIPS Sec. 3.2) and with the L1 image distance that d_ρ
-        # replaced (NeurIPS Eq. 1 and Table 1, "d_ρ replacing L1").
-        return {"kind": kind, "model.decoder": decoder or "classic", "reconstruction": "l1", "layer_loss": False,
-                "recipe.mixed_fraction_encoder": 0.0, "recipe.mixed_fraction_decoder": 0.0}
-    decoder = decoder or "adain"
-    # VAE and WAE: Gaussian N(0, I) latents and the squared L2 image distance (the Gaussian likelihood of a VAE; the
-    # cost c(x, y) = ‖x − y‖² of WAE, Tolstikhin et al. 2018). Learning rates: Supp. App. A, for the whole
-    # schedule. One joint loss, no AGE game: no mixed samples and no L_j (recorded off so config.json says what runs).
-    gaussian = {"kind": kind, "model.decoder": decoder, "model.latent": "gaussian", "reconstruction": "l2",
-                "layer_loss": False, "recipe.mixed_fraction_encoder": 0.0, "recipe.mixed_fraction_decoder": 0.0}
-    if kind == "vae":
-        return {**gaussian, "model.variational": True, "kl_weight": VAE_KL_WEIGHT,
-                "lr": 5e-4, "encoder_lr_scale": 0.2}  # decoder 5e-4, encoder 1e-4
-    return {**gaussian, "model.variational": False, "mmd_weight": WAE_MMD_WEIGHT[decoder],
-            "lr": 2e-4}  # both networks 2e-4
+    entry = kinds.get(kind)
+    return {"kind": kind, **entry.settings(decoder or entry.decoder)}
 
 
 def invariance_settings(layer: int) -> dict[str, Any]:

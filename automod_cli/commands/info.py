@@ -19,12 +19,13 @@ console = Console()
 def model_section(meta: dict) -> dict:
     """The network shape and, for LIA, its NICE mapping network: `model_config` (encoder and synthesis network,
     LIA's from meta["lia_config"]["model"]) and `lia_config` (the rest of the LIA config)."""
-    from automod_cli.checkpoint import is_lia_checkpoint
+    from automod_cli import kinds
 
-    if not is_lia_checkpoint(meta):
-        return {"model_config": meta["model_config"]}
-    lia = meta["lia_config"]
-    return {"model_config": lia["model"], "lia_config": {k: v for k, v in lia.items() if k != "model"}}
+    key = kinds.of_meta(meta).config_key
+    if key == "model_config":
+        return {"model_config": meta[key]}
+    own = meta[key]  # a kind with its own config type (LIA's): the network's shape under "model"
+    return {"model_config": own["model"], key: {k: v for k, v in own.items() if k != "model"}}
 
 
 def training_progress(meta: dict) -> dict:

@@ -14,13 +14,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from automod_cli.config import DECODERS, MODELS
+from automod_cli.config import DECODERS
+from automod_cli.kinds import KINDS, STAGES
 from automod_cli.presets import TRAIN_PRESETS, resolve_train_config
 from automod_cli.errors import AutomodError
 
 console = Console()
+MODEL_CHOICES = tuple(KINDS)  # the kinds' registry (automod_cli/kinds.py)
 LIA = "lia"  # `--model lia`: the two-stage LIA run of training/lia/, configured by resolve_lia_config
-MODEL_CHOICES = (*MODELS, LIA)
 LOGGED = ("enc_loss", "dec_loss", "loss", "g_loss", "d_loss", "r1", "recon", "perceptual", "adversarial", "kl", "mmd",
           "layer_loss")
 
@@ -245,7 +246,8 @@ def train(
     """
     from automod_cli import training
     from automod_cli.training.init import init_config, init_model
-    from automod_cli.checkpoint import is_lia_checkpoint, read_meta
+    from automod_cli.checkpoint import read_meta
+    from automod_cli.kinds import of_meta
     from automod_cli.training.lia.config import resolve_lia_config
 
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -262,7 +264,8 @@ def train(
         checkpoint, notes = training.resume_point(resume)
         for note in notes if is_main else []:
             console.print(f"[yellow]note:[/] {note}; resuming from {checkpoint.name}", highlight=False, soft_wrap=True)
-    lia_run = is_lia_checkpoint(read_meta(checkpoint)) if checkpoint is not None else model == LIA
+    entry = of_meta(read_meta(checkpoint)) if checkpoint is not None else KINDS[model or "automod"]
+    lia_run = entry.step == STAGES  # a kind with its own staged run and config type: LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
         "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction,
         "--layer-loss": layer_loss,

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from automod_cli import kinds
 from automod_cli.config import TrainConfig, level_resolution
 from automod_cli.devices import pick_device
 from automod_cli.losses import reconstruction_distance
@@ -68,7 +69,7 @@ class AutomodulatorRun(TrainingRun):
         if self.nets.robust is not None:
             self.optimizers["robust"] = self.adam(self.nets.robust)
         # the authors' pool of generated images for the encoder step (the AGE game only)
-        game = cfg.recipe.fake_pool and cfg.kind not in JOINT_STEPS
+        game = cfg.recipe.fake_pool and kinds.get(cfg.kind).step == kinds.GAME
         self.pool = ImagePool(pool_capacity(cfg.recipe.fake_pool, level_resolution(self.level))) if game else None
         if restored:
             restore_training(restored, self.modules(), self.optimizers)
@@ -121,7 +122,7 @@ class AutomodulatorRun(TrainingRun):
         an encoder step (φ and d_ρ learn) then a decoder step (θ learns) (training/steps.py)."""
         cfg, opts = self.config, self.optimizers
         with self.precision.autocast():
-            if cfg.kind in JOINT_STEPS:
+            if kinds.get(cfg.kind).step == kinds.JOINT:
                 return JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(opts.values()), self.world)
             encoder_opts = [opts["encoder"]] + ([opts["robust"]] if "robust" in opts else [])
             enc = encoder_step(self.nets, x, phase, cfg, encoder_opts, self.world, self.pool, self.draws)

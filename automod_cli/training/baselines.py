@@ -1,7 +1,7 @@
 """The encoder–decoder baselines of NeurIPS Table 2a, trained by the same progressive loop as the automodulator.
 
 - `pioneer` (Balanced PIONEER) plays the automodulator's own AGE game, so it trains with steps.encoder_step and
-  steps.decoder_step; what makes it PIONEER are its settings (config.model_settings: classic decoder, L1 image
+  steps.decoder_step; what makes it PIONEER are its settings (its entry in kinds.py: classic decoder, L1 image
   distance, no mixed samples, no L_j).
 - `vae` and `wae` train encoder and decoder together on one loss: `vae_step` and `wae_step` below, one per
   iteration, called like steps.encoder_step (with the optimisers of every network that learns) and returning
@@ -64,5 +64,6 @@ def wae_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig
 
 JointStep = Callable[[Nets, torch.Tensor, PhaseState, TrainConfig, list, World], dict]
 
-# The models trained with one joint step per iteration; every other model plays the AGE game of steps.py.
+# The step of each kind whose registry entry trains one joint loss (kinds.JOINT); the kinds of the AGE game
+# (kinds.GAME) play the encoder and decoder steps of steps.py.
 JOINT_STEPS: dict[str, JointStep] = {"vae": vae_step, "wae": wae_step}
