@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from automod_cli import __version__
+from automod_cli.console import say
 from automod_cli.errors import AutomodError
 
 app = typer.Typer(
@@ -18,7 +18,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -37,14 +36,14 @@ def _root(
 
 def _register() -> None:
     """Attach the command modules. A command is registered only once it works."""
-    from automod_cli.commands import encode, eval, importing, info, models, ops, prep, serve, train
+    from automod_cli.commands import encode, eval, importing, info, models, ops, prep, project, serve, train
 
     prep.register(app)
     train.register(app)
     info.register(app)
     importing.register(app)
     models.register(app)
-    eval.register(app)
+    project.register(app, eval.register(app))  # `eval project` joins the eval group, `project` the top level
     ops.register(app)
     encode.register(app)
     serve.register(app)
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer's standalone mode ends every run this way
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AutomodError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        say(f"[bold red]error:[/] {escape(str(exc))}", markup=True, err=True)
         return 2
     return 0
 

@@ -22,9 +22,9 @@ from urllib.parse import urlparse
 from urllib.request import urlopen
 
 import torch
-from rich.console import Console
 
 from automod_cli.checkpoint import SUFFIX, read_meta
+from automod_cli.console import err_console, say
 from automod_cli.outputs import atomic_write
 from automod_cli.errors import AutomodError
 
@@ -38,7 +38,6 @@ CHUNK = 1 << 20
 
 CONVERTED, AUTHORS, MISSING = "converted", "authors' file", "missing"
 
-err_console = Console(stderr=True)
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ def _convert(model: Pretrained, src: Path, out: Path, replace: bool = False) -> 
     if problem is not None:
         raise AutomodError(f"the authors' file of '{model.name}', {src}, {problem}: delete it and run the command "
                            f"again to download it, or get {model.url} and put it there.")
-    err_console.print(f"converting the authors' file {src} into {out}", highlight=False, soft_wrap=True)
+    say(f"converting the authors' file {src} into {out}", err=True)
     try:
         authors.import_checkpoint(Path(src), Path(out), force=replace, dataset=model.dataset)
     except AutomodError as exc:
@@ -216,13 +215,13 @@ def resolve(name: str, downloader: Optional[Callable[[str, Path], None]] = None)
         try:
             stale = replaced_source(read_meta(converted), source)  # the header alone: cheap
         except AutomodError as exc:  # damaged, or written by another automod's converter: make it again
-            err_console.print(f"{exc} Converting it again.", highlight=False, soft_wrap=True)
+            say(f"{exc} Converting it again.", err=True)
             converted.unlink(missing_ok=True)  # the converter does not replace an existing file
         else:
             if stale is None:
                 return converted
-            err_console.print(f"the authors' file {source} is not the one {converted} was converted from ({stale}): "
-                              "converting it again.", highlight=False, soft_wrap=True)
+            say(f"the authors' file {source} is not the one {converted} was converted from ({stale}): "
+                "converting it again.", err=True)
             replace = True
     if not source.is_file():
         where = f"get {model.url} and put it at {source} (or its converted form at {converted})"

@@ -238,3 +238,15 @@ def test_the_architecture_doc_names_no_missing_module():
             named |= {name for name in re.findall(r"\b([a-z_0-9]+\.py)\b", text + " " + top.split("/")[-1])}
     present = {path.name for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
     assert named <= present, f"named in the layout but absent: {sorted(named - present)}"
+
+
+COMMAND_HELPERS = {"automod_cli.commands", "automod_cli.commands.options", "automod_cli.commands.ops_report"}
+
+
+def test_no_command_module_imports_another():
+    """docs/architecture.md: a command module parses and reports; what commands share (option types, console helpers,
+    the image commands' steps and reports) lives in the helper modules, never in another command's module."""
+    for module, edges in import_graph(lazy=True).items():
+        if module.startswith("automod_cli.commands.") and module not in COMMAND_HELPERS:
+            others = {e for e in edges if e.startswith("automod_cli.commands.") and e not in COMMAND_HELPERS}
+            assert not others, f"{module} imports the command module(s) {sorted(others)}"

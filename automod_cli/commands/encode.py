@@ -8,9 +8,9 @@ from typing import List, Optional
 
 import typer
 
-from automod_cli.commands.ops import ALIGN, DEVICE, FORCE, MODEL
-from automod_cli.commands.options import (check_device_and_outputs, checked_inputs, open_model, progress_bars,
-                                          report_skipped, say, writing)
+from automod_cli.commands.options import (ALIGN, DEVICE, FORCE, MODEL, check_device_and_outputs, checked_inputs,
+                                          open_model, progress_bars, report_skipped, writing)
+from automod_cli.console import say
 from automod_cli.errors import AutomodError
 from automod_cli.defaults import CODES_SUFFIX as SUFFIX, ENCODE_BATCH
 
@@ -54,7 +54,7 @@ def encode(
                        net.resolution, bool(align), overwrite=force)
     say(ops_report.rate_line("encoded", len(encoded.codes), encoded.seconds))
     say(f"wrote {out}: {len(encoded.codes)} codes of {identity.latent_dim} numbers, {out}:0 … "
-        f"{out}:{len(encoded.codes) - 1}", highlight=False)
+        f"{out}:{len(encoded.codes) - 1}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
 """`automod eval NAME` for every metric record of `metrics/registry.py` (fid, fid-mix, ppl, lpips, mix-truth,
-recon-truth, fd-builtin, fd-builtin-mix), `eval compare`, `eval weights` (every pretrained file), and (from
-`commands/project.py`) `eval project` and `automod project IMG`: parse options, check cheap things first, call the
+recon-truth, fd-builtin, fd-builtin-mix), `eval compare` and `eval weights` (every pretrained file; `eval project`
+is `commands/project.py`'s, added to this group by cli.py): parse options, check cheap things first, call the
 metrics core, report with rich (progress on stderr, so `--json` output on stdout stays machine-readable)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from automod_cli.commands import project
 from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, REF_DATA, SEED, TEST_DATA, WEIGHTS,
-                                          Crop, Net, console, err_console, progress_bars, torch_device)
+                                          Crop, Net, progress_bars, torch_device)
+from automod_cli.console import console, err_console, say
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import registry
 from automod_cli.metrics.registry import FACTOR_NET, INCEPTION, LPIPS, Metric
@@ -170,7 +170,7 @@ def _report(metric: Metric, model: str, outcome: registry.Outcome, protocol: dic
     if outcome.rows is not None:
         console.print(_scores_table(outcome.title or metric.title, outcome.rows))
         if outcome.note:
-            console.print(f"[yellow]note[/] {escape(outcome.note)}", highlight=False)
+            console.print(f"[yellow]note[/] {escape(outcome.note)}")
     else:
         table = Table(title=outcome.title or metric.title, show_header=False, title_justify="left")
         for key, value in {"metric": metric.name, "model": model, **outcome.fields}.items():
@@ -197,10 +197,10 @@ def _print_protocol(protocol: dict) -> None:
             return ", ".join(f"{k} {text(v)}" for k, v in value.items() if v is not None)
         return "—" if value is None else str(value)
 
-    console.print("[bold]protocol[/]", highlight=False)
+    console.print("[bold]protocol[/]")
     for key, value in protocol.items():
         if key != "metric":
-            console.print(f"  {key.replace('_', ' ')}: {escape(text(value))}", highlight=False, soft_wrap=True)
+            say(f"  {key.replace('_', ' ')}: {escape(text(value))}", markup=True)
 
 
 def _option_parameters(metric: Metric) -> list[inspect.Parameter]:
@@ -237,6 +237,10 @@ def _option_parameters(metric: Metric) -> list[inspect.Parameter]:
 
 
 def _command(metric: Metric) -> Callable[..., None]:
+    """`automod eval NAME` for one record, made when this module is imported. The options differ per record (what it
+    reads), and typer reads a command's options from its function's signature only, so the signature is built from
+    the record: one function per metric written out by hand would repeat the registry, and click's own Command
+    objects would leave typer's option types and help behind."""
     def command(**options: Any) -> None:
         _measure(metric, **options)
 
@@ -342,7 +346,7 @@ def compare_command(
         typer.echo(json.dumps(comparison.records(result), indent=2))
         return
     console.print(_comparison_table(result, chosen))
-    console.print(f"wrote {csv_path}, {json_path} and {md_path}", soft_wrap=True)
+    say(f"wrote {csv_path}, {json_path} and {md_path}")
 
 
 # --- eval weights -------------------------------------------------------------------------------------------------
@@ -363,22 +367,20 @@ def weights_command(as_json: bool = JSON) -> None:
         return
     for e in entries:
         if e.state == inventory.MISSING:
-            console.print(f"[bold]{escape(e.name)}[/]  [red]missing[/]", highlight=False, soft_wrap=True)
+            say(f"[bold]{escape(e.name)}[/]  [red]missing[/]", markup=True)
         else:
             note = f" (expected {e.expected}…)" if e.check == inventory.MISMATCH else ""
-            console.print(f"[bold]{escape(e.name)}[/]  present  [{check_style[e.check]}]{e.check}{note}[/]",
-                          highlight=False, soft_wrap=True)
-        console.print(f"  used by  {escape(e.used_by)}", highlight=False, soft_wrap=True)
+            say(f"[bold]{escape(e.name)}[/]  present  [{check_style[e.check]}]{e.check}{note}[/]", markup=True)
+        say(f"  used by  {escape(e.used_by)}", markup=True)
         if e.state == inventory.MISSING:
-            console.print(f"  looked   {escape('; '.join(e.looked))}", highlight=False, soft_wrap=True)
+            say(f"  looked   {escape('; '.join(e.looked))}", markup=True)
         else:
-            console.print(f"  found    {escape(str(e.path))}\n  sha256   {e.sha256}", highlight=False, soft_wrap=True)
-    console.print("Files named NAME-<hex>.pth are checked against the SHA-256 prefix in their name; docs/evaluation.md "
-                  "says where to get each file. Nothing was downloaded.", highlight=False, soft_wrap=True)
+            say(f"  found    {escape(str(e.path))}\n  sha256   {e.sha256}", markup=True)
+    say("Files named NAME-<hex>.pth are checked against the SHA-256 prefix in their name; docs/evaluation.md "
+        "says where to get each file. Nothing was downloaded.", markup=True)
 
 
-def register(app: typer.Typer) -> None:
-    """Attach `automod eval ...` and the top-level `automod project`."""
-    eval_app.command("project")(project.eval_project)
+def register(app: typer.Typer) -> typer.Typer:
+    """Attach `automod eval ...`; the group is returned for `commands/project.py` to add `eval project` to."""
     app.add_typer(eval_app, name="eval")
-    app.command("project")(project.project)
+    return eval_app

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from automod_cli.config import level_resolution
+from automod_cli.console import say
 
-console = Console()
 
 
 def import_(
@@ -38,7 +37,7 @@ def import_(
     dataset = dataset or pretrained.dataset_of_file(source.name)
     path = authors.import_checkpoint(source, out, force=force, dataset=dataset)
     model = authors_summary(path)
-    console.print(f"wrote {path}: {model}", highlight=False, soft_wrap=True)
+    say(f"wrote {path}: {model}")
 
 
 def authors_summary(path: Path) -> str:

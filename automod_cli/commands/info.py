@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from automod_cli.errors import AutomodError
 from automod_cli.config import TrainConfig, level_resolution, recipe_name
+from automod_cli.console import console, say
+from automod_cli.errors import AutomodError
 
-console = Console()
 
 
 def model_section(meta: dict) -> dict:
@@ -102,7 +101,7 @@ def info(
         return
     # the checkpoint's path as the title, on a line of its own: a table title wraps at the table's width (at 80
     # columns when piped to a file), which breaks a long path in the middle
-    console.print(str(path), style="italic", markup=False, highlight=False, soft_wrap=True)
+    say(str(path), style="italic")
     table = Table(show_header=False)
     for key, value in summary.items():
         if key == "trained_on":

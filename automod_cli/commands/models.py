@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from automod_cli.console import console, say
 
 
 def models(
@@ -36,17 +35,15 @@ def models(
                           str(e.path))
         console.print(table)
     else:  # piped or in a log: one line per model, the path whole and last (a table folds it at 80 columns)
-        console.print("pretrained models (Heljakka et al. 2020, MIT licence)", highlight=False)
+        console.print("pretrained models (Heljakka et al. 2020, MIT licence)")
         for e in entries:
-            console.print(f"{e.name}  {e.resolution}²  {e.state}  {e.description}  {e.path}", markup=False,
-                          highlight=False, soft_wrap=True)
+            say(f"{e.name}  {e.resolution}²  {e.state}  {e.description}  {e.path}")
     if any(e.state == pretrained.MISSING for e in entries):
         later = (f"{pretrained.OFFLINE_ENV} is set, so put the authors' file at the path shown" if pretrained.offline()
                  else "a missing model is downloaded to the path shown, then converted, the first time it is used")
-        console.print(later, highlight=False, soft_wrap=True)
-    console.print(f"converted models: {pretrained.automod_home() / pretrained.MODELS_DIR} (${pretrained.HOME_ENV}); "
-                  f"the authors' files: {pretrained.authors_path('ffhq256').parent} (torch.hub, $TORCH_HOME)",
-                  highlight=False, soft_wrap=True)
+        say(later)
+    say(f"converted models: {pretrained.automod_home() / pretrained.MODELS_DIR} (${pretrained.HOME_ENV}); "
+        f"the authors' files: {pretrained.authors_path('ffhq256').parent} (torch.hub, $TORCH_HOME)")
 
 
 def register(app: typer.Typer) -> None:

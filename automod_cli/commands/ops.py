@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from automod_cli.commands.options import (check_device_and_outputs, checked_inputs, open_model, progress_bars,
-                                          report_skipped, say, writing)
+from automod_cli.commands.options import (ALIGN, DEVICE, FACE, FORCE, MODEL, NOISE, SCALES, SEED,
+                                          check_device_and_outputs, checked_inputs, open_model, progress_bars,
+                                          report_skipped, writing)
+from automod_cli.console import say
 from automod_cli.defaults import RECONSTRUCT_BATCH
 from automod_cli.errors import AutomodError
 from automod_cli.outputs import check_image_outputs, check_output_folder, check_outputs
@@ -28,18 +30,6 @@ if TYPE_CHECKING:  # torch, the models and the operations are imported when a co
     from automod_cli.ops.report import ErrorReport
 
 
-MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 "
-                                                 "(see automod models; default: newest run under ./runs).")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
-SEED = typer.Option(0, "--seed", help="Seed for random latents and layer noise.")
-NOISE = typer.Option(False, "--noise/--no-noise", help="Layer noise in the decoder (off by default, as in evaluation).")
-ALIGN = typer.Option(None, "--align/--no-align", help="Align the largest face FFHQ-style first (needs automod's align "
-                                                      "extra). Default: on for models trained on aligned faces (FFHQ, "
-                                                      "CelebA-HQ) when the extra is installed, else off.")
-FACE = typer.Option([], "--face", help="With several faces in a photo: align face N (0 = the largest, the default) in "
-                                       "every photo, or FILE=N in one file; repeatable.")
-FORCE = typer.Option(False, "--force", help="Replace existing output files.")
-SCALES = typer.Option(None, "--scales", help="coarse (4²–8²), mid (16²–32²), fine (64²+) or blocks 'i:j'.")
 EDIT_STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # no paper value: a symmetric strip around the reconstruction
 SAMPLE_COLUMNS = 8  # cells per row in sample grids (as the training grids)
 PAIRS_PER_ROW = 4  # input | reconstruction pairs per row in `reconstruct`
@@ -454,7 +444,7 @@ def reconstruct(
     names = [str(path) for path in done.used.paths]
     errors = ops_report.reconstruction_errors(net, [("", names, done.images, done.reconstructions)])
     _write_errors(errors_file, errors, "Reconstruction errors", force)
-    say(ops_report.rate_line("reconstructed", len(done.images), done.seconds), highlight=False)  # the last line
+    say(ops_report.rate_line("reconstructed", len(done.images), done.seconds))  # the last line
 
 
 def register(app: typer.Typer) -> None:

@@ -15,29 +15,22 @@ from pathlib import Path
 from typing import Optional, Union
 
 import torch
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from automod_cli import provenance as data_provenance
+from automod_cli.console import console, say, warn
 from automod_cli.errors import AutomodError
 from automod_cli.ops.inputs import Align as FaceAlign
 from automod_cli.ops.inputs import AlignIfFace, Faces
 from automod_cli.ops.provenance import mismatch_message, unlike_count
 from automod_cli.ops.report import ErrorReport, image_errors, local_lpips
 
-console = Console()
-err_console = Console(stderr=True)
 
 ERROR_ROWS_SHOWN = 20  # up to this many images: every row; more: the worst by MSE
 WORST_SHOWN = 10
 Align = Union[bool, FaceAlign]
 Group = tuple  # (role, names, inputs, reconstructions): images of one kind in an error report
-
-
-def warn(text: str) -> None:
-    """One yellow line on stderr; the text is not markup (file names and 'automod[align]' keep their brackets)."""
-    err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 @dataclass
@@ -89,8 +82,7 @@ def alignment(notes: InputNotes, align: Union[None, bool, Faces, FaceAlign]) -> 
         what = data_provenance.DATASET_NAMES.get(notes.provenance.dataset, "aligned faces")
         if detector_available():
             notes.auto_align = AlignIfFace()
-            console.print(f"aligning faces as in the training data ({escape(what)}); --no-align to skip",
-                          highlight=False, soft_wrap=True)
+            say(f"aligning faces as in the training data ({escape(what)}); --no-align to skip", markup=True)
         else:
             notes.auto_align = False
             warn(f"this model was trained on {what}, but inputs are used unaligned: face alignment needs dlib, "
@@ -106,8 +98,7 @@ def check(notes: InputNotes, align: Align, images: torch.Tensor) -> None:
             warn(f"no face found in '{align.unaligned.pop(0)}': used it unaligned (centre crop).")
         while align.notes:
             path, note = align.notes.pop(0)
-            console.print(f"{escape(str(path))}: {escape(note)} (--face N picks face N, --face FILE=N for one file)",
-                          highlight=False, soft_wrap=True)
+            say(f"{escape(str(path))}: {escape(note)} (--face N picks face N, --face FILE=N for one file)", markup=True)
     if len(images):
         odd, checked = unlike_count(notes.provenance, images)
         notes.unlike += odd
@@ -183,5 +174,5 @@ def show_errors(report: ErrorReport, title: str, path: Path) -> None:
     """Print the table, the note on a missing metric, and where the full numbers were written."""
     console.print(errors_table(report, title))
     if report.note:
-        console.print(f"[dim]{escape(report.note)}[/]", highlight=False, soft_wrap=True)
-    console.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
+        say(f"[dim]{escape(report.note)}[/]", markup=True)
+    say(f"wrote {escape(str(path))}", markup=True)

@@ -1,6 +1,7 @@
-"""What the commands share: typer options (`--model`, `--data`, `--weights`, `--crop`, `--net`, ...), their
-choices, and the rich helpers (progress bars on stderr, console), used by `commands/eval.py` and
-`commands/project.py` alike; and the steps of the image commands (`commands/ops.py`, `commands/encode.py`): the
+"""What the commands share: the typer options of every command that opens a model (`--model`, `--device`,
+`--seed`, `--force`, the image commands' `--align`, `--face`, `--noise`, `--scales`, eval's `--data`, `--weights`,
+`--crop`, `--net`, ...) and their choices, declared once for every command module; the rich helpers (progress bars
+on stderr); and the steps of the image commands (`commands/ops.py`, `commands/encode.py`): the
 checks made before any work, loading the model, checked inputs, failed writes and skipped files as one line each."""
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, List, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from automod_cli.console import err_console, say, warn
 from automod_cli.errors import AutomodError
 from automod_cli.outputs import check_outputs, image_format
 
@@ -23,8 +24,6 @@ if TYPE_CHECKING:  # torch and the models are imported when a command runs, neve
     from automod_cli import ops
     from automod_cli.locate import OpenedModel
 
-console = Console()
-err_console = Console(stderr=True)
 
 
 class Crop(str, Enum):
@@ -52,11 +51,18 @@ TEST_DATA = typer.Option(None, "--data", help="Unseen test .h5 file (default: th
 WEIGHTS = typer.Option([], "--weights", help="Pretrained weight file(s) (standard names); else env variable or torch "
                                              "cache.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
-SEED = typer.Option(0, "--seed", help="Seed for latents and layer noise.")
+SEED = typer.Option(0, "--seed", help="Seed for random latents and layer noise.")
 JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
 CROP = typer.Option(Crop.face, "--crop", help="Image window compared: face (StyleGAN's, the papers'), center, none.")
 NET = typer.Option(Net.alex, "--net", help="LPIPS trunk: alex (lpips default) or vgg.")
 FORCE = typer.Option(False, "--force", help="Replace existing output files.")
+NOISE = typer.Option(False, "--noise/--no-noise", help="Layer noise in the decoder (off by default, as in evaluation).")
+ALIGN = typer.Option(None, "--align/--no-align", help="Align the largest face FFHQ-style first (needs automod's align "
+                                                      "extra). Default: on for models trained on aligned faces (FFHQ, "
+                                                      "CelebA-HQ) when the extra is installed, else off.")
+FACE = typer.Option([], "--face", help="With several faces in a photo: align face N (0 = the largest, the default) in "
+                                       "every photo, or FILE=N in one file; repeatable.")
+SCALES = typer.Option(None, "--scales", help="coarse (4²–8²), mid (16²–32²), fine (64²+) or blocks 'i:j'.")
 SKIPS_SHOWN = 10  # skipped input files named one per line; the rest are counted
 
 
@@ -83,16 +89,6 @@ def progress_bars() -> Iterator:
         yield update
 
 
-def say(text: str, **style) -> None:
-    """One line on stdout, never wrapped (piped to a file, rich would break a long path at 80 columns) and never
-    read as markup (file names keep their brackets)."""
-    console.print(text, markup=False, soft_wrap=True, **style)
-
-
-def _warn(text: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
-
-
 def check_device_and_outputs(device: str, outputs: List[Path], force: bool, images: List[Path] = ()) -> torch.device:
     """The checks made before any work: the device name, the names of the `images` among the outputs (a suffix
     automod writes), then every output (writable, replacing nothing)."""
@@ -114,10 +110,10 @@ def open_model(model: Optional[Path], device: torch.device, seed: int) -> Opened
     opened = ops.open_model(model, device)
     if model is None or Path(model).is_dir():
         say(f"model: {opened.checkpoint}")
-    say(f"trained on: {opened.provenance.describe()}", highlight=False)
+    say(f"trained on: {opened.provenance.describe()}")
     broken = ops.nonfinite_tensors(opened.model)
     if broken:
-        _warn(f"{len(broken)} weight tensors of '{opened.checkpoint}' hold NaN or infinite values ({broken[0]}, ...): "
+        warn(f"{len(broken)} weight tensors of '{opened.checkpoint}' hold NaN or infinite values ({broken[0]}, ...): "
               "training diverged, and its images come out black or meaningless; use an earlier checkpoint.")
     return opened
 
@@ -143,12 +139,12 @@ def report_skipped(used: ops.Inputs) -> None:
     """Skipped input files named, one line each (the first few), and how many were used; then the files used but
     upscaled (smaller than the model's resolution)."""
     for path, reason in used.skipped[:SKIPS_SHOWN]:
-        _warn(f"skipped '{path}' ({reason}).")
+        warn(f"skipped '{path}' ({reason}).")
     if len(used.skipped) > SKIPS_SHOWN:
-        _warn(f"... and {len(used.skipped) - SKIPS_SHOWN} more files skipped.")
+        warn(f"... and {len(used.skipped) - SKIPS_SHOWN} more files skipped.")
     if used.skipped:
-        _warn(f"used {len(used.paths)} of {len(used.paths) + len(used.skipped)} input files.")
+        warn(f"used {len(used.paths)} of {len(used.paths) + len(used.skipped)} input files.")
     for path, reason in used.upscaled[:SKIPS_SHOWN]:
-        _warn(f"'{path}' is {reason}.")
+        warn(f"'{path}' is {reason}.")
     if len(used.upscaled) > SKIPS_SHOWN:
-        _warn(f"... and {len(used.upscaled) - SKIPS_SHOWN} more files smaller than the model's resolution.")
+        warn(f"... and {len(used.upscaled) - SKIPS_SHOWN} more files smaller than the model's resolution.")

@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.markup import escape
 
+from automod_cli.console import console, say
 from automod_cli.errors import AutomodError
 from data_prep import sources
 
 if TYPE_CHECKING:  # data_prep.prep (with torch) is imported when a command runs, not for --help
     from data_prep.prep import PrepResult
 
-console = Console()
 prep_app = typer.Typer(
     help="Prepare a dataset as a multi-resolution HDF5 file for `automod train FILE.h5`.",
     no_args_is_help=True,
@@ -80,8 +80,8 @@ def _report(result: PrepResult) -> None:
     if result.discarded:
         console.print(f"[yellow]note[/] {result.discarded}")
     resumed = f" (continued after {result.resumed_from:,} inputs)" if result.resumed_from else ""
-    console.print(f"[green]wrote[/] {result.written:,} images ({result.source}, split {result.split}) to "
-                  f"{result.output}{resumed}", soft_wrap=True)
+    say(f"[green]wrote[/] {result.written:,} images ({result.source}, split {result.split}) to "
+        f"{result.output}{resumed}", markup=True)
     groups = result.skipped_by_kind()
     if groups:
         table = Table(title=f"skipped {len(result.skipped):,} inputs", title_justify="left")
@@ -97,7 +97,7 @@ def _report(result: PrepResult) -> None:
         console.print(f"[yellow]note[/] ... and {len(result.notes) - EXAMPLES_SHOWN:,} more notes (stored in the "
                       "file's 'notes')")
     if result.skipped_report is not None:
-        console.print(f"skipped-file list: {result.skipped_report}", soft_wrap=True)
+        say(f"skipped-file list: {result.skipped_report}")
 
 
 def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, force: bool, workers: int) -> None:
@@ -111,12 +111,12 @@ def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, 
         with _progress_bar(f"{source.name} {source.split}") as progress:
             result = prepare(source, out, resolution, force=force, workers=workers, progress=progress)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: progress is kept in {partial_path(out)}; run the same command again "
-                      "to continue.", soft_wrap=True)
+        say(f"[yellow]interrupted[/]: progress is kept in {partial_path(out)}; run the same command again "
+            "to continue.", markup=True)
         raise typer.Exit(130) from None
     except DiskFull as exc:
         if exc.hdf5_failed:  # HDF5's exit handler crashes (exit 139) after a failed write: say why and leave now
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            say(f"[bold red]error:[/] {escape(str(exc))}", markup=True, err=True)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(2)

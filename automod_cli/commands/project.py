@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 from rich.table import Table
 
-from automod_cli.commands.ops import ALIGN
-from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS, Crop, Net,
-                                          Start, checked_inputs, console, open_model,
+from automod_cli.commands.options import (ALIGN
+, CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS,
+                                          Crop, Net, Start, checked_inputs, open_model,
                                           progress_bars as _progress, report_skipped, torch_device as _device)
+from automod_cli.console import console, say
 from automod_cli.defaults import PROJECTION_IMAGES as DEFAULT_IMAGES, PROJECTION_LR as LEARNING_RATE
 from automod_cli.defaults import PROJECTION_STEPS as DEFAULT_STEPS
 from automod_cli.errors import AutomodError
@@ -130,7 +131,7 @@ def eval_project(
         return
     console.print(_curve_table(curve, f"{loaded.checkpoint}: {min(n, len(test))} images"))
     console.print(_speedup_line(speedup, curve[0], start))
-    console.print(f"wrote {csv_path} and {png_path}", soft_wrap=True)
+    say(f"wrote {csv_path} and {png_path}")
 
 
 def _speedup_line(speedup: Speedup | None, encoder: CurvePoint, start: Start) -> str:
@@ -324,6 +325,10 @@ def project(
     where = f"{images[0]} → {out}" if single else f"{len(used.paths)} images → {out}/"
     console.print(_curve_table(curve, f"{where} ({measure}, {crop_mode} crop)",
                                "MSE" if distance == Distance.mse else "LPIPS"))
-    console.print(rate_line("projected", len(used.paths), elapsed) + (f"; wrote {codes}" if codes else ""),
-                  highlight=False)
+    console.print(rate_line("projected", len(used.paths), elapsed) + (f"; wrote {codes}" if codes else ""))
 
+
+def register(app: typer.Typer, eval_app: typer.Typer) -> None:
+    """Attach `automod eval project` (to the eval group, `commands/eval.py`) and the top-level `automod project`."""
+    eval_app.command("project")(eval_project)
+    app.command("project")(project)

@@ -96,7 +96,8 @@ def _run(sock: socket.socket, model: Optional[Path], target, host: str, align: O
          local: bool) -> None:
     import uvicorn
 
-    from automod_cli.commands.options import open_model, say
+    from automod_cli.commands.options import open_model
+    from automod_cli.console import say
     from automod_cli.serve.app import create_app
     from automod_cli.serve.studio import Studio
 

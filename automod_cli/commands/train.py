@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from automod_cli.config import DECODERS
+from automod_cli.console import console, say
 from automod_cli.kinds import KINDS, STAGES
 from automod_cli.presets import TRAIN_PRESETS, resolve_train_config
 from automod_cli.errors import AutomodError
 
-console = Console()
 MODEL_CHOICES = tuple(KINDS)  # the kinds' registry (automod_cli/kinds.py)
 LIA = "lia"  # `--model lia`: the two-stage LIA run of training/lia/, configured by resolve_lia_config
 LOGGED = ("enc_loss", "dec_loss", "loss", "g_loss", "d_loss", "r1", "recon", "perceptual", "adversarial", "kl", "mmd",
@@ -109,7 +108,7 @@ class _Display:
         return data["images_seen"] - self.origin
 
     def _line(self, text: str, done: int) -> None:
-        console.print(text, highlight=False, soft_wrap=True, markup=False)
+        say(text)
         self.last_time, self.last_done = self.clock(), done
 
     def _start(self, data: dict) -> None:
@@ -120,8 +119,7 @@ class _Display:
         done = self._done(data)
         if self.resumed_from is not None:
             tuned = f" ({done:,} of fine-tuning)" if self.tuning else ""
-            console.print(f"resumed from {self.resumed_from} at {data['images_seen']:,} images{tuned}",
-                          highlight=False, soft_wrap=True)
+            say(f"resumed from {self.resumed_from} at {data['images_seen']:,} images{tuned}")
         self.last_time, self.last_done = self.clock(), done
         self.bar.start()
         self.task = self.bar.add_task("train", total=self.todo, completed=done, phase="", rate="", losses="")
@@ -163,7 +161,7 @@ class _Display:
             self.bar.console.print(f"→ stage {data['stage']}: training the encoder, generator frozen, at "
                                    f"{data['images_seen']:,} images")
         elif event == "checkpoint":
-            self.bar.console.print(f"[dim]checkpoint {data['path']}[/]", soft_wrap=True)
+            say(f"[dim]checkpoint {data['path']}[/]", markup=True)
         elif event == "done":
             self.bar.stop()
 
@@ -263,7 +261,7 @@ def train(
     if resume is not None:
         checkpoint, notes = training.resume_point(resume)
         for note in notes if is_main else []:
-            console.print(f"[yellow]note:[/] {note}; resuming from {checkpoint.name}", highlight=False, soft_wrap=True)
+            say(f"[yellow]note:[/] {note}; resuming from {checkpoint.name}", markup=True)
     entry = of_meta(read_meta(checkpoint)) if checkpoint is not None else KINDS[model or "automod"]
     lia_run = entry.step == STAGES  # a kind with its own staged run and config type: LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
@@ -308,16 +306,16 @@ def train(
     seen = f"{result.images_seen:,} images" if origin is None else \
         f"{result.images_seen - origin:,} images of fine-tuning"
     if result.interrupted:
-        console.print(f"[yellow]stopped at {seen};[/] continue with: automod train --resume "
-                      f"{run_dir}", soft_wrap=True)
+        say(f"[yellow]stopped at {seen};[/] continue with: automod train --resume "
+            f"{run_dir}", markup=True)
         # not a finished run: schedulers and `&&` chains must see the signal's exit status (130 SIGINT, 143 SIGTERM)
         raise typer.Exit(128 + (result.signal or signal.SIGINT))
     else:
-        console.print(f"[green]done[/]: {seen}, checkpoint {result.checkpoint}", soft_wrap=True)
+        say(f"[green]done[/]: {seen}, checkpoint {result.checkpoint}", markup=True)
         if lia_run and stage == 1:
-            console.print(f"train LIA's encoder with: automod train --stage 2 --resume {run_dir}", soft_wrap=True)
+            say(f"train LIA's encoder with: automod train --stage 2 --resume {run_dir}")
     for path in result.grids[-3:]:
-        console.print(f"  {path}", soft_wrap=True)
+        say(f"  {path}")
 
 
 def _fine_tune_start(config, checkpoint: Optional[Path]) -> Optional[int]:
@@ -347,16 +345,15 @@ def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], sto
     end = config.total_images if stop_after is None else min(config.total_images, stop_after)
     phase, short = run_end(config, end)
     if config.init:
-        console.print(f"this run fine-tunes '{config.init}' on {end - config.start_images:,} images, ending at "
-                      f"{phase.resolution}² (α {phase.alpha:.2f}) of {config.model.max_resolution}²",
-                      highlight=False, soft_wrap=True, markup=False)
+        say(f"this run fine-tunes '{config.init}' on {end - config.start_images:,} images, ending at "
+            f"{phase.resolution}² (α {phase.alpha:.2f}) of {config.model.max_resolution}²")
     else:
-        console.print(f"this run ends at {describe_end(config, end)}", highlight=False, soft_wrap=True)
+        say(f"this run ends at {describe_end(config, end)}")
     if short and stop_after is None:
         full = sum(config.phase_images.values())
         kimg_needed = (full - config.start_images) / 1000  # --kimg counts from where the run starts (--init)
-        console.print(f"[yellow]note:[/] that is short of {config.model.max_resolution}² fully faded in, which the "
-                      f"schedule reaches at {full:,} images (--kimg {kimg_needed:g}).", highlight=False, soft_wrap=True)
+        say(f"[yellow]note:[/] that is short of {config.model.max_resolution}² fully faded in, which the "
+            f"schedule reaches at {full:,} images (--kimg {kimg_needed:g}).", markup=True)
 
 
 def _check_lia_options(lia_run: bool, stage: Optional[int], vgg_weights: Optional[Path], automod_only: dict) -> None:
