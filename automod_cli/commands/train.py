@@ -1,4 +1,6 @@
-"""`automod train`: parse options into a TrainConfig, run the core loop, show progress with rich."""
+"""`automod train`: map the options onto a run's start (`training.start`: a new run's config and run directory, or
+the checkpoint a resume continues from), hand it to the core (`training.train` / `training.resume`), and show
+progress and the end with rich."""
 
 from __future__ import annotations
 
@@ -15,51 +17,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from automod_cli.config import DECODERS
 from automod_cli.console import console, say
-from automod_cli.kinds import KINDS, STAGES
-from automod_cli.presets import TRAIN_PRESETS, resolve_train_config
+from automod_cli.kinds import KINDS
+from automod_cli.presets import TRAIN_PRESETS
 from automod_cli.errors import AutomodError
 
 MODEL_CHOICES = tuple(KINDS)  # the kinds' registry (automod_cli/kinds.py)
 LIA = "lia"  # `--model lia`: the two-stage LIA run of training/lia/, configured by resolve_lia_config
 LOGGED = ("enc_loss", "dec_loss", "loss", "g_loss", "d_loss", "r1", "recon", "perceptual", "adversarial", "kl", "mmd",
           "layer_loss")
-
-
-def _overrides(data: Optional[Path], config_file: Optional[Path], settings: List[str], **flags) -> dict:
-    overrides: dict = {}
-    if config_file is not None:
-        try:
-            overrides.update(json.loads(config_file.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise AutomodError(f"cannot read config file '{config_file}': {exc}.") from None
-        overrides.pop("preset", None)
-    for item in settings:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise AutomodError(f"--set takes NAME=VALUE (e.g. --set lr.64=0.001), got '{item}'.")
-        overrides[key.strip()] = value.strip()
-    if data is not None:
-        if not data.is_file():
-            raise AutomodError(f"data file '{data}' does not exist: make one with `automod prep`.")
-        overrides["data"] = str(data)
-    for key, value in flags.items():
-        if value is not None:
-            overrides[key] = value
-    return overrides
-
-
-def _run_dir(out: Optional[Path], preset: str) -> Path:
-    from automod_cli.checkpoint import run_checkpoints
-
-    if out is None:
-        out = Path("runs") / preset
-        n = 1
-        while run_checkpoints(out) or (out / "config.json").exists():
-            n += 1
-            out = Path("runs") / f"{preset}-{n}"
-    elif run_checkpoints(out):
-        raise AutomodError(f"'{out}' already holds a run: continue it with --resume {out}, or choose another --out.")
-    return out
 
 
 def _duration(seconds: float) -> str:
@@ -243,10 +208,7 @@ def train(
       torchrun --nproc_per_node=4 -m automod_cli train data/ffhq-train.h5 --preset ffhq
     """
     from automod_cli import training
-    from automod_cli.training.init import init_config, init_model
-    from automod_cli.checkpoint import read_meta
-    from automod_cli.kinds import of_meta
-    from automod_cli.training.lia.config import resolve_lia_config
+    from automod_cli.training.start import fine_tune_start, new_run, resumed_run, staged
 
     is_main = int(os.environ.get("RANK", "0")) == 0
     if data_arg is not None and data is not None and data_arg != data:
@@ -257,52 +219,38 @@ def train(
     if init is not None and (resume is not None or model == LIA):
         raise AutomodError("--init starts a new run from a model's weights: it cannot be combined with --resume or "
                            "--model lia.")
-    checkpoint = None
-    if resume is not None:
-        checkpoint, notes = training.resume_point(resume)
-        for note in notes if is_main else []:
-            say(f"[yellow]note:[/] {note}; resuming from {checkpoint.name}", markup=True)
-    entry = of_meta(read_meta(checkpoint)) if checkpoint is not None else KINDS[model or "automod"]
-    lia_run = entry.step == STAGES  # a kind with its own staged run and config type: LIA
+    start = resumed_run(resume) if resume is not None else None
+    for note in start.notes if start is not None and is_main else ():
+        say(f"[yellow]note:[/] {note}; resuming from {start.checkpoint.name}", markup=True)
+    lia_run = start.staged if start is not None else staged(model)  # a kind with stages of its own: LIA
     _check_lia_options(lia_run, stage, vgg_weights, {
         "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction,
         "--layer-loss": layer_loss,
         "--recipe": recipe,
-        "--kimg": kimg if checkpoint is not None else None,
+        "--kimg": kimg if start is not None else None,
         "--compile": True if compile_decoder else None})
-    if checkpoint is not None:
-        run_dir = checkpoint.parent.parent
-        config = None
-    else:
-        name = preset or ("builtin" if data is None else "custom")
-        flags = {"kind": None if lia_run else model, "flip_invariance_layer": flip_invariance_layer,
-                 "model.decoder": decoder,
-                 "model.max_resolution": resolution, "reconstruction": reconstruction, "layer_loss": layer_loss,
-                 "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg,
-                 "precision": precision, "compile": compile_decoder, "recipe": recipe}
-        resolve = resolve_lia_config if lia_run else resolve_train_config
-        if init is not None:  # the schedule must reach the init model's resolution
-            init_path, flags["model.max_resolution"] = init_model(init, resolution, name)
-        config = resolve(name, _overrides(data, config_file, settings, **flags))
-        if init is not None:
-            config = init_config(config, init_path)
-        kind = LIA if lia_run else config.kind
-        run_dir = _run_dir(out, name if kind == "automod" else f"{name}-{kind}")
+    if start is None:  # the options given, as the settings they stand for (None: not given)
+        start = new_run(preset, model, {
+            "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder,
+            "model.max_resolution": resolution, "reconstruction": reconstruction, "layer_loss": layer_loss,
+            "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg, "precision": precision,
+            "compile": compile_decoder, "recipe": recipe},
+            data=data, config_file=config_file, assignments=settings, init=init, out=out)
         if is_main:
-            console.print_json(json.dumps(config.to_dict()))
+            console.print_json(json.dumps(start.config.to_dict()))
     if is_main and not lia_run:
-        _announce_end(config, checkpoint, kimg, stop_after)
-    display = _Display(is_main, resumed_from=checkpoint)
+        _announce_end(start.config, start.checkpoint, kimg, stop_after)
+    display = _Display(is_main, resumed_from=start.checkpoint)
     lia_only = {"stage": stage, "vgg_weights": vgg_weights} if lia_run else {}
-    if checkpoint is not None:
-        result = training.resume(checkpoint, device=device, report=display, stop_after_images=stop_after,
+    if start.checkpoint is not None:
+        result = training.resume(start.checkpoint, device=device, report=display, stop_after_images=stop_after,
                                  total_kimg=kimg, **lia_only)
     else:
-        result = training.train(config, run_dir, device=device, report=display, stop_after_images=stop_after,
-                                **lia_only)
+        result = training.train(start.config, start.run_dir, device=device, report=display,
+                                stop_after_images=stop_after, **lia_only)
     if not is_main:
         return
-    origin = _fine_tune_start(config, checkpoint)
+    run_dir, origin = start.run_dir, fine_tune_start(start.config, start.checkpoint)
     seen = f"{result.images_seen:,} images" if origin is None else \
         f"{result.images_seen - origin:,} images of fine-tuning"
     if result.interrupted:
@@ -316,18 +264,6 @@ def train(
             say(f"train LIA's encoder with: automod train --stage 2 --resume {run_dir}")
     for path in result.grids[-3:]:
         say(f"  {path}")
-
-
-def _fine_tune_start(config, checkpoint: Optional[Path]) -> Optional[int]:
-    """Where a fine-tuning run (`--init`) started on its schedule, from which its own images count; None for any
-    other run. `config` is None for a resumed run: its checkpoint's config then."""
-    from automod_cli.checkpoint import read_meta
-
-    if config is None:
-        config = read_meta(checkpoint).get("train_config") or {}
-    else:
-        config = {"init": getattr(config, "init", None), "start_images": getattr(config, "start_images", 0)}
-    return int(config.get("start_images", 0)) if config.get("init") else None
 
 
 def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], stop_after: Optional[int]) -> None:

@@ -1,6 +1,7 @@
 """Progressive training of every model kind, as a Python API: `train(config, run_dir)` starts a run and
 `resume(path)` continues one; both pick the model kind (the config's type, or the checkpoint's metadata) and run
-the one training loop (training/loop.py). `automod train` parses its options into these calls.
+the one training loop (training/loop.py). `automod train` maps its options onto a start (training/start.py: a new
+run's config and run directory, or the checkpoint a resume continues from) and hands it to these calls.
 
     from automod_cli.presets import resolve_train_config
     from automod_cli import training
@@ -16,13 +17,12 @@ from automod_cli.checkpoint import is_lia_checkpoint, read_meta
 from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
 from automod_cli.features.vgg import FeatureNet
-from automod_cli.locate import find_checkpoint
 from automod_cli.training.automodulator import train_automodulator
 from automod_cli.training.lia.config import LiaTrainConfig
 from automod_cli.training.lia.run import train_lia
 from automod_cli.training.loop import TrainResult
 from automod_cli.training.run import Report
-from automod_cli.training.state import latest_resumable
+from automod_cli.training.start import resume_point
 
 __all__ = ["TrainResult", "resume", "resume_point", "train"]
 
@@ -41,18 +41,6 @@ def train(config: TrainConfig | LiaTrainConfig, run_dir: str | Path, *, device: 
         raise AutomodError("stages and the VGG16 weights belong to LIA: pass a LIA config (resolve_lia_config).")
     return train_automodulator(config, Path(run_dir), device=device, report=report,
                                stop_after_images=stop_after_images)
-
-
-def resume_point(path: str | Path) -> tuple[Path, list[str]]:
-    """The checkpoint a resume of `path` starts from: a run directory's newest pair that can be resumed from (with a
-    note on each newer pair passed over), or the checkpoint file `path` names."""
-    path = Path(path)
-    if path.is_dir():
-        return latest_resumable(path)
-    if not path.exists():
-        raise AutomodError(f"there is no run at '{path}' to resume: --resume takes a run directory (e.g. runs/demo) "
-                           "or one of its checkpoints.")
-    return find_checkpoint(path), []
 
 
 def resume(path: str | Path, *, device: str = "auto", report: Report | None = None,
