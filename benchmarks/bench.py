@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import resource
 import statistics
@@ -105,6 +106,9 @@ def emit(record: dict, args) -> None:
                   device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
                   date=datetime.date.today().isoformat(),
                   peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    waiting = {name: os.environ[name] for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if name in os.environ}
+    if waiting:  # how OpenMP's threads wait (read once, when torch loads libgomp)
+        record["openmp_wait"] = waiting
     if device.type == "cuda" and "peak_cuda_mb" not in record:
         record["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     print(json.dumps(record), flush=True)
@@ -369,7 +373,7 @@ def bench_train(args) -> None:
     from other processes on a shared machine hits every one alike; the median round counts. FLOPs are the loop's
     model FLOPs (a variant that repeats passes does more arithmetic for the same training step, and is charged
     the loop's count: achieved FLOP/s and MFU measure useful work)."""
-    config = resolve_train_config(args.preset)
+    config = resolve_train_config(args.preset, settings(args.set))
     device = torch.device(args.device)
     peak = peak_tflops(args)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
@@ -387,7 +391,8 @@ def bench_train(args) -> None:
         for (p, v), measured in rounds.items():
             batch = runs[p, v].phase.batch_size
             seconds = statistics.median(s for s, _ in measured)
-            record = {"bench": "train", "preset": args.preset, "resolution": res, "batch": batch, "precision": p,
+            record = {"bench": "train", "preset": args.preset, **({"set": args.set} if args.set else {}),
+                      "resolution": res, "batch": batch, "precision": p,
                       "variant": v, "compile": args.compile, "cudnn_benchmark": args.cudnn_benchmark, "steps": args.steps, "rounds": args.rounds,
                       "images_per_s": round(args.steps * batch / seconds, 2),
                       "images_per_s_by_round": [round(args.steps * batch / s, 1) for s, _ in measured],
@@ -423,9 +428,13 @@ def bench_encode(args) -> None:
                 x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
                 z = model.encode(x)
                 for what, fn in (("encode", lambda: model.encode(x)), ("decode", lambda: model.decode(z))):
+                    with FlopCounterMode(display=False) as counter:
+                        fn()
                     ms = 1000 * timed(fn, args.steps, device, args.warmup)[0] / args.steps
                     emit({"bench": what, "preset": args.preset, "resolution": res, "batch": batch, "precision": name,
-                          "ms_per_call": round(ms, 2), "images_per_s": round(1000 * batch / ms, 1)}, args)
+                          "ms_per_call": round(ms, 2), "images_per_s": round(1000 * batch / ms, 1),
+                          "gflop_per_image": round(counter.get_total_flops() / batch / 1e9, 3),
+                          "achieved_tflops": round(counter.get_total_flops() / ms / 1e9, 4)}, args)
 
 
 def pixel_distance(images: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor:
@@ -537,6 +546,14 @@ def bench_project_cost(args) -> None:
               "steps_for_1000x": round(1000 * costs["encode_ms"] / costs["step_ms"], 1)}, args)
 
 
+def settings(items: list[str]) -> dict[str, str]:
+    """`--set NAME=VALUE` items as resolve_train_config overrides (the values parsed as `automod train` parses them)."""
+    pairs = [item.partition("=") for item in items]
+    if any(not sep or not key for key, sep, _ in pairs):
+        raise SystemExit(f"--set takes NAME=VALUE, got {items}")
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
 COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "project": bench_project, "syncs": bench_syncs,
             "matmul": bench_matmul, "project-cost": bench_project_cost, "latency": bench_encode, "reader": bench_data}
 
@@ -545,6 +562,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=list(COMMANDS))
     parser.add_argument("--preset", default="builtin")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="train: change a setting of the preset as `automod train --set` does (repeatable)")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's own choice, one per core)")
     parser.add_argument("--resolutions", type=int, nargs="+", help="train: default every resolution of the preset; data: 32 128 256")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="encode: batch sizes; project: the first is the batch")
     parser.add_argument("--model", type=Path, help="project: a checkpoint or run directory of a built-in model")
@@ -572,6 +592,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.what == "syncs" and torch.device(args.device).type not in ("cuda", "meta"):
         parser.error("syncs needs --device cuda (counted by torch.cuda.set_sync_debug_mode) or meta (host reads raise)")
     if args.kernel_time and torch.device(args.device).type != "cuda":

@@ -14,6 +14,7 @@ from tiny_models import benchmark_module, flip_invariance_loss
 from automod_cli.presets import resolve_train_config
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
+from automod_cli.threads import SPIN_COUNT
 from automod_cli.training.distributed import World
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
@@ -269,3 +270,25 @@ def test_the_lpips_shaped_distance_costs_what_lpips_costs(net):
         flops.append(counter.get_total_flops())
     assert flops[1] == pytest.approx(flops[0], rel=0.01)
     assert torch.equal(shaped(x, x), torch.zeros(2))
+
+
+def test_bench_settings_are_the_train_commands_overrides():
+    """`bench.py train --set NAME=VALUE` changes the preset as `automod train --set` does (the demo search times
+    its candidates with it); a malformed item is refused."""
+    overrides = bench.settings(["batch_size.32=16", "layer_loss=false", "model.channels=[8,8,8,8]"])
+    config = resolve_train_config("builtin", overrides)
+    assert config.batch_size[32] == 16 and config.batch_size[16] == 32 and config.layer_loss is False
+    assert config.model.channels == (8, 8, 8, 8)
+    with pytest.raises(SystemExit):
+        bench.settings(["batch_size.32"])
+
+
+def test_busy_ways_name_the_environment_and_arguments_of_each_thread_policy():
+    busy = benchmark_module("busy")
+    assert busy.way_settings("default") == ({}, [])
+    assert busy.way_settings("passive") == ({"OMP_WAIT_POLICY": "PASSIVE"}, [])
+    assert busy.way_settings("spin:1000") == ({"GOMP_SPINCOUNT": "1000"}, [])
+    assert busy.way_settings("threads:1") == ({}, ["--threads", "1"])
+    assert busy.way_settings("automod") == ({"GOMP_SPINCOUNT": str(SPIN_COUNT)}, [])
+    with pytest.raises(SystemExit):
+        busy.way_settings("spin:lots")

@@ -180,6 +180,8 @@ def train(
                                           help="Random horizontal flips (preset default: on for faces)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data loader worker processes."),
+    threads: Optional[int] = typer.Option(None, "--threads",
+                                          help="CPU threads for the networks (default: one per core)."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="JSON file of settings (same names as --set)."),
     settings: List[str] = typer.Option([], "--set",
                                        help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, "
@@ -211,6 +213,8 @@ def train(
     from automod_cli.training.start import fine_tune_start, new_run, resumed_run, staged
 
     is_main = int(os.environ.get("RANK", "0")) == 0
+    if threads is not None:
+        set_threads(threads)
     if data_arg is not None and data is not None and data_arg != data:
         raise AutomodError("give the data file once: either as an argument or with --data.")
     data = data or data_arg
@@ -290,6 +294,15 @@ def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], sto
         kimg_needed = (full - config.start_images) / 1000  # --kimg counts from where the run starts (--init)
         say(f"[yellow]note:[/] that is short of {config.model.max_resolution}² fully faded in, which the "
             f"schedule reaches at {full:,} images (--kimg {kimg_needed:g}).", markup=True)
+
+
+def set_threads(threads: int) -> None:
+    """`--threads N`: torch's intra-op threads for this process."""
+    import torch
+
+    if threads < 1:
+        raise AutomodError(f"--threads must be at least 1, got {threads}.")
+    torch.set_num_threads(threads)
 
 
 def _check_lia_options(lia_run: bool, stage: Optional[int], vgg_weights: Optional[Path], automod_only: dict) -> None:
