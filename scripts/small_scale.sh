@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Train every model of the small-scale comparison (docs/results/small-scale.md) on the built-in dataset with the
-# same budget: the `builtin` preset up to MAX_RES (16: 80k images; 32: 104k). JOBS runs go at a time, one CPU thread
+# same budget: the `builtin` preset of 9956cf6 up to MAX_RES (16: 80k images; 32: 104k). JOBS runs go at a time, one CPU thread
 # each. SET=models (default) is the papers' models and ablations; SET=recipes the two training recipes and the
-# authors' recipe with its biggest elements switched off one at a time ("The two recipes").
-#   [SET=models|recipes] [MAX_RES=16] [JOBS=2] [OUT=runs/small-scale] [ONLY="automod pioneer"] scripts/small_scale.sh [SEED...]
+# authors' recipe with its biggest elements switched off one at a time ("The two recipes"); SET=demo the candidates
+# of the search behind the `builtin` preset (docs/results/demo-search.md; use MAX_RES=32).
+#   [SET=models|recipes|demo] [MAX_RES=16] [JOBS=2] [OUT=runs/small-scale] [ONLY="automod pioneer"] scripts/small_scale.sh [SEED...]
 # (default seed 0; the runs land in $OUT/<variant>-s<seed>)
 # Running it again resumes unfinished runs and skips finished ones.
 set -euo pipefail
@@ -12,6 +13,14 @@ JOBS=${JOBS:-2}
 MAX_RES=${MAX_RES:-16}
 AUTOMOD=${AUTOMOD:-.venv/bin/automod}
 SEEDS=("${@:-0}")
+schedule() {  # images and batch size per resolution (4, 8, 16, 32), then the EMA's half-life in images
+  echo "--set phase_images.4=$1 --set phase_images.8=$2 --set phase_images.16=$3 --set phase_images.32=$4" \
+    "--set batch_size.4=$5 --set batch_size.8=$6 --set batch_size.16=$7 --set batch_size.32=$8 --set ema_half_life=$9"
+}
+# The budget of every comparison on docs/results/small-scale.md: the `builtin` preset as it was until issue 23's search
+# (9956cf6), spelled out so that the comparison stays the same whatever the preset becomes
+PRESET_9956=$(schedule 16000 32000 32000 24000 64 64 32 32 10000)
+BUDGET=$PRESET_9956
 # name | flags: NeurIPS Table 1 ablations and Table 2a baselines (LIA: its stage 1 GAN; stage 2 needs VGG16 weights)
 VARIANTS=(
   "automod|"
@@ -36,6 +45,16 @@ if [ "${SET:-models}" = recipes ]; then
     "authors-paper-ema|--recipe authors --set ema_decay=null"
   )
 fi
+if [ "${SET:-models}" = demo ]; then
+  # every candidate spelled out in full, so that the list stays the search's whatever the preset becomes
+  BUDGET=""
+  SHIFTED=$(schedule 8000 16000 24000 30000 64 64 32 32 2000)
+  VARIANTS=(
+    "demo-preset|--recipe paper $PRESET_9956"
+    "demo-shifted|--recipe paper $SHIFTED"
+    "demo-shifted-no-lj|--recipe paper $SHIFTED --no-layer-loss"
+  )
+fi
 jobs_file=$(mktemp)
 trap 'rm -f "$jobs_file"' EXIT
 for seed in "${SEEDS[@]}"; do
@@ -46,7 +65,7 @@ for seed in "${SEEDS[@]}"; do
     if [ -d "$run/checkpoints" ]; then
       echo "$AUTOMOD train --resume $run" >> "$jobs_file"
     else
-      echo "$AUTOMOD train --out $run --seed $seed --max-res $MAX_RES $flags" >> "$jobs_file"
+      echo "$AUTOMOD train --out $run --seed $seed --max-res $MAX_RES $BUDGET $flags" >> "$jobs_file"
     fi
   done
 done

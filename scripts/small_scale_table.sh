@@ -2,7 +2,7 @@
 # Evaluate the runs of scripts/small_scale.sh with the built-in metrics (docs/results/small-scale.md): one table
 # row per variant, mean ± std over its seeds where it has two or more runs; and, for the automodulator with and
 # without L_j, a picture of mixes beside their ground truth (seed 0).
-#   [SET=models|recipes] [OUT=runs/small-scale] [TABLE=$OUT/table] scripts/small_scale_table.sh
+#   [SET=models|recipes|demo] [OUT=runs/small-scale] [TABLE=$OUT/table] scripts/small_scale_table.sh
 # Writes $TABLE.md, $TABLE.csv, $TABLE.json and $OUT/mix-truth-<variant>.png (existing files are replaced).
 set -euo pipefail
 OUT=${OUT:-runs/small-scale}
@@ -11,6 +11,8 @@ AUTOMOD=${AUTOMOD:-.venv/bin/automod}
 VARIANTS="automod automod-no-lj automod-l1 pioneer vae-adain wae-adain vae-classic wae-classic lia"
 if [ "${SET:-models}" = recipes ]; then
   VARIANTS="recipe-paper recipe-authors authors-no-pool authors-paper-units authors-paper-mixing authors-paper-ema"
+elif [ "${SET:-models}" = demo ]; then
+  VARIANTS="demo-preset demo-shifted demo-shifted-no-lj"
 fi
 singles=() groups=()
 for name in $VARIANTS; do
