@@ -19,10 +19,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from automod_cli import __version__, kinds
-from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.losses import legacy_scale_parameter
-from automod_cli.models import Automodulator, lia
+from automod_cli.models import Automodulator
 from automod_cli.models.lia import LiaModel
 from automod_cli.outputs import atomic_write
 
@@ -32,7 +31,8 @@ FORMAT = "automod-checkpoint"
 # 3: d_ρ's scale parameter in Barron's form (losses.AdaptiveRobustLoss); format 2 files are read into it.
 FORMAT_VERSION = 3
 SUFFIX = ".safetensors"
-LIA_CONFIG = kinds.KINDS[lia.KIND].config_key  # where a LIA checkpoint keeps its config
+# each network by the metadata key of its config (a kind's `config_key` in automod_cli/kinds.py)
+NETWORKS: dict[str, type[Automodulator] | type[LiaModel]] = {cls.CONFIG_KEY: cls for cls in (Automodulator, LiaModel)}
 
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -132,28 +132,24 @@ def state_sha256(module: torch.nn.Module) -> str:
 
 
 def is_lia_checkpoint(meta: dict[str, Any]) -> bool:
-    """Whether checkpoint metadata describes a LIA model (its kind's network config is `lia_config`)."""
-    return kinds.of_meta(meta).config_key == LIA_CONFIG
+    """Whether checkpoint metadata describes a LIA model (its kind's network config is LiaModel's)."""
+    return kinds.of_meta(meta).config_key == LiaModel.CONFIG_KEY
 
 
 def model_tensors(model: Automodulator | LiaModel, decoder_state: dict[str, torch.Tensor] | None = None
                   ) -> dict[str, torch.Tensor]:
     """The model's weights under 'encoder.' and 'decoder.'; `decoder_state` replaces the decoder (e.g. its EMA).
-    A LIA model that has finished only stage 1 has no encoder to save."""
-    modules = {"encoder": model.encoder} if not isinstance(model, LiaModel) or model.has_encoder else {}
-    tensors = module_tensors(modules)
+    A model without an encoder (LIA after stage 1 only) has none to save."""
+    tensors = module_tensors({"encoder": model.encoder} if model.has_encoder else {})
     decoder = decoder_state if decoder_state is not None else model.decoder.state_dict()
     tensors.update({f"decoder.{k}": v for k, v in decoder.items()})
     return tensors
 
 
 def model_meta(model: Automodulator | LiaModel) -> dict[str, Any]:
-    """What `model_from_checkpoint` needs besides the weights: the networks' config, level and α (and for LIA the
-    kind and stage)."""
-    if isinstance(model, LiaModel):
-        return {"kind": lia.KIND, LIA_CONFIG: model.config.to_dict(), "level": model.level, "alpha": model.alpha,
-                "stage": 2 if model.has_encoder else 1}
-    return {"model_config": model.config.to_dict(), "level": model.level, "alpha": model.alpha}
+    """What `model_from_checkpoint` needs besides the weights: the network's config, level and α (and what else its
+    class records: `checkpoint_meta`)."""
+    return model.checkpoint_meta()
 
 
 def save_model(path: Path, model: Automodulator | LiaModel, extra_meta: dict[str, Any] | None = None) -> None:
@@ -165,21 +161,15 @@ def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any]
                           ema: bool = True) -> Automodulator | LiaModel:
     """Rebuild the model described by `meta` (training or exported checkpoint) and load its weights; the EMA
     decoder ('decoder_ema.') is preferred when present. The kind's network config (`kinds.ModelKind.config_key`)
-    says which network: a LiaModel from `lia_config`, whose encoder is loaded when the file has one; an
-    Automodulator from `model_config`."""
+    says which network (NETWORKS); a LiaModel's encoder is loaded when the file has one."""
     kind = kinds.of_meta(meta)
     if kind.config_key not in meta:
         raise AutomodError(f"'{source}' holds no {kind.title} config in its metadata; it is not a model checkpoint.")
-    has_encoder = kind.config_key != LIA_CONFIG or any(k.startswith("encoder.") for k in tensors)
-    if kind.config_key == LIA_CONFIG:
-        model = LiaModel(lia.LiaConfig.from_dict(meta[LIA_CONFIG]), level=meta.get("level"),
-                         alpha=meta.get("alpha", 1.0), has_encoder=has_encoder)
-    else:
-        model = Automodulator(ModelConfig.from_dict(meta[kind.config_key]), level=meta.get("level"),
-                              alpha=meta.get("alpha", 1.0))
+    network = NETWORKS[kind.config_key]
+    model = network.from_checkpoint_meta(meta, has_encoder=any(k.startswith("encoder.") for k in tensors))
     decoder_prefix = "decoder_ema" if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder"
     try:
-        if has_encoder:
+        if model.has_encoder:
             model.encoder.load_state_dict(tensors_under(tensors, "encoder"))
         model.decoder.load_state_dict(tensors_under(tensors, decoder_prefix))
     except RuntimeError as exc:

@@ -47,3 +47,13 @@ def test_train_offers_the_registrys_kinds(capsys):
     assert all(name in help_text for name in kinds.KINDS)
     assert main(["train", "--model", "gan"]) == 2
     assert "automod, pioneer, vae, wae, lia" in capsys.readouterr().err
+
+
+def test_every_kinds_checkpoint_config_names_a_network_that_rebuilds_it(tiny_config):
+    from automod_cli.checkpoint import NETWORKS, model_meta
+    from automod_cli.models import Automodulator
+
+    assert {kind.config_key for kind in kinds.KINDS.values()} <= set(NETWORKS)
+    model = Automodulator(tiny_config, level=1, alpha=0.5)
+    rebuilt = NETWORKS["model_config"].from_checkpoint_meta(model_meta(model))
+    assert rebuilt.config == tiny_config and (rebuilt.level, rebuilt.alpha) == (1, 0.5) and rebuilt.has_encoder

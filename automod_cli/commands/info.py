@@ -85,7 +85,7 @@ def info(
         "alpha": net.alpha,
         "parameters": {
             # a LIA model after stage 1 only has no trained encoder (LiaModel.has_encoder)
-            "encoder": sum(p.numel() for p in net.encoder.parameters()) if getattr(net, "has_encoder", True) else 0,
+            "encoder": sum(p.numel() for p in net.encoder.parameters()) if net.has_encoder else 0,
             "decoder": sum(p.numel() for p in net.decoder.parameters()),
         },
         "ema_decoder": opened.ema_decoder,

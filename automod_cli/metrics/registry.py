@@ -325,7 +325,7 @@ def missing_reason(metric: Metric, model: torch.nn.Module) -> str | None:
 
     if MIXING in metric.needs and not model.supports_mixing:
         return "a classic decoder takes one latent for every layer: it cannot mix (mixing needs an AdaIN decoder)"
-    if ENCODER in metric.needs and not getattr(model, "has_encoder", True):
+    if ENCODER in metric.needs and not model.has_encoder:
         return "the model has no encoder (a LIA model after stage 1 only)"
     if TRUTH in metric.needs and model.resolution < WINDOW:
         return (f"the model's {model.resolution}² images are smaller than the {WINDOW}×{WINDOW} window of the "

@@ -15,11 +15,23 @@ class Automodulator(ProgressiveModel):
     """φ and θ of NeurIPS Sec. 3.1. `level` and `alpha` say which resolution the model has been trained up to;
     encode/decode use them unless told otherwise."""
 
+    has_encoder = True
+    CONFIG_KEY = "model_config"  # where a checkpoint's metadata keeps this network's config (kinds.ModelKind)
+
     def __init__(self, config: ModelConfig, level: int | None = None, alpha: float = 1.0):
         super().__init__(config, level, alpha)
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = build_decoder(config)
+
+    def checkpoint_meta(self) -> dict:
+        """What a checkpoint needs besides the weights to rebuild this model (`from_checkpoint_meta`)."""
+        return {self.CONFIG_KEY: self.config.to_dict(), "level": self.level, "alpha": self.alpha}
+
+    @classmethod
+    def from_checkpoint_meta(cls, meta: dict, has_encoder: bool = True) -> "Automodulator":
+        """The network `meta` describes, untrained (its weights are loaded next); it always has an encoder."""
+        return cls(ModelConfig.from_dict(meta[cls.CONFIG_KEY]), level=meta.get("level"), alpha=meta.get("alpha", 1.0))
 
     @property
     def supports_mixing(self) -> bool:

@@ -135,6 +135,7 @@ class LiaModel(ProgressiveModel):
     cannot encode."""
 
     kind = KIND
+    CONFIG_KEY = "lia_config"  # where a checkpoint's metadata keeps this network's config (kinds.ModelKind)
     supports_mixing = True  # y drives every synthesis block through AdaIN, one y per block if wished (LIA Fig. 5)
 
     def __init__(self, config: LiaConfig, level: int | None = None, alpha: float = 1.0, has_encoder: bool = True):
@@ -143,6 +144,19 @@ class LiaModel(ProgressiveModel):
         self.encoder = Encoder(config.model)  # f: x → y (LIA Eq. 11), the free linear head of Gaussian latents
         self.decoder = LiaGenerator(config)
         self.has_encoder = has_encoder
+
+    def checkpoint_meta(self) -> dict:
+        """What a checkpoint needs besides the weights to rebuild this model (`from_checkpoint_meta`): with the kind
+        and the stage reached."""
+        return {"kind": KIND, self.CONFIG_KEY: self.config.to_dict(), "level": self.level, "alpha": self.alpha,
+                "stage": 2 if self.has_encoder else 1}
+
+    @classmethod
+    def from_checkpoint_meta(cls, meta: dict, has_encoder: bool = True) -> "LiaModel":
+        """The network `meta` describes, untrained (its weights are loaded next); `has_encoder` when the file holds
+        stage 2's encoder."""
+        return cls(LiaConfig.from_dict(meta[cls.CONFIG_KEY]), level=meta.get("level"), alpha=meta.get("alpha", 1.0),
+                   has_encoder=has_encoder)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """y = f(x) (LIA Eq. 11)."""

@@ -151,7 +151,7 @@ class Studio:
             reason = refusal(lambda: ops.require_mixing(net, what))
             if reason:
                 cannot[operation] = reason
-        if getattr(net, "has_encoder", True) is False:  # a LIA GAN after stage 1: encode() says why it cannot
+        if not net.has_encoder:  # a LIA GAN after stage 1: encode() says why it cannot
             cannot["encode"] = refusal(lambda: net.encode(torch.zeros(1, 3, net.resolution, net.resolution)))
         note = None
         if self.provenance.aligned_faces and self.align_option is None and not self.align:
