@@ -43,14 +43,19 @@ def _paper_schedule(max_resolution: int, tail_images: dict[int, float],
 
 
 def _builtin_schedule() -> dict:
-    """Sized so that `automod train` with no arguments reaches 32² on a 2-core CPU in about ten minutes."""
+    """Sized so that `automod train` with no arguments reaches 32² on a 2-core CPU in about ten minutes; chosen by
+    the search of docs/results/demo-search.md (issue 23): fewer images below 32², a short EMA."""
     model = ModelConfig(max_resolution=32, latent_dim=128, channels=SMALL_CHANNELS)
     keep = (4, 8, 16, 32)
     return {
         "model": model,
-        # measured on 2 cores (benchmarks/RESULTS.md): ~1800, 470, 155, 60 images/s at 4², 8², 16², 32²
-        "phase_images": {4: 16_000, 8: 32_000, 16: 32_000, 32: 24_000},
+        # 2026-12-02 on 2 cores, the demo's medians (benchmarks/RESULTS.md): ~1300, 550, 190, 75 images/s at 4², 8²,
+        # 16², 32², so about 6 s, 30 s, 2 min and 6.5 min here; the 32² phase had 24k images of 104k until issue 23
+        "phase_images": {4: 8_000, 8: 16_000, 16: 24_000, 32: 30_000},
         "batch_size": {4: 64, 8: 64, 16: 32, 32: 32},
+        # a short run's EMA decoder lags the trained one (the papers' 10k-image half-life cost 20 % of the held-out
+        # error at 16²); 2k images is 60 decoder steps at 32²
+        "ema_half_life": 2_000,
         "lr": {r: 1e-3 for r in keep},
         # 0.5 throughout: the paper's 2.0 for the first two phases slowed reconstruction here (8², 400 steps:
         # held-out MSE 0.108 against 0.072 with 0.5; docs/architecture.md, "Training status")
