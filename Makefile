@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (Python 3.11, no GPU):
 #   make demo   - install into .venv, train on the built-in dataset, write sample/reconstruction/mix grids
-#   make test   - install into .venv (and, as root, Debian's chromium for the browser test) and run the whole suite
+#   make test   - install into .venv (and, as root, Debian's chromium for the browser test), lint, run the whole suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEMO_RUN ?= runs/demo
 AUTOMOD := $(VENV)/bin/automod
 
-.PHONY: install browser test demo small-scale clean
+.PHONY: install browser lint format test demo small-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,15 @@ browser:
 		echo "note: apt-get could not install chromium; the browser test will be skipped"; \
 	else echo "note: no chromium here and not root to install it; the browser test will be skipped"; fi
 
-test: $(STAMP) browser
+# ruff's checks (pyproject.toml, [tool.ruff]): pyflakes' errors and the line limit of the package code
+lint: $(STAMP)
+	$(PY) -m ruff check --quiet .
+
+# lay code out with ruff's formatter at 110 columns: make format FILES="automod_cli/x.py ..." (default: all)
+format: $(STAMP)
+	$(PY) -m ruff format $(or $(FILES),.)
+
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q
 
 # Train on the built-in dataset (about ten minutes on a 2-core CPU); the run writes sample, reconstruction and

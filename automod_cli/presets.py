@@ -10,7 +10,7 @@ from typing import Any
 
 from automod_cli import kinds
 from automod_cli.config import (
-    LATENT_COSINE_WEIGHT, MODELS, DECODERS, PER_RESOLUTION, RECIPE_ELEMENTS, RECIPES, RESOLUTIONS,
+    MODELS, DECODERS, PER_RESOLUTION, RECIPE_ELEMENTS, RECIPES, RESOLUTIONS,
     ModelConfig, Recipe, TrainConfig,
 )
 from automod_cli.errors import AutomodError

@@ -381,13 +381,13 @@ def bench_train(args) -> None:
         flops = TrainingIteration(config, res, torch.device("meta"), "fp32", compile=False).flops()  # eager, so countable
         runs = {(p, v): TrainingIteration(config, res, device, p, args.compile, VARIANTS[v])
                 for p in args.precision for v in args.variants}
-        for iteration in runs.values():
+        for step in runs.values():
             for _ in range(args.warmup):
-                iteration()
+                step()
         rounds: dict[tuple, list] = {key: [] for key in runs}
         for _ in range(args.rounds):
-            for key, iteration in runs.items():
-                rounds[key].append(timed(iteration, args.steps, device))
+            for key, step in runs.items():
+                rounds[key].append(timed(step, args.steps, device))
         for (p, v), measured in rounds.items():
             batch = runs[p, v].phase.batch_size
             seconds = statistics.median(s for s, _ in measured)

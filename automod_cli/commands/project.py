@@ -29,9 +29,12 @@ from automod_cli.outputs import IMAGE_FORMATS, check_image_outputs, check_output
 if TYPE_CHECKING:  # torch, the models and the metrics are imported when a command runs, never for --help
     import torch
 
+    from automod_cli.commands import ops_report
     from automod_cli.commands.ops_report import InputNotes
     from automod_cli.locate import OpenedModel
     from automod_cli.metrics.inversion import CurvePoint, Speedup
+    from automod_cli.ops.inputs import Inputs
+    from automod_cli.ops.projection import ProjectionSettings
     from automod_cli.provenance import Provenance
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
@@ -266,8 +269,6 @@ def project(
 
     Example: automod project faces/ -o projected/ --codes faces-projected.npz --distance mse   # no LPIPS weights needed
     """
-    import torch
-
     from automod_cli.commands import ops_report
     from automod_cli.commands.ops_report import rate_line
     from automod_cli.features.nets import pixel_mse

@@ -72,8 +72,8 @@ def figure_cells(model: Automodulator, rows: int = FIGURE_ROWS) -> torch.Tensor:
 def figure(model: Automodulator, result: Summary | None = None, rows: int = FIGURE_ROWS) -> torch.Tensor:
     """The picture: `figure_cells` as a grid under a caption that names the columns (and gives `result`'s numbers);
     (3, H, W) in [-1, 1]."""
-    text = (f"Held-out pairs, one per row: A, its reconstruction, B, its reconstruction, the truth (the renderer's "
-            f"picture of B's layout in A's colours) and the model's mix (automod mix A B --coarse).")
+    text = ("Held-out pairs, one per row: A, its reconstruction, B, its reconstruction, the truth (the renderer's "
+            "picture of B's layout in A's colours) and the model's mix (automod mix A B --coarse).")
     if result is not None:
         r, m = result.reconstruction, result.mixing
         text += (f"\nReconstruction MSE {r.reconstruction.mse:.4f} (the mean image: {r.mean_image.mse:.4f}); "
