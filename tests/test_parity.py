@@ -1,5 +1,6 @@
 """Step parity with the authors' training code, on recordings of it (../shared/fixtures/authors-training, README
-there; or the folder AUTOMOD_PARITY_FIXTURES names, in the same layout).
+there; without it the copy of case a in tests/data/authors-training; or the folder AUTOMOD_PARITY_FIXTURES names,
+in the same layout).
 
 Each case starts from `automod import` of the recorded checkpoint and `train --init`'s loading of it, replays the
 recorded random draws (training/draws.py's ReplayDraws) through automod's `--recipe authors` training iteration
@@ -32,7 +33,10 @@ from automod_cli.training.loop import train_on
 from automod_cli.training.schedule import PhaseState
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(os.environ.get("AUTOMOD_PARITY_FIXTURES", ROOT.parent / "shared" / "fixtures" / "authors-training"))
+SHARED = ROOT.parent / "shared" / "fixtures" / "authors-training"  # all four recorded cases
+# case a alone is kept in tests/data, so that a checkout without ../shared still checks a step of the authors' code
+FIXTURES = Path(os.environ.get("AUTOMOD_PARITY_FIXTURES", SHARED if SHARED.is_dir() else ROOT / "tests" / "data"
+                                                                                          / "authors-training"))
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "manifest.json").is_file()) if FIXTURES.is_dir() else []
 
 # The README's tolerances (five times the float noise it measured or more)
