@@ -74,36 +74,53 @@ def file_problem(path: Path) -> str | None:
             with zipfile.ZipFile(path):
                 return None
         except (zipfile.BadZipFile, OSError):
-            return (f"is damaged or incomplete: its {size:,} bytes end before the table of contents that closes "
-                    "every file torch.save writes (an interrupted download or copy)")
+            return (
+                f"is damaged or incomplete: its {size:,} bytes end before the table of contents that closes "
+                "every file torch.save writes (an interrupted download or copy)"
+            )
     if head.startswith(LEGACY_MAGIC):
         return None
-    return ("is not a PyTorch checkpoint (neither of the formats torch.save writes: it does not start as a zip "
-            "archive or a pickled PyTorch file)")
+    return (
+        "is not a PyTorch checkpoint (neither of the formats torch.save writes: it does not start as a zip "
+        "archive or a pickled PyTorch file)"
+    )
 
 
 def read(path: Path) -> dict[str, Any]:
     """The authors' checkpoint dict, loaded with PyTorch's weights-only unpickler (never a full unpickling)."""
     path = Path(path)
     if not path.is_file():
-        raise AutomodError(f"'{path}' does not exist: pass the authors' checkpoint file (e.g. 34740000_state.pth).")
+        raise AutomodError(
+            f"'{path}' does not exist: pass the authors' checkpoint file (e.g. 34740000_state.pth)."
+        )
     problem = file_problem(path)
     if problem is not None:
-        again = "; copy or download it again" if problem.startswith("is damaged") else \
-            ": pass the authors' checkpoint file (e.g. 34740000_state.pth)"
+        again = (
+            "; copy or download it again"
+            if problem.startswith("is damaged")
+            else ": pass the authors' checkpoint file (e.g. 34740000_state.pth)"
+        )
         raise AutomodError(f"'{path}' {problem}{again}.")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the safe unpickler refused the file, or its contents are broken
-        if is_authors_file(path):  # their layout, but unreadable: damaged inside (their files hold tensors only)
-            raise AutomodError(f"'{path}' is a checkpoint of the authors' code but damaged: PyTorch cannot read it "
-                               f"({type(exc).__name__}); copy or download it again.") from None
+        if is_authors_file(
+            path
+        ):  # their layout, but unreadable: damaged inside (their files hold tensors only)
+            raise AutomodError(
+                f"'{path}' is a checkpoint of the authors' code but damaged: PyTorch cannot read it "
+                f"({type(exc).__name__}); copy or download it again."
+            ) from None
         reason = _first_sentence(str(exc)) or type(exc).__name__
-        raise AutomodError(f"'{path}' cannot be read as a weights-only PyTorch checkpoint ({reason}); "
-                           "automod never unpickles arbitrary objects, so it cannot import this file.") from None
+        raise AutomodError(
+            f"'{path}' cannot be read as a weights-only PyTorch checkpoint ({reason}); "
+            "automod never unpickles arbitrary objects, so it cannot import this file."
+        ) from None
     if not isinstance(data, dict) or any(key not in data for key in _REQUIRED):
         missing = [key for key in _REQUIRED if not isinstance(data, dict) or key not in data]
-        raise AutomodError(f"'{path}' is not a checkpoint of the authors' code (it lacks {', '.join(missing)}).")
+        raise AutomodError(
+            f"'{path}' is not a checkpoint of the authors' code (it lacks {', '.join(missing)})."
+        )
     return data
 
 
@@ -121,24 +138,29 @@ def source_record(path: Path) -> dict[str, Any]:
 
 
 def _strip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {(k[len(PREFIX):] if k.startswith(PREFIX) else k): v for k, v in state.items()}
+    return {(k[len(PREFIX) :] if k.startswith(PREFIX) else k): v for k, v in state.items()}
 
 
 def _count(state: dict[str, torch.Tensor], pattern: str) -> int:
     indices = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
     if indices != set(range(len(indices))):
-        raise AutomodError(f"the checkpoint's layers matching '{pattern}' are not numbered 0..n−1: not the authors' "
-                           "layout.")
+        raise AutomodError(
+            f"the checkpoint's layers matching '{pattern}' are not numbered 0..n−1: not the authors' layout."
+        )
     return len(indices)
 
 
-def model_config(generator: dict[str, torch.Tensor], encoder: dict[str, torch.Tensor], phase: int) -> ModelConfig:
+def model_config(
+    generator: dict[str, torch.Tensor], encoder: dict[str, torch.Tensor], phase: int
+) -> ModelConfig:
     """The automod network shape of an authors' checkpoint at `phase`: widths and latent size from the shapes."""
     blocks = _count(encoder, r"progression\.(\d+)\.")
     if not 0 <= phase < min(blocks, _count(generator, r"to_rgb\.(\d+)\.")):
         raise AutomodError(f"the checkpoint's phase {phase} is outside its 0..{blocks - 1} resolution steps.")
     decoder_widths = tuple(int(generator[f"to_rgb.{i}.weight"].shape[1]) for i in range(phase + 1))
-    encoder_widths = tuple(int(encoder[f"from_rgb.{blocks - 1 - level}.weight"].shape[0]) for level in range(phase + 1))
+    encoder_widths = tuple(
+        int(encoder[f"from_rgb.{blocks - 1 - level}.weight"].shape[0]) for level in range(phase + 1)
+    )
     latent = int(generator["progression.0.conv.3.mod.weight"].shape[1])
     return ModelConfig(
         max_resolution=level_resolution(phase),
@@ -149,8 +171,13 @@ def model_config(generator: dict[str, torch.Tensor], encoder: dict[str, torch.Te
 
 
 def _conv(names: dict, target: str, source: str) -> None:
-    names.update({f"{target}.weight": f"{source}.weight_orig", f"{target}.weight_gain": f"{source}.weight_gain",
-                  f"{target}.bias": f"{source}.bias"})
+    names.update(
+        {
+            f"{target}.weight": f"{source}.weight_orig",
+            f"{target}.weight_gain": f"{source}.weight_gain",
+            f"{target}.bias": f"{source}.bias",
+        }
+    )
 
 
 def _linear(names: dict, target: str, source: str) -> None:
@@ -177,8 +204,10 @@ def decoder_names(phase: int) -> dict[str, str]:
 
 def decoder_state(generator: dict[str, torch.Tensor], phase: int) -> dict[str, torch.Tensor]:
     """automod's AutomodulatorDecoder state dict for blocks 0..phase of their Generator state dict."""
-    return {target: generator[source].reshape(1) if target.endswith(".weight_gain") else generator[source]
-            for target, source in decoder_names(phase).items()}
+    return {
+        target: generator[source].reshape(1) if target.endswith(".weight_gain") else generator[source]
+        for target, source in decoder_names(phase).items()
+    }
 
 
 def encoder_names(phase: int, blocks: int = 9) -> dict[str, str]:
@@ -192,19 +221,30 @@ def encoder_names(phase: int, blocks: int = 9) -> dict[str, str]:
         for j, (name, conv) in enumerate((("conv", "conv1"), ("collapse", "conv2"))):
             slot = f"{target}.{name if level == 0 else conv}"
             source = f"progression.{k}.conv.{2 * j}.conv"
-            names.update({f"{slot}.weight": f"{source}.weight_orig", f"{slot}.bias": f"{source}.bias",
-                          f"{slot}.u": f"SNU.{2 * k + j}"})
+            names.update(
+                {
+                    f"{slot}.weight": f"{source}.weight_orig",
+                    f"{slot}.bias": f"{source}.bias",
+                    f"{slot}.u": f"SNU.{2 * k + j}",
+                }
+            )
     return names
 
 
-def encoder_state(encoder: dict[str, torch.Tensor], snu: list[torch.Tensor], phase: int) -> dict[str, torch.Tensor]:
+def encoder_state(
+    encoder: dict[str, torch.Tensor], snu: list[torch.Tensor], phase: int
+) -> dict[str, torch.Tensor]:
     """automod's Encoder state dict for levels 0..phase of their Discriminator state dict and SNU list."""
     blocks = _count(encoder, r"progression\.(\d+)\.")
     if len(snu) != 2 * blocks:
-        raise AutomodError(f"the checkpoint holds {len(snu)} spectral-norm vectors (SNU) for {blocks} encoder blocks; "
-                           f"expected {2 * blocks}.")
-    return {target: snu[int(source[4:])].reshape(-1, 1) if source.startswith("SNU.") else encoder[source]
-            for target, source in encoder_names(phase, blocks).items()}
+        raise AutomodError(
+            f"the checkpoint holds {len(snu)} spectral-norm vectors (SNU) for {blocks} encoder blocks; "
+            f"expected {2 * blocks}."
+        )
+    return {
+        target: snu[int(source[4:])].reshape(-1, 1) if source.startswith("SNU.") else encoder[source]
+        for target, source in encoder_names(phase, blocks).items()
+    }
 
 
 def robust_state(data: dict[str, Any], phase: int) -> dict[str, torch.Tensor]:
@@ -217,8 +257,9 @@ def robust_state(data: dict[str, Any], phase: int) -> dict[str, torch.Tensor]:
     return {f"latent_{name}": state[f"latent_{name}"].reshape(3, res, res) for name in ("alpha", "scale")}
 
 
-def convert(data: dict[str, Any], source: str = "", dataset: str | None = None
-            ) -> tuple[Automodulator, dict[str, torch.Tensor], dict[str, Any]]:
+def convert(
+    data: dict[str, Any], source: str = "", dataset: str | None = None
+) -> tuple[Automodulator, dict[str, torch.Tensor], dict[str, Any]]:
     """An authors' checkpoint dict as (the model with the EMA decoder loaded, checkpoint tensors, checkpoint meta).
 
     The tensors hold the encoder (with its spectral-norm u vectors), the raw decoder ('decoder.'), the EMA decoder
@@ -229,8 +270,10 @@ def convert(data: dict[str, Any], source: str = "", dataset: str | None = None
     generator = _strip(data["G_running_state_dict"])
     encoder = _strip(data["D_state_dict"])
     if any(k.startswith(("supportProgression", "supportTorgbBlock8")) for k in generator):
-        raise AutomodError("this checkpoint was trained with the authors' --flip_invariance_layer (a support block); "
-                           "automod cannot import that layout yet.")
+        raise AutomodError(
+            "this checkpoint was trained with the authors' --flip_invariance_layer (a support block); "
+            "automod cannot import that layout yet."
+        )
     phase = int(data["phase"])
     alpha = float(data.get("alpha", 1.0))
     alpha = alpha if 0.0 <= alpha < 1.0 else 1.0  # their networks fade in only for 0 ≤ α < 1
@@ -240,8 +283,9 @@ def convert(data: dict[str, Any], source: str = "", dataset: str | None = None
         raw = decoder_state(generator_raw, phase)
         ema = decoder_state(generator, phase)
     except KeyError as exc:
-        raise AutomodError(f"'{source}' lacks the tensor {exc} that the authors' layout has: a damaged or foreign "
-                           "file.") from None
+        raise AutomodError(
+            f"'{source}' lacks the tensor {exc} that the authors' layout has: a damaged or foreign file."
+        ) from None
     model = Automodulator(config, level=phase, alpha=alpha)
     try:
         model.encoder.load_state_dict(enc)
@@ -259,7 +303,11 @@ def convert(data: dict[str, Any], source: str = "", dataset: str | None = None
         "level": phase,
         "alpha": alpha,
         "kind": "automod",
-        "source": {"format": SOURCE_FORMAT, "file": Path(source).name, "iteration": int(data.get("iteration", 0))},
+        "source": {
+            "format": SOURCE_FORMAT,
+            "file": Path(source).name,
+            "iteration": int(data.get("iteration", 0)),
+        },
     }
     if dataset:
         meta["source"]["dataset"] = dataset

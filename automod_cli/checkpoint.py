@@ -32,7 +32,9 @@ FORMAT = "automod-checkpoint"
 FORMAT_VERSION = 3
 SUFFIX = ".safetensors"
 # each network by the metadata key of its config (a kind's `config_key` in automod_cli/kinds.py)
-NETWORKS: dict[str, type[Automodulator] | type[LiaModel]] = {cls.CONFIG_KEY: cls for cls in (Automodulator, LiaModel)}
+NETWORKS: dict[str, type[Automodulator] | type[LiaModel]] = {
+    cls.CONFIG_KEY: cls for cls in (Automodulator, LiaModel)
+}
 
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -47,9 +49,9 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     atomic_write(Path(path), lambda tmp: save_file(plain, str(tmp), metadata=header))
 
 
-def read_checkpoint(path: Path, device: str | torch.device = "cpu",
-                    check: Callable[[dict[str, Any]], None] | None = None
-                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint(
+    path: Path, device: str | torch.device = "cpu", check: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors and metadata of an automod checkpoint, with one-line errors for anything else. The file is opened
     once: its header is read and checked first, then `check(meta)` runs (a caller's refusals before any weight is
     read), then the tensors."""
@@ -95,15 +97,20 @@ def _unreadable(path: Path, exc: Exception) -> AutomodError:
 def _checked_meta(path: Path, header: dict[str, str]) -> dict[str, Any]:
     """The JSON metadata of a safetensors header, refused in one line unless automod wrote it in a format read here."""
     if header.get("format") != FORMAT:
-        raise AutomodError(f"'{path}' is a safetensors file but not an automod checkpoint (no '{FORMAT}' header).")
+        raise AutomodError(
+            f"'{path}' is a safetensors file but not an automod checkpoint (no '{FORMAT}' header)."
+        )
     version = int(header.get("format_version", "0"))
     if version > FORMAT_VERSION:
-        raise AutomodError(f"'{path}' was written by a newer automod ({header.get('automod_version')}); upgrade to "
-                           "read it.")
+        raise AutomodError(
+            f"'{path}' was written by a newer automod ({header.get('automod_version')}); upgrade to read it."
+        )
     if version < 2:
-        raise AutomodError(f"'{path}' holds automod {header.get('automod_version')}'s earlier network (checkpoint "
-                           f"format {version}), which was changed to the authors' own; retrain it (or use automod "
-                           "0.1.0 to read it).")
+        raise AutomodError(
+            f"'{path}' holds automod {header.get('automod_version')}'s earlier network (checkpoint "
+            f"format {version}), which was changed to the authors' own; retrain it (or use automod "
+            "0.1.0 to read it)."
+        )
     try:
         return json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError):
@@ -136,8 +143,9 @@ def is_lia_checkpoint(meta: dict[str, Any]) -> bool:
     return kinds.of_meta(meta).config_key == LiaModel.CONFIG_KEY
 
 
-def model_tensors(model: Automodulator | LiaModel, decoder_state: dict[str, torch.Tensor] | None = None
-                  ) -> dict[str, torch.Tensor]:
+def model_tensors(
+    model: Automodulator | LiaModel, decoder_state: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """The model's weights under 'encoder.' and 'decoder.'; `decoder_state` replaces the decoder (e.g. its EMA).
     A model without an encoder (LIA after stage 1 only) has none to save."""
     tensors = module_tensors({"encoder": model.encoder} if model.has_encoder else {})
@@ -157,25 +165,31 @@ def save_model(path: Path, model: Automodulator | LiaModel, extra_meta: dict[str
     save_checkpoint(path, model_tensors(model), {**model_meta(model), **(extra_meta or {})})
 
 
-def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str,
-                          ema: bool = True) -> Automodulator | LiaModel:
+def model_from_checkpoint(
+    tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str, ema: bool = True
+) -> Automodulator | LiaModel:
     """Rebuild the model described by `meta` (training or exported checkpoint) and load its weights; the EMA
     decoder ('decoder_ema.') is preferred when present. The kind's network config (`kinds.ModelKind.config_key`)
     says which network (NETWORKS); a LiaModel's encoder is loaded when the file has one."""
     kind = kinds.of_meta(meta)
     if kind.config_key not in meta:
-        raise AutomodError(f"'{source}' holds no {kind.title} config in its metadata; it is not a model checkpoint.")
+        raise AutomodError(
+            f"'{source}' holds no {kind.title} config in its metadata; it is not a model checkpoint."
+        )
     network = NETWORKS[kind.config_key]
     model = network.from_checkpoint_meta(meta, has_encoder=any(k.startswith("encoder.") for k in tensors))
-    decoder_prefix = "decoder_ema" if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder"
+    decoder_prefix = (
+        "decoder_ema" if ema and any(k.startswith("decoder_ema.") for k in tensors) else "decoder"
+    )
     try:
         if model.has_encoder:
             model.encoder.load_state_dict(tensors_under(tensors, "encoder"))
         model.decoder.load_state_dict(tensors_under(tensors, decoder_prefix))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise AutomodError(f"'{source}' does not match the {kind.title} architecture its config describes "
-                           f"({first}).") from None
+        raise AutomodError(
+            f"'{source}' does not match the {kind.title} architecture its config describes ({first})."
+        ) from None
     return model.eval()
 
 

@@ -49,12 +49,19 @@ def check_scalar_fields(config, prefix: str = "") -> None:
         base = kind.removesuffix("|None")
         if value is None and optional:
             continue
-        ok = {"float": _is_number(value, False), "int": _is_number(value, True), "bool": isinstance(value, bool),
-              "str": isinstance(value, str)}.get(base, True)
+        ok = {
+            "float": _is_number(value, False),
+            "int": _is_number(value, True),
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+        }.get(base, True)
         if not ok:
-            wanted = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}[base]
-            raise AutomodError(f"setting '{prefix}{f.name}' must be {wanted}{' or null' if optional else ''}, got "
-                               f"{value!r}.")
+            wanted = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}[
+                base
+            ]
+            raise AutomodError(
+                f"setting '{prefix}{f.name}' must be {wanted}{' or null' if optional else ''}, got {value!r}."
+            )
         if base == "float":
             object.__setattr__(config, f.name, float(value))
 
@@ -90,7 +97,9 @@ class ModelConfig:
             if widths is None:
                 continue
             if isinstance(widths, (str, bytes)) or not all(_is_number(c, True) for c in widths):
-                raise AutomodError(f"model.{name} must be a list of whole numbers (e.g. [64,64,48]), got {widths!r}.")
+                raise AutomodError(
+                    f"model.{name} must be a list of whole numbers (e.g. [64,64,48]), got {widths!r}."
+                )
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if self.encoder_channels is not None:
             object.__setattr__(self, "encoder_channels", tuple(int(c) for c in self.encoder_channels))
@@ -116,8 +125,10 @@ class ModelConfig:
         if self.variational and self.latent != "gaussian":
             raise AutomodError("a variational encoder needs Gaussian latents: set model.latent=gaussian.")
         if not 0 <= self.support_block < self.num_blocks:
-            raise AutomodError("support_block (set by --flip-invariance-layer) must be 0 (none) or a block index "
-                               f"1..{self.num_blocks - 1}, got {self.support_block}.")
+            raise AutomodError(
+                "support_block (set by --flip-invariance-layer) must be 0 (none) or a block index "
+                f"1..{self.num_blocks - 1}, got {self.support_block}."
+            )
         if self.support_block and self.decoder != "adain":
             raise AutomodError("a support block is an AdaIN block: it needs model.decoder=adain.")
 
@@ -167,7 +178,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return build_config(cls, data, "model config has unknown fields {}: the file was written by a newer automod.")
+        return build_config(
+            cls, data, "model config has unknown fields {}: the file was written by a newer automod."
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,23 +234,35 @@ class Recipe:
     lambda_x: float = 2.0
     lambda_z: float = LATENT_COSINE_WEIGHT  # the papers give none; the authors' code in paper units
     kl_scale: float = 1.0  # weight of every KL term (Eq. 1 and 6: 1; the authors' code: 0.1)
-    match_x: float = 1.0  # the reconstruction weight is λ_X·match_x once a phase's fade-in is over (authors: 1.5)
+    match_x: float = (
+        1.0  # the reconstruction weight is λ_X·match_x once a phase's fade-in is over (authors: 1.5)
+    )
     # "cosine": λ_Z·(1 − cos(z, ẑ)); "dot": λ_Z·mean_d(2 − z_d·ẑ_d) (authors)
     latent_distance: str = "cosine"
     # "hinge": Eq. 1 (losses.encoder_loss); "clamp": the authors' (losses.encoder_loss_clamped)
     encoder_objective: str = "hinge"
-    fake_pool: int = 0  # images in the encoder's pool of generated images (authors: 200, 100 from 256²); 0: none
-    mixed_fraction_encoder: float = 0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
+    fake_pool: int = (
+        0  # images in the encoder's pool of generated images (authors: 200, 100 from 256²); 0: none
+    )
+    mixed_fraction_encoder: float = (
+        0.25  # share of the encoder's fake batch decoded from mixtures (DESIGN §8)
+    )
     mixed_fraction_decoder: float = 0.25  # NeurIPS Eq. 6: 3/4 regular, 1/4 mixed
     mix_start_level: int = 0  # no mixed samples and no L_j below this level (authors: 1, none at 4²)
-    split_all_blocks: bool = True  # the split j ~ U{1..B} (Eq. 6); False: U{1..B−1}, never all blocks (authors)
+    split_all_blocks: bool = (
+        True  # the split j ~ U{1..B} (Eq. 6); False: U{1..B−1}, never all blocks (authors)
+    )
     # L_j's target: "detached" noise-free canvas of z_A, or "live": the canvas that made the mixed image (its noise,
     # gradients through it; authors)
     layer_target: str = "detached"
     # during a fade-in the decoder step leaves the previous level's toRGB alone (authors)
     freeze_previous_rgb: bool = False
-    ema_decay: float | None = None  # a fixed β per decoder step instead of the half-life (authors: 0.999, no warm-up)
-    fade_images: int | None = None  # fade-in length in images in every phase (authors: 1.2M); None: fade_fraction
+    ema_decay: float | None = (
+        None  # a fixed β per decoder step instead of the half-life (authors: 0.999, no warm-up)
+    )
+    fade_images: int | None = (
+        None  # fade-in length in images in every phase (authors: 1.2M); None: fade_fraction
+    )
     # "joint": one encoder pass over real and generated images per encoder step; "separate": φ(x), its
     # reconstruction, then the generated images and φ of them, one spectral-norm power step per pass (authors)
     encoder_passes: str = "joint"
@@ -259,16 +284,26 @@ class Recipe:
 
     def __post_init__(self) -> None:
         check_scalar_fields(self, "recipe.")
-        for name, allowed in (("name", RECIPES), ("latent_distance", LATENT_DISTANCES),
-                              ("encoder_objective", ENCODER_OBJECTIVES), ("layer_target", LAYER_TARGETS),
-                              ("encoder_passes", ENCODER_PASSES), ("robust_gradients", ROBUST_GRADIENTS),
-                              ("robust_growth", ROBUST_GROWTH), ("initialisation", INITIALISATIONS),
-                              ("real_fade", REAL_FADES), ("real_downscale", REAL_DOWNSCALES)):
+        for name, allowed in (
+            ("name", RECIPES),
+            ("latent_distance", LATENT_DISTANCES),
+            ("encoder_objective", ENCODER_OBJECTIVES),
+            ("layer_target", LAYER_TARGETS),
+            ("encoder_passes", ENCODER_PASSES),
+            ("robust_gradients", ROBUST_GRADIENTS),
+            ("robust_growth", ROBUST_GROWTH),
+            ("initialisation", INITIALISATIONS),
+            ("real_fade", REAL_FADES),
+            ("real_downscale", REAL_DOWNSCALES),
+        ):
             if getattr(self, name) not in allowed:
-                raise AutomodError(f"unknown recipe.{name} '{getattr(self, name)}': choose {' or '.join(allowed)}.")
+                raise AutomodError(
+                    f"unknown recipe.{name} '{getattr(self, name)}': choose {' or '.join(allowed)}."
+                )
         if self.kl_scale <= 0 or self.match_x <= 0 or self.lambda_x < 0 or self.lambda_z < 0:
-            raise AutomodError("recipe.kl_scale and recipe.match_x must be > 0, recipe.lambda_x and recipe.lambda_z "
-                               "≥ 0.")
+            raise AutomodError(
+                "recipe.kl_scale and recipe.match_x must be > 0, recipe.lambda_x and recipe.lambda_z ≥ 0."
+            )
         if self.fake_pool < 0 or self.mix_start_level < 0:
             raise AutomodError("recipe.fake_pool and recipe.mix_start_level must be ≥ 0.")
         for name in ("mixed_fraction_encoder", "mixed_fraction_decoder"):
@@ -277,8 +312,9 @@ class Recipe:
         if self.fade_images is not None and self.fade_images < 0:
             raise AutomodError("recipe.fade_images must be ≥ 0 (or null for fade_fraction).")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
-            raise AutomodError(f"recipe.ema_decay must lie in [0, 1) (or null for the half-life), got "
-                               f"{self.ema_decay}.")
+            raise AutomodError(
+                f"recipe.ema_decay must lie in [0, 1) (or null for the half-life), got {self.ema_decay}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -312,7 +348,9 @@ class TrainConfig:
     batch_size: dict[int, int] = dataclasses.field(default_factory=dict)
     lr: dict[int, float] = dataclasses.field(default_factory=dict)
     kl_margin: dict[int, float] = dataclasses.field(default_factory=dict)
-    fade_fraction: float = 0.5  # share of each phase spent fading the new block in (PGGAN; the papers do not say)
+    fade_fraction: float = (
+        0.5  # share of each phase spent fading the new block in (PGGAN; the papers do not say)
+    )
     # The training objective's elements as one value (Recipe; docs/training.md): `--recipe` names a preset of it,
     # `--set recipe.NAME=VALUE` (or `--set NAME=VALUE`) changes one element alone.
     recipe: Recipe = Recipe()
@@ -359,15 +397,21 @@ class TrainConfig:
         self._check_types()
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
         for name in PER_RESOLUTION:
-            table = {int(k): v for k, v in getattr(self, name).items()}  # entries above the target are dropped
+            table = {
+                int(k): v for k, v in getattr(self, name).items()
+            }  # entries above the target are dropped
             missing = [r for r in self.resolutions if r not in table]
             if missing:
-                raise AutomodError(f"'{name}' has no value for resolution(s) {missing}: set them or use a preset.")
+                raise AutomodError(
+                    f"'{name}' has no value for resolution(s) {missing}: set them or use a preset."
+                )
             whole = name in ("phase_images", "batch_size")
             for r in self.resolutions:
                 if not _is_number(table[r], whole):
                     kind = "a whole number" if whole else "a number"
-                    raise AutomodError(f"'{name}.{r}' must be {kind}, got {table[r]!r} (e.g. --set {name}.{r}=...).")
+                    raise AutomodError(
+                        f"'{name}.{r}' must be {kind}, got {table[r]!r} (e.g. --set {name}.{r}=...)."
+                    )
             cast = int if whole else float
             object.__setattr__(self, name, {r: cast(table[r]) for r in self.resolutions})
         if self.total_kimg is not None and not float(self.total_kimg) > 0:
@@ -376,8 +420,9 @@ class TrainConfig:
         if not isinstance(self.compile, bool):
             raise AutomodError(f"compile must be true or false, got {self.compile!r}.")
         if self.reconstruction not in RECONSTRUCTIONS:
-            raise AutomodError(f"unknown reconstruction loss '{self.reconstruction}': choose "
-                               f"{', '.join(RECONSTRUCTIONS)}.")
+            raise AutomodError(
+                f"unknown reconstruction loss '{self.reconstruction}': choose {', '.join(RECONSTRUCTIONS)}."
+            )
         if any(v <= 0 for v in self.phase_images.values()) or any(v <= 0 for v in self.batch_size.values()):
             raise AutomodError("phase lengths and batch sizes must be positive.")
         if not 0.0 <= self.fade_fraction <= 1.0:
@@ -385,8 +430,10 @@ class TrainConfig:
         if any(m < 0 for m in self.kl_margin.values()):
             raise AutomodError("kl_margin must be ≥ 0.")
         if self.data is not None and self.recipe.real_downscale != "area":
-            raise AutomodError(f"recipe.real_downscale={self.recipe.real_downscale} applies to the built-in data only; "
-                               "a prepared file holds automod prep's pyramid: set recipe.real_downscale=area.")
+            raise AutomodError(
+                f"recipe.real_downscale={self.recipe.real_downscale} applies to the built-in data only; "
+                "a prepared file holds automod prep's pyramid: set recipe.real_downscale=area."
+            )
         if self.kl_weight < 0 or self.mmd_weight < 0 or self.encoder_lr_scale <= 0:
             raise AutomodError("kl_weight and mmd_weight must be ≥ 0 and encoder_lr_scale > 0.")
         self._check_model_kind()
@@ -400,22 +447,31 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise AutomodError(f"'{name}' must be at least 1, got {getattr(self, name)}.")
         if self.workers < 0:
-            raise AutomodError(f"--workers must be 0 (load in the training process) or more, got {self.workers}.")
+            raise AutomodError(
+                f"--workers must be 0 (load in the training process) or more, got {self.workers}."
+            )
         if self.data_limit is not None and self.data_limit < 1:
-            raise AutomodError(f"data_limit must be at least 1 image (or null for all), got {self.data_limit}.")
+            raise AutomodError(
+                f"data_limit must be at least 1 image (or null for all), got {self.data_limit}."
+            )
 
     def _check_invariance(self) -> None:
         """Flip invariance (NeurIPS Eq. 10-11) needs a valid layer, its support block and the automodulator game."""
         layer, blocks = self.flip_invariance_layer, self.model.num_blocks
         if not 0 <= layer < blocks:
-            raise AutomodError(f"--flip-invariance-layer must be 0 (off) or a block index 1..{blocks - 1} of this "
-                               f"{self.model.max_resolution}² model, got {layer}.")
+            raise AutomodError(
+                f"--flip-invariance-layer must be 0 (off) or a block index 1..{blocks - 1} of this "
+                f"{self.model.max_resolution}² model, got {layer}."
+            )
         if layer and self.model.support_block != layer:
-            raise AutomodError(f"flip invariance at layer {layer} needs its extra block: set "
-                               f"model.support_block={layer} as well, or use --flip-invariance-layer.")
+            raise AutomodError(
+                f"flip invariance at layer {layer} needs its extra block: set "
+                f"model.support_block={layer} as well, or use --flip-invariance-layer."
+            )
         if layer and self.kind != "automod":
-            raise AutomodError("flip invariance is part of the automodulator's encoder step: use it with --model "
-                               "automod.")
+            raise AutomodError(
+                "flip invariance is part of the automodulator's encoder step: use it with --model automod."
+            )
 
     def _check_model_kind(self) -> None:
         """Refuse a model kind whose latent space or mixing the network cannot provide."""
@@ -463,4 +519,6 @@ class TrainConfig:
         if isinstance(data.get("recipe"), str):
             legacy = {name: data.pop(name) for name in RECIPE_ELEMENTS if name in data}
             data["recipe"] = {"name": data["recipe"], **legacy}
-        return build_config(cls, data, "unknown training setting(s) {}; see `automod train --help` for the names.")
+        return build_config(
+            cls, data, "unknown training setting(s) {}; see `automod train --help` for the names."
+        )

@@ -26,7 +26,12 @@ def _mps_available() -> bool:
 def valid_names() -> str:
     """The device names accepted on this machine, for messages: 'auto, cpu, cuda, cuda:0 to cuda:1'."""
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    names = ["auto", "cpu", "cuda", ("cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}") if count else "cuda:N"]
+    names = [
+        "auto",
+        "cpu",
+        "cuda",
+        ("cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}") if count else "cuda:N",
+    ]
     names += ["mps"] if _mps_available() else []
     return ", ".join(names) + ("" if count else " (no CUDA GPU is visible here, so auto means cpu)")
 
@@ -42,7 +47,9 @@ def pick_device(name: str) -> torch.device:
         raise AutomodError(f"--device '{name}' is not a device automod can use: valid are {valid_names()}.")
     if kind == "mps":
         if not _mps_available():
-            raise AutomodError(f"--device mps was asked for but torch cannot use MPS here: valid are {valid_names()}.")
+            raise AutomodError(
+                f"--device mps was asked for but torch cannot use MPS here: valid are {valid_names()}."
+            )
         return torch.device("mps")
     if kind == "cpu":
         return torch.device("cpu")
@@ -52,6 +59,8 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cuda")
     count = torch.cuda.device_count()
     if int(index) >= count:
-        raise AutomodError(f"--device {text}: only {count} CUDA GPU{'s' if count != 1 else ''} "
-                           f"{'are' if count != 1 else 'is'} visible; valid are {valid_names()}.")
+        raise AutomodError(
+            f"--device {text}: only {count} CUDA GPU{'s' if count != 1 else ''} "
+            f"{'are' if count != 1 else 'is'} visible; valid are {valid_names()}."
+        )
     return torch.device("cuda", int(index))

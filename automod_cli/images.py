@@ -31,8 +31,9 @@ def enlarge(images: torch.Tensor, min_size: int) -> torch.Tensor:
     return F.interpolate(images, scale_factor=factor, mode="nearest") if factor > 1 else images
 
 
-def make_grid(images: torch.Tensor, columns: int, padding: int = 2, min_cell: int = 96,
-              background: float = 1.0) -> torch.Tensor:
+def make_grid(
+    images: torch.Tensor, columns: int, padding: int = 2, min_cell: int = 96, background: float = 1.0
+) -> torch.Tensor:
     """Tile (N, 3, H, W) images row by row into one (3, H', W') image with a light border between cells.
 
     torchvision's make_grid lays cells out the same way, but importing torchvision adds seconds to every image
@@ -42,7 +43,9 @@ def make_grid(images: torch.Tensor, columns: int, padding: int = 2, min_cell: in
     images = enlarge(images, min_cell)
     n, c, h, w = images.shape
     rows = -(-n // columns)
-    canvas = images.new_full((c, rows * (h + padding) + padding, columns * (w + padding) + padding), background)
+    canvas = images.new_full(
+        (c, rows * (h + padding) + padding, columns * (w + padding) + padding), background
+    )
     for i in range(n):
         r, col = divmod(i, columns)
         top, left = padding + r * (h + padding), padding + col * (w + padding)

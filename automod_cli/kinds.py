@@ -22,9 +22,16 @@ from typing import Any, Callable
 
 from automod_cli.errors import AutomodError
 
-GAME, JOINT, STAGES = "game", "joint", "stages"  # the train steps: AGE's two-player game, one joint loss, LIA's stages
+GAME, JOINT, STAGES = (
+    "game",
+    "joint",
+    "stages",
+)  # the train steps: AGE's two-player game, one joint loss, LIA's stages
 VAE_KL_WEIGHT = 0.005  # Supp. App. A: "the weight for KL divergence loss term was 0.005"
-WAE_MMD_WEIGHT = {"adain": 4.0, "classic": 2.0}  # Supp. App. A: MMD weight 4 with the AdaIN decoder, 2 with the classic
+WAE_MMD_WEIGHT = {
+    "adain": 4.0,
+    "classic": 2.0,
+}  # Supp. App. A: MMD weight 4 with the AdaIN decoder, 2 with the classic
 NO_MIXING = {"layer_loss": False, "recipe.mixed_fraction_encoder": 0.0, "recipe.mixed_fraction_decoder": 0.0}
 
 
@@ -37,7 +44,9 @@ class ModelKind:
     decoder: str  # the decoder it is built with unless `--decoder` says otherwise: "adain" or "classic"
     step: str  # GAME, JOINT or STAGES (module docstring)
     settings: Callable[[str], dict[str, Any]]  # decoder → what `--model NAME` implies, as `--set` keys
-    mixes: bool = True  # whether its decoder can take a latent per block (style mixing, L_j) with an AdaIN decoder
+    mixes: bool = (
+        True  # whether its decoder can take a latent per block (style mixing, L_j) with an AdaIN decoder
+    )
     config_key: str = "model_config"  # where its checkpoint's metadata keeps the network's config
     recognised: Callable[[dict[str, Any]], bool] = lambda model_config: False  # a file recording no kind
 
@@ -61,13 +70,22 @@ def _gaussian(decoder: str) -> dict[str, Any]:
 
 
 def _vae(decoder: str) -> dict[str, Any]:
-    return {**_gaussian(decoder), "model.variational": True, "kl_weight": VAE_KL_WEIGHT,
-            "lr": 5e-4, "encoder_lr_scale": 0.2}  # decoder 5e-4, encoder 1e-4
+    return {
+        **_gaussian(decoder),
+        "model.variational": True,
+        "kl_weight": VAE_KL_WEIGHT,
+        "lr": 5e-4,
+        "encoder_lr_scale": 0.2,
+    }  # decoder 5e-4, encoder 1e-4
 
 
 def _wae(decoder: str) -> dict[str, Any]:
-    return {**_gaussian(decoder), "model.variational": False, "mmd_weight": WAE_MMD_WEIGHT[decoder],
-            "lr": 2e-4}  # both networks 2e-4
+    return {
+        **_gaussian(decoder),
+        "model.variational": False,
+        "mmd_weight": WAE_MMD_WEIGHT[decoder],
+        "lr": 2e-4,
+    }  # both networks 2e-4
 
 
 def _lia(decoder: str) -> dict[str, Any]:
@@ -78,12 +96,36 @@ KINDS: dict[str, ModelKind] = {
     kind.name: kind
     for kind in (
         ModelKind("automod", "automodulator", "sphere", False, "adain", GAME, _automod),
-        ModelKind("pioneer", "Balanced PIONEER", "sphere", False, "classic", GAME, _pioneer,
-                  recognised=lambda model: model.get("decoder") == "classic"),
-        ModelKind("vae", "VAE", "gaussian", True, "adain", JOINT, _vae,
-                  recognised=lambda model: bool(model.get("variational"))),
-        ModelKind("wae", "WAE-MMD", "gaussian", False, "adain", JOINT, _wae,
-                  recognised=lambda model: model.get("latent") == "gaussian"),
+        ModelKind(
+            "pioneer",
+            "Balanced PIONEER",
+            "sphere",
+            False,
+            "classic",
+            GAME,
+            _pioneer,
+            recognised=lambda model: model.get("decoder") == "classic",
+        ),
+        ModelKind(
+            "vae",
+            "VAE",
+            "gaussian",
+            True,
+            "adain",
+            JOINT,
+            _vae,
+            recognised=lambda model: bool(model.get("variational")),
+        ),
+        ModelKind(
+            "wae",
+            "WAE-MMD",
+            "gaussian",
+            False,
+            "adain",
+            JOINT,
+            _wae,
+            recognised=lambda model: model.get("latent") == "gaussian",
+        ),
         ModelKind("lia", "LIA", "gaussian", False, "adain", STAGES, _lia, config_key="lia_config"),
     )
 }

@@ -20,7 +20,13 @@ from typing import Any, Callable
 import torch
 
 from automod_cli import authors, pretrained
-from automod_cli.checkpoint import CHECKPOINT_DIR, model_from_checkpoint, model_kind, read_checkpoint, run_checkpoints
+from automod_cli.checkpoint import (
+    CHECKPOINT_DIR,
+    model_from_checkpoint,
+    model_kind,
+    read_checkpoint,
+    run_checkpoints,
+)
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
 from automod_cli.models.lia import LiaModel
@@ -41,20 +47,28 @@ def find_checkpoint(path: Path | None) -> Path:
     if path is None:
         runs = [p for p in RUNS_DIR.glob("*") if run_checkpoints(p)] if RUNS_DIR.is_dir() else []
         if not runs:
-            raise AutomodError("no model given and no trained run under ./runs: pass --model CHECKPOINT_OR_RUN_DIR.")
+            raise AutomodError(
+                "no model given and no trained run under ./runs: pass --model CHECKPOINT_OR_RUN_DIR."
+            )
         path = max(runs, key=lambda p: run_checkpoints(p)[-1].stat().st_mtime)
     path = Path(path)
     if path.is_dir():
         found = run_checkpoints(path)
         if not found:
-            raise AutomodError(f"'{path}' is a folder without checkpoints in {CHECKPOINT_DIR}/: is it a run directory?")
+            raise AutomodError(
+                f"'{path}' is a folder without checkpoints in {CHECKPOINT_DIR}/: is it a run directory?"
+            )
         return found[-1]
     if not path.exists():
-        raise AutomodError(f"model '{path}' does not exist: pass a checkpoint file, a run directory or a pretrained "
-                           f"model's name (automod models).")
+        raise AutomodError(
+            f"model '{path}' does not exist: pass a checkpoint file, a run directory or a pretrained "
+            f"model's name (automod models)."
+        )
     if authors.is_authors_file(path):
-        raise AutomodError(f"'{path}' is a checkpoint of the authors' code, not an automod one: convert it once with "
-                           f"`automod import {path} --out {path.with_suffix('.safetensors')}` and pass that file.")
+        raise AutomodError(
+            f"'{path}' is a checkpoint of the authors' code, not an automod one: convert it once with "
+            f"`automod import {path} --out {path.with_suffix('.safetensors')}` and pass that file."
+        )
     return path
 
 
@@ -63,7 +77,9 @@ class OpenedModel:
     """A model and what its checkpoint says about it."""
 
     model: Automodulator | LiaModel
-    checkpoint: Path  # the file read (a run directory's newest checkpoint, a pretrained model's converted file)
+    checkpoint: (
+        Path  # the file read (a run directory's newest checkpoint, a pretrained model's converted file)
+    )
     meta: dict[str, Any]  # the checkpoint's metadata (`checkpoint.save_checkpoint`)
     provenance: Provenance  # what it was trained on
     ema_decoder: bool  # whether the file holds an EMA decoder (the one `model` has when `ema` was asked for)
@@ -84,8 +100,12 @@ class OpenedModel:
         return next(self.model.parameters()).device
 
 
-def open_model(name: Path | str | None, device: str | torch.device = "cpu", ema: bool = True,
-               check: Callable[[Path, dict[str, Any]], None] | None = None) -> OpenedModel:
+def open_model(
+    name: Path | str | None,
+    device: str | torch.device = "cpu",
+    ema: bool = True,
+    check: Callable[[Path, dict[str, Any]], None] | None = None,
+) -> OpenedModel:
     """The model a user names (a checkpoint file, a run directory, None for the newest run, or a pretrained name),
     rebuilt from its checkpoint on `device` with the EMA decoder when the file has one (unless `ema` is False).
 
@@ -98,8 +118,9 @@ def open_model(name: Path | str | None, device: str | torch.device = "cpu", ema:
     return OpenedModel(model, path, meta, from_meta(meta, model.resolution), has_ema)
 
 
-def load_model(path: Path | str | None, device: str | torch.device = "cpu",
-               ema: bool = True) -> Automodulator | LiaModel:
+def load_model(
+    path: Path | str | None, device: str | torch.device = "cpu", ema: bool = True
+) -> Automodulator | LiaModel:
     """`open_model(path, device, ema).model`: the network alone (an Automodulator or, from a LIA checkpoint, a
     LiaModel)."""
     return open_model(path, device, ema).model

@@ -37,7 +37,11 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def encoder_loss(
-    kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float, lambda_x: float = 2.0,
+    kl_real: torch.Tensor,
+    kl_fake: torch.Tensor,
+    reconstruction: torch.Tensor,
+    margin: float,
+    lambda_x: float = 2.0,
     kl_scale: float = 1.0,
 ) -> torch.Tensor:
     """L_φ = max(−M_gap, KL(φ(x)) − KL(φ(x̂))) + λ_X·d(x, θ(φ(x))) (NeurIPS Eq. 1). `margin` is M_gap in the
@@ -50,8 +54,14 @@ def encoder_loss(
     return kl_real - torch.minimum(kl_fake, kl_real.detach() + margin) + lambda_x * reconstruction
 
 
-def encoder_loss_clamped(kl_real: torch.Tensor, kl_fake: torch.Tensor, reconstruction: torch.Tensor, margin: float,
-                         lambda_x: float, kl_scale: float) -> torch.Tensor:
+def encoder_loss_clamped(
+    kl_real: torch.Tensor,
+    kl_fake: torch.Tensor,
+    reconstruction: torch.Tensor,
+    margin: float,
+    lambda_x: float,
+    kl_scale: float,
+) -> torch.Tensor:
     """The authors' encoder objective: s·KL(φ(x)) + clamp(s·(KL(φ(x)) − KL(φ(x̂))), −M, M/2) + λ_X·d, with s
     the KL scale (their 0.1) and M the margin in those units; M = 0 means no clamp at all. KL(real) enters twice: on its
     own and inside the clamped gap."""
@@ -79,7 +89,9 @@ def decoder_loss(
     return kl_scale * kl_fake + lambda_z * latent_reconstruction + layer_loss
 
 
-def layer_disentanglement_loss(canvas_from_reencoded: torch.Tensor, canvas_from_a: torch.Tensor) -> torch.Tensor:
+def layer_disentanglement_loss(
+    canvas_from_reencoded: torch.Tensor, canvas_from_a: torch.Tensor
+) -> torch.Tensor:
     """L_j = d(θ_1:j(ξ⁽⁰⁾, ẑ_AB), θ_1:j(ξ⁽⁰⁾, z_A)) with d the (mean) squared L2 distance (NeurIPS
     Eq. 4)."""
     return (canvas_from_reencoded - canvas_from_a).pow(2).mean()
@@ -169,7 +181,9 @@ def robust_rho(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return b / a * torch.expm1(0.5 * a * torch.log1p(x.pow(2) / b))
 
 
-def robust_negative_log_likelihood(residual: torch.Tensor, alpha: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def robust_negative_log_likelihood(
+    residual: torch.Tensor, alpha: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
     """−log p(residual) of Barron's distribution, elementwise: ρ(r/c, α) + log c + log Z(α) (CVPR 2019 Eq. 16).
     With log Z the loss cannot lower itself by driving α towards 0, so α can be learned."""
     return robust_rho(residual / scale, alpha) + torch.log(scale) + log_partition(alpha)
@@ -204,9 +218,13 @@ class AdaptiveRobustLoss(nn.Module):
         super().__init__()
         lo, hi = ALPHA_RANGE
         if not lo < alpha_init < hi:
-            raise AutomodError(f"The robust loss's initial shape alpha must lie in ({lo}, {hi}), got {alpha_init}.")
+            raise AutomodError(
+                f"The robust loss's initial shape alpha must lie in ({lo}, {hi}), got {alpha_init}."
+            )
         if scale_init <= SCALE_MIN:
-            raise AutomodError(f"The robust loss's initial scale must be above {SCALE_MIN}, got {scale_init}.")
+            raise AutomodError(
+                f"The robust loss's initial scale must be above {SCALE_MIN}, got {scale_init}."
+            )
         unit = (alpha_init - lo) / (hi - lo)
         latent_alpha = math.log(unit / (1 - unit))  # inverse sigmoid
         latent_scale = softplus_inverse((scale_init - SCALE_MIN) / (1 - SCALE_MIN)) - SCALE_SHIFT

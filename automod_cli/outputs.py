@@ -18,8 +18,15 @@ from typing import Iterable
 from automod_cli.errors import AutomodError
 
 # suffix → Pillow format written by `images.save_image`
-IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-                 ".tiff": "TIFF"}
+IMAGE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 def image_format(path: Path) -> str:
@@ -27,8 +34,10 @@ def image_format(path: Path) -> str:
     fmt = IMAGE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         known = ", ".join(sorted(IMAGE_FORMATS))
-        raise AutomodError(f"cannot write an image named '{path}': the suffix '{Path(path).suffix}' is not one automod "
-                           f"writes ({known}); name the output e.g. '{Path(path).stem or 'out'}.png'.")
+        raise AutomodError(
+            f"cannot write an image named '{path}': the suffix '{Path(path).suffix}' is not one automod "
+            f"writes ({known}); name the output e.g. '{Path(path).stem or 'out'}.png'."
+        )
     return fmt
 
 
@@ -50,8 +59,10 @@ def check_writable(path: Path, option: str = "--out") -> None:
         raise AutomodError(f"cannot write '{path}': '{folder}' is a file, not a folder.")
     if not os.access(folder, os.W_OK | os.X_OK):
         where = "its folder" if folder == path.parent else "the folder to create it in,"
-        raise AutomodError(f"cannot write '{path}': {where} '{folder}' is not writable (read-only or no permission); "
-                           f"choose another {option}.")
+        raise AutomodError(
+            f"cannot write '{path}': {where} '{folder}' is not writable (read-only or no permission); "
+            f"choose another {option}."
+        )
 
 
 def check_outputs(paths: Iterable[Path], force: bool = False, option: str = "--out") -> None:
@@ -76,8 +87,10 @@ def check_output_folder(folder: Path, option: str = "--out") -> None:
     a file name (sample -o s.png) and is refused rather than made a folder."""
     folder = Path(folder)
     if folder.suffix and not folder.is_dir():
-        raise AutomodError(f"{option} names a folder for several files, but '{folder}' looks like a file name: give "
-                           f"a folder such as '{folder.with_suffix('')}'.")
+        raise AutomodError(
+            f"{option} names a folder for several files, but '{folder}' looks like a file name: give "
+            f"a folder such as '{folder.with_suffix('')}'."
+        )
 
 
 def refuse_overwrite(path: Path, force: bool, option: str = "--out") -> None:
@@ -100,7 +113,9 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it a new file's usual mode
+        os.chmod(
+            tmp, 0o666 & ~_umask()
+        )  # mkstemp makes the file private (0600); give it a new file's usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,8 +10,15 @@ from typing import Any
 
 from automod_cli import kinds
 from automod_cli.config import (
-    MODELS, DECODERS, PER_RESOLUTION, RECIPE_ELEMENTS, RECIPES, RESOLUTIONS,
-    ModelConfig, Recipe, TrainConfig,
+    MODELS,
+    DECODERS,
+    PER_RESOLUTION,
+    RECIPE_ELEMENTS,
+    RECIPES,
+    RESOLUTIONS,
+    ModelConfig,
+    Recipe,
+    TrainConfig,
 )
 from automod_cli.errors import AutomodError
 
@@ -29,10 +36,13 @@ PAPER_LR = {4: 5e-4, 8: 5e-4, 16: 5e-4, 32: 5e-4, 64: 1e-3, 128: 1e-3, 256: 1e-3
 PAPER_MARGIN = {4: 2.0, 8: 2.0, 16: 0.5, 32: 0.5, 64: 0.5, 128: 0.5, 256: 0.5, 512: 0.5}
 
 
-def _paper_schedule(max_resolution: int, tail_images: dict[int, float],
-                    margins: dict[int, float] | None = None) -> dict:
+def _paper_schedule(
+    max_resolution: int, tail_images: dict[int, float], margins: dict[int, float] | None = None
+) -> dict:
     images = {**_BASE_IMAGES, **{r: int(v * M) for r, v in tail_images.items()}}
-    keep = [r for r in RESOLUTIONS if r in images]  # tables reach past the target so --resolution can raise it
+    keep = [
+        r for r in RESOLUTIONS if r in images
+    ]  # tables reach past the target so --resolution can raise it
     return {
         "model": ModelConfig(max_resolution=max_resolution),
         "phase_images": {r: images[r] for r in keep},
@@ -88,16 +98,34 @@ DATASET_PRESETS = ("ffhq", "celebahq", "lsun-bedroom", "lsun-car")
 AUTHORS_BATCH = {4: 256, 8: 256, 16: 256, 32: 128, 64: 64, 128: 28, 256: 32, 512: 14}
 # KL margins in their units (KL terms × 0.1): none at 4² and 8², 0.05 from 16²; per dataset above that.
 AUTHORS_MARGIN = {4: 0.0, 8: 0.0, **{r: 0.05 for r in RESOLUTIONS if r >= 16}}
-AUTHORS_DATASET_MARGIN = {"celebahq": {128: 0.02, 256: 0.04}, "lsun-bedroom": {128: 0.08, 256: 0.08, 512: 0.08},
-                          "lsun-car": {128: 0.08, 256: 0.08, 512: 0.08}}
+AUTHORS_DATASET_MARGIN = {
+    "celebahq": {128: 0.02, 256: 0.04},
+    "lsun-bedroom": {128: 0.08, 256: 0.08, 512: 0.08},
+    "lsun-car": {128: 0.08, 256: 0.08, 512: 0.08},
+}
 # The recipes: the papers' text (Recipe's defaults) and the authors' code where the two differ.
 RECIPE_PRESETS: dict[str, Recipe] = {
     "paper": Recipe(),
     "authors": Recipe(
-        name="authors", kl_scale=0.1, lambda_x=0.2, match_x=1.5, latent_distance="dot", lambda_z=100.0,
-        encoder_objective="clamp", fake_pool=200, mixed_fraction_encoder=0.25, mixed_fraction_decoder=0.5,
-        mix_start_level=1, split_all_blocks=False, layer_target="live", freeze_previous_rgb=True, ema_decay=0.999,
-        encoder_passes="separate", robust_gradients="accumulated", robust_growth="flat", initialisation="authors",
+        name="authors",
+        kl_scale=0.1,
+        lambda_x=0.2,
+        match_x=1.5,
+        latent_distance="dot",
+        lambda_z=100.0,
+        encoder_objective="clamp",
+        fake_pool=200,
+        mixed_fraction_encoder=0.25,
+        mixed_fraction_decoder=0.5,
+        mix_start_level=1,
+        split_all_blocks=False,
+        layer_target="live",
+        freeze_previous_rgb=True,
+        ema_decay=0.999,
+        encoder_passes="separate",
+        robust_gradients="accumulated",
+        robust_growth="flat",
+        initialisation="authors",
         real_fade="blended",
     ),
 }
@@ -118,8 +146,13 @@ def recipe_settings(recipe: str, preset: str) -> dict[str, Any]:
     settings: dict[str, Any] = {"recipe": RECIPE_PRESETS[recipe].to_dict()}
     if recipe == "authors":
         # their scheduler never applies its first entry: 4² trains at 1e-3 (docs/training.md)
-        settings.update({"mirror": True, "kl_margin": {**AUTHORS_MARGIN, **AUTHORS_DATASET_MARGIN.get(preset, {})},
-                         "lr": {**PAPER_LR, 4: 1e-3}})
+        settings.update(
+            {
+                "mirror": True,
+                "kl_margin": {**AUTHORS_MARGIN, **AUTHORS_DATASET_MARGIN.get(preset, {})},
+                "lr": {**PAPER_LR, 4: 1e-3},
+            }
+        )
         if preset in DATASET_PRESETS:
             settings.update({"recipe.fade_images": 1_200_000, "batch_size": dict(AUTHORS_BATCH)})
         if preset == "builtin":  # their loader's filter; a prepared file holds automod prep's own pyramid
@@ -181,7 +214,9 @@ def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any]) -> dict
             head, tail = "recipe", head
         if head == "model":
             if tail not in model_fields:
-                raise AutomodError(f"unknown model setting '{tail}': choose one of {', '.join(model_fields)}.")
+                raise AutomodError(
+                    f"unknown model setting '{tail}': choose one of {', '.join(model_fields)}."
+                )
             model_fields[tail] = value
         elif head == "recipe":
             if not tail and isinstance(value, dict):
@@ -189,22 +224,29 @@ def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any]) -> dict
             elif tail in recipe_fields:
                 recipe_fields[tail] = value
             else:
-                raise AutomodError(f"'{key}': recipe.NAME=VALUE sets one element of the recipe, one of "
-                                   f"{', '.join(RECIPE_ELEMENTS)} (--recipe picks the recipe).")
+                raise AutomodError(
+                    f"'{key}': recipe.NAME=VALUE sets one element of the recipe, one of "
+                    f"{', '.join(RECIPE_ELEMENTS)} (--recipe picks the recipe)."
+                )
         elif head in PER_RESOLUTION:
             table = {int(k): v for k, v in out.get(head, {}).items()}
             if tail:
                 if not tail.isdigit() or int(tail) not in RESOLUTIONS:
-                    raise AutomodError(f"'{key}': the part after the dot must be a resolution such as {head}.64.")
+                    raise AutomodError(
+                        f"'{key}': the part after the dot must be a resolution such as {head}.64."
+                    )
                 table[int(tail)] = value
-            elif isinstance(value, dict):  # {resolution: value} entries, e.g. from a recipe or a --config file
+            elif isinstance(
+                value, dict
+            ):  # {resolution: value} entries, e.g. from a recipe or a --config file
                 table.update({int(k): v for k, v in value.items()})
             else:
                 table = {r: value for r in RESOLUTIONS}
             out[head] = table
         elif tail:
-            raise AutomodError(f"'{key}' is not a setting: only model.*, recipe.* and the per-resolution tables take "
-                               "a dot.")
+            raise AutomodError(
+                f"'{key}' is not a setting: only model.*, recipe.* and the per-resolution tables take a dot."
+            )
         else:
             out[head] = value
     out["model"] = ModelConfig.from_dict(model_fields)
@@ -221,7 +263,9 @@ def resolve_train_config(preset: str, overrides: dict[str, Any] | None = None) -
     kind = overrides.get("kind", "automod")
     decoder = overrides.get("model.decoder")
     chosen = overrides.pop("recipe", None)
-    if isinstance(chosen, dict):  # a recipe's value (a saved config.json given to --config): its name, then it
+    if isinstance(
+        chosen, dict
+    ):  # a recipe's value (a saved config.json given to --config): its name, then it
         overrides = {"recipe": chosen, **overrides}
         chosen = chosen.get("name")
     recipe = chosen or DEFAULT_RECIPE.get(preset, "paper")
@@ -230,5 +274,8 @@ def resolve_train_config(preset: str, overrides: dict[str, Any] | None = None) -
     layer = overrides.get("flip_invariance_layer", 0)
     layer = _parse_value(layer) if isinstance(layer, str) else layer
     if type(layer) is int and layer > 0:  # anything else is refused by TrainConfig with its own message
-        overrides = {**invariance_settings(layer), **overrides}  # one step: the model is checked at its final size
+        overrides = {
+            **invariance_settings(layer),
+            **overrides,
+        }  # one step: the model is checked at its final size
     return TrainConfig.from_dict(apply_overrides(settings, overrides))

@@ -39,7 +39,6 @@ CHUNK = 1 << 20
 CONVERTED, AUTHORS, MISSING = "converted", "authors' file", "missing"
 
 
-
 @dataclass(frozen=True)
 class Pretrained:
     name: str
@@ -62,8 +61,13 @@ MODELS: dict[str, Pretrained] = {
     for m in (
         Pretrained("ffhq256", 34740000, 256, "FFHQ faces at 256²", "ffhq"),
         Pretrained("ffhq512", 42420000, 512, "FFHQ faces at 512² (images resized to 512)", "ffhq"),
-        Pretrained("celebahq256", 31877148, 256, "CelebA-HQ faces at 256² (the authors' 'small' architecture)",
-                   "celebahq"),
+        Pretrained(
+            "celebahq256",
+            31877148,
+            256,
+            "CelebA-HQ faces at 256² (the authors' 'small' architecture)",
+            "celebahq",
+        ),
         Pretrained("lsuncars256", 32057140, 256, "LSUN Cars at 256²", "lsun-car"),
         Pretrained("lsunbedrooms256", 27574284, 256, "LSUN Bedrooms at 256²", "lsun-bedroom"),
     )
@@ -78,7 +82,9 @@ def get(name: str) -> Pretrained:
     try:
         return MODELS[name]
     except KeyError:
-        raise AutomodError(f"'{name}' is not a pretrained model; the names are {', '.join(MODELS)}.") from None
+        raise AutomodError(
+            f"'{name}' is not a pretrained model; the names are {', '.join(MODELS)}."
+        ) from None
 
 
 def dataset_of_file(filename: str) -> str | None:
@@ -117,11 +123,20 @@ def download(url: str, dst: Path) -> None:
     connection without a timeout, so a stalled transfer of these 1-2 GB files would hang for ever, and it renames
     whatever arrived into place without comparing it with Content-Length, so a dropped connection would leave a
     truncated checkpoint under the real name (its bar is also tqdm's, not the rich bar of every other command)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     from automod_cli.features.weights import reachable
 
-    if url.startswith(("http://", "https://")) and not reachable(url):  # offline: fail in seconds, not minutes
+    if url.startswith(("http://", "https://")) and not reachable(
+        url
+    ):  # offline: fail in seconds, not minutes
         raise OSError(f"cannot reach {urlparse(url).hostname}")
 
     def fetch(tmp: Path) -> None:
@@ -129,8 +144,13 @@ def download(url: str, dst: Path) -> None:
             total = response.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
             done = 0
-            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                       TimeRemainingColumn())
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+            )
             with open(tmp, "wb") as out, Progress(*columns, console=err_console, transient=False) as progress:
                 task = progress.add_task(f"downloading {Path(dst).name}", total=total)
                 while chunk := response.read(CHUNK):
@@ -151,17 +171,23 @@ def _convert(model: Pretrained, src: Path, out: Path, replace: bool = False) -> 
     except ModuleNotFoundError as exc:
         if exc.name != "automod_cli.authors":
             raise
-        raise AutomodError(f"this automod cannot convert the authors' file '{src}' (no automod_cli.authors).") from None
+        raise AutomodError(
+            f"this automod cannot convert the authors' file '{src}' (no automod_cli.authors)."
+        ) from None
     problem = authors.file_problem(src)
     if problem is not None:
-        raise AutomodError(f"the authors' file of '{model.name}', {src}, {problem}: delete it and run the command "
-                           f"again to download it, or get {model.url} and put it there.")
+        raise AutomodError(
+            f"the authors' file of '{model.name}', {src}, {problem}: delete it and run the command "
+            f"again to download it, or get {model.url} and put it there."
+        )
     say(f"converting the authors' file {src} into {out}", err=True)
     try:
         authors.import_checkpoint(Path(src), Path(out), force=replace, dataset=model.dataset)
     except AutomodError as exc:
         if replace or not _readable(Path(out)):  # else another automod process converted it meanwhile
-            raise AutomodError(f"{exc} (the authors' file of '{model.name}' comes from {model.url}.)") from None
+            raise AutomodError(
+                f"{exc} (the authors' file of '{model.name}' comes from {model.url}.)"
+            ) from None
     if not Path(out).is_file():
         raise AutomodError(f"converting '{src}' left no checkpoint at '{out}'.")
     return Path(out)
@@ -192,8 +218,11 @@ def replaced_source(meta: dict, source: Path) -> str | None:
     from automod_cli.features.weights import file_sha256
 
     digest = file_sha256(Path(source))
-    return None if digest == record["sha256"] else f"its SHA-256 is {digest[:12]}…, the file converted had " \
-                                                   f"{record['sha256'][:12]}…"
+    return (
+        None
+        if digest == record["sha256"]
+        else f"its SHA-256 is {digest[:12]}…, the file converted had {record['sha256'][:12]}…"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -220,19 +249,26 @@ def resolve(name: str, downloader: Optional[Callable[[str, Path], None]] = None)
         else:
             if stale is None:
                 return converted
-            say(f"the authors' file {source} is not the one {converted} was converted from ({stale}): "
-                "converting it again.", err=True)
+            say(
+                f"the authors' file {source} is not the one {converted} was converted from ({stale}): "
+                "converting it again.",
+                err=True,
+            )
             replace = True
     if not source.is_file():
         where = f"get {model.url} and put it at {source} (or its converted form at {converted})"
         if offline():
-            raise AutomodError(f"pretrained model '{name}' is not here and {OFFLINE_ENV} is set, so it was not "
-                               f"downloaded: {where}, or unset {OFFLINE_ENV}.")
+            raise AutomodError(
+                f"pretrained model '{name}' is not here and {OFFLINE_ENV} is set, so it was not "
+                f"downloaded: {where}, or unset {OFFLINE_ENV}."
+            )
         try:
             (downloader or download)(model.url, source)
         except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
-            raise AutomodError(f"pretrained model '{name}' is not here and its file {model.filename} could not be "
-                               f"downloaded ({_one_line(exc)}): {where}.") from None
+            raise AutomodError(
+                f"pretrained model '{name}' is not here and its file {model.filename} could not be "
+                f"downloaded ({_one_line(exc)}): {where}."
+            ) from None
         if not source.is_file():
             raise AutomodError(f"downloading {model.url} left no file at '{source}'.")
     return _convert(model, source, converted, replace)
@@ -241,6 +277,7 @@ def resolve(name: str, downloader: Optional[Callable[[str, Path], None]] = None)
 @dataclass(frozen=True)
 class Entry:
     """One line of `automod models`: a pretrained model and whether (and where) it is on this machine."""
+
     name: str
     resolution: int
     description: str
@@ -249,8 +286,14 @@ class Entry:
     url: str
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "resolution": self.resolution, "description": self.description,
-                "state": self.state, "path": str(self.path), "url": self.url}
+        return {
+            "name": self.name,
+            "resolution": self.resolution,
+            "description": self.description,
+            "state": self.state,
+            "path": str(self.path),
+            "url": self.url,
+        }
 
 
 def listing() -> list[Entry]:

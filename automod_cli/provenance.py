@@ -18,7 +18,10 @@ from typing import Any
 from automod_cli.presets import DATASET_PRESETS
 
 BUILTIN = "builtin"
-FACE_DATASETS = ("ffhq", "celebahq")  # trained on FFHQ-aligned faces: inputs are aligned the same way by default
+FACE_DATASETS = (
+    "ffhq",
+    "celebahq",
+)  # trained on FFHQ-aligned faces: inputs are aligned the same way by default
 DATASET_NAMES = {
     BUILTIN: "the built-in shapes dataset (generated)",
     "ffhq": "FFHQ faces (aligned)",
@@ -32,14 +35,19 @@ DATASET_NAMES = {
 # `automod prep` records how faces were framed; these records mean FFHQ-style aligned faces (data_prep/sources.py)
 ALIGNED_RECORDS = ("ffhq procedure", "ffhq release", "celeba-hq release")
 
+
 @dataclass(frozen=True)
 class Provenance:
     """What a checkpoint says about the data its model was trained on."""
 
-    dataset: str | None  # builtin, a dataset preset, a data file's source (folder, lsun, ...), custom; None: unknown
+    dataset: (
+        str | None
+    )  # builtin, a dataset preset, a data file's source (folder, lsun, ...), custom; None: unknown
     resolution: int  # the checkpoint's resolution
     data_file: str | None = None  # the HDF5 file given to `automod train --data`
-    alignment: str | None = None  # how the data file framed faces (its `automod prep` record), when it was read
+    alignment: str | None = (
+        None  # how the data file framed faces (its `automod prep` record), when it was read
+    )
     origin: str = "not recorded in the checkpoint"  # where this knowledge comes from
 
     @property

@@ -59,7 +59,9 @@ def knot_alphas() -> np.ndarray:
     from scipy import optimize
 
     targets = np.linspace(spline_coordinate(0.0), spline_coordinate(2.0), KNOTS)
-    inner = [optimize.brentq(lambda a, s=s: spline_coordinate(a) - s, 0.0, 2.0, xtol=1e-15) for s in targets[1:-1]]
+    inner = [
+        optimize.brentq(lambda a, s=s: spline_coordinate(a) - s, 0.0, 2.0, xtol=1e-15) for s in targets[1:-1]
+    ]
     return np.array([0.0, *inner, 2.0])
 
 
@@ -105,7 +107,9 @@ def _spline_numpy() -> tuple[np.ndarray, np.ndarray]:
 def _spline_tensors(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The spline on one device in one dtype, copied there once."""
     knots, coefficients = _spline_numpy()
-    return torch.as_tensor(knots, device=device, dtype=dtype), torch.as_tensor(coefficients, device=device, dtype=dtype)
+    return torch.as_tensor(knots, device=device, dtype=dtype), torch.as_tensor(
+        coefficients, device=device, dtype=dtype
+    )
 
 
 def log_partition(alpha: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,9 @@ SUPERSAMPLE = 4  # the quad is resampled at 4x the output size, then reduced (FF
 # astronaut (alone and in a collage) the faces score 0.85-1.6, the badge and patch false positives < 0.25.
 CONFIDENT_SCORE = 0.5
 SAME_FACE = 0.5  # boxes found at upsample 0 and 1 that overlap by more than this (IoU) are one face
-SIMILAR_SIZE = 0.5  # faces of at least half the largest's area are ones a person may mean: the page lets them pick
+SIMILAR_SIZE = (
+    0.5  # faces of at least half the largest's area are ones a person may mean: the page lets them pick
+)
 
 ALIGN_EXTRA = "pip install 'automod[align]'"
 
@@ -79,11 +81,15 @@ def _bounds(quad: np.ndarray) -> tuple[int, int, int, int]:
     )
 
 
-def _pad_with_blurred_reflection(image: Image.Image, pad: tuple[int, int, int, int], qsize: float) -> Image.Image:
+def _pad_with_blurred_reflection(
+    image: Image.Image, pad: tuple[int, int, int, int], qsize: float
+) -> Image.Image:
     """Reflect-pad (left, top, right, bottom); blend the padding towards a blurred copy and then
     the median colour, more the farther from the photo, so mirrored content does not look real."""
     left, top, right, bottom = pad
-    pixels = np.pad(np.asarray(image, dtype=np.float32), ((top, bottom), (left, right), (0, 0)), mode="reflect")
+    pixels = np.pad(
+        np.asarray(image, dtype=np.float32), ((top, bottom), (left, right), (0, 0)), mode="reflect"
+    )
     height, width = pixels.shape[:2]
     ys, xs = np.ogrid[:height, :width]
     inside_x = np.minimum(xs / left, (width - 1 - xs) / right).astype(np.float32)
@@ -108,22 +114,33 @@ def align_face(image: Image.Image, landmarks: np.ndarray, size: int) -> Image.Im
     border = max(int(round(qsize * BORDER_FRACTION)), 3)
     left, top, right, bottom = _bounds(quad)
     width, height = image.size
-    crop = (max(left - border, 0), max(top - border, 0), min(right + border, width), min(bottom + border, height))
+    crop = (
+        max(left - border, 0),
+        max(top - border, 0),
+        min(right + border, width),
+        min(bottom + border, height),
+    )
     if crop[2] - crop[0] < width or crop[3] - crop[1] < height:
         image = image.crop(crop)
         quad = quad - np.array(crop[:2])
     # Pad: where the quad (plus border) leaves the photo, extend it by blurred reflection.
     left, top, right, bottom = _bounds(quad)
     width, height = image.size
-    pad = (max(border - left, 0), max(border - top, 0), max(right - width + border, 0),
-           max(bottom - height + border, 0))
+    pad = (
+        max(border - left, 0),
+        max(border - top, 0),
+        max(right - width + border, 0),
+        max(bottom - height + border, 0),
+    )
     if max(pad) > border - 4:
         pad = tuple(max(p, int(round(qsize * PAD_FRACTION))) for p in pad)
         image = _pad_with_blurred_reflection(image, pad, qsize)
         quad = quad + np.array(pad[:2])
     # Transform: resample the quad to a supersampled square, then reduce to the output size.
     big = size * SUPERSAMPLE
-    image = image.transform((big, big), Image.Transform.QUAD, tuple((quad + 0.5).flatten()), Image.Resampling.BILINEAR)
+    image = image.transform(
+        (big, big), Image.Transform.QUAD, tuple((quad + 0.5).flatten()), Image.Resampling.BILINEAR
+    )
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
@@ -188,8 +205,11 @@ def detect_faces(image: Image.Image) -> list:
         faces, scores, _ = detector.run(pixels, upsample, 0.0)
         for face, score in zip(faces, scores):
             box = (face.left(), face.top(), face.right(), face.bottom())
-            same = [i for i, (f, _) in enumerate(found)
-                    if _overlap(box, (f.left(), f.top(), f.right(), f.bottom())) > SAME_FACE]
+            same = [
+                i
+                for i, (f, _) in enumerate(found)
+                if _overlap(box, (f.left(), f.top(), f.right(), f.bottom())) > SAME_FACE
+            ]
             if not same:
                 found.append((face, score))
             elif score > found[same[0]][1]:

@@ -42,9 +42,15 @@ COARSE_FACTORS: tuple[str, ...] = (
     "horizon_tilt",  # radians; positive tilts the horizon down to the right
 )
 FINE_FACTORS: tuple[str, ...] = (
-    "shape_hue", "shape_saturation", "shape_value",
-    "sky_hue", "sky_saturation", "sky_value",
-    "ground_hue", "ground_saturation", "ground_value",
+    "shape_hue",
+    "shape_saturation",
+    "shape_value",
+    "sky_hue",
+    "sky_saturation",
+    "sky_value",
+    "ground_hue",
+    "ground_saturation",
+    "ground_value",
     "texture_kind",  # index into TEXTURE_KINDS
     "texture_frequency",  # cycles per image width
     "texture_angle",  # radians, direction of the texture's wave vector
@@ -60,14 +66,27 @@ _LEVELS = {"shape_kind": len(SHAPE_KINDS), "texture_kind": len(TEXTURE_KINDS), "
 # Continuous factors: uniform on [low, high). Shapes are saturated and bright, skies pale and bright, grounds dark,
 # so the silhouette and the horizon stay visible in every combination of colours.
 _RANGES = {
-    "center_x": (0.3, 0.7), "center_y": (0.3, 0.7), "size": (0.14, 0.24),
-    "rotation": (0.0, 2 * np.pi), "aspect": (0.7, 1.4),
-    "horizon_height": (0.3, 0.75), "horizon_tilt": (-0.35, 0.35),
-    "shape_hue": (0.0, 1.0), "shape_saturation": (0.6, 1.0), "shape_value": (0.65, 1.0),
-    "sky_hue": (0.0, 1.0), "sky_saturation": (0.05, 0.35), "sky_value": (0.7, 0.97),
-    "ground_hue": (0.0, 1.0), "ground_saturation": (0.3, 0.7), "ground_value": (0.15, 0.45),
-    "texture_frequency": (12.0, 24.0), "texture_angle": (0.0, np.pi), "texture_phase": (0.0, 2 * np.pi),
-    "texture_contrast": (0.12, 0.35), "grain_amplitude": (0.0, 0.06),
+    "center_x": (0.3, 0.7),
+    "center_y": (0.3, 0.7),
+    "size": (0.14, 0.24),
+    "rotation": (0.0, 2 * np.pi),
+    "aspect": (0.7, 1.4),
+    "horizon_height": (0.3, 0.75),
+    "horizon_tilt": (-0.35, 0.35),
+    "shape_hue": (0.0, 1.0),
+    "shape_saturation": (0.6, 1.0),
+    "shape_value": (0.65, 1.0),
+    "sky_hue": (0.0, 1.0),
+    "sky_saturation": (0.05, 0.35),
+    "sky_value": (0.7, 0.97),
+    "ground_hue": (0.0, 1.0),
+    "ground_saturation": (0.3, 0.7),
+    "ground_value": (0.15, 0.45),
+    "texture_frequency": (12.0, 24.0),
+    "texture_angle": (0.0, np.pi),
+    "texture_phase": (0.0, 2 * np.pi),
+    "texture_contrast": (0.12, 0.35),
+    "grain_amplitude": (0.0, 0.06),
 }
 
 # Documented splits: (seed, number of images). Different seeds, so train and test share no image.
@@ -85,12 +104,15 @@ class Factors:
         coarse = np.asarray(self.coarse, dtype=np.float64)
         fine = np.asarray(self.fine, dtype=np.float64)
         if coarse.ndim != 2 or coarse.shape[1] != len(COARSE_FACTORS):
-            raise AutomodError(f"coarse factors must have shape (N, {len(COARSE_FACTORS)}), got {coarse.shape}.")
+            raise AutomodError(
+                f"coarse factors must have shape (N, {len(COARSE_FACTORS)}), got {coarse.shape}."
+            )
         if fine.ndim != 2 or fine.shape[1] != len(FINE_FACTORS):
             raise AutomodError(f"fine factors must have shape (N, {len(FINE_FACTORS)}), got {fine.shape}.")
         if len(coarse) != len(fine):
-            raise AutomodError(f"coarse and fine factors must describe as many images, got {len(coarse)} and "
-                               f"{len(fine)}.")
+            raise AutomodError(
+                f"coarse and fine factors must describe as many images, got {len(coarse)} and {len(fine)}."
+            )
         object.__setattr__(self, "coarse", coarse)
         object.__setattr__(self, "fine", fine)
 
@@ -108,7 +130,9 @@ class Factors:
             return self.coarse[:, COARSE_FACTORS.index(name)]
         if name in FINE_FACTORS:
             return self.fine[:, FINE_FACTORS.index(name)]
-        raise AutomodError(f"unknown factor '{name}': choose one of {', '.join(COARSE_FACTORS + FINE_FACTORS)}.")
+        raise AutomodError(
+            f"unknown factor '{name}': choose one of {', '.join(COARSE_FACTORS + FINE_FACTORS)}."
+        )
 
 
 def _check_count(n: int, what: str = "n") -> int:
@@ -139,15 +163,20 @@ def combine(coarse_from: Factors, fine_from: Factors) -> Factors:
     """Layout of `coarse_from`, colours and texture of `fine_from`; a batch of one is repeated to the other's length."""
     n_coarse, n_fine = len(coarse_from), len(fine_from)
     if n_coarse != n_fine and 1 not in (n_coarse, n_fine):
-        raise AutomodError(f"cannot combine {n_coarse} layouts with {n_fine} colourings: give equal counts or one of "
-                           "either.")
+        raise AutomodError(
+            f"cannot combine {n_coarse} layouts with {n_fine} colourings: give equal counts or one of either."
+        )
     n = max(n_coarse, n_fine)
-    return Factors(np.repeat(coarse_from.coarse, n // n_coarse, axis=0), np.repeat(fine_from.fine, n // n_fine, axis=0))
+    return Factors(
+        np.repeat(coarse_from.coarse, n // n_coarse, axis=0), np.repeat(fine_from.fine, n // n_fine, axis=0)
+    )
 
 
 def _check_size(size: int) -> int:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 4 <= size <= MAX_RENDER_SIZE:
-        raise AutomodError(f"image size must be a whole number of pixels from 4 to {MAX_RENDER_SIZE}, got {size!r}.")
+        raise AutomodError(
+            f"image size must be a whole number of pixels from 4 to {MAX_RENDER_SIZE}, got {size!r}."
+        )
     return int(size)
 
 
@@ -179,7 +208,9 @@ def _layout_chunk(coarse: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
     # Coverage = a one-pixel linear ramp across the edge: clip(0.5 − signed distance in pixels), then the box filter.
     # Horizon: signed distance to the line through (0.5, horizon_height) at angle horizon_tilt; sky lies above it.
     tilt = col["horizon_tilt"]
-    sky = (0.5 - fine_size * np.cos(tilt) * (y - col["horizon_height"])) + fine_size * np.sin(tilt) * (x - 0.5)
+    sky = (0.5 - fine_size * np.cos(tilt) * (y - col["horizon_height"])) + fine_size * np.sin(tilt) * (
+        x - 0.5
+    )
     np.clip(sky, 0.0, 1.0, out=sky)
     # Shape: rotate and stretch the pixel grid into the shape's own frame, where its radius is 1.
     dx, dy = x - col["center_x"], y - col["center_y"]
@@ -219,7 +250,9 @@ def _hsv_to_rgb(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> n
     return value[:, None] - (value * saturation)[:, None] * ramp
 
 
-def _filtered_wave(dx: np.ndarray, dy: np.ndarray, kx: np.ndarray, ky: np.ndarray, phase: np.ndarray, pixel: float):
+def _filtered_wave(
+    dx: np.ndarray, dy: np.ndarray, kx: np.ndarray, ky: np.ndarray, phase: np.ndarray, pixel: float
+):
     """cos(2π k·d + phase) averaged over a square pixel of side `pixel`: the box filter scales it by sinc·sinc."""
     gain = np.sinc(kx * pixel) * np.sinc(ky * pixel)
     return gain * np.cos(2 * np.pi * (kx * dx + ky * dy) + phase)
@@ -236,7 +269,9 @@ def _texture_chunk(coarse: np.ndarray, fine: np.ndarray, size: int) -> np.ndarra
     pixel = 1.0 / size
     texture = np.empty((len(coarse), size, size), dtype=np.float32)
     stripes = np.flatnonzero(f["texture_kind"][:, 0, 0] == TEXTURE_KINDS.index("stripes"))
-    texture[stripes] = _filtered_wave(dx[stripes], dy[stripes], kx[stripes], ky[stripes], phase[stripes], pixel)
+    texture[stripes] = _filtered_wave(
+        dx[stripes], dy[stripes], kx[stripes], ky[stripes], phase[stripes], pixel
+    )
     # checker = sin(a)·sin(b) for perpendicular waves a, b of frequency f/√2 = ½[cos(a − b) − cos(a + b)]:
     # two plane waves of frequency f along the diagonals, each prefiltered on its own.
     checker = np.flatnonzero(f["texture_kind"][:, 0, 0] == TEXTURE_KINDS.index("checker"))
@@ -270,7 +305,9 @@ def _render_chunk(coarse: np.ndarray, fine: np.ndarray, size: int) -> np.ndarray
     shape, sky, brightness = shape[:, None], sky[:, None], brightness[:, None]
     background = sky * sky_rgb[:, :, None, None] + (1.0 - sky) * ground_rgb[:, :, None, None]
     image = shape * (shape_rgb[:, :, None, None] * brightness) + (1.0 - shape) * background
-    image += f["grain_amplitude"].astype(np.float32)[:, None, None, None] * _grain(f["grain_seed"], size)[:, None]
+    image += (
+        f["grain_amplitude"].astype(np.float32)[:, None, None, None] * _grain(f["grain_seed"], size)[:, None]
+    )
     return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -296,14 +333,24 @@ def downscale(images: np.ndarray, resolution: int) -> np.ndarray:
     """
     size = images.shape[-1]
     if images.ndim != 4 or images.shape[-2] != size or images.dtype != np.uint8:
-        raise AutomodError(f"downscale takes uint8 images of shape (N, C, S, S), got {images.dtype} {images.shape}.")
-    if (isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1
-            or size % resolution):
-        raise AutomodError(f"cannot box-downscale {size}×{size} images to {resolution!r}: give a power-of-two "
-                           f"divisor of {size}.")
+        raise AutomodError(
+            f"downscale takes uint8 images of shape (N, C, S, S), got {images.dtype} {images.shape}."
+        )
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, (int, np.integer))
+        or resolution < 1
+        or size % resolution
+    ):
+        raise AutomodError(
+            f"cannot box-downscale {size}×{size} images to {resolution!r}: give a power-of-two "
+            f"divisor of {size}."
+        )
     factor = size // resolution
     if factor & (factor - 1):
-        raise AutomodError(f"{size}/{resolution} is not a power of two: give a resolution of {size} halved some times.")
+        raise AutomodError(
+            f"{size}/{resolution} is not a power of two: give a resolution of {size} halved some times."
+        )
     if factor == 1:
         return images.copy()
     n, c = images.shape[:2]
@@ -330,8 +377,10 @@ DOWNSCALES = {"area": downscale, "bilinear": bilinear_downscale}
 def _check_resolution(resolution: int) -> int:
     valid = [4 * 2**k for k in range((NATIVE_SIZE // 4).bit_length())]
     if resolution not in valid or isinstance(resolution, bool):
-        raise AutomodError(f"resolution must be one of {', '.join(map(str, valid))} for the built-in dataset, got "
-                           f"{resolution!r}.")
+        raise AutomodError(
+            f"resolution must be one of {', '.join(map(str, valid))} for the built-in dataset, got "
+            f"{resolution!r}."
+        )
     return int(resolution)
 
 
@@ -345,14 +394,23 @@ class BuiltinDataset(Dataset):
     drawn from torch's RNG (so DataLoader worker seeding applies).
     """
 
-    def __init__(self, split: str = "train", resolution: int = NATIVE_SIZE, mirror: bool = False,
-                 count: int | None = None, resample: str = "area"):
+    def __init__(
+        self,
+        split: str = "train",
+        resolution: int = NATIVE_SIZE,
+        mirror: bool = False,
+        count: int | None = None,
+        resample: str = "area",
+    ):
         if resample not in DOWNSCALES:
-            raise AutomodError(f"unknown resampling '{resample}' for the built-in dataset: choose "
-                               f"{' or '.join(DOWNSCALES)}.")
+            raise AutomodError(
+                f"unknown resampling '{resample}' for the built-in dataset: choose {' or '.join(DOWNSCALES)}."
+            )
         self.shrink = DOWNSCALES[resample]
         if split not in SPLITS:
-            raise AutomodError(f"unknown split '{split}' of the built-in dataset: choose one of {', '.join(SPLITS)}.")
+            raise AutomodError(
+                f"unknown split '{split}' of the built-in dataset: choose one of {', '.join(SPLITS)}."
+            )
         seed, default_count = SPLITS[split]
         count = default_count if count is None else _check_count(count, "count")
         self.split, self.mirror = split, mirror
@@ -362,7 +420,9 @@ class BuiltinDataset(Dataset):
     def set_resolution(self, resolution: int) -> None:
         """Serve images at `resolution` from now on (progressive training calls this at each phase change)."""
         self.resolution = _check_resolution(resolution)
-        self.images = self.native if self.resolution == NATIVE_SIZE else self.shrink(self.native, self.resolution)
+        self.images = (
+            self.native if self.resolution == NATIVE_SIZE else self.shrink(self.native, self.resolution)
+        )
 
     def __len__(self) -> int:
         return len(self.native)

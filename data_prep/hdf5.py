@@ -50,8 +50,9 @@ def resolutions_up_to(resolution: int) -> list[int]:
     """4, 8, ..., resolution; raises AutomodError unless resolution is a power of two in range."""
     valid = [2**k for k in range(2, 11)]
     if resolution not in valid:
-        raise AutomodError(f"Resolution {resolution} is not supported; use a power of two from {valid[0]} to "
-                           f"{valid[-1]}.")
+        raise AutomodError(
+            f"Resolution {resolution} is not supported; use a power of two from {valid[0]} to {valid[-1]}."
+        )
     return [r for r in valid if r <= resolution]
 
 
@@ -100,8 +101,9 @@ def make_output_folder(out: Path) -> None:
     try:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise AutomodError(f"Cannot create the folder {Path(out).parent} ({exc.strerror or exc}); choose another "
-                           "--out.") from None
+        raise AutomodError(
+            f"Cannot create the folder {Path(out).parent} ({exc.strerror or exc}); choose another --out."
+        ) from None
 
 
 def free_bytes(folder: Path) -> int:
@@ -136,8 +138,9 @@ class H5Writer:
     `fingerprint` names the inputs and settings; a partial file with the same fingerprint is
     resumed (`inputs_done` says how many inputs it already covers), any other is started over."""
 
-    def __init__(self, out: Path, resolution: int, attrs: dict[str, str], fingerprint: str,
-                 force: bool = False) -> None:
+    def __init__(
+        self, out: Path, resolution: int, attrs: dict[str, str], fingerprint: str, force: bool = False
+    ) -> None:
         self.out = Path(out)
         self.force = force
         check_output(self.out, force)
@@ -152,7 +155,9 @@ class H5Writer:
         self.written: int = progress["written"]
         self.written_at_checkpoint = self.written  # what a later run resumes with
         self._logged = {"skipped": progress["skipped"], "notes": progress["notes"]}
-        self.image_bytes = int(1.1 * sum(3 * r * r for r in self.resolutions)) + 512  # pixels, digest, chunk index
+        self.image_bytes = (
+            int(1.1 * sum(3 * r * r for r in self.resolutions)) + 512
+        )  # pixels, digest, chunk index
         self._next_space_check = self.written
 
     def _resume(self, fingerprint: str) -> h5py.File | None:
@@ -162,8 +167,10 @@ class H5Writer:
             file = h5py.File(self.partial, "r+")
         except OSError as exc:
             if "unable to lock file" in str(exc).lower():
-                raise AutomodError(f"{self.partial} is open in another program (another `automod prep` writing "
-                                   f"{self.out}?); wait for it to finish or choose another --out.") from None
+                raise AutomodError(
+                    f"{self.partial} is open in another program (another `automod prep` writing "
+                    f"{self.out}?); wait for it to finish or choose another --out."
+                ) from None
             return self._discard(None, "it could not be opened (damaged, e.g. by a full disk or a crash)")
         try:
             if file.attrs.get("fingerprint") != fingerprint:
@@ -181,8 +188,12 @@ class H5Writer:
         written = int(progress["written"])
         for key in ("inputs", "skipped", "notes"):
             int(progress[key])
-        for name, rows in [*((f"levels/{r}", written) for r in self.resolutions), ("digests", written),
-                           ("skipped", progress["skipped"]), ("notes", progress["notes"])]:
+        for name, rows in [
+            *((f"levels/{r}", written) for r in self.resolutions),
+            ("digests", written),
+            ("skipped", progress["skipped"]),
+            ("notes", progress["notes"]),
+        ]:
             if file[name].shape[0] < rows:
                 raise DamagedPartial(f"{name} holds {file[name].shape[0]} rows, {rows} recorded")
         if written:
@@ -210,8 +221,13 @@ class H5Writer:
         file.attrs["fingerprint"] = fingerprint
         file.attrs["progress"] = json.dumps({"inputs": 0, "written": 0, "skipped": 0, "notes": 0})
         for r in self.resolutions:
-            file.create_dataset(f"levels/{r}", shape=(0, 3, r, r), maxshape=(None, 3, r, r), chunks=(1, 3, r, r),
-                                dtype=np.uint8)
+            file.create_dataset(
+                f"levels/{r}",
+                shape=(0, 3, r, r),
+                maxshape=(None, 3, r, r),
+                chunks=(1, 3, r, r),
+                dtype=np.uint8,
+            )
         file.create_dataset("digests", shape=(0, 32), maxshape=(None, 32), chunks=(_GROW, 32), dtype=np.uint8)
         for name in ("skipped", "notes"):
             file.create_dataset(name, shape=(0, 2), maxshape=(None, 2), chunks=(256, 2), dtype=_STRINGS)
@@ -270,8 +286,11 @@ class H5Writer:
 
     def commit(self) -> Path:
         """Trim, seal with count and checksum, and rename the partial file to the output name."""
-        for name, rows in [*((f"levels/{r}", self.written) for r in self.resolutions), ("digests", self.written),
-                           *self._logged.items()]:
+        for name, rows in [
+            *((f"levels/{r}", self.written) for r in self.resolutions),
+            ("digests", self.written),
+            *self._logged.items(),
+        ]:
             self.file[name].resize(rows, axis=0)
         checksum = hashlib.sha256(self.file["digests"][:].tobytes()).hexdigest()
         self.file.attrs.update({"count": self.written, "checksum": checksum, "automod_version": __version__})
@@ -320,8 +339,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _damaged(path: Path, exc: BaseException) -> AutomodError:
-    return AutomodError(f"{path} is a damaged or truncated HDF5 file ({_first_line(exc)}); "
-                        "write it again with `automod prep`.")
+    return AutomodError(
+        f"{path} is a damaged or truncated HDF5 file ({_first_line(exc)}); "
+        "write it again with `automod prep`."
+    )
 
 
 def _has_hdf5_signature(path: Path) -> bool:
@@ -355,11 +376,14 @@ def open_images_file(path: Path) -> h5py.File:
         raise _damaged(path, exc) from None
     if attrs.get("format") != FORMAT:
         file.close()
-        raise AutomodError(f"{path} is an HDF5 file but not an automod image file; write one with `automod prep`.")
+        raise AutomodError(
+            f"{path} is an HDF5 file but not an automod image file; write one with `automod prep`."
+        )
     if "checksum" not in attrs:
         file.close()
-        raise AutomodError(f"{path} is an unfinished prep file; run the same `automod prep` command again to finish "
-                           "it.")
+        raise AutomodError(
+            f"{path} is an unfinished prep file; run the same `automod prep` command again to finish it."
+        )
     return file
 
 
@@ -400,16 +424,21 @@ def verify(path: Path, progress: Callable[[int, int], None] | None = None) -> li
         except (OSError, KeyError) as exc:  # e.g. cut short after its header was written: chunks past the end
             raise _damaged(path, exc) from None
         if not bad and hashlib.sha256(stored.tobytes()).hexdigest() != file.attrs["checksum"]:
-            raise AutomodError(f"{path}: the stored digests do not match the checksum; write the file again with "
-                               "`automod prep`.")
+            raise AutomodError(
+                f"{path}: the stored digests do not match the checksum; write the file again with "
+                "`automod prep`."
+            )
     return bad
 
 
 def _one_plain_chunk_per_image(level: h5py.Dataset, resolution: int) -> bool:
     """Whether each image of `level` is one chunk stored as raw bytes (no compression or other filter), as the
     writer lays it out: then a chunk's bytes are the image."""
-    return (level.chunks == (1, 3, resolution, resolution) and level.dtype == np.uint8
-            and level.id.get_create_plist().get_nfilters() == 0)
+    return (
+        level.chunks == (1, 3, resolution, resolution)
+        and level.dtype == np.uint8
+        and level.id.get_create_plist().get_nfilters() == 0
+    )
 
 
 def read_batch(dataset, indices: list[int]) -> list[torch.Tensor]:
@@ -489,7 +518,9 @@ class H5Images(Dataset):
         run = max(1, _CONVERT_BYTES // (4 * pixels[0].size)) if len(pixels) else 1
         images: list[torch.Tensor] = []
         for start in range(0, len(pixels), run):
-            images += torch.from_numpy(pixels[start : start + run]).to(torch.float32).div_(127.5).sub_(1.0).unbind()
+            images += (
+                torch.from_numpy(pixels[start : start + run]).to(torch.float32).div_(127.5).sub_(1.0).unbind()
+            )
         if self.mirror:
             images = [image.flip(-1) if torch.rand(()) < 0.5 else image for image in images]
         return images

@@ -29,7 +29,15 @@ from rich.filesize import decimal
 from automod_cli.errors import AutomodError
 from data_prep.align import align_face, detect_and_align, require_dlib
 from data_prep.hdf5 import DiskFull, H5Writer, is_disk_full, pyramid
-from data_prep.images import MISSING, UNREADABLE, SkipImage, center_crop_square, load_rgb, require_size, resize_square
+from data_prep.images import (
+    MISSING,
+    UNREADABLE,
+    SkipImage,
+    center_crop_square,
+    load_rgb,
+    require_size,
+    resize_square,
+)
 from data_prep.sources import DETECT, LANDMARKS, Item, Source
 
 CHECKPOINT_IMAGES = 256  # checkpoint progress at least every this many inputs ...
@@ -63,7 +71,9 @@ class PrepResult:
     """What a preparation wrote and skipped."""
 
     output: Path
-    skipped_report: Path | None  # text file: one "input<TAB>reason" line per skipped input; None when none was
+    skipped_report: (
+        Path | None
+    )  # text file: one "input<TAB>reason" line per skipped input; None when none was
     source: str
     split: str
     written: int
@@ -138,7 +148,9 @@ def convert_all(items: Iterable[Item], conversion: Conversion, workers: int) -> 
         return
     # fork starts workers instantly and shares the loaded dlib models; macOS and Windows need spawn.
     method = "fork" if sys.platform.startswith("linux") else "spawn"
-    with multiprocessing.get_context(method).Pool(workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+    with multiprocessing.get_context(method).Pool(
+        workers, initializer=_init_worker, initargs=(os.getpid(),)
+    ) as pool:
         pending: deque = deque()
         for batch in _batches(items, workers * BATCH_PER_WORKER):
             pending.append(pool.map_async(work, batch, chunksize=BATCH_PER_WORKER // 2))
@@ -215,23 +227,37 @@ def _disk_full(writer: H5Writer, source: Source, done: int, *, clean: bool, caus
     if clean:  # stopped before writing the image that did not fit: the partial file is whole
         writer.checkpoint(done)
         writer.close()
-        return DiskFull(f"{cause}: stopped after {done:,} of {source.total:,} inputs, and the {writer.written:,} "
-                        f"images written are kept in {writer.partial}; free about "
-                        f"{_still_needed(writer, source, done)} more (or choose another --out) and run the same "
-                        f"command again to continue.")
+        return DiskFull(
+            f"{cause}: stopped after {done:,} of {source.total:,} inputs, and the {writer.written:,} "
+            f"images written are kept in {writer.partial}; free about "
+            f"{_still_needed(writer, source, done)} more (or choose another --out) and run the same "
+            f"command again to continue."
+        )
     if writer.close_after_failure():
-        return DiskFull(f"The disk holding {folder} is full: writing failed after {done:,} of {source.total:,} inputs; "
-                        f"{writer.inputs_done:,} inputs ({writer.written_at_checkpoint:,} images) are kept in "
-                        f"{writer.partial} as of the last checkpoint; free about {_still_needed(writer, source, done)} "
-                        "more and run the same command again to continue.")
+        return DiskFull(
+            f"The disk holding {folder} is full: writing failed after {done:,} of {source.total:,} inputs; "
+            f"{writer.inputs_done:,} inputs ({writer.written_at_checkpoint:,} images) are kept in "
+            f"{writer.partial} as of the last checkpoint; free about {_still_needed(writer, source, done)} "
+            "more and run the same command again to continue."
+        )
     writer.partial.unlink(missing_ok=True)
-    return DiskFull(f"The disk holding {folder} filled up while writing (after {done:,} of {source.total:,} inputs): "
-                    f"the unfinished file could not be saved and was removed, so nothing is kept; free about "
-                    f"{_still_needed(writer, source, 0)} and run the same command again.", hdf5_failed=True)
+    return DiskFull(
+        f"The disk holding {folder} filled up while writing (after {done:,} of {source.total:,} inputs): "
+        f"the unfinished file could not be saved and was removed, so nothing is kept; free about "
+        f"{_still_needed(writer, source, 0)} and run the same command again.",
+        hdf5_failed=True,
+    )
 
 
-def prepare(source: Source, out: Path, resolution: int, *, force: bool = False, workers: int = 1,
-            progress: Progress | None = None) -> PrepResult:
+def prepare(
+    source: Source,
+    out: Path,
+    resolution: int,
+    *,
+    force: bool = False,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> PrepResult:
     """Write `source` to the multi-resolution file `out` (levels 4² .. resolution²), creating its folder, and list
     the skipped inputs in `<out stem>.skipped.txt` (only when some were). Raises AutomodError for bad settings and
     DiskFull when the disk fills up; an interrupted or stopped run leaves only the hidden partial file, which the
@@ -241,8 +267,12 @@ def prepare(source: Source, out: Path, resolution: int, *, force: bool = False, 
     conversion = Conversion(resolution=resolution, framing=source.framing, min_size=min_size)
     if conversion.framing == DETECT:
         require_dlib()
-    attrs = {"source": source.name, "source_path": source.location, "alignment": source.alignment,
-             "split": source.split}
+    attrs = {
+        "source": source.name,
+        "source_path": source.location,
+        "alignment": source.alignment,
+        "split": source.split,
+    }
     writer = H5Writer(out, resolution, attrs, fingerprint=f"{source.fingerprint};{conversion}", force=force)
     report = skipped_report_path(out)
     resumed_from = done = writer.inputs_done
@@ -263,7 +293,10 @@ def prepare(source: Source, out: Path, resolution: int, *, force: bool = False, 
                     if failed_writes:
                         raise _WriteFailed(failed_writes[0])
                     done += 1
-                    if done % CHECKPOINT_IMAGES == 0 or time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                    if (
+                        done % CHECKPOINT_IMAGES == 0
+                        or time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS
+                    ):
                         writer.checkpoint(done)
                         last_checkpoint = time.monotonic()
                     if progress is not None:
@@ -285,9 +318,11 @@ def prepare(source: Source, out: Path, resolution: int, *, force: bool = False, 
             if not is_disk_full(exc):
                 raise
             writer.close()
-            raise DiskFull(f"The disk holding {out.parent} is full: all {done:,} inputs are done and kept in "
-                           f"{writer.partial}, but the list of skipped inputs could not be written; free a little "
-                           "space and run the same command again to finish.") from None
+            raise DiskFull(
+                f"The disk holding {out.parent} is full: all {done:,} inputs are done and kept in "
+                f"{writer.partial}, but the list of skipped inputs could not be written; free a little "
+                "space and run the same command again to finish."
+            ) from None
         if written == 0:
             writer.close()
             writer.partial.unlink()
@@ -297,5 +332,14 @@ def prepare(source: Source, out: Path, resolution: int, *, force: bool = False, 
     finally:
         if not broken:
             writer.close()
-    return PrepResult(output, kept_report, source.name, source.split, written, skipped, notes, resumed_from,
-                      writer.discarded)
+    return PrepResult(
+        output,
+        kept_report,
+        source.name,
+        source.split,
+        written,
+        skipped,
+        notes,
+        resumed_from,
+        writer.discarded,
+    )

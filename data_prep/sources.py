@@ -108,7 +108,9 @@ def folder(src: Path, align: bool = False, limit: int | None = None, min_size: i
         name="folder",
         location=str(root),
         split="all",
-        alignment="ffhq procedure on dlib 68 landmarks of the largest face" if align else "none (centre crop)",
+        alignment="ffhq procedure on dlib 68 landmarks of the largest face"
+        if align
+        else "none (centre crop)",
         framing=DETECT if align else CROP,
         total=len(items),
         fingerprint=_file_list_fingerprint(root, files),
@@ -127,7 +129,9 @@ def _numbered_images(root: Path, pattern: str) -> dict[int, Path]:
             continue
         number = int(match.group(1))
         if number in found:
-            raise AutomodError(f"{found[number]} and {path} both hold image {number}; keep one of them under --src.")
+            raise AutomodError(
+                f"{found[number]} and {path} both hold image {number}; keep one of them under --src."
+            )
         found[number] = path
     return found
 
@@ -135,12 +139,19 @@ def _numbered_images(root: Path, pattern: str) -> dict[int, Path]:
 def _read_ffhq_landmarks(json_path: Path) -> dict[int, np.ndarray]:
     """The in-the-wild face landmarks of every image in the release's ffhq-dataset-v2.json."""
     if not json_path.is_file():
-        raise AutomodError(f"{json_path} does not exist; pass the release's ffhq-dataset-v2.json with --landmarks.")
+        raise AutomodError(
+            f"{json_path} does not exist; pass the release's ffhq-dataset-v2.json with --landmarks."
+        )
     try:
         entries = json.loads(json_path.read_text())
-        return {int(k): np.asarray(v["in_the_wild"]["face_landmarks"], dtype=np.float64) for k, v in entries.items()}
+        return {
+            int(k): np.asarray(v["in_the_wild"]["face_landmarks"], dtype=np.float64)
+            for k, v in entries.items()
+        }
     except (ValueError, KeyError, TypeError) as exc:
-        raise AutomodError(f"{json_path} is not the FFHQ metadata file (ffhq-dataset-v2.json): {exc}.") from exc
+        raise AutomodError(
+            f"{json_path} is not the FFHQ metadata file (ffhq-dataset-v2.json): {exc}."
+        ) from exc
 
 
 def ffhq(src: Path, split: str = "train", landmarks: Path | None = None, limit: int | None = None) -> Source:
@@ -152,14 +163,19 @@ def ffhq(src: Path, split: str = "train", landmarks: Path | None = None, limit: 
     root = _check_folder(Path(src), "FFHQ image")
     files = _numbered_images(root, r"(\d{5})")
     if not files:
-        raise AutomodError(f"No FFHQ images named like 00000.png under {root}; pass images1024x1024/ or "
-                           "in-the-wild-images/ with --src.")
+        raise AutomodError(
+            f"No FFHQ images named like 00000.png under {root}; pass images1024x1024/ or "
+            "in-the-wild-images/ with --src."
+        )
     indices = FFHQ_SPLITS[split]
     indices = indices[: _limited(len(indices), limit)]
     marks = _read_ffhq_landmarks(Path(landmarks)) if landmarks is not None else {}
     items = [
-        Item(name=files[i].relative_to(root).as_posix() if i in files else f"{i:05d}", path=files.get(i),
-             landmarks=marks.get(i))
+        Item(
+            name=files[i].relative_to(root).as_posix() if i in files else f"{i:05d}",
+            path=files.get(i),
+            landmarks=marks.get(i),
+        )
         for i in indices
     ]
     present = [files[i] for i in indices if i in files]
@@ -167,8 +183,11 @@ def ffhq(src: Path, split: str = "train", landmarks: Path | None = None, limit: 
         name="ffhq",
         location=str(root),
         split=split,
-        alignment=("ffhq procedure on the release's in-the-wild landmarks" if landmarks
-                   else "ffhq release (pre-aligned)"),
+        alignment=(
+            "ffhq procedure on the release's in-the-wild landmarks"
+            if landmarks
+            else "ffhq release (pre-aligned)"
+        ),
         framing=LANDMARKS if landmarks else CROP,
         total=len(items),
         fingerprint=_digest(_file_list_fingerprint(root, present), landmarks, split, limit),
@@ -186,8 +205,10 @@ def celebahq(src: Path, split: str = "train", limit: int | None = None) -> Sourc
     root = _check_folder(Path(src), "CelebA-HQ image")
     numbered = _numbered_images(root, r"\D*?(\d+)")
     if not numbered:
-        raise AutomodError(f"No images numbered by index (like 0.jpg) under {root}; pass the CelebA-HQ image folder "
-                           "with --src.")
+        raise AutomodError(
+            f"No images numbered by index (like 0.jpg) under {root}; pass the CelebA-HQ image folder "
+            "with --src."
+        )
     files = [numbered[i] for i in sorted(numbered)][orders[split]]
     files = files[: _limited(len(files), limit)]
     items = [Item(name=f.relative_to(root).as_posix(), path=f) for f in files]
@@ -208,7 +229,9 @@ def _open_lmdb(path: Path):
     try:
         import lmdb
     except ImportError as exc:
-        raise AutomodError("Reading LSUN's LMDB export needs the lmdb package: pip install 'automod[lsun]'.") from exc
+        raise AutomodError(
+            "Reading LSUN's LMDB export needs the lmdb package: pip install 'automod[lsun]'."
+        ) from exc
     try:
         return lmdb.open(str(path), readonly=True, lock=False, readahead=False, max_readers=64)
     except lmdb.Error as exc:

@@ -15,8 +15,22 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from automod_cli.commands.options import (CROP, DEVICE, FORCE, JSON, MODEL, NET, REF_DATA, SEED, TEST_DATA, WEIGHTS,
-                                          Crop, Net, progress_bars, torch_device)
+from automod_cli.commands.options import (
+    CROP,
+    DEVICE,
+    FORCE,
+    JSON,
+    MODEL,
+    NET,
+    REF_DATA,
+    SEED,
+    TEST_DATA,
+    WEIGHTS,
+    Crop,
+    Net,
+    progress_bars,
+    torch_device,
+)
 from automod_cli.console import console, err_console, say
 from automod_cli.errors import AutomodError
 from automod_cli.metrics import registry
@@ -28,11 +42,15 @@ if TYPE_CHECKING:  # torch and the metrics are imported when a command runs, nev
 
     from automod_cli.metrics import compare as comparison
 
-eval_app = typer.Typer(help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and "
-                            "against the built-in dataset's ground truth.", no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Evaluate models with the papers' protocols (FID, FID-mix, PPL, LPIPS, projection) and "
+    "against the built-in dataset's ground truth.",
+    no_args_is_help=True,
+)
 
 
 # --- the networks, found before any work --------------------------------------------------------------------------
+
 
 def _weight_files(networks: set[str], weights: List[Path], net: str) -> dict[str, Path]:
     """The weight file of each pretrained network needed ({INCEPTION, LPIPS} ∩ `networks`), found (or refused in one
@@ -44,8 +62,10 @@ def _weight_files(networks: set[str], weights: List[Path], net: str) -> dict[str
     needed = {key: wanted[key] for key in (INCEPTION, LPIPS) if key in networks}
     if weights and not needed:
         raise AutomodError("no metric asked for needs a pretrained weight file: drop --weights.")
-    return {key: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, list(needed.values())))
-            for key, w in needed.items()}
+    return {
+        key: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, list(needed.values())))
+        for key, w in needed.items()
+    }
 
 
 def _networks(files: dict[str, Path], net: str, device: torch.device) -> registry.Networks:
@@ -66,10 +86,24 @@ def _networks(files: dict[str, Path], net: str, device: torch.device) -> registr
 
 # --- one command per metric record --------------------------------------------------------------------------------
 
-def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] = None, n: Optional[int] = None,
-             crop: Crop = Crop.face, net: Net = Net.alex, batch: int = 32, weights: List[Path] = (),
-             device: str = "auto", seed: int = 0, as_json: bool = False, mix: bool = False, scales: str = "coarse",
-             grid: Optional[Path] = None, force: bool = False) -> None:
+
+def _measure(
+    metric: Metric,
+    model: Optional[Path] = None,
+    data: Optional[Path] = None,
+    n: Optional[int] = None,
+    crop: Crop = Crop.face,
+    net: Net = Net.alex,
+    batch: int = 32,
+    weights: List[Path] = (),
+    device: str = "auto",
+    seed: int = 0,
+    as_json: bool = False,
+    mix: bool = False,
+    scales: str = "coarse",
+    grid: Optional[Path] = None,
+    force: bool = False,
+) -> None:
     """`automod eval NAME`: every argument and file checked (outputs, device, checkpoint, weight files, data), then
     the model loaded, then the networks built and the metric run."""
     import torch
@@ -85,7 +119,9 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
     target = torch_device(device)
     files: dict = {}
 
-    def before_weights(checkpoint: Path, meta: dict) -> None:  # the model's file is read once, the checks first
+    def before_weights(
+        checkpoint: Path, meta: dict
+    ) -> None:  # the model's file is read once, the checks first
         trained_on = (meta.get("train_config") or {}).get("data")
         if metric.family == registry.BUILTIN:
             registry.require_builtin(checkpoint, trained_on)
@@ -102,13 +138,24 @@ def _measure(metric: Metric, model: Optional[Path] = None, data: Optional[Path] 
     if metric.data == "test":
         test = unseen_data(loaded, data)
         if n is not None and n > len(test):
-            raise AutomodError(f"{test.label} holds {len(test):,} images, fewer than the {n:,} asked for: lower --n.")
+            raise AutomodError(
+                f"{test.label} holds {len(test):,} images, fewer than the {n:,} asked for: lower --n."
+            )
         if test.split == "train":
-            err_console.print(f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test "
-                              "images.")
-    settings = registry.Settings(n, batch, seed, data if metric.data == "reference" else None,
-                                 data if metric.data == "test" else None, crop.value, net.value, scales,
-                                 default_cache_dir())
+            err_console.print(
+                f"[yellow]note[/] {test.label} is a training split; the protocol uses unseen test images."
+            )
+    settings = registry.Settings(
+        n,
+        batch,
+        seed,
+        data if metric.data == "reference" else None,
+        data if metric.data == "test" else None,
+        crop.value,
+        net.value,
+        scales,
+        default_cache_dir(),
+    )
     networks = _networks(files, net.value, loaded.device)
     with progress_bars() as progress:
         outcome, protocol = registry.measure(metric, registry.Job(loaded, networks, settings, progress))
@@ -139,9 +186,11 @@ def check_cache_folders(networks: set[str]) -> None:
         try:
             check_writable(folder / "cache-file")
         except AutomodError:
-            raise AutomodError(f"cannot write the cache folder '{folder}' under $XDG_CACHE_HOME ('{base}'): it is "
-                               "not a writable folder (read-only or no permission); set XDG_CACHE_HOME to a "
-                               "writable folder, or unset it to use ~/.cache.") from None
+            raise AutomodError(
+                f"cannot write the cache folder '{folder}' under $XDG_CACHE_HOME ('{base}'): it is "
+                "not a writable folder (read-only or no permission); set XDG_CACHE_HOME to a "
+                "writable folder, or unset it to use ~/.cache."
+            ) from None
 
 
 def _write_grid(model, settings: registry.Settings, grid: Path, force: bool) -> None:
@@ -156,16 +205,23 @@ def _write_grid(model, settings: registry.Settings, grid: Path, force: bool) -> 
     mixer = ground_truth.model_mixer(model, blocks)
     pairs = ground_truth.truth_pairs(min(8, settings.n or 8), model.resolution, truth.layout_from)
     columns = ground_truth.GRID_COLUMNS
-    text = (f"columns: {', '.join(columns)}; mix: A with B's {describe(blocks, model.block_levels)} (automod mix A B); "
-            f"truth: {truth.label}; swapped: {truth.swapped_label}")
-    save_image(grid, captioned_grid(ground_truth.mixing_grid(mixer, pairs), len(columns), text), overwrite=force)
+    text = (
+        f"columns: {', '.join(columns)}; mix: A with B's {describe(blocks, model.block_levels)} (automod mix A B); "
+        f"truth: {truth.label}; swapped: {truth.swapped_label}"
+    )
+    save_image(
+        grid, captioned_grid(ground_truth.mixing_grid(mixer, pairs), len(columns), text), overwrite=force
+    )
 
 
 def _report(metric: Metric, model: str, outcome: registry.Outcome, protocol: dict, as_json: bool) -> None:
     """The result as JSON (with its protocol) on stdout, or as tables: the scores, then the protocol."""
     if as_json:
-        typer.echo(json.dumps({"metric": metric.name, "model": model, **outcome.fields, "protocol": protocol},
-                              indent=2))
+        typer.echo(
+            json.dumps(
+                {"metric": metric.name, "model": model, **outcome.fields, "protocol": protocol}, indent=2
+            )
+        )
         return
     if outcome.rows is not None:
         console.print(_scores_table(outcome.title or metric.title, outcome.rows))
@@ -185,7 +241,9 @@ def _scores_table(title: str, rows: dict) -> Table:
     for column, justify in (("compared with", "left"), ("MSE ↓", "right"), ("SSIM ↑", "right")):
         table.add_column(column, justify=justify)
     for label, scores in rows.items():
-        table.add_row(label, f"{scores.mse:.4f} ± {scores.mse_std:.4f}", f"{scores.ssim:.3f} ± {scores.ssim_std:.3f}")
+        table.add_row(
+            label, f"{scores.mse:.4f} ± {scores.mse_std:.4f}", f"{scores.ssim:.3f} ± {scores.ssim_std:.3f}"
+        )
     return table
 
 
@@ -210,30 +268,69 @@ def _option_parameters(metric: Metric) -> list[inspect.Parameter]:
     params = [("model", Optional[Path], MODEL)]
     if metric.data is not None:
         params.append(("data", Optional[Path], REF_DATA if metric.data == "reference" else TEST_DATA))
-    params.append(("n", count_type, typer.Option(metric.count, "--n", min=metric.count_min, max=metric.count_max,
-                                                 help=metric.count_help)))
+    params.append(
+        (
+            "n",
+            count_type,
+            typer.Option(
+                metric.count, "--n", min=metric.count_min, max=metric.count_max, help=metric.count_help
+            ),
+        )
+    )
     if metric.scales:
-        params.append(("scales", str, typer.Option("coarse", "--scales", help="Blocks taken from B, as automod mix A B "
-                                                   "takes them: coarse, mid, fine or i:j. The truth is the layout "
-                                                   "of whoever drives block 0 (4²) in the other's colours.")))
+        params.append(
+            (
+                "scales",
+                str,
+                typer.Option(
+                    "coarse",
+                    "--scales",
+                    help="Blocks taken from B, as automod mix A B "
+                    "takes them: coarse, mid, fine or i:j. The truth is the layout "
+                    "of whoever drives block 0 (4²) in the other's colours.",
+                ),
+            )
+        )
     if metric.mix_variant:
-        params.append(("mix", bool, typer.Option(False, "--mix", help="Decode each sample from two random latents "
-                                                 f"split at a random block (= eval {metric.mix_variant}).")))
+        params.append(
+            (
+                "mix",
+                bool,
+                typer.Option(
+                    False,
+                    "--mix",
+                    help="Decode each sample from two random latents "
+                    f"split at a random block (= eval {metric.mix_variant}).",
+                ),
+            )
+        )
     if metric.crops:
         params += [("crop", Crop, CROP), ("net", Net, NET)]
     params.append(("batch", int, typer.Option(metric.batch, "--batch", min=1)))
     if metric.scales:
-        params += [("grid", Optional[Path], typer.Option(None, "--grid", help="Also write a PNG: for the first 8 "
-                                                         "pairs, A, B, the mix, the truth and the swapped "
-                                                         "combination.")),
-                   ("force", bool, typer.Option(False, "--force", help="Replace an existing --grid file."))]
+        params += [
+            (
+                "grid",
+                Optional[Path],
+                typer.Option(
+                    None,
+                    "--grid",
+                    help="Also write a PNG: for the first 8 "
+                    "pairs, A, B, the mix, the truth and the swapped "
+                    "combination.",
+                ),
+            ),
+            ("force", bool, typer.Option(False, "--force", help="Replace an existing --grid file.")),
+        ]
     if INCEPTION in metric.networks or LPIPS in metric.networks:
         params.append(("weights", List[Path], WEIGHTS))
     params.append(("device", str, DEVICE))
     if metric.seeded:
         params.append(("seed", int, SEED))
     params.append(("as_json", bool, JSON))
-    return [inspect.Parameter(name, keyword, default=default, annotation=kind) for name, kind, default in params]
+    return [
+        inspect.Parameter(name, keyword, default=default, annotation=kind) for name, kind, default in params
+    ]
 
 
 def _command(metric: Metric) -> Callable[..., None]:
@@ -241,6 +338,7 @@ def _command(metric: Metric) -> Callable[..., None]:
     reads), and typer reads a command's options from its function's signature only, so the signature is built from
     the record: one function per metric written out by hand would repeat the registry, and click's own Command
     objects would leave typer's option types and help behind."""
+
     def command(**options: Any) -> None:
         _measure(metric, **options)
 
@@ -255,6 +353,7 @@ for _metric in registry.METRICS:
 
 
 # --- eval compare -------------------------------------------------------------------------------------------------
+
 
 def _comparison_table(result: comparison.Comparison, metrics: list[str]) -> Table:
     """Table 2a's layout: a row per model or group of seeds (mean ± std), a column per metric; "—": not measured."""
@@ -286,34 +385,54 @@ def _groups(specs: List[str]) -> dict[str, list[Path]]:
     for spec in specs:
         name, equals, runs = spec.partition("=")
         if not equals or not name.strip() or not runs.strip():
-            raise AutomodError(f"--group '{spec}' should read NAME=RUN1,RUN2,... (runs of one configuration, different "
-                               "seeds).")
+            raise AutomodError(
+                f"--group '{spec}' should read NAME=RUN1,RUN2,... (runs of one configuration, different "
+                "seeds)."
+            )
         if name.strip() in groups:
             raise AutomodError(f"--group '{name.strip()}' is given twice: give each group its own name.")
         groups[name.strip()] = [Path(run.strip()) for run in runs.split(",") if run.strip()]
     return groups
 
 
-_METRICS_HELP = (f"Comma-separated. The papers': {', '.join(registry.PAPER_COLUMNS)} (pretrained weights). Built-in "
-                 f"models only, no weights: {', '.join(registry.BUILTIN_COLUMNS)}. Shorthands: "
-                 f"{', '.join(registry.COLUMN_SETS)}.")
+_METRICS_HELP = (
+    f"Comma-separated. The papers': {', '.join(registry.PAPER_COLUMNS)} (pretrained weights). Built-in "
+    f"models only, no weights: {', '.join(registry.BUILTIN_COLUMNS)}. Shorthands: "
+    f"{', '.join(registry.COLUMN_SETS)}."
+)
 
 
 @eval_app.command("compare")
 def compare_command(
-    models: Optional[List[Path]] = typer.Argument(None, help="Checkpoint files or run directories, one table row "
-                                                             "each."),
+    models: Optional[List[Path]] = typer.Argument(
+        None, help="Checkpoint files or run directories, one table row each."
+    ),
     metrics: str = typer.Option(",".join(registry.PAPER_COLUMNS), "--metrics", help=_METRICS_HELP),
-    groups: List[str] = typer.Option([], "--group", help="NAME=RUN1,RUN2,...: runs of one configuration with different "
-                                                         "seeds, shown as one row of mean ± std (repeatable)."),
-    n: Optional[int] = typer.Option(None, "--n", min=2, help="Images/samples per metric (default: each metric's "
-                                                             "protocol)."),
+    groups: List[str] = typer.Option(
+        [],
+        "--group",
+        help="NAME=RUN1,RUN2,...: runs of one configuration with different "
+        "seeds, shown as one row of mean ± std (repeatable).",
+    ),
+    n: Optional[int] = typer.Option(
+        None, "--n", min=2, help="Images/samples per metric (default: each metric's protocol)."
+    ),
     data: Optional[Path] = REF_DATA,
     test_data: Optional[Path] = typer.Option(None, "--test-data", help="Unseen test .h5 for LPIPS."),
-    crop: Crop = CROP, net: Net = NET, batch: int = typer.Option(32, "--batch", min=1), weights: List[Path] = WEIGHTS,
-    out: Path = typer.Option(Path("compare"), "--out", help="Writes OUT.csv and OUT.json (per-run values and group "
-                                                            "mean/std) and OUT.md (the printed table)."),
-    force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
+    crop: Crop = CROP,
+    net: Net = NET,
+    batch: int = typer.Option(32, "--batch", min=1),
+    weights: List[Path] = WEIGHTS,
+    out: Path = typer.Option(
+        Path("compare"),
+        "--out",
+        help="Writes OUT.csv and OUT.json (per-run values and group "
+        "mean/std) and OUT.md (the printed table).",
+    ),
+    force: bool = FORCE,
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
 ) -> None:
     """Run several metrics on several models and print one Table-2-style table (also as CSV, JSON and Markdown).
 
@@ -336,7 +455,9 @@ def compare_command(
     torch.manual_seed(seed)
     target = torch_device(device)
     networks = _networks(_weight_files(needed, weights, net.value), net.value, target)
-    settings = registry.Settings(n, batch, seed, data, test_data, crop.value, net.value, cache_dir=default_cache_dir())
+    settings = registry.Settings(
+        n, batch, seed, data, test_data, crop.value, net.value, cache_dir=default_cache_dir()
+    )
     with progress_bars() as progress:
         result = comparison.compare(list(models or []), chosen, networks, settings, target, progress, named)
     comparison.write_csv(csv_path, result, chosen)
@@ -350,6 +471,7 @@ def compare_command(
 
 
 # --- eval weights -------------------------------------------------------------------------------------------------
+
 
 @eval_app.command("weights")
 def weights_command(as_json: bool = JSON) -> None:
@@ -370,14 +492,19 @@ def weights_command(as_json: bool = JSON) -> None:
             say(f"[bold]{escape(e.name)}[/]  [red]missing[/]", markup=True)
         else:
             note = f" (expected {e.expected}…)" if e.check == inventory.MISMATCH else ""
-            say(f"[bold]{escape(e.name)}[/]  present  [{check_style[e.check]}]{e.check}{note}[/]", markup=True)
+            say(
+                f"[bold]{escape(e.name)}[/]  present  [{check_style[e.check]}]{e.check}{note}[/]", markup=True
+            )
         say(f"  used by  {escape(e.used_by)}", markup=True)
         if e.state == inventory.MISSING:
             say(f"  looked   {escape('; '.join(e.looked))}", markup=True)
         else:
             say(f"  found    {escape(str(e.path))}\n  sha256   {e.sha256}", markup=True)
-    say("Files named NAME-<hex>.pth are checked against the SHA-256 prefix in their name; docs/evaluation.md "
-        "says where to get each file. Nothing was downloaded.", markup=True)
+    say(
+        "Files named NAME-<hex>.pth are checked against the SHA-256 prefix in their name; docs/evaluation.md "
+        "says where to get each file. Nothing was downloaded.",
+        markup=True,
+    )
 
 
 def register(app: typer.Typer) -> typer.Typer:

@@ -14,7 +14,6 @@ from automod_cli.console import console, say
 from automod_cli.errors import AutomodError
 
 
-
 def model_section(meta: dict) -> dict:
     """The network shape and, for LIA, its NICE mapping network: `model_config` (encoder and synthesis network,
     LIA's from meta["lia_config"]["model"]) and `lia_config` (the rest of the LIA config)."""
@@ -37,8 +36,10 @@ def training_progress(meta: dict) -> dict:
     where = f"{res}² of {config.model.max_resolution}²"
     if config.init:  # fine-tuning counts its own images, not the schedule's start at the model's level
         start = config.start_images
-        return {"progress": f"{meta['images_seen'] - start:,} / {config.total_images - start:,} images of "
-                            f"fine-tuning {config.init}, {where}"}
+        return {
+            "progress": f"{meta['images_seen'] - start:,} / {config.total_images - start:,} images of "
+            f"fine-tuning {config.init}, {where}"
+        }
     return {"progress": f"{meta['images_seen']:,} / {config.total_images:,} images, {where}"}
 
 
@@ -54,11 +55,15 @@ def duration(seconds: float) -> str:
 
 
 def info(
-    model: Optional[Path] = typer.Argument(None, help="Checkpoint file, run directory or a named model such as "
-                                                      "ffhq256 (see automod models; default: newest run under "
-                                                      "./runs)."),
-    model_option: Optional[Path] = typer.Option(None, "--model", "-m", help="The same as MODEL, as the other "
-                                                                           "commands take it."),
+    model: Optional[Path] = typer.Argument(
+        None,
+        help="Checkpoint file, run directory or a named model such as "
+        "ffhq256 (see automod models; default: newest run under "
+        "./runs).",
+    ),
+    model_option: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="The same as MODEL, as the other commands take it."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
 ) -> None:
     """Show a checkpoint's model kind and config, resolution, the data it was trained on and training progress.
@@ -105,8 +110,12 @@ def info(
     table = Table(show_header=False)
     for key, value in summary.items():
         if key == "trained_on":
-            table.add_row("trained on", f"{value['description']} — from the {value['origin']}"
-                          if value["dataset"] else value["description"])
+            table.add_row(
+                "trained on",
+                f"{value['description']} — from the {value['origin']}"
+                if value["dataset"]
+                else value["description"],
+            )
         elif key == "elapsed_s" and isinstance(value, (int, float)):
             table.add_row("elapsed", duration(value))  # --json keeps the seconds
         elif key != "checkpoint":

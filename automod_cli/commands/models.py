@@ -31,19 +31,25 @@ def models(
             table.add_column(column, no_wrap=column != "description")
         table.add_column("path", overflow="fold")
         for e in entries:
-            table.add_row(e.name, str(e.resolution), e.description, f"[{style[e.state]}]{e.state}[/]",
-                          str(e.path))
+            table.add_row(
+                e.name, str(e.resolution), e.description, f"[{style[e.state]}]{e.state}[/]", str(e.path)
+            )
         console.print(table)
     else:  # piped or in a log: one line per model, the path whole and last (a table folds it at 80 columns)
         console.print("pretrained models (Heljakka et al. 2020, MIT licence)")
         for e in entries:
             say(f"{e.name}  {e.resolution}²  {e.state}  {e.description}  {e.path}")
     if any(e.state == pretrained.MISSING for e in entries):
-        later = (f"{pretrained.OFFLINE_ENV} is set, so put the authors' file at the path shown" if pretrained.offline()
-                 else "a missing model is downloaded to the path shown, then converted, the first time it is used")
+        later = (
+            f"{pretrained.OFFLINE_ENV} is set, so put the authors' file at the path shown"
+            if pretrained.offline()
+            else "a missing model is downloaded to the path shown, then converted, the first time it is used"
+        )
         say(later)
-    say(f"converted models: {pretrained.automod_home() / pretrained.MODELS_DIR} (${pretrained.HOME_ENV}); "
-        f"the authors' files: {pretrained.authors_path('ffhq256').parent} (torch.hub, $TORCH_HOME)")
+    say(
+        f"converted models: {pretrained.automod_home() / pretrained.MODELS_DIR} (${pretrained.HOME_ENV}); "
+        f"the authors' files: {pretrained.authors_path('ffhq256').parent} (torch.hub, $TORCH_HOME)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -13,9 +13,22 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from automod_cli.commands.options import (ALIGN, DEVICE, FACE, FORCE, MODEL, NOISE, SCALES, SEED,
-                                          check_device_and_outputs, checked_inputs, open_model, progress_bars,
-                                          report_skipped, writing)
+from automod_cli.commands.options import (
+    ALIGN,
+    DEVICE,
+    FACE,
+    FORCE,
+    MODEL,
+    NOISE,
+    SCALES,
+    SEED,
+    check_device_and_outputs,
+    checked_inputs,
+    open_model,
+    progress_bars,
+    report_skipped,
+    writing,
+)
 from automod_cli.console import say
 from automod_cli.defaults import RECONSTRUCT_BATCH
 from automod_cli.errors import AutomodError
@@ -56,13 +69,16 @@ def _single(item: Path, role: str) -> ops.Sources:
 
     sources = ops.find_sources([item])
     if len(sources) != 1:
-        raise AutomodError(f"{role} is one image or one code, but '{item}' names {len(sources)}: give one image file, "
-                           "or one code as FILE.npz:N.")
+        raise AutomodError(
+            f"{role} is one image or one code, but '{item}' names {len(sources)}: give one image file, "
+            "or one code as FILE.npz:N."
+        )
     return ops.check_sources(sources, exact=True)
 
 
-def _latents(model: Automodulator, notes: InputNotes, sources: ops.Sources, align: Optional[bool],
-             exact: bool = False) -> ops.Latents:
+def _latents(
+    model: Automodulator, notes: InputNotes, sources: ops.Sources, align: Optional[bool], exact: bool = False
+) -> ops.Latents:
     """The latents of checked sources (codes as they are, images encoded); skipped files are named. Codes alone
     involve no alignment (nothing is said about it)."""
     import torch
@@ -106,19 +122,28 @@ def _mix_inputs(images: List[Path], rows: List[Path], cols: List[Path]) -> None:
     """One line for inputs that are neither two images (A B) nor a grid (--rows and --cols), saying what to pass."""
     if images and (rows or cols):
         flags = " and ".join(flag for flag, given in (("--rows", rows), ("--cols", cols)) if given)
-        raise AutomodError(f"give either two images (A.png B.png) or --rows and --cols for a grid, not both: "
-                           f"{len(images)} image{'s' if len(images) != 1 else ''} and {flags} were given.")
+        raise AutomodError(
+            f"give either two images (A.png B.png) or --rows and --cols for a grid, not both: "
+            f"{len(images)} image{'s' if len(images) != 1 else ''} and {flags} were given."
+        )
     if rows or cols:
         if not (rows and cols):
             given, missing = ("--rows", "--cols") if rows else ("--cols", "--rows")
-            raise AutomodError(f"a grid needs both --rows (the A images) and --cols (the B images): {given} was given "
-                               f"without {missing}.")
+            raise AutomodError(
+                f"a grid needs both --rows (the A images) and --cols (the B images): {given} was given "
+                f"without {missing}."
+            )
         return
     if len(images) != 2:
-        given = "no image was given" if not images else ("one image was given" if len(images) == 1
-                                                         else f"{len(images)} images were given")
-        raise AutomodError(f"mix takes two images, A and B (B's scales replace A's), but {given}: pass "
-                           "A.png B.png, or --rows A/ --cols B/ for a grid.")
+        given = (
+            "no image was given"
+            if not images
+            else ("one image was given" if len(images) == 1 else f"{len(images)} images were given")
+        )
+        raise AutomodError(
+            f"mix takes two images, A and B (B's scales replace A's), but {given}: pass "
+            "A.png B.png, or --rows A/ --cols B/ for a grid."
+        )
 
 
 def _mix_spec(coarse: bool, mid: bool, fine: bool, layers: Optional[str]) -> str:
@@ -130,19 +155,31 @@ def _mix_spec(coarse: bool, mid: bool, fine: bool, layers: Optional[str]) -> str
 
 
 def mix(
-    images: Optional[List[Path]] = typer.Argument(None, help="A.png B.png (or codes, codes.npz:I): B's chosen scales "
-                                                             "replace A's."),
-    rows: List[Path] = typer.Option([], "--rows", help="A images for a grid (files, folders or codes.npz[:I]; repeat "
-                                                      "the flag)."),
-    cols: List[Path] = typer.Option([], "--cols", help="B images for a grid (files, folders or codes.npz[:I]; repeat "
-                                                      "the flag)."),
+    images: Optional[List[Path]] = typer.Argument(
+        None, help="A.png B.png (or codes, codes.npz:I): B's chosen scales replace A's."
+    ),
+    rows: List[Path] = typer.Option(
+        [], "--rows", help="A images for a grid (files, folders or codes.npz[:I]; repeat the flag)."
+    ),
+    cols: List[Path] = typer.Option(
+        [], "--cols", help="B images for a grid (files, folders or codes.npz[:I]; repeat the flag)."
+    ),
     coarse: bool = typer.Option(False, "--coarse", help="Take B's coarse scales, 4²–8² (the default)."),
     mid: bool = typer.Option(False, "--mid", help="Take B's middle scales, 16²–32²."),
     fine: bool = typer.Option(False, "--fine", help="Take B's fine scales, 64² and up."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Take B's blocks i..j-1 ('i:j', block b: 4·2^b px)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG (default mix.png, or mix-grid.png)."),
-    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    face: List[str] = FACE, force: bool = FORCE,
+    layers: Optional[str] = typer.Option(
+        None, "--layers", help="Take B's blocks i..j-1 ('i:j', block b: 4·2^b px)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output PNG (default mix.png, or mix-grid.png)."
+    ),
+    model: Optional[Path] = MODEL,
+    device: str = DEVICE,
+    seed: int = SEED,
+    noise: bool = NOISE,
+    align: bool = ALIGN,
+    face: List[str] = FACE,
+    force: bool = FORCE,
 ) -> None:
     """Style mixing: decode A with the chosen scales (decoder blocks) of B.
 
@@ -176,7 +213,9 @@ def mix(
         a_sources, b_sources = _sources(a_items), _sources(b_items)
     else:
         a_sources, b_sources = _single(a_items[0], "A"), _single(b_items[0], "B")
-    errors_file = errors_path(outputs[-1]) if a_sources.images or b_sources.images else None  # codes have no errors
+    errors_file = (
+        errors_path(outputs[-1]) if a_sources.images or b_sources.images else None
+    )  # codes have no errors
     check_image_outputs(outputs, force)
     check_outputs([errors_file] if errors_file else [], force)
     opened = open_model(_model_of_codes(model, a_sources, b_sources), target, seed)
@@ -187,27 +226,44 @@ def mix(
     ops_report.say_unlike(notes)  # counted over A and B
     cells = ops.mix_grid(net, a_latents.z, b_latents.z, blocks, noise)
     columns = len(b_latents.z) + 1
-    text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
-            "Top row: B reconstructions; left column: A reconstructions.")
+    text = (
+        f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
+        "Top row: B reconstructions; left column: A reconstructions."
+    )
     if not grid_mode:
         _write(out, cells[3], force)
     _write(outputs[-1], ops.captioned_grid(cells, columns, text), force)
     if errors_file is not None:
         a_recon = cells[columns::columns]  # the left column below the blank corner
-        errors = ops_report.reconstruction_errors(net, [ops_report.image_rows("A", a_latents, a_recon),
-                                                        ops_report.image_rows("B", b_latents, cells[1:columns])])
+        errors = ops_report.reconstruction_errors(
+            net,
+            [
+                ops_report.image_rows("A", a_latents, a_recon),
+                ops_report.image_rows("B", b_latents, cells[1:columns]),
+            ],
+        )
         _write_errors(errors_file, errors, "Reconstruction errors in the grid", force)
 
 
 def sample(
     n: int = typer.Option(16, "--n", min=1, help="Number of samples."),
-    fix: Optional[Path] = typer.Option(None, "--fix", help="Keep this image's (or code's, codes.npz:I) --scales; draw "
-                                                          "the rest at random."),
+    fix: Optional[Path] = typer.Option(
+        None, "--fix", help="Keep this image's (or code's, codes.npz:I) --scales; draw the rest at random."
+    ),
     scales: Optional[str] = SCALES,
-    out: Path = typer.Option(Path("samples"), "--out", "-o", help="Folder for grid.png and sample-NNN.png (a name "
-                                                                  "like s.png is refused: it is a folder)."),
-    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    face: List[str] = FACE, force: bool = FORCE,
+    out: Path = typer.Option(
+        Path("samples"),
+        "--out",
+        "-o",
+        help="Folder for grid.png and sample-NNN.png (a name like s.png is refused: it is a folder).",
+    ),
+    model: Optional[Path] = MODEL,
+    device: str = DEVICE,
+    seed: int = SEED,
+    noise: bool = NOISE,
+    align: bool = ALIGN,
+    face: List[str] = FACE,
+    force: bool = FORCE,
 ) -> None:
     """Random samples, or conditional samples that keep some scales of an input (Supp. App. H).
 
@@ -242,8 +298,10 @@ def sample(
         z_fixed = latents.z
         images = ops.conditional_sample(net, z_fixed, blocks, n, generator, noise)
         cells = torch.cat([ops.decode(net, z_fixed, noise), images])
-        text = (f"First: reconstruction of {latents.names[0]}. The others keep "
-                f"{ops.scale_label(spec, blocks, net.block_levels)} with random latents elsewhere (seed {seed}).")
+        text = (
+            f"First: reconstruction of {latents.names[0]}. The others keep "
+            f"{ops.scale_label(spec, blocks, net.block_levels)} with random latents elsewhere (seed {seed})."
+        )
     for path, image in zip(files, images):
         with writing(path):
             save_image(path, image.cpu(), overwrite=force)
@@ -258,11 +316,14 @@ def _exemplars(pos: List[Path], neg: List[Path], vector: Optional[Path]):
     if vector is not None:
         if pos or neg:
             raise AutomodError("give either --direction FILE or --pos/--neg exemplars, not both.")
-        ops.load_vector(vector)  # a readable direction; its length is checked against the model's latents later
+        ops.load_vector(
+            vector
+        )  # a readable direction; its length is checked against the model's latents later
         return None
     if not (pos and neg):
-        raise AutomodError("an attribute needs --pos DIR (images with it) and --neg DIR (without it), "
-                           "or --direction FILE.")
+        raise AutomodError(
+            "an attribute needs --pos DIR (images with it) and --neg DIR (without it), or --direction FILE."
+        )
     return _sources(pos), _sources(neg)
 
 
@@ -284,21 +345,41 @@ def _vector(net: Automodulator, notes: InputNotes, exemplars, vector: Optional[P
 
 
 def edit(
-    images: Optional[List[Path]] = typer.Argument(None, help="Images to edit (files, folders or codes.npz[:I])."),
-    pos: List[Path] = typer.Option([], "--pos", help="Exemplars with the attribute (files, folders or codes.npz[:I]; "
-                                                    "4 are enough)."),
-    neg: List[Path] = typer.Option([], "--neg", help="Exemplars without the attribute (files, folders or "
-                                                    "codes.npz[:I])."),
-    vector: Optional[Path] = typer.Option(None, "--direction", "--vector",
-                                          help="Use a saved direction: from --save-vector, or a torch-saved (D,) or "
-                                               "(1, D) tensor such as the authors' smile_delta2."),
-    save_vector: Optional[Path] = typer.Option(None, "--save-vector", help="Write the vector (.safetensors)."),
-    scales: Optional[str] = typer.Option(None, "--scales", help="Edit only coarse/mid/fine/blocks 'i:j' (default "
-                                                                "all)."),
-    strength: List[float] = typer.Option([], "--strength", help="s in z + s·v; repeat for a strip (default -1…1)."),
-    out: Path = typer.Option(Path("edit.png"), "--out", "-o", help="Output PNG: per image, input then each strength."),
-    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    face: List[str] = FACE, force: bool = FORCE,
+    images: Optional[List[Path]] = typer.Argument(
+        None, help="Images to edit (files, folders or codes.npz[:I])."
+    ),
+    pos: List[Path] = typer.Option(
+        [], "--pos", help="Exemplars with the attribute (files, folders or codes.npz[:I]; 4 are enough)."
+    ),
+    neg: List[Path] = typer.Option(
+        [], "--neg", help="Exemplars without the attribute (files, folders or codes.npz[:I])."
+    ),
+    vector: Optional[Path] = typer.Option(
+        None,
+        "--direction",
+        "--vector",
+        help="Use a saved direction: from --save-vector, or a torch-saved (D,) or "
+        "(1, D) tensor such as the authors' smile_delta2.",
+    ),
+    save_vector: Optional[Path] = typer.Option(
+        None, "--save-vector", help="Write the vector (.safetensors)."
+    ),
+    scales: Optional[str] = typer.Option(
+        None, "--scales", help="Edit only coarse/mid/fine/blocks 'i:j' (default all)."
+    ),
+    strength: List[float] = typer.Option(
+        [], "--strength", help="s in z + s·v; repeat for a strip (default -1…1)."
+    ),
+    out: Path = typer.Option(
+        Path("edit.png"), "--out", "-o", help="Output PNG: per image, input then each strength."
+    ),
+    model: Optional[Path] = MODEL,
+    device: str = DEVICE,
+    seed: int = SEED,
+    noise: bool = NOISE,
+    align: bool = ALIGN,
+    face: List[str] = FACE,
+    force: bool = FORCE,
 ) -> None:
     """Attribute editing: add (mean latent of --pos) − (mean latent of --neg) to each image's latent (Supp. App. C).
 
@@ -346,14 +427,22 @@ def edit(
 
 
 def interpolate(
-    images: List[Path] = typer.Argument(..., help="A B (a strip) or A B C D (corners: top-left, top-right, "
-                                                  "bottom-left, bottom-right): images, folders or codes.npz[:I]."),
+    images: List[Path] = typer.Argument(
+        ...,
+        help="A B (a strip) or A B C D (corners: top-left, top-right, "
+        "bottom-left, bottom-right): images, folders or codes.npz[:I].",
+    ),
     steps: int = typer.Option(8, "--steps", min=2, help="Images along each side, ends included."),
     scales: Optional[str] = SCALES,
     gif: bool = typer.Option(False, "--gif", help="Also write an animation OUT.gif."),
     out: Path = typer.Option(Path("interpolation.png"), "--out", "-o", help="Output PNG."),
-    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE, align: bool = ALIGN,
-    face: List[str] = FACE, force: bool = FORCE,
+    model: Optional[Path] = MODEL,
+    device: str = DEVICE,
+    seed: int = SEED,
+    noise: bool = NOISE,
+    align: bool = ALIGN,
+    face: List[str] = FACE,
+    force: bool = FORCE,
 ) -> None:
     """Interpolate between 2 images (a strip) or 4 (a grid, Supp. Fig. 13) in the model's latent space: slerp on
     the automodulator's sphere, straight lines for Gaussian (VAE, WAE) and LIA latents.
@@ -372,7 +461,9 @@ def interpolate(
 
     sources = ops.find_sources(images)
     if len(sources) not in (2, 4):
-        raise AutomodError(f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(sources)}.")
+        raise AutomodError(
+            f"interpolate takes 2 images (a strip) or 4 (corners of a grid), got {len(sources)}."
+        )
     gif_path = out.with_suffix(".gif")
     target = check_device_and_outputs(device, [out] + ([gif_path] if gif else []), force, [out])
     sources = ops.check_sources(sources, exact=True)
@@ -388,8 +479,11 @@ def interpolate(
     else:
         cells, columns = ops.interpolate_grid(net, z, steps, blocks, noise), steps
         frames = cells[ops.snake_order(steps, steps)]
-    where = (f" on {ops.scale_label(scales, blocks, net.block_levels)}, the rest from {names[0]}"
-             if blocks is not None else "")
+    where = (
+        f" on {ops.scale_label(scales, blocks, net.block_levels)}, the rest from {names[0]}"
+        if blocks is not None
+        else ""
+    )
     text = f"Interpolation between {', '.join(names)}{where}; ends are reconstructions."
     _write(out, ops.captioned_grid(cells, columns, text), force)
     if gif:
@@ -410,11 +504,22 @@ def _write_errors(path: Path, errors: ErrorReport, title: str, force: bool) -> N
 
 def reconstruct(
     images: List[Path] = typer.Argument(..., help="Image files or folders."),
-    out: Path = typer.Option(Path("reconstructions.png"), "--out", "-o", help="Output PNG; the errors go to "
-                                                                               "OUT.errors.csv beside it."),
-    batch: int = typer.Option(RECONSTRUCT_BATCH, "--batch", min=1, help="Images read and reconstructed at a time."),
-    model: Optional[Path] = MODEL, device: str = DEVICE, seed: int = SEED, noise: bool = NOISE,
-    align: Optional[bool] = ALIGN, face: List[str] = FACE, force: bool = FORCE,
+    out: Path = typer.Option(
+        Path("reconstructions.png"),
+        "--out",
+        "-o",
+        help="Output PNG; the errors go to OUT.errors.csv beside it.",
+    ),
+    batch: int = typer.Option(
+        RECONSTRUCT_BATCH, "--batch", min=1, help="Images read and reconstructed at a time."
+    ),
+    model: Optional[Path] = MODEL,
+    device: str = DEVICE,
+    seed: int = SEED,
+    noise: bool = NOISE,
+    align: Optional[bool] = ALIGN,
+    face: List[str] = FACE,
+    force: bool = FORCE,
 ) -> None:
     """Encode and decode images; writes input | reconstruction pairs side by side, and each image's reconstruction
     error (MSE, SSIM, and LPIPS when its weights are here) as a table and as OUT.errors.csv. Files that are not

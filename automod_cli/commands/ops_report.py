@@ -38,7 +38,9 @@ class InputNotes:
     """One command's model: its provenance, what `--align` left unsaid means for it, and the notes already made."""
 
     provenance: data_provenance.Provenance
-    auto_align: Optional[Align] = None  # decided at the first inputs, when neither --align nor --no-align was given
+    auto_align: Optional[Align] = (
+        None  # decided at the first inputs, when neither --align nor --no-align was given
+    )
     said: set[str] = field(default_factory=set)
     checked: int = 0  # inputs checked against the training data so far (`check`)
     unlike: int = 0  # of those, how many look unlike it
@@ -55,7 +57,9 @@ def face_choice(align: Optional[bool], face: list[str]) -> Union[None, bool, Fac
     for value in face:
         name, _, number = value.rpartition("=")
         if not number.strip().isdigit():
-            raise AutomodError(f"--face {value}: give a face number (0 = the largest), or FILE=N for one file.")
+            raise AutomodError(
+                f"--face {value}: give a face number (0 = the largest), or FILE=N for one file."
+            )
         if name:
             faces.by_file[name] = int(number)
         else:
@@ -85,8 +89,10 @@ def alignment(notes: InputNotes, align: Union[None, bool, Faces, FaceAlign]) -> 
             say(f"aligning faces as in the training data ({escape(what)}); --no-align to skip", markup=True)
         else:
             notes.auto_align = False
-            warn(f"this model was trained on {what}, but inputs are used unaligned: face alignment needs dlib, "
-                 f"{ALIGN_EXTRA} (--no-align silences this).")
+            warn(
+                f"this model was trained on {what}, but inputs are used unaligned: face alignment needs dlib, "
+                f"{ALIGN_EXTRA} (--no-align silences this)."
+            )
     return notes.auto_align
 
 
@@ -98,7 +104,10 @@ def check(notes: InputNotes, align: Align, images: torch.Tensor) -> None:
             warn(f"no face found in '{align.unaligned.pop(0)}': used it unaligned (centre crop).")
         while align.notes:
             path, note = align.notes.pop(0)
-            say(f"{escape(str(path))}: {escape(note)} (--face N picks face N, --face FILE=N for one file)", markup=True)
+            say(
+                f"{escape(str(path))}: {escape(note)} (--face N picks face N, --face FILE=N for one file)",
+                markup=True,
+            )
     if len(images):
         odd, checked = unlike_count(notes.provenance, images)
         notes.unlike += odd
@@ -166,7 +175,9 @@ def errors_table(report: ErrorReport, title: str) -> Table:
         table.add_row(*cells, style="bold red" if i == worst else None)
     if len(report) > 1:
         table.add_section()
-        table.add_row("", *([""] if any(report.roles) else []), "mean", *[_value(report.mean(m)) for m in metrics])
+        table.add_row(
+            "", *([""] if any(report.roles) else []), "mean", *[_value(report.mean(m)) for m in metrics]
+        )
     return table
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from automod_cli.console import err_console, say, warn
 from automod_cli.errors import AutomodError
@@ -23,7 +30,6 @@ if TYPE_CHECKING:  # torch and the models are imported when a command runs, neve
 
     from automod_cli import ops
     from automod_cli.locate import OpenedModel
-
 
 
 class Crop(str, Enum):
@@ -43,25 +49,46 @@ class Start(str, Enum):
     mean = "mean"
 
 
-MODEL = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named model such as ffhq256 "
-                                                 "(see automod models; default: newest run under ./runs).")
-REF_DATA = typer.Option(None, "--data", help="Reference .h5 file (default: the data the model was trained on).")
-TEST_DATA = typer.Option(None, "--data", help="Unseen test .h5 file (default: the built-in test split for built-in "
-                                              "models).")
-WEIGHTS = typer.Option([], "--weights", help="Pretrained weight file(s) (standard names); else env variable or torch "
-                                             "cache.")
+MODEL = typer.Option(
+    None,
+    "--model",
+    "-m",
+    help="Checkpoint file, run directory or a named model such as ffhq256 "
+    "(see automod models; default: newest run under ./runs).",
+)
+REF_DATA = typer.Option(
+    None, "--data", help="Reference .h5 file (default: the data the model was trained on)."
+)
+TEST_DATA = typer.Option(
+    None, "--data", help="Unseen test .h5 file (default: the built-in test split for built-in models)."
+)
+WEIGHTS = typer.Option(
+    [], "--weights", help="Pretrained weight file(s) (standard names); else env variable or torch cache."
+)
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
 SEED = typer.Option(0, "--seed", help="Seed for random latents and layer noise.")
 JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
-CROP = typer.Option(Crop.face, "--crop", help="Image window compared: face (StyleGAN's, the papers'), center, none.")
+CROP = typer.Option(
+    Crop.face, "--crop", help="Image window compared: face (StyleGAN's, the papers'), center, none."
+)
 NET = typer.Option(Net.alex, "--net", help="LPIPS trunk: alex (lpips default) or vgg.")
 FORCE = typer.Option(False, "--force", help="Replace existing output files.")
-NOISE = typer.Option(False, "--noise/--no-noise", help="Layer noise in the decoder (off by default, as in evaluation).")
-ALIGN = typer.Option(None, "--align/--no-align", help="Align the largest face FFHQ-style first (needs automod's align "
-                                                      "extra). Default: on for models trained on aligned faces (FFHQ, "
-                                                      "CelebA-HQ) when the extra is installed, else off.")
-FACE = typer.Option([], "--face", help="With several faces in a photo: align face N (0 = the largest, the default) in "
-                                       "every photo, or FILE=N in one file; repeatable.")
+NOISE = typer.Option(
+    False, "--noise/--no-noise", help="Layer noise in the decoder (off by default, as in evaluation)."
+)
+ALIGN = typer.Option(
+    None,
+    "--align/--no-align",
+    help="Align the largest face FFHQ-style first (needs automod's align "
+    "extra). Default: on for models trained on aligned faces (FFHQ, "
+    "CelebA-HQ) when the extra is installed, else off.",
+)
+FACE = typer.Option(
+    [],
+    "--face",
+    help="With several faces in a photo: align face N (0 = the largest, the default) in "
+    "every photo, or FILE=N in one file; repeatable.",
+)
 SCALES = typer.Option(None, "--scales", help="coarse (4²–8²), mid (16²–32²), fine (64²+) or blocks 'i:j'.")
 SKIPS_SHOWN = 10  # skipped input files named one per line; the rest are counted
 
@@ -76,8 +103,13 @@ def torch_device(name: str) -> torch.device:
 @contextmanager
 def progress_bars() -> Iterator:
     """A rich bar per stage on stderr, fed with (stage, done, total)."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         tasks: dict[str, int] = {}
 
@@ -89,7 +121,9 @@ def progress_bars() -> Iterator:
         yield update
 
 
-def check_device_and_outputs(device: str, outputs: List[Path], force: bool, images: List[Path] = ()) -> torch.device:
+def check_device_and_outputs(
+    device: str, outputs: List[Path], force: bool, images: List[Path] = ()
+) -> torch.device:
     """The checks made before any work: the device name, the names of the `images` among the outputs (a suffix
     automod writes), then every output (writable, replacing nothing)."""
     target = torch_device(device)
@@ -113,8 +147,10 @@ def open_model(model: Optional[Path], device: torch.device, seed: int) -> Opened
     say(f"trained on: {opened.provenance.describe()}")
     broken = ops.nonfinite_tensors(opened.model)
     if broken:
-        warn(f"{len(broken)} weight tensors of '{opened.checkpoint}' hold NaN or infinite values ({broken[0]}, ...): "
-              "training diverged, and its images come out black or meaningless; use an earlier checkpoint.")
+        warn(
+            f"{len(broken)} weight tensors of '{opened.checkpoint}' hold NaN or infinite values ({broken[0]}, ...): "
+            "training diverged, and its images come out black or meaningless; use an earlier checkpoint."
+        )
     return opened
 
 
@@ -124,8 +160,9 @@ def writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise AutomodError(f"could not write '{path}' ({exc.strerror or exc}); no existing file was "
-                           "replaced.") from None
+        raise AutomodError(
+            f"could not write '{path}' ({exc.strerror or exc}); no existing file was replaced."
+        ) from None
 
 
 def checked_inputs(items: List[Path], exact: bool = False) -> ops.Inputs:

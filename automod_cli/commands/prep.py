@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.markup import escape
 
@@ -43,18 +50,26 @@ class BuiltinSplit(str, Enum):
     test = "test"
 
 
-OUT = typer.Option(..., "--out", "-o", help="The .h5 file to write (never replaced unless --force); missing folders "
-                                            "are created.")
+OUT = typer.Option(
+    ...,
+    "--out",
+    "-o",
+    help="The .h5 file to write (never replaced unless --force); missing folders are created.",
+)
 FORCE = typer.Option(False, "--force", help="Replace --out if it exists.")
-WORKERS = typer.Option(DEFAULT_WORKERS, "--workers", "-j", min=1, help="Processes decoding (and aligning) images.")
+WORKERS = typer.Option(
+    DEFAULT_WORKERS, "--workers", "-j", min=1, help="Processes decoding (and aligning) images."
+)
 LIMIT = typer.Option(None, "--limit", min=1, help="Use only the first N inputs (of the split).")
-MIN_SIZE = typer.Option(None, "--min-size", min=1, help="Skip images (or faces) smaller than this; by default the "
-                                                        "--res value.")
+MIN_SIZE = typer.Option(
+    None, "--min-size", min=1, help="Skip images (or faces) smaller than this; by default the --res value."
+)
 
 
 def _res(default: int) -> Any:
-    return typer.Option(default, "--res", "--resolution", help="Highest resolution stored; levels 4² up to it are "
-                                                               "written.")
+    return typer.Option(
+        default, "--res", "--resolution", help="Highest resolution stored; levels 4² up to it are written."
+    )
 
 
 def _rate(task) -> str:
@@ -64,8 +79,14 @@ def _rate(task) -> str:
 @contextmanager
 def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar with rate and ETA, driven by (done, total) callbacks."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task_id = bar.add_task(description, total=None, rate="")
 
@@ -80,8 +101,11 @@ def _report(result: PrepResult) -> None:
     if result.discarded:
         console.print(f"[yellow]note[/] {result.discarded}")
     resumed = f" (continued after {result.resumed_from:,} inputs)" if result.resumed_from else ""
-    say(f"[green]wrote[/] {result.written:,} images ({result.source}, split {result.split}) to "
-        f"{result.output}{resumed}", markup=True)
+    say(
+        f"[green]wrote[/] {result.written:,} images ({result.source}, split {result.split}) to "
+        f"{result.output}{resumed}",
+        markup=True,
+    )
     groups = result.skipped_by_kind()
     if groups:
         table = Table(title=f"skipped {len(result.skipped):,} inputs", title_justify="left")
@@ -94,13 +118,17 @@ def _report(result: PrepResult) -> None:
     for name, note in result.notes[:EXAMPLES_SHOWN]:
         console.print(f"[yellow]note[/] {name}: {note}")
     if len(result.notes) > EXAMPLES_SHOWN:
-        console.print(f"[yellow]note[/] ... and {len(result.notes) - EXAMPLES_SHOWN:,} more notes (stored in the "
-                      "file's 'notes')")
+        console.print(
+            f"[yellow]note[/] ... and {len(result.notes) - EXAMPLES_SHOWN:,} more notes (stored in the "
+            "file's 'notes')"
+        )
     if result.skipped_report is not None:
         say(f"skipped-file list: {result.skipped_report}")
 
 
-def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, force: bool, workers: int) -> None:
+def _run(
+    make_source: Callable[[], sources.Source], out: Path, resolution: int, force: bool, workers: int
+) -> None:
     from data_prep.hdf5 import DiskFull, check_output, partial_path, resolutions_up_to
     from data_prep.prep import prepare
 
@@ -111,11 +139,16 @@ def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, 
         with _progress_bar(f"{source.name} {source.split}") as progress:
             result = prepare(source, out, resolution, force=force, workers=workers, progress=progress)
     except KeyboardInterrupt:
-        say(f"[yellow]interrupted[/]: progress is kept in {partial_path(out)}; run the same command again "
-            "to continue.", markup=True)
+        say(
+            f"[yellow]interrupted[/]: progress is kept in {partial_path(out)}; run the same command again "
+            "to continue.",
+            markup=True,
+        )
         raise typer.Exit(130) from None
     except DiskFull as exc:
-        if exc.hdf5_failed:  # HDF5's exit handler crashes (exit 139) after a failed write: say why and leave now
+        if (
+            exc.hdf5_failed
+        ):  # HDF5's exit handler crashes (exit 139) after a failed write: say why and leave now
             say(f"[bold red]error:[/] {escape(str(exc))}", markup=True, err=True)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -126,13 +159,16 @@ def _run(make_source: Callable[[], sources.Source], out: Path, resolution: int, 
 
 @prep_app.command("ffhq")
 def ffhq(
-    src: Path = typer.Option(..., "--src", help="images1024x1024/ of the release, or in-the-wild-images/ with "
-                                                "--landmarks."),
+    src: Path = typer.Option(
+        ..., "--src", help="images1024x1024/ of the release, or in-the-wild-images/ with --landmarks."
+    ),
     out: Path = OUT,
-    landmarks: Optional[Path] = typer.Option(None, "--landmarks", help="The release's ffhq-dataset-v2.json: align "
-                                                                       "in-the-wild photos with it."),
-    split: Split = typer.Option(Split.train, "--split", help="train = images 0-59999, test = 60000-69999 (Supp. "
-                                                             "App. A)."),
+    landmarks: Optional[Path] = typer.Option(
+        None, "--landmarks", help="The release's ffhq-dataset-v2.json: align in-the-wild photos with it."
+    ),
+    split: Split = typer.Option(
+        Split.train, "--split", help="train = images 0-59999, test = 60000-69999 (Supp. App. A)."
+    ),
     resolution: int = _res(256),
     limit: Optional[int] = LIMIT,
     workers: int = WORKERS,
@@ -149,7 +185,9 @@ def ffhq(
 def celebahq(
     src: Path = typer.Option(..., "--src", help="Folder of the 30000 CelebA-HQ 1024² images named by index."),
     out: Path = OUT,
-    split: Split = typer.Option(Split.train, "--split", help="train = first 27000 by file index, test = the rest."),
+    split: Split = typer.Option(
+        Split.train, "--split", help="train = first 27000 by file index, test = the rest."
+    ),
     resolution: int = _res(256),
     limit: Optional[int] = LIMIT,
     workers: int = WORKERS,
@@ -183,8 +221,11 @@ def lsun(
 def folder(
     src: Path = typer.Option(..., "--src", help="Folder searched recursively for images."),
     out: Path = OUT,
-    align: bool = typer.Option(False, "--align", help="Detect the largest face and align it FFHQ-style (pip install "
-                                                      "'automod\\[align]')."),
+    align: bool = typer.Option(
+        False,
+        "--align",
+        help="Detect the largest face and align it FFHQ-style (pip install 'automod\\[align]').",
+    ),
     resolution: int = _res(256),
     limit: Optional[int] = LIMIT,
     min_size: Optional[int] = MIN_SIZE,
@@ -201,8 +242,9 @@ def folder(
 @prep_app.command("builtin")
 def builtin(
     out: Path = OUT,
-    split: BuiltinSplit = typer.Option(BuiltinSplit.train, "--split",
-                                       help="The built-in dataset's train or test split."),
+    split: BuiltinSplit = typer.Option(
+        BuiltinSplit.train, "--split", help="The built-in dataset's train or test split."
+    ),
     resolution: int = _res(64),
     limit: Optional[int] = LIMIT,
     force: bool = FORCE,
@@ -237,8 +279,9 @@ def info(
         bad = verify(file, progress)
     if bad:
         listed = ", ".join(map(str, bad[:10]))
-        raise AutomodError(f"{file}: {len(bad)} images do not match their checksum (e.g. {listed}); prepare the file "
-                           "again.")
+        raise AutomodError(
+            f"{file}: {len(bad)} images do not match their checksum (e.g. {listed}); prepare the file again."
+        )
     console.print("[green]checksum ok[/]")
 
 

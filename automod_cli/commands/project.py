@@ -16,10 +16,26 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 from rich.table import Table
 
-from automod_cli.commands.options import (ALIGN
-, CROP, DEVICE, FORCE, JSON, MODEL, NET, SEED, TEST_DATA, WEIGHTS,
-                                          Crop, Net, Start, checked_inputs, open_model,
-                                          progress_bars as _progress, report_skipped, torch_device as _device)
+from automod_cli.commands.options import (
+    ALIGN,
+    CROP,
+    DEVICE,
+    FORCE,
+    JSON,
+    MODEL,
+    NET,
+    SEED,
+    TEST_DATA,
+    WEIGHTS,
+    Crop,
+    Net,
+    Start,
+    checked_inputs,
+    open_model,
+    progress_bars as _progress,
+    report_skipped,
+    torch_device as _device,
+)
 from automod_cli.console import console, say
 from automod_cli.defaults import PROJECTION_IMAGES as DEFAULT_IMAGES, PROJECTION_LR as LEARNING_RATE
 from automod_cli.defaults import PROJECTION_STEPS as DEFAULT_STEPS
@@ -38,8 +54,9 @@ if TYPE_CHECKING:  # torch, the models and the metrics are imported when a comma
     from automod_cli.provenance import Provenance
 
 STEPS = typer.Option(DEFAULT_STEPS, "--steps", min=0, help="Optimisation steps (App. G: up to 200).")
-START = typer.Option(Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training "
-                                                    "latent.")
+START = typer.Option(
+    Start.encoder, "--start", help="Initial latent: encoder output (LIA), random, or mean training latent."
+)
 LR = typer.Option(LEARNING_RATE, "--lr", min=0.0, help="Adam learning rate for the latent.")
 LOSS_NET = typer.Option(Net.vgg, "--loss-net", help="Perceptual loss network optimised (LIA: VGG features).")
 
@@ -49,12 +66,20 @@ class Distance(str, Enum):
     mse = "mse"
 
 
-DISTANCE = typer.Option(Distance.lpips, "--distance", help="What the projection minimises and reports: lpips (App. G; "
-                        "needs the LPIPS weight files) or mse (mean squared pixel error on [0, 1] intensities, as "
-                        "reconstruct reports it; needs nothing downloaded).")
-PROJECT_CROP = typer.Option(None, "--crop", help="Image window the error is reported on: face (StyleGAN's, the "
-                            "papers'), center, none. Default: face for models trained on aligned faces (FFHQ, "
-                            "CelebA-HQ), else none.")
+DISTANCE = typer.Option(
+    Distance.lpips,
+    "--distance",
+    help="What the projection minimises and reports: lpips (App. G; "
+    "needs the LPIPS weight files) or mse (mean squared pixel error on [0, 1] intensities, as "
+    "reconstruct reports it; needs nothing downloaded).",
+)
+PROJECT_CROP = typer.Option(
+    None,
+    "--crop",
+    help="Image window the error is reported on: face (StyleGAN's, the "
+    "papers'), center, none. Default: face for models trained on aligned faces (FFHQ, "
+    "CelebA-HQ), else none.",
+)
 
 
 def default_crop(trained_on: Provenance) -> str:
@@ -69,9 +94,16 @@ def _distances(net: Net, loss_net: Net, weights: List[Path], device: torch.devic
     from automod_cli.features.nets import LPIPS_NETS, lpips_distance
 
     needed = list({LPIPS_NETS[n.value].name: LPIPS_NETS[n.value] for n in (net, loss_net)}.values())
-    paths = {w.name: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, needed)) for w in needed}
+    paths = {
+        w.name: weight_files.resolve_weights(w, weight_files.pick_explicit(weights, w, needed))
+        for w in needed
+    }
     report = lpips_distance(net.value, paths[LPIPS_NETS[net.value].name], device)
-    loss = report if loss_net == net else lpips_distance(loss_net.value, paths[LPIPS_NETS[loss_net.value].name], device)
+    loss = (
+        report
+        if loss_net == net
+        else lpips_distance(loss_net.value, paths[LPIPS_NETS[loss_net.value].name], device)
+    )
     return report, loss
 
 
@@ -91,13 +123,22 @@ def _curve_table(curve: list[CurvePoint], title: str, measure: str = "LPIPS") ->
 
 
 def eval_project(
-    model: Optional[Path] = MODEL, data: Optional[Path] = TEST_DATA,
+    model: Optional[Path] = MODEL,
+    data: Optional[Path] = TEST_DATA,
     n: int = typer.Option(DEFAULT_IMAGES, "--n", min=1, help="Test images (App. G: 1000)."),
-    steps: int = STEPS, start: Start = START, lr: float = LR, crop: Crop = CROP, net: Net = NET,
+    steps: int = STEPS,
+    start: Start = START,
+    lr: float = LR,
+    crop: Crop = CROP,
+    net: Net = NET,
     loss_net: Net = LOSS_NET,
-    batch: int = typer.Option(16, "--batch", min=1), weights: List[Path] = WEIGHTS,
-    out: Path = typer.Option(Path("projection"), "--out", help="Writes OUT.csv and OUT.png."), force: bool = FORCE,
-    device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
+    batch: int = typer.Option(16, "--batch", min=1),
+    weights: List[Path] = WEIGHTS,
+    out: Path = typer.Option(Path("projection"), "--out", help="Writes OUT.csv and OUT.png."),
+    force: bool = FORCE,
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
 ) -> None:
     """Direct encoding vs optimisation-based projection: LPIPS against wall time per image (Supp. App. G, Fig. 16),
     and how much faster the encoder is than projection reaching its LPIPS (with --start mean or random).
@@ -121,16 +162,41 @@ def eval_project(
     test = unseen_data(loaded, data)
     settings = ProjectionSettings(steps, lr, start=start.value)
     with _progress() as progress:
-        curve = inversion_curve(loaded.model, test, loss, report, settings, n, batch, crop.value, seed,
-                                _mean(loaded, start), progress)
+        curve = inversion_curve(
+            loaded.model,
+            test,
+            loss,
+            report,
+            settings,
+            n,
+            batch,
+            crop.value,
+            seed,
+            _mean(loaded, start),
+            progress,
+        )
     write_curve_csv(csv_path, curve)
     encoder, projection = curve[0], curve[1:]
-    time_curve_chart(png_path, [p.seconds for p in projection], [p.lpips for p in projection], encoder.seconds,
-                     encoder.lpips, f"projection ({start.value} start)", "encoder", f"LPIPS-{net.value}")
-    speedup = encoder_speedup(curve) if start != Start.encoder else None  # from φ(x) it starts at the encoder's LPIPS
+    time_curve_chart(
+        png_path,
+        [p.seconds for p in projection],
+        [p.lpips for p in projection],
+        encoder.seconds,
+        encoder.lpips,
+        f"projection ({start.value} start)",
+        "encoder",
+        f"LPIPS-{net.value}",
+    )
+    speedup = (
+        encoder_speedup(curve) if start != Start.encoder else None
+    )  # from φ(x) it starts at the encoder's LPIPS
     if as_json:
-        typer.echo(json.dumps({"curve": [asdict(p) for p in curve], "encoder_speedup": speedup and asdict(speedup)},
-                              indent=2))
+        typer.echo(
+            json.dumps(
+                {"curve": [asdict(p) for p in curve], "encoder_speedup": speedup and asdict(speedup)},
+                indent=2,
+            )
+        )
         return
     console.print(_curve_table(curve, f"{loaded.checkpoint}: {min(n, len(test))} images"))
     console.print(_speedup_line(speedup, curve[0], start))
@@ -139,18 +205,26 @@ def eval_project(
 
 def _speedup_line(speedup: Speedup | None, encoder: CurvePoint, start: Start) -> str:
     if start == Start.encoder:
-        return ("encoder speed-up: starting from the encoder's output, projection begins at its LPIPS; use --start "
-                "mean or random to compare (App. G).")
+        return (
+            "encoder speed-up: starting from the encoder's output, projection begins at its LPIPS; use --start "
+            "mean or random to compare (App. G)."
+        )
     if speedup is None:
-        return ("encoder speed-up: not measured (no projection steps, or the encoder's time was below the clock's "
-                "resolution).")
-    reach = (f"projection reached the encoder's LPIPS {encoder.lpips:.4f} by step {speedup.step} "
-             f"({speedup.seconds:.3g} s/image): the encoder ({encoder.seconds * 1000:.3g} ms/image) is "
-             f"{speedup.ratio:,.0f}× faster")
+        return (
+            "encoder speed-up: not measured (no projection steps, or the encoder's time was below the clock's "
+            "resolution)."
+        )
+    reach = (
+        f"projection reached the encoder's LPIPS {encoder.lpips:.4f} by step {speedup.step} "
+        f"({speedup.seconds:.3g} s/image): the encoder ({encoder.seconds * 1000:.3g} ms/image) is "
+        f"{speedup.ratio:,.0f}× faster"
+    )
     if not speedup.reached:
-        reach = (f"projection did not reach the encoder's LPIPS {encoder.lpips:.4f} in {speedup.step} steps "
-                 f"({speedup.seconds:.3g} s/image): the encoder ({encoder.seconds * 1000:.3g} ms/image) is more than "
-                 f"{speedup.ratio:,.0f}× faster")
+        reach = (
+            f"projection did not reach the encoder's LPIPS {encoder.lpips:.4f} in {speedup.step} steps "
+            f"({speedup.seconds:.3g} s/image): the encoder ({encoder.seconds * 1000:.3g} ms/image) is more than "
+            f"{speedup.ratio:,.0f}× faster"
+        )
     return f"encoder speed-up: {reach}."
 
 
@@ -175,7 +249,9 @@ def _outputs(items: List[Path], out: Optional[Path]) -> tuple[bool, Path, dict[P
         target = out / f"{path.stem}-projected.png"
         clash = next((other for other, there in named.items() if there == target and other != path), None)
         if clash is not None:
-            raise AutomodError(f"'{clash}' and '{path}' would both be written to '{target}': project them separately.")
+            raise AutomodError(
+                f"'{clash}' and '{path}' would both be written to '{target}': project them separately."
+            )
         named[path] = target
     return False, out, named
 
@@ -186,12 +262,26 @@ def _mean_point(method: str, step: int, seconds: float, distances: list[torch.Te
     from automod_cli.metrics.inversion import CurvePoint
 
     values = torch.cat(distances).double()
-    return CurvePoint(method, step, seconds, float(values.mean()), float(values.std()) if len(values) > 1 else 0.0)
+    return CurvePoint(
+        method, step, seconds, float(values.mean()), float(values.std()) if len(values) > 1 else 0.0
+    )
 
 
-def _invert(net, notes: InputNotes, inputs: Inputs, loss, report, settings: ProjectionSettings, crop_mode: str,
-            batch: int, seed: int, mean, align: ops_report.Align, write,
-            progress) -> tuple[list[CurvePoint], torch.Tensor, Inputs]:
+def _invert(
+    net,
+    notes: InputNotes,
+    inputs: Inputs,
+    loss,
+    report,
+    settings: ProjectionSettings,
+    crop_mode: str,
+    batch: int,
+    seed: int,
+    mean,
+    align: ops_report.Align,
+    write,
+    progress,
+) -> tuple[list[CurvePoint], torch.Tensor, Inputs]:
     """Project the files batch by batch (aligned as `align` says; each batch checked against the training data,
     `ops_report.check`), `write(path, image)` each result: the curve averaged over the images, the fitted latents
     (N, D) on the CPU and the files used (a file that fails only now is skipped)."""
@@ -209,7 +299,7 @@ def _invert(net, notes: InputNotes, inputs: Inputs, loss, report, settings: Proj
     distances: dict[int, list[torch.Tensor]] = {}
     used, skipped, upscaled, done = [], list(inputs.skipped), [], 0
     for i in range(0, len(inputs.paths), batch):
-        chunk = inputs.paths[i:i + batch]
+        chunk = inputs.paths[i : i + batch]
         x, loaded_files = load_inputs(Inputs(chunk), net.resolution, align, allow_none=True)
         ops_report.check(notes, align, x)
         skipped += loaded_files.skipped
@@ -218,7 +308,9 @@ def _invert(net, notes: InputNotes, inputs: Inputs, loss, report, settings: Proj
         if not len(x):
             continue
         x = x.to(device)
-        if len(x) not in warm:  # the first batch, and a smaller last one: one-time costs stay out of the times
+        if (
+            len(x) not in warm
+        ):  # the first batch, and a smaller last one: one-time costs stay out of the times
             warm_up(net, x, loss, report, settings, crop_mode, mean)
             warm.add(len(x))
         spent, values = encoder_point(net, x, report, crop_mode)
@@ -234,8 +326,9 @@ def _invert(net, notes: InputNotes, inputs: Inputs, loss, report, settings: Proj
         used += loaded_files.paths
         progress("projected images", done, len(inputs.paths))
     if not used:
-        raise AutomodError("none of the inputs could be used: " + "; ".join(f"'{p}' ({r})" for p, r in skipped[:3])
-                           + ".")
+        raise AutomodError(
+            "none of the inputs could be used: " + "; ".join(f"'{p}' ({r})" for p, r in skipped[:3]) + "."
+        )
     curve = [_mean_point("encoder", 0, encoder_seconds / len(used), encoder_distances)]
     curve += [_mean_point("projection", s, seconds[s] / len(used), distances[s]) for s in sorted(seconds)]
     return curve, torch.cat(latents), Inputs(used, skipped, upscaled)
@@ -243,23 +336,49 @@ def _invert(net, notes: InputNotes, inputs: Inputs, loss, report, settings: Proj
 
 def _json_curve(curve: list[CurvePoint], distance: Distance) -> list[dict]:
     """The curve for --json, each point's mean error under the name of the distance measured ('mse' or 'lpips')."""
-    return [{"method": p.method, "step": p.step, "seconds": p.seconds, distance.value: p.lpips, "std": p.std}
-            for p in curve]
+    return [
+        {"method": p.method, "step": p.step, "seconds": p.seconds, distance.value: p.lpips, "std": p.std}
+        for p in curve
+    ]
 
 
 def project(
-    images: List[Path] = typer.Argument(..., help="Images to invert: files or folders (any size; centre-cropped and "
-                                                  "resized; unusable files are skipped, one line each)."),
-    model: Optional[Path] = MODEL, steps: int = STEPS, start: Start = START, lr: float = LR,
-    crop: Optional[Crop] = PROJECT_CROP, net: Net = NET, loss_net: Net = LOSS_NET, weights: List[Path] = WEIGHTS,
+    images: List[Path] = typer.Argument(
+        ...,
+        help="Images to invert: files or folders (any size; centre-cropped and "
+        "resized; unusable files are skipped, one line each).",
+    ),
+    model: Optional[Path] = MODEL,
+    steps: int = STEPS,
+    start: Start = START,
+    lr: float = LR,
+    crop: Optional[Crop] = PROJECT_CROP,
+    net: Net = NET,
+    loss_net: Net = LOSS_NET,
+    weights: List[Path] = WEIGHTS,
     distance: Distance = DISTANCE,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG for one image file (default: "
-                                       "IMAGE-projected.png here); for several or a folder, the folder for "
-                                       "NAME-projected.png (default: projected/)."),
-    batch: int = typer.Option(PROJECT_BATCH, "--batch", min=1, help="Images optimised together (each on its own)."),
-    codes: Optional[Path] = typer.Option(None, "--codes", help="Also write the fitted latents as a codes file (.npz) "
-                                         "for mix, interpolate and edit (FILE.npz:N)."),
-    align: Optional[bool] = ALIGN, force: bool = FORCE, device: str = DEVICE, seed: int = SEED, as_json: bool = JSON,
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output PNG for one image file (default: "
+        "IMAGE-projected.png here); for several or a folder, the folder for "
+        "NAME-projected.png (default: projected/).",
+    ),
+    batch: int = typer.Option(
+        PROJECT_BATCH, "--batch", min=1, help="Images optimised together (each on its own)."
+    ),
+    codes: Optional[Path] = typer.Option(
+        None,
+        "--codes",
+        help="Also write the fitted latents as a codes file (.npz) "
+        "for mix, interpolate and edit (FILE.npz:N).",
+    ),
+    align: Optional[bool] = ALIGN,
+    force: bool = FORCE,
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
 ) -> None:
     """Invert images by optimising their latents (LIA Eq. 13) and show the error against time beside the encoder's,
     averaged over the images; ends with the time taken and images/s. Says what the model was trained on, and warns
@@ -277,7 +396,9 @@ def project(
     from automod_cli.ops.inputs import Inputs
     from automod_cli.ops.projection import ProjectionSettings
 
-    target = _device(device)  # cheap things first: the device name, the outputs, the input files, then the model
+    target = _device(
+        device
+    )  # cheap things first: the device name, the outputs, the input files, then the model
     if codes is not None and codes.suffix.lower() != ".npz":
         raise AutomodError(f"--codes names an .npz file: e.g. '{codes.with_suffix('.npz').name}'.")
     single, out, targets = _outputs(images, out)
@@ -305,27 +426,71 @@ def project(
 
         began = time.perf_counter()
         with _progress() as progress:
-            curve, latents, used = _invert(model_net, notes, inputs, loss, report, settings, crop_mode, batch, seed,
-                                           mean, align, write, progress)
+            curve, latents, used = _invert(
+                model_net,
+                notes,
+                inputs,
+                loss,
+                report,
+                settings,
+                crop_mode,
+                batch,
+                seed,
+                mean,
+                align,
+                write,
+                progress,
+            )
         elapsed = time.perf_counter() - began
         if codes is not None:
-            save_codes(codes, latents, used.paths, identity, str(checkpoint), model_net.resolution, bool(align),
-                       overwrite=force)
+            save_codes(
+                codes,
+                latents,
+                used.paths,
+                identity,
+                str(checkpoint),
+                model_net.resolution,
+                bool(align),
+                overwrite=force,
+            )
         report_skipped(used)
         ops_report.say_unlike(notes)  # inputs unlike the training data, counted over all batches
     outputs = [str(targets[path]) for path in used.paths]
     if as_json:
-        summary = {"images": len(used.paths), "seconds": elapsed, "images_per_second": len(used.paths) / elapsed,
-                   "skipped": [[str(p), r] for p, r in used.skipped], "codes": str(codes) if codes else None}
-        measured = {"model": str(checkpoint), "trained_on": trained_on.to_dict(), "distance": distance.value,
-                    "net": net.value if distance == Distance.lpips else None, "crop": crop_mode}
-        typer.echo(json.dumps({**({"output": outputs[0]} if single else {}), "outputs": outputs, **measured,
-                               "curve": _json_curve(curve, distance), **summary}, indent=2))
+        summary = {
+            "images": len(used.paths),
+            "seconds": elapsed,
+            "images_per_second": len(used.paths) / elapsed,
+            "skipped": [[str(p), r] for p, r in used.skipped],
+            "codes": str(codes) if codes else None,
+        }
+        measured = {
+            "model": str(checkpoint),
+            "trained_on": trained_on.to_dict(),
+            "distance": distance.value,
+            "net": net.value if distance == Distance.lpips else None,
+            "crop": crop_mode,
+        }
+        typer.echo(
+            json.dumps(
+                {
+                    **({"output": outputs[0]} if single else {}),
+                    "outputs": outputs,
+                    **measured,
+                    "curve": _json_curve(curve, distance),
+                    **summary,
+                },
+                indent=2,
+            )
+        )
         return
     measure = "pixel MSE" if distance == Distance.mse else f"LPIPS-{net.value}"
     where = f"{images[0]} → {out}" if single else f"{len(used.paths)} images → {out}/"
-    console.print(_curve_table(curve, f"{where} ({measure}, {crop_mode} crop)",
-                               "MSE" if distance == Distance.mse else "LPIPS"))
+    console.print(
+        _curve_table(
+            curve, f"{where} ({measure}, {crop_mode} crop)", "MSE" if distance == Distance.mse else "LPIPS"
+        )
+    )
     console.print(rate_line("projected", len(used.paths), elapsed) + (f"; wrote {codes}" if codes else ""))
 
 

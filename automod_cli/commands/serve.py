@@ -21,8 +21,9 @@ def require_web_server() -> None:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise AutomodError(f"automod serve needs a web framework and server ({exc.name} is missing): "
-                           f"{SERVE_EXTRA}.") from None
+        raise AutomodError(
+            f"automod serve needs a web framework and server ({exc.name} is missing): {SERVE_EXTRA}."
+        ) from None
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -39,8 +40,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         reason = "in use by another program" if exc.errno == 98 else (exc.strerror or str(exc))
-        raise AutomodError(f"cannot listen on {host}:{port} ({reason}): pick another --port "
-                           "(or --port 0 for any free one).") from None
+        raise AutomodError(
+            f"cannot listen on {host}:{port} ({reason}): pick another --port (or --port 0 for any free one)."
+        ) from None
     sock.listen(64)
     return sock
 
@@ -58,16 +60,31 @@ def address(host: str, port: int, token: str) -> str:
 
 
 def serve(
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint file, run directory or a named "
-                                         "model such as ffhq256 (see automod models; default: newest run under "
-                                         "./runs)."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help="Port to listen on (0: any free one)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. The default answers this machine "
-                             "only; any other (0.0.0.0: every network) lets others reach the page, with a warning."),
+    model: Optional[Path] = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Checkpoint file, run directory or a named "
+        "model such as ffhq256 (see automod models; default: newest run under "
+        "./runs).",
+    ),
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", min=0, max=65535, help="Port to listen on (0: any free one)."
+    ),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address to listen on. The default answers this machine "
+        "only; any other (0.0.0.0: every network) lets others reach the page, with a warning.",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
-    align: Optional[bool] = typer.Option(None, "--align/--no-align", help="As in the image commands: align the "
-                                         "largest face first. Default: on for models trained on aligned faces when "
-                                         "the align extra is installed."),
+    align: Optional[bool] = typer.Option(
+        None,
+        "--align/--no-align",
+        help="As in the image commands: align the "
+        "largest face first. Default: on for models trained on aligned faces when "
+        "the align extra is installed.",
+    ),
     open_page: bool = typer.Option(False, "--open", help="Also open the page in the default web browser."),
 ) -> None:
     """A local web page to add your photos and mix, edit, interpolate and sample them with a model.
@@ -92,8 +109,15 @@ def serve(
         sock.close()
 
 
-def _run(sock: socket.socket, model: Optional[Path], target, host: str, align: Optional[bool], open_page: bool,
-         local: bool) -> None:
+def _run(
+    sock: socket.socket,
+    model: Optional[Path],
+    target,
+    host: str,
+    align: Optional[bool],
+    open_page: bool,
+    local: bool,
+) -> None:
     import uvicorn
 
     from automod_cli.commands.options import open_model
@@ -107,8 +131,12 @@ def _run(sock: socket.socket, model: Optional[Path], target, host: str, align: O
     port = sock.getsockname()[1]
     url = address(host, port, token)
     if not local:
-        typer.secho(f"warning: listening on {host}, reachable from other machines: anyone who has the address can "
-                    "use this model and see the photos added.", fg="yellow", err=True)
+        typer.secho(
+            f"warning: listening on {host}, reachable from other machines: anyone who has the address can "
+            "use this model and see the photos added.",
+            fg="yellow",
+            err=True,
+        )
     say(f"automod serve: open {url}")
     say("Ctrl-C stops the server and deletes the photos added.")
     if open_page:

@@ -23,8 +23,20 @@ from automod_cli.errors import AutomodError
 
 MODEL_CHOICES = tuple(KINDS)  # the kinds' registry (automod_cli/kinds.py)
 LIA = "lia"  # `--model lia`: the two-stage LIA run of training/lia/, configured by resolve_lia_config
-LOGGED = ("enc_loss", "dec_loss", "loss", "g_loss", "d_loss", "r1", "recon", "perceptual", "adversarial", "kl", "mmd",
-          "layer_loss")
+LOGGED = (
+    "enc_loss",
+    "dec_loss",
+    "loss",
+    "g_loss",
+    "d_loss",
+    "r1",
+    "recon",
+    "perceptual",
+    "adversarial",
+    "kl",
+    "mmd",
+    "layer_loss",
+)
 
 
 def _duration(seconds: float) -> str:
@@ -60,7 +72,10 @@ class _Display:
             disable=not self.live,
         )
         self.task = None
-        self.origin, self.todo = 0, 0  # images seen where the counts start (a fine-tune's start), images to do
+        self.origin, self.todo = (
+            0,
+            0,
+        )  # images seen where the counts start (a fine-tune's start), images to do
         self.tuning = False
         self.last_time, self.last_done = 0.0, 0  # the last plain line
 
@@ -94,7 +109,9 @@ class _Display:
         done, now = self._done(data), self.clock()
         if done >= self.todo:  # the loop's last log line follows
             return
-        if now - self.last_time < PROGRESS_SECONDS and done - self.last_done < max(1, PROGRESS_SHARE * self.todo):
+        if now - self.last_time < PROGRESS_SECONDS and done - self.last_done < max(
+            1, PROGRESS_SHARE * self.todo
+        ):
             return
         rate = (done - self.last_done) / max(now - self.last_time, 1e-9)
         left = f"  {_duration((self.todo - done) / rate)} left" if rate > 0 else ""
@@ -113,18 +130,29 @@ class _Display:
             shown = [k for k in LOGGED if k in data]
             if self.live:  # two main losses, short, so the line fits 80 columns
                 losses = " ".join(f"{k.split('_')[0]} {data[k]:.2f}" for k in shown[:2])
-                self.bar.update(self.task, completed=self._done(data), phase=self._phase(data),
-                                rate=f"{data['images_per_s']:.0f}/s", losses=losses)
+                self.bar.update(
+                    self.task,
+                    completed=self._done(data),
+                    phase=self._phase(data),
+                    rate=f"{data['images_per_s']:.0f}/s",
+                    losses=losses,
+                )
             else:
                 losses = "  ".join(f"{k} {data[k]:.3f}" for k in shown)
-                self._line(f"{self._phase(data)}  {self._done(data):,}/{self.todo:,} images  "
-                           f"{data['images_per_s']:.0f} img/s  {losses}", self._done(data))
+                self._line(
+                    f"{self._phase(data)}  {self._done(data):,}/{self.todo:,} images  "
+                    f"{data['images_per_s']:.0f} img/s  {losses}",
+                    self._done(data),
+                )
         elif event == "phase":
-            self.bar.console.print(f"→ growing to {data['resolution']}×{data['resolution']} at "
-                                   f"{data['images_seen']:,} images")
+            self.bar.console.print(
+                f"→ growing to {data['resolution']}×{data['resolution']} at {data['images_seen']:,} images"
+            )
         elif event == "stage":
-            self.bar.console.print(f"→ stage {data['stage']}: training the encoder, generator frozen, at "
-                                   f"{data['images_seen']:,} images")
+            self.bar.console.print(
+                f"→ stage {data['stage']}: training the encoder, generator frozen, at "
+                f"{data['images_seen']:,} images"
+            )
         elif event == "checkpoint":
             say(f"[dim]checkpoint {data['path']}[/]", markup=True)
         elif event == "done":
@@ -132,69 +160,111 @@ class _Display:
 
 
 def train(
-    data_arg: Optional[Path] = typer.Argument(None, metavar="[DATA]",
-                                              help="HDF5 file made by `automod prep` (same as --data)."),
-    data: Optional[Path] = typer.Option(None, "--data",
-                                        help="HDF5 file made by `automod prep` (default: the built-in dataset)."),
-    preset: Optional[str] = typer.Option(None, "--preset",
-                                         help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without "
-                                              "data, custom with)."),
-    recipe: Optional[str] = typer.Option(None, "--recipe",
-                                         help="authors (the authors' code where it differs from the papers' text) or "
-                                              "paper; default: authors for the dataset presets, else the one measured "
-                                              "better on the built-in data (docs/training.md)."),
-    model: Optional[str] = typer.Option(None, "--model",
-                                        help=f"Model to train: {', '.join(MODEL_CHOICES)} (default automod); each "
-                                             "brings its paper settings."),
-    stage: Optional[int] = typer.Option(None, "--stage",
-                                        help="LIA only: 1 (the GAN) or 2 (the encoder, continuing a finished stage 1 "
-                                             "with --resume); default both in sequence."),
-    vgg_weights: Optional[Path] = typer.Option(None, "--weights",
-                                               help="LIA only: VGG16 weight file (vgg16-397923af.pth) for stage 2's "
-                                                    "perceptual loss (default: $AUTOMOD_VGG16_WEIGHTS or the torch "
-                                                    "cache)."),
-    decoder: Optional[str] = typer.Option(None, "--decoder", help=f"Decoder: {', '.join(DECODERS)} "
-                                          "(default: adain; classic for pioneer)."),
-    out: Optional[Path] = typer.Option(None, "--out",
-                                       help="Run directory (default: runs/<preset>, numbered if taken)."),
-    resume: Optional[Path] = typer.Option(None, "--resume",
-                                          help="Continue a run directory (or checkpoint) exactly where it stopped."),
-    init: Optional[str] = typer.Option(None, "--init",
-                                       help="Fine-tune: start from this model's weights (a named model such as "
-                                            "ffhq256, a checkpoint or a run directory) at its resolution, with fresh "
-                                            "optimisers."),
-    resolution: Optional[int] = typer.Option(None, "--max-res", "--resolution",
-                                             help="Target resolution (a power of two)."),
-    kimg: Optional[float] = typer.Option(None, "--kimg",
-                                         help="Train for this many thousand images in total (default: the preset's "
-                                              "schedule; past it the last phase goes on)."),
-    reconstruction: Optional[str] = typer.Option(None, "--reconstruction",
-                                                 help="Image reconstruction distance: robust (d_ρ), l1 or l2."),
-    layer_loss: Optional[bool] = typer.Option(None, "--layer-loss/--no-layer-loss",
-                                              help="Layer disentanglement loss L_j (on by default)."),
-    flip_invariance_layer: Optional[int] = typer.Option(None, "--flip-invariance-layer",
-                                                        help="Flip invariance (NeurIPS Eq. 10-11): decoder blocks < J "
-                                                             "carry the pose; adds a support block J, no layer noise "
-                                                             "(paper: J=2; 0: off)."),
-    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror",
-                                          help="Random horizontal flips (preset default: on for faces)."),
+    data_arg: Optional[Path] = typer.Argument(
+        None, metavar="[DATA]", help="HDF5 file made by `automod prep` (same as --data)."
+    ),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="HDF5 file made by `automod prep` (default: the built-in dataset)."
+    ),
+    preset: Optional[str] = typer.Option(
+        None,
+        "--preset",
+        help=f"Schedule preset: {', '.join(TRAIN_PRESETS)} (default: builtin without data, custom with).",
+    ),
+    recipe: Optional[str] = typer.Option(
+        None,
+        "--recipe",
+        help="authors (the authors' code where it differs from the papers' text) or "
+        "paper; default: authors for the dataset presets, else the one measured "
+        "better on the built-in data (docs/training.md).",
+    ),
+    model: Optional[str] = typer.Option(
+        None,
+        "--model",
+        help=f"Model to train: {', '.join(MODEL_CHOICES)} (default automod); each brings its paper settings.",
+    ),
+    stage: Optional[int] = typer.Option(
+        None,
+        "--stage",
+        help="LIA only: 1 (the GAN) or 2 (the encoder, continuing a finished stage 1 "
+        "with --resume); default both in sequence.",
+    ),
+    vgg_weights: Optional[Path] = typer.Option(
+        None,
+        "--weights",
+        help="LIA only: VGG16 weight file (vgg16-397923af.pth) for stage 2's "
+        "perceptual loss (default: $AUTOMOD_VGG16_WEIGHTS or the torch "
+        "cache).",
+    ),
+    decoder: Optional[str] = typer.Option(
+        None, "--decoder", help=f"Decoder: {', '.join(DECODERS)} (default: adain; classic for pioneer)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Run directory (default: runs/<preset>, numbered if taken)."
+    ),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue a run directory (or checkpoint) exactly where it stopped."
+    ),
+    init: Optional[str] = typer.Option(
+        None,
+        "--init",
+        help="Fine-tune: start from this model's weights (a named model such as "
+        "ffhq256, a checkpoint or a run directory) at its resolution, with fresh "
+        "optimisers.",
+    ),
+    resolution: Optional[int] = typer.Option(
+        None, "--max-res", "--resolution", help="Target resolution (a power of two)."
+    ),
+    kimg: Optional[float] = typer.Option(
+        None,
+        "--kimg",
+        help="Train for this many thousand images in total (default: the preset's "
+        "schedule; past it the last phase goes on).",
+    ),
+    reconstruction: Optional[str] = typer.Option(
+        None, "--reconstruction", help="Image reconstruction distance: robust (d_ρ), l1 or l2."
+    ),
+    layer_loss: Optional[bool] = typer.Option(
+        None, "--layer-loss/--no-layer-loss", help="Layer disentanglement loss L_j (on by default)."
+    ),
+    flip_invariance_layer: Optional[int] = typer.Option(
+        None,
+        "--flip-invariance-layer",
+        help="Flip invariance (NeurIPS Eq. 10-11): decoder blocks < J "
+        "carry the pose; adds a support block J, no layer noise "
+        "(paper: J=2; 0: off).",
+    ),
+    mirror: Optional[bool] = typer.Option(
+        None, "--mirror/--no-mirror", help="Random horizontal flips (preset default: on for faces)."
+    ),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data loader worker processes."),
-    threads: Optional[int] = typer.Option(None, "--threads",
-                                          help="CPU threads for the networks (default: one per core)."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="JSON file of settings (same names as --set)."),
-    settings: List[str] = typer.Option([], "--set",
-                                       help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, "
-                                            "model.latent_dim=256."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="CPU threads for the networks (default: one per core)."
+    ),
+    config_file: Optional[Path] = typer.Option(
+        None, "--config", help="JSON file of settings (same names as --set)."
+    ),
+    settings: List[str] = typer.Option(
+        [],
+        "--set",
+        help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, model.latent_dim=256.",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    stop_after: Optional[int] = typer.Option(None, "--stop-after",
-                                             help="Stop (with a checkpoint) after this many images in total."),
-    precision: Optional[str] = typer.Option(None, "--precision",
-                                            help="fp32 (default) or bf16: the networks' forward passes under bf16 "
-                                                 "autocast; weights, optimiser and losses stay fp32."),
-    compile_decoder: Optional[bool] = typer.Option(None, "--compile/--no-compile",
-                                                   help="torch.compile the decoder's forward (off by default; a long "
-                                                        "first step)."),
+    stop_after: Optional[int] = typer.Option(
+        None, "--stop-after", help="Stop (with a checkpoint) after this many images in total."
+    ),
+    precision: Optional[str] = typer.Option(
+        None,
+        "--precision",
+        help="fp32 (default) or bf16: the networks' forward passes under bf16 "
+        "autocast; weights, optimiser and losses stay fp32.",
+    ),
+    compile_decoder: Optional[bool] = typer.Option(
+        None,
+        "--compile/--no-compile",
+        help="torch.compile the decoder's forward (off by default; a long first step).",
+    ),
 ) -> None:
     """Train an automodulator (or a baseline: Balanced PIONEER, VAE, WAE, LIA) progressively (4×4 up to the target
     resolution), resumable at any time.
@@ -221,25 +291,51 @@ def train(
     if model is not None and model not in MODEL_CHOICES:
         raise AutomodError(f"unknown model '{model}': choose one of {', '.join(MODEL_CHOICES)} (--model).")
     if init is not None and (resume is not None or model == LIA):
-        raise AutomodError("--init starts a new run from a model's weights: it cannot be combined with --resume or "
-                           "--model lia.")
+        raise AutomodError(
+            "--init starts a new run from a model's weights: it cannot be combined with --resume or "
+            "--model lia."
+        )
     start = resumed_run(resume) if resume is not None else None
     for note in start.notes if start is not None and is_main else ():
         say(f"[yellow]note:[/] {note}; resuming from {start.checkpoint.name}", markup=True)
     lia_run = start.staged if start is not None else staged(model)  # a kind with stages of its own: LIA
-    _check_lia_options(lia_run, stage, vgg_weights, {
-        "--flip-invariance-layer": flip_invariance_layer, "--reconstruction": reconstruction,
-        "--layer-loss": layer_loss,
-        "--recipe": recipe,
-        "--kimg": kimg if start is not None else None,
-        "--compile": True if compile_decoder else None})
+    _check_lia_options(
+        lia_run,
+        stage,
+        vgg_weights,
+        {
+            "--flip-invariance-layer": flip_invariance_layer,
+            "--reconstruction": reconstruction,
+            "--layer-loss": layer_loss,
+            "--recipe": recipe,
+            "--kimg": kimg if start is not None else None,
+            "--compile": True if compile_decoder else None,
+        },
+    )
     if start is None:  # the options given, as the settings they stand for (None: not given)
-        start = new_run(preset, model, {
-            "flip_invariance_layer": flip_invariance_layer, "model.decoder": decoder,
-            "model.max_resolution": resolution, "reconstruction": reconstruction, "layer_loss": layer_loss,
-            "mirror": mirror, "seed": seed, "workers": workers, "total_kimg": kimg, "precision": precision,
-            "compile": compile_decoder, "recipe": recipe},
-            data=data, config_file=config_file, assignments=settings, init=init, out=out)
+        start = new_run(
+            preset,
+            model,
+            {
+                "flip_invariance_layer": flip_invariance_layer,
+                "model.decoder": decoder,
+                "model.max_resolution": resolution,
+                "reconstruction": reconstruction,
+                "layer_loss": layer_loss,
+                "mirror": mirror,
+                "seed": seed,
+                "workers": workers,
+                "total_kimg": kimg,
+                "precision": precision,
+                "compile": compile_decoder,
+                "recipe": recipe,
+            },
+            data=data,
+            config_file=config_file,
+            assignments=settings,
+            init=init,
+            out=out,
+        )
         if is_main:
             console.print_json(json.dumps(start.config.to_dict()))
     if is_main and not lia_run:
@@ -247,19 +343,33 @@ def train(
     display = _Display(is_main, resumed_from=start.checkpoint)
     lia_only = {"stage": stage, "vgg_weights": vgg_weights} if lia_run else {}
     if start.checkpoint is not None:
-        result = training.resume(start.checkpoint, device=device, report=display, stop_after_images=stop_after,
-                                 total_kimg=kimg, **lia_only)
+        result = training.resume(
+            start.checkpoint,
+            device=device,
+            report=display,
+            stop_after_images=stop_after,
+            total_kimg=kimg,
+            **lia_only,
+        )
     else:
-        result = training.train(start.config, start.run_dir, device=device, report=display,
-                                stop_after_images=stop_after, **lia_only)
+        result = training.train(
+            start.config,
+            start.run_dir,
+            device=device,
+            report=display,
+            stop_after_images=stop_after,
+            **lia_only,
+        )
     if not is_main:
         return
     run_dir, origin = start.run_dir, fine_tune_start(start.config, start.checkpoint)
-    seen = f"{result.images_seen:,} images" if origin is None else \
-        f"{result.images_seen - origin:,} images of fine-tuning"
+    seen = (
+        f"{result.images_seen:,} images"
+        if origin is None
+        else f"{result.images_seen - origin:,} images of fine-tuning"
+    )
     if result.interrupted:
-        say(f"[yellow]stopped at {seen};[/] continue with: automod train --resume "
-            f"{run_dir}", markup=True)
+        say(f"[yellow]stopped at {seen};[/] continue with: automod train --resume {run_dir}", markup=True)
         # not a finished run: schedulers and `&&` chains must see the signal's exit status (130 SIGINT, 143 SIGTERM)
         raise typer.Exit(128 + (result.signal or signal.SIGINT))
     else:
@@ -270,7 +380,9 @@ def train(
         say(f"  {path}")
 
 
-def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], stop_after: Optional[int]) -> None:
+def _announce_end(
+    config, checkpoint: Optional[Path], kimg: Optional[float], stop_after: Optional[int]
+) -> None:
     """Say where an automodulator (PIONEER, VAE, WAE) run will end (resolution, α) and warn when that is short of
     its target resolution. `config` is None for a resumed run: its own config then, perhaps with a new length. A
     fine-tuning run says how many images it trains instead of where its schedule ends."""
@@ -285,15 +397,20 @@ def _announce_end(config, checkpoint: Optional[Path], kimg: Optional[float], sto
     end = config.total_images if stop_after is None else min(config.total_images, stop_after)
     phase, short = run_end(config, end)
     if config.init:
-        say(f"this run fine-tunes '{config.init}' on {end - config.start_images:,} images, ending at "
-            f"{phase.resolution}² (α {phase.alpha:.2f}) of {config.model.max_resolution}²")
+        say(
+            f"this run fine-tunes '{config.init}' on {end - config.start_images:,} images, ending at "
+            f"{phase.resolution}² (α {phase.alpha:.2f}) of {config.model.max_resolution}²"
+        )
     else:
         say(f"this run ends at {describe_end(config, end)}")
     if short and stop_after is None:
         full = sum(config.phase_images.values())
         kimg_needed = (full - config.start_images) / 1000  # --kimg counts from where the run starts (--init)
-        say(f"[yellow]note:[/] that is short of {config.model.max_resolution}² fully faded in, which the "
-            f"schedule reaches at {full:,} images (--kimg {kimg_needed:g}).", markup=True)
+        say(
+            f"[yellow]note:[/] that is short of {config.model.max_resolution}² fully faded in, which the "
+            f"schedule reaches at {full:,} images (--kimg {kimg_needed:g}).",
+            markup=True,
+        )
 
 
 def set_threads(threads: int) -> None:
@@ -305,14 +422,20 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _check_lia_options(lia_run: bool, stage: Optional[int], vgg_weights: Optional[Path], automod_only: dict) -> None:
+def _check_lia_options(
+    lia_run: bool, stage: Optional[int], vgg_weights: Optional[Path], automod_only: dict
+) -> None:
     """--stage and --weights only for LIA; for LIA none of `automod_only` (flag name → value, None when not given)."""
     if not lia_run and (stage is not None or vgg_weights is not None):
-        raise AutomodError("--stage and --weights belong to LIA: use them with --model lia (or --resume a LIA run).")
+        raise AutomodError(
+            "--stage and --weights belong to LIA: use them with --model lia (or --resume a LIA run)."
+        )
     given = [flag for flag, value in automod_only.items() if value is not None]
     if lia_run and given:
-        raise AutomodError(f"{given[0]} does not apply to a LIA run (the automodulator's loss options, or a new length "
-                           "for a resumed run: LIA's stage lengths are fixed when it starts).")
+        raise AutomodError(
+            f"{given[0]} does not apply to a LIA run (the automodulator's loss options, or a new length "
+            "for a resumed run: LIA's stage lengths are fixed when it starts)."
+        )
 
 
 def register(app: typer.Typer) -> None:

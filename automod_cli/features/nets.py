@@ -49,7 +49,9 @@ class InceptionPool3(nn.Module):
                 self.net = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[0]
-                raise AutomodError(f"the Inception weights do not fit pytorch-fid's FID network ({first}).") from None
+                raise AutomodError(
+                    f"the Inception weights do not fit pytorch-fid's FID network ({first})."
+                ) from None
         self.eval()
 
     @torch.inference_mode()
@@ -91,7 +93,9 @@ class LPIPSDistance(nn.Module):
             source = f"features.{index}.{kind}"
             if source not in backbone:
                 weight = LPIPS_NETS[self.net_name].name
-                raise AutomodError(f"the {self.net_name} backbone weights lack '{source}'; is the file {weight}?")
+                raise AutomodError(
+                    f"the {self.net_name} backbone weights lack '{source}'; is the file {weight}?"
+                )
             trunk[name] = backbone[source]
         try:
             self.lpips.net.load_state_dict(trunk)
@@ -118,7 +122,9 @@ def pixel_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((x - y) / 2).pow(2).flatten(1).mean(1)
 
 
-def lpips_distance(net: str = "alex", weights: Path | None = None, device: str | torch.device = "cpu") -> LPIPSDistance:
+def lpips_distance(
+    net: str = "alex", weights: Path | None = None, device: str | torch.device = "cpu"
+) -> LPIPSDistance:
     """LPIPS on the AlexNet ('alex', the lpips default) or VGG16 ('vgg') trunk, weights found offline first."""
     if net not in LPIPS_NETS:
         raise AutomodError(f"unknown LPIPS network '{net}': choose one of {', '.join(LPIPS_NETS)}.")

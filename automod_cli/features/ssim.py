@@ -46,11 +46,14 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     1 for identical images; it falls towards 0 (and can go below) as structure, contrast or brightness differ.
     """
     if x.shape != y.shape or x.dim() != 4:
-        raise AutomodError(f"SSIM compares two (N, C, H, W) batches of one shape, got {tuple(x.shape)} and "
-                           f"{tuple(y.shape)}.")
+        raise AutomodError(
+            f"SSIM compares two (N, C, H, W) batches of one shape, got {tuple(x.shape)} and {tuple(y.shape)}."
+        )
     if min(x.shape[-2:]) < WINDOW:
-        raise AutomodError(f"SSIM uses an {WINDOW}×{WINDOW} window: images of {x.shape[-1]}×{x.shape[-2]} pixels "
-                           "are too small (use a model trained to 16×16 or more).")
+        raise AutomodError(
+            f"SSIM uses an {WINDOW}×{WINDOW} window: images of {x.shape[-1]}×{x.shape[-2]} pixels "
+            "are too small (use a model trained to 16×16 or more)."
+        )
     x, y = x.to(torch.float64), y.to(torch.float64)
     window = gaussian_window().to(x.device)
     rows, cols = _valid_filter_matrix(x.shape[-2], window), _valid_filter_matrix(x.shape[-1], window)

@@ -22,7 +22,10 @@ FeatureNet = Callable[[torch.Tensor], torch.Tensor]
 
 # the same file LPIPS-VGG uses; only the purpose named in the "missing" message differs
 VGG16_CONV43 = weight_files.WeightFile(
-    weight_files.VGG16.name, weight_files.VGG16.env_var, "LIA's perceptual loss (VGG16 conv4_3)", weight_files.VGG16.url
+    weight_files.VGG16.name,
+    weight_files.VGG16.env_var,
+    "LIA's perceptual loss (VGG16 conv4_3)",
+    weight_files.VGG16.url,
 )
 CONV43_END = 23  # torchvision's VGG16 `features[:23]` ends with conv4_3 and its ReLU
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's input normalisation for its ImageNet weights

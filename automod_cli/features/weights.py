@@ -54,8 +54,12 @@ class WeightFile:
 
 
 # pytorch-fid's port of the TensorFlow FID Inception (the network behind published FIDs).
-INCEPTION = WeightFile("pt_inception-2015-12-05-6726825d.pth", "AUTOMOD_INCEPTION_WEIGHTS", "FID's Inception-v3",
-                       _fid_inception_url)
+INCEPTION = WeightFile(
+    "pt_inception-2015-12-05-6726825d.pth",
+    "AUTOMOD_INCEPTION_WEIGHTS",
+    "FID's Inception-v3",
+    _fid_inception_url,
+)
 # torchvision's ImageNet backbones, which the lpips package puts under its calibrated linear layers.
 ALEXNET = WeightFile("alexnet-owt-7be5be79.pth", "AUTOMOD_ALEXNET_WEIGHTS", "LPIPS (AlexNet)", _alexnet_url)
 VGG16 = WeightFile("vgg16-397923af.pth", "AUTOMOD_VGG16_WEIGHTS", "LPIPS (VGG16)", _vgg16_url)
@@ -149,10 +153,12 @@ def pick_explicit(paths: list[Path], weight: WeightFile, needed: list[WeightFile
     if len(needed) == 1 and len(paths) == 1:
         return Path(paths[0])
     if len(paths) > len(needed):
-        raise AutomodError(f"--weights was given {len(paths)} times but this command needs only: "
-                           f"{', '.join(sorted(names))}.")
+        raise AutomodError(
+            f"--weights was given {len(paths)} times but this command needs only: {', '.join(sorted(names))}."
+        )
     for path in paths:
         if Path(path).name not in names:
-            raise AutomodError(f"--weights '{path}' is none of {', '.join(sorted(names))}; keep the standard file "
-                               "names.")
+            raise AutomodError(
+                f"--weights '{path}' is none of {', '.join(sorted(names))}; keep the standard file names."
+            )
     return next((Path(p) for p in paths if Path(p).name == weight.name), None)

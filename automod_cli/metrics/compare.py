@@ -39,8 +39,16 @@ from automod_cli.checkpoint import model_kind, read_meta
 from automod_cli.outputs import atomic_write
 from automod_cli.locate import find_checkpoint, open_model
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.registry import (BUILTIN, COLUMN_SETS, COLUMNS, Job, Networks, Settings, missing_reason,
-                                          require_builtin)
+from automod_cli.metrics.registry import (
+    BUILTIN,
+    COLUMN_SETS,
+    COLUMNS,
+    Job,
+    Networks,
+    Settings,
+    missing_reason,
+    require_builtin,
+)
 from automod_cli.metrics.registry import measure as registry_measure
 from automod_cli.ops.reconstruct import ProgressCallback
 
@@ -75,8 +83,13 @@ class Comparison:
     groups: list[GroupSummary]
 
 
-def measure(loaded, columns: list[str], networks: Networks, settings: Settings,
-            progress: ProgressCallback | None = None) -> tuple[dict[str, float], dict[str, str], dict[str, dict]]:
+def measure(
+    loaded,
+    columns: list[str],
+    networks: Networks,
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+) -> tuple[dict[str, float], dict[str, str], dict[str, dict]]:
     """Every column of one model: (values, NaN where not measured; why, per empty cell; the protocol of each metric
     run). A metric's run fills all its columns at once, so one reconstruction (mixing) pass serves both its MSE
     and its SSIM cell."""
@@ -101,11 +114,15 @@ def measure(loaded, columns: list[str], networks: Networks, settings: Settings,
 def check_metrics(columns: list[str]) -> None:
     unknown = [c for c in columns if c not in COLUMNS]
     if unknown or not columns:
-        raise AutomodError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}: choose from "
-                           f"{', '.join(COLUMNS)} (or {' / '.join(COLUMN_SETS)} for each family).")
+        raise AutomodError(
+            f"unknown metric(s) {', '.join(unknown) or '(none given)'}: choose from "
+            f"{', '.join(COLUMNS)} (or {' / '.join(COLUMN_SETS)} for each family)."
+        )
 
 
-def _preflight(runs: list[tuple[Path, str | None]], metrics: list[str], groups: dict[str, list[Path]]) -> None:
+def _preflight(
+    runs: list[tuple[Path, str | None]], metrics: list[str], groups: dict[str, list[Path]]
+) -> None:
     """Refuse, before any work, what the table cannot hold: a built-in metric of a model trained on a data file,
     a group of fewer than two runs or of runs of different kinds.
     Reads only the checkpoints' metadata."""
@@ -121,11 +138,14 @@ def _preflight(runs: list[tuple[Path, str | None]], metrics: list[str], groups: 
             kinds[group].add(model_kind(meta))
     for name, members in groups.items():
         if len(members) < 2:
-            raise AutomodError(f"group '{name}' has {len(members)} run(s): a mean ± std over seeds needs two or more "
-                               "runs.")
+            raise AutomodError(
+                f"group '{name}' has {len(members)} run(s): a mean ± std over seeds needs two or more runs."
+            )
         if len(kinds[name]) > 1:
-            raise AutomodError(f"group '{name}' mixes model kinds ({', '.join(sorted(kinds[name]))}): "
-                               "group runs of one configuration.")
+            raise AutomodError(
+                f"group '{name}' mixes model kinds ({', '.join(sorted(kinds[name]))}): "
+                "group runs of one configuration."
+            )
 
 
 def summarise(name: str, rows: list[ComparisonRow]) -> GroupSummary:
@@ -144,14 +164,21 @@ def summarise(name: str, rows: list[ComparisonRow]) -> GroupSummary:
     return GroupSummary(name, rows[0].kind, [row.model for row in rows], mean, std, missing)
 
 
-def compare(models: list[Path], metrics: list[str], networks: Networks, settings: Settings,
-            device: str | torch.device = "cpu", progress: ProgressCallback | None = None,
-            groups: dict[str, list[Path]] | None = None) -> Comparison:
+def compare(
+    models: list[Path],
+    metrics: list[str],
+    networks: Networks,
+    settings: Settings,
+    device: str | torch.device = "cpu",
+    progress: ProgressCallback | None = None,
+    groups: dict[str, list[Path]] | None = None,
+) -> Comparison:
     """Evaluate every metric on every model, the single `models` first, then each group's runs; summarise the groups."""
     check_metrics(metrics)
     groups = groups or {}
-    runs = [(Path(path), None) for path in models] + [(Path(path), name) for name, paths in groups.items()
-                                                      for path in paths]
+    runs = [(Path(path), None) for path in models] + [
+        (Path(path), name) for name, paths in groups.items() for path in paths
+    ]
     if not runs:
         raise AutomodError("nothing to compare: name at least one run or checkpoint, or a group of runs.")
     _preflight(runs, metrics, groups)
@@ -172,12 +199,31 @@ def records(comparison: Comparison) -> list[dict]:
     """The table as records, the CSV's rows and the JSON's entries: one per run (statistic "value"), then two per
     group (statistic "mean" and "std", `model` the group's name, `runs` its members). Empty cells are None and
     `missing` says why; a run's `protocol` holds, per metric run, what it was measured with (`registry.protocol`)."""
-    rows = [{"model": row.model, "kind": row.kind, "group": row.group, "statistic": "value", **_cells(row.values),
-             "missing": row.missing, "protocol": row.protocols} for row in comparison.rows]
+    rows = [
+        {
+            "model": row.model,
+            "kind": row.kind,
+            "group": row.group,
+            "statistic": "value",
+            **_cells(row.values),
+            "missing": row.missing,
+            "protocol": row.protocols,
+        }
+        for row in comparison.rows
+    ]
     for group in comparison.groups:
         for statistic in ("mean", "std"):
-            rows.append({"model": group.name, "kind": group.kind, "group": group.name, "statistic": statistic,
-                         **_cells(getattr(group, statistic)), "missing": group.missing, "runs": group.runs})
+            rows.append(
+                {
+                    "model": group.name,
+                    "kind": group.kind,
+                    "group": group.name,
+                    "statistic": statistic,
+                    **_cells(getattr(group, statistic)),
+                    "missing": group.missing,
+                    "runs": group.runs,
+                }
+            )
     return rows
 
 
@@ -186,16 +232,21 @@ def write_csv(path: Path, comparison: Comparison, metrics: list[str]) -> None:
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["model", "kind", "group", "statistic", *metrics],
-                                    extrasaction="ignore")
+            writer = csv.DictWriter(
+                handle, fieldnames=["model", "kind", "group", "statistic", *metrics], extrasaction="ignore"
+            )
             writer.writeheader()
-            writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in records(comparison))
+            writer.writerows(
+                {k: ("" if v is None else v) for k, v in row.items()} for row in records(comparison)
+            )
 
     atomic_write(Path(path), write)
 
 
 def write_json(path: Path, comparison: Comparison) -> None:
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(records(comparison), indent=2) + "\n"))
+    atomic_write(
+        Path(path), lambda tmp: Path(tmp).write_text(json.dumps(records(comparison), indent=2) + "\n")
+    )
 
 
 def header(metric: str) -> str:
@@ -216,15 +267,26 @@ def table_rows(comparison: Comparison, metrics: list[str]) -> list[list[str]]:
     single = [row for row in comparison.rows if row.group is None]
     names = [Path(row.model).name for row in single]
     labels = names if len(set(names)) == len(names) else [row.model for row in single]
-    rows = [[label, row.kind, *(format_cell(m, row.values[m]) for m in metrics)] for label, row in zip(labels, single)]
-    rows += [[f"{group.name} ({len(group.runs)} runs)", group.kind,
-              *(format_cell(m, group.mean[m], group.std[m]) for m in metrics)] for group in comparison.groups]
+    rows = [
+        [label, row.kind, *(format_cell(m, row.values[m]) for m in metrics)]
+        for label, row in zip(labels, single)
+    ]
+    rows += [
+        [
+            f"{group.name} ({len(group.runs)} runs)",
+            group.kind,
+            *(format_cell(m, group.mean[m], group.std[m]) for m in metrics),
+        ]
+        for group in comparison.groups
+    ]
     return rows
 
 
 def write_markdown(path: Path, comparison: Comparison, metrics: list[str]) -> None:
     """The printed table as a Markdown table, ready to paste into a report."""
-    lines = ["| " + " | ".join(["model", "kind", *(header(m) for m in metrics)]) + " |",
-             "| --- | --- |" + " ---: |" * len(metrics)]
+    lines = [
+        "| " + " | ".join(["model", "kind", *(header(m) for m in metrics)]) + " |",
+        "| --- | --- |" + " ---: |" * len(metrics),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(comparison, metrics)]
     atomic_write(Path(path), lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))

@@ -40,7 +40,9 @@ def open_eval_data(path: Path | None, resolution: int, split: str = "train") -> 
 
         seed, count = SPLITS[split]
         dataset = BuiltinDataset(split=split, resolution=resolution)
-        return EvalData(dataset, f"builtin-{split}-seed{seed}-n{count}", f"built-in {split} split", split, resolution)
+        return EvalData(
+            dataset, f"builtin-{split}-seed{seed}-n{count}", f"built-in {split} split", split, resolution
+        )
     from data_prep.hdf5 import H5Images, read_info
 
     info = read_info(Path(path))
@@ -55,7 +57,9 @@ def data_path(kind: str, data: Path | None, trained_on: Path | None) -> Path | N
     if kind == "reference":
         path = data if data is not None else trained_on
         if data is None and path is not None and not Path(path).is_file():
-            raise AutomodError(f"the model was trained on '{path}', which is not there now: pass --data FILE.h5.")
+            raise AutomodError(
+                f"the model was trained on '{path}', which is not there now: pass --data FILE.h5."
+            )
     else:
         if data is None and trained_on is not None:
             raise AutomodError(
@@ -82,7 +86,9 @@ def image_batches(data: EvalData, count: int | None, batch_size: int) -> Iterato
     """The first `count` images (all when None) in batches of float (N, 3, H, W) tensors in [-1, 1]."""
     total = len(data) if count is None else count
     if total > len(data):
-        raise AutomodError(f"{data.label} holds {len(data):,} images, fewer than the {total:,} asked for: lower --n.")
+        raise AutomodError(
+            f"{data.label} holds {len(data):,} images, fewer than the {total:,} asked for: lower --n."
+        )
     from data_prep.hdf5 import read_batch
 
     for start in range(0, total, batch_size):
@@ -97,8 +103,9 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
 MEAN_LATENT_IMAGES = 1000  # training images averaged for the 'mean' start (our choice)
 
 
-def mean_latent_of(model: Automodulator, data: EvalData, count: int = MEAN_LATENT_IMAGES,
-                   batch_size: int = 50) -> torch.Tensor:
+def mean_latent_of(
+    model: Automodulator, data: EvalData, count: int = MEAN_LATENT_IMAGES, batch_size: int = 50
+) -> torch.Tensor:
     """The 'mean' start: the mean encoding of the first `count` images of `data` (fewer if it has fewer), brought into
     the model's latent space (normalised on the sphere)."""
     device = next(model.parameters()).device

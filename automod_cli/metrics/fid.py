@@ -50,8 +50,13 @@ def default_cache_dir() -> Path:
     return base / "automod" / "fid"
 
 
-def feature_statistics(batches: Iterable[torch.Tensor], extractor: FeatureExtractor, stage: str, total: int,
-                       progress: ProgressCallback | None = None) -> Statistics:
+def feature_statistics(
+    batches: Iterable[torch.Tensor],
+    extractor: FeatureExtractor,
+    stage: str,
+    total: int,
+    progress: ProgressCallback | None = None,
+) -> Statistics:
     """Mean and covariance of the features of uint8 image batches, accumulated batch by batch."""
     moments = RunningMoments()
     with torch.inference_mode():
@@ -65,12 +70,18 @@ def feature_statistics(batches: Iterable[torch.Tensor], extractor: FeatureExtrac
 def statistics_file(data: EvalData, extractor: FeatureExtractor, cache_dir: Path | None) -> Path | None:
     """Where the reference statistics of `data` in `extractor`'s features are cached (None: they are not)."""
     name = getattr(extractor, "name", None)
-    return cache_dir / f"{data.key}-{data.resolution}px-{name}.npz" if cache_dir is not None and name else None
+    return (
+        cache_dir / f"{data.key}-{data.resolution}px-{name}.npz" if cache_dir is not None and name else None
+    )
 
 
-def dataset_statistics(data: EvalData, extractor: FeatureExtractor, batch_size: int = DEFAULT_BATCH,
-                       cache_dir: Path | None = None,
-                       progress: ProgressCallback | None = None) -> tuple[Statistics, bool]:
+def dataset_statistics(
+    data: EvalData,
+    extractor: FeatureExtractor,
+    batch_size: int = DEFAULT_BATCH,
+    cache_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[Statistics, bool]:
     """Feature statistics of every image of `data`, read from the cache when present; (statistics, was cached).
 
     Only extractors with a `name` are cached (the name is part of the key, beside content and resolution)."""
@@ -85,8 +96,9 @@ def dataset_statistics(data: EvalData, extractor: FeatureExtractor, batch_size: 
     return stats, False
 
 
-def random_mixtures(z_a: torch.Tensor, z_b: torch.Tensor, num_blocks: int,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def random_mixtures(
+    z_a: torch.Tensor, z_b: torch.Tensor, num_blocks: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """(n, num_blocks, D) assignments of two draws z_a, z_b (n, D): z_A on blocks < j, z_B on the rest, j uniform in
     1..num_blocks-1 per row (drawn on the CPU from `generator`)."""
     if num_blocks < 2:
@@ -96,14 +108,23 @@ def random_mixtures(z_a: torch.Tensor, z_b: torch.Tensor, num_blocks: int,
     return torch.where(takes_a[..., None], z_a[:, None, :], z_b[:, None, :])
 
 
-def sample_statistics(model: Automodulator, extractor: FeatureExtractor, n: int, batch_size: int = DEFAULT_BATCH,
-                      seed: int = 0, mix: bool = False, progress: ProgressCallback | None = None) -> Statistics:
+def sample_statistics(
+    model: Automodulator,
+    extractor: FeatureExtractor,
+    n: int,
+    batch_size: int = DEFAULT_BATCH,
+    seed: int = 0,
+    mix: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Statistics:
     """Feature statistics of `n` random samples (or mixtures of two) of the model, quantised to uint8.
 
     Latents are the model's prior draws (`sample_latents`) from a generator seeded with `seed`; layer noise draws
     from torch's global generator."""
     if mix and not model.supports_mixing:
-        raise AutomodError("FID-mix needs an AdaIN (automodulator) decoder; this model's classic decoder cannot mix.")
+        raise AutomodError(
+            "FID-mix needs an AdaIN (automodulator) decoder; this model's classic decoder cannot mix."
+        )
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
 
@@ -112,22 +133,38 @@ def sample_statistics(model: Automodulator, extractor: FeatureExtractor, n: int,
             count = min(batch_size, n - start)
             latents = model.sample_latents(count, generator)
             if mix:
-                latents = random_mixtures(latents, model.sample_latents(count, generator), model.num_active_blocks,
-                                          generator)
+                latents = random_mixtures(
+                    latents, model.sample_latents(count, generator), model.num_active_blocks, generator
+                )
             yield quantize(model.decode(latents.to(device), noise=True))
 
     return feature_statistics(batches(), extractor, "mixed samples" if mix else "samples", n, progress)
 
 
-def fid(model: Automodulator, reference: EvalData, extractor: FeatureExtractor, n: int = DEFAULT_SAMPLES,
-        batch_size: int = DEFAULT_BATCH, seed: int = 0, mix: bool = False, cache_dir: Path | None = None,
-        progress: ProgressCallback | None = None) -> FIDResult:
+def fid(
+    model: Automodulator,
+    reference: EvalData,
+    extractor: FeatureExtractor,
+    n: int = DEFAULT_SAMPLES,
+    batch_size: int = DEFAULT_BATCH,
+    seed: int = 0,
+    mix: bool = False,
+    cache_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> FIDResult:
     """FID (or FID-mix) of `n` samples of `model` against every image of `reference`."""
     ref_stats, was_cached = dataset_statistics(reference, extractor, batch_size, cache_dir, progress)
     gen_stats = sample_statistics(model, extractor, n, batch_size, seed, mix, progress)
     value = statistics_distance(gen_stats, ref_stats)
-    return FIDResult(value, n, reference.label, ref_stats.count, was_cached, mix,
-                     statistics_file(reference, extractor, cache_dir))
+    return FIDResult(
+        value,
+        n,
+        reference.label,
+        ref_stats.count,
+        was_cached,
+        mix,
+        statistics_file(reference, extractor, cache_dir),
+    )
 
 
 def _device_of(extractor: FeatureExtractor) -> torch.device:

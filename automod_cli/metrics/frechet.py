@@ -85,8 +85,9 @@ class RunningMoments:
         return Statistics(self.mean.copy(), self.scatter / (self.count - 1), self.count)
 
 
-def frechet_distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray,
-                     eps: float = 1e-6) -> float:
+def frechet_distance(
+    mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray, eps: float = 1e-6
+) -> float:
     """d² between N(mean1, cov1) and N(mean2, cov2).
 
     The same computation as pytorch-fid's calculate_frechet_distance (tests/test_frechet.py holds them equal), kept
@@ -99,8 +100,9 @@ def frechet_distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov
     mean1, mean2 = np.atleast_1d(mean1).astype(np.float64), np.atleast_1d(mean2).astype(np.float64)
     cov1, cov2 = np.atleast_2d(cov1).astype(np.float64), np.atleast_2d(cov2).astype(np.float64)
     if mean1.shape != mean2.shape or cov1.shape != cov2.shape or cov1.shape != (mean1.size, mean1.size):
-        raise AutomodError(f"feature statistics do not match: {mean1.shape}/{cov1.shape} vs "
-                           f"{mean2.shape}/{cov2.shape}.")
+        raise AutomodError(
+            f"feature statistics do not match: {mean1.shape}/{cov1.shape} vs {mean2.shape}/{cov2.shape}."
+        )
     root = linalg.sqrtm(cov1 @ cov2)
     if not np.isfinite(root).all():
         offset = np.eye(mean1.size) * eps
@@ -108,8 +110,9 @@ def frechet_distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov
     if np.iscomplexobj(root):
         if not np.allclose(np.diagonal(root).imag, 0, atol=IMAGINARY_TOLERANCE):
             largest = np.max(np.abs(root.imag))
-            raise AutomodError(f"the covariance square root has an imaginary part of {largest:.3g}: use more images "
-                               "(--n).")
+            raise AutomodError(
+                f"the covariance square root has an imaginary part of {largest:.3g}: use more images (--n)."
+            )
         root = root.real
     diff = mean1 - mean2
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(root))

@@ -22,7 +22,9 @@ from automod_cli import pretrained
 from automod_cli.errors import AutomodError
 from automod_cli.features import weights as weight_files
 
-HASH_PREFIX = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub.HASH_REGEX, at least the eight digits torch.hub writes
+HASH_PREFIX = re.compile(
+    r"-([a-f0-9]{8,})\."
+)  # torch.hub.HASH_REGEX, at least the eight digits torch.hub writes
 PRESENT, MISSING = "present", "missing"
 OK, MISMATCH, UNCHECKED = "ok", "MISMATCH", "no known hash"
 
@@ -41,9 +43,16 @@ class Entry:
     check: str | None  # OK, MISMATCH or UNCHECKED for a file found; None when missing
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "used_by": self.used_by, "state": self.state,
-                "path": None if self.path is None else str(self.path), "looked": list(self.looked),
-                "sha256": self.sha256, "expected": self.expected, "check": self.check}
+        return {
+            "name": self.name,
+            "used_by": self.used_by,
+            "state": self.state,
+            "path": None if self.path is None else str(self.path),
+            "looked": list(self.looked),
+            "sha256": self.sha256,
+            "expected": self.expected,
+            "check": self.check,
+        }
 
 
 def expected_hash(name: str) -> str | None:
@@ -52,7 +61,9 @@ def expected_hash(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def entry(name: str, used_by: str, candidates: list[tuple[str, Path | None]], expected: str | None = None) -> Entry:
+def entry(
+    name: str, used_by: str, candidates: list[tuple[str, Path | None]], expected: str | None = None
+) -> Entry:
     """The first candidate (a description of the place, the path there) that is a file, hashed and checked."""
     looked = tuple(f"{place}: {path}" if path is not None else place for place, path in candidates)
     found = next((Path(path) for _, path in candidates if path is not None and Path(path).is_file()), None)
@@ -66,7 +77,10 @@ def entry(name: str, used_by: str, candidates: list[tuple[str, Path | None]], ex
 METRIC_FILES = (  # (file, what uses it)
     (weight_files.INCEPTION, "FID, FID-mix (pytorch-fid's Inception-v3)"),
     (weight_files.ALEXNET, "LPIPS --net alex: eval lpips, ppl, compare, project reports"),
-    (weight_files.VGG16, "LPIPS --net vgg; the projection loss (--loss-net vgg); LIA's perceptual loss (conv4_3)"),
+    (
+        weight_files.VGG16,
+        "LPIPS --net vgg; the projection loss (--loss-net vgg); LIA's perceptual loss (conv4_3)",
+    ),
 )
 
 
@@ -76,9 +90,13 @@ def metric_entries(files=METRIC_FILES) -> list[Entry]:
     entries = []
     for weight, used_by in files:
         variable = os.environ.get(weight.env_var)
-        candidates = [(f"${weight.env_var}" if variable else f"${weight.env_var} (unset)",
-                       Path(variable).expanduser() if variable else None),
-                      ("torch hub cache", weight_files.cache_dir() / weight.name)]
+        candidates = [
+            (
+                f"${weight.env_var}" if variable else f"${weight.env_var} (unset)",
+                Path(variable).expanduser() if variable else None,
+            ),
+            ("torch hub cache", weight_files.cache_dir() / weight.name),
+        ]
         entries.append(entry(weight.name, used_by, candidates, expected_hash(weight.name)))
     return entries
 
@@ -87,8 +105,14 @@ def lpips_layer_entries() -> list[Entry]:
     """LPIPS's calibrated linear layers (v0.1), which ship inside the lpips package."""
     spec = importlib.util.find_spec("lpips")
     folder = Path(spec.origin).parent / "weights" / "v0.1" if spec is not None and spec.origin else None
-    return [entry(f"lpips v0.1 {net}.pth", f"LPIPS --net {net}: its calibrated linear layers",
-                  [("lpips package", None if folder is None else folder / f"{net}.pth")]) for net in ("alex", "vgg")]
+    return [
+        entry(
+            f"lpips v0.1 {net}.pth",
+            f"LPIPS --net {net}: its calibrated linear layers",
+            [("lpips package", None if folder is None else folder / f"{net}.pth")],
+        )
+        for net in ("alex", "vgg")
+    ]
 
 
 def landmark_entry() -> Entry:
@@ -99,8 +123,11 @@ def landmark_entry() -> Entry:
         path: Path | None = shape_predictor_path()
     except AutomodError:
         path = None
-    return entry("shape_predictor_68_face_landmarks.dat", f"face alignment (prep --align; {ALIGN_EXTRA})",
-                 [("face-recognition-models package" + ("" if path else " (not installed)"), path)])
+    return entry(
+        "shape_predictor_68_face_landmarks.dat",
+        f"face alignment (prep --align; {ALIGN_EXTRA})",
+        [("face-recognition-models package" + ("" if path else " (not installed)"), path)],
+    )
 
 
 def model_entries() -> list[Entry]:
@@ -113,7 +140,9 @@ def model_entries() -> list[Entry]:
         if converted.is_file() and not source.is_file():
             entries.append(entry(converted.name, f"{used_by}, converted", [("converted", converted)]))
         else:
-            entries.append(entry(model.filename, used_by, [("authors' file", source), ("converted", converted)]))
+            entries.append(
+                entry(model.filename, used_by, [("authors' file", source), ("converted", converted)])
+            )
     return entries
 
 

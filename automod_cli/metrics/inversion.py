@@ -42,8 +42,9 @@ def _point(method: str, step: int, seconds: float, distances: torch.Tensor) -> C
     return CurvePoint(method, step, seconds, float(values.mean()), std)
 
 
-def encoder_point(model: Automodulator, images: torch.Tensor, distance: DistanceNet,
-                  crop_mode: str) -> tuple[float, torch.Tensor]:
+def encoder_point(
+    model: Automodulator, images: torch.Tensor, distance: DistanceNet, crop_mode: str
+) -> tuple[float, torch.Tensor]:
     """Encoder time per image (one batched pass) and the distance of each image to its reconstruction."""
     with torch.inference_mode():
         began = wall_clock(images.device)
@@ -53,21 +54,46 @@ def encoder_point(model: Automodulator, images: torch.Tensor, distance: Distance
         return seconds, distance(crop(images, crop_mode), crop(fitted, crop_mode)).float().cpu()
 
 
-def warm_up(model: Automodulator, images: torch.Tensor, loss_distance: DistanceNet, report_distance: DistanceNet,
-            settings: ProjectionSettings, crop_mode: str, mean: torch.Tensor | None = None) -> None:
+def warm_up(
+    model: Automodulator,
+    images: torch.Tensor,
+    loss_distance: DistanceNet,
+    report_distance: DistanceNet,
+    settings: ProjectionSettings,
+    crop_mode: str,
+    mean: torch.Tensor | None = None,
+) -> None:
     """An untimed encoder pass and two projection steps on `images`. The first calls at a batch shape pay one-time
     costs (kernel selection and caches in oneDNN or cuDNN, memory pools, lazy CUDA initialisation): on the 2-core
     CPU the first projection steps of a 16² batch took 0.7–1.3 s against 0.03 s later, which would otherwise be
     charged to whichever method ran first. Uses its own random generator, so the timed runs draw as without it."""
     encoder_point(model, images, report_distance, crop_mode)
-    project(model, images, loss_distance, report_distance, replace(settings, steps=min(2, settings.steps)), crop_mode,
-            [], torch.Generator().manual_seed(0), mean)
+    project(
+        model,
+        images,
+        loss_distance,
+        report_distance,
+        replace(settings, steps=min(2, settings.steps)),
+        crop_mode,
+        [],
+        torch.Generator().manual_seed(0),
+        mean,
+    )
 
 
-def inversion_curve(model: Automodulator, data: EvalData, loss_distance: DistanceNet, report_distance: DistanceNet,
-                    settings: ProjectionSettings = ProjectionSettings(), n: int = DEFAULT_IMAGES,
-                    batch_size: int = DEFAULT_BATCH, crop_mode: str = "face", seed: int = 0,
-                    mean: torch.Tensor | None = None, progress: ProgressCallback | None = None) -> list[CurvePoint]:
+def inversion_curve(
+    model: Automodulator,
+    data: EvalData,
+    loss_distance: DistanceNet,
+    report_distance: DistanceNet,
+    settings: ProjectionSettings = ProjectionSettings(),
+    n: int = DEFAULT_IMAGES,
+    batch_size: int = DEFAULT_BATCH,
+    crop_mode: str = "face",
+    seed: int = 0,
+    mean: torch.Tensor | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[CurvePoint]:
     """The encoder's point followed by the projection's curve, averaged over the first `n` images of `data`."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -84,7 +110,9 @@ def inversion_curve(model: Automodulator, data: EvalData, loss_distance: Distanc
         spent, values = encoder_point(model, batch, report_distance, crop_mode)
         encoder_seconds += spent * len(batch)
         encoder_distances.append(values)
-        fit = project(model, batch, loss_distance, report_distance, settings, crop_mode, steps, generator, mean)
+        fit = project(
+            model, batch, loss_distance, report_distance, settings, crop_mode, steps, generator, mean
+        )
         for point in fit.trace:
             seconds[point.step] += point.seconds * len(batch)
             distances[point.step].append(point.distances)
@@ -99,6 +127,7 @@ def inversion_curve(model: Automodulator, data: EvalData, loss_distance: Distanc
 @dataclass(frozen=True)
 class Speedup:
     """How much faster one encoder pass is than projection reaching the encoder's mean LPIPS (App. G's claim)."""
+
     ratio: float  # projection time per image ÷ encoder time per image; a lower bound when not reached
     reached: bool  # whether a recorded step got to the encoder's mean LPIPS or below
     step: int  # the first recorded step that did, else the last step recorded

@@ -35,9 +35,15 @@ def reconstruct(model: Automodulator, images: torch.Tensor) -> torch.Tensor:
     return model.decode(model.encode(images), noise=False).clamp(-1, 1)
 
 
-def reconstruction_distances(model: Automodulator, data: EvalData, distance: DistanceNet, n: int | None = None,
-                             crop_mode: str = "face", batch_size: int = DEFAULT_BATCH,
-                             progress: ProgressCallback | None = None) -> torch.Tensor:
+def reconstruction_distances(
+    model: Automodulator,
+    data: EvalData,
+    distance: DistanceNet,
+    n: int | None = None,
+    crop_mode: str = "face",
+    batch_size: int = DEFAULT_BATCH,
+    progress: ProgressCallback | None = None,
+) -> torch.Tensor:
     """The distance of each of the first `n` test images (all when None) to its reconstruction, on the CPU."""
     device = next(model.parameters()).device
     total = len(data) if n is None else n
@@ -45,15 +51,23 @@ def reconstruction_distances(model: Automodulator, data: EvalData, distance: Dis
     with torch.inference_mode():
         for batch in image_batches(data, total, batch_size):
             batch = batch.to(device)
-            values.append(distance(crop(batch, crop_mode), crop(reconstruct(model, batch), crop_mode)).float().cpu())
+            values.append(
+                distance(crop(batch, crop_mode), crop(reconstruct(model, batch), crop_mode)).float().cpu()
+            )
             if progress is not None:
                 progress("reconstructions", sum(len(v) for v in values), total)
     return torch.cat(values)
 
 
-def reconstruction_lpips(model: Automodulator, data: EvalData, distance: DistanceNet, n: int | None = None,
-                         crop_mode: str = "face", batch_size: int = DEFAULT_BATCH,
-                         progress: ProgressCallback | None = None) -> ReconstructionResult:
+def reconstruction_lpips(
+    model: Automodulator,
+    data: EvalData,
+    distance: DistanceNet,
+    n: int | None = None,
+    crop_mode: str = "face",
+    batch_size: int = DEFAULT_BATCH,
+    progress: ProgressCallback | None = None,
+) -> ReconstructionResult:
     """Mean LPIPS between test images and their reconstructions."""
     values = reconstruction_distances(model, data, distance, n, crop_mode, batch_size, progress).double()
     std = float(values.std()) if len(values) > 1 else 0.0

@@ -32,8 +32,16 @@ def _dashed(draw: ImageDraw.ImageDraw, y: float, x0: float, x1: float, dash: int
         draw.line([(x, y), (min(x + dash, x1), y)], fill=LEVEL, width=2)
 
 
-def time_curve_chart(path: Path, seconds: list[float], values: list[float], level_seconds: float, level: float,
-                     curve_label: str, level_label: str, y_label: str = "LPIPS") -> None:
+def time_curve_chart(
+    path: Path,
+    seconds: list[float],
+    values: list[float],
+    level_seconds: float,
+    level: float,
+    curve_label: str,
+    level_label: str,
+    y_label: str = "LPIPS",
+) -> None:
     """Write a PNG: `values` over `seconds` (log axis) as a line with dots, and `level` as a dashed line with
     a dot at `level_seconds`."""
     xs = [max(s, 1e-6) for s in [*seconds, level_seconds]]
@@ -58,7 +66,9 @@ def time_curve_chart(path: Path, seconds: list[float], values: list[float], leve
         draw.line([(LEFT, y), (LEFT + width, y)], fill=GRID)
         draw.text((LEFT - 8, y), f"{y_value:.3f}", fill=AXES, font=font, anchor="rm")
     draw.rectangle([LEFT, TOP, LEFT + width, TOP + height], outline=AXES)
-    draw.text((LEFT + width / 2, HEIGHT - 18), "seconds per image (log scale)", fill=AXES, font=font, anchor="mm")
+    draw.text(
+        (LEFT + width / 2, HEIGHT - 18), "seconds per image (log scale)", fill=AXES, font=font, anchor="mm"
+    )
     draw.text((12, TOP - 22), y_label, fill=AXES, font=font)
     level_x, level_y = to_px(level_seconds, level)
     _dashed(draw, level_y, LEFT, LEFT + width)
@@ -76,8 +86,9 @@ def time_curve_chart(path: Path, seconds: list[float], values: list[float], leve
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75)]
 
 
-def line_chart(path: Path, series: dict[str, list[tuple[list[float], list[float]]]], x_label: str,
-               y_label: str) -> None:
+def line_chart(
+    path: Path, series: dict[str, list[tuple[list[float], list[float]]]], x_label: str, y_label: str
+) -> None:
     """Write a PNG with linear axes: each named series is one colour and may hold several lines (e.g. one per
     seed), each a list of x values and a list of y values."""
     xs = [x for lines in series.values() for line in lines for x in line[0]]
@@ -87,7 +98,9 @@ def line_chart(path: Path, series: dict[str, list[tuple[list[float], list[float]
     width, height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def to_px(x: float, y: float) -> tuple[float, float]:
-        return LEFT + (x - x_low) / (x_high - x_low) * width, TOP + (1 - (y - y_low) / (y_high - y_low)) * height
+        return LEFT + (x - x_low) / (x_high - x_low) * width, TOP + (
+            1 - (y - y_low) / (y_high - y_low)
+        ) * height
 
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)

@@ -48,9 +48,16 @@ class PPLResult:
     crop: str
 
 
-def path_lengths(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAMPLES, epsilon: float = EPSILON,
-                 crop_mode: str = "face", batch_size: int = DEFAULT_BATCH, generator: torch.Generator | None = None,
-                 progress: ProgressCallback | None = None) -> np.ndarray:
+def path_lengths(
+    model: LatentModel,
+    distance: DistanceNet,
+    n: int = DEFAULT_SAMPLES,
+    epsilon: float = EPSILON,
+    crop_mode: str = "face",
+    batch_size: int = DEFAULT_BATCH,
+    generator: torch.Generator | None = None,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
     """`n` values of LPIPS(G(path(z₀, z₁; t)), G(path(z₀, z₁; t + ε))) / ε², one per random pair."""
     values = []
     with torch.inference_mode():
@@ -59,7 +66,9 @@ def path_lengths(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAM
             z0 = model.sample_latents(count, generator).double()
             z1 = model.sample_latents(count, generator).double()
             t = torch.rand(count, generator=generator, dtype=torch.float64)
-            ends = torch.cat([model.interpolate_latents(z0, z1, t), model.interpolate_latents(z0, z1, t + epsilon)])
+            ends = torch.cat(
+                [model.interpolate_latents(z0, z1, t), model.interpolate_latents(z0, z1, t + epsilon)]
+            )
             images = crop(model.decode(ends.float(), noise=False), crop_mode)
             values.append((distance(images[:count], images[count:]).double() / epsilon**2).cpu())
             if progress is not None:
@@ -74,9 +83,16 @@ def trimmed_mean(values: np.ndarray, percent: float = TRIM_PERCENT) -> float:
     return float(values[(values >= low) & (values <= high)].mean())
 
 
-def perceptual_path_length(model: LatentModel, distance: DistanceNet, n: int = DEFAULT_SAMPLES,
-                           epsilon: float = EPSILON, crop_mode: str = "face", batch_size: int = DEFAULT_BATCH,
-                           seed: int = 0, progress: ProgressCallback | None = None) -> PPLResult:
+def perceptual_path_length(
+    model: LatentModel,
+    distance: DistanceNet,
+    n: int = DEFAULT_SAMPLES,
+    epsilon: float = EPSILON,
+    crop_mode: str = "face",
+    batch_size: int = DEFAULT_BATCH,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> PPLResult:
     """PPL of a model over `n` random latent pairs drawn from a generator seeded with `seed`."""
     generator = torch.Generator().manual_seed(seed)
     values = path_lengths(model, distance, n, epsilon, crop_mode, batch_size, generator, progress)

@@ -30,9 +30,16 @@ if TYPE_CHECKING:  # the metrics (and torch) are imported when one runs: `automo
     from automod_cli.locate import OpenedModel
     from automod_cli.ops.reconstruct import ProgressCallback
 
-PAPER, BUILTIN = "paper", "builtin"  # the two families: pretrained weights / models trained on the built-in data
+PAPER, BUILTIN = (
+    "paper",
+    "builtin",
+)  # the two families: pretrained weights / models trained on the built-in data
 MIXING, ENCODER, TRUTH = "mixing", "encoder", "truth"  # what a metric may need of a model
-INCEPTION, LPIPS, FACTOR_NET = "inception", "lpips", "factor-net"  # the feature networks a metric may stand on
+INCEPTION, LPIPS, FACTOR_NET = (
+    "inception",
+    "lpips",
+    "factor-net",
+)  # the feature networks a metric may stand on
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,9 @@ class Settings:
     batch_size: int = 32
     seed: int = 0
     data: Path | None = None  # reference images (FID); None: the model's training data
-    test_data: Path | None = None  # unseen test images (LPIPS); None: the built-in test split for built-in models
+    test_data: Path | None = (
+        None  # unseen test images (LPIPS); None: the built-in test split for built-in models
+    )
     crop: str = "face"
     net: str = "alex"  # LPIPS trunk
     scales: str = defaults.MIX_TRUTH_SCALES  # B's blocks in the ground-truth mix
@@ -142,14 +151,35 @@ class Metric:
 
 # --- run functions ------------------------------------------------------------------------------------------------
 
-def _fid_outcome(name: str, result: fid_metric.FIDResult, extractor: FeatureExtractor, extra: dict | None = None,
-                 key: str | None = None, feature_file: Path | None = None) -> Outcome:
-    fields = {name: result.fid, "samples": result.samples, "reference": result.reference,
-              "reference_images": result.reference_count, "reference_cached": result.reference_cached, **(extra or {})}
-    facts = {"images": result.samples, "unit": "samples", "feature_name": getattr(extractor, "name", None),
-             "feature_file": feature_file,
-             "reference": {"data": result.reference, "key": key, "images": result.reference_count,
-                           "statistics": result.statistics_file}}
+
+def _fid_outcome(
+    name: str,
+    result: fid_metric.FIDResult,
+    extractor: FeatureExtractor,
+    extra: dict | None = None,
+    key: str | None = None,
+    feature_file: Path | None = None,
+) -> Outcome:
+    fields = {
+        name: result.fid,
+        "samples": result.samples,
+        "reference": result.reference,
+        "reference_images": result.reference_count,
+        "reference_cached": result.reference_cached,
+        **(extra or {}),
+    }
+    facts = {
+        "images": result.samples,
+        "unit": "samples",
+        "feature_name": getattr(extractor, "name", None),
+        "feature_file": feature_file,
+        "reference": {
+            "data": result.reference,
+            "key": key,
+            "images": result.reference_count,
+            "statistics": result.statistics_file,
+        },
+    }
     return Outcome({name: result.fid}, fields, facts)
 
 
@@ -162,10 +192,20 @@ def _run_fid(mix: bool) -> Callable[[Job], Outcome]:
 
         s = job.settings
         reference, extractor = reference_data(job.loaded, s.data), job.networks.extractor()
-        torch.manual_seed(s.seed)  # layer noise from the seed, in the single command and in each cell of compare
-        result = fid_metric.fid(job.loaded.model, reference, extractor,
-                                job.count(REGISTRY["fid-mix" if mix else "fid"]), s.batch_size, s.seed, mix,
-                                s.cache_dir, job.progress)
+        torch.manual_seed(
+            s.seed
+        )  # layer noise from the seed, in the single command and in each cell of compare
+        result = fid_metric.fid(
+            job.loaded.model,
+            reference,
+            extractor,
+            job.count(REGISTRY["fid-mix" if mix else "fid"]),
+            s.batch_size,
+            s.seed,
+            mix,
+            s.cache_dir,
+            job.progress,
+        )
         return _fid_outcome("fid-mix" if mix else "fid", result, extractor, key=reference.key)
 
     return run
@@ -180,8 +220,16 @@ def _run_fd_builtin(mix: bool) -> Callable[[Job], Outcome]:
         s, name = job.settings, "fd-builtin-mix" if mix else "fd-builtin"
         extractor = job.networks.factor_features(job.loaded.model.resolution, job.progress)
         torch.manual_seed(s.seed)
-        result = fd_builtin.fd_builtin(job.loaded.model, extractor, job.count(REGISTRY[name]), s.batch_size, s.seed,
-                                       mix, s.cache_dir, job.progress)
+        result = fd_builtin.fd_builtin(
+            job.loaded.model,
+            extractor,
+            job.count(REGISTRY[name]),
+            s.batch_size,
+            s.seed,
+            mix,
+            s.cache_dir,
+            job.progress,
+        )
         extra = {"extractor": extractor.name, "extractor_cached": getattr(extractor, "cached", None)}
         return _fid_outcome(name, result, extractor, extra, feature_file=getattr(extractor, "file", None))
 
@@ -194,23 +242,53 @@ def _run_lpips(job: Job) -> Outcome:
 
     s = job.settings
     data = unseen_data(job.loaded, s.test_data)
-    result = lpips_recon.reconstruction_lpips(job.loaded.model, data, _distance(job),
-                                              job.count(REGISTRY["lpips"], len(data)), s.crop, s.batch_size,
-                                              job.progress)
-    fields = {"lpips": result.lpips, "std": result.std, "images": result.images, "data": result.data,
-              "crop": result.crop, "net": s.net}
-    return Outcome({"lpips": result.lpips}, fields, {"images": result.images, "unit": "test images",
-                                                     "reference": {"data": data.label, "key": data.key}})
+    result = lpips_recon.reconstruction_lpips(
+        job.loaded.model,
+        data,
+        _distance(job),
+        job.count(REGISTRY["lpips"], len(data)),
+        s.crop,
+        s.batch_size,
+        job.progress,
+    )
+    fields = {
+        "lpips": result.lpips,
+        "std": result.std,
+        "images": result.images,
+        "data": result.data,
+        "crop": result.crop,
+        "net": s.net,
+    }
+    return Outcome(
+        {"lpips": result.lpips},
+        fields,
+        {"images": result.images, "unit": "test images", "reference": {"data": data.label, "key": data.key}},
+    )
 
 
 def _run_ppl(job: Job) -> Outcome:
     from automod_cli.metrics import ppl
 
     s = job.settings
-    result = ppl.perceptual_path_length(job.loaded.model, _distance(job), job.count(REGISTRY["ppl"]),
-                                        crop_mode=s.crop, batch_size=s.batch_size, seed=s.seed, progress=job.progress)
-    fields = {"ppl": result.ppl, "pairs": result.samples, "epsilon": result.epsilon, "crop": result.crop, "net": s.net}
-    return Outcome({"ppl": result.ppl}, fields, {"images": result.samples, "unit": "latent pairs", "reference": None})
+    result = ppl.perceptual_path_length(
+        job.loaded.model,
+        _distance(job),
+        job.count(REGISTRY["ppl"]),
+        crop_mode=s.crop,
+        batch_size=s.batch_size,
+        seed=s.seed,
+        progress=job.progress,
+    )
+    fields = {
+        "ppl": result.ppl,
+        "pairs": result.samples,
+        "epsilon": result.epsilon,
+        "crop": result.crop,
+        "net": s.net,
+    }
+    return Outcome(
+        {"ppl": result.ppl}, fields, {"images": result.samples, "unit": "latent pairs", "reference": None}
+    )
 
 
 def _run_recon_truth(job: Job) -> Outcome:
@@ -218,15 +296,32 @@ def _run_recon_truth(job: Job) -> Outcome:
 
     model = job.loaded.model
     count = job.count(REGISTRY["recon-truth"], ground_truth.TEST_COUNT)
-    result = ground_truth.reconstruction_error(ground_truth.model_reconstructor(model), count, model.resolution,
-                                               job.settings.batch_size, progress=job.progress)
+    result = ground_truth.reconstruction_error(
+        ground_truth.model_reconstructor(model),
+        count,
+        model.resolution,
+        job.settings.batch_size,
+        progress=job.progress,
+    )
     values = {"recon-mse": result.reconstruction.mse, "recon-ssim": result.reconstruction.ssim}
-    fields = {"images": result.images, "resolution": result.resolution,
-              "reconstruction": asdict(result.reconstruction), "mean_image": asdict(result.mean_image)}
+    fields = {
+        "images": result.images,
+        "resolution": result.resolution,
+        "reconstruction": asdict(result.reconstruction),
+        "mean_image": asdict(result.mean_image),
+    }
     rows = {"reconstruction": result.reconstruction, "mean training image": result.mean_image}
-    return Outcome(values, fields, {"images": result.images, "unit": "test images", "reference": {
-        "data": f"built-in test split (seed {ground_truth.TEST_SEED})"}}, rows,
-        f"reconstruction of {result.images} held-out images at {result.resolution}²")
+    return Outcome(
+        values,
+        fields,
+        {
+            "images": result.images,
+            "unit": "test images",
+            "reference": {"data": f"built-in test split (seed {ground_truth.TEST_SEED})"},
+        },
+        rows,
+        f"reconstruction of {result.images} held-out images at {result.resolution}²",
+    )
 
 
 def _run_mix_truth(job: Job) -> Outcome:
@@ -236,88 +331,211 @@ def _run_mix_truth(job: Job) -> Outcome:
     model = job.loaded.model
     blocks = ground_truth.b_blocks(model, job.settings.scales)
     truth = ground_truth.truth_for(model, blocks)
-    pairs = ground_truth.truth_pairs(job.count(REGISTRY["mix-truth"], ground_truth.MAX_PAIRS), model.resolution,
-                                     truth.layout_from)
-    result = ground_truth.mixing_error(ground_truth.model_mixer(model, blocks), pairs, job.settings.batch_size,
-                                       job.progress)
+    pairs = ground_truth.truth_pairs(
+        job.count(REGISTRY["mix-truth"], ground_truth.MAX_PAIRS), model.resolution, truth.layout_from
+    )
+    result = ground_truth.mixing_error(
+        ground_truth.model_mixer(model, blocks), pairs, job.settings.batch_size, job.progress
+    )
     values = {"mix-mse": result.truth.mse, "mix-ssim": result.truth.ssim}
     layout = ground_truth.scale_blocks(ground_truth.LAYOUT_SCALE, model.num_active_blocks, model.block_levels)
-    fields = {"pairs": result.pairs, "resolution": result.resolution, "b_blocks": list(blocks),
-              "layout_blocks": list(layout), "truth_is": truth.label, "swapped_is": truth.swapped_label,
-              "exact_truth": truth.exact,
-              **{name: asdict(scores) for name, scores in result.rows().items()}}
-    labels = {"truth": f"truth: {truth.label}", "swapped": f"swapped: {truth.swapped_label}", "a": "A", "b": "B"}
+    fields = {
+        "pairs": result.pairs,
+        "resolution": result.resolution,
+        "b_blocks": list(blocks),
+        "layout_blocks": list(layout),
+        "truth_is": truth.label,
+        "swapped_is": truth.swapped_label,
+        "exact_truth": truth.exact,
+        **{name: asdict(scores) for name, scores in result.rows().items()},
+    }
+    labels = {
+        "truth": f"truth: {truth.label}",
+        "swapped": f"swapped: {truth.swapped_label}",
+        "a": "A",
+        "b": "B",
+    }
     where = describe(blocks, model.block_levels)
-    title = (f"ground-truth mixing error: A with B's {where}, as automod mix A B; truth: {truth.label} (block 0, "
-             f"4x4, is {truth.layout_from}'s); {result.pairs} pairs at {result.resolution}²")
+    title = (
+        f"ground-truth mixing error: A with B's {where}, as automod mix A B; truth: {truth.label} (block 0, "
+        f"4x4, is {truth.layout_from}'s); {result.pairs} pairs at {result.resolution}²"
+    )
     group = layout if truth.split == "layout" else range(layout.stop, model.num_active_blocks)
-    note = None if truth.exact else (
-        f"B's {where} split the {'layout blocks' if truth.split == 'layout' else 'blocks above the layout'}, "
-        f"{describe(group, model.block_levels)}, between A and B: no image is exactly right, and the truth only "
-        "follows whoever drives block 0.")
-    return Outcome(values, fields, {"images": result.pairs, "unit": "image pairs", "reference": {
-        "data": f"built-in test split (seed {ground_truth.TEST_SEED})"}},
-        {labels[name]: scores for name, scores in result.rows().items()}, title, note)
+    note = (
+        None
+        if truth.exact
+        else (
+            f"B's {where} split the {'layout blocks' if truth.split == 'layout' else 'blocks above the layout'}, "
+            f"{describe(group, model.block_levels)}, between A and B: no image is exactly right, and the truth only "
+            "follows whoever drives block 0."
+        )
+    )
+    return Outcome(
+        values,
+        fields,
+        {
+            "images": result.pairs,
+            "unit": "image pairs",
+            "reference": {"data": f"built-in test split (seed {ground_truth.TEST_SEED})"},
+        },
+        {labels[name]: scores for name, scores in result.rows().items()},
+        title,
+        note,
+    )
 
 
 # --- the records --------------------------------------------------------------------------------------------------
 
-_INCEPTION_RESIZE = "bilinear to 299×299, no antialiasing (pytorch-fid's InceptionV3), after uint8 quantisation"
-_BUILTIN_RESIZE = ("none: the built-in images are drawn at 64² and box-downscaled to the model's resolution, as in "
-                   "training")
+_INCEPTION_RESIZE = (
+    "bilinear to 299×299, no antialiasing (pytorch-fid's InceptionV3), after uint8 quantisation"
+)
+_BUILTIN_RESIZE = (
+    "none: the built-in images are drawn at 64² and box-downscaled to the model's resolution, as in training"
+)
 
 METRICS: tuple[Metric, ...] = (
-    Metric("fid", "FID", "FID of random samples against the training data (Inception-v3 pool3, as pytorch-fid).",
-           "automod eval fid --model runs/ffhq --n 50000", PAPER, defaults.FID_SAMPLES,
-           "Generated samples (paper: 50k).", _run_fid(False), (Column("fid"),), networks=(INCEPTION,),
-           data="reference", batch=defaults.FID_BATCH, count_min=2, resize=_INCEPTION_RESIZE),
-    Metric("fid-mix", "FID-MIX", "FID of samples decoded from two random latents split at a random block (NeurIPS "
-           "Table 1).",
-           "automod eval fid-mix --model runs/celebahq --n 50000", PAPER, defaults.FID_SAMPLES,
-           "Generated mixtures (paper: 50k).", _run_fid(True), (Column("fid-mix"),), needs=frozenset({MIXING}),
-           networks=(INCEPTION,), data="reference", batch=defaults.FID_BATCH, count_min=2,
-           resize=_INCEPTION_RESIZE),
-    Metric("ppl", "PPL", "Perceptual path length: LPIPS/ε² between decodings at t and t+ε of latent paths (slerp on "
-           "the sphere, lines for Gaussian and LIA latents), ε = 1e-4, trimmed mean.",
-           "automod eval ppl --model runs/ffhq --n 100000", PAPER, defaults.PPL_SAMPLES, "Latent pairs (paper: 100k).",
-           _run_ppl, (Column("ppl", digits=1),), networks=(LPIPS,), crops=True, count_min=2),
-    Metric("lpips", "LPIPS reconstruction", "Mean LPIPS between unseen test images and their reconstructions "
-           "(NeurIPS Table 2a).", "automod eval lpips --model runs/ffhq --data data/ffhq-test-256.h5 --n 10000", PAPER,
-           None, "Test images (default: all; paper: 10k).", _run_lpips, (Column("lpips", digits=3),),
-           needs=frozenset({ENCODER}), networks=(LPIPS,), data="test", crops=True),
-    Metric("mix-truth", "ground-truth mixing error", "Ground-truth mixing error: mix(A, B), A with B's --scales as "
-           "`automod mix A B` draws it, against the renderer's picture of the layout of whoever drives block 0 "
-           "(4²) in the other's colours (built-in models only).",
-           "automod eval mix-truth --model runs/builtin --scales coarse --grid mix-truth.png", BUILTIN,
-           defaults.MIX_TRUTH_PAIRS, "Pairs of held-out built-in images (default: all 512 of the test split).",
-           _run_mix_truth, (Column("mix-mse", digits=4), Column("mix-ssim", higher_is_better=True, digits=3)),
-           needs=frozenset({MIXING, ENCODER, TRUTH}), seeded=False, count_max=defaults.MIX_TRUTH_PAIRS,
-           resize=_BUILTIN_RESIZE, scales=True),
-    Metric("recon-truth", "reconstruction of held-out images", "MSE and SSIM of reconstructions of held-out built-in "
-           "images, beside the training set's mean image.", "automod eval recon-truth --model runs/builtin", BUILTIN,
-           defaults.BUILTIN_TEST_COUNT, "Held-out built-in images (default: all 1,024 of the test split).",
-           _run_recon_truth, (Column("recon-mse", digits=4), Column("recon-ssim", higher_is_better=True, digits=3)),
-           needs=frozenset({ENCODER, TRUTH}), seeded=False,
-           count_max=defaults.BUILTIN_TEST_COUNT, resize=_BUILTIN_RESIZE),
-    Metric("fd-builtin", "FD_builtin", "Fréchet distance of samples (or mixes) to held-out built-in images in "
-           "automod's own factor-network features.", "automod eval fd-builtin --model runs/builtin --mix", BUILTIN,
-           defaults.FD_BUILTIN_SAMPLES, "Generated samples (default: as many as the 1,024 test images).",
-           _run_fd_builtin(False), (Column("fd-builtin"),), networks=(FACTOR_NET,), batch=defaults.FD_BUILTIN_BATCH,
-           count_min=2, resize=_BUILTIN_RESIZE, mix_variant="fd-builtin-mix"),
-    Metric("fd-builtin-mix", "FD_builtin (mixes)", "FD_builtin of samples decoded from two random latents split at a "
-           "random block (the same as fd-builtin --mix).", "automod eval fd-builtin-mix --model runs/builtin", BUILTIN,
-           defaults.FD_BUILTIN_SAMPLES, "Generated mixtures (default: as many as the 1,024 test images).",
-           _run_fd_builtin(True), (Column("fd-builtin-mix"),), needs=frozenset({MIXING}), networks=(FACTOR_NET,),
-           batch=defaults.FD_BUILTIN_BATCH, count_min=2, resize=_BUILTIN_RESIZE),
+    Metric(
+        "fid",
+        "FID",
+        "FID of random samples against the training data (Inception-v3 pool3, as pytorch-fid).",
+        "automod eval fid --model runs/ffhq --n 50000",
+        PAPER,
+        defaults.FID_SAMPLES,
+        "Generated samples (paper: 50k).",
+        _run_fid(False),
+        (Column("fid"),),
+        networks=(INCEPTION,),
+        data="reference",
+        batch=defaults.FID_BATCH,
+        count_min=2,
+        resize=_INCEPTION_RESIZE,
+    ),
+    Metric(
+        "fid-mix",
+        "FID-MIX",
+        "FID of samples decoded from two random latents split at a random block (NeurIPS Table 1).",
+        "automod eval fid-mix --model runs/celebahq --n 50000",
+        PAPER,
+        defaults.FID_SAMPLES,
+        "Generated mixtures (paper: 50k).",
+        _run_fid(True),
+        (Column("fid-mix"),),
+        needs=frozenset({MIXING}),
+        networks=(INCEPTION,),
+        data="reference",
+        batch=defaults.FID_BATCH,
+        count_min=2,
+        resize=_INCEPTION_RESIZE,
+    ),
+    Metric(
+        "ppl",
+        "PPL",
+        "Perceptual path length: LPIPS/ε² between decodings at t and t+ε of latent paths (slerp on "
+        "the sphere, lines for Gaussian and LIA latents), ε = 1e-4, trimmed mean.",
+        "automod eval ppl --model runs/ffhq --n 100000",
+        PAPER,
+        defaults.PPL_SAMPLES,
+        "Latent pairs (paper: 100k).",
+        _run_ppl,
+        (Column("ppl", digits=1),),
+        networks=(LPIPS,),
+        crops=True,
+        count_min=2,
+    ),
+    Metric(
+        "lpips",
+        "LPIPS reconstruction",
+        "Mean LPIPS between unseen test images and their reconstructions (NeurIPS Table 2a).",
+        "automod eval lpips --model runs/ffhq --data data/ffhq-test-256.h5 --n 10000",
+        PAPER,
+        None,
+        "Test images (default: all; paper: 10k).",
+        _run_lpips,
+        (Column("lpips", digits=3),),
+        needs=frozenset({ENCODER}),
+        networks=(LPIPS,),
+        data="test",
+        crops=True,
+    ),
+    Metric(
+        "mix-truth",
+        "ground-truth mixing error",
+        "Ground-truth mixing error: mix(A, B), A with B's --scales as "
+        "`automod mix A B` draws it, against the renderer's picture of the layout of whoever drives block 0 "
+        "(4²) in the other's colours (built-in models only).",
+        "automod eval mix-truth --model runs/builtin --scales coarse --grid mix-truth.png",
+        BUILTIN,
+        defaults.MIX_TRUTH_PAIRS,
+        "Pairs of held-out built-in images (default: all 512 of the test split).",
+        _run_mix_truth,
+        (Column("mix-mse", digits=4), Column("mix-ssim", higher_is_better=True, digits=3)),
+        needs=frozenset({MIXING, ENCODER, TRUTH}),
+        seeded=False,
+        count_max=defaults.MIX_TRUTH_PAIRS,
+        resize=_BUILTIN_RESIZE,
+        scales=True,
+    ),
+    Metric(
+        "recon-truth",
+        "reconstruction of held-out images",
+        "MSE and SSIM of reconstructions of held-out built-in images, beside the training set's mean image.",
+        "automod eval recon-truth --model runs/builtin",
+        BUILTIN,
+        defaults.BUILTIN_TEST_COUNT,
+        "Held-out built-in images (default: all 1,024 of the test split).",
+        _run_recon_truth,
+        (Column("recon-mse", digits=4), Column("recon-ssim", higher_is_better=True, digits=3)),
+        needs=frozenset({ENCODER, TRUTH}),
+        seeded=False,
+        count_max=defaults.BUILTIN_TEST_COUNT,
+        resize=_BUILTIN_RESIZE,
+    ),
+    Metric(
+        "fd-builtin",
+        "FD_builtin",
+        "Fréchet distance of samples (or mixes) to held-out built-in images in "
+        "automod's own factor-network features.",
+        "automod eval fd-builtin --model runs/builtin --mix",
+        BUILTIN,
+        defaults.FD_BUILTIN_SAMPLES,
+        "Generated samples (default: as many as the 1,024 test images).",
+        _run_fd_builtin(False),
+        (Column("fd-builtin"),),
+        networks=(FACTOR_NET,),
+        batch=defaults.FD_BUILTIN_BATCH,
+        count_min=2,
+        resize=_BUILTIN_RESIZE,
+        mix_variant="fd-builtin-mix",
+    ),
+    Metric(
+        "fd-builtin-mix",
+        "FD_builtin (mixes)",
+        "FD_builtin of samples decoded from two random latents split at a "
+        "random block (the same as fd-builtin --mix).",
+        "automod eval fd-builtin-mix --model runs/builtin",
+        BUILTIN,
+        defaults.FD_BUILTIN_SAMPLES,
+        "Generated mixtures (default: as many as the 1,024 test images).",
+        _run_fd_builtin(True),
+        (Column("fd-builtin-mix"),),
+        needs=frozenset({MIXING}),
+        networks=(FACTOR_NET,),
+        batch=defaults.FD_BUILTIN_BATCH,
+        count_min=2,
+        resize=_BUILTIN_RESIZE,
+    ),
 )
 REGISTRY: dict[str, Metric] = {metric.name: metric for metric in METRICS}
-COLUMNS: dict[str, tuple[Metric, Column]] = {c.name: (m, c) for m in METRICS for c in m.columns}  # compare's names
+COLUMNS: dict[str, tuple[Metric, Column]] = {
+    c.name: (m, c) for m in METRICS for c in m.columns
+}  # compare's names
 PAPER_COLUMNS = ("lpips", "fid", "fid-mix", "ppl")  # Table 2's order
 BUILTIN_COLUMNS = tuple(name for name, (metric, _) in COLUMNS.items() if metric.family == BUILTIN)
 COLUMN_SETS = {PAPER: PAPER_COLUMNS, BUILTIN: BUILTIN_COLUMNS}  # shorthands for `eval compare --metrics`
 
 
 # --- what a model must offer, and the protocol of a score ---------------------------------------------------------
+
 
 def missing_reason(metric: Metric, model: torch.nn.Module) -> str | None:
     """Why `model` cannot be measured by `metric`, or None when it can."""
@@ -328,16 +546,22 @@ def missing_reason(metric: Metric, model: torch.nn.Module) -> str | None:
     if ENCODER in metric.needs and not model.has_encoder:
         return "the model has no encoder (a LIA model after stage 1 only)"
     if TRUTH in metric.needs and model.resolution < WINDOW:
-        return (f"the model's {model.resolution}² images are smaller than the {WINDOW}×{WINDOW} window of the "
-                "ground-truth SSIM")
+        return (
+            f"the model's {model.resolution}² images are smaller than the {WINDOW}×{WINDOW} window of the "
+            "ground-truth SSIM"
+        )
     return None
 
 
-def require_builtin(checkpoint: Path, trained_on: Path | str | None, what: str = "the ground-truth metrics") -> None:
+def require_builtin(
+    checkpoint: Path, trained_on: Path | str | None, what: str = "the ground-truth metrics"
+) -> None:
     """Refuse a model that was not trained on the built-in dataset (its checkpoint records a data file)."""
     if trained_on is not None:
-        raise AutomodError(f"'{checkpoint}' was trained on '{trained_on}'; {what} need a model trained on the built-in "
-                           "dataset (automod train without --data).")
+        raise AutomodError(
+            f"'{checkpoint}' was trained on '{trained_on}'; {what} need a model trained on the built-in "
+            "dataset (automod train without --data)."
+        )
 
 
 def check_lpips_window(resolution: int, crop: str, net: str, min_side: int | None = None) -> None:
@@ -357,10 +581,14 @@ def check_lpips_window(resolution: int, crop: str, net: str, min_side: int | Non
     elif fits:
         advice = f"use --crop {fits[0][0]} --net {fits[0][1]}"
     else:
-        advice = (f"no window of a {resolution}² model is that large: evaluate a model of at least "
-                  f"{min(sides.values())}²")
-    raise AutomodError(f"LPIPS-{net} needs images of at least {needed} pixels, but the '{crop}' crop of this model's "
-                       f"{resolution}² images is {side}: {advice}.")
+        advice = (
+            f"no window of a {resolution}² model is that large: evaluate a model of at least "
+            f"{min(sides.values())}²"
+        )
+    raise AutomodError(
+        f"LPIPS-{net} needs images of at least {needed} pixels, but the '{crop}' crop of this model's "
+        f"{resolution}² images is {side}: {advice}."
+    )
 
 
 def _distance(job: Job) -> DistanceNet:
@@ -390,8 +618,10 @@ def protocol(metric: Metric, job: Job, outcome: Outcome) -> dict[str, Any]:
     s, facts, resolution = job.settings, outcome.facts, job.loaded.model.resolution
     network: dict[str, Any] | None = None
     if INCEPTION in metric.networks:
-        network = {"name": facts.get("feature_name") or "inception-v3-pool3",
-                   **(_file(job.networks.files.get(INCEPTION)) or {})}
+        network = {
+            "name": facts.get("feature_name") or "inception-v3-pool3",
+            **(_file(job.networks.files.get(INCEPTION)) or {}),
+        }
     elif LPIPS in metric.networks:
         network = {"name": f"lpips-v0.1-{s.net}", **(_file(job.networks.files.get(LPIPS)) or {})}
     elif FACTOR_NET in metric.networks:
@@ -403,10 +633,20 @@ def protocol(metric: Metric, job: Job, outcome: Outcome) -> dict[str, Any]:
     if metric.crops:
         side = crop_side(resolution, s.crop)
         resize = f"box to {MAX_SIDE}×{MAX_SIDE} (the crop is {side} wide)" if side // MAX_SIDE > 1 else "none"
-    return {"metric": metric.name, "images": facts.get("images"), "unit": facts.get("unit"), "resolution": resolution,
-            "crop": s.crop if metric.crops else None, "resize": resize, "feature_network": network,
-            "reference": reference, "model": _file(job.loaded.checkpoint),
-            "seed": s.seed if metric.seeded else None, "batch": s.batch_size, "automod_version": __version__}
+    return {
+        "metric": metric.name,
+        "images": facts.get("images"),
+        "unit": facts.get("unit"),
+        "resolution": resolution,
+        "crop": s.crop if metric.crops else None,
+        "resize": resize,
+        "feature_network": network,
+        "reference": reference,
+        "model": _file(job.loaded.checkpoint),
+        "seed": s.seed if metric.seeded else None,
+        "batch": s.batch_size,
+        "automod_version": __version__,
+    }
 
 
 def measure(metric: Metric, job: Job) -> tuple[Outcome, dict[str, Any]]:

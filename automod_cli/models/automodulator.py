@@ -31,7 +31,9 @@ class Automodulator(ProgressiveModel):
     @classmethod
     def from_checkpoint_meta(cls, meta: dict, has_encoder: bool = True) -> "Automodulator":
         """The network `meta` describes, untrained (its weights are loaded next); it always has an encoder."""
-        return cls(ModelConfig.from_dict(meta[cls.CONFIG_KEY]), level=meta.get("level"), alpha=meta.get("alpha", 1.0))
+        return cls(
+            ModelConfig.from_dict(meta[cls.CONFIG_KEY]), level=meta.get("level"), alpha=meta.get("alpha", 1.0)
+        )
 
     @property
     def supports_mixing(self) -> bool:

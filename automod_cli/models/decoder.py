@@ -26,6 +26,7 @@ from automod_cli.nn.noise import LayerNoise
 from automod_cli.nn.norm import PixelNorm
 from automod_cli.nn.resample import BinomialBlur, upsample
 
+
 def block_noise(noise: bool | Callable, block: int) -> bool | Callable:
     """The layer-noise setting of one block: on/off as given, or the noise function bound to the block's index."""
     return noise if isinstance(noise, bool) else partial(noise, block)
@@ -36,8 +37,14 @@ class ModulatedBlock(nn.Module):
     [upsample] → conv → blur → noise → act → AdaIN, then conv → noise → act → AdaIN; both AdaINs read
     the same z."""
 
-    def __init__(self, in_channels: int, out_channels: int, latent_dim: int, grows: bool,
-                 style_input_scale: float = 1.0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        latent_dim: int,
+        grows: bool,
+        style_input_scale: float = 1.0,
+    ):
         super().__init__()
         self.grows = grows
         self.conv1 = EqualConv2d(in_channels, out_channels, 3)
@@ -128,15 +135,23 @@ class _ProgressiveDecoder(nn.Module):
         """ξ^(upto): the feature map after blocks 0..upto-1 (NeurIPS Eq. 4's θ_{1:j}(ξ0, z) with j = upto). `noise`
         as in `forward`."""
         if not 1 <= upto <= self.num_blocks:
-            raise AutomodError(f"a canvas after {upto} blocks is outside this decoder's 1..{self.num_blocks}.")
+            raise AutomodError(
+                f"a canvas after {upto} blocks is outside this decoder's 1..{self.num_blocks}."
+            )
         zs = per_block(z, upto)
         x = self._start(zs[:, 0])
         for i in range(upto):
             x = self._block(i, x, zs[:, i], block_noise(noise, i))
         return x
 
-    def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool | Callable = True,
-                canvas_at: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        z: torch.Tensor,
+        level: int,
+        alpha: float = 1.0,
+        noise: bool | Callable = True,
+        canvas_at: int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Decode to a 4·2^level image; with alpha < 1 the top level is blended with the upsampled level below.
         With `canvas_at` = j, also return ξ^(j), the canvas after blocks 0..j-1 of this very pass (its noise
         included): (image, canvas). `noise`: layer noise off (False), drawn by each layer (True), or a function
@@ -158,8 +173,10 @@ class _ProgressiveDecoder(nn.Module):
             rgb = torch.lerp(upsample(previous_rgb), rgb, alpha)
         if canvas_at is not None:
             if canvas is None:
-                raise AutomodError(f"a canvas after {canvas_at} blocks is outside the 1..{blocks} blocks that run at "
-                                   f"level {level}.")
+                raise AutomodError(
+                    f"a canvas after {canvas_at} blocks is outside the 1..{blocks} blocks that run at "
+                    f"level {level}."
+                )
             return rgb, canvas
         return rgb
 
@@ -181,8 +198,14 @@ class AutomodulatorDecoder(_ProgressiveDecoder):
         # a block grows (upsamples) when it starts a new level; the support block stays on its predecessor's level
         scale = config.style_input_scale
         self.blocks = nn.ModuleList(
-            ModulatedBlock(config.channels_at(levels[i - 1]), config.channels_at(level), config.latent_dim,
-                           grows=level > levels[i - 1], style_input_scale=scale) if i > 0
+            ModulatedBlock(
+                config.channels_at(levels[i - 1]),
+                config.channels_at(level),
+                config.latent_dim,
+                grows=level > levels[i - 1],
+                style_input_scale=scale,
+            )
+            if i > 0
             else ConstantBlock(config.channels_at(0), config.latent_dim, scale)
             for i, level in enumerate(levels)
         )
@@ -202,7 +225,9 @@ class ClassicDecoder(_ProgressiveDecoder):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         c0 = config.channels_at(0)
-        self.dense = EqualLinear(config.latent_dim, c0 * 16, gain=2.0**0.5 / 4)  # PGGAN's gain for the 4×4 input layer
+        self.dense = EqualLinear(
+            config.latent_dim, c0 * 16, gain=2.0**0.5 / 4
+        )  # PGGAN's gain for the 4×4 input layer
         self.conv0 = EqualConv2d(c0, c0, 3)
         self.norm = PixelNorm()
         self.blocks = nn.ModuleList(
@@ -222,10 +247,16 @@ class ClassicDecoder(_ProgressiveDecoder):
     def forward(self, z: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
         # an (N, D) latent expanded over blocks (stride 0), or one block's latent, is one latent by construction:
         # checking it would wait on the device in every training step (tests/test_host_sync.py)
-        if (z.dim() == 3 and z.shape[1] > 1 and z.stride(1) != 0
-                and not torch.equal(z[:, : level + 1], z[:, :1].expand(-1, level + 1, -1))):
-            raise AutomodError("a classic decoder takes one latent for all layers: mixing needs an AdaIN "
-                               "(automodulator) model.")
+        if (
+            z.dim() == 3
+            and z.shape[1] > 1
+            and z.stride(1) != 0
+            and not torch.equal(z[:, : level + 1], z[:, :1].expand(-1, level + 1, -1))
+        ):
+            raise AutomodError(
+                "a classic decoder takes one latent for all layers: mixing needs an AdaIN "
+                "(automodulator) model."
+            )
         return super().forward(z, level, alpha, noise)
 
 

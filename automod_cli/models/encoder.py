@@ -15,6 +15,7 @@ from automod_cli.nn.activation import lrelu
 from automod_cli.nn.resample import downsample
 from automod_cli.nn.spectral import SNConv2d
 
+
 def sn_conv(in_channels: int, out_channels: int, kernel_size: int, padding: int) -> SNConv2d:
     """Spectrally normalised conv with zero-initialised bias (nn/spectral.py)."""
     return SNConv2d(in_channels, out_channels, kernel_size, padding)
@@ -108,7 +109,9 @@ class Encoder(nn.Module):
     def posterior(self, x: torch.Tensor, level: int, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-variance) of q(z|x) for a variational encoder (the VAE baseline)."""
         if not self.config.variational:
-            raise AutomodError("this encoder is deterministic: only a variational (VAE) encoder has a posterior.")
+            raise AutomodError(
+                "this encoder is deterministic: only a variational (VAE) encoder has a posterior."
+            )
         return self.head.posterior(self.features(x, level, alpha))
 
     def features(self, x: torch.Tensor, level: int, alpha: float = 1.0) -> torch.Tensor:
@@ -117,8 +120,10 @@ class Encoder(nn.Module):
             raise AutomodError(f"level {level} is outside this encoder's 0..{self.num_blocks - 1}.")
         expected = level_resolution(level)
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[-2:] != (expected, expected):
-            raise AutomodError(f"the encoder at this stage takes (N, 3, {expected}, {expected}) images, got "
-                               f"{tuple(x.shape)}.")
+            raise AutomodError(
+                f"the encoder at this stage takes (N, 3, {expected}, {expected}) images, got "
+                f"{tuple(x.shape)}."
+            )
         h = self._rgb(level, x)
         if level > 0:
             h = self.blocks[level - 1](h)

@@ -30,7 +30,9 @@ def random_latents(n: int, dim: int, generator: torch.Generator | None = None, d
     return normalize(torch.randn(n, dim, generator=generator, device=device))
 
 
-def prior_latents(n: int, dim: int, latent: str, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+def prior_latents(
+    n: int, dim: int, latent: str, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
     """Draws from a model's latent prior: unit-sphere latents for latent='sphere', N(0, I) for 'gaussian' (the VAE
     and WAE baselines)."""
     z = torch.randn(n, dim, generator=generator, device=device)
@@ -42,7 +44,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-6) 
     point per row for endpoints (T, D). t=0 gives exactly a and t=1 exactly b; where a and b are (anti)parallel
     (sin of their angle < eps) the great circle is not defined by them and the path is a straight line."""
     t = t.to(a)[:, None]
-    cos = (a * b).sum(-1, keepdim=True) / (a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True)).clamp_min(1e-12)
+    cos = (a * b).sum(-1, keepdim=True) / (
+        a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True)
+    ).clamp_min(1e-12)
     angle = torch.arccos(cos.clamp(-1.0, 1.0))
     sin = torch.sin(angle)
     straight = sin < eps
@@ -69,7 +73,9 @@ def scale_blocks(spec: str, num_blocks: int, levels: Sequence[int] | None = None
         resolutions = [block_resolution(b, levels) for b in range(num_blocks)]
         blocks = [b for b, res in enumerate(resolutions) if res >= low and (high is None or res <= high)]
         if not blocks:
-            raise AutomodError(f"a {resolutions[-1]}² model has no '{spec}' layers; use coarse/mid or an index range.")
+            raise AutomodError(
+                f"a {resolutions[-1]}² model has no '{spec}' layers; use coarse/mid or an index range."
+            )
         return range(blocks[0], blocks[-1] + 1)
     try:
         if ":" in spec:
@@ -80,11 +86,14 @@ def scale_blocks(spec: str, num_blocks: int, levels: Sequence[int] | None = None
             start = int(spec)
             stop = start + 1
     except ValueError:
-        raise AutomodError(f"cannot read layer range '{spec}': use coarse, mid, fine, 'i:j' or a block "
-                           "index.") from None
+        raise AutomodError(
+            f"cannot read layer range '{spec}': use coarse, mid, fine, 'i:j' or a block index."
+        ) from None
     if 0 <= start and stop <= num_blocks and start >= stop:
-        raise AutomodError(f"layer range '{spec}' is empty: 'i:j' takes blocks i to j-1, so j must be greater than i "
-                           f"(this model's blocks are 0..{num_blocks - 1}; e.g. '{start}:{start + 1}').")
+        raise AutomodError(
+            f"layer range '{spec}' is empty: 'i:j' takes blocks i to j-1, so j must be greater than i "
+            f"(this model's blocks are 0..{num_blocks - 1}; e.g. '{start}:{start + 1}')."
+        )
     if not 0 <= start < stop <= num_blocks:
         raise AutomodError(f"layer range '{spec}' is outside the model's blocks 0..{num_blocks - 1}.")
     return range(start, stop)

@@ -51,12 +51,15 @@ class LiaConfig:
         if self.model.decoder != "adain":
             raise AutomodError("LIA's generator is style-based: it needs the AdaIN decoder, not 'classic'.")
         if self.model.latent != "gaussian" or self.model.variational:
-            raise AutomodError("LIA's y is an unconstrained vector: its networks need model.latent=gaussian, not "
-                               "variational.")
+            raise AutomodError(
+                "LIA's y is an unconstrained vector: its networks need model.latent=gaussian, not "
+                "variational."
+            )
         bad_width = self.coupling_hidden is not None and self.coupling_hidden < 1
         if self.coupling_layers < 1 or self.coupling_depth < 0 or bad_width:
-            raise AutomodError("LIA needs at least one coupling layer, a coupling depth ≥ 0 and a positive coupling "
-                               "width.")
+            raise AutomodError(
+                "LIA needs at least one coupling layer, a coupling depth ≥ 0 and a positive coupling width."
+            )
 
     @property
     def latent_dim(self) -> int:
@@ -82,7 +85,9 @@ class LiaConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LiaConfig":
-        return build_config(cls, data, "LIA config has unknown fields {}: the file was written by a newer automod.")
+        return build_config(
+            cls, data, "LIA config has unknown fields {}: the file was written by a newer automod."
+        )
 
 
 class LiaGenerator(nn.Module):
@@ -91,7 +96,9 @@ class LiaGenerator(nn.Module):
     def __init__(self, config: LiaConfig):
         super().__init__()
         self.latent_dim = config.latent_dim
-        self.mapping = NICE(config.latent_dim, config.coupling_layers, config.coupling_hidden, config.coupling_depth)
+        self.mapping = NICE(
+            config.latent_dim, config.coupling_layers, config.coupling_hidden, config.coupling_depth
+        )
         self.synthesis = AutomodulatorDecoder(config.model)
 
     def synthesize(self, y: torch.Tensor, level: int, alpha: float = 1.0, noise: bool = True) -> torch.Tensor:
@@ -136,32 +143,49 @@ class LiaModel(ProgressiveModel):
 
     kind = KIND
     CONFIG_KEY = "lia_config"  # where a checkpoint's metadata keeps this network's config (kinds.ModelKind)
-    supports_mixing = True  # y drives every synthesis block through AdaIN, one y per block if wished (LIA Fig. 5)
+    supports_mixing = (
+        True  # y drives every synthesis block through AdaIN, one y per block if wished (LIA Fig. 5)
+    )
 
-    def __init__(self, config: LiaConfig, level: int | None = None, alpha: float = 1.0, has_encoder: bool = True):
+    def __init__(
+        self, config: LiaConfig, level: int | None = None, alpha: float = 1.0, has_encoder: bool = True
+    ):
         super().__init__(config.model, level, alpha)
         self.config = config
-        self.encoder = Encoder(config.model)  # f: x → y (LIA Eq. 11), the free linear head of Gaussian latents
+        self.encoder = Encoder(
+            config.model
+        )  # f: x → y (LIA Eq. 11), the free linear head of Gaussian latents
         self.decoder = LiaGenerator(config)
         self.has_encoder = has_encoder
 
     def checkpoint_meta(self) -> dict:
         """What a checkpoint needs besides the weights to rebuild this model (`from_checkpoint_meta`): with the kind
         and the stage reached."""
-        return {"kind": KIND, self.CONFIG_KEY: self.config.to_dict(), "level": self.level, "alpha": self.alpha,
-                "stage": 2 if self.has_encoder else 1}
+        return {
+            "kind": KIND,
+            self.CONFIG_KEY: self.config.to_dict(),
+            "level": self.level,
+            "alpha": self.alpha,
+            "stage": 2 if self.has_encoder else 1,
+        }
 
     @classmethod
     def from_checkpoint_meta(cls, meta: dict, has_encoder: bool = True) -> "LiaModel":
         """The network `meta` describes, untrained (its weights are loaded next); `has_encoder` when the file holds
         stage 2's encoder."""
-        return cls(LiaConfig.from_dict(meta[cls.CONFIG_KEY]), level=meta.get("level"), alpha=meta.get("alpha", 1.0),
-                   has_encoder=has_encoder)
+        return cls(
+            LiaConfig.from_dict(meta[cls.CONFIG_KEY]),
+            level=meta.get("level"),
+            alpha=meta.get("alpha", 1.0),
+            has_encoder=has_encoder,
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """y = f(x) (LIA Eq. 11)."""
         if not self.has_encoder:
-            raise AutomodError("this LIA model has finished only stage 1 (the GAN): train stage 2 to get its encoder.")
+            raise AutomodError(
+                "this LIA model has finished only stage 1 (the GAN): train stage 2 to get its encoder."
+            )
         return self.encoder(x, self.level, self.alpha)
 
     def decode(self, y: torch.Tensor, noise: bool = False) -> torch.Tensor:

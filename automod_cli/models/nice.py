@@ -73,14 +73,19 @@ class AdditiveCoupling(nn.Module):
 class NICE(nn.Module):
     """`layers` additive coupling layers with alternating halves on D-dimensional vectors (D ≥ 2)."""
 
-    def __init__(self, dim: int, layers: int = COUPLING_LAYERS, hidden: int | None = None, depth: int = COUPLING_DEPTH):
+    def __init__(
+        self, dim: int, layers: int = COUPLING_LAYERS, hidden: int | None = None, depth: int = COUPLING_DEPTH
+    ):
         super().__init__()
         if dim < 2 or layers < 1 or depth < 0 or (hidden is not None and hidden < 1):
-            raise AutomodError("a NICE network needs dim ≥ 2, at least one layer, depth ≥ 0 and a positive hidden "
-                               "width.")
+            raise AutomodError(
+                "a NICE network needs dim ≥ 2, at least one layer, depth ≥ 0 and a positive hidden width."
+            )
         self.dim = dim
         width = dim if hidden is None else hidden  # τ as wide as the latent (our choice)
-        self.layers = nn.ModuleList(AdditiveCoupling(dim, width, depth, swap=i % 2 == 1) for i in range(layers))
+        self.layers = nn.ModuleList(
+            AdditiveCoupling(dim, width, depth, swap=i % 2 == 1) for i in range(layers)
+        )
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 2 or x.shape[1] != self.dim:

@@ -10,5 +10,8 @@ import torch
 def autocast_off(device_type: str) -> contextlib.AbstractContextManager:
     """A region where autocast is off, on devices that have autocast (the meta device, on which the tests check
     the training loop for host-device synchronisations, has none)."""
-    return (torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type)
-            else contextlib.nullcontext())
+    return (
+        torch.autocast(device_type, enabled=False)
+        if torch.amp.is_autocast_available(device_type)
+        else contextlib.nullcontext()
+    )

@@ -40,7 +40,9 @@ class EqualConv2d(nn.Module):
 class EqualLinear(nn.Module):
     """Linear layer with run-time He scaling; `bias_init` sets the initial bias."""
 
-    def __init__(self, in_features: int, out_features: int, gain: float = math.sqrt(2.0), bias_init: float = 0.0):
+    def __init__(
+        self, in_features: int, out_features: int, gain: float = math.sqrt(2.0), bias_init: float = 0.0
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features))
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))

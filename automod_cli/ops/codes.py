@@ -49,7 +49,6 @@ ENTRY = re.compile(r"^(?P<file>.+\.npz)(?::(?P<index>[^:]*))?$", re.IGNORECASE)
 ENCODE_BATCH = defaults.ENCODE_BATCH  # images per encoder pass in `encode_files`
 
 
-
 @dataclass(frozen=True)
 class ModelIdentity:
     """What a code depends on: the latent space (size, kind) and the weights that map images into it."""
@@ -87,17 +86,29 @@ class Codes:
         """One line when these codes cannot be decoded by the model of `identity`."""
         mine = self.identity
         if mine.latent_dim != identity.latent_dim or mine.latent_kind != identity.latent_kind:
-            raise AutomodError(f"'{self.path}' holds {mine.latent_dim}-d {mine.latent_kind} codes of '{self.model}'; "
-                               f"this model's latents are {identity.latent_dim}-d {identity.latent_kind}: encode the "
-                               "images again with this --model (automod encode).")
+            raise AutomodError(
+                f"'{self.path}' holds {mine.latent_dim}-d {mine.latent_kind} codes of '{self.model}'; "
+                f"this model's latents are {identity.latent_dim}-d {identity.latent_kind}: encode the "
+                "images again with this --model (automod encode)."
+            )
         if mine.sha256 != identity.sha256:
-            raise AutomodError(f"'{self.path}' holds codes of another model ('{self.model}', weights "
-                               f"{mine.sha256[:12]}; this model's are {identity.sha256[:12]}): pass --model "
-                               f"'{self.model}', or encode the images again with this model (automod encode).")
+            raise AutomodError(
+                f"'{self.path}' holds codes of another model ('{self.model}', weights "
+                f"{mine.sha256[:12]}; this model's are {identity.sha256[:12]}): pass --model "
+                f"'{self.model}', or encode the images again with this model (automod encode)."
+            )
 
 
-def save_codes(path: Path, codes: torch.Tensor, files: Sequence[Path | str], identity: ModelIdentity, model: str,
-               resolution: int, aligned: bool = False, overwrite: bool = False) -> Path:
+def save_codes(
+    path: Path,
+    codes: torch.Tensor,
+    files: Sequence[Path | str],
+    identity: ModelIdentity,
+    model: str,
+    resolution: int,
+    aligned: bool = False,
+    overwrite: bool = False,
+) -> Path:
     """Write a codes file atomically (see the module's docstring); an existing file only with `overwrite`."""
     path = Path(path)
     if path.suffix.lower() != SUFFIX:
@@ -105,15 +116,22 @@ def save_codes(path: Path, codes: torch.Tensor, files: Sequence[Path | str], ide
     refuse_overwrite(path, overwrite)
     values = codes.detach().float().cpu().numpy()
     if values.ndim != 2 or len(values) != len(files) or values.shape[1] != identity.latent_dim:
-        raise AutomodError(f"codes of shape {tuple(values.shape)} do not match {len(files)} files of "
-                           f"{identity.latent_dim}-d latents.")
+        raise AutomodError(
+            f"codes of shape {tuple(values.shape)} do not match {len(files)} files of "
+            f"{identity.latent_dim}-d latents."
+        )
     arrays = {
-        "codes": values, "files": np.array([str(f) for f in files], dtype=str),
-        "format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
-        "latent_dim": np.array(identity.latent_dim), "latent_kind": np.array(identity.latent_kind),
-        "model": np.array(_absolute(model)), "model_sha256": np.array(identity.sha256),
+        "codes": values,
+        "files": np.array([str(f) for f in files], dtype=str),
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION),
+        "latent_dim": np.array(identity.latent_dim),
+        "latent_kind": np.array(identity.latent_kind),
+        "model": np.array(_absolute(model)),
+        "model_sha256": np.array(identity.sha256),
         "resolution": np.array(resolution),
-        "aligned": np.array(bool(aligned)), "automod_version": np.array(__version__),
+        "aligned": np.array(bool(aligned)),
+        "automod_version": np.array(__version__),
     }
 
     def write(tmp: Path) -> None:
@@ -157,7 +175,9 @@ def load_codes(path: Path) -> Codes:
     a damaged or empty one (not a zip archive), an .npz without automod's fields, or fields of the wrong kind."""
     path = Path(path)
     if not path.is_file():
-        raise AutomodError(f"codes file '{path}' does not exist: write one with automod encode IMAGES --out {path}.")
+        raise AutomodError(
+            f"codes file '{path}' does not exist: write one with automod encode IMAGES --out {path}."
+        )
     if not zipfile.is_zipfile(path):
         what = "an empty file" if path.stat().st_size == 0 else "damaged, or not an .npz (zip) archive at all"
         raise AutomodError(f"'{path}' is not a codes file: it is {what}; {WRITE_AGAIN}.")
@@ -166,26 +186,42 @@ def load_codes(path: Path) -> Codes:
             missing = [name for name in FIELDS if name not in arrays.files]
             if missing:
                 held = ", ".join(arrays.files[:5]) + (", ..." if len(arrays.files) > 5 else "")
-                raise AutomodError(f"'{path}' is an .npz archive but not a codes file written by automod encode: it "
-                                   f"lacks the fields {', '.join(missing)} (it holds {held or 'no arrays'}); "
-                                   f"{WRITE_AGAIN}.")
+                raise AutomodError(
+                    f"'{path}' is an .npz archive but not a codes file written by automod encode: it "
+                    f"lacks the fields {', '.join(missing)} (it holds {held or 'no arrays'}); "
+                    f"{WRITE_AGAIN}."
+                )
             if _scalar(arrays, "format", "U") != FORMAT:
                 raise ValueError("another format")
             if _scalar(arrays, "format_version", "iu") > FORMAT_VERSION:
-                raise AutomodError(f"'{path}' was written by a newer automod (codes format "
-                                   f"{_scalar(arrays, 'format_version', 'iu')}); update automod to read it.")
+                raise AutomodError(
+                    f"'{path}' was written by a newer automod (codes format "
+                    f"{_scalar(arrays, 'format_version', 'iu')}); update automod to read it."
+                )
             codes, files = arrays["codes"], arrays["files"]
-            identity = ModelIdentity(int(_scalar(arrays, "latent_dim", "iu")), _scalar(arrays, "latent_kind", "U"),
-                                     _scalar(arrays, "model_sha256", "U"))
+            identity = ModelIdentity(
+                int(_scalar(arrays, "latent_dim", "iu")),
+                _scalar(arrays, "latent_kind", "U"),
+                _scalar(arrays, "model_sha256", "U"),
+            )
             model = _scalar(arrays, "model", "U")
     except AutomodError:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise AutomodError(f"'{path}' is not a codes file written by automod encode: its fields cannot be read as "
-                           f"plain arrays ({_reason(exc)}; pickled objects are never loaded); {WRITE_AGAIN}.") from None
-    if codes.dtype.kind != "f" or codes.ndim != 2 or codes.shape[1] != identity.latent_dim or files.dtype.kind != "U" \
-            or files.shape != (len(codes),):
-        raise AutomodError(f"'{path}' is a damaged codes file: codes {codes.shape} {codes.dtype}, files {files.shape}.")
+        raise AutomodError(
+            f"'{path}' is not a codes file written by automod encode: its fields cannot be read as "
+            f"plain arrays ({_reason(exc)}; pickled objects are never loaded); {WRITE_AGAIN}."
+        ) from None
+    if (
+        codes.dtype.kind != "f"
+        or codes.ndim != 2
+        or codes.shape[1] != identity.latent_dim
+        or files.dtype.kind != "U"
+        or files.shape != (len(codes),)
+    ):
+        raise AutomodError(
+            f"'{path}' is a damaged codes file: codes {codes.shape} {codes.dtype}, files {files.shape}."
+        )
     return Codes(path, codes.astype(np.float32), [str(f) for f in files], model, identity)
 
 
@@ -243,7 +279,9 @@ def _codes_of(item, files: dict[Path, Codes]) -> list[Code]:
     if index is None:
         return [Code(file, i) for i in range(count)]
     if index >= count:
-        raise AutomodError(f"'{item}': '{file}' holds {count} codes (0–{count - 1}); there is no code {index}.")
+        raise AutomodError(
+            f"'{item}': '{file}' holds {count} codes (0–{count - 1}); there is no code {index}."
+        )
     return [Code(file, index)]
 
 
@@ -283,7 +321,9 @@ class Latents:
     used: Inputs  # the image files encoded, and every image file skipped with its reason
 
 
-def source_latents(model: torch.nn.Module, sources: Sources, align: bool = False, exact: bool = False) -> Latents:
+def source_latents(
+    model: torch.nn.Module, sources: Sources, align: bool = False, exact: bool = False
+) -> Latents:
     """Codes as they are (each file checked against the model first) and images encoded, in the sources' order. An
     image that fails only now (no face found with `align`) is dropped and listed, or (`exact`) is the error."""
     if sources.codes:
@@ -318,7 +358,9 @@ def input_images(model: torch.nn.Module, latents: Latents, noise: bool = False) 
     codes = [i for i, image in enumerate(latents.images) if image is None]
     decoded = dict(zip(codes, decode(model, latents.z[codes], noise))) if codes else {}
     device = model_device(model)
-    return torch.stack([decoded[i] if image is None else image.to(device) for i, image in enumerate(latents.images)])
+    return torch.stack(
+        [decoded[i] if image is None else image.to(device) for i, image in enumerate(latents.images)]
+    )
 
 
 @dataclass
@@ -334,16 +376,21 @@ class Encoded:
         return len(self.codes) / self.seconds if self.seconds > 0 else float("inf")
 
 
-def encode_files(model: torch.nn.Module, inputs: Inputs, align: bool = False, batch_size: int = ENCODE_BATCH,
-                 progress: ProgressCallback | None = None,
-                 inspect: Callable[[torch.Tensor], None] | None = None) -> Encoded:
+def encode_files(
+    model: torch.nn.Module,
+    inputs: Inputs,
+    align: bool = False,
+    batch_size: int = ENCODE_BATCH,
+    progress: ProgressCallback | None = None,
+    inspect: Callable[[torch.Tensor], None] | None = None,
+) -> Encoded:
     """Encode checked image files batch by batch (the next batch is read from disk while one is encoded), so any
     number of files fits in memory. Files that fail only now (no face with `align`) are skipped with their reason;
     AutomodError when none is usable. `progress("encoding", done, total)` follows the files; `inspect(images)` sees
     each batch of images (N, 3, R, R) as it was encoded (the command checks them against the training data)."""
     if batch_size < 1:
         raise AutomodError("the batch size must be at least 1.")
-    chunks = [inputs.paths[i:i + batch_size] for i in range(0, len(inputs.paths), batch_size)]
+    chunks = [inputs.paths[i : i + batch_size] for i in range(0, len(inputs.paths), batch_size)]
 
     def read(chunk: list[Path]) -> tuple[torch.Tensor, Inputs]:
         return load_inputs(Inputs(chunk), model.resolution, align, allow_none=True)
@@ -366,7 +413,10 @@ def encode_files(model: torch.nn.Module, inputs: Inputs, align: bool = False, ba
             if progress is not None:
                 progress("encoding", done, len(inputs.paths))
     if not used:
-        raise AutomodError(f"none of the {len(skipped)} inputs could be encoded: "
-                           + "; ".join(f"'{p}' ({r})" for p, r in skipped[:3]) + ".")
+        raise AutomodError(
+            f"none of the {len(skipped)} inputs could be encoded: "
+            + "; ".join(f"'{p}' ({r})" for p, r in skipped[:3])
+            + "."
+        )
     seconds = time.perf_counter() - began
     return Encoded(torch.cat(codes), Inputs(used, skipped, upscaled), seconds)

@@ -48,8 +48,9 @@ def latent_difference(with_it: torch.Tensor, without_it: torch.Tensor) -> torch.
     return with_it.mean(0) - without_it.to(with_it.device).mean(0)
 
 
-def edit_latents(model: Automodulator, z: torch.Tensor, vector: torch.Tensor, strength: float,
-                 blocks: range | None = None) -> torch.Tensor:
+def edit_latents(
+    model: Automodulator, z: torch.Tensor, vector: torch.Tensor, strength: float, blocks: range | None = None
+) -> torch.Tensor:
     """z + strength·vector for (N, D) latents: as (N, D) when `blocks` is None (every layer), else the (N, B, D)
     assignment where the edited latent drives `blocks` and the original the rest."""
     edited = z + strength * vector.to(z.device)
@@ -59,8 +60,14 @@ def edit_latents(model: Automodulator, z: torch.Tensor, vector: torch.Tensor, st
     return assign(z, edited, blocks, model.num_active_blocks)
 
 
-def edit(model: Automodulator, z: torch.Tensor, vector: torch.Tensor, strengths: Sequence[float],
-         blocks: range | None = None, noise: bool = False) -> torch.Tensor:
+def edit(
+    model: Automodulator,
+    z: torch.Tensor,
+    vector: torch.Tensor,
+    strengths: Sequence[float],
+    blocks: range | None = None,
+    noise: bool = False,
+) -> torch.Tensor:
     """Decoded edits of each latent at each strength, row by row: (N·S, 3, R, R) with image i's strip at
     rows i·S .. i·S+S-1 (a grid of S columns shows one strip per image)."""
     z = z.to(model_device(model))
@@ -73,7 +80,12 @@ def save_vector(path: Path, vector: torch.Tensor, info: dict[str, str], overwrit
     """Write an attribute vector and string `info` (exemplar counts, model) as a safetensors file."""
     path = Path(path)
     refuse_overwrite(path, overwrite, "--save-vector path")
-    metadata = {**info, "format": VECTOR_FORMAT, "automod_version": __version__, "latent_dim": str(vector.numel())}
+    metadata = {
+        **info,
+        "format": VECTOR_FORMAT,
+        "automod_version": __version__,
+        "latent_dim": str(vector.numel()),
+    }
     tensors = {VECTOR_KEY: vector.detach().float().cpu().reshape(-1).contiguous()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return path
@@ -95,12 +107,16 @@ def load_vector(path: Path, latent_dim: int | None = None) -> tuple[torch.Tensor
     elif kind == "safetensors":
         vector, metadata = _load_safetensors_vector(path)
     else:
-        raise AutomodError(f"'{path}' is neither a safetensors file nor a torch-saved tensor; give a direction "
-                           "written by `automod edit --save-vector` or by torch.save(tensor, path).")
+        raise AutomodError(
+            f"'{path}' is neither a safetensors file nor a torch-saved tensor; give a direction "
+            "written by `automod edit --save-vector` or by torch.save(tensor, path)."
+        )
     vector = _checked(path, vector)
     if latent_dim is not None and vector.numel() != latent_dim:
-        raise AutomodError(f"'{path}' holds a {vector.numel()}-d vector but the model's latents are {latent_dim}-d; "
-                           "use a direction made for this model (or build one with --pos/--neg).")
+        raise AutomodError(
+            f"'{path}' holds a {vector.numel()}-d vector but the model's latents are {latent_dim}-d; "
+            "use a direction made for this model (or build one with --pos/--neg)."
+        )
     return vector, metadata
 
 
@@ -122,10 +138,13 @@ def _load_safetensors_vector(path: Path) -> tuple[torch.Tensor, dict[str, str]]:
             metadata = handle.metadata() or {}
             vector = handle.get_tensor(VECTOR_KEY) if VECTOR_KEY in handle.keys() else None
     except (SafetensorError, OSError, ValueError) as exc:
-        raise AutomodError(f"'{path}' is not a readable attribute vector (not safetensors, or truncated: {exc}).") \
-            from None
+        raise AutomodError(
+            f"'{path}' is not a readable attribute vector (not safetensors, or truncated: {exc})."
+        ) from None
     if metadata.get("format") != VECTOR_FORMAT or vector is None or vector.dim() != 1:
-        raise AutomodError(f"'{path}' is not an automod attribute vector; make one with `automod edit --save-vector`.")
+        raise AutomodError(
+            f"'{path}' is not an automod attribute vector; make one with `automod edit --save-vector`."
+        )
     return vector, metadata
 
 
@@ -134,25 +153,37 @@ def _load_torch_vector(path: Path) -> torch.Tensor:
     try:
         with warnings.catch_warnings():  # e.g. torch's note on pickle protocols: the error below says it all
             warnings.simplefilter("ignore")
-            with open(path, "rb") as handle:  # a handle: torch.load would read a path named *.safetensors as one
+            with open(
+                path, "rb"
+            ) as handle:  # a handle: torch.load would read a path named *.safetensors as one
                 loaded = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file is the user's one-line error
         text = str(exc)
         if "Weights only load failed" in text:
-            raise AutomodError(f"'{path}' holds more than tensors, so automod will not load it ({_refusal(text)}); "
-                               "it never unpickles other objects: save the direction as a bare tensor with "
-                               "torch.save(tensor, path).") from None
+            raise AutomodError(
+                f"'{path}' holds more than tensors, so automod will not load it ({_refusal(text)}); "
+                "it never unpickles other objects: save the direction as a bare tensor with "
+                "torch.save(tensor, path)."
+            ) from None
         reason = _first_sentence(text) or type(exc).__name__
-        raise AutomodError(f"'{path}' is not a readable torch file (truncated or corrupt: {reason}).") from None
-    if isinstance(loaded, dict) and len(loaded) == 1 and isinstance(next(iter(loaded.values())), torch.Tensor):
+        raise AutomodError(
+            f"'{path}' is not a readable torch file (truncated or corrupt: {reason})."
+        ) from None
+    if (
+        isinstance(loaded, dict)
+        and len(loaded) == 1
+        and isinstance(next(iter(loaded.values())), torch.Tensor)
+    ):
         loaded = next(iter(loaded.values()))
     if not isinstance(loaded, torch.Tensor):
         if isinstance(loaded, dict):
             what = f"a dict of {len(loaded)} {'entry' if len(loaded) == 1 else 'entries'}"
         else:
             what = f"a {type(loaded).__name__}"
-        raise AutomodError(f"'{path}' holds {what}, not a tensor; an attribute direction file holds one (D,) or "
-                           "(1, D) float tensor (or a dict with just that tensor).")
+        raise AutomodError(
+            f"'{path}' holds {what}, not a tensor; an attribute direction file holds one (D,) or "
+            "(1, D) float tensor (or a dict with just that tensor)."
+        )
     return loaded
 
 
@@ -174,11 +205,15 @@ def _checked(path: Path, vector: torch.Tensor) -> torch.Tensor:
     if vector.layout != torch.strided:
         raise AutomodError(f"'{path}' holds a {vector.layout} tensor; save the direction as a dense tensor.")
     if not vector.is_floating_point():
-        raise AutomodError(f"'{path}' holds {str(vector.dtype).replace('torch.', '')} values; an attribute direction "
-                           "is a float tensor: convert it with tensor.float() and save it again.")
+        raise AutomodError(
+            f"'{path}' holds {str(vector.dtype).replace('torch.', '')} values; an attribute direction "
+            "is a float tensor: convert it with tensor.float() and save it again."
+        )
     if not (len(shape) == 1 or (len(shape) == 2 and shape[0] == 1)) or vector.numel() == 0:
-        raise AutomodError(f"'{path}' holds a tensor of shape {shape}; an attribute direction is one latent, of "
-                           "shape (D,) or (1, D) for a model with D-d latents.")
+        raise AutomodError(
+            f"'{path}' holds a tensor of shape {shape}; an attribute direction is one latent, of "
+            "shape (D,) or (1, D) for a model with D-d latents."
+        )
     vector = vector.detach().to(torch.float32).reshape(-1).contiguous()
     if not torch.isfinite(vector).all():
         raise AutomodError(f"'{path}' holds NaN or infinite values; recompute the direction.")

@@ -22,7 +22,9 @@ from automod_cli.errors import AutomodError
 from automod_cli.images import from_uint8
 from data_prep.images import NO_FACE, SkipImage, center_crop_square, load_rgb, resize_square
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"})
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
+)
 
 
 def image_paths(items: Sequence[Path]) -> list[Path]:
@@ -32,7 +34,9 @@ def image_paths(items: Sequence[Path]) -> list[Path]:
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise AutomodError(f"folder '{item}' holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+                raise AutomodError(
+                    f"folder '{item}' holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})."
+                )
             paths.extend(found)
         elif item.is_file():
             paths.append(item)
@@ -79,8 +83,10 @@ def upscale_note(size: tuple[int, int], resolution: int) -> str | None:
     below the resolution (automod prep skips such pictures as too small; here they are upscaled)."""
     if min(size) >= resolution:
         return None
-    return (f"{size[0]}×{size[1]}, smaller than the model's {resolution}² (automod prep skips such pictures): "
-            "upscaled, so expect a blurred result")
+    return (
+        f"{size[0]}×{size[1]}, smaller than the model's {resolution}² (automod prep skips such pictures): "
+        "upscaled, so expect a blurred result"
+    )
 
 
 def _pixels(path: Path, resolution: int, align: bool | Align) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -173,8 +179,9 @@ def check_inputs(items: Sequence[Path], exact: bool = False) -> Inputs:
     return Inputs(usable, skipped)
 
 
-def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: bool = False,
-                allow_none: bool = False) -> tuple[torch.Tensor, Inputs]:
+def load_inputs(
+    inputs: Inputs, resolution: int, align: bool = False, exact: bool = False, allow_none: bool = False
+) -> tuple[torch.Tensor, Inputs]:
     """The usable files of `inputs` as one (N, 3, R, R) batch, and the files used; a file that fails now (no face
     found with `align`) is skipped like those `check_inputs` skipped, or is the error when `exact`. When none is
     usable: AutomodError, or with `allow_none` (one batch of many) an empty batch."""
@@ -189,8 +196,14 @@ def load_inputs(inputs: Inputs, resolution: int, align: bool = False, exact: boo
         except SkipImage as exc:
             if exact:
                 raise AutomodError(_refusal(path, exc)) from None
-            skipped.append((path, "no face found to align; --no-align uses it as it is" if exc.kind == NO_FACE
-                               else str(exc)))
+            skipped.append(
+                (
+                    path,
+                    "no face found to align; --no-align uses it as it is"
+                    if exc.kind == NO_FACE
+                    else str(exc),
+                )
+            )
             continue
         images.append(image)
         used.append(path)

@@ -34,15 +34,23 @@ def fractions(steps: int) -> torch.Tensor:
     return torch.linspace(0.0, 1.0, steps)
 
 
-def _restricted(model: Automodulator, base: torch.Tensor, path: torch.Tensor, blocks: range | None) -> torch.Tensor:
+def _restricted(
+    model: Automodulator, base: torch.Tensor, path: torch.Tensor, blocks: range | None
+) -> torch.Tensor:
     if blocks is None:
         return path
     require_mixing(model, "interpolating chosen scales")
     return assign(base.expand_as(path), path, blocks, model.num_active_blocks)
 
 
-def interpolate(model: Automodulator, z_a: torch.Tensor, z_b: torch.Tensor, steps: int,
-                blocks: range | None = None, noise: bool = False) -> torch.Tensor:
+def interpolate(
+    model: Automodulator,
+    z_a: torch.Tensor,
+    z_b: torch.Tensor,
+    steps: int,
+    blocks: range | None = None,
+    noise: bool = False,
+) -> torch.Tensor:
     """A strip of `steps` images from A's reconstruction to B's ((D,) latents), (steps, 3, R, R)."""
     device = model_device(model)
     z_a, z_b = z_a.reshape(-1).to(device), z_b.reshape(-1).to(device)
@@ -50,16 +58,19 @@ def interpolate(model: Automodulator, z_a: torch.Tensor, z_b: torch.Tensor, step
     return decode(model, _restricted(model, z_a[None], path, blocks), noise)
 
 
-def interpolate_grid(model: Automodulator, corners: torch.Tensor, steps: int,
-                     blocks: range | None = None, noise: bool = False) -> torch.Tensor:
+def interpolate_grid(
+    model: Automodulator, corners: torch.Tensor, steps: int, blocks: range | None = None, noise: bool = False
+) -> torch.Tensor:
     """A steps × steps grid, row by row, between four latents (4, D): top-left, top-right, bottom-left,
     bottom-right. Each row interpolates between the left and right edges, which run down from the top corners."""
     if corners.shape[0] != 4:
         raise AutomodError(f"a 4-corner interpolation needs 4 images, got {corners.shape[0]}.")
     corners = corners.to(model_device(model))
     t = fractions(steps)
-    left, right = (model.interpolate_latents(corners[0], corners[2], t),
-                   model.interpolate_latents(corners[1], corners[3], t))
+    left, right = (
+        model.interpolate_latents(corners[0], corners[2], t),
+        model.interpolate_latents(corners[1], corners[3], t),
+    )
     path = torch.cat([model.interpolate_latents(left[i], right[i], t) for i in range(steps)])
     return decode(model, _restricted(model, corners[:1], path, blocks), noise)
 
@@ -73,13 +84,19 @@ def snake_order(rows: int, columns: int) -> list[int]:
     return order
 
 
-def write_gif(path: Path, frames: torch.Tensor, overwrite: bool = False, frame_ms: int = GIF_FRAME_MS) -> Path:
+def write_gif(
+    path: Path, frames: torch.Tensor, overwrite: bool = False, frame_ms: int = GIF_FRAME_MS
+) -> Path:
     """An endlessly looping GIF that plays `frames` (N, 3, R, R) forwards then backwards, enlarged to be seen."""
     path = Path(path)
     refuse_overwrite(path, overwrite)
     big = to_uint8(enlarge(frames.float().cpu(), GIF_MIN_SIZE))
     sequence = list(big) + list(big[-2:0:-1])  # forwards, then back without repeating the ends
     pictures = [Image.fromarray(frame) for frame in sequence]
-    atomic_write(path, lambda tmp: pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
-                                                    duration=frame_ms, loop=0))
+    atomic_write(
+        path,
+        lambda tmp: pictures[0].save(
+            tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0
+        ),
+    )
     return path

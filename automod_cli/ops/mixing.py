@@ -17,13 +17,16 @@ def mix_latents(model: Automodulator, z_a: torch.Tensor, z_b: torch.Tensor, bloc
     return assign(z_a, z_b, blocks, model.num_active_blocks)
 
 
-def mix(model: Automodulator, z_a: torch.Tensor, z_b: torch.Tensor, blocks: range, noise: bool = False) -> torch.Tensor:
+def mix(
+    model: Automodulator, z_a: torch.Tensor, z_b: torch.Tensor, blocks: range, noise: bool = False
+) -> torch.Tensor:
     """Images of A whose `blocks` are driven by B: the scales of B replace those of A."""
     return decode(model, mix_latents(model, z_a, z_b, blocks), noise)
 
 
-def mix_grid(model: Automodulator, z_rows: torch.Tensor, z_cols: torch.Tensor, blocks: range,
-             noise: bool = False) -> torch.Tensor:
+def mix_grid(
+    model: Automodulator, z_rows: torch.Tensor, z_cols: torch.Tensor, blocks: range, noise: bool = False
+) -> torch.Tensor:
     """The cells of a style-mixing figure (Supp. Figs. 14–15), row by row, ((R+1)·(C+1), 3, H, W).
 
     Cell (0, 0) is blank (white); the rest of row 0 holds the reconstructions of the B latents `z_cols`, the

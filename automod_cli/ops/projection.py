@@ -77,8 +77,13 @@ def record_steps(steps: int) -> list[int]:
     return sorted(set(marks + [steps]))
 
 
-def initial_latents(model: Automodulator, images: torch.Tensor, start: str, generator: torch.Generator | None = None,
-                    mean: torch.Tensor | None = None) -> torch.Tensor:
+def initial_latents(
+    model: Automodulator,
+    images: torch.Tensor,
+    start: str,
+    generator: torch.Generator | None = None,
+    mean: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Where the optimisation starts for each image."""
     with torch.no_grad():
         if start == "encoder":
@@ -109,37 +114,55 @@ def wall_clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def projection_loss(images: torch.Tensor, fitted: torch.Tensor, distance: DistanceNet,
-                    pixel_weight: float) -> torch.Tensor:
+def projection_loss(
+    images: torch.Tensor, fitted: torch.Tensor, distance: DistanceNet, pixel_weight: float
+) -> torch.Tensor:
     """Sum over images of d_perc(x, x̃) + λ_pix · mean((x − x̃)²)."""
     pixel = (images - fitted).pow(2).flatten(1).mean(1)
     return (distance(images, fitted) + pixel_weight * pixel).sum()
 
 
-def project(model: Automodulator, images: torch.Tensor, loss_distance: DistanceNet, report_distance: DistanceNet,
-            settings: ProjectionSettings = ProjectionSettings(), crop_mode: str = "face",
-            record: list[int] | None = None, generator: torch.Generator | None = None,
-            mean: torch.Tensor | None = None, progress: ProgressCallback | None = None) -> Projection:
+def project(
+    model: Automodulator,
+    images: torch.Tensor,
+    loss_distance: DistanceNet,
+    report_distance: DistanceNet,
+    settings: ProjectionSettings = ProjectionSettings(),
+    crop_mode: str = "face",
+    record: list[int] | None = None,
+    generator: torch.Generator | None = None,
+    mean: torch.Tensor | None = None,
+    progress: ProgressCallback | None = None,
+) -> Projection:
     """Fit one latent per image; the report distance (on the crop) is recorded at the steps in `record`."""
     record = set(record_steps(settings.steps) if record is None else record)
     device = images.device
     trace: list[TracePoint] = []
     with _frozen(model):
         began = wall_clock(device)
-        z = initial_latents(model, images, settings.start, generator, mean).detach().clone().requires_grad_(True)
+        z = (
+            initial_latents(model, images, settings.start, generator, mean)
+            .detach()
+            .clone()
+            .requires_grad_(True)
+        )
         elapsed = wall_clock(device) - began
         optimizer = torch.optim.Adam([z], lr=settings.lr)  # set-up cost, not optimisation time
         for step in range(settings.steps + 1):
             if step in record:
                 with torch.no_grad():
                     fitted = model.decode(z, noise=False).clamp(-1, 1)
-                    distances = report_distance(crop(images, crop_mode), crop(fitted, crop_mode)).float().cpu()
+                    distances = (
+                        report_distance(crop(images, crop_mode), crop(fitted, crop_mode)).float().cpu()
+                    )
                 trace.append(TracePoint(step, elapsed / len(images), distances))
             if step == settings.steps:
                 break
             began = wall_clock(device)
             optimizer.zero_grad(set_to_none=True)
-            projection_loss(images, model.decode(z, noise=False), loss_distance, settings.pixel_weight).backward()
+            projection_loss(
+                images, model.decode(z, noise=False), loss_distance, settings.pixel_weight
+            ).backward()
             optimizer.step()
             with torch.no_grad():
                 z.copy_(model.constrain_latent(z))

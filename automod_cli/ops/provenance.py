@@ -56,12 +56,16 @@ def mismatch_message(provenance: Provenance, odd: int, n: int) -> str | None:
         return None
     if provenance.dataset == BUILTIN:
         which = "the input does" if n == 1 else f"{odd} of {n} inputs do"
-        return (f"{which} not look like the built-in shapes this model was trained on (a flat sky over a flat ground): "
-                "expect shapes and colours of that dataset, not your pictures; train on your own images "
-                "(automod prep, then automod train --data).")
+        return (
+            f"{which} not look like the built-in shapes this model was trained on (a flat sky over a flat ground): "
+            "expect shapes and colours of that dataset, not your pictures; train on your own images "
+            "(automod prep, then automod train --data)."
+        )
     which = "the input looks" if n == 1 else f"{odd} of {n} inputs look"
-    return (f"{which} like the built-in shapes dataset, but this model was trained on "
-            f"{DATASET_NAMES.get(provenance.dataset, provenance.dataset)}: expect poor results on them.")
+    return (
+        f"{which} like the built-in shapes dataset, but this model was trained on "
+        f"{DATASET_NAMES.get(provenance.dataset, provenance.dataset)}: expect poor results on them."
+    )
 
 
 def mismatch(provenance: Provenance, images: torch.Tensor) -> str | None:

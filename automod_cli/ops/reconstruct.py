@@ -33,8 +33,9 @@ def encode(model: Automodulator, images: torch.Tensor, batch_size: int = BATCH_S
 
 
 @torch.inference_mode()
-def decode(model: Automodulator, latents: torch.Tensor, noise: bool = False,
-           batch_size: int = BATCH_SIZE) -> torch.Tensor:
+def decode(
+    model: Automodulator, latents: torch.Tensor, noise: bool = False, batch_size: int = BATCH_SIZE
+) -> torch.Tensor:
     """Images of latents (N, D) or per-block assignments (N, B, D); layer noise only when `noise`."""
     device = model_device(model)
     return torch.cat([model.decode(chunk.to(device), noise=noise) for chunk in latents.split(batch_size)])
@@ -43,7 +44,11 @@ def decode(model: Automodulator, latents: torch.Tensor, noise: bool = False,
 def nonfinite_tensors(model: torch.nn.Module) -> list[str]:
     """Names of the model's float weights and buffers that hold NaN or infinite values (a diverged run): such a
     model decodes to NaN, which image files show as black."""
-    return [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    return [
+        name
+        for name, t in model.state_dict().items()
+        if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
 
 
 def reconstruct(model: Automodulator, images: torch.Tensor, noise: bool = False) -> torch.Tensor:
@@ -71,8 +76,14 @@ class Reconstructed:
         return len(self.images) / self.seconds if self.seconds > 0 else float("inf")
 
 
-def reconstruct_files(model: Automodulator, inputs: Inputs, align: object = False, noise: bool = False,
-                      batch_size: int = BATCH_SIZE, progress: Optional[ProgressCallback] = None) -> Reconstructed:
+def reconstruct_files(
+    model: Automodulator,
+    inputs: Inputs,
+    align: object = False,
+    noise: bool = False,
+    batch_size: int = BATCH_SIZE,
+    progress: Optional[ProgressCallback] = None,
+) -> Reconstructed:
     """θ(φ(x)) of checked image files, read and reconstructed `batch_size` at a time; files that fail only now (no
     face found with `align`) are skipped with their reason, and AutomodError comes only when none is usable.
     `progress("reconstructing", done, total)` follows the files."""
@@ -80,7 +91,7 @@ def reconstruct_files(model: Automodulator, inputs: Inputs, align: object = Fals
     images, reconstructions, used, skipped, upscaled = [], [], [], list(inputs.skipped), []
     total = len(inputs.paths)
     for start in range(0, total, batch_size):
-        chunk = Inputs(inputs.paths[start:start + batch_size])
+        chunk = Inputs(inputs.paths[start : start + batch_size])
         x, loaded = load_inputs(chunk, model.resolution, align, allow_none=True)
         if len(x):
             images.append(x)
@@ -93,4 +104,6 @@ def reconstruct_files(model: Automodulator, inputs: Inputs, align: object = Fals
     if not used:
         raise none_usable_error(skipped)
     seconds = time.perf_counter() - began
-    return Reconstructed(torch.cat(images), torch.cat(reconstructions), Inputs(used, skipped, upscaled), seconds)
+    return Reconstructed(
+        torch.cat(images), torch.cat(reconstructions), Inputs(used, skipped, upscaled), seconds
+    )

@@ -38,8 +38,12 @@ def as_written(images: torch.Tensor) -> torch.Tensor:
     return levels.double() / 255.0
 
 
-def image_errors(images: torch.Tensor, reconstructions: torch.Tensor, distance: Optional[DistanceNet] = None,
-                 device: torch.device | str = "cpu") -> dict[str, Optional[torch.Tensor]]:
+def image_errors(
+    images: torch.Tensor,
+    reconstructions: torch.Tensor,
+    distance: Optional[DistanceNet] = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Optional[torch.Tensor]]:
     """Per image pair: 'mse', 'ssim' (None below 11 pixels a side) and 'lpips' (None without `distance`, which runs
     on `device`), (N,) float64 each, on the CPU."""
     from automod_cli.features.ssim import ssim
@@ -51,7 +55,9 @@ def image_errors(images: torch.Tensor, reconstructions: torch.Tensor, distance: 
     if distance is not None:
         with torch.inference_mode():
             pairs = zip((x * 2 - 1).float().split(LPIPS_BATCH), (y * 2 - 1).float().split(LPIPS_BATCH))
-            errors["lpips"] = torch.cat([distance(a.to(device), b.to(device)).double().cpu() for a, b in pairs])
+            errors["lpips"] = torch.cat(
+                [distance(a.to(device), b.to(device)).double().cpu() for a, b in pairs]
+            )
     return errors
 
 
@@ -74,8 +80,10 @@ def local_lpips(resolution: int, device: torch.device | str = "cpu") -> tuple[Op
     if path is None:
         from automod_cli.features import weights
 
-        return None, (f"LPIPS left out: its AlexNet weights {weights.ALEXNET.name} are not on this machine (put them "
-                      f"in {weights.cache_dir()} or set {weights.ALEXNET.env_var}; docs/evaluation.md).")
+        return None, (
+            f"LPIPS left out: its AlexNet weights {weights.ALEXNET.name} are not on this machine (put them "
+            f"in {weights.cache_dir()} or set {weights.ALEXNET.env_var}; docs/evaluation.md)."
+        )
     from automod_cli.features.nets import lpips_distance
 
     try:
@@ -121,7 +129,12 @@ class ErrorReport:
             row: dict[str, object] = {"index": i, "file": name}
             if any(self.roles):
                 row = {"index": i, "role": self.roles[i], "file": name}
-            row.update({m: ("" if math.isnan(self.values[m][i]) else f"{self.values[m][i]:.8g}") for m in self.metrics})
+            row.update(
+                {
+                    m: ("" if math.isnan(self.values[m][i]) else f"{self.values[m][i]:.8g}")
+                    for m in self.metrics
+                }
+            )
             out.append(row)
         return out
 

@@ -17,21 +17,34 @@ from automod_cli.ops.reconstruct import decode, model_device
 from automod_cli.ops.scales import require_mixing
 
 
-def sample(model: Automodulator, n: int, generator: torch.Generator | None = None, noise: bool = False) -> torch.Tensor:
+def sample(
+    model: Automodulator, n: int, generator: torch.Generator | None = None, noise: bool = False
+) -> torch.Tensor:
     """n random images θ(z), z from the model's prior (drawn on the CPU, so a seed gives the same latents on every
     device)."""
     return decode(model, model.sample_latents(n, generator), noise)
 
 
-def conditional_latents(model: Automodulator, z_fixed: torch.Tensor, blocks: range, n: int,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def conditional_latents(
+    model: Automodulator,
+    z_fixed: torch.Tensor,
+    blocks: range,
+    n: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """(n, B, D) assignments: `z_fixed` (one latent, (D,) or (1, D)) on `blocks`, a fresh random latent elsewhere."""
     require_mixing(model, "conditional sampling")
     fixed = z_fixed.reshape(1, -1).to(model_device(model)).expand(n, -1)
     return assign(model.sample_latents(n, generator), fixed, blocks, model.num_active_blocks)
 
 
-def conditional_sample(model: Automodulator, z_fixed: torch.Tensor, blocks: range, n: int,
-                       generator: torch.Generator | None = None, noise: bool = False) -> torch.Tensor:
+def conditional_sample(
+    model: Automodulator,
+    z_fixed: torch.Tensor,
+    blocks: range,
+    n: int,
+    generator: torch.Generator | None = None,
+    noise: bool = False,
+) -> torch.Tensor:
     """n images that keep `z_fixed`'s features at `blocks` and vary everywhere else."""
     return decode(model, conditional_latents(model, z_fixed, blocks, n, generator), noise)

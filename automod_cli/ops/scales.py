@@ -19,8 +19,10 @@ from automod_cli.models.latents import SCALES, block_resolution, scale_blocks
 def require_mixing(model: Automodulator, what: str) -> None:
     """Refuse `what` on a classic (PIONEER) decoder, whose latent enters only at the first layer."""
     if not model.supports_mixing:
-        raise AutomodError(f"{what} needs an AdaIN (automodulator) model; this checkpoint has a classic decoder, "
-                           "which takes one latent for all layers.")
+        raise AutomodError(
+            f"{what} needs an AdaIN (automodulator) model; this checkpoint has a classic decoder, "
+            "which takes one latent for all layers."
+        )
 
 
 def scale_range(model: Automodulator, spec: str, what: str = "choosing scales") -> range:

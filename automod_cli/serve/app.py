@@ -83,14 +83,25 @@ async def read_json(request: Request) -> dict[str, Any]:
 
 
 def photo_json(studio: Studio, photo: Photo) -> dict[str, Any]:
-    return {"id": photo.id, "name": photo.name, "errors": photo.errors, "unlike": photo.unlike,
-            "unaligned": photo.unaligned, "face": photo.face, "faces": photo.faces, "similar": photo.similar,
-            "command": views.reconstruction(studio, photo).command}
+    return {
+        "id": photo.id,
+        "name": photo.name,
+        "errors": photo.errors,
+        "unlike": photo.unlike,
+        "unaligned": photo.unaligned,
+        "face": photo.face,
+        "faces": photo.faces,
+        "similar": photo.similar,
+        "command": views.reconstruction(studio, photo).command,
+    }
 
 
 def png(view: views.View) -> Response:
-    headers = {"X-Automod-Command": quote(view.command), "X-Automod-Filename": view.filename,
-               "Cache-Control": "no-store"}
+    headers = {
+        "X-Automod-Command": quote(view.command),
+        "X-Automod-Filename": view.filename,
+        "Cache-Control": "no-store",
+    }
     return Response(view.png, media_type="image/png", headers=headers)
 
 
@@ -100,13 +111,17 @@ class Server:
     def __init__(self, studio: Studio, guard: Guard):
         self.studio = studio
         self.guard = guard
-        self.directions: dict[str, tuple[str, Path]] = {}  # id -> (name as added, file in the studio's folder)
+        self.directions: dict[
+            str, tuple[str, Path]
+        ] = {}  # id -> (name as added, file in the studio's folder)
         self.interpolation: Optional[tuple[tuple, views.Strip]] = None  # the last strip, for the slider
 
     def routes(self) -> list[Route]:
         return [
-            Route("/", self.page), Route("/static/{name}", self.static),
-            Route("/api/info", self.info), Route("/api/photos", self.add_photo, methods=["POST"]),
+            Route("/", self.page),
+            Route("/static/{name}", self.static),
+            Route("/api/info", self.info),
+            Route("/api/photos", self.add_photo, methods=["POST"]),
             Route("/api/photos/{photo_id}", self.remove_photo, methods=["DELETE"]),
             Route("/api/photos/{photo_id}/face", self.choose_face, methods=["POST"]),
             Route("/api/photos/{photo_id}/{which}.png", self.photo_png),
@@ -127,24 +142,37 @@ class Server:
 
     async def info(self, request: Request) -> Response:
         info = self.studio.info()
-        return JSONResponse({"model": info.__dict__, "warning": self.studio.unlike_message(),
-                             "photos": [photo_json(self.studio, p) for p in self.studio.photos.values()],
-                             "directions": [{"id": key, "name": name} for key, (name, _) in self.directions.items()]})
+        return JSONResponse(
+            {
+                "model": info.__dict__,
+                "warning": self.studio.unlike_message(),
+                "photos": [photo_json(self.studio, p) for p in self.studio.photos.values()],
+                "directions": [{"id": key, "name": name} for key, (name, _) in self.directions.items()],
+            }
+        )
 
     async def add_photo(self, request: Request) -> Response:
         data = await read_body(request, MAX_UPLOAD_BYTES)
         name = request.query_params.get("name", "photo.png")
         photo = await run_in_threadpool(self.studio.add, name, data)
-        return JSONResponse({"photo": photo_json(self.studio, photo), "warning": self.studio.unlike_message()})
+        return JSONResponse(
+            {"photo": photo_json(self.studio, photo), "warning": self.studio.unlike_message()}
+        )
 
     async def remove_photo(self, request: Request) -> Response:
         self.studio.remove(request.path_params["photo_id"])
-        return JSONResponse({"removed": request.path_params["photo_id"], "warning": self.studio.unlike_message()})
+        return JSONResponse(
+            {"removed": request.path_params["photo_id"], "warning": self.studio.unlike_message()}
+        )
 
     async def choose_face(self, request: Request) -> Response:
         body = await read_json(request)
-        photo = await run_in_threadpool(self.studio.choose_face, request.path_params["photo_id"], body.get("face"))
-        return JSONResponse({"photo": photo_json(self.studio, photo), "warning": self.studio.unlike_message()})
+        photo = await run_in_threadpool(
+            self.studio.choose_face, request.path_params["photo_id"], body.get("face")
+        )
+        return JSONResponse(
+            {"photo": photo_json(self.studio, photo), "warning": self.studio.unlike_message()}
+        )
 
     async def photo_png(self, request: Request) -> Response:
         photo = self.studio.photo(request.path_params["photo_id"])
@@ -174,7 +202,9 @@ class Server:
         kind = request.path_params["kind"]
         compute = getattr(self, f"view_{kind}", None)
         if compute is None:
-            return error(404, f"no view '{kind[:40]}': mix, grid, reconstruct, edit, interpolate, frame or sample.")
+            return error(
+                404, f"no view '{kind[:40]}': mix, grid, reconstruct, edit, interpolate, frame or sample."
+            )
         body = await read_json(request)
         number = body.get("request")
         number = number if isinstance(number, int) and not isinstance(number, bool) else None
@@ -201,11 +231,14 @@ class Server:
         return self.studio.photo(body[key])
 
     def view_mix(self, body: dict) -> views.View:
-        return views.mix(self.studio, self.one(body, "a"), self.one(body, "b"), body.get("scales") or "coarse")
+        return views.mix(
+            self.studio, self.one(body, "a"), self.one(body, "b"), body.get("scales") or "coarse"
+        )
 
     def view_grid(self, body: dict) -> views.View:
-        return views.mix_grid(self.studio, self.photos(body, "rows"), self.photos(body, "cols"),
-                              body.get("scales") or "coarse")
+        return views.mix_grid(
+            self.studio, self.photos(body, "rows"), self.photos(body, "cols"), body.get("scales") or "coarse"
+        )
 
     def view_reconstruct(self, body: dict) -> views.View:
         return views.reconstruction(self.studio, self.one(body, "photo"))
@@ -218,12 +251,20 @@ class Server:
             name, path = self.directions[chosen]
             direction = views.direction_from_file(self.studio, name, path)
         elif isinstance(chosen, dict):
-            direction = views.direction_from_photos(self.studio, self.photos(chosen, "pos"),
-                                                    self.photos(chosen, "neg"))
+            direction = views.direction_from_photos(
+                self.studio, self.photos(chosen, "pos"), self.photos(chosen, "neg")
+            )
         else:
-            raise AutomodError("choose a direction: a direction file, or photos with and without the attribute.")
-        return views.edit(self.studio, self.one(body, "photo"), direction, _number(body, "strength", 1.0),
-                          body.get("scales"))
+            raise AutomodError(
+                "choose a direction: a direction file, or photos with and without the attribute."
+            )
+        return views.edit(
+            self.studio,
+            self.one(body, "photo"),
+            direction,
+            _number(body, "strength", 1.0),
+            body.get("scales"),
+        )
 
     def strip(self, body: dict) -> views.Strip:
         a, b = self.one(body, "a"), self.one(body, "b")
@@ -245,8 +286,9 @@ class Server:
 
     def view_sample(self, body: dict) -> views.View:
         fix = self.one(body, "fix") if body.get("fix") else None
-        return views.sample(self.studio, int(_number(body, "n", 16)), int(_number(body, "seed", 0)), fix,
-                            body.get("scales"))
+        return views.sample(
+            self.studio, int(_number(body, "n", 16)), int(_number(body, "seed", 0)), fix, body.get("scales")
+        )
 
 
 def _number(body: dict, key: str, default: float) -> float:
@@ -267,8 +309,10 @@ class Guarded:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        refused = self.guard.refusal(request.headers.get("host"),
-                                     request.headers.get(TOKEN_HEADER) or request.query_params.get("token"))
+        refused = self.guard.refusal(
+            request.headers.get("host"),
+            request.headers.get(TOKEN_HEADER) or request.query_params.get("token"),
+        )
         if refused is not None:
             await error(*refused)(scope, receive, send)
             return
@@ -301,5 +345,9 @@ def create_app(studio: Studio, token: str, bind_host: str = "127.0.0.1") -> Star
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, f"nothing at {request.url.path[:60]} on this server.")
 
-    return Starlette(routes=Server(studio, guard).routes(), middleware=[Middleware(Guarded, guard=guard)],
-                     exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
+    return Starlette(
+        routes=Server(studio, guard).routes(),
+        middleware=[Middleware(Guarded, guard=guard)],
+        exception_handlers={404: not_found, 405: not_found},
+        lifespan=lifespan,
+    )

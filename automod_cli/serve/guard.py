@@ -51,7 +51,9 @@ class Guard:
     def __init__(self, token: str, bind_host: str = "127.0.0.1"):
         self.token = token
         self.names = set(LOOPBACK_NAMES)
-        self.any_name = is_wildcard(bind_host)  # every interface: the machine's names are not known, the token guards
+        self.any_name = is_wildcard(
+            bind_host
+        )  # every interface: the machine's names are not known, the token guards
         if not self.any_name:
             self.names.add(bind_host.strip("[]").lower())
 
@@ -59,10 +61,15 @@ class Guard:
         """(HTTP status, one-line reason) when a request must be refused, else None."""
         name = host_name(host_header or "")
         if not self.any_name and name not in self.names:
-            return 403, (f"this automod server answers to {', '.join(sorted(self.names))} only, not to the host "
-                         f"'{name[:60]}'; open the address automod serve printed.")
+            return 403, (
+                f"this automod server answers to {', '.join(sorted(self.names))} only, not to the host "
+                f"'{name[:60]}'; open the address automod serve printed."
+            )
         if not token:
-            return 403, "this address needs the token that automod serve printed: open the whole address it printed."
+            return (
+                403,
+                "this address needs the token that automod serve printed: open the whole address it printed.",
+            )
         if not hmac.compare_digest(token.encode(), self.token.encode()):
             return 403, "wrong token: open the address that automod serve printed (a new token each start)."
         return None

@@ -84,7 +84,7 @@ def clean_name(name: str) -> str:
     base = "".join(ch for ch in base if ch.isprintable()).strip()
     if len(base) > NAME_LENGTH:
         stem, suffix = Path(base).stem, Path(base).suffix[:10]
-        base = stem[:NAME_LENGTH - len(suffix)] + suffix
+        base = stem[: NAME_LENGTH - len(suffix)] + suffix
     return base or "photo.png"
 
 
@@ -94,16 +94,22 @@ def check_upload(data: bytes) -> None:
     if not data:
         raise AutomodError("the upload is empty: choose an image file (PNG, JPEG, WebP, ...).")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise AutomodError(f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB.")
+        raise AutomodError(
+            f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             width, height = Image.open(io.BytesIO(data)).size  # the header only
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise AutomodError("the file is not an image automod can read (PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
+        raise AutomodError(
+            "the file is not an image automod can read (PNG, JPEG, WebP, BMP, TIFF, GIF)."
+        ) from None
     if width * height > MAX_PIXELS:
-        raise AutomodError(f"the image is {width}×{height} ({width * height / 1e6:.0f} megapixels); the limit is "
-                           f"{MAX_PIXELS // 1_000_000} megapixels: make it smaller first.")
+        raise AutomodError(
+            f"the image is {width}×{height} ({width * height / 1e6:.0f} megapixels); the limit is "
+            f"{MAX_PIXELS // 1_000_000} megapixels: make it smaller first."
+        )
     try:
         load_rgb(data)
     except SkipImage as exc:
@@ -125,8 +131,13 @@ def default_alignment(provenance: Provenance, align: Optional[bool]) -> Union[bo
 class Studio:
     """The model and the photos of one `automod serve`."""
 
-    def __init__(self, opened: ops.OpenedModel, argument: str, align: Optional[bool] = None,
-                 folder: Optional[Path] = None):
+    def __init__(
+        self,
+        opened: ops.OpenedModel,
+        argument: str,
+        align: Optional[bool] = None,
+        folder: Optional[Path] = None,
+    ):
         self.net = opened.model
         self.checkpoint = opened.checkpoint
         self.argument = argument
@@ -157,12 +168,23 @@ class Studio:
         if self.provenance.aligned_faces and self.align_option is None and not self.align:
             from data_prep.align import ALIGN_EXTRA
 
-            note = (f"this model was trained on aligned faces, but photos are used unaligned: face alignment needs "
-                    f"dlib, {ALIGN_EXTRA}.")
-        return ModelInfo(str(self.checkpoint), self.argument, self.kind,
-                         net.resolution, net.config.latent_dim, net.num_active_blocks,
-                         [4 * 2 ** level for level in net.block_levels[:net.num_active_blocks]],
-                         self.provenance.describe(), bool(self.align), cannot, note)
+            note = (
+                f"this model was trained on aligned faces, but photos are used unaligned: face alignment needs "
+                f"dlib, {ALIGN_EXTRA}."
+            )
+        return ModelInfo(
+            str(self.checkpoint),
+            self.argument,
+            self.kind,
+            net.resolution,
+            net.config.latent_dim,
+            net.num_active_blocks,
+            [4 * 2**level for level in net.block_levels[: net.num_active_blocks]],
+            self.provenance.describe(),
+            bool(self.align),
+            cannot,
+            note,
+        )
 
     def codes(self, photos: list[Photo]) -> ops.Latents:
         """The codes of `photos` encoded in one batch, as a command given these files encodes them (a batch can round
@@ -181,8 +203,10 @@ class Studio:
     def photo(self, photo_id: str) -> Photo:
         found = self.photos.get(str(photo_id))
         if found is None:
-            raise NotFound(f"no photo '{str(photo_id)[:40]}' on this page (it was removed, or the server restarted): "
-                           "add it again.")
+            raise NotFound(
+                f"no photo '{str(photo_id)[:40]}' on this page (it was removed, or the server restarted): "
+                "add it again."
+            )
         return found
 
     def remove(self, photo_id: str) -> None:
@@ -201,8 +225,10 @@ class Studio:
             raise AutomodError(cannot["encode"])
         name = clean_name(name)
         if any(photo.name == name for photo in self.photos.values()):
-            raise AutomodError(f"a photo named '{name}' is on the page already: commands name photos by file name, so "
-                               "rename the file, or remove the other one first.")
+            raise AutomodError(
+                f"a photo named '{name}' is on the page already: commands name photos by file name, so "
+                "rename the file, or remove the other one first."
+            )
         photo_id = secrets.token_hex(6)
         suffix = Path(name).suffix.lower()
         path = self.folder / f"{photo_id}{suffix if suffix in IMAGE_SUFFIXES else '.img'}"
@@ -222,8 +248,9 @@ class Studio:
         if not self.align:
             raise AutomodError("faces are not aligned for this model, so there is no face to pick.")
         if not isinstance(face, int) or isinstance(face, bool) or not 0 <= face < max(photo.faces, 1):
-            raise AutomodError(f"'{photo.name}' has {photo.faces or 1} face(s) found; pick 0 to "
-                               f"{max(photo.faces, 1) - 1}.")
+            raise AutomodError(
+                f"'{photo.name}' has {photo.faces or 1} face(s) found; pick 0 to {max(photo.faces, 1) - 1}."
+            )
         with self.lock:
             chosen = self._encode(photo.id, photo.name, photo.path, face)
         self.photos[photo.id] = chosen
@@ -257,9 +284,23 @@ class Studio:
         reconstruction = ops.decode(self.net, z)
         errors = image_errors(x, reconstruction)
         odd, _ = input_check.unlike_count(self.provenance, x)
-        values = {key: None if value is None else float(value[0]) for key, value in errors.items() if key != "lpips"}
-        return Photo(photo_id, name, path, x[0].cpu(), z[0], reconstruction[0].cpu(), values, bool(odd),
-                     bool(align) and bool(align.unaligned), face, found, similar)
+        values = {
+            key: None if value is None else float(value[0]) for key, value in errors.items() if key != "lpips"
+        }
+        return Photo(
+            photo_id,
+            name,
+            path,
+            x[0].cpu(),
+            z[0],
+            reconstruction[0].cpu(),
+            values,
+            bool(odd),
+            bool(align) and bool(align.unaligned),
+            face,
+            found,
+            similar,
+        )
 
     def unlike_message(self) -> Optional[str]:
         """The image commands' warning, counted over the photos held."""

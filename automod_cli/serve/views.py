@@ -75,8 +75,15 @@ def mix(studio: Studio, a: Photo, b: Photo, spec: str) -> View:
     net = studio.net
     blocks = ops.scale_range(net, checked_spec(spec) or "coarse", "style mixing")
     image = ops.mix(net, a.z[None], b.z[None], blocks)[0]
-    words = ["mix", a.name, b.name, *scale_flags(checked_spec(spec) or "coarse"), *studio.options([a, b]),
-             "-o", "mix.png"]
+    words = [
+        "mix",
+        a.name,
+        b.name,
+        *scale_flags(checked_spec(spec) or "coarse"),
+        *studio.options([a, b]),
+        "-o",
+        "mix.png",
+    ]
     return View(png_bytes(image), command_line(words), "mix.png")
 
 
@@ -90,11 +97,20 @@ def mix_grid(studio: Studio, rows: list[Photo], cols: list[Photo], spec: str) ->
     blocks = ops.scale_range(net, spec, "style mixing")
     z_rows, z_cols = _latents(studio, rows).z, _latents(studio, cols).z
     cells = ops.mix_grid(net, z_rows, z_cols, blocks)
-    text = (f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
-            "Top row: B reconstructions; left column: A reconstructions.")
+    text = (
+        f"Each cell: its row's A with {ops.scale_label(spec, blocks, net.block_levels)} of its column's B. "
+        "Top row: B reconstructions; left column: A reconstructions."
+    )
     figure = ops.captioned_grid(cells, len(cols) + 1, text)
-    words = ["mix", *[w for p in rows for w in ("--rows", p.name)], *[w for p in cols for w in ("--cols", p.name)],
-             *scale_flags(spec), *studio.options(rows + cols), "-o", "mix-grid.png"]
+    words = [
+        "mix",
+        *[w for p in rows for w in ("--rows", p.name)],
+        *[w for p in cols for w in ("--cols", p.name)],
+        *scale_flags(spec),
+        *studio.options(rows + cols),
+        "-o",
+        "mix-grid.png",
+    ]
     return View(png_bytes(figure), command_line(words), "mix-grid.png")
 
 
@@ -129,11 +145,17 @@ def direction_from_file(studio: Studio, name: str, path) -> Direction:
 def direction_from_photos(studio: Studio, positives: list[Photo], negatives: list[Photo]) -> Direction:
     """Mean code of photos with the attribute minus mean code of photos without it, as `edit --pos --neg`."""
     if not positives or not negatives:
-        raise AutomodError("a direction from photos needs at least one photo with the attribute and one without.")
+        raise AutomodError(
+            "a direction from photos needs at least one photo with the attribute and one without."
+        )
     with_it, without_it = _latents(studio, positives).z, _latents(studio, negatives).z
     vector = ops.latent_difference(with_it, without_it)
-    words = [w for p in positives for w in ("--pos", p.name)] + [w for p in negatives for w in ("--neg", p.name)]
-    return Direction(vector, f"{len(positives)} with / {len(negatives)} without", words, (*positives, *negatives))
+    words = [w for p in positives for w in ("--pos", p.name)] + [
+        w for p in negatives for w in ("--neg", p.name)
+    ]
+    return Direction(
+        vector, f"{len(positives)} with / {len(negatives)} without", words, (*positives, *negatives)
+    )
 
 
 def edit(studio: Studio, photo: Photo, direction: Direction, strength: float, spec: Optional[str]) -> View:
@@ -148,11 +170,22 @@ def edit(studio: Studio, photo: Photo, direction: Direction, strength: float, sp
     edited = ops.edit(net, latents.z, direction.vector, [float(strength)], blocks)
     cells = torch.cat([x.to(edited.device), edited])
     where = ops.scale_label(spec, blocks, net.block_levels) if blocks is not None else "all layers"
-    text = (f"Attribute vector from {direction.source}, on {where}. Columns: input, then strength "
-            f"{float(strength):g}.")
+    text = (
+        f"Attribute vector from {direction.source}, on {where}. Columns: input, then strength "
+        f"{float(strength):g}."
+    )
     figure = ops.captioned_grid(cells, 2, text)
-    words = ["edit", photo.name, *direction.words, *(["--scales", spec] if spec else []),
-             "--strength", repr(float(strength)), *studio.options([photo, *direction.photos]), "-o", "edit.png"]
+    words = [
+        "edit",
+        photo.name,
+        *direction.words,
+        *(["--scales", spec] if spec else []),
+        "--strength",
+        repr(float(strength)),
+        *studio.options([photo, *direction.photos]),
+        "-o",
+        "edit.png",
+    ]
     return View(png_bytes(figure), command_line(words), "edit.png")
 
 
@@ -175,8 +208,17 @@ def interpolation(studio: Studio, a: Photo, b: Photo, steps: int, spec: Optional
     where = f" on {ops.scale_label(spec, blocks, net.block_levels)}, the rest from {a.name}" if blocks else ""
     text = f"Interpolation between {a.name}, {b.name}{where}; ends are reconstructions."
     figure = ops.captioned_grid(cells, steps, text)
-    words = ["interpolate", a.name, b.name, "--steps", str(steps), *(["--scales", spec] if spec else []),
-             *studio.options([a, b]), "-o", "interpolation.png"]
+    words = [
+        "interpolate",
+        a.name,
+        b.name,
+        "--steps",
+        str(steps),
+        *(["--scales", spec] if spec else []),
+        *studio.options([a, b]),
+        "-o",
+        "interpolation.png",
+    ]
     view = View(png_bytes(figure), command_line(words), "interpolation.png")
     return Strip([png_bytes(cell) for cell in cells], view)
 
@@ -198,8 +240,10 @@ def sample(studio: Studio, n: int, seed: int, fix: Optional[Photo], spec: Option
         z_fixed = _latents(studio, [fix]).z
         images = ops.conditional_sample(net, z_fixed, blocks, n, generator)
         cells = torch.cat([ops.decode(net, z_fixed), images])
-        text = (f"First: reconstruction of {fix.name}. The others keep "
-                f"{ops.scale_label(spec, blocks, net.block_levels)} with random latents elsewhere (seed {seed}).")
+        text = (
+            f"First: reconstruction of {fix.name}. The others keep "
+            f"{ops.scale_label(spec, blocks, net.block_levels)} with random latents elsewhere (seed {seed})."
+        )
         words += ["--fix", fix.name, "--scales", spec]
     figure = ops.captioned_grid(cells, min(SAMPLE_COLUMNS, len(cells)), text)
     words += ["--seed", str(seed), *studio.options([fix] if fix else []), "-o", "samples"]

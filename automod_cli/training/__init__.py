@@ -27,25 +27,52 @@ from automod_cli.training.start import resume_point
 __all__ = ["TrainResult", "resume", "resume_point", "train"]
 
 
-def train(config: TrainConfig | LiaTrainConfig, run_dir: str | Path, *, device: str = "auto",
-          report: Report | None = None, stop_after_images: int | None = None, stage: int | None = None,
-          features: FeatureNet | None = None, vgg_weights: Path | None = None) -> TrainResult:
+def train(
+    config: TrainConfig | LiaTrainConfig,
+    run_dir: str | Path,
+    *,
+    device: str = "auto",
+    report: Report | None = None,
+    stop_after_images: int | None = None,
+    stage: int | None = None,
+    features: FeatureNet | None = None,
+    vgg_weights: Path | None = None,
+) -> TrainResult:
     """Start a new run in `run_dir`: LIA for a LiaTrainConfig (`stage` 1, 2 or both; stage 2's ε is `features`
     or VGG16 from `vgg_weights`), else the automodulator or the baseline `config.kind` names. `report(event, data)`
     receives the loop's events (start, step, log, phase, checkpoint, grids, done); `stop_after_images` stops early
     with a checkpoint."""
     if isinstance(config, LiaTrainConfig):
-        return train_lia(config, Path(run_dir), stage, device=device, report=report,
-                         stop_after_images=stop_after_images, features=features, vgg_weights=vgg_weights)
+        return train_lia(
+            config,
+            Path(run_dir),
+            stage,
+            device=device,
+            report=report,
+            stop_after_images=stop_after_images,
+            features=features,
+            vgg_weights=vgg_weights,
+        )
     if stage is not None or features is not None or vgg_weights is not None:
-        raise AutomodError("stages and the VGG16 weights belong to LIA: pass a LIA config (resolve_lia_config).")
-    return train_automodulator(config, Path(run_dir), device=device, report=report,
-                               stop_after_images=stop_after_images)
+        raise AutomodError(
+            "stages and the VGG16 weights belong to LIA: pass a LIA config (resolve_lia_config)."
+        )
+    return train_automodulator(
+        config, Path(run_dir), device=device, report=report, stop_after_images=stop_after_images
+    )
 
 
-def resume(path: str | Path, *, device: str = "auto", report: Report | None = None,
-           stop_after_images: int | None = None, total_kimg: float | None = None, stage: int | None = None,
-           features: FeatureNet | None = None, vgg_weights: Path | None = None) -> TrainResult:
+def resume(
+    path: str | Path,
+    *,
+    device: str = "auto",
+    report: Report | None = None,
+    stop_after_images: int | None = None,
+    total_kimg: float | None = None,
+    stage: int | None = None,
+    features: FeatureNet | None = None,
+    vgg_weights: Path | None = None,
+) -> TrainResult:
     """Continue the run of `path` (a run directory or one of its checkpoints) exactly where it stopped, as the
     model kind its checkpoint holds, with the config saved in it. `total_kimg` gives an automodulator run a new
     length; for LIA, `stage` 2 continues a finished stage 1 (other arguments as for `train`)."""
@@ -53,10 +80,28 @@ def resume(path: str | Path, *, device: str = "auto", report: Report | None = No
     run_dir = checkpoint.parent.parent
     if is_lia_checkpoint(read_meta(checkpoint)):
         if total_kimg is not None:
-            raise AutomodError("a LIA run's stage lengths are fixed when it starts: resume it without a new length.")
-        return train_lia(None, run_dir, stage, device=device, resume=checkpoint, report=report,
-                         stop_after_images=stop_after_images, features=features, vgg_weights=vgg_weights)
+            raise AutomodError(
+                "a LIA run's stage lengths are fixed when it starts: resume it without a new length."
+            )
+        return train_lia(
+            None,
+            run_dir,
+            stage,
+            device=device,
+            resume=checkpoint,
+            report=report,
+            stop_after_images=stop_after_images,
+            features=features,
+            vgg_weights=vgg_weights,
+        )
     if stage is not None or features is not None or vgg_weights is not None:
         raise AutomodError(f"'{checkpoint}' is not a LIA run: stages and the VGG16 weights belong to LIA.")
-    return train_automodulator(None, run_dir, device=device, resume=checkpoint, report=report,
-                               stop_after_images=stop_after_images, total_kimg=total_kimg)
+    return train_automodulator(
+        None,
+        run_dir,
+        device=device,
+        resume=checkpoint,
+        report=report,
+        stop_after_images=stop_after_images,
+        total_kimg=total_kimg,
+    )

@@ -34,8 +34,15 @@ class AutomodulatorRun(TrainingRun):
     """One run of an automodulator (or PIONEER, VAE, WAE): `resume` a checkpoint pair or start from `config`;
     `run()` trains until the end of the schedule or a stop."""
 
-    def __init__(self, config: TrainConfig | None, run_dir: Path, device: str | torch.device = "auto",
-                 resume: Path | None = None, report: Report | None = None, total_kimg: float | None = None):
+    def __init__(
+        self,
+        config: TrainConfig | None,
+        run_dir: Path,
+        device: str | torch.device = "auto",
+        resume: Path | None = None,
+        report: Report | None = None,
+        total_kimg: float | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.report = report or (lambda event, data: None)
         # a name from the command line (validated, one-line errors), or a torch.device as is (e.g. meta in the tests)
@@ -56,21 +63,30 @@ class AutomodulatorRun(TrainingRun):
         self.counters = restored.counters if restored else RunCounters(images_seen=cfg.start_images)
         # the level last trained; a resumed run grows from here exactly as the uninterrupted run did
         self.level = restored.meta["level"] if restored else phase_at(cfg, cfg.start_images).level
-        self.nets = Nets(model.encoder, model.decoder,
-                         reconstruction_distance(cfg.reconstruction, level_resolution(self.level)))
+        self.nets = Nets(
+            model.encoder,
+            model.decoder,
+            reconstruction_distance(cfg.reconstruction, level_resolution(self.level)),
+        )
         self.ema = make_ema(self.nets.decoder)
-        if cfg.init and not restored:  # fine-tuning: the init model's weights, fresh optimisers (training/init.py)
+        if (
+            cfg.init and not restored
+        ):  # fine-tuning: the init model's weights, fresh optimisers (training/init.py)
             load_init_weights(cfg, self.modules())
         for module in self.modules().values():
             module.to(self.device)
-        self.precision = Precision(self.device.type, cfg.precision)  # bf16 autocast, channels-last on CUDA, compile
+        self.precision = Precision(
+            self.device.type, cfg.precision
+        )  # bf16 autocast, channels-last on CUDA, compile
         self.precision.prepare(self.nets.encoder, self.nets.decoder, self.ema, compile=cfg.compile)
         self.optimizers = {"encoder": self.adam(self.nets.encoder), "decoder": self.adam(self.nets.decoder)}
         if self.nets.robust is not None:
             self.optimizers["robust"] = self.adam(self.nets.robust)
         # the authors' pool of generated images for the encoder step (the AGE game only)
         game = cfg.recipe.fake_pool and kinds.get(cfg.kind).step == kinds.GAME
-        self.pool = ImagePool(pool_capacity(cfg.recipe.fake_pool, level_resolution(self.level))) if game else None
+        self.pool = (
+            ImagePool(pool_capacity(cfg.recipe.fake_pool, level_resolution(self.level))) if game else None
+        )
         if restored:
             restore_training(restored, self.modules(), self.optimizers)
             if self.pool is not None:
@@ -102,8 +118,9 @@ class AutomodulatorRun(TrainingRun):
             state["pool"] = self.pool.state()
         robust = self.nets.robust
         if robust is not None and self.config.recipe.robust_gradients == "accumulated":
-            state["robust_gradients"] = {name: p.grad.detach().cpu() for name, p in robust.named_parameters()
-                                         if p.grad is not None}
+            state["robust_gradients"] = {
+                name: p.grad.detach().cpu() for name, p in robust.named_parameters() if p.grad is not None
+            }
         return state or None
 
     def learned_distance(self) -> torch.nn.Module | None:
@@ -126,8 +143,9 @@ class AutomodulatorRun(TrainingRun):
                 return JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(opts.values()), self.world)
             encoder_opts = [opts["encoder"]] + ([opts["robust"]] if "robust" in opts else [])
             enc = encoder_step(self.nets, x, phase, cfg, encoder_opts, self.world, self.pool, self.draws)
-            dec = decoder_step(self.nets, x.shape[0], phase, cfg, [opts["decoder"]], self.world, self.device,
-                               self.draws)
+            dec = decoder_step(
+                self.nets, x.shape[0], phase, cfg, [opts["decoder"]], self.world, self.device, self.draws
+            )
         return {**enc, **dec}
 
     def ema_source(self) -> torch.nn.Module:
@@ -135,15 +153,26 @@ class AutomodulatorRun(TrainingRun):
 
     def ema_beta(self, phase: PhaseState) -> float:
         """A fixed β per step with `ema_decay` (the authors' recipe), else the half-life's."""
-        return self.config.recipe.ema_decay if self.config.recipe.ema_decay is not None else super().ema_beta(phase)
+        return (
+            self.config.recipe.ema_decay
+            if self.config.recipe.ema_decay is not None
+            else super().ema_beta(phase)
+        )
 
     def grids(self) -> list[Path]:
         if not self.world.is_main:
             return []
         level, res = self.level, level_resolution(self.level)
         real = torch.nn.functional.interpolate(self.preview, size=(res, res), mode="area")
-        paths = write_phase_grids(self.run_dir / "grids", self.nets.encoder, self.ema, real, level,
-                                  self.config.model.latent_dim, self.config.seed)
+        paths = write_phase_grids(
+            self.run_dir / "grids",
+            self.nets.encoder,
+            self.ema,
+            real,
+            level,
+            self.config.model.latent_dim,
+            self.config.seed,
+        )
         self.report("grids", {"resolution": res, "paths": [str(p) for p in paths.values()]})
         return list(paths.values())
 
@@ -154,12 +183,20 @@ class AutomodulatorRun(TrainingRun):
         return training_loop(self, end, total)
 
 
-def train_automodulator(config: TrainConfig | None, run_dir: Path, device: str | torch.device = "auto",
-                        resume: Path | None = None, report: Report | None = None,
-                        stop_after_images: int | None = None, total_kimg: float | None = None) -> TrainResult:
+def train_automodulator(
+    config: TrainConfig | None,
+    run_dir: Path,
+    device: str | torch.device = "auto",
+    resume: Path | None = None,
+    report: Report | None = None,
+    stop_after_images: int | None = None,
+    total_kimg: float | None = None,
+) -> TrainResult:
     """Train (or resume) an automodulator, PIONEER, VAE or WAE run in `run_dir`. `total_kimg` replaces the length
     of a resumed run."""
-    run = AutomodulatorRun(config, run_dir, device=device, resume=resume, report=report, total_kimg=total_kimg)
+    run = AutomodulatorRun(
+        config, run_dir, device=device, resume=resume, report=report, total_kimg=total_kimg
+    )
     try:
         return run.run(stop_after_images)
     finally:

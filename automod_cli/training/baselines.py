@@ -35,7 +35,9 @@ def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
 
 
-def vae_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World) -> dict:
+def vae_step(
+    nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World
+) -> dict:
     """L = d(x, θ(z)) + β·KL[q(z|x) ‖ N(0, I)] with z = μ + σ·ε, β = config.kl_weight (0.005, Supp. App. A);
     encoder, decoder (and d_ρ, if used) learn together."""
     level, alpha = phase.level, phase.alpha
@@ -48,7 +50,9 @@ def vae_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig
     return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
 
-def wae_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World) -> dict:
+def wae_step(
+    nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World
+) -> dict:
     """WAE-MMD (Tolstikhin et al. 2018): L = d(x, θ(φ(x))) + λ·MMD(φ(x), z ~ N(0, I)) with the inverse
     multiquadratics kernel, λ = config.mmd_weight (4 with the AdaIN decoder, 2 with the classic; Supp. App. A);
     encoder, decoder (and d_ρ, if used) learn together."""

@@ -39,9 +39,11 @@ def advance(position: Position, n: int, global_batch: int) -> Position:
 def too_few_images(n: int, global_batch: int, resolution: int) -> str:
     """The one line for a data set smaller than one global batch at `resolution`, naming the setting to change."""
     smaller = 1 << max(n.bit_length() - 1, 0)  # the largest power of two the data can fill
-    return (f"the data set has {n} images, fewer than one batch of {global_batch} at {resolution}²: add data, or "
-            f"lower the batch size (--set batch_size.{resolution}={smaller}, or --set batch_size={smaller} for every "
-            "resolution).")
+    return (
+        f"the data set has {n} images, fewer than one batch of {global_batch} at {resolution}²: add data, or "
+        f"lower the batch size (--set batch_size.{resolution}={smaller}, or --set batch_size={smaller} for every "
+        "resolution)."
+    )
 
 
 def check_batches(n: int, config: TrainConfig, level: int, ranks: int) -> None:
@@ -57,8 +59,10 @@ class ResumableBatchSampler(Sampler):
 
     def __init__(self, n: int, batch_size: int, world: World, seed: int, start: Position):
         if n < batch_size * world.size:  # runs check every phase first (`check_batches`)
-            raise AutomodError(f"the data set has {n} images, fewer than one batch of {batch_size * world.size}: add "
-                               "data or lower the batch size (--set batch_size=N).")
+            raise AutomodError(
+                f"the data set has {n} images, fewer than one batch of {batch_size * world.size}: add "
+                "data or lower the batch size (--set batch_size=N)."
+            )
         self.n, self.batch_size, self.world, self.seed, self.start = n, batch_size, world, seed, start
 
     def __iter__(self):
@@ -105,15 +109,18 @@ def open_training_data(config: TrainConfig, split: str = "train") -> Dataset:
         from data_prep.builtin import BuiltinDataset
 
         count = config.data_limit if split == "train" else min(config.data_limit or 64, 64)
-        return BuiltinDataset(split=split, resolution=first, count=count, resample=config.recipe.real_downscale)
+        return BuiltinDataset(
+            split=split, resolution=first, count=count, resample=config.recipe.real_downscale
+        )
     from data_prep.hdf5 import H5Images
 
     dataset = H5Images(config.data, resolution=first)
     return FirstImages(dataset, config.data_limit) if config.data_limit else dataset
 
 
-def make_loader(dataset: Dataset, batch_size: int, world: World, config: TrainConfig, start: Position,
-                pin: bool) -> DataLoader:
+def make_loader(
+    dataset: Dataset, batch_size: int, world: World, config: TrainConfig, start: Position, pin: bool
+) -> DataLoader:
     sampler = ResumableBatchSampler(len(dataset), batch_size, world, config.seed, start)
     workers = config.workers
     return DataLoader(

@@ -67,16 +67,19 @@ class ReplayDraws(RandomDraws):
     def take(self, tag: str) -> Any:
         queue = self.queues.get(tag)
         if not queue:
-            raise AutomodError(f"the recorded draws have no (further) draw '{tag}': the step asks for more than the "
-                               "recording made.")
+            raise AutomodError(
+                f"the recorded draws have no (further) draw '{tag}': the step asks for more than the "
+                "recording made."
+            )
         self.requested.append(tag)
         return queue.popleft()
 
     def _tensor(self, tag: str, shape, device) -> torch.Tensor:
         value = torch.as_tensor(self.take(tag), dtype=torch.float32)
         if tuple(value.shape) != tuple(shape):
-            raise AutomodError(f"the recorded draw '{tag}' has shape {tuple(value.shape)}, the step asks for "
-                               f"{tuple(shape)}.")
+            raise AutomodError(
+                f"the recorded draw '{tag}' has shape {tuple(value.shape)}, the step asks for {tuple(shape)}."
+            )
         return value.to(device)
 
     def latents(self, tag: str, n: int, dim: int, device) -> torch.Tensor:
@@ -92,6 +95,7 @@ class ReplayDraws(RandomDraws):
         def noise(block: int, k: int, like: torch.Tensor) -> torch.Tensor:
             part = "" if split is None else ("1" if block < split else "2")
             return self._tensor(f"{call}{part}.noise{block}.{k}", like.shape, like.device).to(like.dtype)
+
         return noise
 
     def pool_choices(self, rows: int, capacity: int) -> list[int | None]:

@@ -35,10 +35,14 @@ def write_phase_grids(
     folder = Path(folder)
     paths = {
         "samples": save_image(folder / f"{res}-samples.png", make_grid(samples, 8), overwrite=True),
-        "reconstructions": save_image(folder / f"{res}-reconstructions.png", make_grid(pairs, 8), overwrite=True),
+        "reconstructions": save_image(
+            folder / f"{res}-reconstructions.png", make_grid(pairs, 8), overwrite=True
+        ),
     }
     if decoder.supports_mixing:
-        paths["mix"] = save_image(folder / f"{res}-mix.png", _mix_grid(decoder, recon, z_real, level), overwrite=True)
+        paths["mix"] = save_image(
+            folder / f"{res}-mix.png", _mix_grid(decoder, recon, z_real, level), overwrite=True
+        )
     encoder.train(was_training)
     return paths
 

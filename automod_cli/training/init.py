@@ -27,21 +27,29 @@ def _phase_start(config: TrainConfig, level: int) -> tuple[int, int]:
     return start, 0 if level == 0 else fade_images(config, phase.end - phase.start)
 
 
-def init_model(init: str | Path, max_resolution: int | None = None, preset: str | None = None) -> tuple[Path, int]:
+def init_model(
+    init: str | Path, max_resolution: int | None = None, preset: str | None = None
+) -> tuple[Path, int]:
     """The checkpoint that `--init` names (a checkpoint, run directory or model name) and its resolution, which
     the run's schedule (`preset`'s) must reach; `max_resolution` (--max-res), if given, must be that resolution."""
     path = find_checkpoint(Path(init))
     meta = read_meta(path)
     if "model_config" not in meta:
-        raise AutomodError(f"--init takes an automodulator model (or a PIONEER, VAE or WAE one); '{path}' is not one.")
+        raise AutomodError(
+            f"--init takes an automodulator model (or a PIONEER, VAE or WAE one); '{path}' is not one."
+        )
     resolution = ModelConfig.from_dict(meta["model_config"]).max_resolution
     if max_resolution is not None and max_resolution != resolution:
-        raise AutomodError(f"'{path}' is a {resolution}² model: fine-tune it at that resolution (drop --max-res "
-                           f"{max_resolution}).")
+        raise AutomodError(
+            f"'{path}' is a {resolution}² model: fine-tune it at that resolution (drop --max-res "
+            f"{max_resolution})."
+        )
     if preset is not None and resolution not in train_preset(preset)["phase_images"]:
-        raise AutomodError(f"the '{preset}' preset has no schedule at {resolution}², the resolution of '{path}': "
-                           "fine-tune on your data file with a preset that reaches it (--preset ffhq, celebahq, "
-                           "lsun-bedroom, lsun-car or custom).")
+        raise AutomodError(
+            f"the '{preset}' preset has no schedule at {resolution}², the resolution of '{path}': "
+            "fine-tune on your data file with a preset that reaches it (--preset ffhq, celebahq, "
+            "lsun-bedroom, lsun-car or custom)."
+        )
     return path, resolution
 
 
@@ -51,12 +59,16 @@ def init_config(config: TrainConfig, path: Path) -> TrainConfig:
     meta = read_meta(path)
     kind = model_kind(meta)
     if kind != config.kind:
-        raise AutomodError(f"'{path}' holds a model of kind '{kind}' but this run trains '{config.kind}': pass "
-                           f"--model {kind}.")
+        raise AutomodError(
+            f"'{path}' holds a model of kind '{kind}' but this run trains '{config.kind}': pass "
+            f"--model {kind}."
+        )
     model = ModelConfig.from_dict(meta["model_config"])
     if config.model.max_resolution != model.max_resolution:
-        raise AutomodError(f"this run's schedule ends at {config.model.max_resolution}² but '{path}' is a "
-                           f"{model.max_resolution}² model: set --max-res {model.max_resolution}.")
+        raise AutomodError(
+            f"this run's schedule ends at {config.model.max_resolution}² but '{path}' is a "
+            f"{model.max_resolution}² model: set --max-res {model.max_resolution}."
+        )
     tuned = dataclasses.replace(config, model=model)
     level, alpha = int(meta["level"]), float(meta.get("alpha", 1.0))
     start, fade = _phase_start(tuned, level)

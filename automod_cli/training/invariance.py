@@ -33,14 +33,23 @@ def flipped_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x_1, x_1.flip(-1)
 
 
-def swapped_reconstruction_loss(nets, x_1: torch.Tensor, x_2: torch.Tensor, z_1: torch.Tensor, z_2: torch.Tensor,
-                                phase: PhaseState, config: TrainConfig) -> torch.Tensor:
+def swapped_reconstruction_loss(
+    nets,
+    x_1: torch.Tensor,
+    x_2: torch.Tensor,
+    z_1: torch.Tensor,
+    z_2: torch.Tensor,
+    phase: PhaseState,
+    config: TrainConfig,
+) -> torch.Tensor:
     """½(L_inv + L'_inv) from the pairs (x_1, x_2) and their codes z_i = φ(x_i): the mean distance over all
     2·⌊N/2⌋ swapped reconstructions, per image like the plain reconstruction term it replaces (the authors' code
     adds the two halves' means, twice this). Gradients reach φ and d_ρ; call it only once the support block J runs."""
     layer = config.flip_invariance_layer
     if not 0 < layer < phase.blocks:
-        raise ValueError(f"flip invariance at layer {layer} needs its support block active; {phase.blocks} blocks run.")
+        raise ValueError(
+            f"flip invariance at layer {layer} needs its support block active; {phase.blocks} blocks run."
+        )
     # rows 0..half-1: L_inv (pose z_2, the rest z_1, target x_2); rows half..: L'_inv (pose z_1, rest z_2, target x_1)
     assignment = split_at(torch.cat([z_2, z_1]), torch.cat([z_1, z_2]), layer, phase.blocks)
     swapped = nets.decoder(assignment, phase.level, phase.alpha, config.layer_noise)

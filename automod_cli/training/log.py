@@ -21,8 +21,11 @@ class RunLog:
         self.tensorboard = None
         if enabled and resumed_at > 0 and self.path.exists():
             # a resumed run repeats the work after its checkpoint: drop the lines it will write again
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line and json.loads(line)["images_seen"] <= resumed_at]
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line and json.loads(line)["images_seen"] <= resumed_at
+            ]
             self.path.write_text("".join(line + "\n" for line in kept))
         if enabled:
             try:

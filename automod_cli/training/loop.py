@@ -91,8 +91,15 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
     # set-up
     schedule, counters = run.train_config, run.counters
     run.prepare()
-    run.report("start", {"config": run.config.to_dict(), "images_seen": counters.images_seen, "total": total,
-                         "device": str(run.device)})
+    run.report(
+        "start",
+        {
+            "config": run.config.to_dict(),
+            "images_seen": counters.images_seen,
+            "total": total,
+            "device": str(run.device),
+        },
+    )
     grids: list[Path] = []
     last_ckpt, interrupted, stopped_by = None, False, None
     phase = phase_at(schedule, counters.images_seen)
@@ -111,8 +118,15 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
             grids += run.next_stage()  # LIA: stage 2 once stage 1's images are seen
             before = counters.images_seen
             iteration(run, phase)  # data, the kind's encoder and decoder steps, EMA, counters
-            run.report("step", {"images_seen": counters.images_seen, "resolution": phase.resolution,
-                                "alpha": phase.alpha, **run.report_fields()})
+            run.report(
+                "step",
+                {
+                    "images_seen": counters.images_seen,
+                    "resolution": phase.resolution,
+                    "alpha": phase.alpha,
+                    **run.report_fields(),
+                },
+            )
             now = time.perf_counter()
             counters.elapsed_s = elapsed_before + (now - started)
             last_ckpt = None

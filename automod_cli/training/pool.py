@@ -54,7 +54,9 @@ class ImagePool:
             return batch
         choices = (draws or RandomDraws()).pool_choices(rest, self.capacity)
         out = batch.clone()
-        for offset, slot in enumerate(choices):  # in order, so a slot drawn twice acts as one image at a time would
+        for offset, slot in enumerate(
+            choices
+        ):  # in order, so a slot drawn twice acts as one image at a time would
             if slot is not None:
                 row = take + offset
                 old = self.images[slot].clone()

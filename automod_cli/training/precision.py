@@ -54,8 +54,9 @@ class Precision:
             return torch.autocast(self.device_type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def prepare(self, encoder: nn.Module, decoder: nn.Module, ema: nn.Module | None = None,
-                compile: bool = False) -> None:
+    def prepare(
+        self, encoder: nn.Module, decoder: nn.Module, ema: nn.Module | None = None, compile: bool = False
+    ) -> None:
         """Set up the trained networks: the layout (shared by the decoder's `ema` copy, so its in-place update
         runs on like tensors), fp32 outputs under bf16, and the compiled decoder when asked. Call after the EMA copy
         is made (a copy of a compiled module would run the original's forward). The encoder is not compiled: its

@@ -87,7 +87,9 @@ class TrainingRun:
         """A fresh Adam for `module` at the current phase's learning rate, with the run's betas and ε."""
         cfg = self.train_config
         lr = phase_at(cfg, self.counters.images_seen).lr
-        return torch.optim.Adam(module.parameters(), lr=lr, betas=cfg.adam_betas, eps=cfg.adam_eps, foreach=True)
+        return torch.optim.Adam(
+            module.parameters(), lr=lr, betas=cfg.adam_betas, eps=cfg.adam_eps, foreach=True
+        )
 
     def open_data(self) -> None:
         """The training images and eight held-out images at full resolution for the grids (the built-in test
@@ -118,8 +120,14 @@ class TrainingRun:
             self.level += 1
             self.grow()
         self.dataset.set_resolution(phase.resolution)
-        loader = make_loader(self.dataset, phase.batch_size, self.world, self.train_config, self.counters.position,
-                             self.device.type == "cuda")
+        loader = make_loader(
+            self.dataset,
+            phase.batch_size,
+            self.world,
+            self.train_config,
+            self.counters.position,
+            self.device.type == "cuda",
+        )
         self.batches = iter(loader)
 
     def batch(self, phase: PhaseState) -> torch.Tensor:
@@ -141,7 +149,9 @@ class TrainingRun:
 
     def ema_beta(self, phase: PhaseState) -> float:
         """The EMA decay for this step: 0.5^(batch / half-life) with the half-life's ramp-up (training/ema.py)."""
-        return ema_beta(phase.batch_size * self.world.size, self.train_config.ema_half_life, self.counters.images_seen)
+        return ema_beta(
+            phase.batch_size * self.world.size, self.train_config.ema_half_life, self.counters.images_seen
+        )
 
     def count(self, phase: PhaseState, scalars: dict[str, torch.Tensor]) -> None:
         """Advance the counters by one global batch and add the step's scalars to the log."""
@@ -162,7 +172,14 @@ class TrainingRun:
             return None
         alpha = phase.alpha if phase.level == self.level else 1.0
         meta = {**self.checkpoint_meta(), "level": self.level, "alpha": alpha}
-        path = write_training_checkpoint(self.run_dir, self.modules(), self.optimizers, meta, self.counters,
-                                         self.train_config.keep_checkpoints, self.training_state())
+        path = write_training_checkpoint(
+            self.run_dir,
+            self.modules(),
+            self.optimizers,
+            meta,
+            self.counters,
+            self.train_config.keep_checkpoints,
+            self.training_state(),
+        )
         self.report("checkpoint", {"path": str(path), "images_seen": self.counters.images_seen})
         return path

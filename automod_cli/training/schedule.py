@@ -18,7 +18,9 @@ class PhaseState:
     batch_size: int
     lr: float
     kl_margin: float
-    settled: bool = True  # the phase is past its fade-in length (also at 4², which has no fade): match_x applies
+    settled: bool = (
+        True  # the phase is past its fade-in length (also at 4², which has no fade): match_x applies
+    )
 
 
 def fade_images(config: TrainConfig, length: int) -> int:

@@ -47,8 +47,10 @@ def resume_point(path: str | Path) -> tuple[Path, list[str]]:
     if path.is_dir():
         return latest_resumable(path)
     if not path.exists():
-        raise AutomodError(f"there is no run at '{path}' to resume: --resume takes a run directory (e.g. runs/demo) "
-                           "or one of its checkpoints.")
+        raise AutomodError(
+            f"there is no run at '{path}' to resume: --resume takes a run directory (e.g. runs/demo) "
+            "or one of its checkpoints."
+        )
     return find_checkpoint(path), []
 
 
@@ -59,9 +61,17 @@ def resumed_run(path: str | Path) -> Start:
     return Start(checkpoint.parent.parent, checkpoint=checkpoint, notes=tuple(notes), staged=is_staged)
 
 
-def new_run(preset: str | None, kind: str | None, settings: dict[str, Any], *, data: Path | None = None,
-            config_file: Path | None = None, assignments: list[str] = (), init: str | None = None,
-            out: Path | None = None) -> Start:
+def new_run(
+    preset: str | None,
+    kind: str | None,
+    settings: dict[str, Any],
+    *,
+    data: Path | None = None,
+    config_file: Path | None = None,
+    assignments: list[str] = (),
+    init: str | None = None,
+    out: Path | None = None,
+) -> Start:
     """A new run of model `kind` (None: the automodulator) on `data` (None: the built-in dataset): the `preset`'s
     schedule (default builtin, or custom with data), then the settings of `config_file`, `assignments` (NAME=VALUE,
     `--set`) and `settings` (the options given, as `--set` keys; None values are left out), resolved; with `init`,
@@ -71,7 +81,9 @@ def new_run(preset: str | None, kind: str | None, settings: dict[str, Any], *, d
     is_staged = staged(kind)
     settings = {"kind": None if is_staged else kind, **settings}
     if init is not None:  # the schedule must reach the init model's resolution
-        init_path, settings["model.max_resolution"] = init_model(init, settings.get("model.max_resolution"), name)
+        init_path, settings["model.max_resolution"] = init_model(
+            init, settings.get("model.max_resolution"), name
+        )
     resolve = resolve_lia_config if is_staged else resolve_train_config
     config = resolve(name, _overrides(data, config_file, list(assignments), settings))
     if init is not None:
@@ -81,7 +93,9 @@ def new_run(preset: str | None, kind: str | None, settings: dict[str, Any], *, d
     return Start(run_dir, config=config, staged=is_staged)
 
 
-def _overrides(data: Path | None, config_file: Path | None, assignments: list[str], settings: dict[str, Any]) -> dict:
+def _overrides(
+    data: Path | None, config_file: Path | None, assignments: list[str], settings: dict[str, Any]
+) -> dict:
     overrides: dict = {}
     if config_file is not None:
         try:
@@ -110,7 +124,9 @@ def _run_dir(out: Path | None, name: str) -> Path:
             n += 1
             out = RUNS_DIR / f"{name}-{n}"
     elif run_checkpoints(out):
-        raise AutomodError(f"'{out}' already holds a run: continue it with --resume {out}, or choose another --out.")
+        raise AutomodError(
+            f"'{out}' already holds a run: continue it with --resume {out}, or choose another --out."
+        )
     return Path(out)
 
 

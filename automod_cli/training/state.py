@@ -22,8 +22,16 @@ from typing import Any
 import torch
 
 from automod_cli import __version__
-from automod_cli.checkpoint import (CHECKPOINT_DIR, SUFFIX, module_tensors, read_checkpoint, read_meta, run_checkpoints,
-                                    save_checkpoint, tensors_under)
+from automod_cli.checkpoint import (
+    CHECKPOINT_DIR,
+    SUFFIX,
+    module_tensors,
+    read_checkpoint,
+    read_meta,
+    run_checkpoints,
+    save_checkpoint,
+    tensors_under,
+)
 from automod_cli.outputs import atomic_write
 from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
@@ -66,8 +74,11 @@ def write_training_checkpoint(
     other training `state` of tensors and plain values, e.g. the image pool, in the companion), then delete all but
     the newest `keep` pairs. Returns the .safetensors path."""
     path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{counters.images_seen:010d}{SUFFIX}"
-    companion = {"optimizers": {k: opt.state_dict() for k, opt in optimizers.items()}, "rng": _rng_state(),
-                 "state": state or {}}
+    companion = {
+        "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
+        "rng": _rng_state(),
+        "state": state or {},
+    }
     tensors = module_tensors(modules)
     meta = {
         **meta,
@@ -80,7 +91,10 @@ def write_training_checkpoint(
     try:
         atomic_write(companion_of(path), lambda tmp: torch.save(companion, tmp))
         save_checkpoint(path, tensors, meta)
-    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError of its zip writer
+    except (
+        OSError,
+        RuntimeError,
+    ) as exc:  # torch.save reports a full disk as a RuntimeError of its zip writer
         companion_of(path).unlink(missing_ok=True)  # never leave half a pair
         raise AutomodError(_write_failure(path, exc)) from None
     for old in run_checkpoints(run_dir)[:-keep] if keep > 0 else []:
@@ -95,12 +109,16 @@ def _write_failure(path: Path, exc: BaseException) -> str:
     full = getattr(exc, "errno", None) == errno.ENOSPC or "write failed" in str(exc) or free < 16 * 2**20
     run_dir = path.parent.parent
     if full:
-        return (f"cannot write checkpoint {path.name}: the disk holding '{run_dir}' is full ({free / 2**20:.1f} MB "
-                "free). The run stopped; older checkpoints are intact. Free some space and continue with: "
-                f"automod train --resume {run_dir}")
+        return (
+            f"cannot write checkpoint {path.name}: the disk holding '{run_dir}' is full ({free / 2**20:.1f} MB "
+            "free). The run stopped; older checkpoints are intact. Free some space and continue with: "
+            f"automod train --resume {run_dir}"
+        )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return (f"cannot write checkpoint {path.name} ({first}); older checkpoints are intact: "
-            f"automod train --resume {run_dir}")
+    return (
+        f"cannot write checkpoint {path.name} ({first}); older checkpoints are intact: "
+        f"automod train --resume {run_dir}"
+    )
 
 
 def pair_problem(path: Path, check_data: bool = True) -> str | None:
@@ -123,7 +141,9 @@ def pair_problem(path: Path, check_data: bool = True) -> str | None:
             broken = archive.testzip()
     except (zipfile.BadZipFile, OSError) as exc:
         return f"its training state {companion.name} is damaged ({exc})"
-    return None if broken is None else f"its training state {companion.name} is damaged ({broken} fails its CRC)"
+    return (
+        None if broken is None else f"its training state {companion.name} is damaged ({broken} fails its CRC)"
+    )
 
 
 def latest_resumable(run_dir: Path) -> tuple[Path, list[str]]:
@@ -133,16 +153,20 @@ def latest_resumable(run_dir: Path) -> tuple[Path, list[str]]:
     if not found:
         started = (Path(run_dir) / "config.json").is_file()
         what = "its run stopped before writing its first checkpoint" if started else "it holds no run"
-        raise AutomodError(f"'{run_dir}' has no checkpoint to resume from ({what}): start the run again, with the "
-                           "same automod train command without --resume.")
+        raise AutomodError(
+            f"'{run_dir}' has no checkpoint to resume from ({what}): start the run again, with the "
+            "same automod train command without --resume."
+        )
     notes = []
     for path in reversed(found):
         problem = pair_problem(path)
         if problem is None:
             return path, notes
         notes.append(f"passing over {path.name}: {problem}")
-    raise AutomodError(f"none of the {len(found)} checkpoints in '{run_dir}' can be resumed from ({notes[0]}); start "
-                       "a new run.")
+    raise AutomodError(
+        f"none of the {len(found)} checkpoints in '{run_dir}' can be resumed from ({notes[0]}); start "
+        "a new run."
+    )
 
 
 @dataclass
@@ -166,11 +190,21 @@ def load_training_checkpoint(path: Path) -> Restored:
     try:
         extra = torch.load(companion, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means the file is damaged or foreign
-        raise AutomodError(f"'{companion}' cannot be read ({type(exc).__name__}){_intact_hint(Path(path))}.") from None
-    counters = RunCounters(meta["images_seen"], meta["step"], Position(**meta["position"]), meta.get("elapsed_s", 0.0))
-    return Restored(tensors, meta, extra["optimizers"], extra["rng"], counters,
-                    TrainConfig.from_dict(meta["train_config"]),
-                    extra.get("state", {}))
+        raise AutomodError(
+            f"'{companion}' cannot be read ({type(exc).__name__}){_intact_hint(Path(path))}."
+        ) from None
+    counters = RunCounters(
+        meta["images_seen"], meta["step"], Position(**meta["position"]), meta.get("elapsed_s", 0.0)
+    )
+    return Restored(
+        tensors,
+        meta,
+        extra["optimizers"],
+        extra["rng"],
+        counters,
+        TrainConfig.from_dict(meta["train_config"]),
+        extra.get("state", {}),
+    )
 
 
 def _intact_hint(path: Path) -> str:
@@ -186,8 +220,9 @@ def restore_rng(rng: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def restore_training(restored: Restored, modules: dict[str, torch.nn.Module],
-                     optimizers: dict[str, torch.optim.Optimizer]) -> None:
+def restore_training(
+    restored: Restored, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+) -> None:
     """Put a resumed run back where it stopped: each module's weights from its checkpoint prefix, each
     optimiser's state, and the RNG (last, so that nothing done while restoring draws from it)."""
     for prefix, module in modules.items():

@@ -50,8 +50,15 @@ class FakeLatents:
         return self.z.shape[0] - self.mixed
 
 
-def fake_latents(n: int, mixed_fraction: float, phase: PhaseState, config: TrainConfig, device: torch.device,
-                 draws: RandomDraws = RANDOM, step: str = "E") -> FakeLatents:
+def fake_latents(
+    n: int,
+    mixed_fraction: float,
+    phase: PhaseState,
+    config: TrainConfig,
+    device: torch.device,
+    draws: RandomDraws = RANDOM,
+    step: str = "E",
+) -> FakeLatents:
     """Random latents for generated images; the first ⌊n·mixed_fraction⌋ of them are two-latent mixtures with the
     split j drawn uniformly from 1..(active blocks) (NeurIPS Eq. 6: j ~ U{1, N}), or from 1..(active blocks − 1)
     without `recipe.split_all_blocks` (the authors'). Below `recipe.mix_start_level` no row is mixed. `step` ("E"
@@ -75,8 +82,13 @@ def layer_noise(config: TrainConfig, draws: RandomDraws, call: str, split: int |
     return draws.layer_noise(call, split) if config.layer_noise else False
 
 
-def optimize(optimizers, loss: torch.Tensor, world: World, modules: list[nn.Module | None],
-             keep_gradients: nn.Module | None = None) -> None:
+def optimize(
+    optimizers,
+    loss: torch.Tensor,
+    world: World,
+    modules: list[nn.Module | None],
+    keep_gradients: nn.Module | None = None,
+) -> None:
     """One optimisation step: backpropagate `loss`, average the gradients of `modules` (None skipped) over the
     ranks, step every optimiser. The gradients of `modules` are cleared first, except `keep_gradients`'s, which
     add up over the steps (the authors' d_ρ, Recipe.robust_gradients)."""
@@ -91,20 +103,32 @@ def optimize(optimizers, loss: torch.Tensor, world: World, modules: list[nn.Modu
         opt.step()
 
 
-def encoder_loss(kl_real: torch.Tensor, kl_fake: torch.Tensor, recon: torch.Tensor, phase: PhaseState,
-                 config: TrainConfig) -> torch.Tensor:
+def encoder_loss(
+    kl_real: torch.Tensor, kl_fake: torch.Tensor, recon: torch.Tensor, phase: PhaseState, config: TrainConfig
+) -> torch.Tensor:
     """L_φ in the run's form: Eq. 1's hinge or the authors' clamp, with the KL scale and λ_X·match_x once the phase
     has settled (docs/training.md)."""
     recipe = config.recipe
     lambda_x = recipe.lambda_x * (recipe.match_x if phase.settled else 1.0)
     if recipe.encoder_objective == "clamp":
-        return losses.encoder_loss_clamped(kl_real, kl_fake, recon, phase.kl_margin, lambda_x, recipe.kl_scale)
-    return losses.encoder_loss(kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=lambda_x,
-                               kl_scale=recipe.kl_scale)
+        return losses.encoder_loss_clamped(
+            kl_real, kl_fake, recon, phase.kl_margin, lambda_x, recipe.kl_scale
+        )
+    return losses.encoder_loss(
+        kl_real, kl_fake, recon, margin=phase.kl_margin, lambda_x=lambda_x, kl_scale=recipe.kl_scale
+    )
 
 
-def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainConfig, optimizers, world: World,
-                 pool: ImagePool | None = None, draws: RandomDraws = RANDOM) -> dict:
+def encoder_step(
+    nets: Nets,
+    x: torch.Tensor,
+    phase: PhaseState,
+    config: TrainConfig,
+    optimizers,
+    world: World,
+    pool: ImagePool | None = None,
+    draws: RandomDraws = RANDOM,
+) -> dict:
     """L_φ = max(−M_gap, KL(φ(x)) − KL(φ(x̂))) + λ_X·d(x, θ(φ(x))) (NeurIPS Eq. 1; `encoder_loss` for the
     authors' form); only φ (and d_ρ) learn. With a `pool`, once the phase has settled about half the generated
     images are exchanged for older ones from it (the authors' recipe). φ runs once on the real and generated
@@ -115,11 +139,17 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
 
     def generated() -> torch.Tensor:
         with torch.no_grad():
-            fake = fake_latents(x.shape[0], recipe.mixed_fraction_encoder, phase, config, x.device, draws, "E")
-            x_fake = nets.decoder(fake.assignment, level, alpha, layer_noise(config, draws, "E.fake", fake.split))
+            fake = fake_latents(
+                x.shape[0], recipe.mixed_fraction_encoder, phase, config, x.device, draws, "E"
+            )
+            x_fake = nets.decoder(
+                fake.assignment, level, alpha, layer_noise(config, draws, "E.fake", fake.split)
+            )
             return pool.swap(x_fake, draws) if pool is not None and phase.settled else x_fake
 
-    flip = 0 < config.flip_invariance_layer < phase.blocks  # once the support block J runs (before: train as usual)
+    flip = (
+        0 < config.flip_invariance_layer < phase.blocks
+    )  # once the support block J runs (before: train as usual)
     if flip:
         x_1, x_2 = invariance.flipped_pairs(x)
     else:
@@ -131,9 +161,13 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
         # One encoder pass for φ(x), φ(x̂) and the flipped images: φ has no batch statistics, so this is the same as
         # separate passes, one power iteration of each spectral norm instead of two or three (benchmarks/RESULTS.md).
         x_fake = generated()
-        z_real, z_fake, z_2 = nets.encoder(torch.cat([x, x_fake, x_2]), level, alpha).split([n, n, x_2.shape[0]])
+        z_real, z_fake, z_2 = nets.encoder(torch.cat([x, x_fake, x_2]), level, alpha).split(
+            [n, n, x_2.shape[0]]
+        )
     if flip:  # NeurIPS Eq. 10-11 in place of the plain term; x_1 is the first half of x, so z_1 = φ(x) there
-        recon = invariance.swapped_reconstruction_loss(nets, x_1, x_2, z_real[: x_1.shape[0]], z_2, phase, config)
+        recon = invariance.swapped_reconstruction_loss(
+            nets, x_1, x_2, z_real[: x_1.shape[0]], z_2, phase, config
+        )
     else:
         recon = nets.distance(nets.decoder(z_real, level, alpha, layer_noise(config, draws, "E.recon")), x)
     if separate:
@@ -143,17 +177,31 @@ def encoder_step(nets: Nets, x: torch.Tensor, phase: PhaseState, config: TrainCo
     keep = nets.robust if recipe.robust_gradients == "accumulated" else None
     optimize(optimizers, loss, world, [nets.encoder, nets.robust], keep_gradients=keep)
     nets.decoder.requires_grad_(True)
-    return {"enc_loss": loss.detach(), "kl_real": kl_real.detach(), "kl_fake_enc": kl_fake.detach(),
-            "recon": recon.detach()}
+    return {
+        "enc_loss": loss.detach(),
+        "kl_real": kl_real.detach(),
+        "kl_fake_enc": kl_fake.detach(),
+        "recon": recon.detach(),
+    }
 
 
-def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainConfig, optimizers, world: World,
-                 device, draws: RandomDraws = RANDOM) -> dict:
+def decoder_step(
+    nets: Nets,
+    batch_size: int,
+    phase: PhaseState,
+    config: TrainConfig,
+    optimizers,
+    world: World,
+    device,
+    draws: RandomDraws = RANDOM,
+) -> dict:
     """L_θ = KL(φ(x̂)) + λ_Z·d_cos(z, φ(θ(z))) + L_j (NeurIPS Eq. 6; with the run's KL scale and latent
     distance); only θ learns (during a fade-in not the previous level's toRGB with `freeze_previous_rgb`)."""
     recipe, level, alpha = config.recipe, phase.level, phase.alpha
     nets.encoder.requires_grad_(False)
-    frozen = nets.decoder.to_rgb[level - 1] if recipe.freeze_previous_rgb and level > 0 and alpha < 1.0 else None
+    frozen = (
+        nets.decoder.to_rgb[level - 1] if recipe.freeze_previous_rgb and level > 0 and alpha < 1.0 else None
+    )
     if frozen is not None:
         frozen.requires_grad_(False)
     fake = fake_latents(batch_size, recipe.mixed_fraction_decoder, phase, config, device, draws, "D")
@@ -193,5 +241,10 @@ def decoder_step(nets: Nets, batch_size: int, phase: PhaseState, config: TrainCo
     if frozen is not None:
         frozen.requires_grad_(True)
     # latent_cos is 1 − cos(z, ẑ) under either recipe, so runs compare; latent_rec is the term as weighted
-    return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_cos.detach(),
-            "latent_rec": latent_rec.detach(), "layer_loss": layer.detach()}
+    return {
+        "dec_loss": loss.detach(),
+        "kl_fake": kl_fake.detach(),
+        "latent_cos": latent_cos.detach(),
+        "latent_rec": latent_rec.detach(),
+        "layer_loss": layer.detach(),
+    }

@@ -32,12 +32,19 @@ from torch import nn
 
 from automod_cli.checkpoint import state_sha256
 from automod_cli.errors import AutomodError
-from automod_cli.metrics.builtin.factor_targets import NUM_OUTPUTS, encode_targets, factor_loss, standardisation
+from automod_cli.metrics.builtin.factor_targets import (
+    NUM_OUTPUTS,
+    encode_targets,
+    factor_loss,
+    standardisation,
+)
 from automod_cli.ops.reconstruct import ProgressCallback
 from automod_cli.outputs import atomic_write
 from data_prep.builtin import SPLITS, Factors, downscale, generate
 
-VERSION = 1  # bump when the network, the targets or the training change; cached files of other versions are unused
+VERSION = (
+    1  # bump when the network, the targets or the training change; cached files of other versions are unused
+)
 FEATURES = 64  # width of the penultimate layer: the dimension of FD_builtin's feature space
 CHANNELS = {32: 8, 16: 16, 8: 32, 4: 64}  # feature channels of the maps at each resolution
 RESOLUTIONS = (4, 8, 16, 32, 64)  # the built-in dataset's levels
@@ -57,11 +64,15 @@ class TrainingPlan:
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
-            raise AutomodError(f"the factor network works at {', '.join(map(str, RESOLUTIONS))} pixels, got "
-                               f"{self.resolution}.")
+            raise AutomodError(
+                f"the factor network works at {', '.join(map(str, RESOLUTIONS))} pixels, got "
+                f"{self.resolution}."
+            )
         if min(self.images, self.steps, self.batch_size) < 1 or self.images > SPLITS["train"][1]:
-            raise AutomodError(f"the factor network's plan needs 1 to {SPLITS['train'][1]} training images, at least "
-                               "one step and a batch of at least one.")
+            raise AutomodError(
+                f"the factor network's plan needs 1 to {SPLITS['train'][1]} training images, at least "
+                "one step and a batch of at least one."
+            )
 
     def digest(self) -> str:
         """A short hash of the plan and VERSION: part of the cache file's name and of the feature space's name."""
@@ -174,8 +185,9 @@ def cache_file(plan: TrainingPlan, cache_dir: Path | None = None) -> Path:
     return (default_cache_dir() if cache_dir is None else Path(cache_dir)) / f"{plan.name}.safetensors"
 
 
-def load_or_train(plan: TrainingPlan, cache_dir: Path | None = None,
-                  progress: ProgressCallback | None = None) -> tuple[FactorNet, bool]:
+def load_or_train(
+    plan: TrainingPlan, cache_dir: Path | None = None, progress: ProgressCallback | None = None
+) -> tuple[FactorNet, bool]:
     """The network of `plan` from the cache, else trained now and cached; (network, was cached)."""
     path = cache_file(plan, cache_dir)
     if path.is_file():
@@ -212,13 +224,19 @@ class FactorFeatures(nn.Module):
         if images.dtype != torch.uint8:
             raise TypeError("FactorFeatures takes uint8 images; quantise generated images first")
         if images.shape[-1] != self.net.resolution or images.shape[-2] != self.net.resolution:
-            raise AutomodError(f"this factor network reads {self.net.resolution}² images, got "
-                               f"{images.shape[-2]}×{images.shape[-1]}.")
+            raise AutomodError(
+                f"this factor network reads {self.net.resolution}² images, got "
+                f"{images.shape[-2]}×{images.shape[-1]}."
+            )
         return self.net.features(images.float() / 127.5 - 1.0)
 
 
-def factor_features(plan: TrainingPlan, device: str | torch.device = "cpu", cache_dir: Path | None = None,
-                    progress: ProgressCallback | None = None) -> tuple[FactorFeatures, bool]:
+def factor_features(
+    plan: TrainingPlan,
+    device: str | torch.device = "cpu",
+    cache_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[FactorFeatures, bool]:
     """The extractor of `plan` on `device` (trained on the CPU first if not cached); (extractor, was cached)."""
     net, cached = load_or_train(plan, cache_dir, progress)
     return FactorFeatures(net, plan, cache_file(plan, cache_dir), cached).to(device), cached

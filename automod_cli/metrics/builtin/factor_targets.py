@@ -25,9 +25,21 @@ import torch.nn.functional as F
 from data_prep.builtin import SHAPE_KINDS, TEXTURE_KINDS, Factors
 
 REGRESSED = (
-    "center_x", "center_y", "size", "aspect", "horizon_height", "horizon_tilt",
-    "shape_saturation", "shape_value", "sky_saturation", "sky_value", "ground_saturation", "ground_value",
-    "texture_frequency", "texture_contrast", "grain_amplitude",
+    "center_x",
+    "center_y",
+    "size",
+    "aspect",
+    "horizon_height",
+    "horizon_tilt",
+    "shape_saturation",
+    "shape_value",
+    "sky_saturation",
+    "sky_value",
+    "ground_saturation",
+    "ground_value",
+    "texture_frequency",
+    "texture_contrast",
+    "grain_amplitude",
 )
 HUES = ("shape_hue", "sky_hue", "ground_hue")
 ROTATION_ORDER = {"disc": 2, "square": 4, "triangle": 3, "star": 5, "cross": 4}
@@ -63,8 +75,10 @@ def encode_targets(factors: Factors, mean: np.ndarray, std: np.ndarray) -> Targe
     rotation = _sin_cos(rotation_order * factors.column("rotation"))
     texture_angle = _sin_cos(TEXTURE_ORDER * factors.column("texture_angle"))
     continuous = np.concatenate([regressed, *hues, rotation, texture_angle], axis=1)
-    return Targets(torch.from_numpy(continuous).to(torch.float32),
-                   {"shape_kind": torch.from_numpy(shape_kind), "texture_kind": torch.from_numpy(texture_kind)})
+    return Targets(
+        torch.from_numpy(continuous).to(torch.float32),
+        {"shape_kind": torch.from_numpy(shape_kind), "texture_kind": torch.from_numpy(texture_kind)},
+    )
 
 
 def standardisation(factors: Factors) -> tuple[np.ndarray, np.ndarray]:

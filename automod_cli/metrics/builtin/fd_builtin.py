@@ -27,8 +27,9 @@ DEFAULT_SAMPLES = FD_BUILTIN_SAMPLES  # as many as the reference images (the bui
 DEFAULT_BATCH = FD_BUILTIN_BATCH
 
 
-def image_statistics(images: np.ndarray | torch.Tensor, extractor: FeatureExtractor,
-                     batch_size: int = DEFAULT_BATCH) -> Statistics:
+def image_statistics(
+    images: np.ndarray | torch.Tensor, extractor: FeatureExtractor, batch_size: int = DEFAULT_BATCH
+) -> Statistics:
     """Mean and covariance of the features of uint8 images (N, 3, R, R)."""
     images = torch.as_tensor(images)
     parameter = next(extractor.parameters(), None) if isinstance(extractor, torch.nn.Module) else None
@@ -37,16 +38,28 @@ def image_statistics(images: np.ndarray | torch.Tensor, extractor: FeatureExtrac
     return feature_statistics(batches, extractor, "features", len(images))
 
 
-def image_set_distance(images_a: np.ndarray | torch.Tensor, images_b: np.ndarray | torch.Tensor,
-                       extractor: FeatureExtractor, batch_size: int = DEFAULT_BATCH) -> float:
+def image_set_distance(
+    images_a: np.ndarray | torch.Tensor,
+    images_b: np.ndarray | torch.Tensor,
+    extractor: FeatureExtractor,
+    batch_size: int = DEFAULT_BATCH,
+) -> float:
     """The Fréchet distance between two sets of uint8 images in `extractor`'s feature space."""
-    return statistics_distance(image_statistics(images_a, extractor, batch_size),
-                               image_statistics(images_b, extractor, batch_size))
+    return statistics_distance(
+        image_statistics(images_a, extractor, batch_size), image_statistics(images_b, extractor, batch_size)
+    )
 
 
-def fd_builtin(model: Automodulator, extractor: FeatureExtractor, n: int = DEFAULT_SAMPLES,
-               batch_size: int = DEFAULT_BATCH, seed: int = 0, mix: bool = False, cache_dir: Path | None = None,
-               progress: ProgressCallback | None = None) -> FIDResult:
+def fd_builtin(
+    model: Automodulator,
+    extractor: FeatureExtractor,
+    n: int = DEFAULT_SAMPLES,
+    batch_size: int = DEFAULT_BATCH,
+    seed: int = 0,
+    mix: bool = False,
+    cache_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> FIDResult:
     """FD_builtin of `n` samples (or mixtures) of `model` against the built-in test split at its resolution."""
     reference = open_eval_data(None, model.resolution, "test")
     return fid(model, reference, extractor, n, batch_size, seed, mix, cache_dir, progress)

@@ -42,7 +42,9 @@ from automod_cli.ops.scales import scale_range
 from automod_cli.ops.reconstruct import encode, reconstruct
 from data_prep.builtin import NATIVE_SIZE, SPLITS, Factors, combine, downscale, render, sample_factors
 
-Mixer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # images A, images B → mixes, (N, 3, R, R) in [-1, 1]
+Mixer = Callable[
+    [torch.Tensor, torch.Tensor], torch.Tensor
+]  # images A, images B → mixes, (N, 3, R, R) in [-1, 1]
 Reconstructor = Callable[[torch.Tensor], torch.Tensor]  # images → reconstructions, (N, 3, R, R) in [-1, 1]
 
 TEST_SEED, TEST_COUNT = SPLITS["test"]
@@ -57,9 +59,11 @@ def check_resolution(resolution: int) -> int:
     """The resolutions these scores are defined at: rendered at 64² at most, SSIM's window needs at least 16²."""
     valid = [r for r in (4, 8, 16, 32, 64) if r >= WINDOW]
     if resolution not in valid:
-        raise AutomodError(f"ground-truth scores need a model at {', '.join(map(str, valid))} pixels (the built-in "
-                           f"data is drawn up to {NATIVE_SIZE}² and SSIM uses an {WINDOW}×{WINDOW} window), got "
-                           f"{resolution}.")
+        raise AutomodError(
+            f"ground-truth scores need a model at {', '.join(map(str, valid))} pixels (the built-in "
+            f"data is drawn up to {NATIVE_SIZE}² and SSIM uses an {WINDOW}×{WINDOW} window), got "
+            f"{resolution}."
+        )
     return resolution
 
 
@@ -85,7 +89,9 @@ class Scores:
     @classmethod
     def of(cls, mse_values: torch.Tensor, ssim_values: torch.Tensor) -> "Scores":
         spread = (lambda v: float(v.std())) if len(mse_values) > 1 else (lambda v: 0.0)
-        return cls(float(mse_values.mean()), spread(mse_values), float(ssim_values.mean()), spread(ssim_values))
+        return cls(
+            float(mse_values.mean()), spread(mse_values), float(ssim_values.mean()), spread(ssim_values)
+        )
 
 
 def per_image_scores(images: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,8 +131,11 @@ def truth_of(blocks: range, layout_blocks: range, num_blocks: int) -> Truth:
     those that should carry the layout: the layout of whoever drives block 0, the colours of the other."""
     b_blocks, layout = set(blocks), set(layout_blocks)
     colour = set(range(num_blocks)) - layout
-    shared = [name for name, group in (("layout", layout), ("colour", colour)) if b_blocks & group != group and
-              b_blocks & group]
+    shared = [
+        name
+        for name, group in (("layout", layout), ("colour", colour))
+        if b_blocks & group != group and b_blocks & group
+    ]
     return Truth("B" if 0 in b_blocks else "A", shared[0] if shared else None)
 
 
@@ -144,8 +153,12 @@ class TruthPairs:
     b: Factors
     images_a: np.ndarray
     images_b: np.ndarray
-    truth: np.ndarray  # layout_from "B": render(combine(B, A)), B's layout in A's colours (`automod mix A B --coarse`)
-    swapped: np.ndarray  # the other combination: layout_from "B": render(combine(A, B)), A's layout in B's colours
+    truth: (
+        np.ndarray
+    )  # layout_from "B": render(combine(B, A)), B's layout in A's colours (`automod mix A B --coarse`)
+    swapped: (
+        np.ndarray
+    )  # the other combination: layout_from "B": render(combine(A, B)), A's layout in B's colours
     resolution: int
     layout_from: str = "B"  # whose layout the truth has (`Truth.layout_from`)
 
@@ -158,16 +171,18 @@ def truth_pairs(n: int, resolution: int, layout_from: str = "B") -> TruthPairs:
     `layout_from`'s layout ("A" or "B") in the other's colours."""
     check_resolution(resolution)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PAIRS:
-        raise AutomodError(f"the built-in test split holds {MAX_PAIRS} disjoint pairs: ask for 1 to {MAX_PAIRS}, "
-                           f"got {n!r}.")
+        raise AutomodError(
+            f"the built-in test split holds {MAX_PAIRS} disjoint pairs: ask for 1 to {MAX_PAIRS}, got {n!r}."
+        )
     if layout_from not in ("A", "B"):
         raise AutomodError(f"the truth takes its layout from A or B, got {layout_from!r}.")
     factors = sample_factors(2 * n, TEST_SEED)  # prefix-stable: the first 2n images of the test split
     a, b = factors[np.arange(0, 2 * n, 2)], factors[np.arange(1, 2 * n, 2)]
     b_layout, a_layout = builtin_at(combine(b, a), resolution), builtin_at(combine(a, b), resolution)
     truth, swapped = (b_layout, a_layout) if layout_from == "B" else (a_layout, b_layout)
-    return TruthPairs(a, b, builtin_at(a, resolution), builtin_at(b, resolution), truth, swapped, resolution,
-                      layout_from)
+    return TruthPairs(
+        a, b, builtin_at(a, resolution), builtin_at(b, resolution), truth, swapped, resolution, layout_from
+    )
 
 
 @dataclass(frozen=True)
@@ -186,8 +201,9 @@ class MixingTruth:
         return {"truth": self.truth, "swapped": self.swapped, "a": self.to_a, "b": self.to_b}
 
 
-def mixing_error(mixer: Mixer, pairs: TruthPairs, batch_size: int = DEFAULT_BATCH,
-                 progress: ProgressCallback | None = None) -> MixingTruth:
+def mixing_error(
+    mixer: Mixer, pairs: TruthPairs, batch_size: int = DEFAULT_BATCH, progress: ProgressCallback | None = None
+) -> MixingTruth:
     """Call `mixer` on the pairs batch by batch and score its quantised images against the four references."""
     references = {"truth": pairs.truth, "swapped": pairs.swapped, "a": pairs.images_a, "b": pairs.images_b}
     values: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name in references}
@@ -201,7 +217,9 @@ def mixing_error(mixer: Mixer, pairs: TruthPairs, batch_size: int = DEFAULT_BATC
         if progress is not None:
             progress("mixes", min(start + batch_size, len(pairs)), len(pairs))
     scores = {name: _gather(parts) for name, parts in values.items()}
-    return MixingTruth(scores["truth"], scores["swapped"], scores["a"], scores["b"], len(pairs), pairs.resolution)
+    return MixingTruth(
+        scores["truth"], scores["swapped"], scores["a"], scores["b"], len(pairs), pairs.resolution
+    )
 
 
 GRID_COLUMNS = ("A", "B", "mix", "truth", "swapped")  # one row per pair in `mixing_grid`
@@ -214,8 +232,13 @@ def mixing_grid(mixer: Mixer, pairs: TruthPairs, rows: int = 8) -> torch.Tensor:
     with torch.inference_mode():
         mixed = mixer(model_input(pairs.images_a[:rows]), model_input(pairs.images_b[:rows]))
     mixed = model_input(quantize(mixed).cpu().numpy())
-    columns = [model_input(pairs.images_a[:rows]), model_input(pairs.images_b[:rows]), mixed,
-               model_input(pairs.truth[:rows]), model_input(pairs.swapped[:rows])]
+    columns = [
+        model_input(pairs.images_a[:rows]),
+        model_input(pairs.images_b[:rows]),
+        mixed,
+        model_input(pairs.truth[:rows]),
+        model_input(pairs.swapped[:rows]),
+    ]
     return torch.stack(columns, dim=1).flatten(0, 1)
 
 
@@ -260,13 +283,20 @@ def mean_image(resolution: int, count: int = MEAN_IMAGE_COUNT) -> torch.Tensor:
     return _unit(images).mean(dim=0)
 
 
-def reconstruction_error(reconstructor: Reconstructor, n: int, resolution: int, batch_size: int = DEFAULT_BATCH,
-                         mean_count: int = MEAN_IMAGE_COUNT,
-                         progress: ProgressCallback | None = None) -> ReconstructionTruth:
+def reconstruction_error(
+    reconstructor: Reconstructor,
+    n: int,
+    resolution: int,
+    batch_size: int = DEFAULT_BATCH,
+    mean_count: int = MEAN_IMAGE_COUNT,
+    progress: ProgressCallback | None = None,
+) -> ReconstructionTruth:
     """MSE and SSIM of the first `n` test images' reconstructions, and of the mean image, against the images."""
     check_resolution(resolution)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= TEST_COUNT:
-        raise AutomodError(f"the built-in test split holds {TEST_COUNT} images: ask for 1 to {TEST_COUNT}, got {n!r}.")
+        raise AutomodError(
+            f"the built-in test split holds {TEST_COUNT} images: ask for 1 to {TEST_COUNT}, got {n!r}."
+        )
     images = builtin_at(sample_factors(n, TEST_SEED), resolution)
     average = mean_image(resolution, mean_count)
     recon_parts, mean_parts = [], []

@@ -41,18 +41,28 @@ class Summary:
 
     def to_dict(self) -> dict[str, float]:
         r, m = self.reconstruction, self.mixing
-        return {"resolution": r.resolution, "recon_mse": r.reconstruction.mse, "recon_ssim": r.reconstruction.ssim,
-                "mean_image_mse": r.mean_image.mse, "mix_mse": m.truth.mse, "mix_ssim": m.truth.ssim,
-                "mix_swapped_mse": m.swapped.mse}
+        return {
+            "resolution": r.resolution,
+            "recon_mse": r.reconstruction.mse,
+            "recon_ssim": r.reconstruction.ssim,
+            "mean_image_mse": r.mean_image.mse,
+            "mix_mse": m.truth.mse,
+            "mix_ssim": m.truth.ssim,
+            "mix_swapped_mse": m.swapped.mse,
+        }
 
 
-def summary(model: Automodulator, images: int = ground_truth.TEST_COUNT,
-            pairs: int = ground_truth.MAX_PAIRS) -> Summary:
+def summary(
+    model: Automodulator, images: int = ground_truth.TEST_COUNT, pairs: int = ground_truth.MAX_PAIRS
+) -> Summary:
     """Reconstruction error of the first `images` test images and mixing error of the first `pairs` test pairs."""
-    recon = ground_truth.reconstruction_error(ground_truth.model_reconstructor(model), images, model.resolution)
+    recon = ground_truth.reconstruction_error(
+        ground_truth.model_reconstructor(model), images, model.resolution
+    )
     blocks = ground_truth.b_blocks(model)
-    mixing = ground_truth.mixing_error(ground_truth.model_mixer(model, blocks),
-                                       ground_truth.truth_pairs(pairs, model.resolution))
+    mixing = ground_truth.mixing_error(
+        ground_truth.model_mixer(model, blocks), ground_truth.truth_pairs(pairs, model.resolution)
+    )
     return Summary(recon, mixing)
 
 
@@ -63,7 +73,11 @@ def figure_cells(model: Automodulator, rows: int = FIGURE_ROWS) -> torch.Tensor:
     a, b = ground_truth.model_input(pairs.images_a), ground_truth.model_input(pairs.images_b)
     reconstruct = ground_truth.model_reconstructor(model)
     with torch.inference_mode():
-        made = [reconstruct(a), reconstruct(b), ground_truth.model_mixer(model, ground_truth.b_blocks(model))(a, b)]
+        made = [
+            reconstruct(a),
+            reconstruct(b),
+            ground_truth.model_mixer(model, ground_truth.b_blocks(model))(a, b),
+        ]
     recon_a, recon_b, mixed = (ground_truth.model_input(quantize(x).cpu().numpy()) for x in made)
     columns = [a, recon_a, b, recon_b, ground_truth.model_input(pairs.truth), mixed]
     return torch.stack(columns, dim=1).flatten(0, 1)
@@ -72,10 +86,14 @@ def figure_cells(model: Automodulator, rows: int = FIGURE_ROWS) -> torch.Tensor:
 def figure(model: Automodulator, result: Summary | None = None, rows: int = FIGURE_ROWS) -> torch.Tensor:
     """The picture: `figure_cells` as a grid under a caption that names the columns (and gives `result`'s numbers);
     (3, H, W) in [-1, 1]."""
-    text = ("Held-out pairs, one per row: A, its reconstruction, B, its reconstruction, the truth (the renderer's "
-            "picture of B's layout in A's colours) and the model's mix (automod mix A B --coarse).")
+    text = (
+        "Held-out pairs, one per row: A, its reconstruction, B, its reconstruction, the truth (the renderer's "
+        "picture of B's layout in A's colours) and the model's mix (automod mix A B --coarse)."
+    )
     if result is not None:
         r, m = result.reconstruction, result.mixing
-        text += (f"\nReconstruction MSE {r.reconstruction.mse:.4f} (the mean image: {r.mean_image.mse:.4f}); "
-                 f"mix MSE against the truth {m.truth.mse:.4f} (swapped: {m.swapped.mse:.4f}).")
+        text += (
+            f"\nReconstruction MSE {r.reconstruction.mse:.4f} (the mean image: {r.mean_image.mse:.4f}); "
+            f"mix MSE against the truth {m.truth.mse:.4f} (swapped: {m.swapped.mse:.4f})."
+        )
     return captioned_grid(figure_cells(model, rows), len(COLUMNS), text)

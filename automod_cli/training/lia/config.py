@@ -25,21 +25,27 @@ from automod_cli.models.nice import COUPLING_DEPTH, COUPLING_LAYERS
 
 R1_GAMMA = 10.0  # LIA Sec. 6: γ = 10
 PERCEPTUAL_WEIGHT = 5e-5  # LIA Sec. 6: β1 = 5e-5 on the VGG conv4_3 feature distance
-ADVERSARIAL_WEIGHT = 0.1  # LIA Sec. 6: β2 = 0.1 (on the adversarial term, as the authors' code; see lia/steps.py)
+ADVERSARIAL_WEIGHT = (
+    0.1  # LIA Sec. 6: β2 = 0.1 (on the adversarial term, as the authors' code; see lia/steps.py)
+)
 
 
 @dataclass(frozen=True)
 class LiaTrainConfig:
     """Everything a LIA run needs; saved in the run directory and in every checkpoint."""
 
-    train: TrainConfig  # data, progressive schedule (stage 1), Adam, EMA, mirror, layer noise, seed, bookkeeping
+    train: (
+        TrainConfig  # data, progressive schedule (stage 1), Adam, EMA, mirror, layer noise, seed, bookkeeping
+    )
     coupling_layers: int = COUPLING_LAYERS
     coupling_hidden: int | None = None  # width of each τ; None: the latent dimension
     coupling_depth: int = COUPLING_DEPTH
     r1_gamma: float = R1_GAMMA
     perceptual_weight: float = PERCEPTUAL_WEIGHT
     adversarial_weight: float = ADVERSARIAL_WEIGHT
-    encoder_images: int | None = None  # stage-2 length; None: as long as the last stage-1 phase (the paper gives none)
+    encoder_images: int | None = (
+        None  # stage-2 length; None: as long as the last stage-1 phase (the paper gives none)
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):

@@ -33,7 +33,12 @@ from automod_cli.training.loop import TrainResult, training_loop
 from automod_cli.training.precision import Precision
 from automod_cli.training.run import Report, TrainingRun
 from automod_cli.training.schedule import PhaseState, phase_at
-from automod_cli.training.state import RunCounters, latest_resumable, load_training_checkpoint, restore_training
+from automod_cli.training.state import (
+    RunCounters,
+    latest_resumable,
+    load_training_checkpoint,
+    restore_training,
+)
 
 STAGES = (1, 2)
 
@@ -41,8 +46,14 @@ STAGES = (1, 2)
 class LiaRun(TrainingRun):
     """One LIA run: `resume` a checkpoint pair or start from `config`; trained by training_loop up to an end."""
 
-    def __init__(self, config: LiaTrainConfig | None, run_dir: Path, device: str | torch.device = "auto",
-                 resume: Path | None = None, report: Report | None = None):
+    def __init__(
+        self,
+        config: LiaTrainConfig | None,
+        run_dir: Path,
+        device: str | torch.device = "auto",
+        resume: Path | None = None,
+        report: Report | None = None,
+    ):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise AutomodError("LIA training runs in a single process: start it without torchrun.")
         self.run_dir = Path(run_dir)
@@ -51,7 +62,9 @@ class LiaRun(TrainingRun):
         self.world = World()
         restored = load_training_checkpoint(resume) if resume is not None else None
         if restored is not None and not is_lia_checkpoint(restored.meta):
-            raise AutomodError(f"'{resume}' is not a LIA run: resume it as the model it is (without --model lia).")
+            raise AutomodError(
+                f"'{resume}' is not a LIA run: resume it as the model it is (without --model lia)."
+            )
         if restored is None and config is None:
             raise AutomodError("a new LIA run needs a config (or resume an existing run).")
         self.config = LiaTrainConfig.from_dict(restored.meta["lia_train_config"]) if restored else config
@@ -96,8 +109,13 @@ class LiaRun(TrainingRun):
 
     def checkpoint_meta(self) -> dict[str, Any]:
         cfg = self.config
-        return {"kind": KIND, "lia_config": cfg.network.to_dict(), "train_config": cfg.train.to_dict(),
-                "lia_train_config": cfg.to_dict(), "stage": self.active_stage}
+        return {
+            "kind": KIND,
+            "lia_config": cfg.network.to_dict(),
+            "train_config": cfg.train.to_dict(),
+            "lia_train_config": cfg.to_dict(),
+            "stage": self.active_stage,
+        }
 
     def report_fields(self) -> dict[str, Any]:
         return {"stage": self.active_stage}
@@ -118,11 +136,19 @@ class LiaRun(TrainingRun):
         cfg = self.config
         with self.precision.autocast():
             if self.active_stage == 1:
-                return gan_step(self.generator, self.discriminator, x, phase, cfg.r1_gamma, cfg.train.layer_noise,
-                                self.optimizers)
+                return gan_step(
+                    self.generator,
+                    self.discriminator,
+                    x,
+                    phase,
+                    cfg.r1_gamma,
+                    cfg.train.layer_noise,
+                    self.optimizers,
+                )
             weights = (cfg.r1_gamma, cfg.perceptual_weight, cfg.adversarial_weight)
-            return encoder_step(self.encoder, self.ema, self.discriminator, self.features, x, phase, weights,
-                                self.optimizers)
+            return encoder_step(
+                self.encoder, self.ema, self.discriminator, self.features, x, phase, weights, self.optimizers
+            )
 
     def ema_source(self) -> torch.nn.Module | None:
         """The generator in stage 1; in stage 2 it is frozen and its EMA is g*."""
@@ -140,14 +166,24 @@ class LiaRun(TrainingRun):
             real = torch.nn.functional.interpolate(self.preview, size=(res, res), mode="area")
             recon = self.ema.synthesize(self.encoder(real, self.level, 1.0), self.level, 1.0, False)
             pairs = torch.stack([real, recon], dim=1).flatten(0, 1)
-            paths.append(save_image(folder / f"{res}-reconstructions.png", make_grid(pairs, 8), overwrite=True))
+            paths.append(
+                save_image(folder / f"{res}-reconstructions.png", make_grid(pairs, 8), overwrite=True)
+            )
         self.report("grids", {"resolution": res, "paths": [str(p) for p in paths]})
         return paths
 
 
-def train_lia(config: LiaTrainConfig | None, run_dir: Path, stage: int | None = None, device: str = "auto",
-              resume: Path | None = None, report: Report | None = None, stop_after_images: int | None = None,
-              features: FeatureNet | None = None, vgg_weights: Path | None = None) -> TrainResult:
+def train_lia(
+    config: LiaTrainConfig | None,
+    run_dir: Path,
+    stage: int | None = None,
+    device: str = "auto",
+    resume: Path | None = None,
+    report: Report | None = None,
+    stop_after_images: int | None = None,
+    features: FeatureNet | None = None,
+    vgg_weights: Path | None = None,
+) -> TrainResult:
     """Train LIA in `run_dir`: `stage` 1 (the GAN), 2 (the encoder; continues the run's latest checkpoint
     when `resume` is None) or None (both in sequence). `stop_after_images` counts images over both stages.
     Stage 2 needs ε: `features` if given, else VGG16 conv4_3 from `vgg_weights`, the environment or the cache,
@@ -156,8 +192,10 @@ def train_lia(config: LiaTrainConfig | None, run_dir: Path, stage: int | None = 
         raise AutomodError(f"LIA has stages 1 and 2, not {stage}.")
     if stage == 2 and resume is None:
         if not run_checkpoints(run_dir):
-            raise AutomodError(f"stage 2 continues a LIA run whose stage 1 is done, and '{run_dir}' has no "
-                               "checkpoints: run stage 1 first.")
+            raise AutomodError(
+                f"stage 2 continues a LIA run whose stage 1 is done, and '{run_dir}' has no "
+                "checkpoints: run stage 1 first."
+            )
         resume, _ = latest_resumable(run_dir)
     run = LiaRun(config, run_dir, device=device, resume=resume, report=report)
     cfg = run.config

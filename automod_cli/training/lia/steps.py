@@ -30,8 +30,9 @@ def generator_gan_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_scores).mean()
 
 
-def discriminator_gan_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, r1: torch.Tensor,
-                           gamma: float) -> torch.Tensor:
+def discriminator_gan_loss(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, r1: torch.Tensor, gamma: float
+) -> torch.Tensor:
     """Logistic discriminator loss plus the R1 penalty: mean softplus(c(x̃)) + mean softplus(−c(x)) + γ/2 · R1
     (LIA Eq. 8's regulariser; Mescheder et al. 2018)."""
     return F.softplus(fake_scores).mean() + F.softplus(-real_scores).mean() + 0.5 * gamma * r1
@@ -44,7 +45,11 @@ def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
 
 
 def discriminator_step(
-    discriminator: LiaDiscriminator, real: torch.Tensor, fake: torch.Tensor, phase: PhaseState, gamma: float,
+    discriminator: LiaDiscriminator,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    phase: PhaseState,
+    gamma: float,
     optimizer: torch.optim.Optimizer,
 ) -> dict[str, torch.Tensor]:
     """One update of c on real images and (detached) fakes."""
@@ -54,8 +59,12 @@ def discriminator_step(
     r1 = r1_penalty(real_scores, real)
     loss = discriminator_gan_loss(real_scores, fake_scores, r1, gamma)
     _update(optimizer, loss)
-    return {"d_loss": loss.detach(), "r1": r1.detach(), "real_score": real_scores.detach().mean(),
-            "fake_score": fake_scores.detach().mean()}
+    return {
+        "d_loss": loss.detach(),
+        "r1": r1.detach(),
+        "real_score": real_scores.detach().mean(),
+        "fake_score": fake_scores.detach().mean(),
+    }
 
 
 def _frozen_scores(discriminator: nn.Module, images: torch.Tensor, phase: PhaseState) -> torch.Tensor:
@@ -68,8 +77,13 @@ def _frozen_scores(discriminator: nn.Module, images: torch.Tensor, phase: PhaseS
 
 
 def gan_step(
-    generator: LiaGenerator, discriminator: LiaDiscriminator, real: torch.Tensor, phase: PhaseState, gamma: float,
-    noise: bool, optimizers: dict[str, torch.optim.Optimizer],
+    generator: LiaGenerator,
+    discriminator: LiaDiscriminator,
+    real: torch.Tensor,
+    phase: PhaseState,
+    gamma: float,
+    noise: bool,
+    optimizers: dict[str, torch.optim.Optimizer],
 ) -> dict[str, torch.Tensor]:
     """Stage 1 (LIA Eq. 9-10): z ~ N(0, I) → x̃ = g(φ⁻¹(z)); update g∘φ⁻¹, then c."""
     z = torch.randn(real.shape[0], generator.latent_dim, device=real.device)
@@ -81,8 +95,13 @@ def gan_step(
 
 
 def encoder_step(
-    encoder: Encoder, generator: LiaGenerator, discriminator: LiaDiscriminator, features: FeatureNet,
-    real: torch.Tensor, phase: PhaseState, weights: tuple[float, float, float],
+    encoder: Encoder,
+    generator: LiaGenerator,
+    discriminator: LiaDiscriminator,
+    features: FeatureNet,
+    real: torch.Tensor,
+    phase: PhaseState,
+    weights: tuple[float, float, float],
     optimizers: dict[str, torch.optim.Optimizer],
 ) -> dict[str, torch.Tensor]:
     """Stage 2 (LIA Eq. 11-12): x̃ = g*(f(x)) with the frozen (EMA) generator, layer noise off; update f, then
@@ -93,10 +112,19 @@ def encoder_step(
     pixel = (reconstruction - real).pow(2).mean()
     with torch.no_grad():
         target_features = features(real).float()
-    perceptual = (features(reconstruction).float() - target_features).pow(2).mean()  # fp32 under bf16 autocast
+    perceptual = (
+        (features(reconstruction).float() - target_features).pow(2).mean()
+    )  # fp32 under bf16 autocast
     adversarial = generator_gan_loss(_frozen_scores(discriminator, reconstruction, phase))
     loss = pixel + beta_perceptual * perceptual + beta_adversarial * adversarial
     _update(optimizers["encoder"], loss)
-    scalars = discriminator_step(discriminator, real, reconstruction, phase, gamma, optimizers["discriminator"])
-    return {"enc_loss": loss.detach(), "recon": pixel.detach(), "perceptual": perceptual.detach(),
-            "adversarial": adversarial.detach(), **scalars}
+    scalars = discriminator_step(
+        discriminator, real, reconstruction, phase, gamma, optimizers["discriminator"]
+    )
+    return {
+        "enc_loss": loss.detach(),
+        "recon": pixel.detach(),
+        "perceptual": perceptual.detach(),
+        "adversarial": adversarial.detach(),
+        **scalars,
+    }
