@@ -3,7 +3,8 @@
 error against the renderer's truth (the numbers the README quotes; `automod eval recon-truth` and `automod eval
 mix-truth` measure the same), and one picture of held-out pairs: A, B, their reconstructions, the truth and the
 model's mix (automod_cli/metrics/builtin/showcase.py).
-Usage: python scripts/demo_report.py RUN [PICTURE] [--json FILE]   (default picture: RUN/demo.png, replaced)"""
+Usage: python scripts/demo_report.py RUN [PICTURE] [--json FILE] [--images N] [--pairs N]
+(default picture: RUN/demo.png, replaced)"""
 
 import argparse
 import json
@@ -19,9 +20,11 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a run directory or checkpoint of a model trained on the built-in data")
     parser.add_argument("picture", type=Path, nargs="?", help="where to write the picture (default RUN/demo.png)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.add_argument("--images", type=int, default=1024, help="held-out images reconstructed (default: all 1,024)")
+    parser.add_argument("--pairs", type=int, default=512, help="held-out pairs mixed (default: all 512)")
     args = parser.parse_args()
     model = load_model(args.run).eval()
-    result = showcase.summary(model)
+    result = showcase.summary(model, images=args.images, pairs=args.pairs)
     print("\n".join(result.lines()))
     picture = args.picture or (args.run if args.run.is_dir() else args.run.parent.parent) / "demo.png"
     save_image(picture, showcase.figure(model, result), overwrite=True)

@@ -85,8 +85,9 @@ def test_the_script_prints_the_numbers_and_writes_the_picture(model, tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     save_model(run / "checkpoints" / "ckpt-0000000064.safetensors", model, {"train_config": {"data": None}})
-    done = subprocess.run([sys.executable, str(SCRIPT), str(run), "--json", str(tmp_path / "n.json")],
-                          capture_output=True, text=True, check=True)
-    assert "held-out reconstruction at 32²" in done.stdout and "the mean training image" in done.stdout
+    done = subprocess.run([sys.executable, str(SCRIPT), str(run), "--json", str(tmp_path / "n.json"), "--images", "8",
+                           "--pairs", "4"], capture_output=True, text=True, check=True)
+    assert "held-out reconstruction at 32² (8 test images)" in done.stdout and "the mean training image" in done.stdout
+    assert "(4 held-out pairs)" in done.stdout
     assert "against the truth" in done.stdout and (run / "demo.png").is_file()
     assert '"mix_mse"' in (tmp_path / "n.json").read_text()
