@@ -174,8 +174,8 @@ def train(
     recipe: Optional[str] = typer.Option(
         None,
         "--recipe",
-        help="authors (the authors' code where it differs from the papers' text) or "
-        "paper; default: authors for the dataset presets, else the one measured "
+        help="authors (the authors' code where it differs from the papers' text; step for step, "
+        "tests/test_parity.py) or paper; default: authors for the dataset presets, else the one measured "
         "better on the built-in data (docs/training.md).",
     ),
     model: Optional[str] = typer.Option(
@@ -248,7 +248,8 @@ def train(
     settings: List[str] = typer.Option(
         [],
         "--set",
-        help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, model.latent_dim=256.",
+        help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, model.latent_dim=256, "
+        "recipe.fake_pool=0 (one element of the recipe).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     stop_after: Optional[int] = typer.Option(
