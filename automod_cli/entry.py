@@ -12,9 +12,6 @@ def main() -> int:
 
         print(f"automod {__version__}")
         return 0
-    from automod_cli.threads import configure_waiting
-
-    configure_waiting()  # before anything imports torch: libgomp reads it once, when torch loads it
     try:
         from automod_cli.cli import main as cli_main
     except KeyboardInterrupt:

@@ -9,8 +9,7 @@
 
 A way is `default` (2 threads per core count, libgomp's own spinning), `spin:N` (GOMP_SPINCOUNT=N: a waiting
 thread spins N times, then sleeps), `passive` (OMP_WAIT_POLICY=PASSIVE: it sleeps at once) or `threads:N`
-(torch.set_num_threads(N), default spinning); `automod` runs with the environment automod's console script sets
-(automod_cli/threads.py). libgomp reads its variables once, when torch loads it, so each way runs in its own process."""
+(torch.set_num_threads(N), default spinning). libgomp reads its variables once, when torch loads it, so each way runs in its own process."""
 
 from __future__ import annotations
 
@@ -33,17 +32,12 @@ def way_settings(way: str) -> tuple[dict[str, str], list[str]]:
         return {}, []
     if way == "passive":
         return {"OMP_WAIT_POLICY": "PASSIVE"}, []
-    if way == "automod":
-        sys.path.insert(0, str(BENCH.parent.parent))
-        from automod_cli.threads import wait_environment
-
-        return wait_environment({}), []
     name, _, value = way.partition(":")
     if name == "spin" and value.isdigit():
         return {"GOMP_SPINCOUNT": value}, []
     if name == "threads" and value.isdigit():
         return {}, ["--threads", value]
-    raise SystemExit(f"unknown way '{way}': default, passive, automod, spin:N or threads:N")
+    raise SystemExit(f"unknown way '{way}': default, passive, spin:N or threads:N")
 
 
 def measure(way: str, busy: int, args) -> list[dict]:
@@ -72,7 +66,7 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=1, help="busy loops beside the training (one thread each)")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--ways", nargs="+", default=["default", "automod", "passive", "threads:1"])
+    parser.add_argument("--ways", nargs="+", default=["default", "spin:10000", "passive", "threads:1"])
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="passed to bench.py train")
     args = parser.parse_args()
     for way in args.ways:

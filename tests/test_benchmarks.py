@@ -14,7 +14,6 @@ from tiny_models import benchmark_module, flip_invariance_loss
 from automod_cli.presets import resolve_train_config
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
-from automod_cli.threads import SPIN_COUNT
 from automod_cli.training.distributed import World
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
@@ -289,6 +288,5 @@ def test_busy_ways_name_the_environment_and_arguments_of_each_thread_policy():
     assert busy.way_settings("passive") == ({"OMP_WAIT_POLICY": "PASSIVE"}, [])
     assert busy.way_settings("spin:1000") == ({"GOMP_SPINCOUNT": "1000"}, [])
     assert busy.way_settings("threads:1") == ({}, ["--threads", "1"])
-    assert busy.way_settings("automod") == ({"GOMP_SPINCOUNT": str(SPIN_COUNT)}, [])
     with pytest.raises(SystemExit):
         busy.way_settings("spin:lots")
