@@ -206,3 +206,16 @@ def test_the_authors_recipe_shrinks_the_built_in_images_as_their_loader_and_refu
     assert resolve_train_config("custom", {"recipe": "authors", "data": "x.h5"}).recipe.real_downscale == "area"
     with pytest.raises(AutomodError, match="recipe.real_downscale=area"):
         resolve_train_config("builtin", {"recipe": "authors", "data": "x.h5"})
+
+
+def test_a_resumed_run_that_outlives_its_starting_checkpoint_ends_cleanly(tmp_path, monkeypatch, capsys):
+    """With one checkpoint kept, the one a run resumed from is gone by its end: the end message does not need it."""
+    monkeypatch.chdir(tmp_path)
+    base = ["--max-res", "8", "--set", "model.channels=[8,8]", "--set", "model.latent_dim=8", "--set", "batch_size=8",
+            "--set", "phase_images=32", "--set", "data_limit=16", "--set", "checkpoint_every=8",
+            "--set", "keep_checkpoints=1", "--device", "cpu"]
+    assert main(["train", "--out", "run", "--stop-after", "16", *base]) == 0  # stops early, with a checkpoint
+    started_from = sorted((tmp_path / "run" / "checkpoints").glob("*.safetensors"))
+    assert main(["train", "--resume", "run", "--device", "cpu"]) == 0
+    assert not started_from[0].exists()  # rotated away during the resumed run
+    assert "done: 64 images" in capsys.readouterr().out

@@ -343,6 +343,8 @@ def train(
         _announce_end(start.config, start.checkpoint, kimg, stop_after)
     display = _Display(is_main, resumed_from=start.checkpoint)
     lia_only = {"stage": stage, "vgg_weights": vgg_weights} if lia_run else {}
+    # read before training: the checkpoint resumed from may be rotated away by the time the run ends
+    origin = fine_tune_start(start.config, start.checkpoint)
     if start.checkpoint is not None:
         result = training.resume(
             start.checkpoint,
@@ -363,7 +365,7 @@ def train(
         )
     if not is_main:
         return
-    run_dir, origin = start.run_dir, fine_tune_start(start.config, start.checkpoint)
+    run_dir = start.run_dir
     seen = (
         f"{result.images_seen:,} images"
         if origin is None
