@@ -240,7 +240,8 @@ def test_the_architecture_doc_names_no_missing_module():
     assert named <= present, f"named in the layout but absent: {sorted(named - present)}"
 
 
-COMMAND_HELPERS = {"automod_cli.commands", "automod_cli.commands.options", "automod_cli.commands.ops_report"}
+COMMAND_HELPERS = {"automod_cli.commands", "automod_cli.commands.options", "automod_cli.commands.ops_report",
+                   "automod_cli.commands.train_report"}
 
 
 def test_no_command_module_imports_another():

@@ -6,7 +6,7 @@ import pytest
 
 from automod_cli.errors import AutomodError
 from automod_cli.training.lia.config import LiaTrainConfig
-from automod_cli.training.start import new_run, staged
+from automod_cli.training.start import Request, new_run, plan, staged
 
 
 def test_a_new_run_resolves_its_settings_in_order_and_names_its_run_directory(tmp_path, monkeypatch):
@@ -32,3 +32,25 @@ def test_lia_starts_with_its_own_config_and_bad_settings_are_one_line(tmp_path, 
         new_run(None, None, {}, assignments=["seed"])
     with pytest.raises(AutomodError, match="does not exist: make one with `automod prep`"):
         new_run(None, None, {}, data=tmp_path / "missing.h5")
+
+
+def test_plan_checks_what_goes_together_before_anything_is_made(tmp_path, monkeypatch):
+    """`plan` (what `automod train` hands its options to) refuses, in one line naming the flag, what does not go
+    together; a new run's length and `--no-compile` are fine for LIA."""
+    monkeypatch.chdir(tmp_path)
+    refused = [
+        (Request(model="gan"), "unknown model 'gan'"),
+        (Request(model="lia", init="ffhq256"), "--init starts a new run"),
+        (Request(resume=tmp_path / "run", init="ffhq256"), "--init starts a new run"),
+        (Request(stage=1), "--stage and --weights belong to LIA"),
+        (Request(vgg_weights=tmp_path / "vgg.pth", model="wae"), "--stage and --weights belong to LIA"),
+        (Request({"reconstruction": "l1", "layer_loss": False}, model="lia"), "--reconstruction does not apply"),
+        (Request({"layer_loss": False}, model="lia"), "--layer-loss does not apply"),
+        (Request({"compile": True}, model="lia"), "--compile does not apply"),
+    ]
+    for request, message in refused:
+        with pytest.raises(AutomodError, match=message):
+            plan(request)
+    start = plan(Request({"total_kimg": 1.0, "compile": False}, model="lia", stage=1))
+    assert start.staged and start.stage == 1 and start.config.train.total_kimg == 1.0 and start.origin is None
+    assert not (tmp_path / "runs").exists()

@@ -52,16 +52,16 @@ def test_a_data_set_smaller_than_a_batch_leaves_no_run_and_names_the_setting(her
 
 
 def test_sigterm_stops_with_a_checkpoint_and_exit_status_143(here, capsys, monkeypatch):
-    from automod_cli.commands import train as command
+    from automod_cli.commands.train_report import Display
 
-    shown = command._Display.__call__
+    shown = Display.__call__
 
     def stop_at_first_log(self, event, data):
         shown(self, event, data)
         if event == "log":
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(command._Display, "__call__", stop_at_first_log)
+    monkeypatch.setattr(Display, "__call__", stop_at_first_log)
     assert main(["train", *TINY, "--out", "run"]) == 143
     out = capsys.readouterr().out
     assert "continue with: automod train --resume run" in out
@@ -126,9 +126,9 @@ def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_st
     assert main(["train", "--resume", "run", "--kimg", "0.32", "--device", "cpu"]) == 0
     assert "resumed from run/checkpoints/ckpt-0000000256.safetensors at 256 images" in capsys.readouterr().out
     # in a terminal the bar follows every step, not only the log intervals
-    from automod_cli.commands.train import _Display
+    from automod_cli.commands.train_report import Display
 
-    display = _Display(True)
+    display = Display(True)
     display.live = True
     display("start", {"total": 512, "images_seen": 0})
     display("step", {"images_seen": 16, "resolution": 4, "alpha": 1.0})
@@ -154,10 +154,10 @@ def test_fine_tuning_counts_its_own_images_and_shows_progress_before_its_end(her
 
 def test_piped_progress_comes_at_least_every_minute():
     """Between log intervals a progress line comes once a minute has passed, even below PROGRESS_SHARE of the run."""
-    from automod_cli.commands import train as command
+    from automod_cli.commands.train_report import Display
 
     now = [0.0]
-    display = command._Display(True, clock=lambda: now[0])
+    display = Display(True, clock=lambda: now[0])
     display.live = False
     printed = []
     display._line = lambda text, done: (printed.append(text), setattr(display, "last_time", now[0]),

@@ -1,7 +1,8 @@
 """Progressive training of every model kind, as a Python API: `train(config, run_dir)` starts a run and
 `resume(path)` continues one; both pick the model kind (the config's type, or the checkpoint's metadata) and run
 the one training loop (training/loop.py). `automod train` maps its options onto a start (training/start.py: a new
-run's config and run directory, or the checkpoint a resume continues from) and hands it to these calls.
+run's config and run directory, or the checkpoint a resume continues from) and hands it to `launch`, which makes
+one of these calls.
 
     from automod_cli.presets import resolve_train_config
     from automod_cli import training
@@ -22,9 +23,9 @@ from automod_cli.training.lia.config import LiaTrainConfig
 from automod_cli.training.lia.run import train_lia
 from automod_cli.training.loop import TrainResult
 from automod_cli.training.run import Report
-from automod_cli.training.start import resume_point
+from automod_cli.training.start import Start, resume_point
 
-__all__ = ["TrainResult", "resume", "resume_point", "train"]
+__all__ = ["TrainResult", "launch", "resume", "resume_point", "train"]
 
 
 def train(
@@ -104,4 +105,29 @@ def resume(
         report=report,
         stop_after_images=stop_after_images,
         total_kimg=total_kimg,
+    )
+
+
+def launch(
+    start: Start, *, device: str = "auto", report: Report | None = None, stop_after_images: int | None = None
+) -> TrainResult:
+    """Run a `Start` (training/start.py's `plan`: what `automod train` asked for): resume its checkpoint, with its
+    new length, or train its new run; a staged run (LIA) in the stage it names."""
+    staged = {"stage": start.stage, "vgg_weights": start.vgg_weights} if start.staged else {}
+    if start.checkpoint is not None:
+        return resume(
+            start.checkpoint,
+            device=device,
+            report=report,
+            stop_after_images=stop_after_images,
+            total_kimg=start.total_kimg,
+            **staged,
+        )
+    return train(
+        start.config,
+        start.run_dir,
+        device=device,
+        report=report,
+        stop_after_images=stop_after_images,
+        **staged,
     )

@@ -1,13 +1,15 @@
 """Where a run starts, as `automod train` asks for it: a new run's config (a preset, then a config file, `--set` and
 the options given as settings, and a model to fine-tune) and run directory, or the checkpoint a resumed run
-continues from. The command maps its options onto `new_run` / `resumed_run` and shows what they give; `train` and
-`resume` (training/__init__.py) then run it.
+continues from. The command maps its options onto a `Request`; `plan` checks what goes together (the options of a
+kind trained in stages, LIA, among them) and gives the `Start` that `training.launch` then runs (`new_run` and
+`resumed_run` are its two halves, also callable alone).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,25 @@ RUNS_DIR = Path("runs")
 
 
 @dataclass(frozen=True)
+class Request:
+    """What `automod train` is asked for, option by option (None: not given). `settings` are the options that stand
+    for config settings, keyed as `--set` names (`model.decoder`, `total_kimg`, ...); of them a resumed run takes only
+    `total_kimg`, its new length."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+    model: str | None = None  # the kind: kinds.KINDS
+    data: Path | None = None
+    config_file: Path | None = None
+    assignments: tuple[str, ...] = ()  # `--set NAME=VALUE`, in order
+    init: str | None = None  # fine-tune from this model's weights
+    out: Path | None = None
+    resume: Path | None = None  # a run directory or one of its checkpoints
+    stage: int | None = None  # LIA only: 1 or 2 (None: both in sequence)
+    vgg_weights: Path | None = None  # LIA only: VGG16's weight file for stage 2
+
+
+@dataclass(frozen=True)
 class Start:
     """A run about to start: a new one (its config and run directory) or a resumed one (its checkpoint)."""
 
@@ -33,6 +54,82 @@ class Start:
     checkpoint: Path | None = None  # the checkpoint a resumed run continues from
     notes: tuple[str, ...] = ()  # newer checkpoints a resume passed over, and why
     staged: bool = False  # a kind trained in stages with its own config type (LIA: --stage, --weights)
+    total_kimg: float | None = None  # a resumed run's new length
+    stage: int | None = None  # a staged run's stage (None: every stage in sequence)
+    vgg_weights: Path | None = None  # a staged run's VGG16 weight file
+    origin: int | None = None  # where a fine-tuning run (--init) started, from which its images count
+
+    def train_config(self) -> TrainConfig:
+        """The config an automodulator (PIONEER, VAE, WAE) run trains with: a new run's, or the one its checkpoint
+        holds, with its new length."""
+        if self.config is not None:
+            return self.config
+        config = TrainConfig.from_dict(read_meta(self.checkpoint)["train_config"])
+        return config if self.total_kimg is None else dataclasses.replace(config, total_kimg=self.total_kimg)
+
+
+# The options a run trained in stages (LIA) has no use for, as the settings they stand for and their flags, in the
+# order an error names them: the automodulator's loss options, and for a resumed run a new length (LIA's stage
+# lengths are fixed when it starts).
+NOT_STAGED = {
+    "flip_invariance_layer": "--flip-invariance-layer",
+    "reconstruction": "--reconstruction",
+    "layer_loss": "--layer-loss",
+    "recipe": "--recipe",
+    "total_kimg": "--kimg",
+    "compile": "--compile",
+}
+
+
+def plan(request: Request) -> Start:
+    """What `automod train` asked for, checked, as the run to start: the resumed run, or a new one (`new_run`). One
+    line for options that do not go together: an unknown kind, `--init` with a resume or LIA, LIA's options for
+    another kind, the automodulator's for LIA (`check_staged_options`)."""
+    if request.model is not None and request.model not in KINDS:
+        raise AutomodError(f"unknown model '{request.model}': choose one of {', '.join(KINDS)} (--model).")
+    if request.init is not None and (request.resume is not None or staged(request.model)):
+        raise AutomodError(
+            "--init starts a new run from a model's weights: it cannot be combined with --resume or "
+            "--model lia."
+        )
+    resumed = resumed_run(request.resume) if request.resume is not None else None
+    is_staged = resumed.staged if resumed is not None else staged(request.model)
+    check_staged_options(is_staged, request)
+    if resumed is not None:
+        start = dataclasses.replace(resumed, total_kimg=request.settings.get("total_kimg"))
+    else:
+        start = new_run(
+            request.preset,
+            request.model,
+            request.settings,
+            data=request.data,
+            config_file=request.config_file,
+            assignments=list(request.assignments),
+            init=request.init,
+            out=request.out,
+        )
+    # read now: the checkpoint resumed from may be rotated away by the time the run ends
+    origin = fine_tune_start(start.config, start.checkpoint)
+    return dataclasses.replace(start, stage=request.stage, vgg_weights=request.vgg_weights, origin=origin)
+
+
+def check_staged_options(is_staged: bool, request: Request) -> None:
+    """`--stage` and `--weights` only for a kind trained in stages (LIA); for it, none of NOT_STAGED (`total_kimg`
+    only for a resume: a new LIA run takes its length)."""
+    if not is_staged and (request.stage is not None or request.vgg_weights is not None):
+        raise AutomodError(
+            "--stage and --weights belong to LIA: use them with --model lia (or --resume a LIA run)."
+        )
+    asked = {key: request.settings.get(key) for key in NOT_STAGED}
+    asked["compile"] = asked["compile"] or None  # --no-compile asks for nothing
+    if request.resume is None:
+        asked["total_kimg"] = None
+    given = [NOT_STAGED[key] for key, value in asked.items() if value is not None]
+    if is_staged and given:
+        raise AutomodError(
+            f"{given[0]} does not apply to a LIA run (the automodulator's loss options, or a new length "
+            "for a resumed run: LIA's stage lengths are fixed when it starts)."
+        )
 
 
 def staged(kind: str | None) -> bool:
