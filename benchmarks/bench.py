@@ -68,7 +68,13 @@ import naive  # noqa: E402  (benchmarks/naive.py: the straightforward iteration 
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s, matched against
 # torch.cuda.get_device_name() ("NVIDIA H100 80GB HBM3" is the SXM part); anything else needs --peak-tflops.
-PEAK_BF16_TFLOPS = {"H100 80GB HBM3": 989.4, "H200": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "A100": 312.0}
+PEAK_BF16_TFLOPS = {
+    "H100 80GB HBM3": 989.4,
+    "H200": 989.4,
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
+    "A100": 312.0,
+}
 EMA_BETA = 0.999  # any β: the update costs the same
 
 
@@ -79,6 +85,7 @@ def _foreach_adam(module, **kwargs):
 @dataclass(frozen=True)
 class Variant:
     """One way of running the iteration: the loop's own parts, or some of them replaced by benchmarks/naive.py's."""
+
     encoder_step: Callable = encoder_step
     decoder_step: Callable = decoder_step
     adam: Callable = _foreach_adam
@@ -96,16 +103,22 @@ VARIANTS = {
     "plain-ema": Variant(ema_update=naive.plain_ema_update),
     # not an optimisation undone but one to try: Adam as one fused kernel; its loop_speedup < 1 means it is faster
     # than the loop's foreach Adam (no difference on the CPU: RESULTS.md)
-    "fused-adam": Variant(adam=lambda module, **kwargs: torch.optim.Adam(module.parameters(), fused=True, **kwargs)),
+    "fused-adam": Variant(
+        adam=lambda module, **kwargs: torch.optim.Adam(module.parameters(), fused=True, **kwargs)
+    ),
 }
 
 
 def emit(record: dict, args) -> None:
     device = torch.device(args.device)
-    record.update(torch=torch.__version__, machine=platform.machine(), cpu_threads=torch.get_num_threads(),
-                  device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-                  date=datetime.date.today().isoformat(),
-                  peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    record.update(
+        torch=torch.__version__,
+        machine=platform.machine(),
+        cpu_threads=torch.get_num_threads(),
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        date=datetime.date.today().isoformat(),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
     waiting = {name: os.environ[name] for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if name in os.environ}
     if waiting:  # how OpenMP's threads wait (read once, when torch loads libgomp)
         record["openmp_wait"] = waiting
@@ -239,17 +252,27 @@ def iterations_at_every_level(trainer, schedule, steps: int = 2) -> Callable[[],
 # The model kinds whose training iterations `bench.py syncs` checks, as resolve_train_config overrides.
 SYNC_KINDS = {
     "automod": {},
-    "automod-authors": {"recipe": "authors", "fake_pool": 8},  # a pool smaller than a batch: it fills and swaps at once
+    "automod-authors": {
+        "recipe": "authors",
+        "fake_pool": 8,
+    },  # a pool smaller than a batch: it fills and swaps at once
     "automod-l1": {"reconstruction": "l1"},
     "flip-invariance": {"flip_invariance_layer": 2},
     "pioneer": {"kind": "pioneer"},
-    "automod-classic": {"model.decoder": "classic", "mixed_fraction_encoder": 0.0, "mixed_fraction_decoder": 0.0,
-                        "layer_loss": False},
+    "automod-classic": {
+        "model.decoder": "classic",
+        "mixed_fraction_encoder": 0.0,
+        "mixed_fraction_decoder": 0.0,
+        "layer_loss": False,
+    },
     "vae": {"kind": "vae"},
     "wae": {"kind": "wae"},
     "vae-classic": {"kind": "vae", "model.decoder": "classic"},
 }
-SYNC_RUN = {"mirror": True, "data_limit": 256}  # mirroring on: its mask is the one per-step host-to-device copy
+SYNC_RUN = {
+    "mirror": True,
+    "data_limit": 256,
+}  # mirroring on: its mask is the one per-step host-to-device copy
 
 
 def bench_syncs(args) -> None:
@@ -265,8 +288,18 @@ def bench_syncs(args) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 trainer = AutomodulatorRun(config, Path(tmp), device=torch.device(args.device))
                 found = host_syncs(iterations_at_every_level(trainer, config, args.steps), device)
-        emit({"bench": "syncs", "preset": args.preset, "kind": kind, "steps_per_point": args.steps,
-              "iterations": args.steps * len(images_at_every_level(config)), "syncs": len(found), "first": found[:3]}, args)
+        emit(
+            {
+                "bench": "syncs",
+                "preset": args.preset,
+                "kind": kind,
+                "steps_per_point": args.steps,
+                "iterations": args.steps * len(images_at_every_level(config)),
+                "syncs": len(found),
+                "first": found[:3],
+            },
+            args,
+        )
 
 
 def bench_matmul(args) -> None:
@@ -278,9 +311,19 @@ def bench_matmul(args) -> None:
     for name in args.precision:
         dtype = torch.bfloat16 if name == "bf16" else torch.float32
         a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-        times = [timed(lambda: a @ b, 1, device, warmup=args.warmup if i == 0 else 0)[0] for i in range(args.steps)]
-        emit({"bench": "matmul", "n": n, "precision": name, "steps": args.steps,
-              "tflops": round(2 * n**3 / statistics.median(times) / 1e12, 3)}, args)
+        times = [
+            timed(lambda: a @ b, 1, device, warmup=args.warmup if i == 0 else 0)[0] for i in range(args.steps)
+        ]
+        emit(
+            {
+                "bench": "matmul",
+                "n": n,
+                "precision": name,
+                "steps": args.steps,
+                "tflops": round(2 * n**3 / statistics.median(times) / 1e12, 3),
+            },
+            args,
+        )
 
 
 def peak_tflops(args) -> float | None:
@@ -299,46 +342,76 @@ def bench_data(args) -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.h5"
-        writer = H5Writer(path, top, {"source": "bench", "source_path": "-", "alignment": "none", "split": "all"}, "bench")
+        writer = H5Writer(
+            path, top, {"source": "bench", "source_path": "-", "alignment": "none", "split": "all"}, "bench"
+        )
         for _ in range(args.images):
             writer.add(pyramid(rng.integers(0, 256, (top, top, 3), dtype=np.uint8)))
         writer.checkpoint(args.images)
         writer.commit()
         for res in args.resolutions:
             for workers in args.workers:
-                loader = DataLoader(H5Images(path, res), batch_size=32, shuffle=True, num_workers=workers,
-                                    prefetch_factor=4 if workers else None)  # as training/data.py's loader
+                loader = DataLoader(
+                    H5Images(path, res),
+                    batch_size=32,
+                    shuffle=True,
+                    num_workers=workers,
+                    prefetch_factor=4 if workers else None,
+                )  # as training/data.py's loader
                 batches = iter(loader)
                 next(batches)  # steady state: the workers' start (once per phase in training) stays out
                 start, n = time.perf_counter(), 0
                 for batch in batches:
                     n += batch.shape[0]
-                emit({"bench": "data", "resolution": res, "workers": workers, "batch": 32,
-                      "images_per_s": round(n / (time.perf_counter() - start), 1)}, args)
+                emit(
+                    {
+                        "bench": "data",
+                        "resolution": res,
+                        "workers": workers,
+                        "batch": 32,
+                        "images_per_s": round(n / (time.perf_counter() - start), 1),
+                    },
+                    args,
+                )
 
 
 class TrainingIteration:
     """The loop's iteration (training/loop.py) at one resolution's steady state, on a fixed batch."""
 
-    def __init__(self, config, res: int, device: torch.device, precision: str, compile: bool, variant: Variant = Variant()):
+    def __init__(
+        self,
+        config,
+        res: int,
+        device: torch.device,
+        precision: str,
+        compile: bool,
+        variant: Variant = Variant(),
+    ):
         start = sum(config.phase_images[r] for r in config.resolutions if r < res)
         self.config, self.device = config, device
         self.phase = phase_at(config, start + config.phase_images[res] - 1)  # the phase's last image: α = 1
         model = Automodulator(config.model)
-        self.nets = Nets(model.encoder.to(device), model.decoder.to(device), AdaptiveRobustLoss(3, res).to(device))
+        self.nets = Nets(
+            model.encoder.to(device), model.decoder.to(device), AdaptiveRobustLoss(3, res).to(device)
+        )
         self.ema = make_ema(self.nets.decoder)
         self.precision = Precision(device.type, precision)
         self.precision.prepare(self.nets.encoder, self.nets.decoder, self.ema, compile=compile)
         self.variant = variant
         adam = lambda m: variant.adam(m, lr=self.phase.lr, betas=config.adam_betas, eps=config.adam_eps)
-        self.encoder_opts, self.decoder_opts = [adam(self.nets.encoder), adam(self.nets.robust)], [adam(self.nets.decoder)]
+        self.encoder_opts, self.decoder_opts = (
+            [adam(self.nets.encoder), adam(self.nets.robust)],
+            [adam(self.nets.decoder)],
+        )
         self.x = torch.rand(self.phase.batch_size, 3, res, res, device=device) * 2 - 1
 
     def __call__(self) -> None:
         world, config = World(), self.config
         with self.precision.autocast():
             self.variant.encoder_step(self.nets, self.x, self.phase, config, self.encoder_opts, world)
-            self.variant.decoder_step(self.nets, self.x.shape[0], self.phase, config, self.decoder_opts, world, self.device)
+            self.variant.decoder_step(
+                self.nets, self.x.shape[0], self.phase, config, self.decoder_opts, world, self.device
+            )
         self.variant.ema_update(self.ema, self.nets.decoder, EMA_BETA)
 
     def flops(self, iterations: int = 8) -> float:
@@ -353,7 +426,9 @@ class TrainingIteration:
         return counter.get_total_flops() / iterations
 
 
-def timed(fn: Callable[[], object], steps: int, device: torch.device, warmup: int = 0) -> tuple[float, float | None]:
+def timed(
+    fn: Callable[[], object], steps: int, device: torch.device, warmup: int = 0
+) -> tuple[float, float | None]:
     """Seconds for `steps` calls of `fn`, after `warmup` untimed ones, and on CUDA the peak MiB allocated meanwhile."""
     for _ in range(warmup):
         fn()
@@ -378,9 +453,14 @@ def bench_train(args) -> None:
     peak = peak_tflops(args)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     for res in args.resolutions:
-        flops = TrainingIteration(config, res, torch.device("meta"), "fp32", compile=False).flops()  # eager, so countable
-        runs = {(p, v): TrainingIteration(config, res, device, p, args.compile, VARIANTS[v])
-                for p in args.precision for v in args.variants}
+        flops = TrainingIteration(
+            config, res, torch.device("meta"), "fp32", compile=False
+        ).flops()  # eager, so countable
+        runs = {
+            (p, v): TrainingIteration(config, res, device, p, args.compile, VARIANTS[v])
+            for p in args.precision
+            for v in args.variants
+        }
         for step in runs.values():
             for _ in range(args.warmup):
                 step()
@@ -391,12 +471,23 @@ def bench_train(args) -> None:
         for (p, v), measured in rounds.items():
             batch = runs[p, v].phase.batch_size
             seconds = statistics.median(s for s, _ in measured)
-            record = {"bench": "train", "preset": args.preset, **({"set": args.set} if args.set else {}),
-                      "resolution": res, "batch": batch, "precision": p,
-                      "variant": v, "compile": args.compile, "cudnn_benchmark": args.cudnn_benchmark, "steps": args.steps, "rounds": args.rounds,
-                      "images_per_s": round(args.steps * batch / seconds, 2),
-                      "images_per_s_by_round": [round(args.steps * batch / s, 1) for s, _ in measured],
-                      "gflop_per_image": round(flops / batch / 1e9, 3), "achieved_tflops": round(flops * args.steps / seconds / 1e12, 4)}
+            record = {
+                "bench": "train",
+                "preset": args.preset,
+                **({"set": args.set} if args.set else {}),
+                "resolution": res,
+                "batch": batch,
+                "precision": p,
+                "variant": v,
+                "compile": args.compile,
+                "cudnn_benchmark": args.cudnn_benchmark,
+                "steps": args.steps,
+                "rounds": args.rounds,
+                "images_per_s": round(args.steps * batch / seconds, 2),
+                "images_per_s_by_round": [round(args.steps * batch / s, 1) for s, _ in measured],
+                "gflop_per_image": round(flops / batch / 1e9, 3),
+                "achieved_tflops": round(flops * args.steps / seconds / 1e12, 4),
+            }
             if v != "loop" and (p, "loop") in rounds:  # what the optimisation this variant undoes buys
                 loop_seconds = statistics.median(s for s, _ in rounds[p, "loop"])
                 record["loop_speedup"] = round(seconds / loop_seconds, 3)
@@ -431,10 +522,20 @@ def bench_encode(args) -> None:
                     with FlopCounterMode(display=False) as counter:
                         fn()
                     ms = 1000 * timed(fn, args.steps, device, args.warmup)[0] / args.steps
-                    emit({"bench": what, "preset": args.preset, "resolution": res, "batch": batch, "precision": name,
-                          "ms_per_call": round(ms, 2), "images_per_s": round(1000 * batch / ms, 1),
-                          "gflop_per_image": round(counter.get_total_flops() / batch / 1e9, 3),
-                          "achieved_tflops": round(counter.get_total_flops() / ms / 1e9, 4)}, args)
+                    emit(
+                        {
+                            "bench": what,
+                            "preset": args.preset,
+                            "resolution": res,
+                            "batch": batch,
+                            "precision": name,
+                            "ms_per_call": round(ms, 2),
+                            "images_per_s": round(1000 * batch / ms, 1),
+                            "gflop_per_image": round(counter.get_total_flops() / batch / 1e9, 3),
+                            "achieved_tflops": round(counter.get_total_flops() / ms / 1e9, 4),
+                        },
+                        args,
+                    )
 
 
 def pixel_distance(images: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor:
@@ -456,16 +557,39 @@ def bench_project(args) -> None:
     device = torch.device(args.device)
     model = load_model(args.model, device).eval()
     test = open_eval_data(None, model.resolution, "test")
-    mean = mean_latent_of(model, open_eval_data(None, model.resolution, "train")) if args.start == "mean" else None
+    mean = (
+        mean_latent_of(model, open_eval_data(None, model.resolution, "train"))
+        if args.start == "mean"
+        else None
+    )
     settings = ProjectionSettings(steps=args.steps, start=args.start)
-    curve = inversion_curve(model, test, pixel_distance, pixel_distance, settings, args.images, args.batches[0], "none", 0, mean)
+    curve = inversion_curve(
+        model, test, pixel_distance, pixel_distance, settings, args.images, args.batches[0], "none", 0, mean
+    )
     speedup = encoder_speedup(curve)
-    emit({"bench": "project", "model": str(args.model), "resolution": model.resolution, "images": args.images,
-          "batch": args.batches[0], "start": args.start, "distance": "pixel-mse",
-          "encoder_ms_per_image": round(curve[0].seconds * 1000, 3), "encoder_mse": round(curve[0].lpips, 5),
-          "projection": [(p.step, round(p.seconds, 4), round(p.lpips, 5)) for p in curve[1:]],
-          "speedup": None if speedup is None else {"ratio": round(speedup.ratio, 1), "reached": speedup.reached,
-                                                   "step": speedup.step, "seconds": round(speedup.seconds, 4)}}, args)
+    emit(
+        {
+            "bench": "project",
+            "model": str(args.model),
+            "resolution": model.resolution,
+            "images": args.images,
+            "batch": args.batches[0],
+            "start": args.start,
+            "distance": "pixel-mse",
+            "encoder_ms_per_image": round(curve[0].seconds * 1000, 3),
+            "encoder_mse": round(curve[0].lpips, 5),
+            "projection": [(p.step, round(p.seconds, 4), round(p.lpips, 5)) for p in curve[1:]],
+            "speedup": None
+            if speedup is None
+            else {
+                "ratio": round(speedup.ratio, 1),
+                "reached": speedup.reached,
+                "step": speedup.step,
+                "seconds": round(speedup.seconds, 4),
+            },
+        },
+        args,
+    )
 
 
 # LPIPS reads these ReLU outputs of torchvision's trunks (Zhang et al. 2018): alex relu1-5, vgg16 relu1_2 ... relu5_3
@@ -481,7 +605,11 @@ class LpipsShaped(nn.Module):
         super().__init__()
         import torchvision
 
-        trunk = torchvision.models.alexnet(weights=None) if net == "alex" else torchvision.models.vgg16(weights=None)
+        trunk = (
+            torchvision.models.alexnet(weights=None)
+            if net == "alex"
+            else torchvision.models.vgg16(weights=None)
+        )
         self.layers = trunk.features[: LPIPS_TAPS[net][-1] + 1]
         self.taps = set(LPIPS_TAPS[net])
         self.requires_grad_(False)
@@ -533,17 +661,35 @@ def bench_project_cost(args) -> None:
         model, distance, x = parts(device, net)
         with torch.inference_mode():
             costs["encode_ms"] = 1000 * timed(lambda: model.encode(x), 5, device, args.warmup)[0] / 5 / batch
-        run = lambda steps: project(model, x, distance, distance, ProjectionSettings(steps=steps, start="random"),
-                                    crop_mode="none", record=[])
+        run = lambda steps: project(
+            model,
+            x,
+            distance,
+            distance,
+            ProjectionSettings(steps=steps, start="random"),
+            crop_mode="none",
+            record=[],
+        )
         run(1)
         costs["step_ms"] = 1000 * timed(lambda: run(args.steps), 1, device)[0] / args.steps / batch
-        emit({"bench": "project-cost", "preset": args.preset, "resolution": config.model.max_resolution, "batch": batch,
-              "distance": f"lpips-{net}-shaped", "projection_steps_timed": args.steps,
-              "encoder_gflop_per_image": round(costs["encode_gflop"], 2), "step_gflop_per_image": round(costs["project_gflop"], 2),
-              "encoder_ms_per_image": round(costs["encode_ms"], 3), "step_ms_per_image": round(costs["step_ms"], 3),
-              "step_over_encoder_time": round(costs["step_ms"] / costs["encode_ms"], 2),
-              "step_over_encoder_flops": round(costs["project_gflop"] / costs["encode_gflop"], 2),
-              "steps_for_1000x": round(1000 * costs["encode_ms"] / costs["step_ms"], 1)}, args)
+        emit(
+            {
+                "bench": "project-cost",
+                "preset": args.preset,
+                "resolution": config.model.max_resolution,
+                "batch": batch,
+                "distance": f"lpips-{net}-shaped",
+                "projection_steps_timed": args.steps,
+                "encoder_gflop_per_image": round(costs["encode_gflop"], 2),
+                "step_gflop_per_image": round(costs["project_gflop"], 2),
+                "encoder_ms_per_image": round(costs["encode_ms"], 3),
+                "step_ms_per_image": round(costs["step_ms"], 3),
+                "step_over_encoder_time": round(costs["step_ms"] / costs["encode_ms"], 2),
+                "step_over_encoder_flops": round(costs["project_gflop"] / costs["encode_gflop"], 2),
+                "steps_for_1000x": round(1000 * costs["encode_ms"] / costs["step_ms"], 1),
+            },
+            args,
+        )
 
 
 def settings(items: list[str]) -> dict[str, str]:
@@ -554,58 +700,156 @@ def settings(items: list[str]) -> dict[str, str]:
     return {key.strip(): value.strip() for key, _, value in pairs}
 
 
-COMMANDS = {"train": bench_train, "encode": bench_encode, "data": bench_data, "project": bench_project, "syncs": bench_syncs,
-            "matmul": bench_matmul, "project-cost": bench_project_cost, "latency": bench_encode, "reader": bench_data}
+COMMANDS = {
+    "train": bench_train,
+    "encode": bench_encode,
+    "data": bench_data,
+    "project": bench_project,
+    "syncs": bench_syncs,
+    "matmul": bench_matmul,
+    "project-cost": bench_project_cost,
+    "latency": bench_encode,
+    "reader": bench_data,
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=list(COMMANDS))
     parser.add_argument("--preset", default="builtin")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="train: change a setting of the preset as `automod train --set` does (repeatable)")
-    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's own choice, one per core)")
-    parser.add_argument("--resolutions", type=int, nargs="+", help="train: default every resolution of the preset; data: 32 128 256")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="encode: batch sizes; project: the first is the batch")
-    parser.add_argument("--model", type=Path, help="project: a checkpoint or run directory of a built-in model")
-    parser.add_argument("--start", choices=["mean", "random"], default="mean", help="project: where the projection starts")
-    parser.add_argument("--images", type=int, help="data: images in the temporary HDF5 file (1024); project: test images (64)")
-    parser.add_argument("--steps", type=int, help="timed iterations (train, 20), calls (encode, 20), projection steps (project, 200) "
-                                                  "or iterations per point checked (syncs, 2)")
-    parser.add_argument("--distance", choices=list(LPIPS_TAPS), nargs="+", default=["vgg", "alex"],
-                        help="project-cost: the LPIPS trunks whose cost the projection pays (vgg: `automod project`'s default)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="train: change a setting of the preset as `automod train --set` does (repeatable)",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="torch's CPU threads (default: torch's own choice, one per core)"
+    )
+    parser.add_argument(
+        "--resolutions",
+        type=int,
+        nargs="+",
+        help="train: default every resolution of the preset; data: 32 128 256",
+    )
+    parser.add_argument(
+        "--batches",
+        type=int,
+        nargs="+",
+        default=[1, 64],
+        help="encode: batch sizes; project: the first is the batch",
+    )
+    parser.add_argument(
+        "--model", type=Path, help="project: a checkpoint or run directory of a built-in model"
+    )
+    parser.add_argument(
+        "--start", choices=["mean", "random"], default="mean", help="project: where the projection starts"
+    )
+    parser.add_argument(
+        "--images", type=int, help="data: images in the temporary HDF5 file (1024); project: test images (64)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="timed iterations (train, 20), calls (encode, 20), projection steps (project, 200) "
+        "or iterations per point checked (syncs, 2)",
+    )
+    parser.add_argument(
+        "--distance",
+        choices=list(LPIPS_TAPS),
+        nargs="+",
+        default=["vgg", "alex"],
+        help="project-cost: the LPIPS trunks whose cost the projection pays (vgg: `automod project`'s default)",
+    )
     parser.add_argument("--size", type=int, help="matmul: the matrices' side (8192 on a GPU, 4096 on a CPU)")
-    parser.add_argument("--kinds", choices=list(SYNC_KINDS), nargs="+", help="syncs: the model kinds to check (default: all)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="data: DataLoader worker processes, each measured")
+    parser.add_argument(
+        "--kinds", choices=list(SYNC_KINDS), nargs="+", help="syncs: the model kinds to check (default: all)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0, 2],
+        help="data: DataLoader worker processes, each measured",
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=["fp32"], help="one or more, compared side by side")
-    parser.add_argument("--variants", choices=list(VARIANTS), nargs="+", default=["loop"],
-                        help="train: the loop's iteration and/or versions with optimisations undone (benchmarks/naive.py)")
-    parser.add_argument("--rounds", type=int, default=1, help="train: alternating timed rounds per precision and variant (median reported)")
-    parser.add_argument("--kernel-time", action="store_true",
-                        help="train, CUDA: also profile --steps iterations for the share of time in GPU kernels")
-    parser.add_argument("--top-ops", type=int, default=0, metavar="N",
-                        help="train: also profile --steps iterations and record the N ops (CUDA: kernels) that take the most time")
-    parser.add_argument("--cudnn-benchmark", action="store_true",
-                        help="train: let cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark)")
-    parser.add_argument("--compile", action="store_true", help="train: torch.compile the decoder, as `automod train --compile`")
-    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        nargs="+",
+        default=["fp32"],
+        help="one or more, compared side by side",
+    )
+    parser.add_argument(
+        "--variants",
+        choices=list(VARIANTS),
+        nargs="+",
+        default=["loop"],
+        help="train: the loop's iteration and/or versions with optimisations undone (benchmarks/naive.py)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="train: alternating timed rounds per precision and variant (median reported)",
+    )
+    parser.add_argument(
+        "--kernel-time",
+        action="store_true",
+        help="train, CUDA: also profile --steps iterations for the share of time in GPU kernels",
+    )
+    parser.add_argument(
+        "--top-ops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train: also profile --steps iterations and record the N ops (CUDA: kernels) that take the most time",
+    )
+    parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="train: let cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="train: torch.compile the decoder, as `automod train --compile`",
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="the device's dense bf16 peak for MFU (default: looked up for known GPUs)",
+    )
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.what == "syncs" and torch.device(args.device).type not in ("cuda", "meta"):
-        parser.error("syncs needs --device cuda (counted by torch.cuda.set_sync_debug_mode) or meta (host reads raise)")
+        parser.error(
+            "syncs needs --device cuda (counted by torch.cuda.set_sync_debug_mode) or meta (host reads raise)"
+        )
     if args.kernel_time and torch.device(args.device).type != "cuda":
         parser.error("--kernel-time needs --device cuda: it measures the share of time in GPU kernels")
     project = COMMANDS[args.what] is bench_project
     if project and args.model is None:
-        parser.error("project needs --model: a checkpoint or run directory of a model trained on the built-in data")
+        parser.error(
+            "project needs --model: a checkpoint or run directory of a model trained on the built-in data"
+        )
     args.images = args.images or (64 if project else 1024)
-    args.steps = args.steps if args.steps is not None else (
-        200 if project else 2 if args.what == "syncs" else 5 if args.what == "project-cost" else 20)
+    args.steps = (
+        args.steps
+        if args.steps is not None
+        else (200 if project else 2 if args.what == "syncs" else 5 if args.what == "project-cost" else 20)
+    )
     if args.resolutions is None:
-        args.resolutions = [32, 128, 256] if COMMANDS[args.what] is bench_data else list(resolve_train_config(args.preset).resolutions)
+        args.resolutions = (
+            [32, 128, 256]
+            if COMMANDS[args.what] is bench_data
+            else list(resolve_train_config(args.preset).resolutions)
+        )
     COMMANDS[args.what](args)
 
 

@@ -34,7 +34,9 @@ def encoder_step(nets: Nets, x, phase, config, optimizers, world, reuse_real_cod
     `reuse_real_code` (which makes it the loop's encoder step before it shared the encoder pass)."""
     level, alpha, noise = phase.level, phase.alpha, config.layer_noise
     if 0 < config.flip_invariance_layer < phase.blocks or config.recipe.name != "paper":
-        raise ValueError("the naive reference follows the paper's recipe without flip invariance: benchmark such a run.")
+        raise ValueError(
+            "the naive reference follows the paper's recipe without flip invariance: benchmark such a run."
+        )
     nets.decoder.requires_grad_(False)
     with torch.no_grad():
         fake = fake_latents(x.shape[0], config.recipe.mixed_fraction_encoder, phase, config, x.device)
@@ -46,7 +48,12 @@ def encoder_step(nets: Nets, x, phase, config, optimizers, world, reuse_real_cod
     loss = objective(kl_real, kl_fake, recon, phase, config)
     optimize(optimizers, loss, world, [nets.encoder, nets.robust])
     nets.decoder.requires_grad_(True)
-    return {"enc_loss": loss.detach(), "kl_real": kl_real.detach(), "kl_fake_enc": kl_fake.detach(), "recon": recon.detach()}
+    return {
+        "enc_loss": loss.detach(),
+        "kl_real": kl_real.detach(),
+        "kl_fake_enc": kl_fake.detach(),
+        "recon": recon.detach(),
+    }
 
 
 def two_pass_encoder_step(nets: Nets, x, phase, config, optimizers, world) -> dict:
@@ -64,7 +71,11 @@ def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, 
 
     kl_fake = losses.empirical_kl(reencode(slice(None)))
     regular = batch_size - mixed
-    latent_rec = losses.cosine_distance(fake.z[mixed:], reencode(slice(mixed, None))) if regular else kl_fake.new_zeros(())
+    latent_rec = (
+        losses.cosine_distance(fake.z[mixed:], reencode(slice(mixed, None)))
+        if regular
+        else kl_fake.new_zeros(())
+    )
     layer = kl_fake.new_zeros(())
     if config.layer_loss and mixed:
         with torch.no_grad():
@@ -75,8 +86,13 @@ def decoder_step(nets: Nets, batch_size: int, phase, config, optimizers, world, 
     loss = losses.decoder_loss(kl_fake, latent_rec, layer, lambda_z=recipe.lambda_z, kl_scale=recipe.kl_scale)
     optimize(optimizers, loss, world, [nets.decoder])
     nets.encoder.requires_grad_(True)
-    return {"dec_loss": loss.detach(), "kl_fake": kl_fake.detach(), "latent_cos": latent_rec.detach(),
-            "latent_rec": latent_rec.detach(), "layer_loss": layer.detach()}
+    return {
+        "dec_loss": loss.detach(),
+        "kl_fake": kl_fake.detach(),
+        "latent_cos": latent_rec.detach(),
+        "latent_rec": latent_rec.detach(),
+        "layer_loss": layer.detach(),
+    }
 
 
 def plain_adam(module: nn.Module, **kwargs) -> torch.optim.Adam:

@@ -36,7 +36,9 @@ NETWORKS = {
 
 
 def photo_bytes(seed: int, size: int) -> bytes:
-    pixels = torch.randint(0, 256, (size, size, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    pixels = torch.randint(
+        0, 256, (size, size, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8
+    )
     buffer = io.BytesIO()
     Image.fromarray(pixels.numpy()).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -59,9 +61,17 @@ def measure(name: str, config: ModelConfig, calls: int, folder: Path) -> dict:
         views.mix(studio, a, b, "coarse" if i % 2 else "mid")
         seconds.append(time.perf_counter() - began)
     studio.close()
-    return {"bench": "serve-mix", "network": name, "resolution": config.max_resolution, "calls": calls,
-            "threads": torch.get_num_threads(), "median_ms": round(1000 * statistics.median(seconds), 1),
-            "min_ms": round(1000 * min(seconds), 1), "max_ms": round(1000 * max(seconds), 1), "add_photo_ms": round(add_ms, 1)}
+    return {
+        "bench": "serve-mix",
+        "network": name,
+        "resolution": config.max_resolution,
+        "calls": calls,
+        "threads": torch.get_num_threads(),
+        "median_ms": round(1000 * statistics.median(seconds), 1),
+        "min_ms": round(1000 * min(seconds), 1),
+        "max_ms": round(1000 * max(seconds), 1),
+        "add_photo_ms": round(add_ms, 1),
+    }
 
 
 def main() -> None:

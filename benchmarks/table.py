@@ -18,7 +18,12 @@ import sys
 from pathlib import Path
 
 ENVIRONMENT = ("device", "torch", "machine", "cpu_threads", "date")
-DROPPED = ("bench", "images_per_s_by_round", "peak_rss_mb", "top_ops")  # title; detail in the JSON files; own table
+DROPPED = (
+    "bench",
+    "images_per_s_by_round",
+    "peak_rss_mb",
+    "top_ops",
+)  # title; detail in the JSON files; own table
 KEYS = ("resolution", "precision", "variant")  # what names a training record in its time breakdown
 
 
@@ -79,8 +84,11 @@ def time_breakdown(rows: list[dict], title: str) -> list[str]:
     if not rows:
         return []
     keys = [k for k in KEYS if k in rows[0]]
-    cells = [[cell(r[k]) for k in keys] + [cell(name), cell(ms), f"{100 * share:.1f} %"]
-             for r in rows for name, ms, share in r["top_ops"]]
+    cells = [
+        [cell(r[k]) for k in keys] + [cell(name), cell(ms), f"{100 * share:.1f} %"]
+        for r in rows
+        for name, ms, share in r["top_ops"]
+    ]
     return [f"#### {title}: where the time goes\n"] + markdown(keys + ["op", "ms/iteration", "share"], cells)
 
 
@@ -90,7 +98,9 @@ def markdown(columns: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    inputs = [(Path(name).stem, Path(name).read_text()) for name in argv] if argv else [("", sys.stdin.read())]
+    inputs = (
+        [(Path(name).stem, Path(name).read_text()) for name in argv] if argv else [("", sys.stdin.read())]
+    )
     records, sources, other = [], [], []
     for source, text in inputs:
         found, rest = read_records(text.splitlines())

@@ -33,11 +33,13 @@ def builtin_exemplars(resolution: int) -> tuple[torch.Tensor, torch.Tensor, torc
     order = np.argsort(factors.column("horizon_height"))  # fraction of the height from the top
     images = from_uint8(pictures.transpose(0, 2, 3, 1))
     middle = order[len(order) // 2]
-    return images[order[-EXEMPLARS:]], images[order[:EXEMPLARS]], images[middle:middle + 1]
+    return images[order[-EXEMPLARS:]], images[order[:EXEMPLARS]], images[middle : middle + 1]
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", type=Path, help="checkpoint file or run directory")
     parser.add_argument("--pos", type=Path, help="folder of images with the attribute")
     parser.add_argument("--neg", type=Path, help="folder of images without it")
@@ -69,8 +71,10 @@ def run(args: argparse.Namespace) -> None:
     everywhere = ops.edit(model, z, vector, STRENGTHS)
     restricted = ops.edit(model, z, vector, STRENGTHS, ops.scale_range(model, args.scales))
     cells = torch.cat([image, everywhere.cpu(), image, restricted.cpu()])
-    text = (f"Input, then strengths {', '.join(f'{s:g}' for s in STRENGTHS)}. Top: all layers; bottom: only "
-            f"{ops.scale_label(args.scales, ops.scale_range(model, args.scales))}.")
+    text = (
+        f"Input, then strengths {', '.join(f'{s:g}' for s in STRENGTHS)}. Top: all layers; bottom: only "
+        f"{ops.scale_label(args.scales, ops.scale_range(model, args.scales))}."
+    )
     figure_path = args.out / "edits.png"
     save_image(figure_path, ops.captioned_grid(cells, len(STRENGTHS) + 1, text), overwrite=args.force)
     print(f"wrote {vector_path} and {figure_path}")

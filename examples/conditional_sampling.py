@@ -22,7 +22,9 @@ from automod_cli.outputs import check_outputs
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", type=Path, help="checkpoint file or run directory")
     parser.add_argument("image", type=Path, nargs="?", help="the input (default: a built-in picture)")
     parser.add_argument("--n", type=int, default=7, help="samples per scale")
@@ -34,7 +36,11 @@ def arguments() -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> None:
     model = ops.load_model(args.checkpoint)
-    x = ops.load_images([args.image], model.resolution) if args.image else ops.builtin_images(1, model.resolution, 11)
+    x = (
+        ops.load_images([args.image], model.resolution)
+        if args.image
+        else ops.builtin_images(1, model.resolution, 11)
+    )
     z = ops.encode(model, x)
     reconstruction = ops.decode(model, z)
     generator = torch.Generator().manual_seed(args.seed)

@@ -21,7 +21,9 @@ from automod_cli.outputs import check_outputs
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", type=Path, help="checkpoint file or run directory")
     parser.add_argument("images", type=Path, nargs="*", help="A and B (default: two built-in pictures)")
     parser.add_argument("--out", type=Path, default=Path("mix-two-photos.png"))

@@ -16,11 +16,19 @@ from automod_cli.metrics.builtin import showcase
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a run directory or checkpoint of a model trained on the built-in data")
-    parser.add_argument("picture", type=Path, nargs="?", help="where to write the picture (default RUN/demo.png)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "run", type=Path, help="a run directory or checkpoint of a model trained on the built-in data"
+    )
+    parser.add_argument(
+        "picture", type=Path, nargs="?", help="where to write the picture (default RUN/demo.png)"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
-    parser.add_argument("--images", type=int, default=1024, help="held-out images reconstructed (default: all 1,024)")
+    parser.add_argument(
+        "--images", type=int, default=1024, help="held-out images reconstructed (default: all 1,024)"
+    )
     parser.add_argument("--pairs", type=int, default=512, help="held-out pairs mixed (default: all 512)")
     args = parser.parse_args()
     model = load_model(args.run).eval()

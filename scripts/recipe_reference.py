@@ -35,7 +35,9 @@ def scores(path: Path) -> dict[str, float]:
         z = random_latents(256, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
         out[f"{name} 1-cos"] = (1 - F.cosine_similarity(z, model.encode(model.decode(z)))).mean().item()
     train = BuiltinDataset("train", count=8192)
-    mean = F.interpolate(torch.stack([train[i] for i in range(8192)]).mean(0, keepdim=True), size=x.shape[-2:], mode="area")
+    mean = F.interpolate(
+        torch.stack([train[i] for i in range(8192)]).mean(0, keepdim=True), size=x.shape[-2:], mode="area"
+    )
     out["mean image MSE"] = ((mean - x) / 2).pow(2).mean().item()
     return out
 

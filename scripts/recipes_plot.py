@@ -17,7 +17,9 @@ from automod_cli.metrics.plot import line_chart
 def latent_cycle(run: Path) -> tuple[list[float], list[float]]:
     config = json.loads((run / "config.json").read_text())
     dim = config["model"]["latent_dim"]
-    recipe = config.get("recipe")  # a group since the recipe became one value; before, its elements were top-level
+    recipe = config.get(
+        "recipe"
+    )  # a group since the recipe became one value; before, its elements were top-level
     dot = (recipe if isinstance(recipe, dict) else config).get("latent_distance", "cosine") == "dot"
     xs, ys = [], []
     for line in (run / "metrics.jsonl").read_text().splitlines():

@@ -18,7 +18,13 @@ from data_prep.builtin import SPLITS, sample_factors
 def blurred(images: np.ndarray) -> np.ndarray:
     """uint8 images with their detail halved: 2×2 box average, bilinear back up."""
     small = F.avg_pool2d(torch.from_numpy(images).float(), 2)
-    return F.interpolate(small, scale_factor=2, mode="bilinear", align_corners=False).round().clamp(0, 255).to(torch.uint8).numpy()
+    return (
+        F.interpolate(small, scale_factor=2, mode="bilinear", align_corners=False)
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        .numpy()
+    )
 
 
 def main(resolution: int) -> None:
@@ -28,9 +34,13 @@ def main(resolution: int) -> None:
     print(f"FD_builtin at {resolution}², 1,024 images against the 1,024 test images:")
     print(f"  training images (the floor)         {image_set_distance(train, test, features):8.2f}")
     print(f"  training images, 2x blurred         {image_set_distance(blurred(train), test, features):8.2f}")
-    recon = gt.reconstruction_error(lambda x: gt.model_input(blurred(gt.quantize(x).numpy())), gt.TEST_COUNT, resolution)
-    print(f"reconstruction, 1,024 test images: mean image MSE {recon.mean_image.mse:.4f} SSIM {recon.mean_image.ssim:.3f}; "
-          f"2x-blurred image MSE {recon.reconstruction.mse:.4f} SSIM {recon.reconstruction.ssim:.3f}")
+    recon = gt.reconstruction_error(
+        lambda x: gt.model_input(blurred(gt.quantize(x).numpy())), gt.TEST_COUNT, resolution
+    )
+    print(
+        f"reconstruction, 1,024 test images: mean image MSE {recon.mean_image.mse:.4f} SSIM {recon.mean_image.ssim:.3f}; "
+        f"2x-blurred image MSE {recon.reconstruction.mse:.4f} SSIM {recon.reconstruction.ssim:.3f}"
+    )
     pairs = gt.truth_pairs(gt.MAX_PAIRS, resolution)
     index = {pairs.images_a[i].tobytes(): i for i in range(len(pairs))}
 

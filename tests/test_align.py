@@ -34,7 +34,9 @@ def similarity(scale: float, angle: float, shift: tuple[float, float]):
     return lambda p: scale * np.asarray(p) @ rotation.T + np.asarray(shift)
 
 
-@pytest.mark.parametrize("scale,angle,shift", [(1.0, 0.0, (0, 0)), (2.5, 0.6, (300, 200)), (0.7, -2.8, (-40, 90))])
+@pytest.mark.parametrize(
+    "scale,angle,shift", [(1.0, 0.0, (0, 0)), (2.5, 0.6, (300, 200)), (0.7, -2.8, (-40, 90))]
+)
 def test_quad_follows_a_similarity_transform_of_the_face(scale, angle, shift):
     transform = similarity(scale, angle, shift)
     quad, qsize = align.face_quad(transform(canonical_landmarks()))
@@ -129,7 +131,9 @@ def test_dlib_aligns_a_real_photo_like_ffhq(astronaut):
 
 def test_rotated_photo_aligns_to_the_same_face(astronaut):
     upright, _ = align.detect_and_align(astronaut, 64, min_face=32)
-    rotated, _ = align.detect_and_align(astronaut.rotate(20, resample=Image.BICUBIC, expand=True), 64, min_face=32)
+    rotated, _ = align.detect_and_align(
+        astronaut.rotate(20, resample=Image.BICUBIC, expand=True), 64, min_face=32
+    )
     shifted = np.roll(np.asarray(upright, np.float64), 1, axis=1)  # a one-pixel misalignment, for scale
     difference = np.abs(np.asarray(rotated, np.float64) - np.asarray(upright, np.float64)).mean()
     assert difference < 0.6 * np.abs(shifted - np.asarray(upright, np.float64)).mean()
@@ -164,17 +168,23 @@ class Box:
     def __init__(self, left: int, top: int, right: int, bottom: int):
         self.box = (left, top, right, bottom)
 
-    def left(self): return self.box[0]  # noqa: E704
+    def left(self):
+        return self.box[0]  # noqa: E704
 
-    def top(self): return self.box[1]  # noqa: E704
+    def top(self):
+        return self.box[1]  # noqa: E704
 
-    def right(self): return self.box[2]  # noqa: E704
+    def right(self):
+        return self.box[2]  # noqa: E704
 
-    def bottom(self): return self.box[3]  # noqa: E704
+    def bottom(self):
+        return self.box[3]  # noqa: E704
 
-    def width(self): return self.box[2] - self.box[0]  # noqa: E704
+    def width(self):
+        return self.box[2] - self.box[0]  # noqa: E704
 
-    def height(self): return self.box[3] - self.box[1]  # noqa: E704
+    def height(self):
+        return self.box[3] - self.box[1]  # noqa: E704
 
 
 def fake_dlib(monkeypatch, by_upsample: dict[int, list[tuple[Box, float]]]) -> list[int]:
@@ -252,11 +262,16 @@ def test_the_image_commands_take_face_and_say_how_many_were_found(astronaut, tmp
     two_faces(astronaut).save("two.png")
     assert main(["reconstruct", "two.png", "--align", "--model", "m.safetensors", "-o", "r0.png"]) == 0
     assert "2 faces found; aligned the largest (--face N picks face N" in capsys.readouterr().out
-    assert main(["reconstruct", "two.png", "--face", "two.png=1", "--model", "m.safetensors", "-o", "r1.png"]) == 0
+    assert (
+        main(["reconstruct", "two.png", "--face", "two.png=1", "--model", "m.safetensors", "-o", "r1.png"])
+        == 0
+    )
     assert "aligned face 1" in capsys.readouterr().out
     second = ops.load_images([tmp_path / "two.png"], 32, align=Align(Faces(1)))
     written = np.asarray(Image.open("r1.png").convert("RGB"))
-    cell = written[written.shape[0] - 3 * 32 - 2:][:3 * 32:3, 2:2 + 3 * 32:3]  # the input, shrunk back from ×3
+    cell = written[written.shape[0] - 3 * 32 - 2 :][
+        : 3 * 32 : 3, 2 : 2 + 3 * 32 : 3
+    ]  # the input, shrunk back from ×3
     assert (cell == to_uint8(second[0])).all()
     assert main(["reconstruct", "two.png", "--face", "3", "--model", "m.safetensors", "-o", "r3.png"]) == 2
     err = capsys.readouterr().err.strip()

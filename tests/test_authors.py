@@ -44,10 +44,16 @@ def strip(state: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # The authors' forward passes, written out from their documented computation (fixtures' README).
 
+
 def equal_conv(x, state, name, padding):
     weight = state[f"{name}.weight_orig"]
     fan_in = weight.shape[1] * weight.shape[2] * weight.shape[3]
-    return F.conv2d(x, weight * math.sqrt(2 / fan_in) * state[f"{name}.weight_gain"], state[f"{name}.bias"], padding=padding)
+    return F.conv2d(
+        x,
+        weight * math.sqrt(2 / fan_in) * state[f"{name}.weight_gain"],
+        state[f"{name}.bias"],
+        padding=padding,
+    )
 
 
 def ada_norm(x, z, state, name):
@@ -73,12 +79,16 @@ def reference_decode(g: dict, slots: torch.Tensor, phase: int, alpha: float) -> 
     for i in range(phase + 1):
         z = slots[:, i]
         if i == 0:
-            out = ada_norm(lrelu(equal_conv(out, g, "progression.0.conv.1.conv", 1)), z, g, "progression.0.conv.3.mod")
+            out = ada_norm(
+                lrelu(equal_conv(out, g, "progression.0.conv.1.conv", 1)), z, g, "progression.0.conv.3.mod"
+            )
             continue
         upsampled = F.interpolate(out, scale_factor=2, mode="nearest")
         out = lrelu(blur(equal_conv(upsampled, g, f"progression.{i}.conv.0.0.conv", 1)))
         out = ada_norm(out, z, g, f"progression.{i}.conv.0.3.mod")
-        out = ada_norm(lrelu(equal_conv(out, g, f"progression.{i}.conv.1.conv", 1)), z, g, f"progression.{i}.conv.3.mod")
+        out = ada_norm(
+            lrelu(equal_conv(out, g, f"progression.{i}.conv.1.conv", 1)), z, g, f"progression.{i}.conv.3.mod"
+        )
     rgb = F.conv2d(out, g[f"to_rgb.{phase}.weight"], g[f"to_rgb.{phase}.bias"])
     if phase > 0 and 0 <= alpha < 1:
         skip = F.conv2d(upsampled, g[f"to_rgb.{phase - 1}.weight"], g[f"to_rgb.{phase - 1}.bias"])
@@ -110,7 +120,9 @@ def reference_encode(d: dict, snu: list, x: torch.Tensor, phase: int, alpha: flo
         if i > 0:
             out = F.avg_pool2d(F.leaky_relu(out, 0.2), 2)
             if i == phase and 0 <= alpha < 1:
-                skip = F.conv2d(F.avg_pool2d(x, 2), d[f"from_rgb.{k + 1}.weight"], d[f"from_rgb.{k + 1}.bias"])
+                skip = F.conv2d(
+                    F.avg_pool2d(x, 2), d[f"from_rgb.{k + 1}.weight"], d[f"from_rgb.{k + 1}.bias"]
+                )
                 out = (1 - alpha) * skip + alpha * out
     out = out.flatten(1)
     return out / out.norm(dim=1, keepdim=True)
@@ -126,15 +138,32 @@ def fake_authors_checkpoint(decoder_widths, encoder_widths, latent, phase, alpha
     def generator_state():
         g = {"label_embed.weight": rnd(1, 1)}
         c0 = decoder_widths[0]
-        g.update({"progression.0.conv.1.conv.weight_orig": rnd(c0, c0, 3, 3), "progression.0.conv.1.conv.weight_gain": 1 + rnd(1, s=0.2),
-                  "progression.0.conv.1.conv.bias": rnd(c0, s=0.1)})
+        g.update(
+            {
+                "progression.0.conv.1.conv.weight_orig": rnd(c0, c0, 3, 3),
+                "progression.0.conv.1.conv.weight_gain": 1 + rnd(1, s=0.2),
+                "progression.0.conv.1.conv.bias": rnd(c0, s=0.1),
+            }
+        )
         adanorms = []
         for i, c in enumerate(decoder_widths):
             c_in = decoder_widths[max(i - 1, 0)]
-            convs = [("progression.0.conv.1.conv", c0, c0)] if i == 0 else [(f"progression.{i}.conv.0.0.conv", c_in, c), (f"progression.{i}.conv.1.conv", c, c)]
+            convs = (
+                [("progression.0.conv.1.conv", c0, c0)]
+                if i == 0
+                else [(f"progression.{i}.conv.0.0.conv", c_in, c), (f"progression.{i}.conv.1.conv", c, c)]
+            )
             for name, ci, co in convs:
-                g[f"{name}.weight_orig"], g[f"{name}.weight_gain"], g[f"{name}.bias"] = rnd(co, ci, 3, 3), 1 + rnd(1, s=0.2), rnd(co, s=0.1)
-            mods = ["progression.0.conv.3.mod"] if i == 0 else [f"progression.{i}.conv.0.3.mod", f"progression.{i}.conv.3.mod"]
+                g[f"{name}.weight_orig"], g[f"{name}.weight_gain"], g[f"{name}.bias"] = (
+                    rnd(co, ci, 3, 3),
+                    1 + rnd(1, s=0.2),
+                    rnd(co, s=0.1),
+                )
+            mods = (
+                ["progression.0.conv.3.mod"]
+                if i == 0
+                else [f"progression.{i}.conv.0.3.mod", f"progression.{i}.conv.3.mod"]
+            )
             for name in mods:
                 bias = torch.cat([1 + rnd(c, s=0.3), rnd(c, s=0.3)])
                 g[f"{name}.weight"], g[f"{name}.bias"] = rnd(2 * c, latent, s=0.5), bias
@@ -143,9 +172,15 @@ def fake_authors_checkpoint(decoder_widths, encoder_widths, latent, phase, alpha
             for j in (0, 1):
                 g[f"noise.{i}.{j}.noise_scale"] = rnd(c, s=0.15)
         for j, name in enumerate(adanorms):
-            g[f"adanorm_blocks.{j}.mod.weight"], g[f"adanorm_blocks.{j}.mod.bias"] = g[f"{name}.weight"], g[f"{name}.bias"]
+            g[f"adanorm_blocks.{j}.mod.weight"], g[f"adanorm_blocks.{j}.mod.bias"] = (
+                g[f"{name}.weight"],
+                g[f"{name}.bias"],
+            )
         for j in (0, 1):
-            g[f"z_preprocess.{j}.0.weight_orig"], g[f"z_preprocess.{j}.0.weight_gain"] = rnd(latent, latent), torch.full((1,), 0.01)
+            g[f"z_preprocess.{j}.0.weight_orig"], g[f"z_preprocess.{j}.0.weight_gain"] = (
+                rnd(latent, latent),
+                torch.full((1,), 0.01),
+            )
             g[f"z_preprocess.{j}.0.bias"] = torch.zeros(latent)
         return {f"module.{k}": v for k, v in g.items()}
 
@@ -160,9 +195,18 @@ def fake_authors_checkpoint(decoder_widths, encoder_widths, latent, phase, alpha
             d[f"progression.{k}.conv.{2 * j}.conv.weight_orig"] = rnd(*shape)
             d[f"progression.{k}.conv.{2 * j}.conv.bias"] = rnd(c_out, s=0.05)
             snu.append(rnd(c_out, 1, s=0.1))
-    data = {"G_state_dict": generator_state(), "G_running_state_dict": generator_state(),
-            "D_state_dict": {f"module.{k}": v for k, v in d.items()}, "optimizerD": {}, "optimizerG": {}, "optimizerA": {},
-            "iteration": 1234, "phase": phase, "alpha": alpha, "SNU": snu}
+    data = {
+        "G_state_dict": generator_state(),
+        "G_running_state_dict": generator_state(),
+        "D_state_dict": {f"module.{k}": v for k, v in d.items()},
+        "optimizerD": {},
+        "optimizerG": {},
+        "optimizerA": {},
+        "iteration": 1234,
+        "phase": phase,
+        "alpha": alpha,
+        "SNU": snu,
+    }
     for j in range(phase + 1):
         size = 3 * 4 ** (2 + j)
         data[f"adaptive_loss_{j}"] = ({"latent_alpha": rnd(1, size), "latent_scale": rnd(1, size)},)
@@ -209,7 +253,9 @@ def test_imported_model_reproduces_every_reference_array(imported):
     name, path = imported
     ref = {k: torch.from_numpy(v) if v.ndim else v for k, v in reference(name).items()}
     model = load_model(path)  # the EMA decoder, as every image operation uses
-    assert model.resolution == int(ref["resolution"]) and model.level == int(ref["phase"]) and model.alpha == 1.0
+    assert (
+        model.resolution == int(ref["resolution"]) and model.level == int(ref["phase"]) and model.alpha == 1.0
+    )
     assert model.config.latent_dim == int(ref["latent_size"])
     codes = ref["codes"]
     assert_codes_match(encode(model, ref["images"]), codes)
@@ -237,11 +283,18 @@ def test_imported_file_keeps_what_training_needs(imported):
     torch.testing.assert_close(tensors["robust.latent_scale"], loss["latent_scale"].reshape(3, res, res))
     # the spectral-norm state: the u of the 4×4 head's last conv is their last SNU entry
     torch.testing.assert_close(tensors["encoder.head.collapse.u"], raw["SNU"][-1])
-    assert any(k.startswith("decoder.") for k in tensors) and any(k.startswith("decoder_ema.") for k in tensors)
+    assert any(k.startswith("decoder.") for k in tensors) and any(
+        k.startswith("decoder_ema.") for k in tensors
+    )
     source = DATA / name / "checkpoint.pth"
-    assert meta["source"] == {"format": "authors", "file": "checkpoint.pth", "iteration": raw["iteration"],
-                              "size": source.stat().st_size, "mtime_ns": source.stat().st_mtime_ns,
-                              "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}  # to notice a replaced file
+    assert meta["source"] == {
+        "format": "authors",
+        "file": "checkpoint.pth",
+        "iteration": raw["iteration"],
+        "size": source.stat().st_size,
+        "mtime_ns": source.stat().st_mtime_ns,
+        "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+    }  # to notice a replaced file
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -271,7 +324,9 @@ SHAPES = [
 
 
 @pytest.mark.parametrize("decoder_widths, encoder_widths, latent, phase, alpha", SHAPES)
-def test_any_authors_configuration_imports_at_parity(tmp_path, decoder_widths, encoder_widths, latent, phase, alpha):
+def test_any_authors_configuration_imports_at_parity(
+    tmp_path, decoder_widths, encoder_widths, latent, phase, alpha
+):
     data = fake_authors_checkpoint(decoder_widths, encoder_widths, latent, phase, alpha, seed=phase + latent)
     source = tmp_path / "state.pth"
     torch.save(data, source)
@@ -285,10 +340,15 @@ def test_any_authors_configuration_imports_at_parity(tmp_path, decoder_widths, e
     g, d = strip(data["G_running_state_dict"]), strip(data["D_state_dict"])
     z = encode(model, x)
     assert_codes_match(z, reference_encode(d, data["SNU"], x, phase, alpha))
-    slots = torch.nn.functional.normalize(torch.randn(4, 9, latent, generator=torch.Generator().manual_seed(2)), dim=2)
+    slots = torch.nn.functional.normalize(
+        torch.randn(4, 9, latent, generator=torch.Generator().manual_seed(2)), dim=2
+    )
     assert_images_match(decode(model, slots[:, : phase + 1]), reference_decode(g, slots, phase, alpha))
     raw_model = load_model(out, ema=False)
-    assert_images_match(decode(raw_model, z), reference_decode(strip(data["G_state_dict"]), z[:, None].expand(-1, 9, -1), phase, alpha))
+    assert_images_match(
+        decode(raw_model, z),
+        reference_decode(strip(data["G_state_dict"]), z[:, None].expand(-1, 9, -1), phase, alpha),
+    )
 
 
 class _Payload:
@@ -308,10 +368,15 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path, capsys)
     with open(source, "wb") as handle:
         pickle.dump({"G_state_dict": _Payload(marker)}, handle)
     torch.save({"G_state_dict": _Payload(marker)}, tmp_path / "evil-zip.pth")
-    torch.save({"G_state_dict": _Payload(marker)}, tmp_path / "evil-old.pth", _use_new_zipfile_serialization=False)
+    torch.save(
+        {"G_state_dict": _Payload(marker)}, tmp_path / "evil-old.pth", _use_new_zipfile_serialization=False
+    )
     # a plain pickle is no PyTorch file at all; torch.save's two formats reach the weights-only loader, which refuses
-    for path, words in ((source, "not a PyTorch checkpoint"), (tmp_path / "evil-zip.pth", "weights-only"),
-                        (tmp_path / "evil-old.pth", "weights-only")):
+    for path, words in (
+        (source, "not a PyTorch checkpoint"),
+        (tmp_path / "evil-zip.pth", "weights-only"),
+        (tmp_path / "evil-old.pth", "weights-only"),
+    ):
         code = main(["import", str(path), "--out", str(tmp_path / "out.safetensors")])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and words in err and "Traceback" not in err, err
@@ -321,8 +386,11 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path, capsys)
 def test_other_files_are_refused_in_one_line(tmp_path, capsys):
     torch.save({"model": torch.zeros(2)}, tmp_path / "other.pth")
     (tmp_path / "text.pth").write_text("not a checkpoint")
-    for name, words in (("other.pth", "not a checkpoint of the authors' code"),
-                        ("text.pth", "not a PyTorch checkpoint"), ("missing.pth", "does not exist")):
+    for name, words in (
+        ("other.pth", "not a checkpoint of the authors' code"),
+        ("text.pth", "not a PyTorch checkpoint"),
+        ("missing.pth", "does not exist"),
+    ):
         code = main(["import", str(tmp_path / name), "--out", str(tmp_path / "out.safetensors")])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and words in err, err
@@ -338,7 +406,9 @@ def test_import_does_not_overwrite_without_force(tmp_path, capsys):
     assert load_model(out).resolution == 32
 
 
-def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(imported_small, tmp_path, monkeypatch, capsys):
+def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(
+    imported_small, tmp_path, monkeypatch, capsys
+):
     from automod_cli.presets import resolve_train_config
     from automod_cli.training.init import init_config, init_model
     from automod_cli.training.automodulator import AutomodulatorRun
@@ -347,8 +417,12 @@ def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(import
     tensors, meta = read_checkpoint(path)
     init_path, resolution = init_model(str(path))
     assert resolution == 32
-    config = init_config(resolve_train_config("builtin", {"model.max_resolution": resolution, "batch_size": 8,
-                                                          "data_limit": 64}), init_path)
+    config = init_config(
+        resolve_train_config(
+            "builtin", {"model.max_resolution": resolution, "batch_size": 8, "data_limit": 64}
+        ),
+        init_path,
+    )
     assert config.model.latent_dim == 32 and config.model.channels == (24, 24, 24, 24)
     # the schedule starts where a 32² model with α = 1 stands: after 4²–16² and 32²'s fade-in
     phases = config.phase_images
@@ -361,8 +435,21 @@ def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(import
     assert all(not opt.state for opt in trainer.optimizers.values())  # fresh optimisers
     # through the command line: a few images, then a checkpoint at 32² that differs from the start
     monkeypatch.chdir(tmp_path)
-    args = ["train", "--init", str(path), "--kimg", "0.016", "--set", "batch_size=8", "--set", "data_limit=64",
-            "--out", "tuned", "--device", "cpu"]
+    args = [
+        "train",
+        "--init",
+        str(path),
+        "--kimg",
+        "0.016",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "data_limit=64",
+        "--out",
+        "tuned",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     saved = json.loads((tmp_path / "tuned" / "config.json").read_text())
     assert saved["init"] == str(path) and saved["start_images"] == config.start_images
@@ -377,7 +464,9 @@ def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(import
     assert main(["train", "--init", str(path), "--model", "vae", "--out", "vae"]) == 2
     assert "--model automod" in capsys.readouterr().err
     # a 64² model cannot be fine-tuned on the built-in preset's schedule (it ends at 32²): say which presets can
-    default = authors.import_checkpoint(DATA / "official-default" / "checkpoint.pth", tmp_path / "default.safetensors")
+    default = authors.import_checkpoint(
+        DATA / "official-default" / "checkpoint.pth", tmp_path / "default.safetensors"
+    )
     assert main(["train", "--init", str(default), "--out", "wide"]) == 2
     err = capsys.readouterr().err
     assert "no schedule at 64²" in err and "--preset ffhq" in err and len(err.strip().splitlines()) == 1
@@ -413,6 +502,8 @@ def test_image_commands_run_on_an_imported_model(imported_default, tmp_path, mon
     net = load_model(path)
     x = load_images([tmp_path / "in0.png", tmp_path / "in1.png"], 64)
     z = encode(net, x)
-    expected = ((mix(net, z[:1], z[1:], range(0, 2))[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy()
+    expected = (
+        ((mix(net, z[:1], z[1:], range(0, 2))[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy()
+    )
     written = np.asarray(Image.open(tmp_path / "mix.png").convert("RGB"), dtype=np.float64)
     assert written.shape == (64, 64, 3) and np.abs(written - expected).max() <= 1

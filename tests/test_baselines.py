@@ -26,7 +26,14 @@ from automod_cli.training import resume, train
 from automod_cli.training.automodulator import AutomodulatorRun
 from data_prep.builtin import generate
 
-TINY = {**TINY_RUN, "model.max_resolution": 8, "phase_images": 64, "data_limit": 64, "log_every": 32, "checkpoint_every": 64}
+TINY = {
+    **TINY_RUN,
+    "model.max_resolution": 8,
+    "phase_images": 64,
+    "data_limit": 64,
+    "log_every": 32,
+    "checkpoint_every": 64,
+}
 
 
 def tiny_run(kind: str, decoder: str | None = None) -> TrainConfig:
@@ -58,7 +65,9 @@ def test_reparameterised_samples_follow_the_posterior_and_carry_gradients():
     assert log_var.grad.abs().sum() > 0
 
 
-def _imq_v_statistic(x: torch.Tensor, y: torch.Tensor, scales=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)) -> torch.Tensor:
+def _imq_v_statistic(
+    x: torch.Tensor, y: torch.Tensor, scales=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+) -> torch.Tensor:
     """The biased MMD² (diagonal terms kept) of each pair of sample sets in (draws, n, D) batches, written out
     independently as a power check for the test below."""
     total = torch.zeros(x.shape[0])
@@ -75,7 +84,9 @@ def test_mmd_is_unbiased_for_identical_distributions_and_positive_for_shifted_on
     same = torch.tensor([losses.mmd_imq(a, b, prior_variance=PRIOR_VARIANCE).item() for a, b in zip(x, y)])
     error = same.std() / math.sqrt(draws)
     assert abs(same.mean()) < 4 * error  # 0 in expectation
-    assert _imq_v_statistic(x, y).mean() > 20 * error  # keeping the diagonal (4 samples a side) would be far off
+    assert (
+        _imq_v_statistic(x, y).mean() > 20 * error
+    )  # keeping the diagonal (4 samples a side) would be far off
     shifted = torch.tensor([losses.mmd_imq(a + 1.0, b).item() for a, b in zip(x, y)])
     assert shifted.mean() > 10 * shifted.std() / math.sqrt(draws)
 
@@ -93,12 +104,20 @@ def test_model_settings_are_the_papers():
         assert wae.mmd_weight == weight and set(wae.lr.values()) == {2e-4} and wae.encoder_lr_scale == 1.0
         assert (wae.model.latent, wae.model.variational) == ("gaussian", False)
     for joint in (vae, wae):  # one joint loss: the config records that no mixed samples or L_j are used
-        assert not joint.layer_loss and joint.recipe.mixed_fraction_encoder == joint.recipe.mixed_fraction_decoder == 0.0
+        assert (
+            not joint.layer_loss
+            and joint.recipe.mixed_fraction_encoder == joint.recipe.mixed_fraction_decoder == 0.0
+        )
     pioneer = resolve_train_config("ffhq", {"kind": "pioneer"})
     assert pioneer.model.decoder == "classic" and pioneer.reconstruction == "l1" and not pioneer.layer_loss
-    assert pioneer.recipe.mixed_fraction_encoder == pioneer.recipe.mixed_fraction_decoder == 0.0 and pioneer.model.latent == "sphere"
+    assert (
+        pioneer.recipe.mixed_fraction_encoder == pioneer.recipe.mixed_fraction_decoder == 0.0
+        and pioneer.model.latent == "sphere"
+    )
     assert pioneer.lr == resolve_train_config("ffhq").lr  # the AGE schedule is shared
-    assert resolve_train_config("builtin", {"kind": "wae", "mmd_weight": "3"}).mmd_weight == 3.0  # the user has the last word
+    assert (
+        resolve_train_config("builtin", {"kind": "wae", "mmd_weight": "3"}).mmd_weight == 3.0
+    )  # the user has the last word
 
 
 def test_old_configs_load_as_automodulators():
@@ -116,7 +135,10 @@ def test_old_configs_load_as_automodulators():
     [
         ({"kind": "gan"}, "unknown model"),
         ({"kind": "vae", "model.decoder": "modulated"}, "unknown decoder"),
-        ({"model.decoder": "classic"}, "--model pioneer"),  # the automodulator mixes; a classic decoder cannot
+        (
+            {"model.decoder": "classic"},
+            "--model pioneer",
+        ),  # the automodulator mixes; a classic decoder cannot
         ({"kind": "wae", "model.latent": "sphere"}, "model.latent=gaussian"),
         ({"kind": "vae", "kl_weight": -1}, "kl_weight"),
     ],
@@ -130,9 +152,13 @@ def test_impossible_model_settings_are_refused(overrides, message):
 
 
 def test_gaussian_models_sample_the_normal_prior_and_encode_to_the_posterior_mean(tiny_config):
-    vae = Automodulator(ModelConfig(**{**tiny_config.to_dict(), "latent": "gaussian", "variational": True})).eval()
+    vae = Automodulator(
+        ModelConfig(**{**tiny_config.to_dict(), "latent": "gaussian", "variational": True})
+    ).eval()
     z = vae.sample_latents(4000)
-    assert abs(z.mean().item()) < 0.01 and z.std().item() == pytest.approx(1.0, abs=0.01)  # N(0, I), not the sphere
+    assert abs(z.mean().item()) < 0.01 and z.std().item() == pytest.approx(
+        1.0, abs=0.01
+    )  # N(0, I), not the sphere
     assert vae.constrain_latent(z) is z
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     mean, log_var = vae.encoder.posterior(x, vae.level)
@@ -146,7 +172,10 @@ def test_gaussian_models_sample_the_normal_prior_and_encode_to_the_posterior_mea
 @pytest.mark.parametrize("kind", ["vae", "wae"])
 def test_one_joint_step_trains_encoder_and_decoder_at_their_learning_rates(tmp_path, kind):
     trainer = AutomodulatorRun(tiny_run(kind), tmp_path / "run", device="cpu")
-    before = {name: [p.detach().clone() for p in net.parameters()] for name, net in (("enc", trainer.nets.encoder), ("dec", trainer.nets.decoder))}
+    before = {
+        name: [p.detach().clone() for p in net.parameters()]
+        for name, net in (("enc", trainer.nets.encoder), ("dec", trainer.nets.decoder))
+    }
     trainer.run(stop_after_images=16)
     for name, net in (("enc", trainer.nets.encoder), ("dec", trainer.nets.decoder)):
         assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
@@ -190,7 +219,9 @@ def test_trains_resumes_reconstructs_and_evaluates(workdir, capsys, kind, decode
     for seed, out in (("0", "recon.png"), ("1", "again.png")):
         assert main(["reconstruct", "0.png", "1.png", "--model", "run", "--seed", seed, "--out", out]) == 0
     once, again = (np.asarray(Image.open(workdir / name)) for name in ("recon.png", "again.png"))
-    assert once.shape[1] > 2 * 8 and np.array_equal(once, again)  # encoding is deterministic (a VAE uses the mean)
+    assert once.shape[1] > 2 * 8 and np.array_equal(
+        once, again
+    )  # encoding is deterministic (a VAE uses the mean)
     capsys.readouterr()
     assert main(["eval", "lpips", "--model", "run", "--n", "8", "--crop", "none", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -198,12 +229,32 @@ def test_trains_resumes_reconstructs_and_evaluates(workdir, capsys, kind, decode
     assert main(["info", "run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == kind
     if not mixes:
-        one_line_error(main(["mix", "0.png", "1.png", "--model", "run", "--coarse"]), capsys.readouterr().err, "classic")
+        one_line_error(
+            main(["mix", "0.png", "1.png", "--model", "run", "--coarse"]), capsys.readouterr().err, "classic"
+        )
 
 
 def test_train_command_takes_model_and_decoder(workdir, capsys):
-    assert main(["train", "--model", "wae", "--decoder", "classic", *cli_settings(TINY), "--stop-after", "16", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "wae",
+                "--decoder",
+                "classic",
+                *cli_settings(TINY),
+                "--stop-after",
+                "16",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((workdir / "runs" / "builtin-wae" / "config.json").read_text())
     assert saved["kind"] == "wae" and saved["model"]["decoder"] == "classic" and saved["mmd_weight"] == 2.0
     capsys.readouterr()
-    one_line_error(main(["train", "--model", "gan", "--stop-after", "16"]), capsys.readouterr().err, "unknown model")
+    one_line_error(
+        main(["train", "--model", "gan", "--stop-after", "16"]), capsys.readouterr().err, "unknown model"
+    )

@@ -23,8 +23,14 @@ BENCHMARKS = Path(bench.__file__).parent
 
 # Layer noise off and the spectral norms' power iteration frozen (eval mode): then every pass of a network over the
 # same input gives the same output, and separate passes must equal shared ones.
-RUN = {"model.channels": [16, 16, 8], "model.max_resolution": 16, "model.latent_dim": 16, "layer_noise": False,
-       "phase_images": 64, "batch_size": 8}
+RUN = {
+    "model.channels": [16, 16, 8],
+    "model.max_resolution": 16,
+    "model.latent_dim": 16,
+    "layer_noise": False,
+    "phase_images": 64,
+    "batch_size": 8,
+}
 
 
 def setup(overrides: dict = {}):
@@ -44,8 +50,12 @@ def run_step(step, nets: Nets, seed: int, *args) -> tuple[dict, dict]:
     nets = copy.deepcopy(nets)
     torch.manual_seed(seed)  # the same fake latents and mixing split for both versions
     scalars = step(nets, *args)
-    grads = {f"{name}.{p_name}": p.grad.clone() for name in ("encoder", "decoder", "robust")
-             for p_name, p in getattr(nets, name).named_parameters() if p.grad is not None}
+    grads = {
+        f"{name}.{p_name}": p.grad.clone()
+        for name in ("encoder", "decoder", "robust")
+        for p_name, p in getattr(nets, name).named_parameters()
+        if p.grad is not None
+    }
     return scalars, grads
 
 
@@ -67,7 +77,9 @@ def test_encoder_step_with_separate_passes_matches_the_loop(naive_step):
     assert set(loop[1]) >= {"encoder.head.collapse.weight", "robust.latent_alpha"}
     assert not any(k.startswith("decoder.") for k in loop[1])  # only φ and d_ρ learn in the encoder step
     # a different draw of fake latents changes KL(φ(x̂)), so agreement above is not trivial
-    assert not torch.allclose(run_step(encoder_step, nets, 2, *args)[0]["kl_fake_enc"], loop[0]["kl_fake_enc"])
+    assert not torch.allclose(
+        run_step(encoder_step, nets, 2, *args)[0]["kl_fake_enc"], loop[0]["kl_fake_enc"]
+    )
 
 
 def test_decoder_step_with_one_pass_per_term_matches_the_loop():
@@ -151,19 +163,28 @@ def test_on_cuda_the_kernels_are_ranked_by_name_and_their_busy_share_taken_over_
         return SimpleNamespace(name=name, device_type=device, time_range=Interval(start, end))
 
     conv = "sm90_xmma_fprop_implicit_gemm_bf16" + "_tile" * 20  # longer than 80 characters
-    events = [event(conv, 0, 400), event("vectorized_elementwise_kernel", 500, 600), event(conv, 600, 1000),
-              event("aten::convolution", 0, 5000, device=DeviceType.CPU)]
+    events = [
+        event(conv, 0, 400),
+        event("vectorized_elementwise_kernel", 500, 600),
+        event(conv, 600, 1000),
+        event("aten::convolution", 0, 5000, device=DeviceType.CPU),
+    ]
     prof = SimpleNamespace(events=lambda: events)
     ranked = bench.top_ops(prof, 5, steps=2, device=torch.device("cuda"))
     # 800 µs of the conv kernel over 2 iterations = 0.4 ms each, 800 / 900 of all kernel time
-    assert ranked == [[conv[:80], 0.4, round(800 / 900, 4)], ["vectorized_elementwise_kernel", 0.05, round(100 / 900, 4)]]
+    assert ranked == [
+        [conv[:80], 0.4, round(800 / 900, 4)],
+        ["vectorized_elementwise_kernel", 0.05, round(100 / 900, 4)],
+    ]
     assert bench.kernel_time_fraction(prof) == pytest.approx(0.9)  # 900 µs busy in the 0–1000 µs window
     with pytest.raises(SystemExit, match="no CUDA kernels"):
         bench.kernel_time_fraction(SimpleNamespace(events=lambda: events[3:]))
 
 
 def test_flops_counted_on_the_meta_device_equal_those_of_a_real_iteration():
-    config = resolve_train_config("builtin", {**RUN, "layer_loss": False})  # no random split j: one count per iteration
+    config = resolve_train_config(
+        "builtin", {**RUN, "layer_loss": False}
+    )  # no random split j: one count per iteration
     cpu = bench.TrainingIteration(config, 16, torch.device("cpu"), "fp32", compile=False)
     meta = bench.TrainingIteration(config, 16, torch.device("meta"), "fp32", compile=False)
     assert meta.flops(2) == cpu.flops(2) > 0
@@ -189,34 +210,63 @@ def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
 
     env = {**os.environ, "SMOKE": "1", "PYTHON": sys.executable, "OUT": str(tmp_path)}
     # no time limit here or in the script's smoke mode: a slow or busy machine must not fail it (issue 25 item 7)
-    done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    records = {name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
-               for name in ("matmul", "train", "syncs", "encode", "project-cost", "variants", "cudnn", "data")}
+    records = {
+        name: [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        for name in ("matmul", "train", "syncs", "encode", "project-cost", "variants", "cudnn", "data")
+    }
     # torch.profiler's own C++ log lines (kineto: "USDT:2026-12-01 20:26:49 … profiler_start") are not errors
     kineto_log = re.compile(r"^[A-Z]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \w+\.cpp:\d+\]")
     for name in records:
-        errors = [line for line in (tmp_path / f"{name}.err").read_text().splitlines() if not kineto_log.match(line)]
+        errors = [
+            line for line in (tmp_path / f"{name}.err").read_text().splitlines() if not kineto_log.match(line)
+        ]
         assert errors == [], name
         assert f"{name}: exit 0" in done.stdout
-    assert {r["precision"] for r in records["matmul"]} == {"bf16", "fp32"} and all(r["tflops"] > 0 for r in records["matmul"])
+    assert {r["precision"] for r in records["matmul"]} == {"bf16", "fp32"} and all(
+        r["tflops"] > 0 for r in records["matmul"]
+    )
     assert {(r["resolution"], r["precision"]) for r in records["train"]} == {(8, "fp32"), (8, "bf16")}
     assert all(r["gflop_per_image"] > 0 and r["images_per_s"] > 0 for r in records["train"])
-    assert all(len(r["top_ops"]) == 5 and "aten::convolution_backward" in {op for op, _, _ in r["top_ops"]}
-               for r in records["train"] if r["precision"] == "fp32")
+    assert all(
+        len(r["top_ops"]) == 5 and "aten::convolution_backward" in {op for op, _, _ in r["top_ops"]}
+        for r in records["train"]
+        if r["precision"] == "fp32"
+    )
     assert [(r["kind"], r["syncs"]) for r in records["syncs"]] == [("pioneer", 0)]
     assert sorted(r["bench"] for r in records["encode"]) == ["decode", "decode", "encode", "encode"]
-    assert [r["variant"] for r in records["variants"]] == ["loop", "naive"] and records["variants"][1]["loop_speedup"] > 0
+    assert [r["variant"] for r in records["variants"]] == ["loop", "naive"] and records["variants"][1][
+        "loop_speedup"
+    ] > 0
     assert [r["resolution"] for r in records["data"]] == [4, 8]
     assert [(r["resolution"], r["cudnn_benchmark"]) for r in records["cudnn"]] == [(8, True)]
     (cost,) = records["project-cost"]
-    assert cost["distance"] == "lpips-alex-shaped" and cost["step_over_encoder_flops"] > 1 and cost["steps_for_1000x"] > 0
+    assert (
+        cost["distance"] == "lpips-alex-shaped"
+        and cost["step_over_encoder_flops"] > 1
+        and cost["steps_for_1000x"] > 0
+    )
     tables = (tmp_path / "tables.md").read_text()
-    assert "#### train: where the time goes" in tables and "| 8 | fp32 | loop | aten::convolution_backward |" in tables
-    for title in ("### matmul", "### train", "### syncs", "### encode", "### encode: decode", "### project-cost",
-                  "### variants: train", "### cudnn: train", "### data"):
+    assert (
+        "#### train: where the time goes" in tables
+        and "| 8 | fp32 | loop | aten::convolution_backward |" in tables
+    )
+    for title in (
+        "### matmul",
+        "### train",
+        "### syncs",
+        "### encode",
+        "### encode: decode",
+        "### project-cost",
+        "### variants: train",
+        "### cudnn: train",
+        "### data",
+    ):
         assert title + " (" in tables
-    assert tables == done.stdout[-len(tables):]  # printed last, where the device tool's reply keeps it
+    assert tables == done.stdout[-len(tables) :]  # printed last, where the device tool's reply keeps it
 
 
 def test_device_check_runs_only_the_sections_named(tmp_path):
@@ -225,9 +275,13 @@ def test_device_check_runs_only_the_sections_named(tmp_path):
     import sys
 
     env = {**os.environ, "SMOKE": "1", "ONLY": "matmul", "PYTHON": sys.executable, "OUT": str(tmp_path)}
-    done = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["matmul.jsonl"] and "### matmul" in done.stdout
+    assert (
+        sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["matmul.jsonl"] and "### matmul" in done.stdout
+    )
 
 
 def test_table_divides_the_reader_by_the_fastest_training_rate_at_its_resolution(capsys, tmp_path):
@@ -257,7 +311,9 @@ def test_the_lpips_shaped_distance_costs_what_lpips_costs(net):
 
     from automod_cli.features.nets import LPIPSDistance
 
-    trunk = torchvision.models.alexnet(weights=None) if net == "alex" else torchvision.models.vgg16(weights=None)
+    trunk = (
+        torchvision.models.alexnet(weights=None) if net == "alex" else torchvision.models.vgg16(weights=None)
+    )
     reference, shaped = LPIPSDistance(net, trunk.state_dict()), bench.LpipsShaped(net)
     x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     flops = []

@@ -60,7 +60,9 @@ def _colour_cloud_distance(p: np.ndarray, q: np.ndarray, percentile: float = 75)
     x = _pooled(p, 16).reshape(len(p), 3, -1).transpose(0, 2, 1)
     y = _pooled(q, 16).reshape(len(q), 3, -1).transpose(0, 2, 1)
     d = np.sqrt(((x[:, :, None] - y[:, None]) ** 2).sum(-1))
-    return np.maximum(np.percentile(d.min(2), percentile, axis=1), np.percentile(d.min(1), percentile, axis=1))
+    return np.maximum(
+        np.percentile(d.min(2), percentile, axis=1), np.percentile(d.min(1), percentile, axis=1)
+    )
 
 
 def _rgb255(factors: Factors, region: str) -> np.ndarray:
@@ -101,7 +103,9 @@ def test_render_dtype_shape_and_use_of_the_range():
 
 def test_batches_render_independently_across_chunks(monkeypatch, pair):
     a, _ = pair
-    monkeypatch.setattr(builtin, "CHUNK_PIXELS", 5 * (32 * builtin.SUPERSAMPLE) ** 2)  # five 32² images at a time
+    monkeypatch.setattr(
+        builtin, "CHUNK_PIXELS", 5 * (32 * builtin.SUPERSAMPLE) ** 2
+    )  # five 32² images at a time
     chunked = render(a[:13], 32)
     one_by_one = np.concatenate([render(a[i], 32) for i in range(13)])
     np.testing.assert_array_equal(chunked, one_by_one)
@@ -114,7 +118,9 @@ def test_combine_takes_coarse_of_one_and_fine_of_the_other(pair):
     np.testing.assert_array_equal(mixed.fine, b.fine)
     # one layout against many colourings: a row of the style-mixing grid
     row = combine(a[3], b[:5])
-    np.testing.assert_array_equal(render(row, 32), render(Factors(np.repeat(a.coarse[3:4], 5, 0), b.fine[:5]), 32))
+    np.testing.assert_array_equal(
+        render(row, 32), render(Factors(np.repeat(a.coarse[3:4], 5, 0), b.fine[:5]), 32)
+    )
 
 
 def test_changing_fine_factors_keeps_the_layout(pair):
@@ -130,7 +136,10 @@ def test_changing_fine_factors_keeps_the_layout(pair):
 def test_changing_coarse_factors_keeps_the_palette(pair):
     a, b = pair
     base, moved, recoloured = render(a), render(combine(b, a)), render(combine(a, b))
-    palette_kept, palette_changed = _colour_cloud_distance(base, moved), _colour_cloud_distance(base, recoloured)
+    palette_kept, palette_changed = (
+        _colour_cloud_distance(base, moved),
+        _colour_cloud_distance(base, recoloured),
+    )
     assert palette_kept.max() < 3.0, palette_kept  # 0..255 units
     assert palette_changed.min() > 8.0, palette_changed
 
@@ -145,7 +154,10 @@ def test_regions_take_the_colours_of_the_fine_factors(pair):
     sky, ground, shape = _rgb255(mixed, "sky"), _rgb255(mixed, "ground"), _rgb255(mixed, "shape")
     for i in range(len(mixed)):
         inside = masks[i, 0] == 1.0
-        sky_only, ground_only = (masks[i, 0] == 0) & (masks[i, 1] == 1), (masks[i, 0] == 0) & (masks[i, 1] == 0)
+        sky_only, ground_only = (
+            (masks[i, 0] == 0) & (masks[i, 1] == 1),
+            (masks[i, 0] == 0) & (masks[i, 1] == 0),
+        )
         for region, colour in ((sky_only, sky[i]), (ground_only, ground[i])):
             pixels = images[i][:, region]
             assert np.abs(pixels - colour[:, None]).max() <= grain[i] + 1.0
@@ -260,8 +272,9 @@ def test_the_authors_bilinear_downscale_is_their_loaders_resize():
     native, _ = generate(6, seed=5)
     for resolution in (4, 8, 16, 32):
         theirs = transforms.Compose([transforms.Resize(128), transforms.Resize(resolution)])
-        expected = np.stack([np.asarray(theirs(Image.fromarray(img.transpose(1, 2, 0)))).transpose(2, 0, 1)
-                             for img in native])
+        expected = np.stack(
+            [np.asarray(theirs(Image.fromarray(img.transpose(1, 2, 0)))).transpose(2, 0, 1) for img in native]
+        )
         assert np.array_equal(bilinear_downscale(native, resolution), expected)
     data = BuiltinDataset("test", resolution=8, count=6, resample="bilinear")
     assert torch.equal(data[2], torch.from_numpy(bilinear_downscale(data.native, 8)[2]).float() / 127.5 - 1)

@@ -90,7 +90,12 @@ def test_checkpoints_of_the_earlier_network_are_refused_with_the_reason(tmp_path
     save_model(good, Automodulator(tiny_config))
     tensors, meta = read_checkpoint(good)
     old = tmp_path / "old.safetensors"
-    header = {"format": "automod-checkpoint", "format_version": "1", "automod_version": "0.1.0", "meta": json.dumps(meta)}
+    header = {
+        "format": "automod-checkpoint",
+        "format_version": "1",
+        "automod_version": "0.1.0",
+        "meta": json.dumps(meta),
+    }
     save_file(tensors, str(old), metadata=header)
     with pytest.raises(AutomodError, match="earlier network") as info:
         load_model(old)
@@ -149,8 +154,11 @@ def test_open_model_holds_the_network_its_metadata_kind_and_provenance(tmp_path,
     run = tmp_path / "run" / "checkpoints"
     run.mkdir(parents=True)
     model = _trained_looking(tiny_config)
-    save_model(run / "ckpt-0000001000.safetensors", model,
-               {"images_seen": 1000, "train_config": {"kind": "vae", "preset": "builtin", "data": None}})
+    save_model(
+        run / "ckpt-0000001000.safetensors",
+        model,
+        {"images_seen": 1000, "train_config": {"kind": "vae", "preset": "builtin", "data": None}},
+    )
     opened = open_model(tmp_path / "run")
     assert opened.checkpoint == run / "ckpt-0000001000.safetensors" and opened.meta["images_seen"] == 1000
     assert opened.kind == "vae" and opened.trained_on is None and not opened.ema_decoder

@@ -37,7 +37,12 @@ def test_info_shows_the_training_time_for_people_and_keeps_the_seconds_in_json(t
     assert "9 min 40 s" in out and "579.57" not in out
     assert main(["info", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["elapsed_s"] == 579.5795524730001
-    assert [duration(s) for s in (42.34, 59.96, 3599.6, 7500)] == ["42.3 s", "1 min 0 s", "1 h 00 min", "2 h 05 min"]
+    assert [duration(s) for s in (42.34, 59.96, 3599.6, 7500)] == [
+        "42.3 s",
+        "1 min 0 s",
+        "1 h 00 min",
+        "2 h 05 min",
+    ]
 
 
 def test_bad_model_path_is_one_red_line_with_exit_2(tmp_path, capsys):

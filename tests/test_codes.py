@@ -74,12 +74,20 @@ def test_encode_writes_the_encoders_codes_and_the_files_they_came_from(work, cap
     codes = ops.load_codes(Path("codes.npz"))
     x = ops.load_images([Path(f"pics/{i}.png") for i in range(4)], R)
     torch.testing.assert_close(torch.from_numpy(codes.codes), ops.encode(model, x), atol=1e-5, rtol=1e-5)
-    assert codes.files == [f"pics/{i}.png" for i in range(4)] and codes.model == str(Path("m.safetensors").resolve())
+    assert codes.files == [f"pics/{i}.png" for i in range(4)] and codes.model == str(
+        Path("m.safetensors").resolve()
+    )
     assert codes.identity == ops.model_identity(model) and codes.identity.latent_kind == "sphere"
     with np.load("codes.npz", allow_pickle=False) as arrays:  # plain arrays only: nothing to unpickle
         assert arrays["codes"].dtype == np.float32 and arrays["codes"].shape == (4, 16)
-        assert arrays["format"] == "automod-codes" and arrays["latent_dim"] == 16 and arrays["resolution"] == R
-    assert sorted(p.name for p in Path().iterdir()) == ["codes.npz", "m.safetensors", "pics"]  # no temporary left
+        assert (
+            arrays["format"] == "automod-codes" and arrays["latent_dim"] == 16 and arrays["resolution"] == R
+        )
+    assert sorted(p.name for p in Path().iterdir()) == [
+        "codes.npz",
+        "m.safetensors",
+        "pics",
+    ]  # no temporary left
 
 
 def test_encode_never_overwrites_and_names_an_npz(work, capsys):
@@ -102,26 +110,89 @@ def test_codes_in_mix_give_the_images_of_the_files(work, capsys):
     for name in ("codes.png", "both.png", "codes-grid.png", "both-grid.png"):
         assert close(pixels(name), pixels(name.replace("codes", "files").replace("both", "files"))), name
     # a grid: a whole codes file stands for its codes, in order, among files and folders
-    assert run(capsys, "mix", "--rows", "pics", "--cols", "pics/1.png", "--cols", "pics/2.png", "-o", "g-files.png")[0] == 0
-    assert run(capsys, "mix", "--rows", "codes.npz", "--cols", "codes.npz:1", "--cols", "pics/2.png", "-o", "g-codes.png")[0] == 0
+    assert (
+        run(
+            capsys,
+            "mix",
+            "--rows",
+            "pics",
+            "--cols",
+            "pics/1.png",
+            "--cols",
+            "pics/2.png",
+            "-o",
+            "g-files.png",
+        )[0]
+        == 0
+    )
+    assert (
+        run(
+            capsys,
+            "mix",
+            "--rows",
+            "codes.npz",
+            "--cols",
+            "codes.npz:1",
+            "--cols",
+            "pics/2.png",
+            "-o",
+            "g-codes.png",
+        )[0]
+        == 0
+    )
     assert close(pixels("g-codes.png"), pixels("g-files.png"))
 
 
 def test_codes_in_interpolate_and_edit(work, capsys):
     encoded(capsys, "pics")
-    assert run(capsys, "interpolate", "pics/0.png", "pics/1.png", "pics/2.png", "pics/3.png", "-o", "i-files.png")[0] == 0
+    assert (
+        run(
+            capsys, "interpolate", "pics/0.png", "pics/1.png", "pics/2.png", "pics/3.png", "-o", "i-files.png"
+        )[0]
+        == 0
+    )
     assert run(capsys, "interpolate", "codes.npz", "-o", "i-codes.png")[0] == 0  # all four codes: the corners
     files, codes = pixels("i-files.png"), pixels("i-codes.png")
     height = codes.shape[0] - (8 * (CELL + PAD) + PAD)  # the captions differ: compare the grids below them
-    assert close(codes[height:], files[files.shape[0] - codes.shape[0] + height:])
+    assert close(codes[height:], files[files.shape[0] - codes.shape[0] + height :])
     args = ["--strength", "-1", "--strength", "1", "--scales", "mid"]
-    assert run(capsys, "edit", "pics/1.png", "--pos", "pics/0.png", "--neg", "pics/2.png", *args, "-o", "e-files.png")[0] == 0
-    assert run(capsys, "edit", "codes.npz:1", "--pos", "codes.npz:0", "--neg", "pics/2.png", *args, "-o", "e-codes.png")[0] == 0
+    assert (
+        run(
+            capsys,
+            "edit",
+            "pics/1.png",
+            "--pos",
+            "pics/0.png",
+            "--neg",
+            "pics/2.png",
+            *args,
+            "-o",
+            "e-files.png",
+        )[0]
+        == 0
+    )
+    assert (
+        run(
+            capsys,
+            "edit",
+            "codes.npz:1",
+            "--pos",
+            "codes.npz:0",
+            "--neg",
+            "pics/2.png",
+            *args,
+            "-o",
+            "e-codes.png",
+        )[0]
+        == 0
+    )
     files, codes = pixels("e-files.png"), pixels("e-codes.png")
-    cells = files[-(CELL + PAD):], codes[-(CELL + PAD):]  # one row: first cell, then the two strengths
+    cells = files[-(CELL + PAD) :], codes[-(CELL + PAD) :]  # one row: first cell, then the two strengths
     first = slice(PAD, PAD + CELL)
-    assert close(cells[0][:, PAD + CELL:], cells[1][:, PAD + CELL:])  # the same edits
-    model = ops.load_model(Path("m.safetensors"))  # a code has no picture: its first cell is its reconstruction
+    assert close(cells[0][:, PAD + CELL :], cells[1][:, PAD + CELL :])  # the same edits
+    model = ops.load_model(
+        Path("m.safetensors")
+    )  # a code has no picture: its first cell is its reconstruction
     recon = ops.reconstruct(model, ops.load_images([Path("pics/1.png")], R))[0]
     assert close(cells[1][:CELL, first][::3, ::3], to_uint8(recon).astype(int))
 
@@ -135,12 +206,24 @@ def test_bad_entries_and_codes_of_another_model_are_one_line(work, capsys):
     fails(capsys, ["interpolate", "codes.npz:0", "codes.npz:1", "codes.npz:2"], "got 3")
     fails(capsys, ["edit", "pics/0.png", "--pos", "codes.npz:7", "--neg", "pics/1.png"], "codes.npz:7")
     # a model with another latent size, and one of the same shape with other weights
-    save_model(Path("wide.safetensors"), Automodulator(ModelConfig(max_resolution=32, latent_dim=24, channels=(16, 16, 8, 8))))
-    fails(capsys, ["mix", "codes.npz:0", "pics/0.png", "--model", "wide.safetensors"], "16-d", "24-d", "encode")
+    save_model(
+        Path("wide.safetensors"),
+        Automodulator(ModelConfig(max_resolution=32, latent_dim=24, channels=(16, 16, 8, 8))),
+    )
+    fails(
+        capsys, ["mix", "codes.npz:0", "pics/0.png", "--model", "wide.safetensors"], "16-d", "24-d", "encode"
+    )
     torch.manual_seed(5)
-    save_model(Path("other.safetensors"), Automodulator(ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))))
-    fails(capsys, ["interpolate", "codes.npz:0", "pics/0.png", "--model", "other.safetensors"], "another model",
-          "m.safetensors")
+    save_model(
+        Path("other.safetensors"),
+        Automodulator(ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))),
+    )
+    fails(
+        capsys,
+        ["interpolate", "codes.npz:0", "pics/0.png", "--model", "other.safetensors"],
+        "another model",
+        "m.safetensors",
+    )
     # files that are not codes files: a pickled object array is refused, never unpickled
     np.save(open("objects.npz", "wb"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
     Path("text.npz").write_text("hello")
@@ -180,7 +263,7 @@ def test_project_a_folder_skips_bad_files_and_reports_the_rate(work, capsys):
     assert codes.files == [f"pics/{i}.png" for i in range(4)] and codes.codes.shape == (4, 16)
     model = ops.load_model(Path("m.safetensors"))
     for i in (0, 3):  # each written image is the decoded fitted code
-        decoded = ops.decode(model, torch.from_numpy(codes.codes[i:i + 1]))[0].clamp(-1, 1)
+        decoded = ops.decode(model, torch.from_numpy(codes.codes[i : i + 1]))[0].clamp(-1, 1)
         assert close(pixels(f"projected/{i}-projected.png"), to_uint8(decoded).astype(int))
     code, out, _ = run(capsys, *args, "--json", "--out", "again")
     result = json.loads(out)
@@ -199,13 +282,19 @@ def test_encode_files_skips_a_file_that_fails_while_reading_and_goes_on(work):
     assert result.used.paths == [paths[0], paths[2]] and [p for p, _ in result.used.skipped] == [paths[1]]
     expected = ops.encode(model, ops.load_images([paths[0], paths[2]], R))
     torch.testing.assert_close(result.codes, expected, atol=1e-5, rtol=1e-5)
-    assert seen == [("encoding", 1, 3), ("encoding", 2, 3), ("encoding", 3, 3)] and result.images_per_second > 0
+    assert (
+        seen == [("encoding", 1, 3), ("encoding", 2, 3), ("encoding", 3, 3)] and result.images_per_second > 0
+    )
 
 
 def test_help_says_how_to_use_codes(capsys):
-    for command, words in (("encode", ["Example: automod encode", "FILE.npz:N"]), ("project", ["Example: automod project",
-                                                                                               "--codes"]),
-                           ("mix", ["codes.npz"]), ("interpolate", ["codes.npz"]), ("edit", ["codes.npz"])):
+    for command, words in (
+        ("encode", ["Example: automod encode", "FILE.npz:N"]),
+        ("project", ["Example: automod project", "--codes"]),
+        ("mix", ["codes.npz"]),
+        ("interpolate", ["codes.npz"]),
+        ("edit", ["codes.npz"]),
+    ):
         assert main([command, "--help"]) == 0
         out = capsys.readouterr().out
         assert all(word in out for word in words), (command, out)
@@ -223,8 +312,10 @@ def test_a_code_fixes_the_scales_of_conditional_samples(work, capsys):
 def test_codes_name_their_model_by_an_absolute_path_that_works_from_another_folder(work, capsys, monkeypatch):
     encoded(capsys, "pics")
     torch.manual_seed(5)
-    save_model(Path("other.safetensors"), Automodulator(ModelConfig(max_resolution=32, latent_dim=16,
-                                                                    channels=(16, 16, 8, 8))))
+    save_model(
+        Path("other.safetensors"),
+        Automodulator(ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))),
+    )
     Path("elsewhere").mkdir()
     monkeypatch.chdir("elsewhere")
     code, _, err = run(capsys, "mix", "../codes.npz:0", "../codes.npz:1", "--model", "../other.safetensors")
@@ -240,8 +331,20 @@ def test_files_that_are_not_codes_files_each_get_a_clear_sentence(work, capsys):
     Path("empty.npz").write_bytes(b"")
     encoded(capsys, "pics")
     Path("cut.npz").write_bytes(Path("codes.npz").read_bytes()[:300])
-    fails(capsys, ["mix", "plain.npz:0", "pics/0.png"], "'plain.npz' is an .npz archive but not a codes file",
-          "lacks the fields files, format", "it holds codes, other", "automod encode")
+    fails(
+        capsys,
+        ["mix", "plain.npz:0", "pics/0.png"],
+        "'plain.npz' is an .npz archive but not a codes file",
+        "lacks the fields files, format",
+        "it holds codes, other",
+        "automod encode",
+    )
     for name in ("random.npz", "cut.npz"):
-        fails(capsys, ["mix", f"{name}:0", "pics/0.png"], f"'{name}' is not a codes file", "damaged", "automod encode")
+        fails(
+            capsys,
+            ["mix", f"{name}:0", "pics/0.png"],
+            f"'{name}' is not a codes file",
+            "damaged",
+            "automod encode",
+        )
     fails(capsys, ["mix", "empty.npz:0", "pics/0.png"], "'empty.npz' is not a codes file", "an empty file")

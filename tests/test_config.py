@@ -26,14 +26,25 @@ def test_paper_schedule_values():
     assert ffhq.recipe.lambda_x == pytest.approx(0.2 / 0.1)
     assert ffhq.mirror and not resolve_train_config("lsun-car", paper).mirror
     celeba = resolve_train_config("celebahq", paper)
-    assert celeba.kl_margin[128] == 0.2 and celeba.kl_margin[256] == 0.4 and celeba.phase_images[256] == 4.5 * M
+    assert (
+        celeba.kl_margin[128] == 0.2 and celeba.kl_margin[256] == 0.4 and celeba.phase_images[256] == 4.5 * M
+    )
     bedroom = resolve_train_config("lsun-bedroom", paper)
     assert bedroom.kl_margin[128] == bedroom.kl_margin[256] == 0.2 and bedroom.phase_images[128] == 4.8 * M
     assert resolve_train_config("lsun-car").phase_images[256] == 2 * M
 
 
 def test_overrides_scalar_per_resolution_and_model():
-    config = resolve_train_config("ffhq", {"recipe": "paper", "lr.64": "0.002", "kl_margin": 0.3, "model.max_resolution": "512", "lambda_x": "0.5"})
+    config = resolve_train_config(
+        "ffhq",
+        {
+            "recipe": "paper",
+            "lr.64": "0.002",
+            "kl_margin": 0.3,
+            "model.max_resolution": "512",
+            "lambda_x": "0.5",
+        },
+    )
     assert config.lr[64] == 0.002 and config.lr[128] == 1e-3
     assert set(config.kl_margin.values()) == {0.3}
     assert config.resolutions[-1] == 512 and config.phase_images[512] == 6.7 * M  # FFHQ's 512² phase

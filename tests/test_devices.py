@@ -33,7 +33,9 @@ def test_valid_names_give_their_device(monkeypatch):
     assert devices.pick_device("CUDA:0") == torch.device("cuda", 0)
 
 
-@pytest.mark.parametrize("name", ["tpu", "xla", "meta", "cuda:x", "cuda:-1", "cuda:", "cpu:1", "gpu", "", "cuda:1:2"])
+@pytest.mark.parametrize(
+    "name", ["tpu", "xla", "meta", "cuda:x", "cuda:-1", "cuda:", "cpu:1", "gpu", "", "cuda:1:2"]
+)
 def test_unknown_or_malformed_names_list_the_valid_ones(monkeypatch, name):
     gpus(monkeypatch, 2)
     text = refusal(name)

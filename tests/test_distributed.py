@@ -13,10 +13,21 @@ from automod_cli.checkpoint import run_checkpoints
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
 
 
-@pytest.mark.parametrize("recipe", ["paper", "authors"])  # the authors': each rank's own pool, averaged gradients
+@pytest.mark.parametrize(
+    "recipe", ["paper", "authors"]
+)  # the authors': each rank's own pool, averaged gradients
 def test_two_ranks_stay_in_sync(tmp_path, recipe):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT), str(tmp_path), recipe]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(SCRIPT),
+        str(tmp_path),
+        recipe,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = json.loads((tmp_path / "ranks.json").read_text())

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 ENV_PREFIX = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)+")
 INLINE = re.compile(r"`(automod [^`]+)`")
-SYNTAX = re.compile(r"[\[\]|…{}<>]|\.\.\.")  # usage synopses (`automod mix A B [--coarse | --mid]`), not commands
+SYNTAX = re.compile(
+    r"[\[\]|…{}<>]|\.\.\."
+)  # usage synopses (`automod mix A B [--coarse | --mid]`), not commands
 
 
 def _block_commands(text: str) -> list[str]:
@@ -113,7 +115,9 @@ def test_inline_command_names_exist(doc, span):
         command, rest, path = _resolve(path.split()[1:] + [word])
     if _is_group(command):  # `automod prep ... --split test`: the subcommand is a placeholder
         return
-    options = [t.split("=", 1)[0].rstrip(",.") for t in tokens if re.fullmatch(r"--?[a-zA-Z][\w-]*(=\S*)?[,.]?", t)]
+    options = [
+        t.split("=", 1)[0].rstrip(",.") for t in tokens if re.fullmatch(r"--?[a-zA-Z][\w-]*(=\S*)?[,.]?", t)
+    ]
     _check_options(command, options, path)
 
 

@@ -24,8 +24,13 @@ sys.argv = ["automod", "info", "runs/x"]  # --help imports no torch; a command t
 
 
 def test_ctrl_c_during_start_up_imports_exits_130_without_a_traceback():
-    for start in ("from automod_cli.entry import main; sys.exit(main())", "import runpy; runpy.run_module('automod_cli', run_name='__main__')"):
-        done = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT + start], capture_output=True, text=True, timeout=120)
+    for start in (
+        "from automod_cli.entry import main; sys.exit(main())",
+        "import runpy; runpy.run_module('automod_cli', run_name='__main__')",
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", INTERRUPTED_IMPORT + start], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 130, done.stderr
         assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
 
@@ -33,13 +38,17 @@ def test_ctrl_c_during_start_up_imports_exits_130_without_a_traceback():
 def test_the_console_script_is_the_guarded_entry_point():
     scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["automod"] == "automod_cli.entry:main"
-    done = subprocess.run([sys.executable, "-m", "automod_cli", "--version"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "automod_cli", "--version"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and done.stdout.startswith("automod ")
 
 
 def test_version_answers_without_importing_the_commands():
-    probe = ("import sys; from automod_cli.entry import main; sys.argv = ['automod', '--version']; code = main(); "
-             "print('torch' in sys.modules, 'automod_cli.cli' in sys.modules, code)")
+    probe = (
+        "import sys; from automod_cli.entry import main; sys.argv = ['automod', '--version']; code = main(); "
+        "print('torch' in sys.modules, 'automod_cli.cli' in sys.modules, code)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     from automod_cli import __version__
 
@@ -72,15 +81,34 @@ def test_every_command_answers_help_without_importing_torch():
     """`automod CMD --help` must not pay torch's seconds of import: each command imports what it needs when it runs
     (lazy imports in commands/, torch-free defaults in automod_cli/defaults.py)."""
     done = subprocess.run([sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, timeout=300)
-    rows = {" ".join(line.split()[3:]): line.split()[1:3] for line in done.stderr.splitlines() if line.startswith("@@")}
-    assert {"start", "train", "mix", "sample", "eval fid", "eval compare", "eval weights", "prep ffhq", "project",
-            "info", "import", "models", "encode"} <= set(rows), done.stderr
+    rows = {
+        " ".join(line.split()[3:]): line.split()[1:3]
+        for line in done.stderr.splitlines()
+        if line.startswith("@@")
+    }
+    assert {
+        "start",
+        "train",
+        "mix",
+        "sample",
+        "eval fid",
+        "eval compare",
+        "eval weights",
+        "prep ffhq",
+        "project",
+        "info",
+        "import",
+        "models",
+        "encode",
+    } <= set(rows), done.stderr
     assert all(row == ["False", "0"] for row in rows.values()), rows
 
 
 def test_a_command_imports_torch_only_when_it_runs():
-    probe = ("import sys; from automod_cli.cli import main; main(['info', 'no-such-model']); "
-             "print('torch' in sys.modules)")
+    probe = (
+        "import sys; from automod_cli.cli import main; main(['info', 'no-such-model']); "
+        "print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().endswith("True") and "no-such-model" in done.stderr, done.stdout + done.stderr
 
@@ -93,11 +121,22 @@ def test_the_numbers_help_shows_are_the_ones_the_code_uses():
     from automod_cli.metrics.builtin import fd_builtin, ground_truth
     from data_prep.builtin import SPLITS
 
-    codes, projection, reconstruct = (importlib.import_module(f"automod_cli.ops.{name}")  # the modules, not the
-                                      for name in ("codes", "projection", "reconstruct"))  # functions ops exports
+    codes, projection, reconstruct = (
+        importlib.import_module(f"automod_cli.ops.{name}")  # the modules, not the
+        for name in ("codes", "projection", "reconstruct")
+    )  # functions ops exports
 
     assert defaults.BUILTIN_TEST_COUNT == SPLITS["test"][1] == ground_truth.TEST_COUNT
     assert defaults.MIX_TRUTH_PAIRS == ground_truth.MAX_PAIRS
     assert (fid.DEFAULT_SAMPLES, ppl.DEFAULT_SAMPLES, fd_builtin.DEFAULT_SAMPLES) == (50_000, 100_000, 1024)
-    assert (projection.DEFAULT_STEPS, inversion.DEFAULT_IMAGES, reconstruct.BATCH_SIZE, codes.ENCODE_BATCH) == \
-        (defaults.PROJECTION_STEPS, defaults.PROJECTION_IMAGES, defaults.RECONSTRUCT_BATCH, defaults.ENCODE_BATCH)
+    assert (
+        projection.DEFAULT_STEPS,
+        inversion.DEFAULT_IMAGES,
+        reconstruct.BATCH_SIZE,
+        codes.ENCODE_BATCH,
+    ) == (
+        defaults.PROJECTION_STEPS,
+        defaults.PROJECTION_IMAGES,
+        defaults.RECONSTRUCT_BATCH,
+        defaults.ENCODE_BATCH,
+    )

@@ -32,7 +32,9 @@ def setup(tmp_path, monkeypatch):
     shape = dict(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))
     adain, classic = tmp_path / "adain.safetensors", tmp_path / "classic.safetensors"
     save_model(adain, Automodulator(ModelConfig(**shape)), {"train_config": {"data": str(ref)}})
-    save_model(classic, Automodulator(ModelConfig(**shape, decoder="classic")), {"train_config": {"data": str(ref)}})
+    save_model(
+        classic, Automodulator(ModelConfig(**shape, decoder="classic")), {"train_config": {"data": str(ref)}}
+    )
     return tmp_path, adain, classic, test
 
 
@@ -59,7 +61,11 @@ def test_fid_runs_on_the_recorded_training_data_and_caches_it(injected, capsys):
     assert main(["eval", "fid", "--model", str(adain), "--n", "20", "--batch", "8", "--json"]) == 0
     first = _json(capsys)
     assert first["metric"] == "fid" and first["fid"] > 0 and first["samples"] == 20
-    assert first["reference_images"] == 24 and first["reference"].endswith("ref.h5") and not first["reference_cached"]
+    assert (
+        first["reference_images"] == 24
+        and first["reference"].endswith("ref.h5")
+        and not first["reference_cached"]
+    )
     assert main(["eval", "fid", "--model", str(adain), "--n", "20", "--batch", "8", "--json"]) == 0
     second = _json(capsys)
     assert second["reference_cached"] and second["fid"] == pytest.approx(first["fid"], rel=1e-9)  # same seed
@@ -76,7 +82,9 @@ def test_ppl_and_lpips_report_json(injected, capsys):
     _, adain, _, test = injected
     assert main(["eval", "ppl", "--model", str(adain), "--n", "12", "--batch", "6", "--json"]) == 0
     result = _json(capsys)
-    assert result["ppl"] > 0 and result["pairs"] == 12 and result["epsilon"] == 1e-4 and result["crop"] == "face"
+    assert (
+        result["ppl"] > 0 and result["pairs"] == 12 and result["epsilon"] == 1e-4 and result["crop"] == "face"
+    )
     assert main(["eval", "lpips", "--model", str(adain), "--data", str(test), "--json"]) == 0
     result = _json(capsys)
     assert result["images"] == 6 and result["lpips"] > 0
@@ -90,7 +98,20 @@ def test_lpips_needs_test_data_for_a_model_trained_on_a_file(injected, capsys):
 
 def test_compare_prints_one_table_for_two_checkpoints(injected, capsys):
     tmp, adain, classic, test = injected
-    argv = ["eval", "compare", str(adain), str(classic), "--n", "8", "--batch", "4", "--test-data", str(test), "--out", str(tmp / "table")]
+    argv = [
+        "eval",
+        "compare",
+        str(adain),
+        str(classic),
+        "--n",
+        "8",
+        "--batch",
+        "4",
+        "--test-data",
+        str(test),
+        "--out",
+        str(tmp / "table"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "adain.safetensors" in out and "classic.safetensors" in out and "FID-MIX" in out
@@ -106,16 +127,51 @@ def test_compare_prints_one_table_for_two_checkpoints(injected, capsys):
 
 def test_eval_project_writes_a_csv_and_a_plot(injected, capsys):
     tmp, adain, _, test = injected
-    assert main(["eval", "project", "--model", str(adain), "--data", str(test), "--n", "3", "--steps", "5", "--out", str(tmp / "proj")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "project",
+                "--model",
+                str(adain),
+                "--data",
+                str(test),
+                "--n",
+                "3",
+                "--steps",
+                "5",
+                "--out",
+                str(tmp / "proj"),
+            ]
+        )
+        == 0
+    )
     with open(tmp / "proj.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["method"] for r in rows] == ["encoder"] + ["projection"] * 4 and rows[-1]["step"] == "5"
     with Image.open(tmp / "proj.png") as plot:
         assert plot.size[0] > 300
     out = capsys.readouterr().out
-    assert "wrote" in out and "--start mean or random" in out  # from the encoder's output there is no race to report
-    argv = ["eval", "project", "--model", str(adain), "--data", str(test), "--n", "3", "--steps", "5", "--start", "random",
-            "--out", str(tmp / "race"), "--json"]
+    assert (
+        "wrote" in out and "--start mean or random" in out
+    )  # from the encoder's output there is no race to report
+    argv = [
+        "eval",
+        "project",
+        "--model",
+        str(adain),
+        "--data",
+        str(test),
+        "--n",
+        "3",
+        "--steps",
+        "5",
+        "--start",
+        "random",
+        "--out",
+        str(tmp / "race"),
+        "--json",
+    ]
     assert main(argv) == 0
     result = _json(capsys)
     encoder, points = result["curve"][0], {p["step"]: p for p in result["curve"][1:]}
@@ -127,10 +183,21 @@ def test_eval_project_writes_a_csv_and_a_plot(injected, capsys):
 
 def test_project_one_image_writes_the_reconstruction(injected, capsys):
     tmp, adain, _, _ = injected
-    Image.fromarray(np.random.default_rng(2).integers(0, 256, (50, 70, 4), dtype=np.uint8), "RGBA").save(tmp / "photo.png")
-    assert main(["project", "photo.png", "--model", str(adain), "--steps", "4", "--start", "random", "--json"]) == 0
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (50, 70, 4), dtype=np.uint8), "RGBA").save(
+        tmp / "photo.png"
+    )
+    assert (
+        main(["project", "photo.png", "--model", str(adain), "--steps", "4", "--start", "random", "--json"])
+        == 0
+    )
     result = _json(capsys)
-    assert result["output"] == "photo-projected.png" and [p["step"] for p in result["curve"]] == [0, 0, 1, 2, 4]
+    assert result["output"] == "photo-projected.png" and [p["step"] for p in result["curve"]] == [
+        0,
+        0,
+        1,
+        2,
+        4,
+    ]
     with Image.open(tmp / "photo-projected.png") as written:
         assert written.size == (32, 32)
     assert main(["project", "photo.png", "--model", str(adain), "--steps", "1"]) == 2
@@ -154,14 +221,30 @@ def test_project_with_the_pixel_distance_needs_no_weight_files(setup, capsys):
     from automod_cli.ops import load_images
 
     tmp, adain, _, _ = setup
-    Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp / "photo.png")
-    args = ["project", "photo.png", "--model", str(adain), "--steps", "4", "--crop", "none", "--device", "cpu", "--json"]
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+        tmp / "photo.png"
+    )
+    args = [
+        "project",
+        "photo.png",
+        "--model",
+        str(adain),
+        "--steps",
+        "4",
+        "--crop",
+        "none",
+        "--device",
+        "cpu",
+        "--json",
+    ]
     assert main([*args, "--distance", "mse"]) == 0
     curve = _json(capsys)["curve"]
     model = load_model(adain)
     x = load_images([tmp / "photo.png"], 32)
     with torch.no_grad():
-        fitted = (model.decode(model.encode(x)).clamp(-1, 1) + 1) / 2  # images are compared in range, on [0, 1]
+        fitted = (
+            model.decode(model.encode(x)).clamp(-1, 1) + 1
+        ) / 2  # images are compared in range, on [0, 1]
         expected = (fitted - (x + 1) / 2).pow(2).mean().item()
     assert curve[0]["method"] == "encoder" and curve[0]["mse"] == pytest.approx(expected, rel=1e-4)
     assert curve[-1]["mse"] < curve[1]["mse"]  # the projection lowers the pixel error over its steps
@@ -178,19 +261,31 @@ def _sized_distance(net, path, device):
     return distance
 
 
-@pytest.mark.parametrize("resolution, flags, advice, not_advised", [
-    (16, ["--crop", "none"], "use --net vgg", "--crop none"),  # the whole 16² image is too small for AlexNet only
-    (32, ["--crop", "face"], "use --net vgg or --crop none", "--crop face"),
-    (8, ["--crop", "none", "--net", "vgg"], "at least 16²", "--crop none"),  # nothing fits an 8² model
-])
+@pytest.mark.parametrize(
+    "resolution, flags, advice, not_advised",
+    [
+        (
+            16,
+            ["--crop", "none"],
+            "use --net vgg",
+            "--crop none",
+        ),  # the whole 16² image is too small for AlexNet only
+        (32, ["--crop", "face"], "use --net vgg or --crop none", "--crop face"),
+        (8, ["--crop", "none", "--net", "vgg"], "at least 16²", "--crop none"),  # nothing fits an 8² model
+    ],
+)
 def test_a_too_small_lpips_window_is_refused_with_advice_the_user_did_not_already_take(
-        injected, capsys, monkeypatch, resolution, flags, advice, not_advised):
+    injected, capsys, monkeypatch, resolution, flags, advice, not_advised
+):
     tmp, _, _, test = injected
     monkeypatch.setattr("automod_cli.features.nets.lpips_distance", _sized_distance)
     channels = {8: (8, 8), 16: (8, 8, 8), 32: (8, 8, 8, 8)}[resolution]
     small = tmp / f"model{resolution}.safetensors"
-    save_model(small, Automodulator(ModelConfig(max_resolution=resolution, latent_dim=8, channels=channels)),
-               {"train_config": {"data": None}})
+    save_model(
+        small,
+        Automodulator(ModelConfig(max_resolution=resolution, latent_dim=8, channels=channels)),
+        {"train_config": {"data": None}},
+    )
     for command in (["lpips", "--data", str(test)], ["ppl", "--n", "4"]):
         assert main(["eval", *command, "--model", str(small), *flags]) == 2
         err = capsys.readouterr().err.strip()
@@ -198,10 +293,14 @@ def test_a_too_small_lpips_window_is_refused_with_advice_the_user_did_not_alread
         assert len(err.splitlines()) == 1
 
 
-def test_the_weights_are_checked_before_the_data_and_both_before_the_model_is_loaded(setup, capsys, monkeypatch):
+def test_the_weights_are_checked_before_the_data_and_both_before_the_model_is_loaded(
+    setup, capsys, monkeypatch
+):
     tmp, adain, _, _ = setup
     loads = []
-    monkeypatch.setattr("automod_cli.locate.model_from_checkpoint", lambda *args, **kwargs: loads.append(args))
+    monkeypatch.setattr(
+        "automod_cli.locate.model_from_checkpoint", lambda *args, **kwargs: loads.append(args)
+    )
     missing = str(tmp / "missing.h5")
     for command, weight in ((["fid", "--n", "4"], weights.INCEPTION), (["lpips"], weights.ALEXNET)):
         assert main(["eval", *command, "--model", str(adain), "--data", missing]) == 2
@@ -213,8 +312,12 @@ def test_the_weights_are_checked_before_the_data_and_both_before_the_model_is_lo
 def test_a_missing_data_file_stops_before_any_network_is_built(injected, capsys, monkeypatch):
     _, adain, _, _ = injected
     built = []
-    monkeypatch.setattr("automod_cli.features.nets.inception_features", lambda path, device: built.append(path))
-    monkeypatch.setattr("automod_cli.features.nets.lpips_distance", lambda net, path, device: built.append(path))
+    monkeypatch.setattr(
+        "automod_cli.features.nets.inception_features", lambda path, device: built.append(path)
+    )
+    monkeypatch.setattr(
+        "automod_cli.features.nets.lpips_distance", lambda net, path, device: built.append(path)
+    )
     for command in (["fid", "--n", "4"], ["lpips"]):
         assert main(["eval", *command, "--model", str(adain), "--data", "missing.h5"]) == 2
         assert "missing.h5" in capsys.readouterr().err
@@ -233,22 +336,37 @@ def test_every_score_carries_its_protocol(injected, capsys):
     from automod_cli import __version__
 
     tmp, adain, _, test = injected
-    assert main(["eval", "fid", "--model", str(adain), "--n", "10", "--batch", "5", "--seed", "4", "--json"]) == 0
+    assert (
+        main(["eval", "fid", "--model", str(adain), "--n", "10", "--batch", "5", "--seed", "4", "--json"])
+        == 0
+    )
     protocol = _json(capsys)["protocol"]
     inception = weights.cache_dir() / weights.INCEPTION.name
     assert protocol["images"] == 10 and protocol["unit"] == "samples" and protocol["resolution"] == 32
     assert protocol["crop"] is None and "bilinear to 299×299" in protocol["resize"]
-    assert protocol["feature_network"] == {"name": "tiny-features", "file": str(inception), "sha256": _sha(inception)}
+    assert protocol["feature_network"] == {
+        "name": "tiny-features",
+        "file": str(inception),
+        "sha256": _sha(inception),
+    }
     statistics = protocol["reference"]["statistics"]
-    assert statistics["file"].startswith(str(tmp / "cache")) and statistics["sha256"] == _sha(statistics["file"])
+    assert statistics["file"].startswith(str(tmp / "cache")) and statistics["sha256"] == _sha(
+        statistics["file"]
+    )
     assert protocol["reference"]["data"].endswith("ref.h5") and protocol["reference"]["images"] == 24
     assert protocol["model"] == {"file": str(adain), "sha256": _sha(adain)}
     assert (protocol["seed"], protocol["batch"], protocol["automod_version"]) == (4, 5, __version__)
-    assert main(["eval", "lpips", "--model", str(adain), "--data", str(test), "--crop", "center", "--json"]) == 0
+    assert (
+        main(["eval", "lpips", "--model", str(adain), "--data", str(test), "--crop", "center", "--json"]) == 0
+    )
     protocol = _json(capsys)["protocol"]
     alexnet = weights.cache_dir() / weights.ALEXNET.name
     assert protocol["images"] == 6 and protocol["crop"] == "center" and protocol["resize"] == "none"
-    assert protocol["feature_network"] == {"name": "lpips-v0.1-alex", "file": str(alexnet), "sha256": _sha(alexnet)}
+    assert protocol["feature_network"] == {
+        "name": "lpips-v0.1-alex",
+        "file": str(alexnet),
+        "sha256": _sha(alexnet),
+    }
     assert main(["eval", "ppl", "--model", str(adain), "--n", "4"]) == 0  # printed too
     out = capsys.readouterr().out
     assert "protocol" in out and _sha(alexnet) in out and __version__ in out
@@ -256,8 +374,22 @@ def test_every_score_carries_its_protocol(injected, capsys):
 
 def test_compare_stores_each_runs_protocol(injected, capsys):
     tmp, adain, _, test = injected
-    argv = ["eval", "compare", str(adain), "--metrics", "fid,lpips", "--n", "8", "--batch", "4", "--test-data", str(test),
-            "--out", str(tmp / "table"), "--json"]
+    argv = [
+        "eval",
+        "compare",
+        str(adain),
+        "--metrics",
+        "fid,lpips",
+        "--n",
+        "8",
+        "--batch",
+        "4",
+        "--test-data",
+        str(test),
+        "--out",
+        str(tmp / "table"),
+        "--json",
+    ]
     assert main(argv) == 0
     [row] = _json(capsys)
     assert set(row["protocol"]) == {"fid", "lpips"} and row["protocol"]["fid"]["images"] == 8
@@ -273,7 +405,11 @@ def test_every_metric_record_is_a_command_and_every_column_a_compare_metric(caps
     for metric in METRICS:
         assert main(["eval", metric.name, "--help"]) == 0
         text = capsys.readouterr().out
-        assert "--n" in text and "--model" in text and ("--weights" in text) == bool({"inception", "lpips"} & set(metric.networks))
+        assert (
+            "--n" in text
+            and "--model" in text
+            and ("--weights" in text) == bool({"inception", "lpips"} & set(metric.networks))
+        )
         assert ("--crop" in text) == metric.crops and ("--seed" in text) == metric.seeded
     assert main(["eval", "compare", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
@@ -289,15 +425,20 @@ def test_fd_builtin_mix_is_fd_builtin_with_mix(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("automod_cli.metrics.builtin.factor_net.TrainingPlan",
-                        functools.partial(TrainingPlan, images=64, steps=2, batch_size=32))
+    monkeypatch.setattr(
+        "automod_cli.metrics.builtin.factor_net.TrainingPlan",
+        functools.partial(TrainingPlan, images=64, steps=2, batch_size=32),
+    )
     save_model(tmp_path / "m.safetensors", tiny_model(), {"train_config": {"data": None}})
     argv = ["--model", "m.safetensors", "--n", "8", "--batch", "8", "--json"]
     assert main(["eval", "fd-builtin", *argv, "--mix"]) == 0
     flag = _json(capsys)
     assert main(["eval", "fd-builtin-mix", *argv]) == 0
     alias = _json(capsys)
-    assert flag["metric"] == alias["metric"] == "fd-builtin-mix" and flag["fd-builtin-mix"] == alias["fd-builtin-mix"]
+    assert (
+        flag["metric"] == alias["metric"] == "fd-builtin-mix"
+        and flag["fd-builtin-mix"] == alias["fd-builtin-mix"]
+    )
 
 
 def test_asking_lpips_for_more_test_images_than_there_are_is_a_one_line_error(injected, capsys):

@@ -38,8 +38,14 @@ def checkpoint(tmp_path_factory) -> Path:
 def run_example(name: str, cwd: Path, *args: str, code: int = 0) -> str:
     """The example's stdout (exit code `code`), or its stderr when it is expected to fail."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(EXAMPLES.parent)}
-    result = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == code, result.stderr
     return result.stdout if code == 0 else result.stderr
 
@@ -56,7 +62,10 @@ def grid_shape(path: Path) -> tuple[int, int]:
 def test_mix_two_photos(checkpoint, tmp_path):
     out = run_example("mix_two_photos.py", tmp_path, str(checkpoint))
     assert "wrote mix-two-photos.png" in out
-    assert grid_shape(tmp_path / "mix-two-photos.png") == (1, 6)  # A, B, 2 reconstructions, coarse and mid mixes
+    assert grid_shape(tmp_path / "mix-two-photos.png") == (
+        1,
+        6,
+    )  # A, B, 2 reconstructions, coarse and mid mixes
     for i, colour in enumerate(((250, 10, 10), (10, 10, 250))):
         Image.new("RGB", (48, 40), colour).save(tmp_path / f"{i}.png")
     run_example("mix_two_photos.py", tmp_path, str(checkpoint), "0.png", "1.png", "--out", "photos.png")
@@ -79,15 +88,22 @@ def test_attribute_vector(checkpoint, tmp_path):
     assert grid_shape(tmp_path / "attribute-vector" / "edits.png") == (2, 6)
 
 
-@pytest.mark.parametrize("name, output", [("mix_two_photos.py", "mix-two-photos.png"),
-                                          ("conditional_sampling.py", "conditional-sampling.png"),
-                                          ("attribute_vector.py", "attribute-vector/attribute.safetensors")])
+@pytest.mark.parametrize(
+    "name, output",
+    [
+        ("mix_two_photos.py", "mix-two-photos.png"),
+        ("conditional_sampling.py", "conditional-sampling.png"),
+        ("attribute_vector.py", "attribute-vector/attribute.safetensors"),
+    ],
+)
 def test_a_second_run_is_one_line_before_any_work(checkpoint, tmp_path, name, output):
     run_example(name, tmp_path, str(checkpoint))
     written = (tmp_path / output).read_bytes()
     # the outputs are checked before the model is read: a missing checkpoint is not even noticed
     err = run_example(name, tmp_path, str(tmp_path / "no-such-model.safetensors"), code=2)
-    assert err.strip().splitlines() == [err.strip()] and err.startswith("error:") and "already exists" in err, err
+    assert (
+        err.strip().splitlines() == [err.strip()] and err.startswith("error:") and "already exists" in err
+    ), err
     assert output.split("/")[-1] in err and "--force" in err and "Traceback" not in err
     assert (tmp_path / output).read_bytes() == written
     run_example(name, tmp_path, str(checkpoint), "--force")

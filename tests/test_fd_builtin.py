@@ -15,7 +15,9 @@ from data_prep.builtin import SPLITS, downscale, generate
 
 @pytest.fixture(scope="module")
 def extractor(tmp_path_factory):
-    features, _ = factor_features(TrainingPlan(32, images=256, steps=20, batch_size=32), cache_dir=tmp_path_factory.mktemp("fn"))
+    features, _ = factor_features(
+        TrainingPlan(32, images=256, steps=20, batch_size=32), cache_dir=tmp_path_factory.mktemp("fn")
+    )
     return features
 
 
@@ -38,7 +40,9 @@ def test_statistics_are_those_of_the_features(extractor, held_out):
     np.testing.assert_allclose(stats.covariance, np.cov(features, rowvar=False), rtol=1e-5, atol=1e-6)
 
 
-def test_two_halves_of_the_same_data_are_near_zero_and_a_brightness_shift_grows_the_distance(extractor, held_out):
+def test_two_halves_of_the_same_data_are_near_zero_and_a_brightness_shift_grows_the_distance(
+    extractor, held_out
+):
     first, second = held_out[0::2], held_out[1::2]
     assert image_set_distance(first, first, extractor) == pytest.approx(0.0, abs=1e-6)
     halves = image_set_distance(first, second, extractor)
@@ -65,4 +69,6 @@ def test_a_model_is_scored_against_the_cached_test_split(extractor, tmp_path):
 def test_the_distance_is_the_closed_form_of_the_fitted_gaussians(extractor, held_out):
     a, b = image_statistics(held_out[:200], extractor), image_statistics(held_out[200:400], extractor)
     expected = frechet_distance(a.mean, a.covariance, b.mean, b.covariance)
-    assert image_set_distance(held_out[:200], held_out[200:400], extractor) == pytest.approx(expected, rel=1e-9)
+    assert image_set_distance(held_out[:200], held_out[200:400], extractor) == pytest.approx(
+        expected, rel=1e-9
+    )

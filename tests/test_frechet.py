@@ -20,7 +20,12 @@ def _reference_distance(m1, c1, m2, c2) -> float:
     """d² with Tr((Σ₁Σ₂)^½) from the eigenvalues of the symmetric Σ₁^½ Σ₂ Σ₁^½ (same spectrum as Σ₁Σ₂)."""
     root1 = linalg.sqrtm(c1).real
     eigenvalues = np.linalg.eigvalsh(root1 @ c2 @ root1)
-    return float(np.sum((m1 - m2) ** 2) + np.trace(c1) + np.trace(c2) - 2 * np.sum(np.sqrt(np.clip(eigenvalues, 0, None))))
+    return float(
+        np.sum((m1 - m2) ** 2)
+        + np.trace(c1)
+        + np.trace(c2)
+        - 2 * np.sum(np.sqrt(np.clip(eigenvalues, 0, None)))
+    )
 
 
 def test_matches_eigenvalue_computation_on_random_gaussians():
@@ -28,7 +33,9 @@ def test_matches_eigenvalue_computation_on_random_gaussians():
     for dim in (1, 3, 16):
         m1, m2 = rng.normal(size=dim), rng.normal(size=dim)
         c1, c2 = _random_covariance(rng, dim), _random_covariance(rng, dim)
-        assert frechet_distance(m1, c1, m2, c2) == pytest.approx(_reference_distance(m1, c1, m2, c2), rel=1e-8, abs=1e-10)
+        assert frechet_distance(m1, c1, m2, c2) == pytest.approx(
+            _reference_distance(m1, c1, m2, c2), rel=1e-8, abs=1e-10
+        )
 
 
 def test_diagonal_covariances_closed_form():

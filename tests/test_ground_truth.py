@@ -55,7 +55,10 @@ def test_the_truth_has_the_layout_of_whoever_drives_block_0():
     """Block 0 (4²) always carries the layout: B's blocks with it give B's layout, without it A's; a range that
     splits the layout blocks (or the blocks above them) between A and B has no exact truth."""
     layout = range(0, 2)  # 4², 8² of a 4-block (32²) model
-    assert gt.truth_of(range(0, 2), layout, 4) == gt.Truth("B") and gt.Truth("B").label == "B's layout in A's colours"
+    assert (
+        gt.truth_of(range(0, 2), layout, 4) == gt.Truth("B")
+        and gt.Truth("B").label == "B's layout in A's colours"
+    )
     mid = gt.truth_of(range(2, 4), layout, 4)  # --scales mid: B's blocks carry colour, A keeps its layout
     assert mid.layout_from == "A" and mid.exact and mid.label == "A's layout in B's colours"
     assert mid.swapped_label == "B's layout in A's colours"
@@ -70,7 +73,9 @@ def test_the_truth_of_a_mix_without_block_0_is_a_layout_in_b_colours(pairs):
     np.testing.assert_array_equal(flipped.truth, gt.builtin_at(combine(pairs.a, pairs.b), R))
     np.testing.assert_array_equal(flipped.truth, pairs.swapped)
     np.testing.assert_array_equal(flipped.swapped, pairs.truth)
-    right = gt.mixing_error(_renderer(pairs, swap=True), flipped, batch_size=4)  # draws A's layout in B's colours
+    right = gt.mixing_error(
+        _renderer(pairs, swap=True), flipped, batch_size=4
+    )  # draws A's layout in B's colours
     assert right.truth.mse == 0 and right.swapped.mse > 0.02
     model = tiny_model()  # 32²: blocks 0-3, coarse 0-1
     assert gt.truth_for(model, gt.b_blocks(model, "mid")) == gt.Truth("A")
@@ -100,7 +105,9 @@ def test_a_mixer_that_returns_a_scores_as_a_against_the_truth(pairs):
 
 def test_the_grid_sets_each_mix_beside_its_inputs_truth_and_swapped_combination(pairs):
     cells = gt.mixing_grid(_renderer(pairs, swap=False), pairs, rows=3).reshape(3, 5, 3, R, R)
-    for column, reference in enumerate((pairs.images_a, pairs.images_b, pairs.truth, pairs.truth, pairs.swapped)):
+    for column, reference in enumerate(
+        (pairs.images_a, pairs.images_b, pairs.truth, pairs.truth, pairs.swapped)
+    ):
         torch.testing.assert_close(cells[:, column], gt.model_input(reference[:3]), rtol=0, atol=0)
     wrong = gt.mixing_grid(_renderer(pairs, swap=True), pairs, rows=20)  # rows beyond the pairs: all of them
     assert wrong.shape == (5 * len(pairs), 3, R, R)
@@ -115,7 +122,9 @@ def test_the_model_mix_gives_b_the_chosen_blocks_and_a_the_rest_as_automod_mix(p
     assignment = torch.stack([z_b, z_b, z_a, z_a], dim=1)
     torch.testing.assert_close(gt.model_mixer(model, range(0, 2))(a, b), decode(model, assignment))
     torch.testing.assert_close(gt.model_mixer(model, range(0, 4))(a, b), reconstruct(model, b))
-    torch.testing.assert_close(gt.model_mixer(model, gt.b_blocks(model, "coarse"))(a, b), decode(model, assignment))
+    torch.testing.assert_close(
+        gt.model_mixer(model, gt.b_blocks(model, "coarse"))(a, b), decode(model, assignment)
+    )
 
 
 def test_reconstruction_by_identity_is_perfect_and_the_mean_image_baseline_matches_numpy():

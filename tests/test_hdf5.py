@@ -22,8 +22,13 @@ def random_images(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def write(path, images: np.ndarray, force: bool = False, fingerprint: str = "test"):
-    writer = H5Writer(path, images.shape[1], {"source": "test", "source_path": "-", "alignment": "none", "split": "all"},
-                      fingerprint, force=force)
+    writer = H5Writer(
+        path,
+        images.shape[1],
+        {"source": "test", "source_path": "-", "alignment": "none", "split": "all"},
+        fingerprint,
+        force=force,
+    )
     for image in images:
         writer.add(pyramid(image))
     writer.checkpoint(len(images))
@@ -156,13 +161,19 @@ def _recompressed(path, out, resolution: int):
     with h5py.File(out, "r+") as file:
         pixels = file[f"levels/{resolution}"][...]
         del file[f"levels/{resolution}"]
-        file.create_dataset(f"levels/{resolution}", data=pixels, chunks=(4, 3, resolution, resolution), compression="gzip")
+        file.create_dataset(
+            f"levels/{resolution}", data=pixels, chunks=(4, 3, resolution, resolution), compression="gzip"
+        )
     return out
 
 
-@pytest.mark.parametrize("layout, convert_bytes", [("as written", 1 << 20), ("as written", 2 * 768), ("compressed", 1 << 20)])
+@pytest.mark.parametrize(
+    "layout, convert_bytes", [("as written", 1 << 20), ("as written", 2 * 768), ("compressed", 1 << 20)]
+)
 def test_batch_reads_return_the_asked_images_in_the_asked_order(tmp_path, monkeypatch, layout, convert_bytes):
-    monkeypatch.setattr(hdf5, "_CONVERT_BYTES", convert_bytes)  # 2 · 768 bytes: 8² images converted two at a time
+    monkeypatch.setattr(
+        hdf5, "_CONVERT_BYTES", convert_bytes
+    )  # 2 · 768 bytes: 8² images converted two at a time
     images = random_images(10, 16, seed=3)
     path = write(tmp_path / "a.h5", images)
     if layout == "compressed":
@@ -174,7 +185,9 @@ def test_batch_reads_return_the_asked_images_in_the_asked_order(tmp_path, monkey
     for got, want in zip(batch, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
     assert dataset._direct[8] == (layout == "as written")
-    torch.testing.assert_close(dataset[4], torch.from_numpy(box_reference(images[4], 8)).float() / 127.5 - 1.0)  # one image
+    torch.testing.assert_close(
+        dataset[4], torch.from_numpy(box_reference(images[4], 8)).float() / 127.5 - 1.0
+    )  # one image
     with pytest.raises(IndexError):
         dataset.__getitems__([1, 10])
 
@@ -185,7 +198,9 @@ def test_a_data_limit_reads_batches_through_the_file_and_keeps_its_bound(tmp_pat
     images = random_images(10, 8, seed=4)
     limited = FirstImages(H5Images(write(tmp_path / "a.h5", images), 8), 6)
     batch = torch.stack(limited.__getitems__([5, 0]))
-    expected = torch.from_numpy(images[[5, 0]]).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # HWC photos, CHW tensors
+    expected = (
+        torch.from_numpy(images[[5, 0]]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    )  # HWC photos, CHW tensors
     torch.testing.assert_close(batch, expected, rtol=0, atol=0)
     with pytest.raises(IndexError):
         limited.__getitems__([0, 6])
@@ -222,7 +237,9 @@ def test_reader_errors_are_clear(tmp_path):
     with pytest.raises(AutomodError, match="does not exist"):
         H5Images(tmp_path / "missing.h5", 4)
     unfinished = tmp_path / "unfinished.h5"
-    H5Writer(unfinished, 8, {"source": "test", "source_path": "-", "alignment": "none", "split": "all"}, "x").close()
+    H5Writer(
+        unfinished, 8, {"source": "test", "source_path": "-", "alignment": "none", "split": "all"}, "x"
+    ).close()
     with pytest.raises(AutomodError, match="unfinished prep file"):
         read_info(partial_path(unfinished))
 

@@ -44,18 +44,29 @@ def test_every_host_read_of_a_device_value_is_reported_on_the_meta_device(read):
     found = bench.host_syncs(lambda: HOST_READS[read](torch.randn(4, 4, device=META)), META)
     assert len(found) == 1 and "meta" in found[0].lower(), found
     assert bench.host_syncs(lambda: HOST_READS[read](torch.randn(4, 4)), META) == []  # a CPU value: no sync
-    assert bench.host_syncs(lambda: torch.randn(4, 4, device=META).exp().sum(), META) == []  # device work alone
+    assert (
+        bench.host_syncs(lambda: torch.randn(4, 4, device=META).exp().sum(), META) == []
+    )  # device work alone
 
 
 # three levels (4², 8², 16²), a fade-in over the first half of each later phase
-SMALL = {**TINY_RUN, **bench.SYNC_RUN, "model.max_resolution": 16, "model.channels": [16, 16, 8], "phase_images": 128}
+SMALL = {
+    **TINY_RUN,
+    **bench.SYNC_RUN,
+    "model.max_resolution": 16,
+    "model.channels": [16, 16, 8],
+    "phase_images": 128,
+}
 EVERY_LEVEL = {(4, False), (8, True), (8, False), (16, True), (16, False)}
 
 
 def test_the_points_checked_cover_each_phase_in_its_fade_in_and_at_its_end():
     config = resolve_train_config("builtin", SMALL)
     assert bench.images_at_every_level(config) == [16, 112, 144, 240, 272, 368]
-    assert {(phase_at(config, i).resolution, phase_at(config, i).alpha < 1) for i in bench.images_at_every_level(config)} == EVERY_LEVEL
+    assert {
+        (phase_at(config, i).resolution, phase_at(config, i).alpha < 1)
+        for i in bench.images_at_every_level(config)
+    } == EVERY_LEVEL
 
 
 @pytest.mark.parametrize("kind", list(bench.SYNC_KINDS))
@@ -64,7 +75,12 @@ def test_training_iterations_of_every_model_never_read_a_device_value(kind, tmp_
     trainer = AutomodulatorRun(config, tmp_path / kind, device=META)
     assert next(trainer.nets.decoder.parameters()).is_meta
     trained = []
-    assert bench.host_syncs(lambda: trained.append(bench.iterations_at_every_level(trainer, config, steps=1)()), META) == []
+    assert (
+        bench.host_syncs(
+            lambda: trained.append(bench.iterations_at_every_level(trainer, config, steps=1)()), META
+        )
+        == []
+    )
     assert trained == [EVERY_LEVEL] and trainer.counters.step == 6  # Adam's state exists from the second on
     assert all(value.is_meta for value in trainer.log.sums.values())  # summed on the device, read when logged
 

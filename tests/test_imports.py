@@ -23,13 +23,19 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {_module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py")) if p.name != "__main__.py"}
+MODULES = {
+    _module_name(p): p
+    for pkg in PACKAGES
+    for p in sorted((ROOT / pkg).rglob("*.py"))
+    if p.name != "__main__.py"
+}
 
 
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _all_imports(tree: ast.Module):
@@ -62,7 +68,9 @@ def _targets(module: str, node: ast.Import | ast.ImportFrom) -> set[str]:
             for _ in range(node.level - 1):
                 package = package.rsplit(".", 1)[0]
             base = f"{package}.{base}" if base else package
-        names = {f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names}
+        names = {
+            f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names
+        }
     found = set()
     for name in names:
         while name and name not in MODULES:  # `import a.b.func`-like names: the longest module prefix
@@ -143,7 +151,9 @@ def test_the_graph_is_read():
     graph = import_graph()
     assert "automod_cli.errors" in graph["automod_cli.cli"]
     assert "automod_cli.models.decoder" in graph["automod_cli.models"]  # a package __init__ and its children
-    assert "automod_cli.models" in graph["automod_cli.checkpoint"]  # importing models.x runs models/__init__ first
+    assert (
+        "automod_cli.models" in graph["automod_cli.checkpoint"]
+    )  # importing models.x runs models/__init__ first
 
 
 def test_no_import_cycles():
@@ -154,7 +164,9 @@ def test_no_import_cycles():
 def test_no_cycles_through_lazy_imports():
     """An import moved into a function hides a cycle from the interpreter, not from the reader."""
     found = cycles(import_graph(lazy=True))
-    assert not found, "import cycles (some imports inside functions): " + "; ".join(" ↔ ".join(c) for c in found)
+    assert not found, "import cycles (some imports inside functions): " + "; ".join(
+        " ↔ ".join(c) for c in found
+    )
 
 
 def test_data_prep_imports_only_the_error_type_version_and_output_checks():
@@ -189,15 +201,20 @@ def test_sibling_packages_import_each_other_only_as_the_architecture_doc_says():
 def test_every_module_imports_in_a_fresh_interpreter():
     names = sorted(MODULES)
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
-    result = subprocess.run([sys.executable, "-c", code, *names], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *names], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("entry", ["automod_cli.cli", "automod_cli.training", "automod_cli.ops", "data_prep.prep"])
+@pytest.mark.parametrize(
+    "entry", ["automod_cli.cli", "automod_cli.training", "automod_cli.ops", "data_prep.prep"]
+)
 def test_entry_modules_import_first(entry):
     """Each entry point imports on its own first (an order-dependent cycle would show up here)."""
-    result = subprocess.run([sys.executable, "-c", f"import {entry}"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {entry}"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -209,7 +226,13 @@ def _layout_entries() -> dict[str, str]:
     for line in block.splitlines():
         head = line[:23].strip()
         if head and not line.startswith(" " * 4):
-            current = head if head.startswith("data_prep") else f"automod_cli/{head}" if line.startswith("  ") else head
+            current = (
+                head
+                if head.startswith("data_prep")
+                else f"automod_cli/{head}"
+                if line.startswith("  ")
+                else head
+            )
             entries[current] = ""
         if current:
             entries[current] += " " + line[23:]
@@ -223,12 +246,17 @@ def test_the_architecture_doc_names_every_module():
         parts = path.relative_to(ROOT).parts
         if path.name == "__init__.py" and parts[:-1] != ("automod_cli", "training"):
             continue  # package docstrings; training/__init__.py is the Python API, so the layout names it
-        top = "data_prep/" if parts[0] == "data_prep" else "/".join(parts[:2]) + ("" if len(parts) == 2 else "/")
+        top = (
+            "data_prep/"
+            if parts[0] == "data_prep"
+            else "/".join(parts[:2]) + ("" if len(parts) == 2 else "/")
+        )
         assert top in entries, f"docs/architecture.md's layout has no entry for {top}"
         if top.endswith(".py"):
             continue
-        assert path.name in entries[top] or path.stem in entries[top].split(), \
+        assert path.name in entries[top] or path.stem in entries[top].split(), (
             f"docs/architecture.md's layout entry {top} does not name {path.relative_to(ROOT)}"
+        )
 
 
 def test_the_architecture_doc_names_no_missing_module():
@@ -240,8 +268,12 @@ def test_the_architecture_doc_names_no_missing_module():
     assert named <= present, f"named in the layout but absent: {sorted(named - present)}"
 
 
-COMMAND_HELPERS = {"automod_cli.commands", "automod_cli.commands.options", "automod_cli.commands.ops_report",
-                   "automod_cli.commands.train_report"}
+COMMAND_HELPERS = {
+    "automod_cli.commands",
+    "automod_cli.commands.options",
+    "automod_cli.commands.ops_report",
+    "automod_cli.commands.train_report",
+}
 
 
 def test_no_command_module_imports_another():

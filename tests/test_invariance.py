@@ -32,7 +32,9 @@ CHANNELS = (16, 16, 8, 8)  # tiny_model's
 LEVELS_J2 = (0, 1, 1, 2, 3)
 
 
-def decode_by_hand(net: Automodulator, zs: list[torch.Tensor], level: int, alpha: float = 1.0) -> torch.Tensor:
+def decode_by_hand(
+    net: Automodulator, zs: list[torch.Tensor], level: int, alpha: float = 1.0
+) -> torch.Tensor:
     """Reference decoder for the J = 2 layout: run the blocks of LEVELS_J2 up to `level`, block b driven by zs[b],
     and fade the new level in over the upsampled image of the level below."""
     dec = net.decoder
@@ -54,7 +56,12 @@ def test_support_block_exists_only_when_asked_and_the_default_decoder_is_unchang
     # the default decoder: one block per level, conv1 from the level below, to_rgb per level
     assert {name.split(".")[1] for name in shapes if name.startswith("blocks.")} == {"0", "1", "2", "3"}
     for i, c in enumerate(CHANNELS):
-        assert shapes[f"blocks.{i}.conv1.weight" if i else "blocks.0.conv.weight"] == (c, CHANNELS[max(i - 1, 0)], 3, 3)
+        assert shapes[f"blocks.{i}.conv1.weight" if i else "blocks.0.conv.weight"] == (
+            c,
+            CHANNELS[max(i - 1, 0)],
+            3,
+            3,
+        )
         assert shapes[f"to_rgb.{i}.weight"] == (3, c, 1, 1)
     assert [getattr(block, "grows", False) for block in plain.blocks] == [False, True, True, True]
     # with J = 2: the same parameters once the blocks after the support block are renumbered, plus block 2
@@ -64,11 +71,17 @@ def test_support_block_exists_only_when_asked_and_the_default_decoder_is_unchang
         if parts[0] == "blocks" and int(parts[1]) >= 2:
             parts[1] = "support" if parts[1] == "2" else str(int(parts[1]) - 1)
         renamed[".".join(parts)] = tuple(p.shape)
-    extra = {name[len("blocks.support."):]: s for name, s in renamed.items() if name.startswith("blocks.support.")}
+    extra = {
+        name[len("blocks.support.") :]: s for name, s in renamed.items() if name.startswith("blocks.support.")
+    }
     assert {n: s for n, s in renamed.items() if not n.startswith("blocks.support.")} == shapes
-    assert extra == {n[len("blocks.1."):]: s for n, s in shapes.items() if n.startswith("blocks.1.")}  # an 8² block
+    assert extra == {
+        n[len("blocks.1.") :]: s for n, s in shapes.items() if n.startswith("blocks.1.")
+    }  # an 8² block
     assert [getattr(block, "grows", False) for block in support.blocks] == [False, True, False, True, True]
-    assert tiny_model(support_block=2).config.block_levels == LEVELS_J2 and tiny_model().config.block_levels == (0, 1, 2, 3)
+    assert tiny_model(
+        support_block=2
+    ).config.block_levels == LEVELS_J2 and tiny_model().config.block_levels == (0, 1, 2, 3)
 
 
 def test_support_block_decodes_at_every_level_and_during_fade_in():
@@ -83,7 +96,9 @@ def test_support_block_decodes_at_every_level_and_during_fade_in():
                 out = net.decoder(z.transpose(0, 1)[:, :active], level, alpha, noise=False)
                 assert out.shape == (2, 3, 4 * 2**level, 4 * 2**level)
                 torch.testing.assert_close(out, decode_by_hand(net, zs, level, alpha))
-        assert net.decoder.canvas(z.transpose(0, 1), 3, noise=False).shape[-1] == 8  # the support block stays at 8²
+        assert (
+            net.decoder.canvas(z.transpose(0, 1), 3, noise=False).shape[-1] == 8
+        )  # the support block stays at 8²
         with pytest.raises(AutomodError):
             net.decoder(z.transpose(0, 1)[:, :3], 2)  # 16² needs 4 blocks: 4², 8², support, 16²
 
@@ -110,15 +125,24 @@ def test_bad_settings_are_refused_with_one_line():
     with pytest.raises(AutomodError, match="--model automod"):
         resolve_train_config("builtin", {"kind": "wae", "flip_invariance_layer": 2})
     config = resolve_train_config("builtin", {"flip_invariance_layer": "2"})  # as `--set` passes it
-    assert config.model.support_block == 2 and config.layer_noise is False  # the authors' code: no layer noise
+    assert (
+        config.model.support_block == 2 and config.layer_noise is False
+    )  # the authors' code: no layer noise
     assert resolve_train_config("builtin", {"flip_invariance_layer": 2, "layer_noise": True}).layer_noise
     assert resolve_train_config("builtin").model.support_block == 0
 
 
 def loss_setup(reconstruction: str):
     net = tiny_model(support_block=2)
-    config = resolve_train_config("builtin", {"model.latent_dim": 16, "model.channels": list(CHANNELS),
-                                              "flip_invariance_layer": 2, "reconstruction": reconstruction})
+    config = resolve_train_config(
+        "builtin",
+        {
+            "model.latent_dim": 16,
+            "model.channels": list(CHANNELS),
+            "flip_invariance_layer": 2,
+            "reconstruction": reconstruction,
+        },
+    )
     phase = phase_at(config, sum(config.phase_images.values()) - 1)  # 32², faded in
     distance = reconstruction_distance(reconstruction, 32)
     if isinstance(distance, AdaptiveRobustLoss):
@@ -146,7 +170,9 @@ def test_loss_matches_a_hand_written_swap_and_trains_the_encoder(reconstruction)
     assert abs(l_inv - l_inv_prime) > 2e-4
     torch.testing.assert_close(loss, (l_inv + l_inv_prime) / 2)
     loss.backward()
-    assert sum(p.grad.abs().sum() for p in net.encoder.parameters() if p.grad is not None) > 0  # φ learns from it
+    assert (
+        sum(p.grad.abs().sum() for p in net.encoder.parameters() if p.grad is not None) > 0
+    )  # φ learns from it
 
 
 @pytest.mark.parametrize("reconstruction", ["robust", "l1"])
@@ -170,21 +196,30 @@ def test_loss_is_symmetric_in_the_roles_of_the_pair(reconstruction):
     net, config, phase, distance, x = loss_setup(reconstruction)
     nets = Nets(net.encoder, net.decoder, distance)
     # flipping the batch swaps x_1 and x_2: Eq. 10 becomes Eq. 11 and vice versa
-    torch.testing.assert_close(flip_invariance_loss(nets, x.flip(-1), phase, config),
-                               flip_invariance_loss(nets, x, phase, config))
+    torch.testing.assert_close(
+        flip_invariance_loss(nets, x.flip(-1), phase, config), flip_invariance_loss(nets, x, phase, config)
+    )
     with pytest.raises(AutomodError, match="2 images"):
         invariance.flipped_pairs(x[:1])
 
 
-TINY = {**TINY_RUN, "model.channels": [16, 16, 8], "model.max_resolution": 16, "phase_images": 128, "lr": 0.002,
-        "flip_invariance_layer": 2}
+TINY = {
+    **TINY_RUN,
+    "model.channels": [16, 16, 8],
+    "model.max_resolution": 16,
+    "phase_images": 128,
+    "lr": 0.002,
+    "flip_invariance_layer": 2,
+}
 
 
 def test_training_with_j2_resumes_bit_for_bit_reloads_and_mixes(tmp_path, monkeypatch, capsys):
     config = resolve_train_config("builtin", TINY)
     calls = []
     real_loss = invariance.swapped_reconstruction_loss
-    monkeypatch.setattr(invariance, "swapped_reconstruction_loss", lambda *a: calls.append(a[5].level) or real_loss(*a))
+    monkeypatch.setattr(
+        invariance, "swapped_reconstruction_loss", lambda *a: calls.append(a[5].level) or real_loss(*a)
+    )
     straight = train(config, tmp_path / "a", device="cpu")
     assert straight.images_seen == 384
     assert calls == [1] * 8 + [2] * 8  # from 8², where the support block runs, on; 4² trains as usual

@@ -63,9 +63,19 @@ def test_eval_weights_lists_every_file_as_json_and_as_text(caches, capsys):
     converted.write_bytes(b"a converted model")
     assert main(["eval", "weights", "--json"]) == 0
     entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
-    assert {weight_files.INCEPTION.name, weight_files.ALEXNET.name, weight_files.VGG16.name, "lpips v0.1 alex.pth",
-            "shape_predictor_68_face_landmarks.dat", "ffhq256.safetensors", "42420000_state.pth"} <= set(entries)
-    vgg, ffhq = entries[weight_files.VGG16.name], entries["ffhq256.safetensors"]  # converted only: its own name
+    assert {
+        weight_files.INCEPTION.name,
+        weight_files.ALEXNET.name,
+        weight_files.VGG16.name,
+        "lpips v0.1 alex.pth",
+        "shape_predictor_68_face_landmarks.dat",
+        "ffhq256.safetensors",
+        "42420000_state.pth",
+    } <= set(entries)
+    vgg, ffhq = (
+        entries[weight_files.VGG16.name],
+        entries["ffhq256.safetensors"],
+    )  # converted only: its own name
     assert vgg["state"] == "present" and vgg["check"] == inventory.MISMATCH  # b"placeholder" is not VGG16
     assert ffhq["path"] == str(converted) and ffhq["check"] == inventory.UNCHECKED
     assert ffhq["sha256"] == hashlib.sha256(b"a converted model").hexdigest()

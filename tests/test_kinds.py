@@ -18,7 +18,11 @@ def test_each_kind_trains_with_its_entrys_latent_space_and_decoder(name):
     config = resolve_train_config("builtin", {"kind": name})
     assert config.kind == name and config.model.decoder == entry.decoder
     assert (config.model.latent, config.model.variational) == (entry.latent, entry.variational)
-    mixes = config.recipe.mixed_fraction_encoder > 0 or config.recipe.mixed_fraction_decoder > 0 or config.layer_loss
+    mixes = (
+        config.recipe.mixed_fraction_encoder > 0
+        or config.recipe.mixed_fraction_decoder > 0
+        or config.layer_loss
+    )
     assert mixes == (name == "automod")  # only the automodulator's own game mixes latents and has L_j
 
 
@@ -37,7 +41,9 @@ def test_a_checkpoint_says_its_kind_and_older_files_are_recognised_by_their_netw
 
 
 def test_an_unknown_kind_is_one_line_naming_the_kinds():
-    with pytest.raises(AutomodError, match="unknown model 'gan': choose one of automod, pioneer, vae, wae, lia"):
+    with pytest.raises(
+        AutomodError, match="unknown model 'gan': choose one of automod, pioneer, vae, wae, lia"
+    ):
         kinds.get("gan")
 
 
@@ -56,4 +62,6 @@ def test_every_kinds_checkpoint_config_names_a_network_that_rebuilds_it(tiny_con
     assert {kind.config_key for kind in kinds.KINDS.values()} <= set(NETWORKS)
     model = Automodulator(tiny_config, level=1, alpha=0.5)
     rebuilt = NETWORKS["model_config"].from_checkpoint_meta(model_meta(model))
-    assert rebuilt.config == tiny_config and (rebuilt.level, rebuilt.alpha) == (1, 0.5) and rebuilt.has_encoder
+    assert (
+        rebuilt.config == tiny_config and (rebuilt.level, rebuilt.alpha) == (1, 0.5) and rebuilt.has_encoder
+    )

@@ -27,9 +27,18 @@ from automod_cli.training.lia.run import train_lia
 from automod_cli.training.lia.steps import discriminator_gan_loss, generator_gan_loss
 
 TINY = {
-    "model.latent_dim": 8, "model.channels": [8, 8], "model.max_resolution": 8, "phase_images": 32, "batch_size": 8,
-    "data_limit": 64, "log_every": 16, "checkpoint_every": 16, "keep_checkpoints": 20, "lr": 0.002,
-    "encoder_images": 32, "coupling_hidden": 8,
+    "model.latent_dim": 8,
+    "model.channels": [8, 8],
+    "model.max_resolution": 8,
+    "phase_images": 32,
+    "batch_size": 8,
+    "data_limit": 64,
+    "log_every": 16,
+    "checkpoint_every": 16,
+    "keep_checkpoints": 20,
+    "lr": 0.002,
+    "encoder_images": 32,
+    "coupling_hidden": 8,
 }
 STAGE1, TOTAL = 64, 96  # 4² and 8² phases of 32 images, then 32 encoder images
 
@@ -80,8 +89,12 @@ def test_r1_is_the_squared_gradient_norm_of_a_linear_and_a_quadratic_discriminat
 def test_gan_losses_match_their_log_sigmoid_forms():
     real, fake, r1 = torch.randn(6), torch.randn(6), torch.tensor(0.3)
     expected_d = -(torch.log(torch.sigmoid(real)) + torch.log(1 - torch.sigmoid(fake))).mean() + 5.0 * r1
-    assert discriminator_gan_loss(real, fake, r1, gamma=10.0).item() == pytest.approx(expected_d.item(), rel=1e-5)
-    assert generator_gan_loss(fake).item() == pytest.approx(-torch.log(torch.sigmoid(fake)).mean().item(), rel=1e-5)
+    assert discriminator_gan_loss(real, fake, r1, gamma=10.0).item() == pytest.approx(
+        expected_d.item(), rel=1e-5
+    )
+    assert generator_gan_loss(fake).item() == pytest.approx(
+        -torch.log(torch.sigmoid(fake)).mean().item(), rel=1e-5
+    )
 
 
 def test_ema_half_life_ramps_up_with_the_images_seen():
@@ -101,7 +114,9 @@ def tiny_features() -> nn.Module:
 
 
 def run(tmp_path, name, **kwargs):
-    return train_lia(resolve_lia_config("builtin", TINY), tmp_path / name, device="cpu", features=tiny_features(), **kwargs)
+    return train_lia(
+        resolve_lia_config("builtin", TINY), tmp_path / name, device="cpu", features=tiny_features(), **kwargs
+    )
 
 
 def tensors_of(result):
@@ -136,8 +151,11 @@ def test_stage_one_grows_and_resumes_bit_for_bit(tmp_path):
     assert_same_state(straight, resumed)
     tensors = tensors_of(straight)
     assert not any(k.startswith("encoder.") for k in tensors)  # the encoder is stage 2's
-    assert any(not torch.equal(tensors[k], tensors[k.replace("decoder.", "decoder_ema.", 1)])
-               for k in tensors if k.startswith("decoder.mapping"))  # the generator and its EMA both moved
+    assert any(
+        not torch.equal(tensors[k], tensors[k.replace("decoder.", "decoder_ema.", 1)])
+        for k in tensors
+        if k.startswith("decoder.mapping")
+    )  # the generator and its EMA both moved
     model = load_model(tmp_path / "a")
     assert not model.has_encoder and model.resolution == 8
     with pytest.raises(AutomodError, match="stage 1"):
@@ -156,7 +174,9 @@ def test_stage_two_trains_only_encoder_and_discriminator_and_resumes_bit_for_bit
     assert_same_state(straight, resumed)
     before, after = tensors_of(gan), tensors_of(resumed)
     assert all(torch.equal(v, after[k]) for k, v in before.items() if k.startswith("decoder"))  # g* frozen
-    assert any(not torch.equal(v, after[k]) for k, v in before.items() if k.startswith("discriminator."))  # c fine-tuned
+    assert any(
+        not torch.equal(v, after[k]) for k, v in before.items() if k.startswith("discriminator.")
+    )  # c fine-tuned
     assert not any(k.startswith("encoder.") for k in before) and any(k.startswith("encoder.") for k in after)
     model = load_model(resumed.checkpoint)
     x = torch.rand(2, 3, 8, 8) * 2 - 1
@@ -166,17 +186,26 @@ def test_stage_two_trains_only_encoder_and_discriminator_and_resumes_bit_for_bit
 def test_bf16_precision_is_applied_to_both_stages_and_keeps_weights_fp32(tmp_path):
     seen = []
     hook = torch.nn.modules.module.register_module_forward_hook(
-        lambda module, args, out: seen.append(out.dtype) if isinstance(module, nn.Conv2d) and torch.is_tensor(out) else None)
+        lambda module, args, out: (
+            seen.append(out.dtype) if isinstance(module, nn.Conv2d) and torch.is_tensor(out) else None
+        )
+    )
     try:
-        mixed = train_lia(resolve_lia_config("builtin", {**TINY, "precision": "bf16"}), tmp_path / "bf16", device="cpu",
-                          features=tiny_features())
+        mixed = train_lia(
+            resolve_lia_config("builtin", {**TINY, "precision": "bf16"}),
+            tmp_path / "bf16",
+            device="cpu",
+            features=tiny_features(),
+        )
     finally:
         hook.remove()
     assert torch.bfloat16 in seen  # the networks ran under bf16 autocast (the option used to be ignored)
     plain = run(tmp_path, "fp32")
     a, b = tensors_of(mixed), tensors_of(plain)
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in a.values())
-    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("encoder."))  # bf16 rounding changed training
+    assert any(
+        not torch.equal(a[k], b[k]) for k in a if k.startswith("encoder.")
+    )  # bf16 rounding changed training
     records = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
     assert records and all(math.isfinite(v) for r in records for v in r.values() if isinstance(v, float))
 
@@ -194,7 +223,9 @@ def test_stage_two_without_vgg_weights_fails_in_one_line_before_training(tmp_pat
 
 
 def lia_model() -> LiaModel:
-    config = LiaConfig(ModelConfig(max_resolution=16, latent_dim=8, channels=(8, 8, 8), latent="gaussian"), coupling_hidden=8)
+    config = LiaConfig(
+        ModelConfig(max_resolution=16, latent_dim=8, channels=(8, 8, 8), latent="gaussian"), coupling_hidden=8
+    )
     model = LiaModel(config)
     with torch.no_grad():
         for layer in model.decoder.mapping.layers:
@@ -219,7 +250,11 @@ def test_model_round_trip_mixing_and_exact_reload(tmp_path):
     assert torch.equal(model.decode(assign(y_a, y_a, range(1, 2), 3)), model.decode(y_a))
     assert not torch.allclose(mixed, model.decode(y_a)) and not torch.allclose(mixed, model.decode(y_b))
     path = model.interpolate_latents(y_a[0], y_b[0], torch.tensor([0.0, 0.25, 1.0]))
-    assert torch.equal(path[0], y_a[0]) and torch.allclose(path[1], 0.75 * y_a[0] + 0.25 * y_b[0]) and torch.equal(path[2], y_b[0])
+    assert (
+        torch.equal(path[0], y_a[0])
+        and torch.allclose(path[1], 0.75 * y_a[0] + 0.25 * y_b[0])
+        and torch.equal(path[2], y_b[0])
+    )
     save_model(tmp_path / "lia.safetensors", model)
     loaded = load_model(tmp_path / "lia.safetensors")
     assert isinstance(loaded, LiaModel) and loaded.config == model.config and loaded.level == model.level
@@ -241,7 +276,18 @@ def reference_vgg_conv43(state: dict, images: torch.Tensor) -> torch.Tensor:
 
 
 def test_vgg_conv43_matches_a_hand_written_vgg16():
-    widths = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256), (256, 512), (512, 512), (512, 512)]
+    widths = [
+        (3, 64),
+        (64, 64),
+        (64, 128),
+        (128, 128),
+        (128, 256),
+        (256, 256),
+        (256, 256),
+        (256, 512),
+        (512, 512),
+        (512, 512),
+    ]
     state = {}
     for index, (c_in, c_out) in zip((0, 2, 5, 7, 10, 12, 14, 17, 19, 21), widths):
         state[f"features.{index}.weight"] = torch.randn(c_out, c_in, 3, 3) * math.sqrt(2 / (9 * c_in))

@@ -47,7 +47,9 @@ def lia_run(tmp_path_factory):
         patch.setattr(lia_training, "vgg_conv43", lambda path, device: asked.append(path) or tiny_features())
         first = main(["train", "--model", "lia", "--stage", "1", *SETTINGS, "--device", "cpu"])
         stage_one = run_checkpoints(RUN)[-1]
-        second = main(["train", "--stage", "2", "--resume", str(RUN), "--weights", "vgg16.pth", "--device", "cpu"])
+        second = main(
+            ["train", "--stage", "2", "--resume", str(RUN), "--weights", "vgg16.pth", "--device", "cpu"]
+        )
     return SimpleNamespace(run=folder / RUN, codes=(first, second), stage_one=folder / stage_one, asked=asked)
 
 
@@ -79,20 +81,38 @@ def test_train_runs_stage_one_then_stage_two_from_the_command_line(lia_run):
     assert (last["kind"], last["stage"], last["images_seen"]) == ("lia", 2, TOTAL)
     before, after = load_file(str(lia_run.stage_one)), load_file(str(run_checkpoints(lia_run.run)[-1]))
     assert not any(k.startswith("encoder.") for k in before) and any(k.startswith("encoder.") for k in after)
-    assert all(torch.equal(v, after[k]) for k, v in before.items() if k.startswith("decoder"))  # g* frozen in stage 2
+    assert all(
+        torch.equal(v, after[k]) for k, v in before.items() if k.startswith("decoder")
+    )  # g* frozen in stage 2
     saved = json.loads((lia_run.run / "config.json").read_text())
-    assert saved["coupling_hidden"] == 8 and saved["encoder_images"] == 32 and saved["train"]["model"]["max_resolution"] == 8
+    assert (
+        saved["coupling_hidden"] == 8
+        and saved["encoder_images"] == 32
+        and saved["train"]["model"]["max_resolution"] == 8
+    )
 
 
 def test_train_refuses_what_lia_cannot_use_in_one_line(workdir, capsys):
     (weights.cache_dir() / weights.VGG16.name).unlink()
-    one_line_error(main(["train", "--model", "lia", *SETTINGS, "--out", "fresh"]), capsys.readouterr().err, "vgg16-397923af.pth")
+    one_line_error(
+        main(["train", "--model", "lia", *SETTINGS, "--out", "fresh"]),
+        capsys.readouterr().err,
+        "vgg16-397923af.pth",
+    )
     assert not run_checkpoints(Path("fresh"))  # the weights are looked up before any training
-    one_line_error(main(["train", "--model", "lia", "--decoder", "classic"]), capsys.readouterr().err, "AdaIN")
-    one_line_error(main(["train", "--model", "lia", "--reconstruction", "l1"]), capsys.readouterr().err, "--reconstruction")
+    one_line_error(
+        main(["train", "--model", "lia", "--decoder", "classic"]), capsys.readouterr().err, "AdaIN"
+    )
+    one_line_error(
+        main(["train", "--model", "lia", "--reconstruction", "l1"]),
+        capsys.readouterr().err,
+        "--reconstruction",
+    )
     one_line_error(main(["train", "--model", "lia", "--compile"]), capsys.readouterr().err, "--compile")
     one_line_error(main(["train", "--stage", "1"]), capsys.readouterr().err, "LIA")
-    one_line_error(main(["train", "--resume", str(workdir.run), "--kimg", "1"]), capsys.readouterr().err, "--kimg")
+    one_line_error(
+        main(["train", "--resume", str(workdir.run), "--kimg", "1"]), capsys.readouterr().err, "--kimg"
+    )
 
 
 def test_info_shows_the_lia_kind_and_config_of_each_stage(workdir, lia_run, capsys):
@@ -100,8 +120,14 @@ def test_info_shows_the_lia_kind_and_config_of_each_stage(workdir, lia_run, caps
     shown = json.loads(capsys.readouterr().out)
     meta = read_meta(run_checkpoints(workdir.run)[-1])
     assert shown["kind"] == "lia" and shown["stage"] == 2 and shown["resolution"] == 8
-    assert shown["model_config"] == meta["lia_config"]["model"] and shown["model_config"]["latent"] == "gaussian"
-    assert shown["lia_config"] == {"coupling_layers": 8, "coupling_hidden": 8, "coupling_depth": meta["lia_config"]["coupling_depth"]}
+    assert (
+        shown["model_config"] == meta["lia_config"]["model"] and shown["model_config"]["latent"] == "gaussian"
+    )
+    assert shown["lia_config"] == {
+        "coupling_layers": 8,
+        "coupling_hidden": 8,
+        "coupling_depth": meta["lia_config"]["coupling_depth"],
+    }
     assert "train_config" not in shown and shown["lia_train_config"]["r1_gamma"] == 10.0
     assert shown["parameters"]["encoder"] > 0
     assert main(["info", str(lia_run.stage_one), "--json"]) == 0
@@ -141,7 +167,19 @@ def test_eval_lpips_measures_the_lia_reconstructions(workdir, capsys):
 
 def test_project_fine_tunes_y_from_the_encoder(workdir, capsys):
     """LIA Eq. 13: y starts at f(x) and moves freely (no projection onto a sphere), lowering the distance."""
-    argv = ["project", "0.png", "--model", str(workdir.run), "--steps", "10", "--lr", "0.05", "--crop", "none", "--json"]
+    argv = [
+        "project",
+        "0.png",
+        "--model",
+        str(workdir.run),
+        "--steps",
+        "10",
+        "--lr",
+        "0.05",
+        "--crop",
+        "none",
+        "--json",
+    ]
     assert main([*argv, "--out", "fit.png"]) == 0
     curve = json.loads(capsys.readouterr().out)["curve"]
     encoder, first, last = curve[0], curve[1], curve[-1]
@@ -149,7 +187,9 @@ def test_project_fine_tunes_y_from_the_encoder(workdir, capsys):
     assert last["step"] == 10 and last["lpips"] < first["lpips"]
     model = ops.load_model(workdir.run)
     x = ops.load_images([Path("0.png")], model.resolution)
-    fit = project(model, x, workdir.distance, workdir.distance, ProjectionSettings(steps=3, lr=0.05), crop_mode="none")
+    fit = project(
+        model, x, workdir.distance, workdir.distance, ProjectionSettings(steps=3, lr=0.05), crop_mode="none"
+    )
     with torch.no_grad():
         y = model.encode(x).clone().requires_grad_(True)
     adam = torch.optim.Adam([y], lr=0.05)  # the reference: plain Adam on y, nothing projected after a step
@@ -161,25 +201,55 @@ def test_project_fine_tunes_y_from_the_encoder(workdir, capsys):
     torch.testing.assert_close(fit.latents, y.detach())
     assert abs(y.norm().item() - 1) > 0.05  # a projection onto the unit sphere would have shown
     generator = torch.Generator().manual_seed(4)
-    random = project(model, x, workdir.distance, workdir.distance, ProjectionSettings(steps=0, start="random"),
-                     crop_mode="none", generator=generator)
+    random = project(
+        model,
+        x,
+        workdir.distance,
+        workdir.distance,
+        ProjectionSettings(steps=0, start="random"),
+        crop_mode="none",
+        generator=generator,
+    )
     torch.testing.assert_close(random.latents, model.sample_latents(1, torch.Generator().manual_seed(4)))
 
 
 def _fake_run(folder: Path, kind: str, **shape) -> Path:
     """A run directory whose one checkpoint holds an untrained model of `kind`."""
     model = Automodulator(ModelConfig(max_resolution=8, latent_dim=16, channels=(16, 16), **shape))
-    save_model(folder / kind / "checkpoints" / "ckpt-0000000000.safetensors", model, {"train_config": {"kind": kind, "data": None}})
+    save_model(
+        folder / kind / "checkpoints" / "ckpt-0000000000.safetensors",
+        model,
+        {"train_config": {"kind": kind, "data": None}},
+    )
     return folder / kind
 
 
 def test_compare_gives_one_row_per_run_of_every_kind(workdir, capsys):
     ref, test = random_h5(Path("ref.h5"), 16, "train", 0), random_h5(Path("test.h5"), 8, "test", 1)
-    runs = [_fake_run(Path("runs"), "automod"), _fake_run(Path("runs"), "pioneer", decoder="classic"),
-            _fake_run(Path("runs"), "vae", latent="gaussian", variational=True),
-            _fake_run(Path("runs"), "wae", latent="gaussian"), workdir.run]
-    argv = ["eval", "compare", *map(str, runs), "--n", "8", "--batch", "4", "--data", str(ref), "--test-data", str(test),
-            "--crop", "none", "--out", "table"]
+    runs = [
+        _fake_run(Path("runs"), "automod"),
+        _fake_run(Path("runs"), "pioneer", decoder="classic"),
+        _fake_run(Path("runs"), "vae", latent="gaussian", variational=True),
+        _fake_run(Path("runs"), "wae", latent="gaussian"),
+        workdir.run,
+    ]
+    argv = [
+        "eval",
+        "compare",
+        *map(str, runs),
+        "--n",
+        "8",
+        "--batch",
+        "4",
+        "--data",
+        str(ref),
+        "--test-data",
+        str(test),
+        "--crop",
+        "none",
+        "--out",
+        "table",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("automod", "pioneer", "vae", "wae", "builtin-lia", "FID-MIX"))

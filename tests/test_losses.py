@@ -25,7 +25,9 @@ def gaussian_kl_numpy(z: np.ndarray) -> float:
 def test_empirical_kl_equals_gaussian_kl_of_batch_statistics() -> None:
     rng = np.random.default_rng(1)
     z = rng.normal([0.3, -1.0, 2.0], [0.5, 1.5, 0.2], size=(64, 3))
-    assert losses.empirical_kl(torch.from_numpy(z), eps=0).item() == pytest.approx(gaussian_kl_numpy(z), rel=1e-12)
+    assert losses.empirical_kl(torch.from_numpy(z), eps=0).item() == pytest.approx(
+        gaussian_kl_numpy(z), rel=1e-12
+    )
     # one dimension once more, by integrating p·log(p/q) with scipy
     mu, sd = z[:, 0].mean(), z[:, 0].std()
 
@@ -52,18 +54,30 @@ def test_cosine_distance_matches_numpy() -> None:
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
     expected = np.mean(1 - np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
-    assert losses.cosine_distance(torch.from_numpy(a), torch.from_numpy(b)).item() == pytest.approx(expected, rel=1e-12)
-    assert losses.cosine_distance(torch.from_numpy(a), torch.from_numpy(3 * a)).item() == pytest.approx(0, abs=1e-12)
-    assert losses.cosine_distance(torch.from_numpy(a), torch.from_numpy(-a)).item() == pytest.approx(2, abs=1e-12)
+    assert losses.cosine_distance(torch.from_numpy(a), torch.from_numpy(b)).item() == pytest.approx(
+        expected, rel=1e-12
+    )
+    assert losses.cosine_distance(torch.from_numpy(a), torch.from_numpy(3 * a)).item() == pytest.approx(
+        0, abs=1e-12
+    )
+    assert losses.cosine_distance(torch.from_numpy(a), torch.from_numpy(-a)).item() == pytest.approx(
+        2, abs=1e-12
+    )
 
 
 def test_encoder_loss_hinges_at_minus_margin() -> None:
     recon = torch.tensor(0.7)
     t = torch.tensor
     # KL(real) − KL(fake) = −2 is below −M_gap = −0.5: the KL term is clamped, only λ_X·d remains besides it
-    assert losses.encoder_loss(t(1.0), t(3.0), recon, margin=0.5, lambda_x=0.2).item() == pytest.approx(-0.5 + 0.2 * 0.7)
-    assert losses.encoder_loss(t(1.0), t(1.2), recon, margin=0.5, lambda_x=0.2).item() == pytest.approx(-0.2 + 0.2 * 0.7)
-    assert losses.encoder_loss(t(2.0), t(1.0), recon, margin=0.5, lambda_x=1.0).item() == pytest.approx(1.0 + 0.7)
+    assert losses.encoder_loss(t(1.0), t(3.0), recon, margin=0.5, lambda_x=0.2).item() == pytest.approx(
+        -0.5 + 0.2 * 0.7
+    )
+    assert losses.encoder_loss(t(1.0), t(1.2), recon, margin=0.5, lambda_x=0.2).item() == pytest.approx(
+        -0.2 + 0.2 * 0.7
+    )
+    assert losses.encoder_loss(t(2.0), t(1.0), recon, margin=0.5, lambda_x=1.0).item() == pytest.approx(
+        1.0 + 0.7
+    )
     # beyond the margin KL(fake) gets no push, but KL(real) is still pulled down (the value is Eq. 1's)
     kl_real, kl_fake = t(1.0, requires_grad=True), t(3.0, requires_grad=True)
     losses.encoder_loss(kl_real, kl_fake, recon, margin=0.5).backward()
@@ -78,7 +92,9 @@ def test_encoder_loss_value_is_eq1_everywhere() -> None:
     rng = np.random.default_rng(0)
     for kl_real, kl_fake, margin in rng.uniform(0, 5, size=(200, 3)):
         expected = max(-margin, kl_real - kl_fake) + 0.2 * 0.3  # NeurIPS Eq. 1 written out
-        got = losses.encoder_loss(torch.tensor(kl_real), torch.tensor(kl_fake), torch.tensor(0.3), margin=margin, lambda_x=0.2)
+        got = losses.encoder_loss(
+            torch.tensor(kl_real), torch.tensor(kl_fake), torch.tensor(0.3), margin=margin, lambda_x=0.2
+        )
         assert got.item() == pytest.approx(expected, rel=1e-6, abs=1e-7)
 
 
@@ -101,8 +117,12 @@ def test_the_reconstruction_distance_is_built_from_its_name() -> None:
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(2, 3, 8, 8)), rng.normal(size=(2, 3, 8, 8))
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    assert losses.reconstruction_distance("l1", 8)(ta, tb).item() == pytest.approx(np.mean(np.abs(a - b)), rel=1e-12)
-    assert losses.reconstruction_distance("l2", 8)(ta, tb).item() == pytest.approx(np.mean((a - b) ** 2), rel=1e-12)
+    assert losses.reconstruction_distance("l1", 8)(ta, tb).item() == pytest.approx(
+        np.mean(np.abs(a - b)), rel=1e-12
+    )
+    assert losses.reconstruction_distance("l2", 8)(ta, tb).item() == pytest.approx(
+        np.mean((a - b) ** 2), rel=1e-12
+    )
     assert not list(losses.reconstruction_distance("l2", 8).parameters())  # nothing to optimise or checkpoint
     robust = losses.reconstruction_distance("robust", 8)
     assert isinstance(robust, AdaptiveRobustLoss) and robust.resolution == 8
@@ -165,13 +185,17 @@ def test_r1_penalty_against_analytic_gradients() -> None:
 
 
 def nll_one_pixel(loss: AdaptiveRobustLoss, x: float) -> float:
-    return loss(torch.tensor([[[[x]]]], dtype=torch.float64), torch.zeros(1, 1, 1, 1, dtype=torch.float64)).item()
+    return loss(
+        torch.tensor([[[[x]]]], dtype=torch.float64), torch.zeros(1, 1, 1, 1, dtype=torch.float64)
+    ).item()
 
 
 @pytest.mark.parametrize("alpha,scale", [(0.0011, 1.0), (0.3, 0.5), (1.0, 2.0), (1.5, 0.1), (1.9989, 3.0)])
 def test_robust_density_integrates_to_one(alpha: float, scale: float) -> None:
     loss = AdaptiveRobustLoss(1, 1, alpha_init=alpha, scale_init=scale).double()
-    mass, _ = integrate.quad(lambda x: np.exp(-nll_one_pixel(loss, x)), -np.inf, np.inf, epsabs=1e-10, limit=400)
+    mass, _ = integrate.quad(
+        lambda x: np.exp(-nll_one_pixel(loss, x)), -np.inf, np.inf, epsabs=1e-10, limit=400
+    )
     assert mass == pytest.approx(1.0, abs=1e-5)
 
 
@@ -184,13 +208,19 @@ def test_robust_nll_reduces_to_gaussian_at_alpha_two() -> None:
         torch.testing.assert_close(nll, gaussian, rtol=1e-6, atol=1e-6)
     # the module's α stops at 1.999, where it is still within a few thousandths of the Gaussian
     loss = AdaptiveRobustLoss(1, 1, alpha_init=1.999 - 1e-9, scale_init=0.5).double()
-    assert nll_one_pixel(loss, 0.7) == pytest.approx(0.7**2 / 0.5 + np.log(0.5) + 0.5 * np.log(2 * np.pi), abs=3e-3)
+    assert nll_one_pixel(loss, 0.7) == pytest.approx(
+        0.7**2 / 0.5 + np.log(0.5) + 0.5 * np.log(2 * np.pi), abs=3e-3
+    )
 
 
 def test_robust_rho_special_cases() -> None:
     x = torch.linspace(-5, 5, 11, dtype=torch.float64)
-    torch.testing.assert_close(losses.robust_rho(x, torch.tensor(1.0, dtype=torch.float64)), torch.sqrt(x**2 + 1) - 1)
-    torch.testing.assert_close(losses.robust_rho(x, torch.tensor(0.0, dtype=torch.float64)), torch.log(x**2 / 2 + 1))
+    torch.testing.assert_close(
+        losses.robust_rho(x, torch.tensor(1.0, dtype=torch.float64)), torch.sqrt(x**2 + 1) - 1
+    )
+    torch.testing.assert_close(
+        losses.robust_rho(x, torch.tensor(0.0, dtype=torch.float64)), torch.log(x**2 / 2 + 1)
+    )
 
 
 def test_robust_alpha_and_scale_start_where_asked_and_stay_in_range() -> None:
@@ -201,7 +231,9 @@ def test_robust_alpha_and_scale_start_where_asked_and_stay_in_range() -> None:
     with torch.no_grad():
         loss.latent_alpha.fill_(50.0)
         loss.latent_scale.fill_(-50.0)
-    assert loss.alpha().max().item() <= 1.999 + 1e-6 and loss.scale().min().item() >= 1e-5 * (1 - 1e-6)  # float32
+    assert loss.alpha().max().item() <= 1.999 + 1e-6 and loss.scale().min().item() >= 1e-5 * (
+        1 - 1e-6
+    )  # float32
     for bad in ({"alpha_init": 2.0}, {"alpha_init": 0.0}, {"scale_init": 0.0}):
         with pytest.raises(AutomodError):
             AdaptiveRobustLoss(3, 4, **bad)
@@ -222,10 +254,17 @@ def test_robust_loss_is_mean_of_per_pixel_nll() -> None:
         loss.latent_scale.copy_(torch.randn(2, 2, 2))
     x, target = torch.randn(3, 2, 2, 2, dtype=torch.float64), torch.zeros(3, 2, 2, 2, dtype=torch.float64)
     loss = loss.double()
-    expected = np.mean([
-        losses.robust_negative_log_likelihood(x[n, c, i, j], loss.alpha()[c, i, j], loss.scale()[c, i, j]).item()
-        for n in range(3) for c in range(2) for i in range(2) for j in range(2)
-    ])
+    expected = np.mean(
+        [
+            losses.robust_negative_log_likelihood(
+                x[n, c, i, j], loss.alpha()[c, i, j], loss.scale()[c, i, j]
+            ).item()
+            for n in range(3)
+            for c in range(2)
+            for i in range(2)
+            for j in range(2)
+        ]
+    )
     assert loss(x, target).item() == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError):
         loss(torch.zeros(1, 2, 4, 4, dtype=torch.float64), torch.zeros(1, 2, 4, 4, dtype=torch.float64))
@@ -246,7 +285,9 @@ def test_grow_replicates_into_blocks_and_keeps_upsampled_loss() -> None:
         for dx in (0, 1):
             assert torch.equal(loss.latent_alpha[:, dy::2, dx::2], latent_alpha)
             assert torch.equal(loss.latent_scale[:, dy::2, dx::2], latent_scale)
-            torch.testing.assert_close(loss.alpha()[:, dy::2, dx::2], alpha)  # sigmoid may differ in the last bit
+            torch.testing.assert_close(
+                loss.alpha()[:, dy::2, dx::2], alpha
+            )  # sigmoid may differ in the last bit
             torch.testing.assert_close(loss.scale()[:, dy::2, dx::2], scale)
     upsampled = F.interpolate(residual, scale_factor=2, mode="nearest")
     assert loss(upsampled, torch.zeros_like(upsampled)).item() == pytest.approx(before, rel=1e-6)

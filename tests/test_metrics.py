@@ -87,17 +87,23 @@ def test_fid_of_two_files_matches_a_direct_computation_and_is_cached(tmp_path):
     extractor = PixelFeatures()
     stats = {}
     for name, path in (("a", a), ("b", b)):
-        stats[name], cached = dataset_statistics(open_eval_data(path, 8), extractor, batch_size=7, cache_dir=tmp_path / "cache")
+        stats[name], cached = dataset_statistics(
+            open_eval_data(path, 8), extractor, batch_size=7, cache_dir=tmp_path / "cache"
+        )
         assert not cached
     expected = frechet_distance(*_direct_statistics(a, 8, extractor), *_direct_statistics(b, 8, extractor))
     got = frechet_distance(stats["a"].mean, stats["a"].covariance, stats["b"].mean, stats["b"].covariance)
     assert got == pytest.approx(expected, rel=1e-6)
     assert expected > 0.01
     calls = extractor.calls
-    again, cached = dataset_statistics(open_eval_data(a, 8), extractor, batch_size=7, cache_dir=tmp_path / "cache")
+    again, cached = dataset_statistics(
+        open_eval_data(a, 8), extractor, batch_size=7, cache_dir=tmp_path / "cache"
+    )
     assert cached and extractor.calls == calls
     np.testing.assert_array_equal(again.covariance, stats["a"].covariance)
-    _, cached_other_resolution = dataset_statistics(open_eval_data(a, 16), extractor, cache_dir=tmp_path / "cache")
+    _, cached_other_resolution = dataset_statistics(
+        open_eval_data(a, 16), extractor, cache_dir=tmp_path / "cache"
+    )
     assert not cached_other_resolution
 
 
@@ -108,7 +114,9 @@ def test_fid_of_a_model_against_a_file_of_its_own_samples_is_zero(tmp_path, tiny
         z = random_latents(n, tiny_config.latent_dim, generator=torch.Generator().manual_seed(seed))
         samples = quantize(model.decode(z, noise=True)).permute(0, 2, 3, 1).numpy()
     own = write_h5(tmp_path / "own.h5", samples)
-    other = write_h5(tmp_path / "other.h5", np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8))
+    other = write_h5(
+        tmp_path / "other.h5", np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    )
     extractor = PixelFeatures()
     same = fid(model, open_eval_data(own, 32), extractor, n=n, batch_size=n, seed=seed)
     different = fid(model, open_eval_data(other, 32), extractor, n=n, batch_size=n, seed=seed)
@@ -133,7 +141,9 @@ def test_random_mixtures_split_two_latents_at_an_inner_block():
 @pytest.mark.parametrize("mix", [False, True])
 def test_fid_samples_draw_from_the_models_prior(tiny_config, monkeypatch, latent, mix):
     """Unit latents for the automodulator; N(0, I) latents (norms spread around √D) for VAE/WAE-style models."""
-    model = Automodulator(ModelConfig(max_resolution=32, latent_dim=64, channels=(16, 16, 8, 8), latent=latent)).eval()
+    model = Automodulator(
+        ModelConfig(max_resolution=32, latent_dim=64, channels=(16, 16, 8, 8), latent=latent)
+    ).eval()
     seen = []
     decode = model.decode
     monkeypatch.setattr(model, "decode", lambda z, noise=False: seen.append(z) or decode(z, noise))
@@ -170,14 +180,19 @@ class LinearDecoderModel(Automodulator):
 
 
 def test_slerp_stays_on_the_sphere_at_constant_speed():
-    a, b = normalize(torch.randn(2, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))).unbind(0)
+    a, b = normalize(
+        torch.randn(2, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ).unbind(0)
     angle = torch.arccos((a * b).sum())
     t = torch.linspace(0, 1, 11, dtype=torch.float64)
     path = slerp(a.expand(11, -1), b.expand(11, -1), t)
     torch.testing.assert_close(path.norm(dim=1), torch.ones(11, dtype=torch.float64))
     torch.testing.assert_close(path[0], a)
     torch.testing.assert_close(path[-1], b)
-    torch.testing.assert_close(torch.arccos((path[:-1] * path[1:]).sum(1).clamp(-1, 1)), torch.full((10,), float(angle) / 10, dtype=torch.float64))
+    torch.testing.assert_close(
+        torch.arccos((path[:-1] * path[1:]).sum(1).clamp(-1, 1)),
+        torch.full((10,), float(angle) / 10, dtype=torch.float64),
+    )
 
 
 def test_ppl_of_a_linear_decoder_matches_the_closed_form():
@@ -249,7 +264,9 @@ def _memory_data(n: int = 10) -> EvalData:
 
 def test_lpips_recon_is_zero_for_a_perfect_autoencoder():
     distance = ConvDistance()
-    result = reconstruction_lpips(PixelAutoencoder(), _memory_data(), distance, crop_mode="center", batch_size=3)
+    result = reconstruction_lpips(
+        PixelAutoencoder(), _memory_data(), distance, crop_mode="center", batch_size=3
+    )
     assert result.lpips == 0.0 and result.images == 10
 
 
@@ -300,12 +317,20 @@ def test_encoder_start_begins_at_the_encoder_reconstruction(tiny_config):
 def test_inversion_curve_has_the_encoder_point_and_one_point_per_budget(tiny_config):
     model = Automodulator(tiny_config).eval()
     data = EvalData(torch.rand(5, 3, 32, 32) * 2 - 1, "memory", "memory", "test", 32)
-    curve = inversion_curve(model, data, ConvDistance(), ConvDistance(), ProjectionSettings(steps=5), n=5, batch_size=2, crop_mode="none")
+    curve = inversion_curve(
+        model,
+        data,
+        ConvDistance(),
+        ConvDistance(),
+        ProjectionSettings(steps=5),
+        n=5,
+        batch_size=2,
+        crop_mode="none",
+    )
     assert [p.method for p in curve] == ["encoder"] + ["projection"] * len(record_steps(5))
     assert [p.step for p in curve[1:]] == record_steps(5)
     assert curve[0].lpips == pytest.approx(curve[1].lpips, rel=1e-5)  # step 0 of the encoder start
     assert curve[-1].lpips < curve[1].lpips
-
 
 
 def test_inversion_curve_warms_up_once_per_batch_shape_without_changing_the_draws(tiny_config, monkeypatch):
@@ -316,18 +341,34 @@ def test_inversion_curve_warms_up_once_per_batch_shape_without_changing_the_draw
     data = EvalData(images, "memory", "memory", "test", 32)
     distance, settings = ConvDistance(), ProjectionSettings(steps=3, start="random")
     calls, real = [], inversion.warm_up
-    monkeypatch.setattr(inversion, "warm_up", lambda m, batch, *a: calls.append(len(batch)) or real(m, batch, *a))
-    curve = inversion.inversion_curve(model, data, distance, distance, settings, n=5, batch_size=2, crop_mode="none", seed=4)
+    monkeypatch.setattr(
+        inversion, "warm_up", lambda m, batch, *a: calls.append(len(batch)) or real(m, batch, *a)
+    )
+    curve = inversion.inversion_curve(
+        model, data, distance, distance, settings, n=5, batch_size=2, crop_mode="none", seed=4
+    )
     assert calls == [2, 1]  # batches of 2, 2 and 1: each new shape once, before it is timed
     # the warm-up draws from its own generator: the curve is what the run's generator alone gives
     generator = torch.Generator().manual_seed(4)
-    final = torch.cat([project(model, batch, distance, distance, settings, "none", [3], generator).trace[-1].distances
-                       for batch in images.split(2)])
+    final = torch.cat(
+        [
+            project(model, batch, distance, distance, settings, "none", [3], generator).trace[-1].distances
+            for batch in images.split(2)
+        ]
+    )
     assert curve[-1].lpips == pytest.approx(float(final.double().mean()), rel=1e-6)
+
 
 def test_encoder_speedup_is_the_time_to_the_first_step_at_the_encoders_lpips():
     encoder = CurvePoint("encoder", 0, 0.002, 0.30, 0.1)
-    trace = [(0, 0.001, 0.9), (1, 0.05, 0.6), (2, 0.1, 0.45), (5, 0.25, 0.31), (10, 0.5, 0.29), (20, 1.0, 0.2)]
+    trace = [
+        (0, 0.001, 0.9),
+        (1, 0.05, 0.6),
+        (2, 0.1, 0.45),
+        (5, 0.25, 0.31),
+        (10, 0.5, 0.29),
+        (20, 1.0, 0.2),
+    ]
     curve = [encoder] + [CurvePoint("projection", s, t, d, 0.0) for s, t, d in trace]
     reached = encoder_speedup(curve)
     assert reached.reached and reached.step == 10 and reached.seconds == 0.5
@@ -336,7 +377,10 @@ def test_encoder_speedup_is_the_time_to_the_first_step_at_the_encoders_lpips():
     assert not never.reached and never.step == 5 and never.ratio == pytest.approx(0.25 / 0.002)
     # step 0 (the start, before any optimisation) never counts, even at the encoder's LPIPS
     assert encoder_speedup([encoder, CurvePoint("projection", 0, 0.001, 0.1, 0.0)]) is None
-    assert encoder_speedup([CurvePoint("encoder", 0, 0.0, 0.3, 0.0)] + curve[1:]) is None  # no measurable time
+    assert (
+        encoder_speedup([CurvePoint("encoder", 0, 0.0, 0.3, 0.0)] + curve[1:]) is None
+    )  # no measurable time
+
 
 # --- weights and the real networks (random weights, never downloaded) ------------------------------------------
 
@@ -378,7 +422,10 @@ def test_weights_are_found_explicitly_by_environment_and_in_the_cache(offline, m
 def test_pick_explicit_matches_standard_names(tmp_path):
     inception, alex = tmp_path / weights.INCEPTION.name, tmp_path / weights.ALEXNET.name
     both = [weights.INCEPTION, weights.ALEXNET]
-    assert weights.pick_explicit([tmp_path / "renamed.pth"], weights.INCEPTION, [weights.INCEPTION]) == tmp_path / "renamed.pth"
+    assert (
+        weights.pick_explicit([tmp_path / "renamed.pth"], weights.INCEPTION, [weights.INCEPTION])
+        == tmp_path / "renamed.pth"
+    )
     assert weights.pick_explicit([inception, alex], weights.ALEXNET, both) == alex
     assert weights.pick_explicit([inception], weights.ALEXNET, both) is None
     with pytest.raises(AutomodError):
@@ -417,11 +464,17 @@ def test_fid_inception_builds_from_a_weight_file_and_gives_pool3_features(offlin
 
     # pytorch-fid's FID network with random weights, saved as the weight file would be
     net = pf._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    for name, block in [("Mixed_5b", pf.FIDInceptionA(192, 32)), ("Mixed_5c", pf.FIDInceptionA(256, 64)),
-                        ("Mixed_5d", pf.FIDInceptionA(288, 64)), ("Mixed_6b", pf.FIDInceptionC(768, 128)),
-                        ("Mixed_6c", pf.FIDInceptionC(768, 160)), ("Mixed_6d", pf.FIDInceptionC(768, 160)),
-                        ("Mixed_6e", pf.FIDInceptionC(768, 192)), ("Mixed_7b", pf.FIDInceptionE_1(1280)),
-                        ("Mixed_7c", pf.FIDInceptionE_2(2048))]:
+    for name, block in [
+        ("Mixed_5b", pf.FIDInceptionA(192, 32)),
+        ("Mixed_5c", pf.FIDInceptionA(256, 64)),
+        ("Mixed_5d", pf.FIDInceptionA(288, 64)),
+        ("Mixed_6b", pf.FIDInceptionC(768, 128)),
+        ("Mixed_6c", pf.FIDInceptionC(768, 160)),
+        ("Mixed_6d", pf.FIDInceptionC(768, 160)),
+        ("Mixed_6e", pf.FIDInceptionC(768, 192)),
+        ("Mixed_7b", pf.FIDInceptionE_1(1280)),
+        ("Mixed_7c", pf.FIDInceptionE_2(2048)),
+    ]:
         setattr(net, name, block)
     monkeypatch_path = offline / "torch" / "hub" / "checkpoints"
     monkeypatch_path.mkdir(parents=True)

@@ -43,11 +43,15 @@ def test_decoder_fade_in_alpha_zero_is_upsampled_previous_output(tiny_config, de
         torch.testing.assert_close(faded, F.interpolate(previous, scale_factor=2, mode="nearest"))
         # and the blend is linear in alpha
         full = net(z, level, alpha=1.0, noise=False)
-        torch.testing.assert_close(net(z, level, alpha=0.3, noise=False), 0.7 * faded + 0.3 * full, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            net(z, level, alpha=0.3, noise=False), 0.7 * faded + 0.3 * full, atol=1e-5, rtol=1e-5
+        )
 
 
 def test_encoder_fade_in_alpha_zero_is_previous_level_on_pooled_input(tiny_config):
-    enc = Encoder(tiny_config).eval()  # eval: spectral norm stops its power iteration, so calls are comparable
+    enc = Encoder(
+        tiny_config
+    ).eval()  # eval: spectral norm stops its power iteration, so calls are comparable
     for level in range(1, tiny_config.num_blocks):
         res = 4 * 2**level
         x = torch.randn(2, 3, res, res)
@@ -72,7 +76,9 @@ def test_canvas_before_split_does_not_depend_on_second_latent(tiny_config):
     for j in range(1, tiny_config.num_blocks):
         mixed_b = split_at(z_a, z_b, j, tiny_config.num_blocks)
         mixed_c = split_at(z_a, z_c, j, tiny_config.num_blocks)
-        torch.testing.assert_close(dec.canvas(mixed_b, upto=j, noise=False), dec.canvas(z_a, upto=j, noise=False))
+        torch.testing.assert_close(
+            dec.canvas(mixed_b, upto=j, noise=False), dec.canvas(z_a, upto=j, noise=False)
+        )
         # the layers after the split do follow z_b
         out_b, out_c = dec(mixed_b, 3, noise=False), dec(mixed_c, 3, noise=False)
         assert (out_b - out_c).abs().max() > 1e-3
@@ -93,7 +99,9 @@ def test_canvas_is_the_decoders_intermediate_feature_map(tiny_config):
     z = random_latents(2, 16)
     # the image at level j-1 is the toRGB of the canvas after j blocks
     for j in range(1, 5):
-        torch.testing.assert_close(dec.to_rgb[j - 1](dec.canvas(z, j, noise=False)), dec(z, j - 1, noise=False))
+        torch.testing.assert_close(
+            dec.to_rgb[j - 1](dec.canvas(z, j, noise=False)), dec(z, j - 1, noise=False)
+        )
     assert dec.canvas(z, 2, noise=False).shape == (2, 16, 8, 8)
 
 
@@ -123,7 +131,9 @@ def test_spectral_norm_keeps_top_singular_value_near_one(tiny_config):
         for _ in range(30):  # each training-mode forward runs one power iteration
             enc(torch.randn(2, 3, 32, 32), level=3)
     convs = [m for m in enc.modules() if isinstance(m, SNConv2d)]
-    assert len(convs) == 2 * 4  # two per block and two in the head; fromRGB is a plain conv (the authors' code)
+    assert (
+        len(convs) == 2 * 4
+    )  # two per block and two in the head; fromRGB is a plain conv (the authors' code)
     for module in convs:
         weight = module.normalised_weight().detach()  # the normalised weight the layer uses
         top = torch.linalg.svdvals(weight.reshape(weight.shape[0], -1).double())[0].item()
@@ -170,7 +180,9 @@ def test_interpolation_follows_the_great_circle_on_the_sphere_and_lines_in_gauss
     assert torch.equal(path[0], a) and torch.equal(path[2], b)
     torch.testing.assert_close(path[1], expected)
     gaussian = Automodulator(ModelConfig(max_resolution=8, latent_dim=16, channels=(8, 8), latent="gaussian"))
-    rows = gaussian.interpolate_latents(torch.stack([a, a, a]), torch.stack([b, b, b]), t)  # one point per row
+    rows = gaussian.interpolate_latents(
+        torch.stack([a, a, a]), torch.stack([b, b, b]), t
+    )  # one point per row
     torch.testing.assert_close(rows[1], 0.75 * a + 0.25 * b)
     assert torch.equal(rows[0], a) and torch.equal(rows[2], b)
 
@@ -185,6 +197,6 @@ def test_the_authors_initialisation_of_style_maps_and_rgb_layers():
     assert affine.weight.std().item() == pytest.approx((2 / (64 + 2 * 96)) ** 0.5, rel=0.05)
     assert torch.equal(affine.bias, torch.ones(2 * 96))
     for conv in (model.decoder.to_rgb[2], model.encoder.from_rgb[2]):
-        bound = conv.in_channels ** -0.5
+        bound = conv.in_channels**-0.5
         assert conv.bias.abs().max() <= bound and conv.bias.abs().max() > 0.3 * bound  # uniform, not zero
         assert conv.weight.abs().max() <= bound

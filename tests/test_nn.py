@@ -53,8 +53,12 @@ def test_adain_module_uses_plain_affine_map_of_z():
     params = z @ adain.affine.weight.T + adain.affine.bias
     out = adain(x, z).detach().double().numpy()
     np.testing.assert_allclose(out.mean(axis=(2, 3)), params[:, 6:].detach().numpy(), atol=1e-5)
-    np.testing.assert_allclose(out.reshape(2, 6, -1).std(axis=2, ddof=1), params[:, :6].abs().detach().numpy(), rtol=1e-4)
-    assert isinstance(adain.affine, torch.nn.Linear)  # the authors' parameterisation: their weights load unchanged
+    np.testing.assert_allclose(
+        out.reshape(2, 6, -1).std(axis=2, ddof=1), params[:, :6].abs().detach().numpy(), rtol=1e-4
+    )
+    assert isinstance(
+        adain.affine, torch.nn.Linear
+    )  # the authors' parameterisation: their weights load unchanged
     # Gaussian latents are scaled by the input scale first
     scaled = AdaIN(channels=6, latent_dim=5, input_scale=0.5)
     scaled.load_state_dict(adain.state_dict())
@@ -88,7 +92,12 @@ def test_layer_noise_off_is_identity_and_strength_per_channel_sets_std():
 def test_binomial_blur_matches_scipy_with_zero_border():
     x = torch.randn(1, 2, 7, 9)
     kernel = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
-    expected = np.stack([ndimage.convolve(x[0, c].numpy().astype(np.float64), kernel, mode="constant", cval=0.0) for c in range(2)])
+    expected = np.stack(
+        [
+            ndimage.convolve(x[0, c].numpy().astype(np.float64), kernel, mode="constant", cval=0.0)
+            for c in range(2)
+        ]
+    )
     np.testing.assert_allclose(BinomialBlur()(x)[0].numpy(), expected, atol=1e-5)
 
 
@@ -117,7 +126,9 @@ def test_spectral_norm_takes_one_power_step_and_keeps_u_in_eval_mode():
     sigma = (u.T @ matrix @ v).item()
     x = torch.randn(2, 4, 5, 5)
     conv.eval()
-    torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight / sigma, conv.bias, padding=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        conv(x), F.conv2d(x, conv.weight / sigma, conv.bias, padding=1), atol=1e-5, rtol=1e-5
+    )
     assert torch.equal(conv.u, u0)  # evaluation leaves u as stored
     conv.train()
     conv(x)
@@ -126,5 +137,10 @@ def test_spectral_norm_takes_one_power_step_and_keeps_u_in_eval_mode():
     for _ in range(50):
         conv(x)
     top = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
-    torch.testing.assert_close(torch.linalg.matrix_norm(conv.normalised_weight().detach().flatten(1), ord=2), torch.tensor(1.0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        torch.linalg.matrix_norm(conv.normalised_weight().detach().flatten(1), ord=2),
+        torch.tensor(1.0),
+        atol=1e-4,
+        rtol=0,
+    )
     assert top > 1.5  # the raw weight is not already normalised

@@ -45,7 +45,9 @@ def classic() -> Automodulator:
 
 def latents(n: int, seed: int = 1) -> torch.Tensor:
     """n unit latents (n, 16) from a seed."""
-    return torch.nn.functional.normalize(torch.randn(n, 16, generator=torch.Generator().manual_seed(seed)), dim=1)
+    return torch.nn.functional.normalize(
+        torch.randn(n, 16, generator=torch.Generator().manual_seed(seed)), dim=1
+    )
 
 
 @torch.no_grad()
@@ -60,6 +62,7 @@ def decode_by_hand(model: Automodulator, per_block: list[torch.Tensor]) -> torch
 
 # --- scales -----------------------------------------------------------------------------------------------------------
 
+
 def test_named_scales_are_the_papers_blocks(model):
     assert ops.scale_range(model, "coarse") == range(0, 2)  # 4²–8²: conv layers 0..3
     assert ops.scale_range(model, "mid") == range(2, 4)  # 16²–32²
@@ -72,11 +75,13 @@ def test_named_scales_are_the_papers_blocks(model):
 
 def test_classic_models_refuse_scale_operations(classic):
     z = latents(2)
-    for call in (lambda: ops.scale_range(classic, "coarse"),
-                 lambda: ops.mix(classic, z[:1], z[1:], range(0, 2)),
-                 lambda: ops.conditional_sample(classic, z[0], range(0, 2), 3),
-                 lambda: ops.edit(classic, z, torch.ones(16), [1.0], range(0, 2)),
-                 lambda: ops.interpolate(classic, z[0], z[1], 3, range(0, 2))):
+    for call in (
+        lambda: ops.scale_range(classic, "coarse"),
+        lambda: ops.mix(classic, z[:1], z[1:], range(0, 2)),
+        lambda: ops.conditional_sample(classic, z[0], range(0, 2), 3),
+        lambda: ops.edit(classic, z, torch.ones(16), [1.0], range(0, 2)),
+        lambda: ops.interpolate(classic, z[0], z[1], 3, range(0, 2)),
+    ):
         with pytest.raises(AutomodError, match="classic decoder"):
             call()
     # whole-latent operations still work
@@ -85,6 +90,7 @@ def test_classic_models_refuse_scale_operations(classic):
 
 
 # --- mixing -----------------------------------------------------------------------------------------------------------
+
 
 def test_mixing_an_image_with_itself_is_its_reconstruction(model):
     x = torch.rand(3, 3, R, R) * 2 - 1
@@ -121,7 +127,7 @@ def test_mix_grid_layout(model):
     close(cells[1:, 0], ops.decode(model, z_rows))  # A reconstructions on the left
     for i in range(3):
         for j in range(2):
-            close(cells[1 + i, 1 + j], ops.mix(model, z_rows[i:i + 1], z_cols[j:j + 1], blocks)[0])
+            close(cells[1 + i, 1 + j], ops.mix(model, z_rows[i : i + 1], z_cols[j : j + 1], blocks)[0])
     # the same images on both sides: reconstructions on the diagonal
     same = ops.mix_grid(model, z_rows, z_rows, blocks).view(4, 4, 3, R, R)
     for i in range(3):
@@ -129,6 +135,7 @@ def test_mix_grid_layout(model):
 
 
 # --- sampling ---------------------------------------------------------------------------------------------------------
+
 
 def test_samples_are_seeded_and_distinct(model):
     first = ops.sample(model, 4, torch.Generator().manual_seed(7))
@@ -147,12 +154,15 @@ def test_conditional_sampling_keeps_the_fixed_scales(model):
         close(canvas, reference[0])
     images = ops.decode(model, assignment)
     assert images.std(dim=0).max() > 1e-3  # the random scales vary across samples
-    mid = ops.conditional_latents(model, z_fixed, ops.scale_range(model, "mid"), 3, torch.Generator().manual_seed(2))
+    mid = ops.conditional_latents(
+        model, z_fixed, ops.scale_range(model, "mid"), 3, torch.Generator().manual_seed(2)
+    )
     torch.testing.assert_close(mid[:, 2:], z_fixed.expand(3, 2, -1))  # blocks 2-3 read the input's latent
     assert not torch.allclose(mid[0, :2], mid[1, :2])
 
 
 # --- editing ----------------------------------------------------------------------------------------------------------
+
 
 def test_attribute_vector_is_the_difference_of_mean_latents(model):
     positives, negatives = torch.rand(5, 3, R, R) * 2 - 1, torch.rand(4, 3, R, R) * 2 - 1
@@ -180,8 +190,8 @@ def test_edits_add_the_vector_only_on_the_chosen_scales(model):
     strips = ops.edit(model, z, vector, [0.5, 2.0], ops.scale_range(model, "mid")).view(2, 2, 3, R, R)
     for i in range(2):
         for k, s in enumerate((0.5, 2.0)):
-            edited = z[i:i + 1] + s * vector  # not renormalised, as in the authors' code
-            expected = decode_by_hand(model, [z[i:i + 1], z[i:i + 1], edited, edited])
+            edited = z[i : i + 1] + s * vector  # not renormalised, as in the authors' code
+            expected = decode_by_hand(model, [z[i : i + 1], z[i : i + 1], edited, edited])
             close(strips[i, k], expected[0])
     everywhere = ops.edit(model, z, vector, [2.0])
     close(everywhere, ops.decode(model, z + 2.0 * vector))
@@ -190,7 +200,9 @@ def test_edits_add_the_vector_only_on_the_chosen_scales(model):
 def test_vectors_round_trip_as_safetensors_and_never_overwrite(tmp_path, model):
     vector = latents(1, seed=13)[0]
     path = ops.save_vector(tmp_path / "smile.safetensors", vector, {"positives": "4", "negatives": "5"})
-    header_length = int.from_bytes(path.read_bytes()[:8], "little")  # safetensors: u64 length, then a JSON header
+    header_length = int.from_bytes(
+        path.read_bytes()[:8], "little"
+    )  # safetensors: u64 length, then a JSON header
     assert path.read_bytes()[8:9] == b"{" and header_length < path.stat().st_size
     loaded, info = ops.load_vector(path, latent_dim=16)
     torch.testing.assert_close(loaded, vector)
@@ -208,7 +220,14 @@ def test_vectors_round_trip_as_safetensors_and_never_overwrite(tmp_path, model):
 
 
 AUTHORS_DIRECTIONS = Path(__file__).parent / "data" / "authors" / "official-attrib"
-AUTHORS_FILES = ("dark_delta2", "left_delta2", "male_delta2", "smile_delta2", "smile_delta512-4", "smile_delta512-16")
+AUTHORS_FILES = (
+    "dark_delta2",
+    "left_delta2",
+    "male_delta2",
+    "smile_delta2",
+    "smile_delta512-4",
+    "smile_delta512-16",
+)
 
 
 def one_line(excinfo) -> str:
@@ -254,21 +273,24 @@ def test_torch_saved_directions_of_the_accepted_layouts(tmp_path):
     assert torch.equal(ops.load_vector(tmp_path / "named.safetensors")[0], v)
 
 
-@pytest.mark.parametrize("obj, words", [
-    (torch.zeros(2, 16), ["shape (2, 16)", "(D,) or (1, D)"]),
-    (torch.zeros(16, 1), ["shape (16, 1)"]),
-    (torch.zeros(1, 1, 16), ["shape (1, 1, 16)"]),
-    (torch.tensor(1.0), ["shape ()"]),
-    (torch.zeros(1, 0), ["shape (1, 0)"]),
-    (torch.arange(16), ["int64 values", "float"]),
-    (torch.ones(16, dtype=torch.bool), ["bool values"]),
-    (torch.zeros(16, dtype=torch.complex64), ["complex64 values"]),
-    (torch.full((16,), float("nan")), ["NaN or infinite"]),
-    ({"a": torch.zeros(16), "b": torch.zeros(16)}, ["a dict of 2 entries, not a tensor"]),
-    ([torch.zeros(16)], ["a list, not a tensor"]),
-    ({"step": 3}, ["a dict of 1 entry, not a tensor"]),
-    ({}, ["a dict of 0 entries, not a tensor"]),
-])
+@pytest.mark.parametrize(
+    "obj, words",
+    [
+        (torch.zeros(2, 16), ["shape (2, 16)", "(D,) or (1, D)"]),
+        (torch.zeros(16, 1), ["shape (16, 1)"]),
+        (torch.zeros(1, 1, 16), ["shape (1, 1, 16)"]),
+        (torch.tensor(1.0), ["shape ()"]),
+        (torch.zeros(1, 0), ["shape (1, 0)"]),
+        (torch.arange(16), ["int64 values", "float"]),
+        (torch.ones(16, dtype=torch.bool), ["bool values"]),
+        (torch.zeros(16, dtype=torch.complex64), ["complex64 values"]),
+        (torch.full((16,), float("nan")), ["NaN or infinite"]),
+        ({"a": torch.zeros(16), "b": torch.zeros(16)}, ["a dict of 2 entries, not a tensor"]),
+        ([torch.zeros(16)], ["a list, not a tensor"]),
+        ({"step": 3}, ["a dict of 1 entry, not a tensor"]),
+        ({}, ["a dict of 0 entries, not a tensor"]),
+    ],
+)
 def test_other_torch_contents_are_one_line_refusals(tmp_path, obj, words):
     torch.save(obj, tmp_path / "d.pt")
     with pytest.raises(AutomodError) as excinfo:
@@ -283,8 +305,12 @@ def test_unreadable_direction_files_are_one_line(tmp_path):
     (tmp_path / "truncated.pt").write_bytes(payload[: len(payload) // 2])
     (tmp_path / "empty").write_bytes(b"")
     (tmp_path / "text.txt").write_text("0.1 0.2 0.3")
-    for name, words in (("truncated.pt", ["not a readable torch file"]), ("empty", ["neither a safetensors file"]),
-                        ("text.txt", ["neither a safetensors file", "torch.save"]), ("missing.pt", ["does not exist"])):
+    for name, words in (
+        ("truncated.pt", ["not a readable torch file"]),
+        ("empty", ["neither a safetensors file"]),
+        ("text.txt", ["neither a safetensors file", "torch.save"]),
+        ("missing.pt", ["does not exist"]),
+    ):
         with pytest.raises(AutomodError) as excinfo:
             ops.load_vector(tmp_path / name)
         assert all(word in one_line(excinfo) for word in words), (name, str(excinfo.value))
@@ -302,10 +328,12 @@ class Payload:
 
 def test_pickled_objects_are_refused_and_their_code_never_runs(tmp_path):
     marker = tmp_path / "marker"
-    files = {"zip.pt": lambda p: torch.save(Payload(marker), p),
-             "legacy.pt": lambda p: torch.save(Payload(marker), p, _use_new_zipfile_serialization=False),
-             "mixed.pt": lambda p: torch.save({"vector": torch.zeros(16), "extra": Payload(marker)}, p),
-             "plain.pkl": lambda p: p.write_bytes(pickle.dumps(Payload(marker), protocol=4))}
+    files = {
+        "zip.pt": lambda p: torch.save(Payload(marker), p),
+        "legacy.pt": lambda p: torch.save(Payload(marker), p, _use_new_zipfile_serialization=False),
+        "mixed.pt": lambda p: torch.save({"vector": torch.zeros(16), "extra": Payload(marker)}, p),
+        "plain.pkl": lambda p: p.write_bytes(pickle.dumps(Payload(marker), protocol=4)),
+    }
     for name, write in files.items():
         write(tmp_path / name)
         with pytest.raises(AutomodError) as excinfo:
@@ -320,6 +348,7 @@ def test_pickled_objects_are_refused_and_their_code_never_runs(tmp_path):
 
 
 # --- interpolation ----------------------------------------------------------------------------------------------------
+
 
 def test_slerp_follows_the_great_circle():
     a, b = latents(2, seed=14)
@@ -354,9 +383,15 @@ def test_scale_restricted_interpolation_keeps_the_first_image_elsewhere(model):
     grid = ops.interpolate_grid(model, z, 3, ops.scale_range(model, "mid"))
     reference = model.decoder.canvas(z[:1], upto=2, noise=False)
     # the coarse canvas of every cell is the top-left image's; the mid blocks move along the path
-    path = torch.cat([ops.slerp(l, r, ops.interpolation.fractions(3)) for l, r in
-                      zip(ops.slerp(z[0], z[2], ops.interpolation.fractions(3)),
-                          ops.slerp(z[1], z[3], ops.interpolation.fractions(3)))])
+    path = torch.cat(
+        [
+            ops.slerp(l, r, ops.interpolation.fractions(3))
+            for l, r in zip(
+                ops.slerp(z[0], z[2], ops.interpolation.fractions(3)),
+                ops.slerp(z[1], z[3], ops.interpolation.fractions(3)),
+            )
+        ]
+    )
     expected = decode_by_hand(model, [z[:1].expand(9, -1), z[:1].expand(9, -1), path, path])
     close(grid, expected)
     assignment = ops.mix_latents(model, z[:1].expand(9, -1), path, ops.scale_range(model, "mid"))
@@ -380,6 +415,7 @@ def test_gif_plays_forwards_then_back(tmp_path):
 
 # --- figures ----------------------------------------------------------------------------------------------------------
 
+
 def test_captioned_grid_is_the_grid_under_a_text_band():
     cells = torch.rand(6, 3, R, R) * 2 - 1
     figure = ops.captioned_grid(cells, 3, "rows: A, columns: B")
@@ -396,6 +432,7 @@ def test_captioned_grid_is_the_grid_under_a_text_band():
 
 
 # --- inputs -----------------------------------------------------------------------------------------------------------
+
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
@@ -423,7 +460,9 @@ def test_inputs_of_any_mode_and_size_become_rgb_at_the_model_resolution(tmp_path
     torch.testing.assert_close(rgba, torch.ones(3, R, R))
     torch.testing.assert_close(deep, torch.ones(3, R, R))
     torch.testing.assert_close(tiny, torch.tensor([1.0, -1.0, -1.0])[:, None, None].expand(3, R, R))
-    torch.testing.assert_close(wide, torch.tensor([-1.0, 1.0, -1.0])[:, None, None].expand(3, R, R))  # centre crop
+    torch.testing.assert_close(
+        wide, torch.tensor([-1.0, 1.0, -1.0])[:, None, None].expand(3, R, R)
+    )  # centre crop
     assert cmyk.min() > 0.9  # CMYK zero ink is white
 
 
@@ -444,7 +483,11 @@ def test_image_paths_expand_folders(tmp_path):
     for name in ("b.png", "a.jpg", "notes.txt"):
         (folder / name).write_bytes(b"x")
     (tmp_path / "c.png").write_bytes(b"x")
-    assert ops.image_paths([tmp_path / "c.png", folder]) == [tmp_path / "c.png", folder / "a.jpg", folder / "b.png"]
+    assert ops.image_paths([tmp_path / "c.png", folder]) == [
+        tmp_path / "c.png",
+        folder / "a.jpg",
+        folder / "b.png",
+    ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(AutomodError, match="holds no image files"):
         ops.image_paths([tmp_path / "empty"])

@@ -64,9 +64,18 @@ def cells(path: Path, rows: int, columns: int) -> np.ndarray:
     image = np.asarray(Image.open(path).convert("RGB"))
     height = rows * (CELL + PAD) + PAD
     assert image.shape[1] == columns * (CELL + PAD) + PAD and image.shape[0] > height
-    grid = image[image.shape[0] - height:]
-    return np.stack([np.stack([grid[PAD + r * (CELL + PAD):, PAD + c * (CELL + PAD):][:CELL:3, :CELL:3]
-                               for c in range(columns)]) for r in range(rows)])
+    grid = image[image.shape[0] - height :]
+    return np.stack(
+        [
+            np.stack(
+                [
+                    grid[PAD + r * (CELL + PAD) :, PAD + c * (CELL + PAD) :][:CELL:3, :CELL:3]
+                    for c in range(columns)
+                ]
+            )
+            for r in range(rows)
+        ]
+    )
 
 
 def matches(actual: np.ndarray, expected: torch.Tensor) -> bool:
@@ -105,8 +114,12 @@ def test_mix_opens_the_checkpoint_once_and_attaches_nothing_to_the_network(work,
 
     opened, networks = [], []
     real_safe_open, real_open_model = checkpoint.safe_open, ops.open_model
-    monkeypatch.setattr(checkpoint, "safe_open", lambda *a, **k: opened.append(a[0]) or real_safe_open(*a, **k))
-    monkeypatch.setattr(ops, "open_model", lambda *a, **k: networks.append(real_open_model(*a, **k)) or networks[-1])
+    monkeypatch.setattr(
+        checkpoint, "safe_open", lambda *a, **k: opened.append(a[0]) or real_safe_open(*a, **k)
+    )
+    monkeypatch.setattr(
+        ops, "open_model", lambda *a, **k: networks.append(real_open_model(*a, **k)) or networks[-1]
+    )
     code, out, _ = run(capsys, "mix", "pics/0.png", "pics/1.png")
     assert code == 0 and "trained on: not recorded" in out
     assert opened == ["m.safetensors"]
@@ -114,8 +127,19 @@ def test_mix_opens_the_checkpoint_once_and_attaches_nothing_to_the_network(work,
 
 
 def test_mix_grid_has_b_on_top_a_on_the_left_and_mixes_inside(work, capsys):
-    code, _, _ = run(capsys, "mix", "--rows", "pics", "--cols", "pics/1.png", "--cols", "pics/2.png", "--mid",
-                     "-o", "g.png")
+    code, _, _ = run(
+        capsys,
+        "mix",
+        "--rows",
+        "pics",
+        "--cols",
+        "pics/1.png",
+        "--cols",
+        "pics/2.png",
+        "--mid",
+        "-o",
+        "g.png",
+    )
     assert code == 0
     figure = cells(Path("g.png"), 5, 3)
     model = api()
@@ -127,7 +151,7 @@ def test_mix_grid_has_b_on_top_a_on_the_left_and_mixes_inside(work, capsys):
     mid = ops.scale_range(model, "mid")
     for i in range(4):
         for j, b in enumerate((1, 2)):
-            assert matches(figure[1 + i, 1 + j], ops.mix(model, z[i:i + 1], z[b:b + 1], mid)[0])
+            assert matches(figure[1 + i, 1 + j], ops.mix(model, z[i : i + 1], z[b : b + 1], mid)[0])
 
 
 def test_sample_writes_files_and_a_grid_from_the_seed(work, capsys):
@@ -152,22 +176,46 @@ def test_conditional_samples_keep_the_inputs_scales(work, capsys):
 
 
 def test_edit_strip_and_saved_vector(work, capsys):
-    code, out, _ = run(capsys, "edit", "pics/3.png", "--pos", "pics/0.png", "--pos", "pics/1.png",
-                       "--neg", "pics/2.png", "--neg", "pics/3.png", "--scales", "mid", "--save-vector", "v.safetensors")
+    code, out, _ = run(
+        capsys,
+        "edit",
+        "pics/3.png",
+        "--pos",
+        "pics/0.png",
+        "--pos",
+        "pics/1.png",
+        "--neg",
+        "pics/2.png",
+        "--neg",
+        "pics/3.png",
+        "--scales",
+        "mid",
+        "--save-vector",
+        "v.safetensors",
+    )
     assert code == 0 and "wrote v.safetensors" in out and "wrote edit.png" in out
     model = api()
     x = picture(3)
-    vector = ops.attribute_vector(model, ops.load_images([Path("pics/0.png"), Path("pics/1.png")], R),
-                                  ops.load_images([Path("pics/2.png"), Path("pics/3.png")], R))
+    vector = ops.attribute_vector(
+        model,
+        ops.load_images([Path("pics/0.png"), Path("pics/1.png")], R),
+        ops.load_images([Path("pics/2.png"), Path("pics/3.png")], R),
+    )
     torch.testing.assert_close(ops.load_vector(Path("v.safetensors"), 16)[0], vector)
     strip = cells(Path("edit.png"), 1, 6)[0]  # input, then strengths -1, -0.5, 0, 0.5, 1
     assert matches(strip[0], x[0])
     expected = ops.edit(model, ops.encode(model, x), vector, [-1.0, -0.5, 0.0, 0.5, 1.0], range(2, 4))
     assert all(matches(strip[1 + k], expected[k]) for k in range(5))
     assert matches(strip[3], ops.reconstruct(model, x)[0])  # strength 0
-    code, _, _ = run(capsys, "edit", "pics/1.png", "--vector", "v.safetensors", "--strength", "0", "-o", "zero.png")
+    code, _, _ = run(
+        capsys, "edit", "pics/1.png", "--vector", "v.safetensors", "--strength", "0", "-o", "zero.png"
+    )
     assert code == 0 and matches(cells(Path("zero.png"), 1, 2)[0, 1], ops.reconstruct(model, picture(1))[0])
-    fails(capsys, ["edit", "pics/1.png", "--vector", "v.safetensors", "--pos", "pics/0.png", "-o", "x.png"], "either")
+    fails(
+        capsys,
+        ["edit", "pics/1.png", "--vector", "v.safetensors", "--pos", "pics/0.png", "-o", "x.png"],
+        "either",
+    )
     fails(capsys, ["edit", "--pos", "pics/0.png", "--neg", "pics/1.png"], "nothing to do")
 
 
@@ -181,10 +229,26 @@ def by_hand(model: Automodulator, z: torch.Tensor, edited: torch.Tensor, blocks:
 
 
 def test_edit_with_a_torch_saved_direction_on_chosen_scales(work, capsys):
-    v = torch.nn.functional.normalize(torch.randn(1, 16, generator=torch.Generator().manual_seed(7)), dim=1) * 0.8
+    v = (
+        torch.nn.functional.normalize(torch.randn(1, 16, generator=torch.Generator().manual_seed(7)), dim=1)
+        * 0.8
+    )
     torch.save(v, "d16", _use_new_zipfile_serialization=False)  # (1, D), legacy format: as the authors' files
-    code, out, err = run(capsys, "edit", "pics/3.png", "--direction", "d16", "--scales", "mid",
-                         "--strength", "0", "--strength", "1.5", "-o", "e.png")
+    code, out, err = run(
+        capsys,
+        "edit",
+        "pics/3.png",
+        "--direction",
+        "d16",
+        "--scales",
+        "mid",
+        "--strength",
+        "0",
+        "--strength",
+        "1.5",
+        "-o",
+        "e.png",
+    )
     assert code == 0 and err == "" and "wrote e.png" in out
     model, x = api(), picture(3)
     z = ops.encode(model, x)
@@ -211,19 +275,40 @@ def test_edit_with_the_authors_direction_on_a_512d_model(work, capsys):
     save_model(Path("m512.safetensors"), wide.eval())
     smile = AUTHORS_DIRECTIONS / "smile_delta2"
     stored = torch.load(smile, map_location="cpu", weights_only=True)
-    code, out, err = run(capsys, "edit", "pics/0.png", "--direction", str(smile), "--scales", "mid", "--strength", "0",
-                         "--strength", "3", "--save-vector", "smile.safetensors", "--model", "m512.safetensors")
+    code, out, err = run(
+        capsys,
+        "edit",
+        "pics/0.png",
+        "--direction",
+        str(smile),
+        "--scales",
+        "mid",
+        "--strength",
+        "0",
+        "--strength",
+        "3",
+        "--save-vector",
+        "smile.safetensors",
+        "--model",
+        "m512.safetensors",
+    )
     assert code == 0 and err == "" and "wrote smile.safetensors" in out
     model, x = api("m512.safetensors"), picture(0)
     z = ops.encode(model, x)
     strip = cells(Path("edit.png"), 1, 3)[0]
     recon = ops.reconstruct(model, x)[0]
     assert matches(strip[1], recon)
-    assert matches(strip[2], by_hand(model, z, z + 3 * stored, range(2, 4))[0]) and not matches(strip[2], recon)
+    assert matches(strip[2], by_hand(model, z, z + 3 * stored, range(2, 4))[0]) and not matches(
+        strip[2], recon
+    )
     vector, info = ops.load_vector(Path("smile.safetensors"), 512)  # converted to automod's own format
     assert torch.equal(vector, stored[0]) and info["source"] == "smile_delta2"
     fails(capsys, ["edit", "pics/0.png", "--direction", str(smile), "-o", "x.png"], "512-d", "16-d")
-    fails(capsys, ["edit", "pics/0.png", "--direction", str(smile), "--pos", "pics/1.png", "-o", "x.png"], "either")
+    fails(
+        capsys,
+        ["edit", "pics/0.png", "--direction", str(smile), "--pos", "pics/1.png", "-o", "x.png"],
+        "either",
+    )
 
 
 class Payload:
@@ -238,7 +323,13 @@ def test_edit_refuses_a_pickled_object_as_a_direction_without_running_it(work, c
     Path("evil.pt").write_bytes(pickle.dumps(Payload(Path("marker")), protocol=4))
     torch.save({"direction": torch.zeros(1, 16), "extra": Payload(Path("marker"))}, "evil2.pt")
     for name in ("evil.pt", "evil2.pt"):
-        fails(capsys, ["edit", "pics/0.png", "--direction", name, "-o", "x.png"], name, "weights-only", "torch.save")
+        fails(
+            capsys,
+            ["edit", "pics/0.png", "--direction", name, "-o", "x.png"],
+            name,
+            "weights-only",
+            "torch.save",
+        )
     assert not Path("marker").exists() and not Path("x.png").exists()
 
 
@@ -255,7 +346,9 @@ def test_interpolate_strip_grid_and_gif(work, capsys):
     assert code == 0
     grid = cells(Path("four.png"), 3, 3)
     assert matches(grid[0, 0], recon[0])
-    bottom_right = ops.mix(model, ops.encode(model, picture(0)), ops.encode(model, picture(3)), range(2, 4))[0]
+    bottom_right = ops.mix(model, ops.encode(model, picture(0)), ops.encode(model, picture(3)), range(2, 4))[
+        0
+    ]
     assert matches(grid[2, 2], bottom_right)
     fails(capsys, ["interpolate", "pics/0.png", "pics/1.png", "pics/2.png"], "2 images")
 
@@ -282,8 +375,12 @@ def test_outputs_are_never_silently_overwritten(work, capsys):
     fails(capsys, ["sample", "--n", "4"], "sample-002.png")
     assert sorted(p.name for p in Path("samples").iterdir()) == ["sample-002.png"]
     Path("v.safetensors").write_bytes(b"mine")
-    fails(capsys, ["edit", "--pos", "pics/0.png", "--neg", "pics/1.png", "--save-vector", "v.safetensors"],
-          "already exists", "--save-vector")  # the message names the flag that chose the path
+    fails(
+        capsys,
+        ["edit", "--pos", "pics/0.png", "--neg", "pics/1.png", "--save-vector", "v.safetensors"],
+        "already exists",
+        "--save-vector",
+    )  # the message names the flag that chose the path
     assert Path("v.safetensors").read_bytes() == b"mine"
 
 
@@ -310,8 +407,11 @@ def test_bad_requests_are_one_line(work, capsys):
     fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--coarse", "--mid"], "choose one")
     fails(capsys, ["mix", "pics/0.png"], "two images")
     fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--model", "classic.safetensors"], "classic decoder")
-    fails(capsys, ["interpolate", "pics/0.png", "pics/1.png", "--scales", "mid", "--model", "classic.safetensors"],
-          "classic decoder")
+    fails(
+        capsys,
+        ["interpolate", "pics/0.png", "pics/1.png", "--scales", "mid", "--model", "classic.safetensors"],
+        "classic decoder",
+    )
     assert run(capsys, "reconstruct", "pics/0.png", "--model", "classic.safetensors")[0] == 0
     fails(capsys, ["reconstruct", "pics/0.png", "--align"])  # no face in a landscape (or no dlib)
 
@@ -326,7 +426,10 @@ def test_layer_noise_is_off_unless_asked_and_follows_the_seed(work, capsys):
     outputs = {}
     runs = {"plain": [], "noise": ["--noise"], "again": ["--noise"], "seed": ["--noise", "--seed", "5"]}
     for name, flags in runs.items():
-        assert main(["reconstruct", "pics/0.png", "--model", "noisy.safetensors", "-o", f"{name}.png", *flags]) == 0
+        assert (
+            main(["reconstruct", "pics/0.png", "--model", "noisy.safetensors", "-o", f"{name}.png", *flags])
+            == 0
+        )
         outputs[name] = cells(Path(f"{name}.png"), 1, 2)[0, 1]
     capsys.readouterr()
     assert matches(outputs["plain"], ops.reconstruct(noisy.eval(), picture(0))[0])
@@ -388,7 +491,9 @@ def as_unprivileged(folder: Path, commands: list[str]) -> list[tuple[int, str]]:
     return results
 
 
-@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+@pytest.mark.skipif(
+    os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv to drop root"
+)
 def test_a_read_only_output_folder_is_refused_before_any_work(work):
     folder = Path(tempfile.mkdtemp(prefix="automod-ro-"))  # outside the root-only pytest folder, for nobody
     try:
@@ -397,9 +502,14 @@ def test_a_read_only_output_folder_is_refused_before_any_work(work):
         (folder / "ro").mkdir()
         for path in [folder, *folder.rglob("*")]:
             path.chmod(0o555 if path.name == "ro" else 0o755 if path.is_dir() else 0o644)
-        results = as_unprivileged(folder, ["mix pics/0.png pics/1.png -o ro/mix.png --model m.safetensors",
-                                           "sample --n 2 -o ro/samples --model m.safetensors",
-                                           "reconstruct pics -o ro/r.png --model m.safetensors"])
+        results = as_unprivileged(
+            folder,
+            [
+                "mix pics/0.png pics/1.png -o ro/mix.png --model m.safetensors",
+                "sample --n 2 -o ro/samples --model m.safetensors",
+                "reconstruct pics -o ro/r.png --model m.safetensors",
+            ],
+        )
         for code, err in results:
             one_line_error(code, err, "not writable", "ro")
         assert list((folder / "ro").iterdir()) == []
@@ -428,15 +538,21 @@ def test_output_names_are_checked_before_the_model_loads(work, capsys, monkeypat
     fails(capsys, ["project", "pics/0.png", "-o", "p.txt", "--distance", "mse"], "'p.txt'")
     for name in ("s.png", "s.txt"):
         fails(capsys, ["sample", "--n", "2", "-o", name], f"'{name}'", "folder", f"'{Path(name).stem}'")
-    assert not [p for p in Path(".").iterdir() if p.name.split(".")[0] in ("m", "g", "e", "i", "p", "s")
-                and p.suffix != ".safetensors"]
+    assert not [
+        p
+        for p in Path(".").iterdir()
+        if p.name.split(".")[0] in ("m", "g", "e", "i", "p", "s") and p.suffix != ".safetensors"
+    ]
 
 
 def test_codes_alone_use_their_recorded_model_and_align_nothing(work, capsys):
     """mix/interpolate of codes without --model: the model the codes file records (none under ./runs), and with a
     face model no word about aligning faces, since no image is read."""
-    save_model(work / "face.safetensors", tiny_model(),
-               extra_meta={"source": {"format": "authors", "file": "x.pth", "dataset": "ffhq"}})
+    save_model(
+        work / "face.safetensors",
+        tiny_model(),
+        extra_meta={"source": {"format": "authors", "file": "x.pth", "dataset": "ffhq"}},
+    )
     assert main(["encode", "pics", "-o", "c.npz", "--model", "face.safetensors", "--no-align"]) == 0
     capsys.readouterr()
     for args in (["mix", "c.npz:0", "c.npz:1"], ["interpolate", "c.npz:0", "c.npz:2", "--steps", "3"]):
@@ -451,8 +567,11 @@ def test_a_picture_smaller_than_the_model_is_used_with_a_warning(work, capsys):
     """An 8×8 picture (which automod prep would skip as too small) is upscaled with one warning naming it, in the
     commands that read images one way or another (reconstruct's batches, mix's sources, encode's batches)."""
     Image.new("RGB", (8, 8), (200, 40, 40)).save("tiny.png")
-    for args in (["reconstruct", "tiny.png", "pics/0.png", "-o", "r.png"], ["mix", "tiny.png", "pics/1.png"],
-                 ["encode", "tiny.png", "-o", "c.npz"]):
+    for args in (
+        ["reconstruct", "tiny.png", "pics/0.png", "-o", "r.png"],
+        ["mix", "tiny.png", "pics/1.png"],
+        ["encode", "tiny.png", "-o", "c.npz"],
+    ):
         code, _, err = run(capsys, *args)
         warned = [line for line in err.splitlines() if "tiny.png" in line]
         assert code == 0 and len(warned) == 1, err
@@ -467,7 +586,12 @@ def test_a_failed_write_is_one_line_and_keeps_the_old_file(work, capsys, monkeyp
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("automod_cli.images.atomic_write", lambda path, write: disk_full(path))
-    fails(capsys, ["reconstruct", "pics/0.png", "-o", "r.png", "--force"], "could not write 'r.png'", "No space left")
+    fails(
+        capsys,
+        ["reconstruct", "pics/0.png", "-o", "r.png", "--force"],
+        "could not write 'r.png'",
+        "No space left",
+    )
     assert Path("r.png").read_bytes() == b"mine"
 
 
@@ -494,12 +618,19 @@ def test_a_folder_with_bad_files_skips_them_and_does_the_rest(work, capsys):
     code, out, err = run(capsys, "reconstruct", "pics")
     assert code == 0 and "wrote reconstructions.png" in out
     lines = err.strip().splitlines()
-    for name, reason in (("a-truncated.png", "truncated"), ("b-notes.jpg", "not an image"), ("c-empty.png", "empty")):
+    for name, reason in (
+        ("a-truncated.png", "truncated"),
+        ("b-notes.jpg", "not an image"),
+        ("c-empty.png", "empty"),
+    ):
         assert sum(name in line and reason in line and "skipped" in line for line in lines) == 1, err
     assert "used 4 of 7" in err and "Traceback" not in err
     x = ops.load_images([Path(f"pics/{i}.png") for i in range(4)], R)
     pairs = cells(Path("reconstructions.png"), 1, 8)[0]
-    assert all(matches(pairs[2 * i], x[i]) and matches(pairs[2 * i + 1], ops.reconstruct(api(), x)[i]) for i in range(4))
+    assert all(
+        matches(pairs[2 * i], x[i]) and matches(pairs[2 * i + 1], ops.reconstruct(api(), x)[i])
+        for i in range(4)
+    )
     # the same in a mixing grid and for edit exemplars
     code, _, err = run(capsys, "mix", "--rows", "pics", "--cols", "pics/1.png", "-o", "g.png")
     assert code == 0 and "b-notes.jpg" in err
@@ -511,7 +642,13 @@ def test_a_folder_with_bad_files_skips_them_and_does_the_rest(work, capsys):
     bad_files(Path("pics"))
     for name in ("a-truncated.png", "b-notes.jpg", "c-empty.png"):
         Path("pics", name).rename(Path("bad", name))
-    fails(capsys, ["reconstruct", "bad", "-o", "none.png"], "none of the 3 inputs", "a-truncated.png", "b-notes.jpg")
+    fails(
+        capsys,
+        ["reconstruct", "bad", "-o", "none.png"],
+        "none of the 3 inputs",
+        "a-truncated.png",
+        "b-notes.jpg",
+    )
     assert not Path("none.png").exists()
     # where each file is needed (A and B of a mix, interpolation ends), a bad one is the error
     fails(capsys, ["mix", "bad/b-notes.jpg", "pics/0.png"], "b-notes.jpg", "not an image")
@@ -540,7 +677,12 @@ def test_a_model_with_nan_weights_warns_in_one_line(work, capsys):
     save_model(Path("nan.safetensors"), broken)
     code, _, err = run(capsys, "reconstruct", "pics/0.png", "--model", "nan.safetensors")
     warnings = [line for line in err.strip().splitlines() if "NaN" in line]
-    assert code == 0 and len(warnings) == 1 and "nan.safetensors" in warnings[0] and "earlier checkpoint" in warnings[0]
+    assert (
+        code == 0
+        and len(warnings) == 1
+        and "nan.safetensors" in warnings[0]
+        and "earlier checkpoint" in warnings[0]
+    )
     assert run(capsys, "reconstruct", "pics/0.png", "-o", "fine.png")[2] == ""  # a sound model: no warning
 
 
@@ -553,7 +695,9 @@ def test_long_paths_are_printed_whole_when_output_is_not_a_terminal(work, capsys
     code, out, err = run(capsys, "reconstruct", "pics", "--model", str(deep.parent), "-o", str(out_file))
     assert code == 0, err
     lines = out.splitlines()
-    assert any(line.startswith("model: ") and line.endswith("ckpt-0000080000.safetensors") for line in lines), out
+    assert any(
+        line.startswith("model: ") and line.endswith("ckpt-0000080000.safetensors") for line in lines
+    ), out
     assert f"wrote {out_file}" in lines and f"wrote {out_file}.errors.csv" in lines, out
     assert main(["info", str(deep / "ckpt-0000080000.safetensors")]) == 0
     assert str(deep / "ckpt-0000080000.safetensors") in capsys.readouterr().out.splitlines()
@@ -565,6 +709,11 @@ def test_mix_layer_ranges_and_counts_are_worded_for_what_was_given(work, capsys)
     fails(capsys, ["mix"], "no image was given")
     fails(capsys, ["mix", "--rows", "pics"], "needs both --rows", "--rows was given without --cols")
     fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--cols", "pics"], "not both", "2 images and --cols")
-    fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--layers", "2:1"], "'2:1' is empty", "j must be greater than i")
+    fails(
+        capsys,
+        ["mix", "pics/0.png", "pics/1.png", "--layers", "2:1"],
+        "'2:1' is empty",
+        "j must be greater than i",
+    )
     fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--layers", "1:1"], "'1:1' is empty")
     fails(capsys, ["mix", "pics/0.png", "pics/1.png", "--layers", "0:9"], "outside the model's blocks")

@@ -35,9 +35,14 @@ from automod_cli.training.schedule import PhaseState
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures" / "authors-training"  # all four recorded cases
 # case a alone is kept in tests/data, so that a checkout without ../shared still checks a step of the authors' code
-FIXTURES = Path(os.environ.get("AUTOMOD_PARITY_FIXTURES", SHARED if SHARED.is_dir() else ROOT / "tests" / "data"
-                                                                                          / "authors-training"))
-CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "manifest.json").is_file()) if FIXTURES.is_dir() else []
+FIXTURES = Path(
+    os.environ.get(
+        "AUTOMOD_PARITY_FIXTURES", SHARED if SHARED.is_dir() else ROOT / "tests" / "data" / "authors-training"
+    )
+)
+CASES = (
+    sorted(p.name for p in FIXTURES.iterdir() if (p / "manifest.json").is_file()) if FIXTURES.is_dir() else []
+)
 
 # The README's tolerances (five times the float noise it measured or more)
 LOSS_RTOL = 1e-5
@@ -47,7 +52,9 @@ WEIGHT_TOL = 5e-5
 NOISY_GRAD = 1e-6  # an element whose recorded gradient fell below this is in the noisy set
 NOISY_STEPS = 8.3  # ... and is allowed this many learning rates
 
-pytestmark = pytest.mark.skipif(not CASES, reason=f"no parity recordings in {FIXTURES} (AUTOMOD_PARITY_FIXTURES)")
+pytestmark = pytest.mark.skipif(
+    not CASES, reason=f"no parity recordings in {FIXTURES} (AUTOMOD_PARITY_FIXTURES)"
+)
 
 
 class Case:
@@ -81,7 +88,9 @@ class Case:
         if space == "robust":
             loss, part = name.split(".")
             return self.raw[loss][0][part]
-        return self.raw[{"generator": "G_state_dict", "g_running": "G_running_state_dict"}[space]][f"module.{name}"]
+        return self.raw[{"generator": "G_state_dict", "g_running": "G_running_state_dict"}[space]][
+            f"module.{name}"
+        ]
 
     def array(self, key: str) -> torch.Tensor:
         return torch.from_numpy(np.asarray(self.arrays[key]))
@@ -100,12 +109,23 @@ def start_run(case: Case, tmp_path: Path) -> AutomodulatorRun:
     imported = authors.import_checkpoint(case.checkpoint, tmp_path / "imported.safetensors")
     training = case.manifest["training"]
     resolution = int(case.manifest["network"]["resolution"])
-    config = resolve_train_config("custom", {
-        "recipe": "authors", "model.max_resolution": resolution, "batch_size": training["batch"],
-        "data_limit": 2 * training["batch"], "workers": 0, "fake_pool": training["pool_size"],
-        "adam_betas": training["adam"]["betas"], "adam_eps": training["adam"]["eps"],
-        "recipe.ema_decay": training["ema_decay"], "recipe.mixed_fraction_encoder": training["stylemix_E"],
-        "recipe.mixed_fraction_decoder": training["stylemix_D"], "recipe.match_x": training["matching_phase_x"]})
+    config = resolve_train_config(
+        "custom",
+        {
+            "recipe": "authors",
+            "model.max_resolution": resolution,
+            "batch_size": training["batch"],
+            "data_limit": 2 * training["batch"],
+            "workers": 0,
+            "fake_pool": training["pool_size"],
+            "adam_betas": training["adam"]["betas"],
+            "adam_eps": training["adam"]["eps"],
+            "recipe.ema_decay": training["ema_decay"],
+            "recipe.mixed_fraction_encoder": training["stylemix_E"],
+            "recipe.mixed_fraction_decoder": training["stylemix_D"],
+            "recipe.match_x": training["matching_phase_x"],
+        },
+    )
     config = init_config(config, imported)
     run = AutomodulatorRun(config, tmp_path / "run", device=torch.device("cpu"))
     init_pool = case.manifest.get("init_pool")
@@ -123,17 +143,32 @@ def phase_of(case: Case, iteration: dict, config: TrainConfig) -> PhaseState:
     assert iteration["match_x"] == (config.recipe.match_x if settled else 1.0)
     lr = iteration["lr"]
     assert lr["optimizerD"] == lr["optimizerG"]
-    return PhaseState(level=level, blocks=level + 1, resolution=4 * 2**level, alpha=alpha, start=0, end=1 << 40,
-                      batch_size=int(case.manifest["training"]["batch"]), lr=float(lr["optimizerD"]),
-                      kl_margin=float(iteration["margin"]), settled=settled)
+    return PhaseState(
+        level=level,
+        blocks=level + 1,
+        resolution=4 * 2**level,
+        alpha=alpha,
+        start=0,
+        end=1 << 40,
+        batch_size=int(case.manifest["training"]["batch"]),
+        lr=float(lr["optimizerD"]),
+        kl_margin=float(iteration["margin"]),
+        settled=settled,
+    )
 
 
 def tensor_of(run: AutomodulatorRun, module: str, name: str) -> torch.Tensor:
     return run.modules()[module].state_dict()[name]
 
 
-def close(ours: torch.Tensor, theirs: torch.Tensor, tol: float, what: str,
-          noisy: torch.Tensor | None = None, allowance: float = 0.0) -> None:
+def close(
+    ours: torch.Tensor,
+    theirs: torch.Tensor,
+    tol: float,
+    what: str,
+    noisy: torch.Tensor | None = None,
+    allowance: float = 0.0,
+) -> None:
     """|ours − theirs| ≤ tol·max|theirs| elementwise, except `noisy` elements, which may differ by `allowance`."""
     ours = ours.detach().reshape(theirs.shape).to(torch.float64)
     theirs = theirs.to(torch.float64)
@@ -142,8 +177,10 @@ def close(ours: torch.Tensor, theirs: torch.Tensor, tol: float, what: str,
         limit = torch.where(noisy.reshape(theirs.shape), torch.full_like(limit, allowance), limit)
     excess = (ours - theirs).abs() - limit
     worst = int(excess.argmax())
-    assert excess.max() <= 0, (f"{what}: element {worst} is {ours.flatten()[worst].item():.9g}, the authors' code "
-                               f"{theirs.flatten()[worst].item():.9g} (limit ±{limit.flatten()[worst].item():.3g})")
+    assert excess.max() <= 0, (
+        f"{what}: element {worst} is {ours.flatten()[worst].item():.9g}, the authors' code "
+        f"{theirs.flatten()[worst].item():.9g} (limit ±{limit.flatten()[worst].item():.3g})"
+    )
 
 
 def check_losses(case: Case, iteration: dict, scalars: dict, config: TrainConfig, phase: PhaseState) -> None:
@@ -152,16 +189,26 @@ def check_losses(case: Case, iteration: dict, scalars: dict, config: TrainConfig
     s = recipe.kl_scale
     match = recipe.lambda_x * (recipe.match_x if phase.settled else 1.0)
     ours = {
-        "encoder": {"KL_real": s * scalars["kl_real"], "err": match * scalars["recon"],
-                    "KL_fake": -s * scalars["kl_fake_enc"], "e_loss": scalars["enc_loss"]},
-        "decoder": {"kl": s * scalars["kl_fake"], "z_diff": recipe.lambda_z * scalars["latent_rec"],
-                    "z_mix_diff": scalars["layer_loss"], "loss": scalars["dec_loss"]},
+        "encoder": {
+            "KL_real": s * scalars["kl_real"],
+            "err": match * scalars["recon"],
+            "KL_fake": -s * scalars["kl_fake_enc"],
+            "e_loss": scalars["enc_loss"],
+        },
+        "decoder": {
+            "kl": s * scalars["kl_fake"],
+            "z_diff": recipe.lambda_z * scalars["latent_rec"],
+            "z_mix_diff": scalars["layer_loss"],
+            "loss": scalars["dec_loss"],
+        },
     }
     for step, terms in ours.items():
         for name, value in terms.items():
             theirs = float(iteration["losses"][step][name])
             got = float(value.reshape(()))
-            assert got == pytest.approx(theirs, rel=LOSS_RTOL, abs=1e-7), f"it{iteration['index']} {step} {name}"
+            assert got == pytest.approx(theirs, rel=LOSS_RTOL, abs=1e-7), (
+                f"it{iteration['index']} {step} {name}"
+            )
 
 
 class Recorder:
@@ -175,7 +222,11 @@ class Recorder:
         self.snu: list[dict[str, torch.Tensor]] = []
         self.pins: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # "module/name" → (noisy mask, recorded)
         self.allowance = 0.0
-        names = {id(p): f"{module}/{name}" for module, m in run.modules().items() for name, p in m.named_parameters()}
+        names = {
+            id(p): f"{module}/{name}"
+            for module, m in run.modules().items()
+            for name, p in m.named_parameters()
+        }
         for opt in run.optimizers.values():
             step = opt.step
 
@@ -191,8 +242,14 @@ class Recorder:
                         if names[id(p)] in self.pins:
                             mask, theirs = self.pins[names[id(p)]]
                             mask, theirs = mask.reshape(p.shape), theirs.reshape(p.shape)
-                            close(p[mask], theirs[mask], 0.0, f"{names[id(p)]}: noisy set",
-                                  torch.ones_like(theirs[mask], dtype=torch.bool), self.allowance)
+                            close(
+                                p[mask],
+                                theirs[mask],
+                                0.0,
+                                f"{names[id(p)]}: noisy set",
+                                torch.ones_like(theirs[mask], dtype=torch.bool),
+                                self.allowance,
+                            )
                             p[mask] = theirs[mask]
                 return result
 
@@ -200,7 +257,9 @@ class Recorder:
         case_names = case.names
 
         def after_call(module, inputs, output):
-            self.snu.append({name: b.detach().clone() for name, b in module.named_buffers() if name.endswith(".u")})
+            self.snu.append(
+                {name: b.detach().clone() for name, b in module.named_buffers() if name.endswith(".u")}
+            )
 
         run.nets.encoder.register_forward_hook(after_call)
         self.case_names = case_names
@@ -240,21 +299,34 @@ def test_every_recorded_iteration_matches_the_authors_code(name, tmp_path):
                 module, ours = case.names[key]
                 theirs = case.array(array_key)
                 tol = GRAD_TOL["robust" if module == "robust" else "network"]
-                assert f"{module}/{ours}" in recorder.grads.get(step, {}), f"it{t} {step}: no gradient for {key}"
-                close(recorder.grads[step][f"{module}/{ours}"], theirs, tol, f"it{t} {step} gradient of {key}")
+                assert f"{module}/{ours}" in recorder.grads.get(step, {}), (
+                    f"it{t} {step}: no gradient for {key}"
+                )
+                close(
+                    recorder.grads[step][f"{module}/{ours}"], theirs, tol, f"it{t} {step} gradient of {key}"
+                )
             assert len(recorder.grads[step]) == len(recorded), f"it{t} {step}: other parameters got gradients"
         # spectral-norm vectors after each of the three encoder calls
         assert len(recorder.snu) == len(iteration["snu_after_encoder_calls"]), f"it{t}: encoder calls"
         for call, (ours, theirs) in enumerate(zip(recorder.snu, iteration["snu_after_encoder_calls"]), 1):
             for k, array_key in theirs.items():
-                close(ours[case.names[f"snu/{k}"][1]], case.array(array_key), SNU_TOL, f"it{t} u{k} after call {call}")
+                close(
+                    ours[case.names[f"snu/{k}"][1]],
+                    case.array(array_key),
+                    SNU_TOL,
+                    f"it{t} u{k} after call {call}",
+                )
         # every weight after the iteration (EMA included; the noisy set was checked and pinned at its steps)
         for key, array_key in iteration["state"].items():
-            if key not in case.names:  # not in automod's network (noise.0, other levels' d_ρ): unused, unchanged,
-                expected = case.stored(key)  # or in G_running averaged towards G's unchanged value (their EMA)
+            if (
+                key not in case.names
+            ):  # not in automod's network (noise.0, other levels' d_ρ): unused, unchanged,
+                expected = case.stored(
+                    key
+                )  # or in G_running averaged towards G's unchanged value (their EMA)
                 if key.startswith("g_running/"):
                     unchanged = case.stored(key.replace("g_running/", "generator/"))
-                    expected = unchanged + (expected - unchanged) * config.recipe.ema_decay ** t
+                    expected = unchanged + (expected - unchanged) * config.recipe.ema_decay**t
                 close(case.array(array_key), expected, 1e-6, f"it{t} {key} (unused by automod)")
                 continue
             module, ours = case.names[key]
@@ -268,9 +340,15 @@ def test_every_recorded_iteration_matches_the_authors_code(name, tmp_path):
                 state = next(opt.state[param] for opt in run.optimizers.values() if param in opt.state)
                 assert float(state["step"]) == entry["step"], f"it{t} {optimizer} {key} step count"
                 tol = GRAD_TOL["robust" if module == "robust" else "network"]
-                close(state["exp_avg"], case.array(entry["exp_avg"]), tol, f"it{t} {optimizer} exp_avg of {key}")
-                close(state["exp_avg_sq"], case.array(entry["exp_avg_sq"]), tol,
-                      f"it{t} {optimizer} exp_avg_sq of {key}")
+                close(
+                    state["exp_avg"], case.array(entry["exp_avg"]), tol, f"it{t} {optimizer} exp_avg of {key}"
+                )
+                close(
+                    state["exp_avg_sq"],
+                    case.array(entry["exp_avg_sq"]),
+                    tol,
+                    f"it{t} {optimizer} exp_avg_sq of {key}",
+                )
             assert step in iteration["grads"]
         # the pool
         pool = iteration["pool"]
@@ -287,16 +365,30 @@ def test_an_imported_robust_loss_has_the_authors_shape_and_scale(name, tmp_path)
     case = Case(name)
     run = start_run(case, tmp_path)
     stored = authors.read(case.checkpoint)[f"adaptive_loss_{case.phase}"][0]
-    a, b = (stored[f"latent_{n}"].double().numpy().reshape(run.nets.robust.latent_alpha.shape) for n in ("alpha", "scale"))
-    np.testing.assert_allclose(run.nets.robust.alpha().detach().numpy(), 0.001 + 1.998 / (1 + np.exp(-a)), rtol=1e-6)
+    a, b = (
+        stored[f"latent_{n}"].double().numpy().reshape(run.nets.robust.latent_alpha.shape)
+        for n in ("alpha", "scale")
+    )
+    np.testing.assert_allclose(
+        run.nets.robust.alpha().detach().numpy(), 0.001 + 1.998 / (1 + np.exp(-a)), rtol=1e-6
+    )
     expected_scale = (1 - 1e-5) * np.log1p(np.exp(b + np.log(np.e - 1))) + 1e-5
     np.testing.assert_allclose(run.nets.robust.scale().detach().numpy(), expected_scale, rtol=1e-6)
-    assert np.abs(expected_scale - 1.0).max() > 0.1  # the recorded scales are not the neutral 1 (a real check)
+    assert (
+        np.abs(expected_scale - 1.0).max() > 0.1
+    )  # the recorded scales are not the neutral 1 (a real check)
 
 
 def test_replayed_draws_are_served_by_tag_and_account_for_every_draw():
-    replay = ReplayDraws([("E.z", np.full((2, 3), 2.0, np.float32)), ("E.split", 2), ("E.pool.u", 0.7),
-                          ("E.pool.slot", 5), ("E.pool.u", 0.2)])
+    replay = ReplayDraws(
+        [
+            ("E.z", np.full((2, 3), 2.0, np.float32)),
+            ("E.split", 2),
+            ("E.pool.u", 0.7),
+            ("E.pool.slot", 5),
+            ("E.pool.u", 0.2),
+        ]
+    )
     assert replay.split("E.split", 3) == 2
     torch.testing.assert_close(replay.latents("E.z", 2, 3, "cpu"), torch.full((2, 3), 3**-0.5))
     assert replay.pool_choices(2, 200) == [5, None] and replay.left() == {}
@@ -305,7 +397,9 @@ def test_replayed_draws_are_served_by_tag_and_account_for_every_draw():
         replay.latents("D.z", 2, 3, "cpu")
 
 
-@pytest.mark.parametrize("name", [c for c in CASES if any("real_fade" in it for it in Case(c).manifest["iterations"])])
+@pytest.mark.parametrize(
+    "name", [c for c in CASES if any("real_fade" in it for it in Case(c).manifest["iterations"])]
+)
 def test_a_faded_real_batch_is_the_authors_loaders_bit_for_bit(name):
     """Recipe.real_fade = "blended" (training/fade.py) against the recorded fade-in batches: PIL's half-size copy of
     each 8-bit image, and the truncated blend, equal theirs exactly."""
@@ -323,7 +417,9 @@ def test_a_faded_real_batch_is_the_authors_loaders_bit_for_bit(name):
 def test_the_fade_commutes_with_mirroring_bit_for_bit():
     """The run blends on the host before the batch goes to the device and is mirrored there (training/run.py); the
     authors mirror first. PIL's half-size filter is symmetric, so both orders give the same bytes."""
-    images = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    images = torch.randint(
+        0, 256, (6, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
     x = images.float() / 127.5 - 1
     for alpha in (0.0, 0.3, 0.5000066666666667, 0.99):
         assert torch.equal(fade.blended_real(x, alpha).flip(-1), fade.blended_real(x.flip(-1), alpha))

@@ -16,9 +16,18 @@ from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
-TINY = {"model.latent_dim": 16, "model.channels": [16, 16, 8, 8], "model.max_resolution": 16, "batch_size": 16,
-        "phase_images": 64, "data_limit": 64, "log_every": 32, "checkpoint_every": 1_000, "lr": 0.002,
-        "layer_noise": False}  # no noise draws, so both precisions see the same random numbers
+TINY = {
+    "model.latent_dim": 16,
+    "model.channels": [16, 16, 8, 8],
+    "model.max_resolution": 16,
+    "batch_size": 16,
+    "phase_images": 64,
+    "data_limit": 64,
+    "log_every": 32,
+    "checkpoint_every": 1_000,
+    "lr": 0.002,
+    "layer_noise": False,
+}  # no noise draws, so both precisions see the same random numbers
 
 
 def tiny(**extra):
@@ -43,8 +52,10 @@ def setup(config, precision: Precision):
 def one_iteration(config, precision: Precision) -> tuple[dict, Nets]:
     nets, _, (encoder_opts, decoder_opts), phase, x = setup(config, precision)
     with precision.autocast():
-        scalars = {**encoder_step(nets, x, phase, config, encoder_opts, World()),
-                   **decoder_step(nets, len(x), phase, config, decoder_opts, World(), x.device)}
+        scalars = {
+            **encoder_step(nets, x, phase, config, encoder_opts, World()),
+            **decoder_step(nets, len(x), phase, config, decoder_opts, World(), x.device),
+        }
     return scalars, nets
 
 
@@ -81,7 +92,9 @@ def test_bf16_runs_the_networks_in_bf16_and_hands_the_losses_fp32():
     assert kl.dtype == cos.dtype == rho.dtype == torch.float32
     # the same losses as fp32 maths on the very same (rounded) network outputs
     assert kl.item() == pytest.approx(losses.empirical_kl(z.double()).item(), rel=1e-5)
-    assert cos.item() == pytest.approx(losses.cosine_distance(z.double(), z_fake.double()).item(), rel=1e-5, abs=1e-7)
+    assert cos.item() == pytest.approx(
+        losses.cosine_distance(z.double(), z_fake.double()).item(), rel=1e-5, abs=1e-7
+    )
 
 
 def test_fp32_is_unchanged_by_the_precision_context():
@@ -102,20 +115,32 @@ def test_channels_last_layout_computes_the_same_training_step():
     cuda_layout = Precision("cuda", "fp32")
     assert cuda_layout.channels_last and not Precision("cpu", "fp32").channels_last
     nets, ema, (encoder_opts, decoder_opts), phase, x = setup(config, cuda_layout)
-    convs = [p for m in (nets.encoder, nets.decoder, ema) for p in m.parameters() if p.dim() == 4 and p.shape[-1] > 1]
-    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)
-    scalars = {**encoder_step(nets, x, phase, config, encoder_opts, World()),
-               **decoder_step(nets, len(x), phase, config, decoder_opts, World(), x.device)}
+    convs = [
+        p
+        for m in (nets.encoder, nets.decoder, ema)
+        for p in m.parameters()
+        if p.dim() == 4 and p.shape[-1] > 1
+    ]
+    assert convs and all(
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs
+    )
+    scalars = {
+        **encoder_step(nets, x, phase, config, encoder_opts, World()),
+        **decoder_step(nets, len(x), phase, config, decoder_opts, World(), x.device),
+    }
     reference, _ = one_iteration(config, Precision("cpu", "fp32"))
     for name, value in scalars.items():
         assert value.item() == pytest.approx(reference[name].item(), rel=1e-4, abs=1e-5), name
 
 
-@pytest.mark.parametrize("override, words", [
-    ({"precision": "fp16"}, ("fp16", "bf16")),
-    ({"precision": "bfloat16"}, ("bfloat16", "fp32")),
-    ({"compile": "yes"}, ("compile", "true or false")),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ({"precision": "fp16"}, ("fp16", "bf16")),
+        ({"precision": "bfloat16"}, ("bfloat16", "fp32")),
+        ({"compile": "yes"}, ("compile", "true or false")),
+    ],
+)
 def test_config_refuses_unknown_precision_and_compile(override, words):
     with pytest.raises(AutomodError) as error:
         tiny(**override)
@@ -133,7 +158,9 @@ def test_precision_and_compile_are_saved_with_the_run():
 
 
 def test_trainer_in_bf16_learns_with_fp32_state(tmp_path):
-    trainer = AutomodulatorRun(tiny(precision="bf16", **{"model.max_resolution": 8}), tmp_path / "run", device="cpu")
+    trainer = AutomodulatorRun(
+        tiny(precision="bf16", **{"model.max_resolution": 8}), tmp_path / "run", device="cpu"
+    )
     assert trainer.precision.bf16
     result = trainer.run(stop_after_images=64)
     assert result.images_seen == 64

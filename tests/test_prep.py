@@ -84,10 +84,19 @@ def test_messy_folder_writes_the_good_files_and_reports_the_rest(messy_folder, t
         "too small": ["j_tiny.png"],
     }
     lines = result.skipped_report.read_text().splitlines()
-    assert [line.split("\t")[0] for line in lines] == ["g_corrupt.jpg", "h_truncated.jpg", "i_empty.png", "j_tiny.png", "k_notes.txt"]
+    assert [line.split("\t")[0] for line in lines] == [
+        "g_corrupt.jpg",
+        "h_truncated.jpg",
+        "i_empty.png",
+        "j_tiny.png",
+        "k_notes.txt",
+    ]
     with h5py.File(result.output) as file:
         top = file[f"levels/{RES}"][:]
-    originals = {name: Image.open(messy_folder / name) for name in ("a_rgb.png", "b_gray.png", "c_cmyk.jpg", "sub/l_nested.png")}
+    originals = {
+        name: Image.open(messy_folder / name)
+        for name in ("a_rgb.png", "b_gray.png", "c_cmyk.jpg", "sub/l_nested.png")
+    }
     np.testing.assert_array_equal(top[0], reference_top(originals["a_rgb.png"]))
     np.testing.assert_array_equal(top[1], reference_top(originals["b_gray.png"].convert("RGB")))
     assert (top[1][0] == top[1][2]).all()  # grayscale stays gray
@@ -171,7 +180,9 @@ def test_ffhq_in_the_wild_uses_the_release_landmarks(tmp_path):
     rng = np.random.default_rng(0)
     marks = {i: (rng.uniform(40, 60, (68, 2))).tolist() for i in range(2)}  # none for image 2
     json_path = tmp_path / "ffhq-dataset-v2.json"
-    json_path.write_text(json.dumps({str(i): {"in_the_wild": {"face_landmarks": m}} for i, m in marks.items()}))
+    json_path.write_text(
+        json.dumps({str(i): {"in_the_wild": {"face_landmarks": m}} for i, m in marks.items()})
+    )
     result = run(sources.ffhq(root, "train", landmarks=json_path, limit=3), tmp_path / "wild.h5")
     assert result.written == 2
     assert result.skipped == [("00002.png", "missing: no landmarks for it in the metadata file")]
@@ -237,10 +248,25 @@ def cli() -> typer.Typer:
 
 def test_cli_folder_report_no_overwrite_and_info(messy_folder, tmp_path):
     out = tmp_path / "faces.h5"
-    args = ["prep", "folder", "--src", str(messy_folder), "--out", str(out), "--res", str(RES), "--workers", "1"]
+    args = [
+        "prep",
+        "folder",
+        "--src",
+        str(messy_folder),
+        "--out",
+        str(out),
+        "--res",
+        str(RES),
+        "--workers",
+        "1",
+    ]
     result = CliRunner().invoke(cli(), args)
     assert result.exit_code == 0, result.output
-    assert "wrote 7 images" in result.output and "not an image" in result.output and "faces.skipped.txt" in result.output
+    assert (
+        "wrote 7 images" in result.output
+        and "not an image" in result.output
+        and "faces.skipped.txt" in result.output
+    )
     again = CliRunner().invoke(cli(), args)
     assert isinstance(again.exception, AutomodError) and "--force" in str(again.exception)
     info = CliRunner().invoke(cli(), ["prep", "info", str(out)])
@@ -259,7 +285,9 @@ def test_cli_folder_report_no_overwrite_and_info(messy_folder, tmp_path):
 
 
 def reference_checksum(tmp_path, source, resolution: int = RES) -> str:
-    return read_info(prep.prepare(source, tmp_path / "reference" / "ref.h5", resolution, force=True).output).checksum
+    return read_info(
+        prep.prepare(source, tmp_path / "reference" / "ref.h5", resolution, force=True).output
+    ).checksum
 
 
 def test_disk_full_stops_before_the_image_that_does_not_fit_and_resumes(tmp_path, monkeypatch):
@@ -278,7 +306,9 @@ def test_disk_full_stops_before_the_image_that_does_not_fit_and_resumes(tmp_path
 
     monkeypatch.setattr(hdf5.H5Writer, "add", add)
     monkeypatch.setattr(hdf5, "free_bytes", free)
-    with pytest.raises(hdf5.DiskFull, match=r"is full .*stopped after 5 of 12 inputs, and the 5 images written are kept") as full:
+    with pytest.raises(
+        hdf5.DiskFull, match=r"is full .*stopped after 5 of 12 inputs, and the 5 images written are kept"
+    ) as full:
         run(sources.builtin("train", RES, limit=12), out)
     assert "\n" not in str(full.value) and not full.value.hdf5_failed
     assert not out.exists() and partial_path(out).exists()
@@ -299,7 +329,9 @@ def test_disk_full_error_from_the_writer_is_one_line_and_keeps_the_last_checkpoi
         original_add(self, levels)
 
     monkeypatch.setattr(hdf5.H5Writer, "add", add)
-    with pytest.raises(hdf5.DiskFull, match=r"is full: writing failed after 5 of 9 inputs; 4 inputs \(4 images\) are kept") as full:
+    with pytest.raises(
+        hdf5.DiskFull, match=r"is full: writing failed after 5 of 9 inputs; 4 inputs \(4 images\) are kept"
+    ) as full:
         run(sources.builtin("train", RES, limit=9), out)
     assert "\n" not in str(full.value) and "Traceback" not in str(full.value)
     monkeypatch.setattr(hdf5.H5Writer, "add", original_add)
@@ -338,7 +370,9 @@ def read_only_folder(tmp_path):
         yield folder
         folder.chmod(0o755)
         return
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
+    ).returncode:
         pytest.skip("running as root and cannot mount a read-only tmpfs")
     try:
         yield folder
@@ -348,11 +382,15 @@ def read_only_folder(tmp_path):
 
 @pytest.mark.parametrize("where", ["folder", "missing subfolder"])
 def test_read_only_output_folder_is_refused_before_any_work(read_only_folder, monkeypatch, where):
-    monkeypatch.setattr(sources, "builtin", lambda *a, **k: pytest.fail("the inputs were read before the output was checked"))
+    monkeypatch.setattr(
+        sources, "builtin", lambda *a, **k: pytest.fail("the inputs were read before the output was checked")
+    )
     out = read_only_folder / "data.h5" if where == "folder" else read_only_folder / "new" / "data.h5"
     result = CliRunner().invoke(cli(), builtin_cli_args(out))
     assert isinstance(result.exception, AutomodError), result.output
-    assert f"'{read_only_folder}' is not writable" in str(result.exception) and "--out" in str(result.exception)
+    assert f"'{read_only_folder}' is not writable" in str(result.exception) and "--out" in str(
+        result.exception
+    )
     assert "\n" not in str(result.exception)
 
 
@@ -387,8 +425,12 @@ def test_readme_names_the_skipped_file_list_the_code_writes(messy_folder, tmp_pa
 
 def _tmpfs(folder: Path, size: str) -> None:
     folder.mkdir(exist_ok=True)
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                                           capture_output=True).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+    ):
         pytest.skip("needs root to mount a small tmpfs")
 
 
@@ -415,17 +457,26 @@ def test_a_real_full_disk_is_one_line_and_every_case_recovers(tmp_path):
         env = {**os.environ, "COLUMNS": "200"}
 
         def prep_cli(mode: str) -> subprocess.CompletedProcess:
-            return subprocess.run([sys.executable, "-c", PREP_SCRIPT, mode, *args], capture_output=True, text=True, env=env)
+            return subprocess.run(
+                [sys.executable, "-c", PREP_SCRIPT, mode, *args], capture_output=True, text=True, env=env
+            )
 
-        for mode, says in [("plain", r"is full \(.* free\): stopped after (\d+) of 400 inputs, and the \1 images written are kept"),
-                           ("no-space-check", r"filled up while writing .*nothing is kept"),
-                           ("crash", None)]:
+        for mode, says in [
+            (
+                "plain",
+                r"is full \(.* free\): stopped after (\d+) of 400 inputs, and the \1 images written are kept",
+            ),
+            ("no-space-check", r"filled up while writing .*nothing is kept"),
+            ("crash", None),
+        ]:
             full = prep_cli(mode)
             if says is None:
                 assert full.returncode == 139 and partial_path(out).exists()
             else:
                 assert full.returncode == 2, full.stderr
-                assert "Traceback" not in full.stderr and len(full.stderr.strip().splitlines()) == 1, full.stderr
+                assert "Traceback" not in full.stderr and len(full.stderr.strip().splitlines()) == 1, (
+                    full.stderr
+                )
                 assert re.search(says, full.stderr), full.stderr
             subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
             done = prep_cli("plain")
@@ -462,16 +513,26 @@ def test_workers_of_a_killed_prep_exit_quietly(tmp_path):
     for i in range(400):
         Image.fromarray(noise(20, 20, i)).save(photos / f"{i:04d}.png")
     stderr = open(tmp_path / "stderr.txt", "w+")
-    parent = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(photos), str(tmp_path / "out.h5")],
-                              stdout=subprocess.PIPE, stderr=stderr, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(photos), str(tmp_path / "out.h5")],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
     assert parent.stdout.readline().strip() == "started"
-    workers = [int(pid) for task in Path(f"/proc/{parent.pid}/task").iterdir()
-               for pid in (task / "children").read_text().split()]
+    workers = [
+        int(pid)
+        for task in Path(f"/proc/{parent.pid}/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    ]
     assert len(workers) == 2
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers) and time.monotonic() < deadline:
+    while (
+        any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers)
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     time.sleep(0.5)
     stderr.seek(0)

@@ -34,16 +34,25 @@ class FakeAuthors:
     def __init__(self) -> None:
         self.calls: list[tuple[Path, Path]] = []
 
-    def import_checkpoint(self, src: Path, out: Path, force: bool = False, dataset: str | None = None) -> Path:
+    def import_checkpoint(
+        self, src: Path, out: Path, force: bool = False, dataset: str | None = None
+    ) -> Path:
         assert Path(src).is_file() and dataset == pretrained.dataset_of_file(Path(src).name)
         if Path(out).exists() and not force:  # as the real converter
             raise AutomodError(f"'{out}' already exists.")
         self.calls.append((Path(src), Path(out)))
         config = ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8))
         stat, digest = Path(src).stat(), hashlib.sha256(Path(src).read_bytes()).hexdigest()
-        source = {"format": "authors", "file": Path(src).name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                  "sha256": digest}
-        save_model(out, Automodulator(config, level=1), extra_meta={"converted_from": str(src), "source": source})
+        source = {
+            "format": "authors",
+            "file": Path(src).name,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": digest,
+        }
+        save_model(
+            out, Automodulator(config, level=1), extra_meta={"converted_from": str(src), "source": source}
+        )
         return Path(out)
 
 
@@ -67,9 +76,12 @@ def env(tmp_path, monkeypatch):
         raise AssertionError(f"a test tried to download {url}")
 
     monkeypatch.setattr(pretrained, "download", no_network)
-    return types.SimpleNamespace(tmp=tmp_path, fake=fake,
-                                 converted=tmp_path / "automod" / "models" / f"{NAME}.safetensors",
-                                 authors=tmp_path / "torch" / "hub" / "checkpoints" / "34740000_state.pth")
+    return types.SimpleNamespace(
+        tmp=tmp_path,
+        fake=fake,
+        converted=tmp_path / "automod" / "models" / f"{NAME}.safetensors",
+        authors=tmp_path / "torch" / "hub" / "checkpoints" / "34740000_state.pth",
+    )
 
 
 def _put_authors_file(path: Path) -> None:
@@ -80,8 +92,13 @@ def _put_authors_file(path: Path) -> None:
 def test_the_five_names_and_their_files():
     assert list(pretrained.MODELS) == ["ffhq256", "ffhq512", "celebahq256", "lsuncars256", "lsunbedrooms256"]
     numbers = {name: m.number for name, m in pretrained.MODELS.items()}
-    assert numbers == {"ffhq512": 42420000, "ffhq256": 34740000, "celebahq256": 31877148, "lsuncars256": 32057140,
-                       "lsunbedrooms256": 27574284}
+    assert numbers == {
+        "ffhq512": 42420000,
+        "ffhq256": 34740000,
+        "celebahq256": 31877148,
+        "lsuncars256": 32057140,
+        "lsunbedrooms256": 27574284,
+    }
     assert pretrained.MODELS[NAME].url == URL
     assert pretrained.MODELS["ffhq512"].resolution == 512
     with pytest.raises(AutomodError, match="not a pretrained model"):
@@ -165,7 +182,11 @@ def test_real_downloader_failure_leaves_nothing_and_reads_as_one_line(env, monke
     with pytest.raises(AutomodError) as caught:
         pretrained.resolve(NAME, downloader=REAL_DOWNLOAD)
     message = str(caught.value)
-    assert len(message.splitlines()) == 1 and str(env.authors) in message and "nowhere/34740000_state.pth" in message
+    assert (
+        len(message.splitlines()) == 1
+        and str(env.authors) in message
+        and "nowhere/34740000_state.pth" in message
+    )
     assert not env.authors.parent.exists() or list(env.authors.parent.iterdir()) == []
 
 
@@ -178,8 +199,10 @@ def test_find_checkpoint_resolves_a_name(env):
 def test_a_local_folder_named_like_a_model_wins(env):
     run = Path(NAME) / "checkpoints"
     run.mkdir(parents=True)
-    save_model(run / "ckpt-000000000100.safetensors",
-               Automodulator(ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8)), level=1))
+    save_model(
+        run / "ckpt-000000000100.safetensors",
+        Automodulator(ModelConfig(max_resolution=32, latent_dim=16, channels=(16, 16, 8, 8)), level=1),
+    )
     assert find_checkpoint(Path(NAME)) == run / "ckpt-000000000100.safetensors"
     assert env.fake.calls == []
 
@@ -217,7 +240,9 @@ def test_models_command_shows_present_and_missing(env, capsys):
 
     assert main(["models"]) == 0  # piped (not a terminal): one line per model, its path whole and last
     out = capsys.readouterr().out
-    rows = {line.split("  ")[0]: line for line in out.splitlines() if line.split("  ")[0] in pretrained.MODELS}
+    rows = {
+        line.split("  ")[0]: line for line in out.splitlines() if line.split("  ")[0] in pretrained.MODELS
+    }
     assert set(rows) == set(pretrained.MODELS)
     assert rows["ffhq256"].endswith(f"  {env.authors}") and rows["celebahq256"].endswith(f"  {celeba}")
     assert rows["ffhq512"].endswith(str(pretrained.authors_path("ffhq512")))
@@ -258,8 +283,11 @@ def caches(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "torch" / "hub" / "checkpoints"
     folder.mkdir(parents=True)
-    return types.SimpleNamespace(folder=folder, converted=tmp_path / "automod" / "models" / f"{NAME}.safetensors",
-                                 authors=folder / "34740000_state.pth")
+    return types.SimpleNamespace(
+        folder=folder,
+        converted=tmp_path / "automod" / "models" / f"{NAME}.safetensors",
+        authors=folder / "34740000_state.pth",
+    )
 
 
 def _one_error_line(capsys) -> str:
@@ -270,8 +298,11 @@ def _one_error_line(capsys) -> str:
 
 def test_an_authors_file_given_as_a_model_names_the_import_command(caches, capsys):
     source = AUTHORS_DATA / "official-small" / "checkpoint.pth"
-    for args in (["info", str(source)], ["train", "--init", str(source), "--kimg", "1", "--out", "ft"],
-                 ["sample", "--model", str(source), "--n", "1", "-o", "s"]):
+    for args in (
+        ["info", str(source)],
+        ["train", "--init", str(source), "--kimg", "1", "--out", "ft"],
+        ["sample", "--model", str(source), "--n", "1", "-o", "s"],
+    ):
         assert main(args) == 2
         err = _one_error_line(capsys)
         assert f"automod import {source} --out {source.with_suffix('.safetensors')}" in err, err
@@ -306,7 +337,9 @@ def test_import_names_a_file_that_is_no_checkpoint_or_a_damaged_one(tmp_path, ca
 
 
 def test_a_replaced_authors_file_is_converted_again(caches, capsys):
-    default, small = (AUTHORS_DATA / name / "checkpoint.pth" for name in ("official-default", "official-small"))
+    default, small = (
+        AUTHORS_DATA / name / "checkpoint.pth" for name in ("official-default", "official-small")
+    )
     caches.authors.write_bytes(default.read_bytes())
     assert pretrained.resolve(NAME) == caches.converted
     record = read_meta(caches.converted)["source"]
@@ -334,7 +367,10 @@ def test_eval_weights_shows_the_authors_file_with_its_own_hash(caches, capsys):
     assert main(["eval", "weights", "--json"]) == 0
     entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
     ffhq = entries["34740000_state.pth"]
-    assert ffhq["path"] == str(caches.authors) and ffhq["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert (
+        ffhq["path"] == str(caches.authors)
+        and ffhq["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    )
     caches.authors.unlink()  # only the converted file: listed under its own name, with its own hash
     assert main(["eval", "weights", "--json"]) == 0
     entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)}

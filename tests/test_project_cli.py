@@ -38,7 +38,9 @@ def work(tmp_path, monkeypatch) -> Path:
     save_model(tmp_path / "faces.safetensors", tiny_model(), FFHQ_RUN)
     for i, picture in enumerate(generate(2, seed=3)[0]):
         Image.fromarray(picture.transpose(1, 2, 0)).save(tmp_path / f"shape{i}.png")
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(
+        tmp_path / "noise.png"
+    )
     return tmp_path
 
 
@@ -90,7 +92,9 @@ def test_lpips_json_keeps_the_lpips_key(work, capsys, monkeypatch):
         (cache / weight.name).write_bytes(b"placeholder")
     distance = TinyDistance()
     monkeypatch.setattr("automod_cli.features.nets.lpips_distance", lambda net, path, device: distance)
-    result = projected(capsys, "shape0.png", "--model", "builtin.safetensors", "--steps", "1", "--device", "cpu")
+    result = projected(
+        capsys, "shape0.png", "--model", "builtin.safetensors", "--steps", "1", "--device", "cpu"
+    )
     assert result["distance"] == "lpips" and result["net"] == "alex"
     assert all("lpips" in p and "mse" not in p for p in result["curve"])
 
@@ -100,13 +104,37 @@ def test_the_crop_follows_the_training_data_unless_given(work, capsys):
     assert builtin["crop"] == "none"
     faces = projected(capsys, "noise.png", "--model", "faces.safetensors", *MSE, "--no-align", "-o", "b.png")
     assert faces["crop"] == "face"
-    assert faces["curve"][0]["mse"] == pytest.approx(encoder_mse("faces.safetensors", "noise.png", "face"), rel=1e-4)
-    given = projected(capsys, "noise.png", "--model", "faces.safetensors", *MSE, "--no-align", "--crop", "none",
-                      "-o", "c.png")
+    assert faces["curve"][0]["mse"] == pytest.approx(
+        encoder_mse("faces.safetensors", "noise.png", "face"), rel=1e-4
+    )
+    given = projected(
+        capsys,
+        "noise.png",
+        "--model",
+        "faces.safetensors",
+        *MSE,
+        "--no-align",
+        "--crop",
+        "none",
+        "-o",
+        "c.png",
+    )
     assert given["crop"] == "none"
-    assert given["curve"][0]["mse"] == pytest.approx(encoder_mse("faces.safetensors", "noise.png", "none"), rel=1e-4)
-    code, out, _ = run(capsys, "project", "shape0.png", "--model", "builtin.safetensors", *MSE, "--crop", "center",
-                       "-o", "d.png")
+    assert given["curve"][0]["mse"] == pytest.approx(
+        encoder_mse("faces.safetensors", "noise.png", "none"), rel=1e-4
+    )
+    code, out, _ = run(
+        capsys,
+        "project",
+        "shape0.png",
+        "--model",
+        "builtin.safetensors",
+        *MSE,
+        "--crop",
+        "center",
+        "-o",
+        "d.png",
+    )
     assert code == 0 and "center crop" in out
     assert main(["project", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
@@ -114,7 +142,9 @@ def test_the_crop_follows_the_training_data_unless_given(work, capsys):
 
 
 def test_project_says_what_the_model_was_trained_on_and_warns_about_unlike_inputs(work, capsys):
-    code, out, err = run(capsys, "project", "shape0.png", "shape1.png", "--model", "builtin.safetensors", *MSE)
+    code, out, err = run(
+        capsys, "project", "shape0.png", "shape1.png", "--model", "builtin.safetensors", *MSE
+    )
     assert code == 0 and "trained on: the built-in shapes dataset" in out and "warning" not in err
     (work / "run" / "checkpoints").mkdir(parents=True)
     save_model(work / "run" / "checkpoints" / "ckpt-0000000001.safetensors", tiny_model(), BUILTIN_RUN)
@@ -122,7 +152,10 @@ def test_project_says_what_the_model_was_trained_on_and_warns_about_unlike_input
     assert code == 0 and "model:" in out and "trained on:" in out
     assert "1 of 2 inputs do not look like the built-in shapes" in " ".join(err.split())
     result = projected(capsys, "noise.png", "--model", "run", *MSE, "-o", "n.png")  # the lines go to stderr
-    assert result["model"].endswith("ckpt-0000000001.safetensors") and result["trained_on"]["dataset"] == "builtin"
+    assert (
+        result["model"].endswith("ckpt-0000000001.safetensors")
+        and result["trained_on"]["dataset"] == "builtin"
+    )
 
 
 @pytest.fixture
@@ -145,23 +178,35 @@ def test_align_works_as_in_the_other_image_commands(work, capsys, detector):
     code, out, err = run(capsys, "project", "noise.png", "--model", "faces.safetensors", *MSE)
     assert code == 0 and "aligning faces as in the training data" in out and detector == [48]
     assert "no face found in 'noise.png'" in err
-    code, out, err = run(capsys, "project", "noise.png", "--model", "faces.safetensors", *MSE, "--no-align", "-o", "b.png")
+    code, out, err = run(
+        capsys, "project", "noise.png", "--model", "faces.safetensors", *MSE, "--no-align", "-o", "b.png"
+    )
     assert code == 0 and "aligning" not in out and detector == [48]
     # other models align only when asked: then a file without a face cannot be used
-    code, out, err = run(capsys, "project", "noise.png", "--model", "builtin.safetensors", *MSE, "-o", "c.png")
+    code, out, err = run(
+        capsys, "project", "noise.png", "--model", "builtin.safetensors", *MSE, "-o", "c.png"
+    )
     assert code == 0 and detector == [48]
-    code, _, err = run(capsys, "project", "noise.png", "--model", "builtin.safetensors", *MSE, "--align", "-o", "d.png")
+    code, _, err = run(
+        capsys, "project", "noise.png", "--model", "builtin.safetensors", *MSE, "--align", "-o", "d.png"
+    )
     assert code == 2 and "no face" in err and detector == [48, 48] and not Path("d.png").exists()
 
 
 def test_codes_output_errors_name_codes(work, capsys, monkeypatch):
     Path("taken.npz").write_bytes(b"")
-    code, _, err = run(capsys, "project", "shape0.png", "--model", "builtin.safetensors", *MSE, "--codes", "taken.npz")
+    code, _, err = run(
+        capsys, "project", "shape0.png", "--model", "builtin.safetensors", *MSE, "--codes", "taken.npz"
+    )
     assert code == 2 and "taken.npz" in err and "another --codes" in err and "--out" not in err
     (work / "ro").mkdir()
     real = os.access
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != "ro" and real(path, mode))
-    code, _, err = run(capsys, "project", "shape0.png", "--model", "builtin.safetensors", *MSE, "--codes", "ro/c.npz")
+    code, _, err = run(
+        capsys, "project", "shape0.png", "--model", "builtin.safetensors", *MSE, "--codes", "ro/c.npz"
+    )
     assert code == 2 and "not writable" in err and "another --codes" in err and "--out" not in err
-    code, _, err = run(capsys, "project", "shape0.png", "--model", "builtin.safetensors", *MSE, "-o", "ro/p.png")
+    code, _, err = run(
+        capsys, "project", "shape0.png", "--model", "builtin.safetensors", *MSE, "-o", "ro/p.png"
+    )
     assert code == 2 and "not writable" in err and "another --out" in err

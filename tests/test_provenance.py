@@ -86,8 +86,12 @@ def test_a_custom_data_file_says_what_it_holds_and_how_faces_were_framed(tmp_pat
     assert custom.dataset == "test" and custom.alignment == "none" and not custom.aligned_faces
     from data_prep.hdf5 import H5Writer, pyramid
 
-    record = {"source": "folder", "source_path": "me/", "split": "train",
-              "alignment": "ffhq procedure on dlib 68 landmarks of the largest face"}
+    record = {
+        "source": "folder",
+        "source_path": "me/",
+        "split": "train",
+        "alignment": "ffhq procedure on dlib 68 landmarks of the largest face",
+    }
     writer = H5Writer(tmp_path / "faces.h5", 32, record, "faces")
     writer.add(pyramid(noise_picture(0)[:32, :32]))
     aligned = recorded.from_meta({"train_config": {"preset": "custom", "data": str(writer.commit())}}, 32)
@@ -97,7 +101,9 @@ def test_a_custom_data_file_says_what_it_holds_and_how_faces_were_framed(tmp_pat
 
 
 def test_imported_models_record_their_dataset(tmp_path, monkeypatch):
-    named = {"source": {"format": "authors", "file": "34740000_state.pth"}}  # ffhq256, converted before the field
+    named = {
+        "source": {"format": "authors", "file": "34740000_state.pth"}
+    }  # ffhq256, converted before the field
     assert recorded.from_meta(named, 256).dataset == "ffhq" and recorded.from_meta(named, 256).aligned_faces
     bedrooms = {"source": {"format": "authors", "file": "27574284_state.pth"}}
     assert recorded.from_meta(bedrooms, 256).dataset == "lsun-bedroom"
@@ -112,7 +118,9 @@ def test_imported_models_record_their_dataset(tmp_path, monkeypatch):
     assert read_meta(tmp_path / "a.safetensors")["source"]["dataset"] == "celebahq"
     assert main(["import", str(fixture), "--out", str(tmp_path / "b.safetensors"), "--dataset", "ffhq"]) == 0
     assert read_meta(tmp_path / "b.safetensors")["source"]["dataset"] == "ffhq"
-    assert "dataset" not in read_meta(authors.import_checkpoint(fixture, tmp_path / "c.safetensors"))["source"]
+    assert (
+        "dataset" not in read_meta(authors.import_checkpoint(fixture, tmp_path / "c.safetensors"))["source"]
+    )
     # a named model converted from the authors' file in torch's cache records its dataset
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("AUTOMOD_HOME", str(tmp_path / "automod"))
@@ -168,7 +176,9 @@ def test_the_statistic_is_what_the_documentation_says():
 def test_a_builtin_model_given_photos_says_so_once(work, capsys):
     code, out, err = run(capsys, "reconstruct", "pics", "--model", "builtin.safetensors")
     assert code == 0 and "trained on: the built-in shapes dataset" in out and warnings(err) == []
-    code, out, err = run(capsys, "reconstruct", "photos", "pics/0.png", "--model", "builtin.safetensors", "-o", "p.png")
+    code, out, err = run(
+        capsys, "reconstruct", "photos", "pics/0.png", "--model", "builtin.safetensors", "-o", "p.png"
+    )
     assert code == 0 and Path("p.png").is_file()
     assert len(warnings(err)) == 1 and "4 of 5 inputs do not look like the built-in shapes" in err
     code, _, err = run(capsys, "mix", "photos/0.jpg", "photos/1.jpg", "--model", "builtin.safetensors")
@@ -176,7 +186,9 @@ def test_a_builtin_model_given_photos_says_so_once(work, capsys):
 
 
 def test_encode_warns_about_inputs_unlike_the_training_data_counted_over_all_batches(work, capsys):
-    code, out, err = run(capsys, "encode", "photos", "pics/0.png", "--model", "builtin.safetensors", "--batch", "2")
+    code, out, err = run(
+        capsys, "encode", "photos", "pics/0.png", "--model", "builtin.safetensors", "--batch", "2"
+    )
     assert code == 0 and "trained on: the built-in shapes dataset" in out and Path("codes.npz").is_file()
     assert len(warnings(err)) == 1 and "4 of 5 inputs do not look like the built-in shapes" in err
     code, _, err = run(capsys, "encode", "pics", "--model", "builtin.safetensors", "-o", "pics.npz")
@@ -184,8 +196,21 @@ def test_encode_warns_about_inputs_unlike_the_training_data_counted_over_all_bat
 
 
 def test_edit_counts_every_input_group_and_warns_once(work, capsys):
-    code, _, err = run(capsys, "edit", "pics/0.png", "--pos", "photos/0.jpg", "--pos", "pics/1.png",
-                       "--neg", "photos/1.jpg", "--neg", "pics/2.png", "--model", "builtin.safetensors")
+    code, _, err = run(
+        capsys,
+        "edit",
+        "pics/0.png",
+        "--pos",
+        "photos/0.jpg",
+        "--pos",
+        "pics/1.png",
+        "--neg",
+        "photos/1.jpg",
+        "--neg",
+        "pics/2.png",
+        "--model",
+        "builtin.safetensors",
+    )
     assert code == 0 and len(warnings(err)) == 1 and "2 of 5 inputs do not look like" in err, err
     code, _, err = run(capsys, "mix", "--rows", "photos", "--cols", "pics", "--model", "builtin.safetensors")
     assert code == 0 and len(warnings(err)) == 1 and "4 of 8 inputs do not look like" in err, err
@@ -195,7 +220,9 @@ def test_a_photo_model_given_builtin_pictures_says_so(work, capsys):
     code, _, err = run(capsys, "reconstruct", "pics", "--model", "faces.safetensors", "--no-align")
     assert code == 0 and len(warnings(err)) == 1 and "4 of 4 inputs look like the built-in shapes" in err
     assert "FFHQ" in err
-    code, _, err = run(capsys, "reconstruct", "photos", "--model", "faces.safetensors", "--no-align", "-o", "f.png")
+    code, _, err = run(
+        capsys, "reconstruct", "photos", "--model", "faces.safetensors", "--no-align", "-o", "f.png"
+    )
     assert code == 0 and warnings(err) == []
 
 
@@ -213,7 +240,10 @@ def face_landmarks(width: int, height: int) -> np.ndarray:
     eye_y, eye_gap = height * 0.42, width * 0.16
     points[36:42] = [width / 2 - eye_gap, eye_y]
     points[42:48] = [width / 2 + eye_gap, eye_y]
-    points[48], points[54] = [width / 2 - eye_gap * 0.7, height * 0.62], [width / 2 + eye_gap * 0.7, height * 0.62]
+    points[48], points[54] = (
+        [width / 2 - eye_gap * 0.7, height * 0.62],
+        [width / 2 + eye_gap * 0.7, height * 0.62],
+    )
     return points
 
 
@@ -253,14 +283,17 @@ def test_a_face_model_aligns_by_default_and_goes_on_without_a_face(work, capsys,
     Image.fromarray(noise_picture(2)).save("faces/scenery.png")
     code, out, err = run(capsys, "reconstruct", "faces", "--model", "faces.safetensors")
     assert code == 0 and "aligning faces as in the training data" in out and "FFHQ" in out
-    assert [line for line in warnings(err) if "no face" in line] == ["warning: no face found in 'faces/scenery.png': "
-                                                                     "used it unaligned (centre crop)."]
+    assert [line for line in warnings(err) if "no face" in line] == [
+        "warning: no face found in 'faces/scenery.png': used it unaligned (centre crop)."
+    ]
     assert len(detector) == 3
     aligned = ops.load_images(faces, R, align=True)
     plain = ops.load_images(faces, R)
     assert not torch.equal(aligned, plain)
     written = np.asarray(Image.open("reconstructions.png").convert("RGB"))
-    cell = written[written.shape[0] - 3 * R - 2:][:3 * R:3, 2:2 + 3 * R:3]  # the first input, shrunk back
+    cell = written[written.shape[0] - 3 * R - 2 :][
+        : 3 * R : 3, 2 : 2 + 3 * R : 3
+    ]  # the first input, shrunk back
     assert np.array_equal(cell, ((aligned[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy())
     rows = Path("reconstructions.png.errors.csv").read_text().splitlines()
     assert len(rows) == 4  # the header and all three files, the faceless one included
@@ -275,7 +308,9 @@ def test_no_align_skips_the_detector_and_align_keeps_its_old_meaning(work, capsy
     assert run(capsys, "reconstruct", "faces", "--model", "builtin.safetensors", "-o", "b.png")[0] == 0
     assert detector == []
     # --align as before: the faceless file is skipped with its reason, whatever the model
-    code, _, err = run(capsys, "reconstruct", "faces", "--model", "plain.safetensors", "--align", "-o", "a.png")
+    code, _, err = run(
+        capsys, "reconstruct", "faces", "--model", "plain.safetensors", "--align", "-o", "a.png"
+    )
     assert code == 0 and len(detector) == 3 and "skipped 'faces/scenery.png'" in err
     assert "'faces/scenery.png' (no face found to align; --no-align uses it as it is)" in err  # said once
     assert err.count("no face") == 1, err

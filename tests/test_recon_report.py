@@ -49,9 +49,18 @@ def cells(path: Path, rows: int, columns: int) -> np.ndarray:
     """The grid cells of a captioned figure shrunk back to 32² (every third pixel), uint8 (rows, columns, R, R, 3)."""
     image = np.asarray(Image.open(path).convert("RGB"))
     height = rows * (CELL + PAD) + PAD
-    grid = image[image.shape[0] - height:]
-    return np.stack([np.stack([grid[PAD + r * (CELL + PAD):, PAD + c * (CELL + PAD):][:CELL:3, :CELL:3]
-                               for c in range(columns)]) for r in range(rows)])
+    grid = image[image.shape[0] - height :]
+    return np.stack(
+        [
+            np.stack(
+                [
+                    grid[PAD + r * (CELL + PAD) :, PAD + c * (CELL + PAD) :][:CELL:3, :CELL:3]
+                    for c in range(columns)
+                ]
+            )
+            for r in range(rows)
+        ]
+    )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -64,8 +73,9 @@ def reference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     from skimage.metrics import structural_similarity
 
     x, y = a.astype(np.float64) / 255, b.astype(np.float64) / 255
-    ssim = structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                 channel_axis=-1, data_range=1.0)
+    ssim = structural_similarity(
+        x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=1.0
+    )
     return float(((x - y) ** 2).mean()), float(ssim)
 
 
@@ -78,7 +88,9 @@ def test_reconstruct_reports_each_images_error(work, capsys):
     pairs = cells(Path("reconstructions.png"), 1, 6)[0]
     for i, row in enumerate(rows):
         mse, ssim = reference(pairs[2 * i], pairs[2 * i + 1])
-        assert float(row["mse"]) == pytest.approx(mse, rel=1e-6) and float(row["ssim"]) == pytest.approx(ssim, rel=1e-6)
+        assert float(row["mse"]) == pytest.approx(mse, rel=1e-6) and float(row["ssim"]) == pytest.approx(
+            ssim, rel=1e-6
+        )
     assert "wrote reconstructions.png.errors.csv" in out and "LPIPS left out" in out and "alexnet" in out
     for row in rows:
         assert row["file"] in out and f"{float(row['mse']):.4f}" in out
@@ -89,8 +101,16 @@ def test_reconstruct_reports_each_images_error(work, capsys):
 def test_the_errors_file_is_never_silently_replaced(work, capsys):
     Path("reconstructions.png.errors.csv").write_text("mine")
     code, _, err = run(capsys, "reconstruct", "pics/0.png")
-    assert code == 2 and "reconstructions.png.errors.csv" in err and "--force" in err and len(err.splitlines()) == 1
-    assert not Path("reconstructions.png").exists() and Path("reconstructions.png.errors.csv").read_text() == "mine"
+    assert (
+        code == 2
+        and "reconstructions.png.errors.csv" in err
+        and "--force" in err
+        and len(err.splitlines()) == 1
+    )
+    assert (
+        not Path("reconstructions.png").exists()
+        and Path("reconstructions.png.errors.csv").read_text() == "mine"
+    )
     assert run(capsys, "reconstruct", "pics/0.png", "--force")[0] == 0
     assert len(read_csv(Path("reconstructions.png.errors.csv"))) == 1
     # another format of the same name keeps its own errors file
@@ -99,22 +119,30 @@ def test_the_errors_file_is_never_silently_replaced(work, capsys):
 
 
 def test_mix_reports_the_reconstructions_its_grid_shows(work, capsys):
-    code, out, _ = run(capsys, "mix", "--rows", "pics/0.png", "--rows", "pics/1.png", "--cols", "pics/2.png",
-                       "-o", "g.png")
+    code, out, _ = run(
+        capsys, "mix", "--rows", "pics/0.png", "--rows", "pics/1.png", "--cols", "pics/2.png", "-o", "g.png"
+    )
     assert code == 0 and "wrote g.png.errors.csv" in out
     rows = read_csv(Path("g.png.errors.csv"))
-    assert [(row["role"], row["file"]) for row in rows] == [("A", "pics/0.png"), ("A", "pics/1.png"),
-                                                            ("B", "pics/2.png")]
+    assert [(row["role"], row["file"]) for row in rows] == [
+        ("A", "pics/0.png"),
+        ("A", "pics/1.png"),
+        ("B", "pics/2.png"),
+    ]
     figure = cells(Path("g.png"), 3, 2)
     inputs = ops.load_images([Path(f"pics/{i}.png") for i in range(3)], R)
     shown = [figure[1, 0], figure[2, 0], figure[0, 1]]  # left column: A; top row: B
     for row, original, recon in zip(rows, inputs, shown):
         as_file = ((original.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()
         mse, ssim = reference(as_file, recon)
-        assert float(row["mse"]) == pytest.approx(mse, rel=1e-6) and float(row["ssim"]) == pytest.approx(ssim, rel=1e-6)
+        assert float(row["mse"]) == pytest.approx(mse, rel=1e-6) and float(row["ssim"]) == pytest.approx(
+            ssim, rel=1e-6
+        )
     code, _, _ = run(capsys, "mix", "pics/0.png", "pics/2.png")
-    assert code == 0 and [row["file"] for row in read_csv(Path("mix-grid.png.errors.csv"))] == ["pics/0.png",
-                                                                                                 "pics/2.png"]
+    assert code == 0 and [row["file"] for row in read_csv(Path("mix-grid.png.errors.csv"))] == [
+        "pics/0.png",
+        "pics/2.png",
+    ]
 
 
 def test_errors_name_files_as_given_with_their_folder(work, capsys):
@@ -122,16 +150,24 @@ def test_errors_name_files_as_given_with_their_folder(work, capsys):
         Path(folder).mkdir()
         shutil.copy("pics/0.png", f"{folder}/x.png")
     code, _, _ = run(capsys, "mix", "--rows", "rowsA/", "--cols", "colsB", "-o", "g.png")
-    assert code == 0 and [row["file"] for row in read_csv(Path("g.png.errors.csv"))] == ["rowsA/x.png", "colsB/x.png"]
+    assert code == 0 and [row["file"] for row in read_csv(Path("g.png.errors.csv"))] == [
+        "rowsA/x.png",
+        "colsB/x.png",
+    ]
     code, _, _ = run(capsys, "reconstruct", "rowsA", "colsB/x.png", "-o", "r.png")
-    assert code == 0 and [row["file"] for row in read_csv(Path("r.png.errors.csv"))] == ["rowsA/x.png", "colsB/x.png"]
+    assert code == 0 and [row["file"] for row in read_csv(Path("r.png.errors.csv"))] == [
+        "rowsA/x.png",
+        "colsB/x.png",
+    ]
 
 
 def test_folders_go_in_batches_with_progress_and_a_rate(work, capsys):
     code, out, _ = run(capsys, "reconstruct", "pics", "--batch", "2", "-o", "small.png")
     assert code == 0 and "reconstructed 5 images in" in out and "images/s)" in out
     lines = out.strip().splitlines()  # the timing ends the output, after the files written and the table
-    assert lines[-1].startswith("reconstructed 5 images in") and lines[-2] == "wrote small.png.errors.csv", out
+    assert lines[-1].startswith("reconstructed 5 images in") and lines[-2] == "wrote small.png.errors.csv", (
+        out
+    )
     assert run(capsys, "reconstruct", "pics", "-o", "one.png")[0] == 0
     small, one = read_csv(Path("small.png.errors.csv")), read_csv(Path("one.png.errors.csv"))
     assert [r["file"] for r in small] == [f"pics/{i}.png" for i in range(5)]
@@ -155,8 +191,9 @@ def lpips_reference(x: torch.Tensor, y: torch.Tensor, alexnet_state: dict) -> to
 
     net = torchvision.models.alexnet()
     net.load_state_dict(alexnet_state)
-    linear = torch.load(Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth", map_location="cpu",
-                        weights_only=True)
+    linear = torch.load(
+        Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth", map_location="cpu", weights_only=True
+    )
     shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
     scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
 
@@ -188,7 +225,9 @@ def test_lpips_is_reported_when_its_weights_are_here(work, capsys, monkeypatch):
     assert code == 0 and "LPIPS left out" not in out and "LPIPS" in out
     rows = read_csv(Path("reconstructions.png.errors.csv"))
     assert list(rows[0]) == ["index", "file", "mse", "ssim", "lpips"]
-    pairs = torch.from_numpy(cells(Path("reconstructions.png"), 1, 4)[0]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    pairs = (
+        torch.from_numpy(cells(Path("reconstructions.png"), 1, 4)[0]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    )
     expected = lpips_reference(pairs[0::2], pairs[1::2], state)
     assert [float(row["lpips"]) for row in rows] == pytest.approx(expected.tolist(), rel=1e-4)
 

@@ -16,6 +16,7 @@ from automod_cli.robust_partition import log_partition
 
 def reference_log_partition(alpha: float) -> float:
     """log ∫ exp(−ρ(x, α, 1)) dx with ρ written out plainly (not the package's expm1 form), α in (0, 2)."""
+
     def density(x: float) -> float:
         rho = abs(alpha - 2) / alpha * ((x * x / abs(alpha - 2) + 1) ** (alpha / 2) - 1)
         return np.exp(-rho)
@@ -53,7 +54,9 @@ def test_derivative_matches_finite_difference_of_quadrature() -> None:
     alphas = torch.tensor([0.01, 0.3, 1.0, 1.7, 1.99], dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad(log_partition(alphas).sum(), alphas)
     h = 1e-4
-    numeric = [(reference_log_partition(a + h) - reference_log_partition(a - h)) / (2 * h) for a in alphas.tolist()]
+    numeric = [
+        (reference_log_partition(a + h) - reference_log_partition(a - h)) / (2 * h) for a in alphas.tolist()
+    ]
     np.testing.assert_allclose(grad.numpy(), numeric, rtol=2e-3, atol=1e-4)
 
 
@@ -62,7 +65,9 @@ def test_regenerating_knots_reproduces_the_packaged_table() -> None:
     alphas = robust_partition.knot_alphas()
     np.testing.assert_allclose(alphas, table["alpha"], rtol=0, atol=1e-14)
     for i in (0, 1, 40, 64, 100, len(alphas) - 2, len(alphas) - 1):
-        assert robust_partition.log_partition_by_quadrature(alphas[i]) == pytest.approx(table["log_partition"][i], abs=1e-12)
+        assert robust_partition.log_partition_by_quadrature(alphas[i]) == pytest.approx(
+            table["log_partition"][i], abs=1e-12
+        )
 
 
 def test_table_is_small_and_ships_inside_the_package() -> None:

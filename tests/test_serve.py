@@ -94,10 +94,13 @@ def test_every_view_gives_the_pixels_of_the_command_it_shows(client, work):
     same_as_command(view(client, "mix", a=b, b=c, scales="1:3"), "mix.png")
     same_as_command(view(client, "grid", rows=[a, b], cols=[c, a, b], scales="mid"), "mix-grid.png")
     same_as_command(view(client, "reconstruct", photo=c), "reconstructions.png")
-    same_as_command(view(client, "edit", photo=c, direction={"pos": [a, b], "neg": [c]}, strength=1.5,
-                         scales="mid"), "edit.png")
-    same_as_command(view(client, "edit", photo=a, direction={"pos": [b], "neg": [c]}, strength=0.1234567891),
-                    "edit.png")  # more digits than a caption shows: the command carries them all
+    same_as_command(
+        view(client, "edit", photo=c, direction={"pos": [a, b], "neg": [c]}, strength=1.5, scales="mid"),
+        "edit.png",
+    )
+    same_as_command(
+        view(client, "edit", photo=a, direction={"pos": [b], "neg": [c]}, strength=0.1234567891), "edit.png"
+    )  # more digits than a caption shows: the command carries them all
     same_as_command(view(client, "interpolate", a=a, b=c, steps=5, scales="coarse"), "interpolation.png")
     same_as_command(view(client, "sample", n=5, seed=3), "samples/grid.png")
     same_as_command(view(client, "sample", n=3, seed=1, fix=b, scales="mid"), "samples/grid.png")
@@ -107,8 +110,11 @@ def test_an_added_direction_file_edits_as_edit_direction_does(client, work):
     a = add(client, "a.png").json()["photo"]["id"]
     vector = torch.randn(16, generator=torch.Generator().manual_seed(2))
     ops.save_vector(work / "smile.safetensors", vector, {})
-    added = client.post("/api/directions?name=smile.safetensors", content=(work / "smile.safetensors").read_bytes(),
-                        headers=HEADERS)
+    added = client.post(
+        "/api/directions?name=smile.safetensors",
+        content=(work / "smile.safetensors").read_bytes(),
+        headers=HEADERS,
+    )
     assert added.status_code == 200 and added.json()["dim"] == 16
     response = view(client, "edit", photo=a, direction=added.json()["id"], strength=-0.7)
     assert "--direction smile.safetensors" in response.headers["x-automod-command"].replace("%20", " ")
@@ -122,8 +128,11 @@ def test_a_photo_is_encoded_once_as_the_cli_encodes_it(client, work):
     model = client.studio.net
     x = ops.load_images([work / "a.png"], 32)
     recon = ops.reconstruct(model, x)
-    image = np.asarray(Image.open(io.BytesIO(client.get(f"/api/photos/{body['id']}/reconstruction.png",
-                                                         headers=HEADERS).content)))
+    image = np.asarray(
+        Image.open(
+            io.BytesIO(client.get(f"/api/photos/{body['id']}/reconstruction.png", headers=HEADERS).content)
+        )
+    )
     assert (image == to_uint8(recon[0])).all()
     expected_mse = float(((to_uint8(x[0]).astype(float) - to_uint8(recon[0])) / 255).__pow__(2).mean())
     assert body["errors"]["mse"] == pytest.approx(expected_mse)
@@ -151,7 +160,9 @@ def error_of(response, status: int, *words: str) -> str:
 def test_requests_without_the_token_or_for_another_host_are_refused(client, work):
     error_of(client.get("/"), 403, "token")
     error_of(client.get("/api/info", headers={"X-Automod-Token": "wrong"}), 403, "wrong token")
-    error_of(client.get("/?token=" + TOKEN, headers={"host": "attacker.example:8765"}), 403, "attacker.example")
+    error_of(
+        client.get("/?token=" + TOKEN, headers={"host": "attacker.example:8765"}), 403, "attacker.example"
+    )
     error_of(client.post("/api/photos?name=a.png", content=Path("a.png").read_bytes()), 403, "token")
     assert client.studio.photos == {}  # nothing was added without the token
     page = client.get("/?token=" + TOKEN, headers={"host": "localhost:8765"})
@@ -186,7 +197,9 @@ def test_unknown_ids_and_bad_values_are_4xx_with_a_message(client, work):
     error_of(view(client, "mix", b=a), 400, "pick a photo")
     error_of(view(client, "edit", photo=a, direction={"pos": [a], "neg": []}), 400, "without")
     error_of(view(client, "edit", photo=a, direction="nope"), 404, "direction")
-    error_of(view(client, "edit", photo=a, direction={"pos": [a], "neg": [a]}, strength="lots"), 400, "strength")
+    error_of(
+        view(client, "edit", photo=a, direction={"pos": [a], "neg": [a]}, strength="lots"), 400, "strength"
+    )
     error_of(view(client, "sample", n=10_000), 400, "samples")
     error_of(view(client, "interpolate", a=a, b=a, steps=1), 400, "steps")
     error_of(view(client, "teleport"), 404, "teleport")
@@ -224,8 +237,12 @@ def test_the_model_and_its_training_data_are_named(client, work):
 
 def test_the_guard_reads_host_headers():
     assert guard.host_name("localhost:8765") == "localhost" and guard.host_name("[::1]:80") == "::1"
-    assert guard.is_loopback("127.0.0.1") and guard.is_loopback("localhost") and not guard.is_loopback("0.0.0.0")
-    assert guard.Guard("t", "0.0.0.0").refusal("my-laptop.lan:8765", "t") is None  # every interface: token only
+    assert (
+        guard.is_loopback("127.0.0.1") and guard.is_loopback("localhost") and not guard.is_loopback("0.0.0.0")
+    )
+    assert (
+        guard.Guard("t", "0.0.0.0").refusal("my-laptop.lan:8765", "t") is None
+    )  # every interface: token only
     assert guard.Guard("t", "192.168.1.5").refusal("192.168.1.5:80", "t") is None
     assert guard.Guard("t").refusal("192.168.1.5:80", "t")[0] == 403
 
@@ -257,22 +274,27 @@ def test_a_photo_with_faces_of_similar_size_lets_the_user_pick_one(work):
         photo = add(client, "two.png").json()["photo"]
         assert (photo["face"], photo["faces"], photo["similar"]) == (0, 2, 2)
         b = add(client, "a.png")
-        error_of(b, 400, "a.png", "no face")  # --align as given: a photo without a face is refused, as in the CLI
+        error_of(
+            b, 400, "a.png", "no face"
+        )  # --align as given: a photo without a face is refused, as in the CLI
         largest = view(client, "mix", a=photo["id"], b=photo["id"], scales="coarse").content
         chosen = client.post(f"/api/photos/{photo['id']}/face", json={"face": 1}, headers=HEADERS)
         assert chosen.status_code == 200 and chosen.json()["photo"]["face"] == 1
         response = view(client, "mix", a=photo["id"], b=photo["id"], scales="coarse")
         assert "--face%20two.png%3D1" in response.headers["x-automod-command"] and response.content != largest
         same_as_command(response, "mix.png")
-        error_of(client.post(f"/api/photos/{photo['id']}/face", json={"face": 2}, headers=HEADERS), 400, "pick 0")
+        error_of(
+            client.post(f"/api/photos/{photo['id']}/face", json={"face": 2}, headers=HEADERS), 400, "pick 0"
+        )
 
 
 def test_a_lia_gan_without_its_encoder_samples_and_refuses_photos_with_the_clis_reason(work):
     from automod_cli.config import ModelConfig
     from automod_cli.models.lia import LiaConfig, LiaModel
 
-    config = LiaConfig(ModelConfig(max_resolution=16, latent_dim=8, channels=(8, 8, 8), latent="gaussian"),
-                       coupling_hidden=8)
+    config = LiaConfig(
+        ModelConfig(max_resolution=16, latent_dim=8, channels=(8, 8, 8), latent="gaussian"), coupling_hidden=8
+    )
     save_model(work / "gan.safetensors", LiaModel(config, has_encoder=False).eval())
     studio = open_studio(work, "gan.safetensors")
     with TestClient(create_app(studio, TOKEN), base_url="http://127.0.0.1:8765") as client:
@@ -283,14 +305,22 @@ def test_a_lia_gan_without_its_encoder_samples_and_refuses_photos_with_the_clis_
 
 
 def test_photos_unlike_the_training_data_get_the_commands_warning(work):
-    save_model(work / "builtin.safetensors", tiny_model(), {"train_config": {"preset": "builtin", "data": None}})
+    save_model(
+        work / "builtin.safetensors", tiny_model(), {"train_config": {"preset": "builtin", "data": None}}
+    )
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     studio = open_studio(work, "builtin.safetensors")
     with TestClient(create_app(studio, TOKEN), base_url="http://127.0.0.1:8765") as client:
-        assert "built-in shapes dataset" in client.get("/api/info", headers=HEADERS).json()["model"]["trained_on"]
+        assert (
+            "built-in shapes dataset"
+            in client.get("/api/info", headers=HEADERS).json()["model"]["trained_on"]
+        )
         assert add(client, "a.png").json()["warning"] is None  # a built-in picture
         added = add(client, "noise.png", png_of(noise)).json()
-        assert added["photo"]["unlike"] and "1 of 2 inputs do not look like the built-in shapes" in added["warning"]
+        assert (
+            added["photo"]["unlike"]
+            and "1 of 2 inputs do not look like the built-in shapes" in added["warning"]
+        )
 
 
 def test_two_photos_of_one_name_are_refused_since_commands_name_files(client, work):
@@ -307,21 +337,28 @@ def test_serve_has_help_with_an_example_and_prints_a_loopback_address(capsys):
     assert address("127.0.0.1", 8765, "t") == "http://127.0.0.1:8765/?token=t"
     assert address("::1", 80, "t") == "http://[::1]:80/?token=t"
     assert model_argument(Path("ffhq256"), Path("/cache/ffhq256.safetensors")) == "ffhq256"
-    assert model_argument(Path("."), Path("checkpoints/ckpt-1.safetensors")) == "checkpoints/ckpt-1.safetensors"
+    assert (
+        model_argument(Path("."), Path("checkpoints/ckpt-1.safetensors")) == "checkpoints/ckpt-1.safetensors"
+    )
     assert model_argument(None, Path("runs/a/checkpoints/ckpt-9.safetensors")).endswith("ckpt-9.safetensors")
 
 
 def test_values_that_are_not_finite_numbers_are_refused(client, work):
     a = add(client, "a.png").json()["photo"]["id"]
     for bad in (b'{"a": "%s", "b": "%s", "steps": Infinity}', b'{"a": "%s", "b": "%s", "steps": NaN}'):
-        error_of(client.post("/api/view/interpolate", content=bad % (a.encode(), a.encode()), headers=HEADERS),
-                 400, "steps")
+        error_of(
+            client.post("/api/view/interpolate", content=bad % (a.encode(), a.encode()), headers=HEADERS),
+            400,
+            "steps",
+        )
 
 
 def test_a_face_model_without_the_detector_says_photos_are_used_unaligned(work, monkeypatch):
     from data_prep import align
 
     monkeypatch.setattr(align, "detector_available", lambda: False)
-    save_model(work / "faces.safetensors", tiny_model(), {"train_config": {"preset": "ffhq", "data": "ffhq.h5"}})
+    save_model(
+        work / "faces.safetensors", tiny_model(), {"train_config": {"preset": "ffhq", "data": "ffhq.h5"}}
+    )
     info = open_studio(work, "faces.safetensors").info()
     assert not info.aligns_faces and "automod[align]" in info.note and "FFHQ" in info.trained_on

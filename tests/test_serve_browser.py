@@ -28,11 +28,15 @@ from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
 from data_prep.builtin import generate
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright: "
-                                                                   "pip install -e '.[test]'")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="the browser test needs Playwright: pip install -e '.[test]'"
+)
 CHROMIUM = os.environ.get("AUTOMOD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium here: apt-get install chromium (make test "
-                                                         "does it as root), or set AUTOMOD_CHROMIUM to its path")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium here: apt-get install chromium (make test "
+    "does it as root), or set AUTOMOD_CHROMIUM to its path",
+)
 DROP = """([name, data]) => {
   const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
   const transfer = new DataTransfer();
@@ -46,8 +50,14 @@ STEP_MS = 120_000
 def start_server(folder: Path, temp: Path) -> tuple[subprocess.Popen, str]:
     """`automod serve` as a user runs it, on any free port; the address it prints."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)}
-    server = subprocess.Popen([sys.executable, "-m", "automod_cli", "serve", "--model", "m.safetensors", "--port", "0"],
-                              cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "automod_cli", "serve", "--model", "m.safetensors", "--port", "0"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     for line in server.stdout:
         seen.append(line)
@@ -84,7 +94,9 @@ def test_the_page_mixes_two_photos_as_automod_mix_does(tmp_path, monkeypatch):
     expect.set_options(timeout=STEP_MS)
     try:
         with playwright_api.sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+            browser = driver.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
             page = browser.new_page(accept_downloads=True, viewport={"width": 1100, "height": 900})
             page.set_default_timeout(STEP_MS)
             page.goto(url)
@@ -117,7 +129,8 @@ def test_the_page_mixes_two_photos_as_automod_mix_does(tmp_path, monkeypatch):
             expect(page.locator(".photo")).to_have_count(3)
             page.click('#tabs button[data-tab="grid"]')  # no rows or columns chosen: every photo on both
             expect(page.locator("#grid-command")).to_contain_text(
-                "--rows mountain.png --rows sea.png --rows dropped.png --cols mountain.png")
+                "--rows mountain.png --rows sea.png --rows dropped.png --cols mountain.png"
+            )
             expect(page.locator("#view-grid")).to_have_attribute("data-state", "ready")
             page.click('#tabs button[data-tab="mix"]')
             expect(page.locator("#view-mix")).to_have_attribute("data-state", "ready")

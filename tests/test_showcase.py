@@ -52,8 +52,9 @@ def model():
 def test_the_numbers_are_the_held_out_errors_computed_from_the_images(model):
     result = showcase.summary(model, images=10, pairs=6)
     test = BuiltinDataset(split="test", resolution=R, count=12).images
-    assert result.reconstruction.reconstruction.mse == pytest.approx(_mse(_reference(model, test[:10]), test[:10]),
-                                                                     rel=1e-6)
+    assert result.reconstruction.reconstruction.mse == pytest.approx(
+        _mse(_reference(model, test[:10]), test[:10]), rel=1e-6
+    )
     a, b = test[0::2], test[1::2]
     factors = sample_factors(12, SPLITS["test"][0])
     truth = downscale(render(combine(factors[1::2], factors[0::2]), 64), R)  # B's layout in A's colours
@@ -75,7 +76,9 @@ def test_the_picture_sets_each_pair_beside_its_reconstructions_the_truth_and_the
     truth = downscale(render(combine(factors[1::2], factors[0::2]), 64), R)
     expected = (a, _reference(model, a), b, _reference(model, b), truth, _reference(model, a, b))
     for column, reference in enumerate(expected):
-        np.testing.assert_array_equal(_as_uint8(cells[:, column]), reference, err_msg=showcase.COLUMNS[column])
+        np.testing.assert_array_equal(
+            _as_uint8(cells[:, column]), reference, err_msg=showcase.COLUMNS[column]
+        )
     picture = showcase.figure(model, rows=3)
     assert picture.shape[0] == 3 and picture.shape[2] > 6 * 96  # cells enlarged so they can be seen
     assert picture.shape[1] > 3 * 96 + caption_height("x", picture.shape[2]) - 1
@@ -85,9 +88,26 @@ def test_the_script_prints_the_numbers_and_writes_the_picture(model, tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     save_model(run / "checkpoints" / "ckpt-0000000064.safetensors", model, {"train_config": {"data": None}})
-    done = subprocess.run([sys.executable, str(SCRIPT), str(run), "--json", str(tmp_path / "n.json"), "--images", "8",
-                           "--pairs", "4"], capture_output=True, text=True, check=True)
-    assert "held-out reconstruction at 32² (8 test images)" in done.stdout and "the mean training image" in done.stdout
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(run),
+            "--json",
+            str(tmp_path / "n.json"),
+            "--images",
+            "8",
+            "--pairs",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (
+        "held-out reconstruction at 32² (8 test images)" in done.stdout
+        and "the mean training image" in done.stdout
+    )
     assert "(4 held-out pairs)" in done.stdout
     assert "against the truth" in done.stdout and (run / "demo.png").is_file()
     assert '"mix_mse"' in (tmp_path / "n.json").read_text()

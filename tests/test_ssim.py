@@ -12,8 +12,9 @@ from automod_cli.features.ssim import gaussian_window, ssim
 
 
 def _skimage(x: np.ndarray, y: np.ndarray) -> float:
-    return structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                 data_range=1.0, channel_axis=0)
+    return structural_similarity(
+        x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=0
+    )
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 32), (3, 16, 24), (1, 11, 11), (3, 64, 64)])
@@ -47,7 +48,10 @@ def test_identical_images_score_one_and_the_window_is_wang_et_al():
 
 def test_constant_images_follow_the_luminance_term():
     # flat images: variances and covariance are 0, so SSIM = (2 μx μy + C1) / (μx² + μy² + C1)
-    x, y = torch.full((1, 1, 16, 16), 0.3, dtype=torch.float64), torch.full((1, 1, 16, 16), 0.6, dtype=torch.float64)
+    x, y = (
+        torch.full((1, 1, 16, 16), 0.3, dtype=torch.float64),
+        torch.full((1, 1, 16, 16), 0.6, dtype=torch.float64),
+    )
     c1 = (0.01 * 1.0) ** 2
     assert ssim(x, y).item() == pytest.approx((2 * 0.3 * 0.6 + c1) / (0.3**2 + 0.6**2 + c1), rel=1e-9)
 

@@ -25,13 +25,16 @@ def here(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("args, word", [
-    (["--set", "kl_margin=abc"], "kl_margin.4"),
-    (["--workers", "-1"], "--workers"),
-    (["--set", "lambda_x=big"], "lambda_x"),
-    (["--set", "model.latent_dim=wide"], "model.latent_dim"),
-    (["--device", "tpu"], "cpu"),
-])
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (["--set", "kl_margin=abc"], "kl_margin.4"),
+        (["--workers", "-1"], "--workers"),
+        (["--set", "lambda_x=big"], "lambda_x"),
+        (["--set", "model.latent_dim=wide"], "model.latent_dim"),
+        (["--device", "tpu"], "cpu"),
+    ],
+)
 def test_bad_values_are_one_line_before_anything_is_created(here, capsys, args, word):
     code = main(["train", *TINY, *args, "--out", "run"])
     one_line_error(code, capsys.readouterr().err, word)
@@ -47,8 +50,23 @@ def test_a_data_set_smaller_than_a_batch_leaves_no_run_and_names_the_setting(her
     code = main(["train", *TINY, "--set", "data_limit=40", "--set", "batch_size=64", "--out", "run"])
     one_line_error(code, capsys.readouterr().err, "--set batch_size=32")
     assert not (here / "run").exists()
-    assert main(["train", *TINY, "--set", "data_limit=40", "--set", "batch_size=32", "--kimg", "0.064",
-                 "--out", "run"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *TINY,
+                "--set",
+                "data_limit=40",
+                "--set",
+                "batch_size=32",
+                "--kimg",
+                "0.064",
+                "--out",
+                "run",
+            ]
+        )
+        == 0
+    )
 
 
 def test_sigterm_stops_with_a_checkpoint_and_exit_status_143(here, capsys, monkeypatch):
@@ -103,8 +121,10 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_older_checkpoints
 
     def full_disk(obj, f, *args, **kwargs):
         if str(f).endswith(".tmp") and ".train.pt." in str(f):
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
-                               "data/12: file write failed")
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                "data/12: file write failed"
+            )
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(state.torch, "save", full_disk)
@@ -121,8 +141,9 @@ def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_st
     assert main(["train", *TINY, "--kimg", "0.256", "--out", "run"]) == 0
     lines = [x for x in capsys.readouterr().out.splitlines() if "enc_loss" in x]
     # output is not a terminal here: one plain line per log interval (every 64 images) with the main losses
-    assert len(lines) == 4 and all(re.match(r"^(4|8)² α\d\.\d\d  [\d,]+/256 images  \d+ img/s  enc_loss ", x)
-                                   for x in lines), lines
+    assert len(lines) == 4 and all(
+        re.match(r"^(4|8)² α\d\.\d\d  [\d,]+/256 images  \d+ img/s  enc_loss ", x) for x in lines
+    ), lines
     assert main(["train", "--resume", "run", "--kimg", "0.32", "--device", "cpu"]) == 0
     assert "resumed from run/checkpoints/ckpt-0000000256.safetensors at 256 images" in capsys.readouterr().out
     # in a terminal the bar follows every step, not only the log intervals
@@ -160,14 +181,19 @@ def test_piped_progress_comes_at_least_every_minute():
     display = Display(True, clock=lambda: now[0])
     display.live = False
     printed = []
-    display._line = lambda text, done: (printed.append(text), setattr(display, "last_time", now[0]),
-                                        setattr(display, "last_done", done))
+    display._line = lambda text, done: (
+        printed.append(text),
+        setattr(display, "last_time", now[0]),
+        setattr(display, "last_done", done),
+    )
     display("start", {"total": 1_000_000, "images_seen": 0, "config": {}})
     for step in range(1, 5):
         now[0] += 30.0
         display("step", {"images_seen": 32 * step, "resolution": 8, "alpha": 1.0})
-    assert [x.split("  ")[:3] for x in printed] == [["8² α1.00", "64/1,000,000 images", "1 img/s"],
-                                                    ["8² α1.00", "128/1,000,000 images", "1 img/s"]], printed
+    assert [x.split("  ")[:3] for x in printed] == [
+        ["8² α1.00", "64/1,000,000 images", "1 img/s"],
+        ["8² α1.00", "128/1,000,000 images", "1 img/s"],
+    ], printed
     assert printed[0].endswith(" h left")
     display("done", {})
 

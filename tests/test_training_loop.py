@@ -32,7 +32,17 @@ def test_run_writes_checkpoints_metrics_grids_and_grows(tmp_path):
     assert {line["resolution"] for line in lines} == {4, 8}
     # fade-in over the first half (128 images) of 8²; a line reports the phase of its last step (16 images earlier)
     assert lines[4]["alpha"] == (320 - 16 - 256) / 128 and lines[-1]["alpha"] == 1.0
-    for key in ("enc_loss", "dec_loss", "kl_real", "kl_fake", "recon", "layer_loss", "latent_cos", "robust_alpha", "images_per_s"):
+    for key in (
+        "enc_loss",
+        "dec_loss",
+        "kl_real",
+        "kl_fake",
+        "recon",
+        "layer_loss",
+        "latent_cos",
+        "robust_alpha",
+        "images_per_s",
+    ):
         assert key in lines[-1] and lines[-1][key] == lines[-1][key]  # present and not NaN
     assert [p.name for p in run_checkpoints(tmp_path / "run")][-1] == "ckpt-0000000512.safetensors"
     model = load_model(tmp_path / "run")
@@ -43,7 +53,9 @@ def test_run_writes_checkpoints_metrics_grids_and_grows(tmp_path):
     assert saved["phase_images"]["8"] == 256
 
 
-@pytest.mark.parametrize("recipe", [{}, {"recipe": "authors", "fake_pool": 24}])  # the pool fills and swaps at 4²
+@pytest.mark.parametrize(
+    "recipe", [{}, {"recipe": "authors", "fake_pool": 24}]
+)  # the pool fills and swaps at 4²
 def test_resume_continues_bit_for_bit(tmp_path, recipe):
     config = tiny_config(**recipe)
     straight = train(config, tmp_path / "a", device="cpu")
@@ -68,7 +80,9 @@ def test_resume_continues_bit_for_bit(tmp_path, recipe):
     assert read_meta(resumed.checkpoint)["elapsed_s"] == pytest.approx(records[-1]["elapsed_s"], abs=1e-3)
     for a, b in zip(records, records[1:]):
         if b["images_seen"] not in (256, 384):  # the first record after each resume counts from the resume
-            assert b["images_per_s"] * (b["elapsed_s"] - a["elapsed_s"]) == pytest.approx(b["images_seen"] - a["images_seen"], rel=0.05)
+            assert b["images_per_s"] * (b["elapsed_s"] - a["elapsed_s"]) == pytest.approx(
+                b["images_seen"] - a["images_seen"], rel=0.05
+            )
 
 
 def test_sigint_writes_a_checkpoint_and_stops(tmp_path):
@@ -116,7 +130,25 @@ def test_train_command_contract_flags(tmp_path, monkeypatch, capsys):
     from automod_cli.cli import main
 
     monkeypatch.chdir(tmp_path)
-    assert main(["train", *cli_settings(TINY), "--max-res", "4", "--kimg", "0.032", "--out", "r", "--device", "cpu", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *cli_settings(TINY),
+                "--max-res",
+                "4",
+                "--kimg",
+                "0.032",
+                "--out",
+                "r",
+                "--device",
+                "cpu",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"]["max_resolution"] == 4 and saved["total_kimg"] == 0.032 and saved["seed"] == 3
     assert [p.name for p in run_checkpoints(tmp_path / "r")][-1] == "ckpt-0000000032.safetensors"

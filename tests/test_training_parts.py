@@ -15,7 +15,12 @@ from automod_cli.training.schedule import phase_at
 def test_phase_at_walks_the_schedule_with_fade_in():
     config = resolve_train_config("builtin", {"phase_images": 1000, "fade_fraction": 0.5})
     first = phase_at(config, 0)
-    assert (first.resolution, first.alpha, first.start, first.end) == (4, 1.0, 0, 1000)  # nothing to fade at 4²
+    assert (first.resolution, first.alpha, first.start, first.end) == (
+        4,
+        1.0,
+        0,
+        1000,
+    )  # nothing to fade at 4²
     mid_fade = phase_at(config, 1250)
     assert (mid_fade.resolution, mid_fade.alpha) == (8, 0.5)
     assert phase_at(config, 1500).alpha == 1.0 and phase_at(config, 1999).resolution == 8
@@ -47,7 +52,10 @@ def test_batches_cover_each_epoch_once_and_resume_exactly():
 def test_ranks_split_the_global_batch():
     n, batch = 16, 2
     full = _take(ResumableBatchSampler(n, batch * 2, World(), seed=1, start=Position()), 3)
-    ranks = [_take(ResumableBatchSampler(n, batch, World(rank=r, size=2), seed=1, start=Position()), 3) for r in (0, 1)]
+    ranks = [
+        _take(ResumableBatchSampler(n, batch, World(rank=r, size=2), seed=1, start=Position()), 3)
+        for r in (0, 1)
+    ]
     for step in range(3):
         assert ranks[0][step] + ranks[1][step] == full[step]
 

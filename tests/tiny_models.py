@@ -41,7 +41,9 @@ TINY_RUN: dict[str, Any] = {
 def tiny_model(decoder: str = "adain", support_block: int = 0) -> Automodulator:
     """A 32² model whose AdaIN maps have random weights, so every block's latent changes the image."""
     torch.manual_seed(0)
-    config = ModelConfig(max_resolution=R, latent_dim=16, channels=(16, 16, 8, 8), decoder=decoder, support_block=support_block)
+    config = ModelConfig(
+        max_resolution=R, latent_dim=16, channels=(16, 16, 8, 8), decoder=decoder, support_block=support_block
+    )
     model = Automodulator(config)
     with torch.no_grad():
         for module in model.decoder.modules():
@@ -64,7 +66,9 @@ def one_line_error(code: int, err: str, word: str) -> None:
 def random_h5(path: Path, n: int, split: str, seed: int) -> Path:
     """An HDF5 data file of `n` random 32² images (with their pyramids), as `automod prep` writes them."""
     images = np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    writer = H5Writer(path, 32, {"source": "test", "source_path": "memory", "alignment": "none", "split": split}, str(path))
+    writer = H5Writer(
+        path, 32, {"source": "test", "source_path": "memory", "alignment": "none", "split": split}, str(path)
+    )
     for image in images:
         writer.add(pyramid(image))
     return writer.commit()

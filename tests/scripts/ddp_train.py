@@ -17,13 +17,30 @@ out = Path(sys.argv[1])
 recipe = sys.argv[2] if len(sys.argv) > 2 else "paper"
 config = resolve_train_config(
     "builtin",
-    {"model.max_resolution": 8, "model.latent_dim": 16, "model.channels": [16, 16], "phase_images": 64,
-     "batch_size": 8, "data_limit": 64, "log_every": 32, "checkpoint_every": 1000, "recipe": recipe, "fake_pool": 4},
+    {
+        "model.max_resolution": 8,
+        "model.latent_dim": 16,
+        "model.channels": [16, 16],
+        "phase_images": 64,
+        "batch_size": 8,
+        "data_limit": 64,
+        "log_every": 32,
+        "checkpoint_every": 1000,
+        "recipe": recipe,
+        "fake_pool": 4,
+    },
 )
 trainer = AutomodulatorRun(config, out / "run", device="cpu")
 result = trainer.run()
-vector = torch.cat([p.detach().flatten() for p in list(trainer.nets.encoder.parameters()) + list(trainer.nets.decoder.parameters())])
-local = torch.tensor([vector.sum().item(), vector.pow(2).sum().item(), float(result.images_seen)], dtype=torch.float64)
+vector = torch.cat(
+    [
+        p.detach().flatten()
+        for p in list(trainer.nets.encoder.parameters()) + list(trainer.nets.decoder.parameters())
+    ]
+)
+local = torch.tensor(
+    [vector.sum().item(), vector.pow(2).sum().item(), float(result.images_seen)], dtype=torch.float64
+)
 gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
 dist.all_gather(gathered, local)
 if dist.get_rank() == 0:
