@@ -131,7 +131,7 @@ def train(
     seed: Optional[int] = SEED,
     workers: Optional[int] = WORKERS,
     threads: Optional[int] = typer.Option(
-        None, "--threads", help="CPU threads for the networks (default: one per core)."
+        None, "--threads", help="CPU threads for the networks (default: chosen as the run goes by measured speed, one per core on an idle machine; a fixed N also fixes the arithmetic)."
     ),
     config_file: Optional[Path] = CONFIG_FILE,
     settings: List[str] = SETTINGS,
@@ -204,12 +204,12 @@ def train(
 
 
 def set_threads(threads: int) -> None:
-    """`--threads N`: torch's intra-op threads for this process."""
-    import torch
+    """`--threads N`: torch's intra-op threads for this process, fixed (no thread chooser: training/threads.py)."""
+    from automod_cli.training.threads import pin
 
     if threads < 1:
         raise AutomodError(f"--threads must be at least 1, got {threads}.")
-    torch.set_num_threads(threads)
+    pin(threads)
 
 
 def register(app: typer.Typer) -> None:

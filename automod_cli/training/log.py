@@ -53,6 +53,7 @@ class RunLog:
             "kl_margin": phase.kl_margin,
             "images_per_s": round(images_per_s, 2),
             "elapsed_s": round(counters.elapsed_s, 3),
+            "threads": torch.get_num_threads(),  # on a CPU, training/threads.py may change it as the run goes
             **values,
         }
         if robust is not None:

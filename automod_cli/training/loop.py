@@ -22,6 +22,7 @@ import torch
 from automod_cli.training.ema import update_ema
 from automod_cli.training.run import TrainingRun
 from automod_cli.training.schedule import PhaseState, phase_at
+from automod_cli.training.threads import chooser_for
 
 
 @dataclass
@@ -104,6 +105,7 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
     last_ckpt, interrupted, stopped_by = None, False, None
     phase = phase_at(schedule, counters.images_seen)
     run.set_phase(phase)
+    threads = chooser_for(run.device, run.world.size)  # CPU: the thread count measured as it goes
     # images/s over each log interval; elapsed_s adds this process's time to what earlier (re)starts ran
     started, elapsed_before = time.perf_counter(), counters.elapsed_s
     interval_start, interval_images = started, counters.images_seen
@@ -116,8 +118,10 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
                 run.set_phase(phase)
                 run.report("phase", {"resolution": phase.resolution, "images_seen": counters.images_seen})
             grids += run.next_stage()  # LIA: stage 2 once stage 1's images are seen
-            before = counters.images_seen
+            before, began = counters.images_seen, time.perf_counter()
             iteration(run, phase)  # data, the kind's encoder and decoder steps, EMA, counters
+            if threads is not None:
+                threads.observe(counters.images_seen - before, time.perf_counter() - began, phase.resolution)
             run.report(
                 "step",
                 {
@@ -142,6 +146,8 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
                 interrupted, stopped_by = True, stop.signal
                 break
     # end
+    if threads is not None:
+        threads.settle()  # back to the chosen count if the run stopped during a trial
     if last_ckpt is None:
         last_ckpt = run.checkpoint(phase_at(schedule, counters.images_seen))
     if not interrupted and counters.images_seen >= total:
