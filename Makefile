@@ -27,11 +27,11 @@ browser:
 		echo "note: apt-get could not install chromium; the browser test will be skipped"; \
 	else echo "note: no chromium here and not root to install it; the browser test will be skipped"; fi
 
-# ruff's checks (pyproject.toml, [tool.ruff]): pyflakes' errors, the line limit, and the package code as the
-# formatter lays it out (make format fixes that)
+# ruff's checks (pyproject.toml, [tool.ruff]) over all the Python code: pyflakes' errors, the line limit, and the
+# code as the formatter lays it out (make format fixes that)
 lint: $(STAMP)
 	$(PY) -m ruff check --quiet .
-	$(PY) -m ruff format --check --quiet automod_cli data_prep
+	$(PY) -m ruff format --check --quiet .
 
 # lay code out with ruff's formatter at 110 columns: make format FILES="automod_cli/x.py ..." (default: all)
 format: $(STAMP)

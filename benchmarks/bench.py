@@ -2,7 +2,8 @@
 
     python benchmarks/bench.py train  [--preset builtin] [--resolutions 8 16 32] [--steps 20] [--warmup 3]
                                       [--precision fp32 bf16] [--variants loop naive ...] [--rounds 3]
-                                      [--compile] [--cudnn-benchmark] [--device cpu|cuda] [--peak-tflops T] [--kernel-time] [--top-ops N]
+                                      [--compile] [--cudnn-benchmark] [--device cpu|cuda] [--peak-tflops T]
+                                      [--kernel-time] [--top-ops N]
     python benchmarks/bench.py encode [--preset builtin] [--batches 1 64] [--steps 20] [--precision fp32 bf16]
     python benchmarks/bench.py data   [--resolutions 32 128 256] [--images 1024] [--workers 0 2]
     python benchmarks/bench.py project --model RUN [--start mean|random] [--steps 200] [--images 64] [--batches 16]
@@ -15,18 +16,18 @@ encoder step, the decoder step and the EMA update, under the run's precision and
 the device, at each resolution's steady state (fade-in done) with the preset's batch size, after `--warmup`
 iterations; images/s counts real images consumed, as the papers count images seen. `--variants` adds versions of
 the iteration with the loop's optimisations undone (benchmarks/naive.py; `naive` undoes all of them) and reports
-loop_speedup = variant time ÷ loop time. `project` races the encoder against projection on a built-in model
-with the pixel MSE in place of LPIPS (no weights needed; a proxy for App. G's claim). `syncs` counts the host-device synchronisations in the
-training iterations of every model kind at every level (the real training run on the built-in data): on CUDA the
-warnings of torch.cuda.set_sync_debug_mode, on the meta device (no GPU needed) the host reads that raise there;
-tests/test_host_sync.py runs the meta version in CI. Several precisions and variants are timed in alternating rounds
-(`--rounds`) so that load from other processes hits each alike. Every record carries the
-peak memory (CPU: the process's peak RSS so far; CUDA: the peak allocated during that measurement) and the
-model FLOPs of one training image (torch.utils.flop_counter, forward and backward). MFU = achieved FLOP/s ÷ the
-GPU's dense bf16 peak, on CUDA (peak from PEAK_BF16_TFLOPS or --peak-tflops); `--kernel-time` adds the share of
-time the GPU spends in kernels, from torch.profiler (issue 8's target: ≥ 40 % at 256²), and `--top-ops N` the N ops
-(on CUDA: kernels) taking the most time, each with its ms per iteration and share. Record results, with the machine,
-torch version, config and date, in benchmarks/RESULTS.md.
+loop_speedup = variant time ÷ loop time. `project` races the encoder against projection on a built-in model with
+the pixel MSE in place of LPIPS (no weights needed; a proxy for App. G's claim). `syncs` counts the host-device
+synchronisations in the training iterations of every model kind at every level (the real training run on the
+built-in data): on CUDA the warnings of torch.cuda.set_sync_debug_mode, on the meta device (no GPU needed) the
+host reads that raise there; tests/test_host_sync.py runs the meta version in CI. Several precisions and
+variants are timed in alternating rounds (`--rounds`) so that load from other processes hits each alike. Every
+record carries the peak memory (CPU: the process's peak RSS so far; CUDA: the peak allocated during that
+measurement) and the model FLOPs of one training image (torch.utils.flop_counter, forward and backward). MFU =
+achieved FLOP/s ÷ the GPU's dense bf16 peak, on CUDA (peak from PEAK_BF16_TFLOPS or --peak-tflops);
+`--kernel-time` adds the share of time the GPU spends in kernels, from torch.profiler (issue 8's target: ≥ 40 %
+at 256²), and `--top-ops N` the N ops (on CUDA: kernels) taking the most time, each with its ms per iteration
+and share. Record results, with the machine, torch version, config and date, in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -648,7 +649,8 @@ def bench_project_cost(args) -> None:
 
     for net in args.distance:
         costs = {}
-        # FLOPs: a step's arithmetic is its loss's forward and backward (Adam's and the renormalisation's are negligible)
+        # FLOPs: a step's arithmetic is its loss's forward and backward (Adam's and the renormalisation's are
+        # negligible)
         model, distance, x = parts(meta, net)
         z = model.sample_latents(batch).to(meta).requires_grad_(True)
         step = lambda: projection_loss(x, model.decode(z, noise=False), distance, PIXEL_WEIGHT).backward()

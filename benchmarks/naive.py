@@ -15,8 +15,8 @@ noise off and the spectral-norm power iteration frozen (eval mode) both give the
 (tests/test_bench_naive.py); in training each pass draws its own layer noise, as separate passes would.
 
 `two_pass_encoder_step` is the loop's encoder step as it was before it shared the encoder pass (φ(x) and φ(x̂)
-encoded separately), and `plain_adam` and `plain_ema_update` undo the two other loop optimisations measured by `bench.py train
---variants`: Adam's per-tensor loop instead of `foreach`, and an EMA updated parameter by parameter.
+encoded separately), and `plain_adam` and `plain_ema_update` undo the two other loop optimisations measured by
+`bench.py train --variants`: Adam's per-tensor loop instead of `foreach`, and an EMA updated parameter by parameter.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ def main(resolution: int) -> None:
         lambda x: gt.model_input(blurred(gt.quantize(x).numpy())), gt.TEST_COUNT, resolution
     )
     print(
-        f"reconstruction, 1,024 test images: mean image MSE {recon.mean_image.mse:.4f} SSIM {recon.mean_image.ssim:.3f}; "
+        f"reconstruction, 1,024 test images: mean image MSE {recon.mean_image.mse:.4f} "
+        f"SSIM {recon.mean_image.ssim:.3f}; "
         f"2x-blurred image MSE {recon.reconstruction.mse:.4f} SSIM {recon.reconstruction.ssim:.3f}"
     )
     pairs = gt.truth_pairs(gt.MAX_PAIRS, resolution)

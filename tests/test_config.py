@@ -12,7 +12,8 @@ M = 1_000_000
 
 
 def test_paper_schedule_values():
-    """The paper's text (--recipe paper); the dataset presets' default, the authors' recipe, is tests/test_recipes.py's."""
+    """The paper's text (--recipe paper); the dataset presets' default, the authors' recipe, is
+    tests/test_recipes.py's."""
     paper = {"recipe": "paper"}
     ffhq = resolve_train_config("ffhq", paper)
     assert ffhq.resolutions == (4, 8, 16, 32, 64, 128, 256)
