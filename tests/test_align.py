@@ -8,8 +8,14 @@ import h5py
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_models import tiny_model
 
+from automod_cli import ops
+from automod_cli.checkpoint import save_model
+from automod_cli.cli import main
 from automod_cli.errors import AutomodError
+from automod_cli.images import to_uint8
+from automod_cli.ops.inputs import Align, Faces
 from data_prep import align, prep, sources
 from data_prep.images import SkipImage
 
@@ -249,14 +255,6 @@ def test_face_picks_the_second_face_of_a_real_photo(astronaut):
 
 
 def test_the_image_commands_take_face_and_say_how_many_were_found(astronaut, tmp_path, monkeypatch, capsys):
-    from tiny_models import tiny_model
-
-    from automod_cli import ops
-    from automod_cli.checkpoint import save_model
-    from automod_cli.cli import main
-    from automod_cli.images import to_uint8
-    from automod_cli.ops.inputs import Align, Faces
-
     monkeypatch.chdir(tmp_path)
     save_model(tmp_path / "m.safetensors", tiny_model())
     two_faces(astronaut).save("two.png")

@@ -20,12 +20,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from automod_cli import authors
 from automod_cli.checkpoint import read_checkpoint
-from automod_cli.locate import load_model
 from automod_cli.cli import main
-from automod_cli.ops import decode, encode, mix
+from automod_cli.locate import load_model
+from automod_cli.ops import decode, encode, load_images, mix
+from automod_cli.presets import resolve_train_config
+from automod_cli.training.automodulator import AutomodulatorRun
+from automod_cli.training.init import init_config, init_model
 
 DATA = Path(__file__).parent / "data" / "authors"
 FIXTURES = ("official-default", "official-small")
@@ -409,10 +413,6 @@ def test_import_does_not_overwrite_without_force(tmp_path, capsys):
 def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(
     imported_small, tmp_path, monkeypatch, capsys
 ):
-    from automod_cli.presets import resolve_train_config
-    from automod_cli.training.init import init_config, init_model
-    from automod_cli.training.automodulator import AutomodulatorRun
-
     name, path = imported_small
     tensors, meta = read_checkpoint(path)
     init_path, resolution = init_model(str(path))
@@ -475,10 +475,6 @@ def test_fine_tuning_starts_from_the_imported_weights_at_their_resolution(
 
 def test_image_commands_run_on_an_imported_model(imported_default, tmp_path, monkeypatch, capsys):
     """mix, reconstruct, sample, interpolate and edit --direction on the authors' fixture, from image files."""
-    from PIL import Image
-
-    from automod_cli.ops import load_images
-
     name, path = imported_default
     monkeypatch.chdir(tmp_path)
     ref = reference(name)

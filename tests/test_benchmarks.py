@@ -5,16 +5,28 @@ passes, with and without flip invariance; and bench.py's GPU-busy share of a pro
 from __future__ import annotations
 
 import copy
+import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+import torchvision
 from tiny_models import benchmark_module, flip_invariance_loss
+from torch.autograd import DeviceType
+from torch.autograd.profiler_util import Interval
+from torch.utils.flop_counter import FlopCounterMode
 
-from automod_cli.presets import resolve_train_config
+from automod_cli.features.nets import LPIPSDistance
 from automod_cli.losses import AdaptiveRobustLoss
 from automod_cli.models import Automodulator
+from automod_cli.presets import resolve_train_config
 from automod_cli.training.distributed import World
+from automod_cli.training.ema import make_ema, update_ema
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
 
@@ -103,8 +115,6 @@ def test_encoder_step_shares_the_codes_of_flipped_pairs():
 
 
 def test_plain_ema_and_adam_match_the_loop_versions():
-    from automod_cli.training.ema import make_ema, update_ema
-
     _, _, nets, _ = setup()
     ema_a, ema_b = make_ema(nets.decoder), make_ema(nets.decoder)
     before = [p.detach().clone() for p in nets.decoder.parameters()]
@@ -154,10 +164,6 @@ def test_top_ops_rank_what_took_the_time_by_self_time():
 def test_on_cuda_the_kernels_are_ranked_by_name_and_their_busy_share_taken_over_their_window():
     """The CUDA side of a profile, without a GPU: kernel events as torch.profiler lists them (device_type CUDA,
     a name, a time range in µs) beside a host op, which neither count may include."""
-    from types import SimpleNamespace
-
-    from torch.autograd import DeviceType
-    from torch.autograd.profiler_util import Interval
 
     def event(name, start, end, device=DeviceType.CUDA):
         return SimpleNamespace(name=name, device_type=device, time_range=Interval(start, end))
@@ -202,12 +208,6 @@ def test_flops_with_the_layer_loss_are_the_same_on_every_count():
 def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
     """benchmarks/device_check.sh is run on a lent GPU with no second try to spare: its SMOKE mode runs every
     section on the CPU at toy sizes, so a wrong flag or a broken section shows here first."""
-    import json
-    import os
-    import re
-    import subprocess
-    import sys
-
     env = {**os.environ, "SMOKE": "1", "PYTHON": sys.executable, "OUT": str(tmp_path)}
     # no time limit here or in the script's smoke mode: a slow or busy machine must not fail it (issue 25 item 7)
     done = subprocess.run(
@@ -270,10 +270,6 @@ def test_device_check_runs_every_section_and_tabulates_it(tmp_path):
 
 
 def test_device_check_runs_only_the_sections_named(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "SMOKE": "1", "ONLY": "matmul", "PYTHON": sys.executable, "OUT": str(tmp_path)}
     done = subprocess.run(
         ["bash", str(BENCHMARKS / "device_check.sh")], env=env, capture_output=True, text=True
@@ -306,11 +302,6 @@ def test_table_divides_the_reader_by_the_fastest_training_rate_at_its_resolution
 def test_the_lpips_shaped_distance_costs_what_lpips_costs(net):
     """project-cost times projection with a weightless stand-in for LPIPS: its arithmetic must be LPIPS's (the
     lpips package's network on the same torchvision trunk, learned 1×1 layers included, within 1 %)."""
-    import torchvision
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from automod_cli.features.nets import LPIPSDistance
-
     trunk = (
         torchvision.models.alexnet(weights=None) if net == "alex" else torchvision.models.vgg16(weights=None)
     )

@@ -7,13 +7,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from automod_cli import checkpoint
 from automod_cli.checkpoint import model_tensors, read_checkpoint, save_checkpoint, save_model
-from automod_cli.outputs import atomic_write
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
-from automod_cli.locate import find_checkpoint, load_model
+from automod_cli.locate import find_checkpoint, load_model, open_model
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import random_latents
+from automod_cli.outputs import atomic_write
 
 
 def _trained_looking(config, level=2, alpha=0.4):
@@ -149,8 +150,6 @@ def test_atomic_write_gives_the_file_a_new_files_mode_under_the_umask(tmp_path, 
 
 
 def test_open_model_holds_the_network_its_metadata_kind_and_provenance(tmp_path, tiny_config):
-    from automod_cli.locate import open_model
-
     run = tmp_path / "run" / "checkpoints"
     run.mkdir(parents=True)
     model = _trained_looking(tiny_config)
@@ -168,9 +167,6 @@ def test_open_model_holds_the_network_its_metadata_kind_and_provenance(tmp_path,
 
 
 def test_open_model_runs_the_callers_check_before_any_weight_is_read(tmp_path, tiny_config, monkeypatch):
-    from automod_cli import checkpoint
-    from automod_cli.locate import open_model
-
     path = tmp_path / "m.safetensors"
     save_model(path, _trained_looking(tiny_config), {"train_config": {"data": "faces.h5"}})
     events = []

@@ -5,6 +5,7 @@ import json
 from automod_cli import __version__
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
+from automod_cli.commands.info import duration
 from automod_cli.models import Automodulator
 
 
@@ -28,8 +29,6 @@ def test_info_reports_config_as_json(tmp_path, tiny_config, capsys):
 
 
 def test_info_shows_the_training_time_for_people_and_keeps_the_seconds_in_json(tmp_path, tiny_config, capsys):
-    from automod_cli.commands.info import duration
-
     path = tmp_path / "m.safetensors"
     save_model(path, Automodulator(tiny_config, level=1), extra_meta={"elapsed_s": 579.5795524730001})
     assert main(["info", str(path)]) == 0

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from automod_cli import devices
+from automod_cli.cli import main
 from automod_cli.errors import AutomodError
 
 
@@ -57,8 +58,6 @@ def test_cuda_without_a_gpu_and_indices_past_the_last_gpu_are_refused(monkeypatc
 
 
 def test_image_and_eval_commands_refuse_a_bad_device_in_one_line(tmp_path, monkeypatch, capsys):
-    from automod_cli.cli import main
-
     monkeypatch.chdir(tmp_path)
     gpus(monkeypatch, 0)
     for args in (["sample", "--n", "1"], ["reconstruct", "x.png"], ["eval", "fid"], ["project", "x.png"]):

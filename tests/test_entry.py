@@ -5,8 +5,14 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
+
+from automod_cli import __version__, defaults
+from automod_cli.metrics import fid, inversion, ppl
+from automod_cli.metrics.builtin import fd_builtin, ground_truth
+from data_prep.builtin import SPLITS
 
 # Ctrl-C arrives while torch is being imported (it takes seconds): a finder raises it there, as the signal would.
 INTERRUPTED_IMPORT = """
@@ -50,7 +56,6 @@ def test_version_answers_without_importing_the_commands():
         "print('torch' in sys.modules, 'automod_cli.cli' in sys.modules, code)"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    from automod_cli import __version__
 
     assert done.stdout.splitlines() == [f"automod {__version__}", "False False 0"], done.stdout + done.stderr
 
@@ -116,11 +121,6 @@ def test_a_command_imports_torch_only_when_it_runs():
 def test_the_numbers_help_shows_are_the_ones_the_code_uses():
     """automod_cli/defaults.py holds what --help shows; the modules that use a number take it from there, and the
     built-in test split's size there agrees with the dataset's own."""
-    from automod_cli import defaults
-    from automod_cli.metrics import fid, inversion, ppl
-    from automod_cli.metrics.builtin import fd_builtin, ground_truth
-    from data_prep.builtin import SPLITS
-
     codes, projection, reconstruct = (
         importlib.import_module(f"automod_cli.ops.{name}")  # the modules, not the
         for name in ("codes", "projection", "reconstruct")

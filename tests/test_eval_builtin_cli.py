@@ -10,6 +10,7 @@ import os
 import subprocess
 
 import pytest
+from PIL import Image
 from tiny_models import tiny_model
 
 from automod_cli.checkpoint import save_model
@@ -144,8 +145,6 @@ def test_a_read_only_cache_named_by_xdg_cache_home_is_refused_before_any_work(
 
 
 def test_mix_truth_grid_is_written_and_never_silently_replaced(checkpoints, capsys, tmp_path):
-    from PIL import Image
-
     grid = tmp_path / "mix-truth.png"
     argv = ["eval", "mix-truth", "--model", str(checkpoints["builtin"]), "--n", "3", "--grid", str(grid)]
     assert main(argv) == 0

@@ -4,19 +4,27 @@ place of Inception and LPIPS (the real ones need pretrained weights, which tests
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import json
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_models import TinyDistance, TinyFeatures, random_h5
+from tiny_models import TinyDistance, TinyFeatures, random_h5, tiny_model
 
+from automod_cli import __version__
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
 from automod_cli.config import ModelConfig
 from automod_cli.features import weights
+from automod_cli.features.nets import LPIPS_MIN_SIDE
+from automod_cli.locate import load_model
+from automod_cli.metrics.builtin.factor_net import TrainingPlan
+from automod_cli.metrics.registry import COLUMNS, METRICS
 from automod_cli.models import Automodulator
+from automod_cli.ops import load_images
 
 
 @pytest.fixture
@@ -217,9 +225,6 @@ def test_missing_weights_stop_with_one_line_naming_the_file(setup, capsys):
 def test_project_with_the_pixel_distance_needs_no_weight_files(setup, capsys):
     """`--distance mse`: no LPIPS files anywhere (setup's caches are empty, the network unreachable), and the
     encoder's point of the curve is the mean squared error of its reconstruction, computed here independently."""
-    from automod_cli.locate import load_model
-    from automod_cli.ops import load_images
-
     tmp, adain, _, _ = setup
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
         tmp / "photo.png"
@@ -254,8 +259,6 @@ def test_project_with_the_pixel_distance_needs_no_weight_files(setup, capsys):
 
 def _sized_distance(net, path, device):
     """A stand-in for LPIPS that, like the real one, says the smallest image side its trunk takes."""
-    from automod_cli.features.nets import LPIPS_MIN_SIDE
-
     distance = TinyDistance()
     distance.min_side = LPIPS_MIN_SIDE[net]
     return distance
@@ -325,16 +328,12 @@ def test_a_missing_data_file_stops_before_any_network_is_built(injected, capsys,
 
 
 def _sha(path) -> str:
-    import hashlib
-
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def test_every_score_carries_its_protocol(injected, capsys):
     """--json's protocol: count, resolution, crop, resizing, the feature network's file with its SHA-256, the
     reference (and its cached statistics with their SHA-256), seed, batch and automod's version."""
-    from automod_cli import __version__
-
     tmp, adain, _, test = injected
     assert (
         main(["eval", "fid", "--model", str(adain), "--n", "10", "--batch", "5", "--seed", "4", "--json"])
@@ -400,8 +399,6 @@ def test_compare_stores_each_runs_protocol(injected, capsys):
 def test_every_metric_record_is_a_command_and_every_column_a_compare_metric(capsys):
     """The registry drives both: `automod eval NAME` per record (with the options its record names) and the
     columns `eval compare --metrics` accepts."""
-    from automod_cli.metrics.registry import COLUMNS, METRICS
-
     for metric in METRICS:
         assert main(["eval", metric.name, "--help"]) == 0
         text = capsys.readouterr().out
@@ -417,12 +414,6 @@ def test_every_metric_record_is_a_command_and_every_column_a_compare_metric(caps
 
 
 def test_fd_builtin_mix_is_fd_builtin_with_mix(tmp_path, monkeypatch, capsys):
-    import functools
-
-    from tiny_models import tiny_model
-
-    from automod_cli.metrics.builtin.factor_net import TrainingPlan
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from tiny_models import tiny_model
 
 from automod_cli.metrics.builtin.factor_net import TrainingPlan, factor_features
@@ -32,8 +33,6 @@ def _brighter(images: np.ndarray, levels: int) -> np.ndarray:
 
 
 def test_statistics_are_those_of_the_features(extractor, held_out):
-    import torch
-
     stats = image_statistics(held_out[:100], extractor, batch_size=7)
     features = extractor(torch.from_numpy(held_out[:100])).double().numpy()
     np.testing.assert_allclose(stats.mean, features.mean(axis=0), rtol=1e-6, atol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 
 import h5py
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from automod_cli.errors import AutomodError
+from automod_cli.training.data import FirstImages
 from data_prep import hdf5
 from data_prep.hdf5 import H5Images, H5Writer, partial_path, pyramid, read_info, resolutions_up_to, verify
 
@@ -155,8 +157,6 @@ def test_reader_mirror_flips_about_half_the_time(tmp_path):
 def _recompressed(path, out, resolution: int):
     """A copy of `path` whose level `resolution` is gzip-compressed in chunks of 4 images: a layout the direct
     chunk read must not be used on."""
-    import shutil
-
     shutil.copy(path, out)
     with h5py.File(out, "r+") as file:
         pixels = file[f"levels/{resolution}"][...]
@@ -193,8 +193,6 @@ def test_batch_reads_return_the_asked_images_in_the_asked_order(tmp_path, monkey
 
 
 def test_a_data_limit_reads_batches_through_the_file_and_keeps_its_bound(tmp_path):
-    from automod_cli.training.data import FirstImages
-
     images = random_images(10, 8, seed=4)
     limited = FirstImages(H5Images(write(tmp_path / "a.h5", images), 8), 6)
     batch = torch.stack(limited.__getitems__([5, 0]))

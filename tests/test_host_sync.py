@@ -17,6 +17,7 @@ import torch
 from tiny_models import TINY_RUN, benchmark_module
 
 from automod_cli.presets import resolve_train_config
+from automod_cli.training import baselines
 from automod_cli.training.automodulator import AutomodulatorRun
 from automod_cli.training.lia.config import resolve_lia_config
 from automod_cli.training.lia.run import LiaRun
@@ -86,8 +87,6 @@ def test_training_iterations_of_every_model_never_read_a_device_value(kind, tmp_
 
 
 def test_a_read_in_a_step_is_caught_with_its_reason(tmp_path, monkeypatch):
-    from automod_cli.training import baselines
-
     wae_step = baselines.JOINT_STEPS["wae"]
 
     def printing_step(*args):  # what printing a loss every step would do

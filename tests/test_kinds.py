@@ -5,10 +5,11 @@ network; `automod train --model` offers exactly the registry's kinds."""
 import pytest
 
 from automod_cli import kinds
-from automod_cli.checkpoint import model_kind
+from automod_cli.checkpoint import NETWORKS, model_kind, model_meta
 from automod_cli.cli import main
 from automod_cli.config import MODELS
 from automod_cli.errors import AutomodError
+from automod_cli.models import Automodulator
 from automod_cli.presets import resolve_train_config
 
 
@@ -56,9 +57,6 @@ def test_train_offers_the_registrys_kinds(capsys):
 
 
 def test_every_kinds_checkpoint_config_names_a_network_that_rebuilds_it(tiny_config):
-    from automod_cli.checkpoint import NETWORKS, model_meta
-    from automod_cli.models import Automodulator
-
     assert {kind.config_key for kind in kinds.KINDS.values()} <= set(NETWORKS)
     model = Automodulator(tiny_config, level=1, alpha=0.5)
     rebuilt = NETWORKS["model_config"].from_checkpoint_meta(model_meta(model))

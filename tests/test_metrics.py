@@ -9,21 +9,25 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from pytorch_fid import inception as pf
 from torch import nn
+from torchvision.models import alexnet
 
+from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
 from automod_cli.features import weights
 from automod_cli.features.crop import crop
+from automod_cli.features.nets import inception_features, lpips_distance
+from automod_cli.metrics import inversion
 from automod_cli.metrics.data import EvalData, open_eval_data, quantize
 from automod_cli.metrics.fid import dataset_statistics, fid, random_mixtures, sample_statistics
 from automod_cli.metrics.frechet import frechet_distance
 from automod_cli.metrics.inversion import CurvePoint, encoder_point, encoder_speedup, inversion_curve
 from automod_cli.metrics.lpips_recon import reconstruction_lpips
 from automod_cli.metrics.ppl import perceptual_path_length, trimmed_mean
-from automod_cli.ops.projection import ProjectionSettings, project, record_steps
-from automod_cli.config import ModelConfig
 from automod_cli.models import Automodulator
 from automod_cli.models.latents import normalize, random_latents, slerp
+from automod_cli.ops.projection import ProjectionSettings, project, record_steps
 from data_prep.hdf5 import H5Writer, pyramid
 
 
@@ -334,8 +338,6 @@ def test_inversion_curve_has_the_encoder_point_and_one_point_per_budget(tiny_con
 
 
 def test_inversion_curve_warms_up_once_per_batch_shape_without_changing_the_draws(tiny_config, monkeypatch):
-    from automod_cli.metrics import inversion
-
     model = Automodulator(tiny_config).eval()
     images = torch.rand(5, 3, 32, 32) * 2 - 1
     data = EvalData(images, "memory", "memory", "test", 32)
@@ -440,10 +442,6 @@ def test_damaged_weight_file_is_one_line(tmp_path):
 
 
 def test_lpips_loads_its_trunk_from_a_torchvision_style_file(offline):
-    from torchvision.models import alexnet
-
-    from automod_cli.features.nets import lpips_distance
-
     features = {f"features.{k}": v for k, v in alexnet().features.state_dict().items()}
     path = offline / weights.ALEXNET.name
     torch.save(features, path)
@@ -458,10 +456,6 @@ def test_lpips_loads_its_trunk_from_a_torchvision_style_file(offline):
 
 
 def test_fid_inception_builds_from_a_weight_file_and_gives_pool3_features(offline):
-    from pytorch_fid import inception as pf
-
-    from automod_cli.features.nets import inception_features
-
     # pytorch-fid's FID network with random weights, saved as the weight file would be
     net = pf._inception_v3(num_classes=1008, aux_logits=False, weights=None)
     for name, block in [

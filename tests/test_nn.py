@@ -12,6 +12,7 @@ from automod_cli.nn.modulation import AdaIN, adaptive_instance_norm
 from automod_cli.nn.noise import LayerNoise
 from automod_cli.nn.norm import PixelNorm
 from automod_cli.nn.resample import BinomialBlur
+from automod_cli.nn.spectral import SNConv2d
 
 
 def test_equal_conv_scales_weight_by_he_constant_and_stored_gain_at_run_time():
@@ -114,8 +115,6 @@ def test_blur_keeps_the_inside_of_constant_images_and_darkens_the_border():
 
 
 def test_spectral_norm_takes_one_power_step_and_keeps_u_in_eval_mode():
-    from automod_cli.nn.spectral import SNConv2d
-
     conv = SNConv2d(4, 6, 3, 1)
     u0 = conv.u.clone()
     matrix = conv.weight.detach().flatten(1).double()

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_models import tiny_model
 from PIL import Image
+from tiny_models import tiny_model
 
-from automod_cli import ops
+from automod_cli import checkpoint, ops
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
 from automod_cli.config import ModelConfig
@@ -110,8 +110,6 @@ def test_mix_with_itself_writes_the_reconstruction(work, capsys):
 def test_mix_opens_the_checkpoint_once_and_attaches_nothing_to_the_network(work, capsys, monkeypatch):
     """`automod mix --model X` reads X's header and weights through one open file (issue 25), and the provenance
     stays with the opened model rather than on the network."""
-    from automod_cli import checkpoint
-
     opened, networks = [], []
     real_safe_open, real_open_model = checkpoint.safe_open, ops.open_model
     monkeypatch.setattr(

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from automod_cli import losses
-from automod_cli.presets import resolve_train_config
+from automod_cli.cli import main
 from automod_cli.errors import AutomodError
 from automod_cli.models import Automodulator
-from automod_cli.training.distributed import World
+from automod_cli.presets import resolve_train_config
 from automod_cli.training.automodulator import AutomodulatorRun
+from automod_cli.training.distributed import World
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
@@ -171,8 +172,6 @@ def test_trainer_in_bf16_learns_with_fp32_state(tmp_path):
 
 
 def test_train_command_takes_precision(tmp_path, monkeypatch, capsys):
-    from automod_cli.cli import main
-
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--precision", "fp16", "--out", "r", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()

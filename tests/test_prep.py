@@ -23,6 +23,7 @@ from automod_cli.commands.prep import register
 from automod_cli.errors import AutomodError
 from data_prep import hdf5, prep, sources
 from data_prep.align import align_face
+from data_prep.builtin import BuiltinDataset
 from data_prep.hdf5 import partial_path, read_info
 
 RES = 16
@@ -228,8 +229,6 @@ def test_lsun_lmdb_crops_to_the_centre_square(tmp_path):
 
 
 def test_builtin_source_writes_the_generated_split(tmp_path):
-    from data_prep.builtin import BuiltinDataset
-
     result = run(sources.builtin("test", RES, limit=5), tmp_path / "b.h5")
     # the same pixels training on the built-in data set sees (rendered at 64², box-downscaled)
     served = BuiltinDataset("test", resolution=RES, count=5)

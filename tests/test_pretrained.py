@@ -13,14 +13,15 @@ from pathlib import Path
 from urllib.error import URLError
 
 import pytest
+from PIL import Image
 
 import automod_cli
 from automod_cli import pretrained
 from automod_cli.checkpoint import read_meta, save_model
-from automod_cli.locate import find_checkpoint
 from automod_cli.cli import main
 from automod_cli.config import ModelConfig
 from automod_cli.errors import AutomodError
+from automod_cli.locate import find_checkpoint
 from automod_cli.models import Automodulator
 
 NAME = "ffhq256"
@@ -253,8 +254,6 @@ def test_models_command_shows_present_and_missing(env, capsys):
 
 
 def test_image_commands_take_a_name_as_model(env):
-    from PIL import Image
-
     _put_authors_file(env.authors)
     Image.new("RGB", (20, 12), (200, 30, 90)).save("face.png")
     assert main(["reconstruct", "face.png", "--model", NAME, "--device", "cpu", "-o", "recon.png"]) == 0
@@ -322,8 +321,6 @@ def test_a_truncated_authors_file_in_the_cache_is_named_as_damaged(caches, capsy
 
 
 def test_import_names_a_file_that_is_no_checkpoint_or_a_damaged_one(tmp_path, capsys):
-    from PIL import Image
-
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     assert main(["import", str(tmp_path / "a.png"), "--out", str(tmp_path / "x.safetensors")]) == 2
     err = _one_error_line(capsys)

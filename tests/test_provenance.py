@@ -14,12 +14,13 @@ from PIL import Image
 from tiny_models import random_h5, tiny_model
 
 from automod_cli import authors, ops, pretrained
+from automod_cli import provenance as recorded
 from automod_cli.checkpoint import read_meta, save_model
 from automod_cli.cli import main
-from automod_cli import provenance as recorded
 from automod_cli.ops import provenance
 from data_prep import align
 from data_prep.builtin import generate
+from data_prep.hdf5 import H5Writer, pyramid
 from data_prep.images import NO_FACE, SkipImage
 
 R = 32
@@ -84,7 +85,6 @@ def test_a_custom_data_file_says_what_it_holds_and_how_faces_were_framed(tmp_pat
     loose = random_h5(tmp_path / "loose.h5", 2, "train", 0)
     custom = recorded.from_meta({"train_config": {"preset": "custom", "data": str(loose)}}, 32)
     assert custom.dataset == "test" and custom.alignment == "none" and not custom.aligned_faces
-    from data_prep.hdf5 import H5Writer, pyramid
 
     record = {
         "source": "folder",

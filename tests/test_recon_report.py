@@ -9,10 +9,13 @@ import csv
 import shutil
 from pathlib import Path
 
+import lpips
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
+from skimage.metrics import structural_similarity
 from tiny_models import tiny_model
 
 from automod_cli import ops
@@ -70,8 +73,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def reference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """MSE and SSIM of two uint8 HWC pictures on [0, 1], with numpy and scikit-image's standard-setting SSIM."""
-    from skimage.metrics import structural_similarity
-
     x, y = a.astype(np.float64) / 255, b.astype(np.float64) / 255
     ssim = structural_similarity(
         x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=1.0
@@ -186,9 +187,6 @@ def lpips_reference(x: torch.Tensor, y: torch.Tensor, alexnet_state: dict) -> to
     """LPIPS v0.1 (Zhang et al. 2018) written out: torchvision's AlexNet ReLU outputs 1–5 of inputs scaled by the
     paper's constants, unit-normalised over channels, squared differences weighted by lpips' linear layers, averaged
     over positions and summed over layers."""
-    import lpips
-    import torchvision
-
     net = torchvision.models.alexnet()
     net.load_state_dict(alexnet_state)
     linear = torch.load(
@@ -215,7 +213,6 @@ def lpips_reference(x: torch.Tensor, y: torch.Tensor, alexnet_state: dict) -> to
 
 def test_lpips_is_reported_when_its_weights_are_here(work, capsys, monkeypatch):
     pytest.importorskip("lpips")
-    import torchvision
 
     torch.manual_seed(3)
     state = torchvision.models.alexnet().state_dict()  # random weights in the file's layout: no download

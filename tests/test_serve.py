@@ -8,6 +8,7 @@ import io
 import shlex
 import socket
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -21,10 +22,15 @@ from starlette.testclient import TestClient  # noqa: E402
 from automod_cli import ops  # noqa: E402
 from automod_cli.checkpoint import save_model  # noqa: E402
 from automod_cli.cli import main  # noqa: E402
+from automod_cli.commands.serve import address, model_argument
+from automod_cli.config import ModelConfig
 from automod_cli.images import to_uint8  # noqa: E402
-from automod_cli.serve import guard, studio as studio_module  # noqa: E402
+from automod_cli.models.lia import LiaConfig, LiaModel
+from automod_cli.serve import guard  # noqa: E402
+from automod_cli.serve import studio as studio_module
 from automod_cli.serve.app import create_app  # noqa: E402
 from automod_cli.serve.studio import Studio  # noqa: E402
+from data_prep import align
 from data_prep.builtin import generate  # noqa: E402
 
 TOKEN = "test-token"
@@ -80,7 +86,6 @@ def run_command(line: str, output: str) -> np.ndarray:
 def same_as_command(response, output: str) -> None:
     """The view's PNG holds exactly the pixels its command writes."""
     assert response.status_code == 200, response.text
-    from urllib.parse import unquote
 
     page = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
     written = run_command(unquote(response.headers["x-automod-command"]), output)
@@ -289,9 +294,6 @@ def test_a_photo_with_faces_of_similar_size_lets_the_user_pick_one(work):
 
 
 def test_a_lia_gan_without_its_encoder_samples_and_refuses_photos_with_the_clis_reason(work):
-    from automod_cli.config import ModelConfig
-    from automod_cli.models.lia import LiaConfig, LiaModel
-
     config = LiaConfig(
         ModelConfig(max_resolution=16, latent_dim=8, channels=(8, 8, 8), latent="gaussian"), coupling_hidden=8
     )
@@ -329,8 +331,6 @@ def test_two_photos_of_one_name_are_refused_since_commands_name_files(client, wo
 
 
 def test_serve_has_help_with_an_example_and_prints_a_loopback_address(capsys):
-    from automod_cli.commands.serve import address, model_argument
-
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
     assert "Example: automod serve --model runs/demo" in out and "token" in out
@@ -354,8 +354,6 @@ def test_values_that_are_not_finite_numbers_are_refused(client, work):
 
 
 def test_a_face_model_without_the_detector_says_photos_are_used_unaligned(work, monkeypatch):
-    from data_prep import align
-
     monkeypatch.setattr(align, "detector_available", lambda: False)
     save_model(
         work / "faces.safetensors", tiny_model(), {"train_config": {"preset": "ffhq", "data": "ffhq.h5"}}

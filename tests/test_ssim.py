@@ -9,6 +9,7 @@ from skimage.metrics import structural_similarity
 
 from automod_cli.errors import AutomodError
 from automod_cli.features.ssim import gaussian_window, ssim
+from data_prep.builtin import generate
 
 
 def _skimage(x: np.ndarray, y: np.ndarray) -> float:
@@ -28,8 +29,6 @@ def test_matches_skimage_on_noisy_and_shifted_images(shape):
 
 
 def test_matches_skimage_on_smooth_uint8_pictures():
-    from data_prep.builtin import generate
-
     pictures, _ = generate(3, seed=5, size=32)
     x = pictures.astype(np.float64) / 255
     y = np.roll(x, 1, axis=-1)  # a one-pixel shift: high but imperfect similarity

@@ -8,7 +8,10 @@ import pytest
 import torch
 from tiny_models import TINY_RUN, cli_settings, one_line_error
 
+from automod_cli import training
 from automod_cli.cli import main
+from automod_cli.presets import resolve_train_config
+from automod_cli.training import loop
 from automod_cli.training import threads as threads_module
 from automod_cli.training.threads import ThreadChooser, chooser_for
 
@@ -154,10 +157,6 @@ def test_pin_fixes_the_count_for_the_process(monkeypatch) -> None:
 
 
 def test_the_training_loop_reports_each_iteration_to_the_chooser(monkeypatch, tmp_path) -> None:
-    from automod_cli import training
-    from automod_cli.presets import resolve_train_config
-    from automod_cli.training import loop
-
     seen: list[tuple[int, float, object]] = []
 
     class Recording(ThreadChooser):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -13,6 +14,7 @@ from tiny_models import TINY_RUN, cli_settings, one_line_error
 
 from automod_cli.checkpoint import run_checkpoints
 from automod_cli.cli import main
+from automod_cli.commands.train_report import Display
 from automod_cli.training import state
 from automod_cli.training.state import companion_of
 
@@ -70,8 +72,6 @@ def test_a_data_set_smaller_than_a_batch_leaves_no_run_and_names_the_setting(her
 
 
 def test_sigterm_stops_with_a_checkpoint_and_exit_status_143(here, capsys, monkeypatch):
-    from automod_cli.commands.train_report import Display
-
     shown = Display.__call__
 
     def stop_at_first_log(self, event, data):
@@ -136,8 +136,6 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_older_checkpoints
 
 
 def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_step(here, capsys):
-    import re
-
     assert main(["train", *TINY, "--kimg", "0.256", "--out", "run"]) == 0
     lines = [x for x in capsys.readouterr().out.splitlines() if "enc_loss" in x]
     # output is not a terminal here: one plain line per log interval (every 64 images) with the main losses
@@ -147,7 +145,6 @@ def test_progress_is_plain_lines_in_a_log_and_a_bar_that_moves_from_the_first_st
     assert main(["train", "--resume", "run", "--kimg", "0.32", "--device", "cpu"]) == 0
     assert "resumed from run/checkpoints/ckpt-0000000256.safetensors at 256 images" in capsys.readouterr().out
     # in a terminal the bar follows every step, not only the log intervals
-    from automod_cli.commands.train_report import Display
 
     display = Display(True)
     display.live = True
@@ -175,8 +172,6 @@ def test_fine_tuning_counts_its_own_images_and_shows_progress_before_its_end(her
 
 def test_piped_progress_comes_at_least_every_minute():
     """Between log intervals a progress line comes once a minute has passed, even below PROGRESS_SHARE of the run."""
-    from automod_cli.commands.train_report import Display
-
     now = [0.0]
     display = Display(True, clock=lambda: now[0])
     display.live = False

@@ -10,9 +10,11 @@ from safetensors.torch import load_file
 from tiny_models import TINY_RUN, cli_settings
 
 from automod_cli.checkpoint import read_meta, run_checkpoints
+from automod_cli.cli import main
 from automod_cli.locate import load_model
 from automod_cli.presets import resolve_train_config
 from automod_cli.training import resume, train
+from data_prep.builtin import BuiltinDataset
 
 TINY = {**TINY_RUN, "lr": 0.002}
 
@@ -100,7 +102,6 @@ def test_sigint_writes_a_checkpoint_and_stops(tmp_path):
 
 def test_training_lowers_reconstruction_error(tmp_path):
     config = tiny_config(**{"model.max_resolution": 4, "phase_images": 6144, "data_limit": 512, "lr": 0.003})
-    from data_prep.builtin import BuiltinDataset
 
     held_out = torch.stack([BuiltinDataset("test", resolution=4, count=64)[i] for i in range(64)])
 
@@ -127,8 +128,6 @@ def test_kimg_sets_the_length_and_extends_a_resumed_run(tmp_path):
 
 
 def test_train_command_contract_flags(tmp_path, monkeypatch, capsys):
-    from automod_cli.cli import main
-
     monkeypatch.chdir(tmp_path)
     assert (
         main(

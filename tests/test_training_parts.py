@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from automod_cli.errors import AutomodError
 from automod_cli.presets import resolve_train_config
 from automod_cli.training.data import Position, ResumableBatchSampler, advance, mirror, permutation
 from automod_cli.training.distributed import World
@@ -61,8 +62,6 @@ def test_ranks_split_the_global_batch():
 
 
 def test_too_small_dataset_is_refused():
-    from automod_cli.errors import AutomodError
-
     with pytest.raises(AutomodError, match="fewer than one batch"):
         ResumableBatchSampler(3, 4, World(), 0, Position())
 
