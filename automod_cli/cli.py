@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from automod_cli import __version__
+from automod_cli.commands import encode, eval, importing, info, models, ops, prep, project, serve, train
 from automod_cli.console import say
 from automod_cli.errors import AutomodError
 
@@ -37,8 +38,6 @@ def _root(
 
 def _register() -> None:
     """Attach the command modules. A command is registered only once it works."""
-    from automod_cli.commands import encode, eval, importing, info, models, ops, prep, project, serve, train
-
     prep.register(app)
     train.register(app)
     info.register(app)

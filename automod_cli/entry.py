@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import sys
 
+from automod_cli import __version__
+
 
 def main() -> int:
     if sys.argv[1:] == ["--version"]:  # answered without importing the commands (and torch): instant
-        from automod_cli import __version__
-
         print(f"automod {__version__}")
         return 0
     try:
-        from automod_cli.cli import main as cli_main
+        from automod_cli.cli import main as cli_main  # noqa: PLC0415 -- the point of this module
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

@@ -22,9 +22,18 @@ from urllib.parse import urlparse
 from urllib.request import urlopen
 
 import torch
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from automod_cli.checkpoint import SUFFIX, read_meta
 from automod_cli.console import err_console, say
+from automod_cli.features import weights
 from automod_cli.outputs import atomic_write
 from automod_cli.errors import AutomodError
 
@@ -123,20 +132,7 @@ def download(url: str, dst: Path) -> None:
     connection without a timeout, so a stalled transfer of these 1-2 GB files would hang for ever, and it renames
     whatever arrived into place without comparing it with Content-Length, so a dropped connection would leave a
     truncated checkpoint under the real name (its bar is also tqdm's, not the rich bar of every other command)."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    from automod_cli.features.weights import reachable
-
-    if url.startswith(("http://", "https://")) and not reachable(
-        url
-    ):  # offline: fail in seconds, not minutes
+    if url.startswith(("http://", "https://")) and not weights.reachable(url):  # offline: fail in seconds
         raise OSError(f"cannot reach {urlparse(url).hostname}")
 
     def fetch(tmp: Path) -> None:
@@ -166,8 +162,8 @@ def download(url: str, dst: Path) -> None:
 def _convert(model: Pretrained, src: Path, out: Path, replace: bool = False) -> Path:
     """Convert the authors' file `src` into `out` (replacing it atomically when `replace`); a damaged or incomplete
     file is one line saying so and how to get it again."""
-    try:
-        from automod_cli import authors
+    try:  # lazy: automod_cli.authors is optional (a build without it still opens converted files)
+        from automod_cli import authors  # noqa: PLC0415
     except ModuleNotFoundError as exc:
         if exc.name != "automod_cli.authors":
             raise
@@ -215,9 +211,7 @@ def replaced_source(meta: dict, source: Path) -> str | None:
         return f"it is {stat.st_size:,} bytes, the file converted was {record.get('size', 0):,}"
     if stat.st_mtime_ns == record.get("mtime_ns"):
         return None
-    from automod_cli.features.weights import file_sha256
-
-    digest = file_sha256(Path(source))
+    digest = weights.file_sha256(Path(source))
     return (
         None
         if digest == record["sha256"]

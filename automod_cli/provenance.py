@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from automod_cli import pretrained
 from automod_cli.presets import DATASET_PRESETS
+from data_prep.hdf5 import read_info
 
 BUILTIN = "builtin"
 FACE_DATASETS = (
@@ -76,8 +78,6 @@ class Provenance:
 
 def _data_record(data: str) -> tuple[str | None, str | None]:
     """The source and alignment `automod prep` recorded in a data file; (None, None) when it cannot be read here."""
-    from data_prep.hdf5 import read_info
-
     if not Path(data).is_file():
         return None, None
     try:
@@ -91,8 +91,6 @@ def from_meta(meta: dict[str, Any], resolution: int) -> Provenance:
     """The provenance recorded in a checkpoint's metadata (module docstring)."""
     source = meta.get("source") or {}
     if source.get("format") == "authors":
-        from automod_cli import pretrained
-
         dataset = source.get("dataset") or pretrained.dataset_of_file(str(source.get("file", "")))
         return Provenance(dataset, resolution, origin=f"authors' file {source.get('file', '?')} (imported)")
     train = meta.get("train_config")

@@ -38,7 +38,7 @@ def rho_numpy(x: np.ndarray | float, alpha: float) -> np.ndarray | float:
 
 def log_partition_by_quadrature(alpha: float) -> float:
     """log Z(α) by adaptive quadrature of the even density over [0, 1] and [1, ∞)."""
-    from scipy import integrate  # scipy (0.6 s to import) only where a partition is computed
+    from scipy import integrate  # noqa: PLC0415 -- scipy's 0.6 s of import only where a partition is computed
 
     def density(x: float) -> float:
         return float(np.exp(-rho_numpy(x, alpha)))
@@ -56,7 +56,7 @@ def spline_coordinate(alpha: np.ndarray | torch.Tensor) -> np.ndarray | torch.Te
 
 def knot_alphas() -> np.ndarray:
     """The α of each knot: s(α) on an even grid from s(0) to s(2), inverted by root finding."""
-    from scipy import optimize
+    from scipy import optimize  # noqa: PLC0415 -- as integrate above
 
     targets = np.linspace(spline_coordinate(0.0), spline_coordinate(2.0), KNOTS)
     inner = [
@@ -93,7 +93,7 @@ def load_table() -> dict:
 @functools.lru_cache(maxsize=None)
 def _spline_numpy() -> tuple[np.ndarray, np.ndarray]:
     """Knots in s (n,) and the cubic spline's coefficients (4, n − 1), highest power first, in float64."""
-    from scipy.interpolate import CubicSpline
+    from scipy.interpolate import CubicSpline  # noqa: PLC0415 -- as integrate above
 
     table = load_table()
     if (table["coordinate_lambda"], table["coordinate_delta"]) != (COORDINATE_LAMBDA, COORDINATE_DELTA):

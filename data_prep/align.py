@@ -164,7 +164,7 @@ def shape_predictor_path() -> Path:
 def _dlib_models() -> tuple[object, object]:
     """dlib's HOG face detector and 68-point shape predictor, loaded once per process."""
     try:
-        import dlib
+        import dlib  # noqa: PLC0415 -- the optional [align] extra
     except ImportError as exc:
         raise AutomodError(f"Face alignment needs dlib: {ALIGN_EXTRA}.") from exc
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(shape_predictor_path()))

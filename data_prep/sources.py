@@ -227,7 +227,7 @@ def celebahq(src: Path, split: str = "train", limit: int | None = None) -> Sourc
 
 def _open_lmdb(path: Path):
     try:
-        import lmdb
+        import lmdb  # noqa: PLC0415 -- the optional [lsun] extra
     except ImportError as exc:
         raise AutomodError(
             "Reading LSUN's LMDB export needs the lmdb package: pip install 'automod[lsun]'."
@@ -274,7 +274,8 @@ def _relabel(source: Source, name: str) -> Source:
 def builtin(split: str = "train", resolution: int = 64, limit: int | None = None) -> Source:
     """The generated built-in dataset (data_prep.builtin) at `resolution`: rendered at 64² (or more) and
     box-downscaled below that, so the pixels equal what BuiltinDataset serves to training."""
-    from data_prep.builtin import NATIVE_SIZE, SPLITS, downscale, generate
+    # lazy: data_prep.builtin imports torch, and this module is read by `automod prep --help`
+    from data_prep.builtin import NATIVE_SIZE, SPLITS, downscale, generate  # noqa: PLC0415
 
     if split not in SPLITS:
         raise AutomodError(f"Unknown built-in split '{split}'; choose one of {', '.join(SPLITS)}.")

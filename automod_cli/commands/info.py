@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from automod_cli import kinds
 from automod_cli.config import TrainConfig, level_resolution, recipe_name
 from automod_cli.console import console, say
 from automod_cli.errors import AutomodError
@@ -17,8 +18,6 @@ from automod_cli.errors import AutomodError
 def model_section(meta: dict) -> dict:
     """The network shape and, for LIA, its NICE mapping network: `model_config` (encoder and synthesis network,
     LIA's from meta["lia_config"]["model"]) and `lia_config` (the rest of the LIA config)."""
-    from automod_cli import kinds
-
     key = kinds.of_meta(meta).config_key
     if key == "model_config":
         return {"model_config": meta[key]}

@@ -81,7 +81,7 @@ def alignment(notes: InputNotes, align: Union[None, bool, Faces, FaceAlign]) -> 
     if not notes.provenance.aligned_faces:
         return False
     if notes.auto_align is None:
-        from data_prep.align import ALIGN_EXTRA, detector_available
+        from data_prep.align import ALIGN_EXTRA, detector_available  # noqa: PLC0415 -- scipy's 0.2 s only for faces
 
         what = data_provenance.DATASET_NAMES.get(notes.provenance.dataset, "aligned faces")
         if detector_available():

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import secrets
 import socket
+import webbrowser
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from automod_cli.commands.options import open_model
+from automod_cli.console import say
 from automod_cli.errors import AutomodError
+from automod_cli.serve.guard import is_loopback
 
 SERVE_EXTRA = "pip install 'automod[serve]'"
 DEFAULT_PORT = 8765
@@ -98,7 +102,6 @@ def serve(
     Example: automod serve --model ffhq256 --port 9000 --open
     """
     from automod_cli.devices import pick_device
-    from automod_cli.serve.guard import is_loopback
 
     target = pick_device(device)
     require_web_server()
@@ -120,8 +123,6 @@ def _run(
 ) -> None:
     import uvicorn
 
-    from automod_cli.commands.options import open_model
-    from automod_cli.console import say
     from automod_cli.serve.app import create_app
     from automod_cli.serve.studio import Studio
 
@@ -140,8 +141,6 @@ def _run(
     say(f"automod serve: open {url}")
     say("Ctrl-C stops the server and deletes the photos added.")
     if open_page:
-        import webbrowser
-
         webbrowser.open(url)
     config = uvicorn.Config(create_app(studio, token, host), log_level="warning", lifespan="on")
     try:

@@ -41,7 +41,7 @@ class InceptionPool3(nn.Module):
 
     def __init__(self, state_dict: dict[str, torch.Tensor]):
         super().__init__()
-        from pytorch_fid import inception
+        from pytorch_fid import inception  # noqa: PLC0415 -- torchvision's second of import only when the network is built
 
         # pytorch-fid fetches its weights by URL inside the constructor; hand it the tensors we loaded instead.
         with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict):
@@ -72,7 +72,7 @@ class LPIPSDistance(nn.Module):
 
     def __init__(self, net: str, backbone: dict[str, torch.Tensor]):
         super().__init__()
-        import lpips
+        import lpips  # noqa: PLC0415 -- torchvision's second of import only when the network is built
 
         if net not in LPIPS_NETS:
             raise AutomodError(f"unknown LPIPS network '{net}': choose one of {', '.join(LPIPS_NETS)}.")

@@ -38,7 +38,7 @@ class VGGConv43(nn.Module):
 
     def __init__(self, state_dict: dict[str, torch.Tensor]):
         super().__init__()
-        from torchvision.models.vgg import cfgs, make_layers
+        from torchvision.models.vgg import cfgs, make_layers  # noqa: PLC0415 -- torchvision's second of import only when the network is built
 
         self.features = make_layers(cfgs["D"])[:CONV43_END]  # "D" is VGG16's layout in torchvision
         wanted = self.features.state_dict()

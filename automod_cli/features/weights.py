@@ -25,19 +25,19 @@ PROBE_SECONDS = 3.0  # reachability probe of the download host, DNS included
 
 
 def _fid_inception_url() -> str:
-    from pytorch_fid.inception import FID_WEIGHTS_URL
+    from pytorch_fid.inception import FID_WEIGHTS_URL  # noqa: PLC0415 -- torchvision's second of import only when the URL is asked for
 
     return FID_WEIGHTS_URL
 
 
 def _alexnet_url() -> str:
-    from torchvision.models import AlexNet_Weights
+    from torchvision.models import AlexNet_Weights  # noqa: PLC0415 -- torchvision's second of import only when the URL is asked for
 
     return AlexNet_Weights.IMAGENET1K_V1.url
 
 
 def _vgg16_url() -> str:
-    from torchvision.models import VGG16_Weights
+    from torchvision.models import VGG16_Weights  # noqa: PLC0415 -- torchvision's second of import only when the URL is asked for
 
     return VGG16_Weights.IMAGENET1K_V1.url
 

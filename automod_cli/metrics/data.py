@@ -17,6 +17,8 @@ from torch.utils.data import Dataset
 from automod_cli.errors import AutomodError
 from automod_cli.locate import OpenedModel
 from automod_cli.models import Automodulator
+from data_prep.builtin import SPLITS, BuiltinDataset
+from data_prep.hdf5 import H5Images, read_batch, read_info
 
 
 @dataclass(frozen=True)
@@ -36,15 +38,11 @@ class EvalData:
 def open_eval_data(path: Path | None, resolution: int, split: str = "train") -> EvalData:
     """The images of an automod HDF5 file at `resolution`, or (path None) the built-in dataset's `split`."""
     if path is None:
-        from data_prep.builtin import SPLITS, BuiltinDataset
-
         seed, count = SPLITS[split]
         dataset = BuiltinDataset(split=split, resolution=resolution)
         return EvalData(
             dataset, f"builtin-{split}-seed{seed}-n{count}", f"built-in {split} split", split, resolution
         )
-    from data_prep.hdf5 import H5Images, read_info
-
     info = read_info(Path(path))
     dataset = H5Images(Path(path), resolution)
     return EvalData(dataset, f"h5-{info.checksum[:24]}", str(path), info.split, resolution)
@@ -89,8 +87,6 @@ def image_batches(data: EvalData, count: int | None, batch_size: int) -> Iterato
         raise AutomodError(
             f"{data.label} holds {len(data):,} images, fewer than the {total:,} asked for: lower --n."
         )
-    from data_prep.hdf5 import read_batch
-
     for start in range(0, total, batch_size):
         yield torch.stack(read_batch(data.dataset, list(range(start, min(start + batch_size, total)))))
 

@@ -117,7 +117,7 @@ def lpips_layer_entries() -> list[Entry]:
 
 def landmark_entry() -> Entry:
     """dlib's 68-landmark model, shipped by face-recognition-models (`automod prep --align`)."""
-    from data_prep.align import ALIGN_EXTRA, shape_predictor_path
+    from data_prep.align import ALIGN_EXTRA, shape_predictor_path  # noqa: PLC0415 -- scipy's 0.2 s only for faces
 
     try:
         path: Path | None = shape_predictor_path()

@@ -20,6 +20,7 @@ import torch
 
 from automod_cli.errors import AutomodError
 from automod_cli.images import from_uint8
+from data_prep.builtin import generate
 from data_prep.images import NO_FACE, SkipImage, center_crop_square, load_rgb, resize_square
 
 IMAGE_SUFFIXES = frozenset(
@@ -95,7 +96,7 @@ def _pixels(path: Path, resolution: int, align: bool | Align) -> tuple[torch.Ten
     picture = load_rgb(Path(path))
     size = picture.size
     if align:
-        from data_prep.align import detect_and_align
+        from data_prep.align import detect_and_align  # noqa: PLC0415 -- scipy's 0.2 s only when aligning
 
         face = align.faces.index(Path(path)) if isinstance(align, Align) else 0
         try:
@@ -128,7 +129,7 @@ def load_image(path: Path, resolution: int, align: bool = False) -> torch.Tensor
 def load_images(paths: Sequence[Path], resolution: int, align: bool = False) -> torch.Tensor:
     """Several image files as one (N, 3, R, R) batch; see `load_image`."""
     if align:
-        from data_prep.align import require_dlib
+        from data_prep.align import require_dlib  # noqa: PLC0415 -- scipy's 0.2 s only when aligning
 
         require_dlib()
     return torch.stack([load_image(p, resolution, align) for p in paths])
@@ -186,7 +187,7 @@ def load_inputs(
     found with `align`) is skipped like those `check_inputs` skipped, or is the error when `exact`. When none is
     usable: AutomodError, or with `allow_none` (one batch of many) an empty batch."""
     if align:
-        from data_prep.align import require_dlib
+        from data_prep.align import require_dlib  # noqa: PLC0415 -- scipy's 0.2 s only when aligning
 
         require_dlib()
     images, used, skipped, upscaled = [], [], list(inputs.skipped), list(inputs.upscaled)
@@ -219,7 +220,5 @@ def load_inputs(
 def builtin_images(n: int, resolution: int, seed: int = 0) -> torch.Tensor:
     """n pictures of the built-in dataset rendered at `resolution`, (n, 3, R, R) in [-1, 1]: inputs that need no
     files (examples, quick checks)."""
-    from data_prep.builtin import generate
-
     pictures, _ = generate(n, seed=seed, size=resolution)
     return from_uint8(pictures.transpose(0, 2, 3, 1))

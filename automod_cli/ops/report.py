@@ -24,6 +24,9 @@ from typing import Callable, Optional
 import torch
 
 from automod_cli.errors import AutomodError
+from automod_cli.features import nets, weights
+from automod_cli.features.ssim import ssim
+from automod_cli.outputs import atomic_write, refuse_overwrite
 
 DistanceNet = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 METRICS = ("mse", "ssim", "lpips")
@@ -46,8 +49,6 @@ def image_errors(
 ) -> dict[str, Optional[torch.Tensor]]:
     """Per image pair: 'mse', 'ssim' (None below 11 pixels a side) and 'lpips' (None without `distance`, which runs
     on `device`), (N,) float64 each, on the CPU."""
-    from automod_cli.features.ssim import ssim
-
     x, y = as_written(images), as_written(reconstructions)
     errors: dict[str, Optional[torch.Tensor]] = {"mse": (x - y).pow(2).flatten(1).mean(1)}
     errors["ssim"] = ssim(x, y, data_range=1.0) if min(x.shape[-2:]) >= SSIM_MIN_SIDE else None
@@ -63,8 +64,6 @@ def image_errors(
 
 def _alexnet_file() -> Optional[Path]:
     """The AlexNet weight file if it is on this machine (environment variable, then torch's hub cache)."""
-    from automod_cli.features import weights
-
     given = os.environ.get(weights.ALEXNET.env_var)
     if given:
         return Path(given).expanduser()
@@ -78,16 +77,12 @@ def local_lpips(resolution: int, device: torch.device | str = "cpu") -> tuple[Op
         return None, f"LPIPS needs images of at least {LPIPS_MIN_SIDE}² (this model makes {resolution}²)."
     path = _alexnet_file()
     if path is None:
-        from automod_cli.features import weights
-
         return None, (
             f"LPIPS left out: its AlexNet weights {weights.ALEXNET.name} are not on this machine (put them "
             f"in {weights.cache_dir()} or set {weights.ALEXNET.env_var}; docs/evaluation.md)."
         )
-    from automod_cli.features.nets import lpips_distance
-
     try:
-        return lpips_distance("alex", path, device), ""
+        return nets.lpips_distance("alex", path, device), ""
     except AutomodError as exc:
         return None, f"LPIPS left out: {exc}"
 
@@ -149,8 +144,6 @@ def errors_path(output: Path) -> Path:
 def write_csv(path: Path, report: ErrorReport, overwrite: bool = False) -> Path:
     """The report as CSV (index, [role,] file, mse, ssim[, lpips]), written atomically; an existing file is kept
     unless `overwrite`."""
-    from automod_cli.outputs import atomic_write, refuse_overwrite
-
     path = Path(path)
     refuse_overwrite(path, overwrite)
     rows = report.rows()

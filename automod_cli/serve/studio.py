@@ -123,7 +123,7 @@ def default_alignment(provenance: Provenance, align: Optional[bool]) -> Union[bo
         return Align() if align else False
     if not provenance.aligned_faces:
         return False
-    from data_prep.align import detector_available
+    from data_prep.align import detector_available  # noqa: PLC0415 -- scipy's 0.2 s only for faces
 
     return AlignIfFace() if detector_available() else False
 
@@ -166,7 +166,7 @@ class Studio:
             cannot["encode"] = refusal(lambda: net.encode(torch.zeros(1, 3, net.resolution, net.resolution)))
         note = None
         if self.provenance.aligned_faces and self.align_option is None and not self.align:
-            from data_prep.align import ALIGN_EXTRA
+            from data_prep.align import ALIGN_EXTRA  # noqa: PLC0415 -- scipy's 0.2 s only for faces
 
             note = (
                 f"this model was trained on aligned faces, but photos are used unaligned: face alignment needs "
@@ -276,7 +276,7 @@ class Studio:
             raise AutomodError(str(exc).replace(f"'{path}'", f"'{name}'")) from None
         found = similar = 0
         if align and align.notes:  # several faces: how many could be the one meant
-            from data_prep.align import detect_faces, similar_faces
+            from data_prep.align import detect_faces, similar_faces  # noqa: PLC0415 -- scipy's 0.2 s only for faces
 
             faces = detect_faces(load_rgb(path))
             found, similar = len(faces), similar_faces(faces)

@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from automod_cli.config import TrainConfig
 from automod_cli.errors import AutomodError
 from automod_cli.training.distributed import World
+from data_prep.builtin import BuiltinDataset
+from data_prep.hdf5 import H5Images, read_batch
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,6 @@ class FirstImages(Dataset):
         for index in indices:
             if not 0 <= index < self.count:
                 raise IndexError(index)
-        from data_prep.hdf5 import read_batch
-
         return read_batch(self.dataset, indices)
 
 
@@ -106,14 +106,10 @@ def open_training_data(config: TrainConfig, split: str = "train") -> Dataset:
     """The built-in data set when no file is given, else the prepared HDF5 file; both start at 4×4."""
     first = config.resolutions[0]
     if config.data is None:
-        from data_prep.builtin import BuiltinDataset
-
         count = config.data_limit if split == "train" else min(config.data_limit or 64, 64)
         return BuiltinDataset(
             split=split, resolution=first, count=count, resample=config.recipe.real_downscale
         )
-    from data_prep.hdf5 import H5Images
-
     dataset = H5Images(config.data, resolution=first)
     return FirstImages(dataset, config.data_limit) if config.data_limit else dataset
 

@@ -29,7 +29,7 @@ class RunLog:
             self.path.write_text("".join(line + "\n" for line in kept))
         if enabled:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 -- the optional [tb] extra
 
                 self.tensorboard = SummaryWriter(str(Path(run_dir) / "tensorboard"))
             except ImportError:  # TensorBoard is the optional [tb] extra

@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Hashable
 
+import torch
+
 
 class ThreadChooser:
     """Chooses torch's intra-op thread count from measured speed. `observe(images, seconds, key)` after every
@@ -126,16 +128,12 @@ def pinned() -> bool:
 
 def pin(threads: int) -> None:
     """Fix torch's intra-op threads at `threads` for this process (`--threads N`): no chooser then."""
-    import torch
-
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def chooser_for(device, world_size: int) -> ThreadChooser | None:
     """The chooser a run on `device` uses: on a CPU, one process, its thread count not pinned, more than one thread."""
-    import torch
-
     if getattr(device, "type", str(device)) != "cpu" or world_size != 1 or pinned():
         return None
     most = torch.get_num_threads()
