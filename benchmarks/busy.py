@@ -42,7 +42,7 @@ TRAIN_SCHEDULE = [
     "--set",
     "phase_images.32=1000000",
     "--set",
-    "log_every=256",
+    "log_every=128",
     "--set",
     "checkpoint_every=10000000",
 ]

@@ -87,6 +87,12 @@ MIRROR = typer.Option(
 )
 SEED = typer.Option(None, "--seed", help="Random seed.")
 WORKERS = typer.Option(None, "--workers", help="Data loader worker processes.")
+THREADS = typer.Option(
+    None,
+    "--threads",
+    help="CPU threads for the networks (default: chosen as the run goes by measured speed, one per core on an "
+    "idle machine; a fixed N also fixes the arithmetic).",
+)
 CONFIG_FILE = typer.Option(None, "--config", help="JSON file of settings (same names as --set).")
 SETTINGS = typer.Option(
     [],
@@ -130,9 +136,7 @@ def train(
     mirror: Optional[bool] = MIRROR,
     seed: Optional[int] = SEED,
     workers: Optional[int] = WORKERS,
-    threads: Optional[int] = typer.Option(
-        None, "--threads", help="CPU threads for the networks (default: chosen as the run goes by measured speed, one per core on an idle machine; a fixed N also fixes the arithmetic)."
-    ),
+    threads: Optional[int] = THREADS,
     config_file: Optional[Path] = CONFIG_FILE,
     settings: List[str] = SETTINGS,
     device: str = DEVICE,
