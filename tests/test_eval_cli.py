@@ -11,18 +11,21 @@ import json
 import numpy as np
 import pytest
 import torch
+import typer.main
 from PIL import Image
 from tiny_models import TinyDistance, TinyFeatures, random_h5, tiny_model
 
 from automod_cli import __version__
 from automod_cli.checkpoint import save_model
 from automod_cli.cli import main
+from automod_cli.commands.eval import eval_app
+from automod_cli.commands.options import REF_DATA, TEST_DATA
 from automod_cli.config import ModelConfig
 from automod_cli.features import weights
 from automod_cli.features.nets import LPIPS_MIN_SIDE
 from automod_cli.locate import load_model
 from automod_cli.metrics.builtin.factor_net import TrainingPlan
-from automod_cli.metrics.registry import COLUMNS, METRICS
+from automod_cli.metrics.registry import COLUMNS, INCEPTION, LPIPS, METRICS, Metric
 from automod_cli.models import Automodulator
 from automod_cli.ops import load_images
 
@@ -396,18 +399,36 @@ def test_compare_stores_each_runs_protocol(injected, capsys):
     assert json.loads((tmp / "table.json").read_text())[0]["protocol"] == row["protocol"]
 
 
+def _options_of(metric: Metric) -> list[str]:
+    """The options `automod eval NAME` takes, in help order, from what its record says the metric reads."""
+    options = ["--model", *(["--data"] if metric.data else []), "--n"]
+    options += ["--scales"] if metric.scales else []
+    options += ["--mix"] if metric.mix_variant else []
+    options += ["--crop", "--net"] if metric.crops else []
+    options += ["--batch", *(["--grid", "--force"] if metric.scales else [])]
+    options += ["--weights"] if {INCEPTION, LPIPS} & set(metric.networks) else []
+    return options + ["--device", *(["--seed"] if metric.seeded else []), "--json"]
+
+
 def test_every_metric_record_is_a_command_and_every_column_a_compare_metric(capsys):
-    """The registry drives both: `automod eval NAME` per record (with the options its record names) and the
-    columns `eval compare --metrics` accepts."""
+    """Each record has its `automod eval NAME`, written out in commands/eval.py, taking the options its record
+    names (in the same order in every command), its help, count and batch size; `eval compare --metrics` accepts
+    every column of the records."""
+    group = typer.main.get_command(eval_app)
+    assert set(group.commands) - {"compare", "weights", "project"} == {metric.name for metric in METRICS}
     for metric in METRICS:
+        command = group.commands[metric.name]
+        options = {param.opts[0]: param for param in command.params}
+        assert list(options) == _options_of(metric), metric.name
+        assert command.help == f"{metric.help}\n\nExample: {metric.example}"
+        count = options["--n"]
+        assert (count.default, count.help) == (metric.count, metric.count_help)
+        assert options["--batch"].default == metric.batch
+        if metric.data:
+            assert options["--data"].help == (REF_DATA if metric.data == "reference" else TEST_DATA).help
         assert main(["eval", metric.name, "--help"]) == 0
         text = capsys.readouterr().out
-        assert (
-            "--n" in text
-            and "--model" in text
-            and ("--weights" in text) == bool({"inception", "lpips"} & set(metric.networks))
-        )
-        assert ("--crop" in text) == metric.crops and ("--seed" in text) == metric.seeded
+        assert all(option in text for option in options)
     assert main(["eval", "compare", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert all(column in text for column in COLUMNS)

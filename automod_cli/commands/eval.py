@@ -5,11 +5,10 @@ metrics core, report with rich (progress on stderr, so `--json` output on stdout
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 from rich.markup import escape
@@ -84,7 +83,7 @@ def _networks(files: dict[str, Path], net: str, device: torch.device) -> registr
     )
 
 
-# --- one command per metric record --------------------------------------------------------------------------------
+# --- measuring one metric: `automod eval NAME` --------------------------------------------------------------------
 
 
 def _measure(
@@ -261,95 +260,228 @@ def _print_protocol(protocol: dict) -> None:
             say(f"  {key.replace('_', ' ')}: {escape(text(value))}", markup=True)
 
 
-def _option_parameters(metric: Metric) -> list[inspect.Parameter]:
-    """The options of `automod eval NAME`, in help order, from what the record says the metric reads."""
-    keyword = inspect.Parameter.KEYWORD_ONLY
-    count_type = Optional[int] if metric.count is None else int
-    params = [("model", Optional[Path], MODEL)]
-    if metric.data is not None:
-        params.append(("data", Optional[Path], REF_DATA if metric.data == "reference" else TEST_DATA))
-    params.append(
-        (
-            "n",
-            count_type,
-            typer.Option(
-                metric.count, "--n", min=metric.count_min, max=metric.count_max, help=metric.count_help
-            ),
-        )
+# --- the commands, one per metric record --------------------------------------------------------------------------
+# Each record of `metrics/registry.py` has its command here, written out: its options are the ones the record says the
+# metric reads (`data`, `crops`, `scales`, `mix_variant`, the networks that need `--weights`, `seeded`), in the same
+# order in every command; its help, `--n` and `--batch` come from the record. tests/test_eval_cli.py checks that every
+# record has its command and that the two agree.
+
+
+def _help(name: str) -> str:
+    """`automod eval NAME --help`'s text: what the metric measures, and an example."""
+    metric = registry.REGISTRY[name]
+    return f"{metric.help}\n\nExample: {metric.example}"
+
+
+def _n(name: str) -> Any:
+    """`--n`: the protocol's count by default, within the record's bounds."""
+    metric = registry.REGISTRY[name]
+    return typer.Option(
+        metric.count, "--n", min=metric.count_min, max=metric.count_max, help=metric.count_help
     )
-    if metric.scales:
-        params.append(
-            (
-                "scales",
-                str,
-                typer.Option(
-                    "coarse",
-                    "--scales",
-                    help="Blocks taken from B, as automod mix A B "
-                    "takes them: coarse, mid, fine or i:j. The truth is the layout "
-                    "of whoever drives block 0 (4²) in the other's colours.",
-                ),
-            )
-        )
-    if metric.mix_variant:
-        params.append(
-            (
-                "mix",
-                bool,
-                typer.Option(
-                    False,
-                    "--mix",
-                    help="Decode each sample from two random latents "
-                    f"split at a random block (= eval {metric.mix_variant}).",
-                ),
-            )
-        )
-    if metric.crops:
-        params += [("crop", Crop, CROP), ("net", Net, NET)]
-    params.append(("batch", int, typer.Option(metric.batch, "--batch", min=1)))
-    if metric.scales:
-        params += [
-            (
-                "grid",
-                Optional[Path],
-                typer.Option(
-                    None,
-                    "--grid",
-                    help="Also write a PNG: for the first 8 "
-                    "pairs, A, B, the mix, the truth and the swapped "
-                    "combination.",
-                ),
-            ),
-            ("force", bool, typer.Option(False, "--force", help="Replace an existing --grid file.")),
-        ]
-    if INCEPTION in metric.networks or LPIPS in metric.networks:
-        params.append(("weights", List[Path], WEIGHTS))
-    params.append(("device", str, DEVICE))
-    if metric.seeded:
-        params.append(("seed", int, SEED))
-    params.append(("as_json", bool, JSON))
-    return [
-        inspect.Parameter(name, keyword, default=default, annotation=kind) for name, kind, default in params
-    ]
 
 
-def _command(metric: Metric) -> Callable[..., None]:
-    """`automod eval NAME` for one record, made when this module is imported. The options differ per record (what it
-    reads), and typer reads a command's options from its function's signature only, so the signature is built from
-    the record: one function per metric written out by hand would repeat the registry, and click's own Command
-    objects would leave typer's option types and help behind."""
-
-    def command(**options: Any) -> None:
-        _measure(metric, **options)
-
-    command.__signature__ = inspect.Signature(_option_parameters(metric))  # what typer reads the options from
-    command.__doc__ = f"{metric.help}\n\nExample: {metric.example}"
-    command.__name__ = f"eval_{metric.name.replace('-', '_')}"
-    return command
+def _batch(name: str) -> Any:
+    metric = registry.REGISTRY[name]
+    return typer.Option(metric.batch, "--batch", min=1)
 
 
-for _metric in registry.METRICS:
-    eval_app.command(_metric.name)(_command(_metric))
+MIX = typer.Option(
+    False,
+    "--mix",
+    help="Decode each sample from two random latents split at a random block (= eval fd-builtin-mix).",
+)
+TRUTH_SCALES = typer.Option(
+    "coarse",
+    "--scales",
+    help="Blocks taken from B, as automod mix A B takes them: coarse, mid, fine or i:j. The truth is the "
+    "layout of whoever drives block 0 (4²) in the other's colours.",
+)
+GRID = typer.Option(
+    None,
+    "--grid",
+    help="Also write a PNG: for the first 8 pairs, A, B, the mix, the truth and the swapped combination.",
+)
+GRID_FORCE = typer.Option(False, "--force", help="Replace an existing --grid file.")
+
+
+@eval_app.command("fid", help=_help("fid"))
+def fid_command(
+    model: Optional[Path] = MODEL,
+    data: Optional[Path] = REF_DATA,
+    n: int = _n("fid"),
+    batch: int = _batch("fid"),
+    weights: List[Path] = WEIGHTS,
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
+) -> None:
+    _measure(
+        registry.REGISTRY["fid"],
+        model=model,
+        data=data,
+        n=n,
+        batch=batch,
+        weights=weights,
+        device=device,
+        seed=seed,
+        as_json=as_json,
+    )
+
+
+@eval_app.command("fid-mix", help=_help("fid-mix"))
+def fid_mix_command(
+    model: Optional[Path] = MODEL,
+    data: Optional[Path] = REF_DATA,
+    n: int = _n("fid-mix"),
+    batch: int = _batch("fid-mix"),
+    weights: List[Path] = WEIGHTS,
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
+) -> None:
+    _measure(
+        registry.REGISTRY["fid-mix"],
+        model=model,
+        data=data,
+        n=n,
+        batch=batch,
+        weights=weights,
+        device=device,
+        seed=seed,
+        as_json=as_json,
+    )
+
+
+@eval_app.command("ppl", help=_help("ppl"))
+def ppl_command(
+    model: Optional[Path] = MODEL,
+    n: int = _n("ppl"),
+    crop: Crop = CROP,
+    net: Net = NET,
+    batch: int = _batch("ppl"),
+    weights: List[Path] = WEIGHTS,
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
+) -> None:
+    _measure(
+        registry.REGISTRY["ppl"],
+        model=model,
+        n=n,
+        crop=crop,
+        net=net,
+        batch=batch,
+        weights=weights,
+        device=device,
+        seed=seed,
+        as_json=as_json,
+    )
+
+
+@eval_app.command("lpips", help=_help("lpips"))
+def lpips_command(
+    model: Optional[Path] = MODEL,
+    data: Optional[Path] = TEST_DATA,
+    n: Optional[int] = _n("lpips"),
+    crop: Crop = CROP,
+    net: Net = NET,
+    batch: int = _batch("lpips"),
+    weights: List[Path] = WEIGHTS,
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
+) -> None:
+    _measure(
+        registry.REGISTRY["lpips"],
+        model=model,
+        data=data,
+        n=n,
+        crop=crop,
+        net=net,
+        batch=batch,
+        weights=weights,
+        device=device,
+        seed=seed,
+        as_json=as_json,
+    )
+
+
+@eval_app.command("mix-truth", help=_help("mix-truth"))
+def mix_truth_command(
+    model: Optional[Path] = MODEL,
+    n: int = _n("mix-truth"),
+    scales: str = TRUTH_SCALES,
+    batch: int = _batch("mix-truth"),
+    grid: Optional[Path] = GRID,
+    force: bool = GRID_FORCE,
+    device: str = DEVICE,
+    as_json: bool = JSON,
+) -> None:
+    _measure(
+        registry.REGISTRY["mix-truth"],
+        model=model,
+        n=n,
+        scales=scales,
+        batch=batch,
+        grid=grid,
+        force=force,
+        device=device,
+        as_json=as_json,
+    )
+
+
+@eval_app.command("recon-truth", help=_help("recon-truth"))
+def recon_truth_command(
+    model: Optional[Path] = MODEL,
+    n: int = _n("recon-truth"),
+    batch: int = _batch("recon-truth"),
+    device: str = DEVICE,
+    as_json: bool = JSON,
+) -> None:
+    _measure(registry.REGISTRY["recon-truth"], model=model, n=n, batch=batch, device=device, as_json=as_json)
+
+
+@eval_app.command("fd-builtin", help=_help("fd-builtin"))
+def fd_builtin_command(
+    model: Optional[Path] = MODEL,
+    n: int = _n("fd-builtin"),
+    mix: bool = MIX,
+    batch: int = _batch("fd-builtin"),
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
+) -> None:
+    _measure(
+        registry.REGISTRY["fd-builtin"],
+        model=model,
+        n=n,
+        mix=mix,
+        batch=batch,
+        device=device,
+        seed=seed,
+        as_json=as_json,
+    )
+
+
+@eval_app.command("fd-builtin-mix", help=_help("fd-builtin-mix"))
+def fd_builtin_mix_command(
+    model: Optional[Path] = MODEL,
+    n: int = _n("fd-builtin-mix"),
+    batch: int = _batch("fd-builtin-mix"),
+    device: str = DEVICE,
+    seed: int = SEED,
+    as_json: bool = JSON,
+) -> None:
+    _measure(
+        registry.REGISTRY["fd-builtin-mix"],
+        model=model,
+        n=n,
+        batch=batch,
+        device=device,
+        seed=seed,
+        as_json=as_json,
+    )
 
 
 # --- eval compare -------------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 A record says everything the rest of the toolkit needs to know about a metric: its name (`automod eval NAME`),
 the count its protocol uses, what it needs of a model (mixing, an encoder, the built-in dataset's ground truth),
 the pretrained networks it stands on, which data it reads, the table columns it fills in `eval compare` (each with
-its direction and its printed precision) and the function that runs it. `commands/eval.py` makes one command per
-record and `compare.py` fills its table from the same records, so adding a metric is one record and its function.
+its direction and its printed precision) and the function that runs it. `commands/eval.py` has one command per
+record, taking the options its record names (its help, `--n` and `--batch` read from the record), and `compare.py`
+fills its table from the same records, so adding a metric is one record, its function and its command.
 
 A run function takes a `Job` (the model, the networks, the settings, a progress callback) and returns an
 `Outcome`: the column values, the fields the single command reports, and the facts of the protocol it ran;
