@@ -50,19 +50,27 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from automod_cli.config import PRECISIONS
 from automod_cli.presets import resolve_train_config
+from automod_cli.locate import load_model
 from automod_cli.losses import AdaptiveRobustLoss
+from automod_cli.metrics.data import mean_latent_of, open_eval_data
+from automod_cli.metrics.inversion import encoder_speedup, inversion_curve
 from automod_cli.models import Automodulator
+from automod_cli.ops.projection import PIXEL_WEIGHT, ProjectionSettings, project, projection_loss
+from automod_cli.training.automodulator import AutomodulatorRun
 from automod_cli.training.distributed import World
 from automod_cli.training.ema import make_ema, update_ema
 from automod_cli.training.loop import iteration
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
+from data_prep.hdf5 import H5Images, H5Writer, pyramid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import naive  # noqa: E402  (benchmarks/naive.py: the straightforward iteration the loop is measured against)
@@ -152,8 +160,6 @@ def busy_fraction(intervals: list[tuple[float, float]], wall: float) -> float:
 def profiled(fn: Callable[[], object], steps: int, device: torch.device):
     """`steps` calls of `fn` under torch.profiler (host ops; on CUDA also the kernels, from CUPTI), after a
     synchronised start."""
-    from torch.profiler import ProfilerActivity, profile
-
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     synchronize(device)
     with profile(activities=activities) as prof:
@@ -164,8 +170,6 @@ def profiled(fn: Callable[[], object], steps: int, device: torch.device):
 
 
 def _kernels(prof) -> list:
-    from torch.autograd import DeviceType
-
     kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
     if not kernels:
         raise SystemExit("the profiler recorded no CUDA kernels (is CUPTI available?).")
@@ -280,8 +284,6 @@ def bench_syncs(args) -> None:
     """For each model kind, a fresh trainer runs `iterations_at_every_level` while `host_syncs` watches. On CUDA the
     first kind runs a first, unwatched pass with its own trainer, which keeps the process's one-time set-up (CUDA
     context, cuDNN handles, the allocator's first growth) out."""
-    from automod_cli.training.automodulator import AutomodulatorRun
-
     device = torch.device(args.device)
     for number, kind in enumerate(args.kinds or list(SYNC_KINDS)):
         config = resolve_train_config(args.preset, {**SYNC_RUN, **SYNC_KINDS[kind]})
@@ -337,8 +339,6 @@ def peak_tflops(args) -> float | None:
 
 
 def bench_data(args) -> None:
-    from data_prep.hdf5 import H5Images, H5Writer, pyramid
-
     top = max(args.resolutions)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -549,12 +549,6 @@ def bench_project(args) -> None:
     against projection (`--start mean` or `random`, Adam on the pixel error) until it reaches the encoder's
     reconstruction error, with the pixel MSE standing in for LPIPS both as the loss and as the yardstick. The
     claim itself is `automod eval project --start mean` with LPIPS-VGG/Alex weights at 256²; this is a proxy."""
-    from automod_cli.locate import load_model
-    from automod_cli.metrics.data import open_eval_data
-    from automod_cli.metrics.inversion import encoder_speedup, inversion_curve
-    from automod_cli.metrics.data import mean_latent_of
-    from automod_cli.ops.projection import ProjectionSettings
-
     device = torch.device(args.device)
     model = load_model(args.model, device).eval()
     test = open_eval_data(None, model.resolution, "test")
@@ -604,7 +598,7 @@ class LpipsShaped(nn.Module):
 
     def __init__(self, net: str):
         super().__init__()
-        import torchvision
+        import torchvision  # noqa: PLC0415 -- torchvision's second of import only for project-cost
 
         trunk = (
             torchvision.models.alexnet(weights=None)
@@ -636,8 +630,6 @@ def bench_project_cost(args) -> None:
     the meta device, seconds on --device. `steps_for_1000x` is the number of projection steps that cost 1000
     encoder passes: the claim holds exactly when projection needs more steps than that to reach the encoder's
     LPIPS, which only `automod eval project` with a trained model and the weights can say."""
-    from automod_cli.ops.projection import PIXEL_WEIGHT, ProjectionSettings, project, projection_loss
-
     config = resolve_train_config(args.preset)
     device, meta = torch.device(args.device), torch.device("meta")
     batch = args.batches[0]
@@ -835,16 +827,16 @@ def main() -> None:
         )
     if args.kernel_time and torch.device(args.device).type != "cuda":
         parser.error("--kernel-time needs --device cuda: it measures the share of time in GPU kernels")
-    project = COMMANDS[args.what] is bench_project
-    if project and args.model is None:
+    racing = COMMANDS[args.what] is bench_project  # not `project`: that is projection's function
+    if racing and args.model is None:
         parser.error(
             "project needs --model: a checkpoint or run directory of a model trained on the built-in data"
         )
-    args.images = args.images or (64 if project else 1024)
+    args.images = args.images or (64 if racing else 1024)
     args.steps = (
         args.steps
         if args.steps is not None
-        else (200 if project else 2 if args.what == "syncs" else 5 if args.what == "project-cost" else 20)
+        else (200 if racing else 2 if args.what == "syncs" else 5 if args.what == "project-cost" else 20)
     )
     if args.resolutions is None:
         args.resolutions = (

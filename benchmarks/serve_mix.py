@@ -25,6 +25,7 @@ from PIL import Image
 
 from automod_cli.checkpoint import save_model
 from automod_cli.config import PAPER_CHANNELS, ModelConfig
+from automod_cli.locate import open_model
 from automod_cli.models import Automodulator
 from automod_cli.serve import views
 from automod_cli.serve.studio import Studio
@@ -47,8 +48,6 @@ def photo_bytes(seed: int, size: int) -> bytes:
 def measure(name: str, config: ModelConfig, calls: int, folder: Path) -> dict:
     path = folder / f"{name}.safetensors"
     save_model(path, Automodulator(config).eval())
-    from automod_cli.locate import open_model
-
     studio = Studio(open_model(path), str(path), align=False, folder=folder)
     began = time.perf_counter()
     a = studio.add("a.png", photo_bytes(0, config.max_resolution))
