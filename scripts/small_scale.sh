@@ -53,6 +53,14 @@ if [ "${SET:-models}" = demo ]; then
     "demo-preset|--recipe paper $PRESET_9956"
     "demo-shifted|--recipe paper $SHIFTED"
     "demo-shifted-no-lj|--recipe paper $SHIFTED --no-layer-loss"
+    # the second round (2026-12-07, session 10): from demo-shifted-no-lj, twice the learning rate; or half the
+    # batch at 16² and 32² (twice the steps; 0.81x and 0.89x the images/s, so 26k images at 32² to fit 10 minutes)
+    "demo-lr2|--recipe paper $SHIFTED --no-layer-loss --set lr.4=2e-3 --set lr.8=2e-3 --set lr.16=2e-3 --set lr.32=2e-3"
+    "demo-b16|--recipe paper $(schedule 8000 16000 24000 26000 64 64 16 16 2000) --no-layer-loss"
+    # the third: from demo-shifted-no-lj, the papers' 10k-image EMA half-life (the old preset's, whose samples
+    # scored better at 32²); or a quarter of each phase fading in instead of half (more images at full strength)
+    "demo-ema10k|--recipe paper $(schedule 8000 16000 24000 30000 64 64 32 32 10000) --no-layer-loss"
+    "demo-fade25|--recipe paper $SHIFTED --no-layer-loss --set fade_fraction=0.25"
   )
 fi
 jobs_file=$(mktemp)
