@@ -61,6 +61,10 @@ if [ "${SET:-models}" = demo ]; then
     # scored better at 32²); or a quarter of each phase fading in instead of half (more images at full strength)
     "demo-ema10k|--recipe paper $(schedule 8000 16000 24000 30000 64 64 32 32 10000) --no-layer-loss"
     "demo-fade25|--recipe paper $SHIFTED --no-layer-loss --set fade_fraction=0.25"
+    # the fourth: from demo-fade25, a smaller latent (64 or 32 dimensions against 128): fewer directions of the
+    # prior for the encoder to fill, so that random codes decode to pictures like the data
+    "demo-z64|--recipe paper $SHIFTED --no-layer-loss --set fade_fraction=0.25 --set model.latent_dim=64"
+    "demo-z32|--recipe paper $SHIFTED --no-layer-loss --set fade_fraction=0.25 --set model.latent_dim=32"
   )
 fi
 jobs_file=$(mktemp)
