@@ -95,7 +95,7 @@ def test_encoder_step_with_separate_passes_matches_the_loop(naive_step):
 
 
 def test_decoder_step_with_one_pass_per_term_matches_the_loop():
-    config, phase, nets, x = setup()
+    config, phase, nets, x = setup({"layer_loss": True})  # the builtin preset has L_j off since issue 23
     args = (x.shape[0], phase, config, [], World(), torch.device("cpu"))
     loop = run_step(decoder_step, nets, 3, *args)
     assert loop[0]["layer_loss"] > 0 and loop[0]["latent_cos"] > 0  # all three terms are present

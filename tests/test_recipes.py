@@ -23,7 +23,13 @@ from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_loss, fake_latents
 
 M = 1_000_000
-SMALL = {**TINY_RUN, "model.max_resolution": 16, "model.channels": [16, 16, 8], "phase_images": 128}
+SMALL = {
+    **TINY_RUN,
+    "model.max_resolution": 16,
+    "model.channels": [16, 16, 8],
+    "phase_images": 128,
+    "layer_loss": True,
+}
 
 
 def test_the_dataset_presets_default_to_the_authors_recipe_with_its_values():

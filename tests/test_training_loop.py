@@ -101,7 +101,16 @@ def test_sigint_writes_a_checkpoint_and_stops(tmp_path):
 
 
 def test_training_lowers_reconstruction_error(tmp_path):
-    config = tiny_config(**{"model.max_resolution": 4, "phase_images": 6144, "data_limit": 512, "lr": 0.003})
+    # L_j on, as this test was sized with it (the builtin preset has it off since issue 23)
+    config = tiny_config(
+        **{
+            "model.max_resolution": 4,
+            "phase_images": 6144,
+            "data_limit": 512,
+            "lr": 0.003,
+            "layer_loss": True,
+        }
+    )
 
     held_out = torch.stack([BuiltinDataset("test", resolution=4, count=64)[i] for i in range(64)])
 
