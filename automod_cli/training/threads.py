@@ -7,7 +7,8 @@ one thread kept full speed (benchmarks/RESULTS.md). No fixed choice is right on 
 a CPU run measures: it trains in windows of a few seconds, and now and then tries one thread fewer (or more) for
 one window, then the current count again, and keeps whichever computed more images per second. A window slower
 than the one before by a third starts a trial at once (another process has started), and trials that find
-nothing better come at longer and longer intervals (up to `longest_s`), so an idle machine loses about 1 % to them.
+nothing better come at longer and longer intervals (up to `longest_s`), so a long phase loses little to
+them (a one-minute window holding two trials ran at 0.88x two fixed threads: benchmarks/RESULTS.md).
 
 The thread count changes the order of some sums (convolution gradients), so a run whose count changes is not
 bit-for-bit the run that kept it: `automod train --threads N` (or OMP_NUM_THREADS in the environment) fixes the
