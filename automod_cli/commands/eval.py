@@ -305,6 +305,7 @@ GRID = typer.Option(
 GRID_FORCE = typer.Option(False, "--force", help="Replace an existing --grid file.")
 
 
+# Each metric's command lists its options and hands them, by name (its locals on entry), to _measure.
 @eval_app.command("fid", help=_help("fid"))
 def fid_command(
     model: Optional[Path] = MODEL,
@@ -316,17 +317,7 @@ def fid_command(
     seed: int = SEED,
     as_json: bool = JSON,
 ) -> None:
-    _measure(
-        registry.REGISTRY["fid"],
-        model=model,
-        data=data,
-        n=n,
-        batch=batch,
-        weights=weights,
-        device=device,
-        seed=seed,
-        as_json=as_json,
-    )
+    _measure(registry.REGISTRY["fid"], **locals())
 
 
 @eval_app.command("fid-mix", help=_help("fid-mix"))
@@ -340,17 +331,7 @@ def fid_mix_command(
     seed: int = SEED,
     as_json: bool = JSON,
 ) -> None:
-    _measure(
-        registry.REGISTRY["fid-mix"],
-        model=model,
-        data=data,
-        n=n,
-        batch=batch,
-        weights=weights,
-        device=device,
-        seed=seed,
-        as_json=as_json,
-    )
+    _measure(registry.REGISTRY["fid-mix"], **locals())
 
 
 @eval_app.command("ppl", help=_help("ppl"))
@@ -365,18 +346,7 @@ def ppl_command(
     seed: int = SEED,
     as_json: bool = JSON,
 ) -> None:
-    _measure(
-        registry.REGISTRY["ppl"],
-        model=model,
-        n=n,
-        crop=crop,
-        net=net,
-        batch=batch,
-        weights=weights,
-        device=device,
-        seed=seed,
-        as_json=as_json,
-    )
+    _measure(registry.REGISTRY["ppl"], **locals())
 
 
 @eval_app.command("lpips", help=_help("lpips"))
@@ -392,19 +362,7 @@ def lpips_command(
     seed: int = SEED,
     as_json: bool = JSON,
 ) -> None:
-    _measure(
-        registry.REGISTRY["lpips"],
-        model=model,
-        data=data,
-        n=n,
-        crop=crop,
-        net=net,
-        batch=batch,
-        weights=weights,
-        device=device,
-        seed=seed,
-        as_json=as_json,
-    )
+    _measure(registry.REGISTRY["lpips"], **locals())
 
 
 @eval_app.command("mix-truth", help=_help("mix-truth"))
@@ -418,17 +376,7 @@ def mix_truth_command(
     device: str = DEVICE,
     as_json: bool = JSON,
 ) -> None:
-    _measure(
-        registry.REGISTRY["mix-truth"],
-        model=model,
-        n=n,
-        scales=scales,
-        batch=batch,
-        grid=grid,
-        force=force,
-        device=device,
-        as_json=as_json,
-    )
+    _measure(registry.REGISTRY["mix-truth"], **locals())
 
 
 @eval_app.command("recon-truth", help=_help("recon-truth"))
@@ -439,7 +387,7 @@ def recon_truth_command(
     device: str = DEVICE,
     as_json: bool = JSON,
 ) -> None:
-    _measure(registry.REGISTRY["recon-truth"], model=model, n=n, batch=batch, device=device, as_json=as_json)
+    _measure(registry.REGISTRY["recon-truth"], **locals())
 
 
 @eval_app.command("fd-builtin", help=_help("fd-builtin"))
@@ -452,16 +400,7 @@ def fd_builtin_command(
     seed: int = SEED,
     as_json: bool = JSON,
 ) -> None:
-    _measure(
-        registry.REGISTRY["fd-builtin"],
-        model=model,
-        n=n,
-        mix=mix,
-        batch=batch,
-        device=device,
-        seed=seed,
-        as_json=as_json,
-    )
+    _measure(registry.REGISTRY["fd-builtin"], **locals())
 
 
 @eval_app.command("fd-builtin-mix", help=_help("fd-builtin-mix"))
@@ -473,15 +412,7 @@ def fd_builtin_mix_command(
     seed: int = SEED,
     as_json: bool = JSON,
 ) -> None:
-    _measure(
-        registry.REGISTRY["fd-builtin-mix"],
-        model=model,
-        n=n,
-        batch=batch,
-        device=device,
-        seed=seed,
-        as_json=as_json,
-    )
+    _measure(registry.REGISTRY["fd-builtin-mix"], **locals())
 
 
 # --- eval compare -------------------------------------------------------------------------------------------------
