@@ -9,9 +9,9 @@
     python benchmarks/busy.py --train 90 [--ways default threads:2 threads:1]
 
 With `--train SECONDS` each measurement is the real `automod train` (the `builtin` preset, its first three phases
-cut to 512 images each, then 32²) stopped with Ctrl-C after SECONDS, so that the run's own thread chooser
-(training/threads.py) acts: the record is the 32² images/s from its metrics.jsonl, from its first 32² record to
-its last (`default` then means the chooser; `threads:N` is `automod train --threads N`).
+cut to 512 images each, then 32²) stopped by SIGTERM (as Ctrl-C stops it) after SECONDS, so that the run's own
+thread chooser (training/threads.py) acts: the record is the 32² images/s from its metrics.jsonl, from its first
+32² record to its last (`default` then means the chooser; `threads:N` is `automod train --threads N`).
 
 A way is `default` (2 threads per core count, libgomp's own spinning), `spin:N` (GOMP_SPINCOUNT=N: a waiting
 thread spins N times, then sleeps), `passive` (OMP_WAIT_POLICY=PASSIVE: it sleeps at once) or `threads:N`
@@ -21,6 +21,7 @@ runs in its own process."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -64,12 +65,23 @@ def way_settings(way: str) -> tuple[dict[str, str], list[str]]:
     raise SystemExit(f"unknown way '{way}': default, passive, spin:N or threads:N")
 
 
+@contextlib.contextmanager
+def busy_loops(count: int):
+    """`count` one-thread busy processes, running until the block ends."""
+    loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
+    try:
+        time.sleep(0.5 if count else 0)
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 def measure(way: str, busy: int, args) -> list[dict]:
     variables, extra = way_settings(way)
     env = {k: v for k, v in os.environ.items() if k not in WAIT_VARIABLES} | variables
-    loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(busy)]
-    try:
-        time.sleep(0.5 if busy else 0)
+    with busy_loops(busy):
         out = subprocess.run(
             [
                 sys.executable,
@@ -91,10 +103,6 @@ def measure(way: str, busy: int, args) -> list[dict]:
             text=True,
             check=True,
         ).stdout
-    finally:
-        for loop in loops:
-            loop.kill()
-            loop.wait()
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     for record in records:
         record.update(way=way, busy_loops=busy, load_average=[round(v, 2) for v in os.getloadavg()])
@@ -105,36 +113,31 @@ def measure_training(way: str, busy: int, seconds: float) -> list[dict]:
     """`automod train` with `way`'s threads for `seconds`, beside `busy` busy loops: its 32² images/s."""
     variables, extra = way_settings(way)
     env = {k: v for k, v in os.environ.items() if k not in (*WAIT_VARIABLES, "OMP_NUM_THREADS")} | variables
-    loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(busy)]
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, busy_loops(busy):
         run = Path(scratch) / "run"
-        try:
-            train = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "automod_cli",
-                    "train",
-                    "--out",
-                    str(run),
-                    "--device",
-                    "cpu",
-                    *TRAIN_SCHEDULE,
-                    *extra,
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            time.sleep(seconds)
-            train.send_signal(signal.SIGINT)
-            _, err = train.communicate(timeout=120)
-        finally:
-            for loop in loops:
-                loop.kill()
-                loop.wait()
-        if train.returncode not in (0, 128 + signal.SIGINT):  # 130: stopped by the Ctrl-C sent above
+        train = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "automod_cli",
+                "train",
+                "--out",
+                str(run),
+                "--device",
+                "cpu",
+                *TRAIN_SCHEDULE,
+                *extra,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(seconds)
+        # SIGTERM stops a run as Ctrl-C does (a checkpoint, then exit 143); SIGINT may be ignored in a background job
+        train.send_signal(signal.SIGTERM)
+        _, err = train.communicate(timeout=120)
+        if train.returncode not in (0, 128 + signal.SIGTERM):
             raise SystemExit(f"automod train failed ({way}, {busy} busy):\n{err}")
         log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     at32 = [record for record in log if record["resolution"] == 32]
