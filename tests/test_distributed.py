@@ -11,6 +11,7 @@ import pytest
 from automod_cli.checkpoint import run_checkpoints
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
+GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 @pytest.mark.parametrize(
@@ -18,17 +19,20 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
 )  # the authors': each rank's own pool, averaged gradients
 def test_two_ranks_stay_in_sync(tmp_path, recipe):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(SCRIPT),
-        str(tmp_path),
-        recipe,
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+    def torchrun(out: Path) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        return subprocess.run(
+            [*cmd, str(SCRIPT), str(out), recipe], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    done = torchrun(tmp_path)
+    if done.returncode != 0 and GLOO_TEARDOWN_ABORT in done.stderr:
+        # Gloo's worker threads can abort a rank as its interpreter exits (2 of 5 full-suite runs on 2026-12-07, none of
+        # 17 runs alone; pytorch/pytorch#179291): a crash after the work, not a wrong result, so the run is made
+        # again once, from scratch, and every assertion below holds for that run
+        tmp_path = tmp_path / "again"
+        done = torchrun(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = json.loads((tmp_path / "ranks.json").read_text())
     assert len(ranks) == 2
