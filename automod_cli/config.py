@@ -281,6 +281,9 @@ class Recipe:
     # automod prep's pyramid) or "bilinear" (the authors' loader: PIL bilinear, after a 2× bilinear upscale).
     # A prepared HDF5 file holds its own pyramid: it takes "area" only (TrainConfig refuses the other).
     real_downscale: str = "area"
+    # the decoder's AdaIN maps (z → per-channel std and mean) learn in the encoder step too, from its reconstruction
+    # term, with an Adam of their own (the authors' --phi_ada_cotrain; their code steps it only with flip invariance)
+    adain_cotrain: bool = False
 
     def __post_init__(self) -> None:
         check_scalar_fields(self, "recipe.")
@@ -490,6 +493,11 @@ class TrainConfig:
             raise AutomodError(
                 "a classic decoder cannot decode mixed latents: train it with --model pioneer, or set "
                 "recipe.mixed_fraction_encoder=0, recipe.mixed_fraction_decoder=0 and layer_loss=false."
+            )
+        if recipe.adain_cotrain and self.model.decoder == "classic":
+            raise AutomodError(
+                "recipe.adain_cotrain trains a decoder's AdaIN maps, and a classic decoder has none: leave it off "
+                "(--set adain_cotrain=false) or train with --decoder adain."
             )
 
     @property

@@ -3,6 +3,7 @@ values the dataset presets take with it (docs/training.md lists them with their 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -20,7 +21,7 @@ from automod_cli.training.automodulator import AutomodulatorRun
 from automod_cli.training.loop import iteration
 from automod_cli.training.pool import ImagePool, pool_capacity
 from automod_cli.training.schedule import phase_at
-from automod_cli.training.steps import Nets, decoder_step, encoder_loss, fake_latents
+from automod_cli.training.steps import Nets, decoder_step, encoder_loss, encoder_step, fake_latents
 
 M = 1_000_000
 SMALL = {
@@ -330,3 +331,43 @@ def test_a_resumed_run_that_outlives_its_starting_checkpoint_ends_cleanly(tmp_pa
     assert main(["train", "--resume", "run", "--device", "cpu"]) == 0
     assert not started_from[0].exists()  # rotated away during the resumed run
     assert "done: 64 images" in capsys.readouterr().out
+
+
+def test_adain_cotrain_moves_only_the_maps_and_only_by_the_reconstruction_term(tmp_path):
+    """One encoder step with a fresh Adam: each AdaIN map parameter moves by lr·g/(|g| + ε), with g the gradient of
+    λ_X·d(θ(φ(x)), x) alone, computed here on a copy; every other decoder parameter stays as it was."""
+    config = resolve_train_config(
+        "builtin", {**SMALL, "layer_noise": False, "adain_cotrain": True, "data_limit": 64}
+    )
+    trainer = AutomodulatorRun(config, tmp_path, device="cpu")
+    nets = trainer.nets
+    maps = {id(p) for p in nets.adain.parameters()}
+    names = [n for n, p in nets.decoder.named_parameters() if id(p) in maps]
+    assert names and all(".affine." in n for n in names)  # every AdaIN map of every block, nothing else
+    assert len(names) == 2 * sum(1 for n in names if n.endswith("weight"))
+    phase = phase_at(config, config.total_images - 1)
+    trainer.set_phase(phase)
+    x = torch.rand(16, 3, phase.resolution, phase.resolution) * 2 - 1
+    before = {n: p.detach().clone() for n, p in nets.decoder.named_parameters()}
+    # the reference gradient: the reconstruction term through copies of φ and θ
+    encoder, decoder = copy.deepcopy(nets.encoder), copy.deepcopy(nets.decoder)
+    distance = copy.deepcopy(nets.distance)
+    recon = distance(decoder(encoder(x, phase.level, 1.0), phase.level, 1.0, False), x)
+    (config.recipe.lambda_x * config.recipe.match_x * recon).backward()
+    reference = {n: p.grad for n, p in decoder.named_parameters()}
+    opts = trainer.optimizers
+    encoder_step(nets, x, phase, config, [opts["encoder"], opts["robust"], opts["adain"]], World())
+    lr, eps = opts["adain"].param_groups[0]["lr"], config.adam_eps
+    for name, p in nets.decoder.named_parameters():
+        if name in names:
+            g = reference[name]
+            torch.testing.assert_close(p.detach(), before[name] - lr * g / (g.abs() + eps), atol=1e-6, rtol=0)
+            assert not torch.equal(p.detach(), before[name])
+        else:
+            assert torch.equal(p.detach(), before[name]), name
+        assert p.requires_grad  # the decoder learns again in its own step
+
+
+def test_adain_cotrain_is_refused_for_a_classic_decoder():
+    with pytest.raises(AutomodError, match="a classic decoder has none"):
+        resolve_train_config("builtin", {"kind": "pioneer", "adain_cotrain": True})

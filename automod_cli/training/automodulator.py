@@ -27,7 +27,7 @@ from automod_cli.training.precision import Precision
 from automod_cli.training.run import Report, TrainingRun
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import RunCounters, load_training_checkpoint, restore_training
-from automod_cli.training.steps import Nets, decoder_step, encoder_step
+from automod_cli.training.steps import Nets, adain_maps, decoder_step, encoder_step
 
 
 class AutomodulatorRun(TrainingRun):
@@ -68,6 +68,10 @@ class AutomodulatorRun(TrainingRun):
             model.decoder,
             reconstruction_distance(cfg.reconstruction, level_resolution(self.level)),
         )
+        # VAE and WAE train their AdaIN maps from the reconstruction anyway (one joint step)
+        game = kinds.get(cfg.kind).step == kinds.GAME
+        if game and cfg.recipe.adain_cotrain:  # TrainConfig refuses it for a classic decoder
+            self.nets.adain = adain_maps(self.nets.decoder)
         self.ema = make_ema(self.nets.decoder)
         if (
             cfg.init and not restored
@@ -82,10 +86,13 @@ class AutomodulatorRun(TrainingRun):
         self.optimizers = {"encoder": self.adam(self.nets.encoder), "decoder": self.adam(self.nets.decoder)}
         if self.nets.robust is not None:
             self.optimizers["robust"] = self.adam(self.nets.robust)
+        if self.nets.adain is not None:  # their own Adam, as the authors' optimizerA
+            self.optimizers["adain"] = self.adam(self.nets.adain)
         # the authors' pool of generated images for the encoder step (the AGE game only)
-        game = cfg.recipe.fake_pool and kinds.get(cfg.kind).step == kinds.GAME
         self.pool = (
-            ImagePool(pool_capacity(cfg.recipe.fake_pool, level_resolution(self.level))) if game else None
+            ImagePool(pool_capacity(cfg.recipe.fake_pool, level_resolution(self.level)))
+            if game and cfg.recipe.fake_pool
+            else None
         )
         if restored:
             restore_training(restored, self.modules(), self.optimizers)
@@ -141,7 +148,7 @@ class AutomodulatorRun(TrainingRun):
         with self.precision.autocast():
             if kinds.get(cfg.kind).step == kinds.JOINT:
                 return JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(opts.values()), self.world)
-            encoder_opts = [opts["encoder"]] + ([opts["robust"]] if "robust" in opts else [])
+            encoder_opts = [opts["encoder"]] + [opts[name] for name in ("robust", "adain") if name in opts]
             enc = encoder_step(self.nets, x, phase, cfg, encoder_opts, self.world, self.pool, self.draws)
             dec = decoder_step(
                 self.nets, x.shape[0], phase, cfg, [opts["decoder"]], self.world, self.device, self.draws

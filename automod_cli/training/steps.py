@@ -14,6 +14,7 @@ from torch import nn
 from automod_cli import losses
 from automod_cli.config import TrainConfig
 from automod_cli.models.latents import per_block, split_at
+from automod_cli.nn.modulation import AdaIN
 from automod_cli.training import invariance
 from automod_cli.training.distributed import World, average_gradients
 from automod_cli.training.draws import RandomDraws
@@ -31,11 +32,19 @@ class Nets:
     encoder: nn.Module
     decoder: nn.Module
     distance: nn.Module  # d(x, target): d_ρ (learnable α and scale) or the L1/L2 distance
+    # the decoder's AdaIN maps when they learn in the encoder step too (Recipe.adain_cotrain; adain_maps), else None
+    adain: nn.Module | None = None
 
     @property
     def robust(self) -> losses.AdaptiveRobustLoss | None:
         """d_ρ when the run learns its distance (it then has an optimiser, grows and is checkpointed), else None."""
         return self.distance if isinstance(self.distance, losses.AdaptiveRobustLoss) else None
+
+
+def adain_maps(decoder: nn.Module) -> nn.ModuleList:
+    """The decoder's AdaIN affine maps (z → per-channel std and mean), gathered so that the encoder step can train
+    them (Recipe.adain_cotrain); the decoder still owns them (its state dict is unchanged)."""
+    return nn.ModuleList(m.affine for m in decoder.modules() if isinstance(m, AdaIN))
 
 
 @dataclass
@@ -133,9 +142,13 @@ def encoder_step(
     authors' form); only φ (and d_ρ) learn. With a `pool`, once the phase has settled about half the generated
     images are exchanged for older ones from it (the authors' recipe). φ runs once on the real and generated
     images together, or, with `recipe.encoder_passes` "separate", as the authors' code runs it: φ(x), its
-    reconstruction, then the generated images and φ of them (a spectral-norm power step per pass)."""
+    reconstruction, then the generated images and φ of them (a spectral-norm power step per pass). With
+    `nets.adain` (Recipe.adain_cotrain) the decoder's AdaIN maps learn from the reconstruction term too (their
+    optimiser is among `optimizers`); the generated images never carry gradients."""
     recipe, level, alpha = config.recipe, phase.level, phase.alpha
     nets.decoder.requires_grad_(False)
+    if nets.adain is not None:
+        nets.adain.requires_grad_(True)
 
     def generated() -> torch.Tensor:
         with torch.no_grad():
@@ -175,7 +188,7 @@ def encoder_step(
     kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(z_fake)
     loss = encoder_loss(kl_real, kl_fake, recon, phase, config)
     keep = nets.robust if recipe.robust_gradients == "accumulated" else None
-    optimize(optimizers, loss, world, [nets.encoder, nets.robust], keep_gradients=keep)
+    optimize(optimizers, loss, world, [nets.encoder, nets.robust, nets.adain], keep_gradients=keep)
     nets.decoder.requires_grad_(True)
     return {
         "enc_loss": loss.detach(),
