@@ -12,7 +12,8 @@ VARIANTS="automod automod-no-lj automod-l1 pioneer vae-adain wae-adain vae-class
 if [ "${SET:-models}" = recipes ]; then
   VARIANTS="recipe-paper recipe-authors authors-no-pool authors-paper-units authors-paper-mixing authors-paper-ema"
 elif [ "${SET:-models}" = demo ]; then
-  VARIANTS="demo-preset demo-shifted demo-shifted-no-lj demo-lr2 demo-b16 demo-ema10k demo-fade25 demo-z64 demo-z32"
+  VARIANTS="demo-preset demo-shifted demo-shifted-no-lj demo-lr2 demo-b16 demo-ema10k demo-fade25 demo-z64 demo-z32
+    demo-lz10 demo-cotrain demo-cotrain-lr2 demo-cotrain-elr2 demo-cotrain-lr2-ema10k"
 fi
 singles=() groups=()
 for name in $VARIANTS; do

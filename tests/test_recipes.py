@@ -371,3 +371,16 @@ def test_adain_cotrain_moves_only_the_maps_and_only_by_the_reconstruction_term(t
 def test_adain_cotrain_is_refused_for_a_classic_decoder():
     with pytest.raises(AutomodError, match="a classic decoder has none"):
         resolve_train_config("builtin", {"kind": "pioneer", "adain_cotrain": True})
+
+
+def test_the_builtin_preset_co_trains_the_adain_maps_with_the_papers_recipe_and_the_automodulator_only():
+    def cotrain(preset, **overrides):
+        return resolve_train_config(preset, overrides).recipe.adain_cotrain
+
+    assert cotrain("builtin") and cotrain("builtin", recipe="paper")
+    assert not cotrain("builtin", recipe="authors") and not cotrain("custom") and not cotrain("ffhq")
+    # the baselines learn as their papers say, and their config.json says so
+    for kind in ("pioneer", "vae", "wae"):
+        assert not cotrain("builtin", kind=kind)
+    assert not cotrain("builtin", **{"kind": "wae", "model.decoder": "classic"})
+    assert cotrain("custom", adain_cotrain=True)  # and anyone may turn it on
