@@ -204,6 +204,7 @@ ENCODER_PASSES = ("joint", "separate")
 ROBUST_GRADIENTS = ("zeroed", "accumulated")
 ROBUST_GROWTH = ("blocks", "flat")  # losses.AdaptiveRobustLoss.grow
 INITIALISATIONS = ("automod", "authors")
+ADAIN_COTRAIN = ("off", "on", "flip")  # Recipe.adain_cotrain
 REAL_FADES = ("sharp", "blended")
 REAL_DOWNSCALES = ("area", "bilinear")  # data_prep.builtin.DOWNSCALES
 # Numeric precision of the networks' forward passes in training (training/precision.py): fp32, or bf16 autocast with
@@ -281,14 +282,18 @@ class Recipe:
     # automod prep's pyramid) or "bilinear" (the authors' loader: PIL bilinear, after a 2× bilinear upscale).
     # A prepared HDF5 file holds its own pyramid: it takes "area" only (TrainConfig refuses the other).
     real_downscale: str = "area"
-    # the decoder's AdaIN maps (z → per-channel std and mean) learn in the encoder step too, from its reconstruction
-    # term, with an Adam of their own (the authors' --phi_ada_cotrain; their code steps it only with flip invariance)
-    adain_cotrain: bool = False
+    # whether the decoder's AdaIN maps (z → per-channel std and mean) learn in the encoder step too, from its
+    # reconstruction term, with an Adam of their own (the authors' --phi_ada_cotrain): "off", "on", or "flip", while
+    # flip invariance runs (the authors': their code steps it then only). true/false read as "on"/"off"
+    adain_cotrain: str = "off"
 
     def __post_init__(self) -> None:
+        if isinstance(self.adain_cotrain, bool):  # `--set adain_cotrain=true`, and the runs that first had it
+            object.__setattr__(self, "adain_cotrain", "on" if self.adain_cotrain else "off")
         check_scalar_fields(self, "recipe.")
         for name, allowed in (
             ("name", RECIPES),
+            ("adain_cotrain", ADAIN_COTRAIN),
             ("latent_distance", LATENT_DISTANCES),
             ("encoder_objective", ENCODER_OBJECTIVES),
             ("layer_target", LAYER_TARGETS),
@@ -494,10 +499,10 @@ class TrainConfig:
                 "a classic decoder cannot decode mixed latents: train it with --model pioneer, or set "
                 "recipe.mixed_fraction_encoder=0, recipe.mixed_fraction_decoder=0 and layer_loss=false."
             )
-        if recipe.adain_cotrain and self.model.decoder == "classic":
+        if recipe.adain_cotrain == "on" and self.model.decoder == "classic":
             raise AutomodError(
                 "recipe.adain_cotrain trains a decoder's AdaIN maps, and a classic decoder has none: leave it off "
-                "(--set adain_cotrain=false) or train with --decoder adain."
+                "(--set adain_cotrain=off) or train with --decoder adain."
             )
 
     @property

@@ -35,7 +35,7 @@ WAE_MMD_WEIGHT = {
 NO_MIXING = {"layer_loss": False, "recipe.mixed_fraction_encoder": 0.0, "recipe.mixed_fraction_decoder": 0.0}
 # the baselines' decoders learn as their papers say: Balanced PIONEER's only in its own step (a classic decoder has no
 # AdaIN maps anyway), VAE's and WAE's from their joint loss; recorded off so config.json says what runs
-BASELINE = {**NO_MIXING, "recipe.adain_cotrain": False}
+BASELINE = {**NO_MIXING, "recipe.adain_cotrain": "off"}
 
 
 @dataclass(frozen=True)

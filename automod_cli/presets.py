@@ -131,6 +131,7 @@ RECIPE_PRESETS: dict[str, Recipe] = {
         encoder_passes="separate",
         robust_gradients="accumulated",
         robust_growth="flat",
+        adain_cotrain="flip",
         initialisation="authors",
         real_fade="blended",
     ),
@@ -168,7 +169,7 @@ def recipe_settings(recipe: str, preset: str) -> dict[str, Any]:
         # the demo's ten minutes: the decoder's AdaIN maps also learn from the reconstruction term (the authors'
         # --phi_ada_cotrain); at the old learning rate every held-out measure was better with it, on average over
         # two seeds (docs/results/demo-search.md, "The third round")
-        settings["recipe.adain_cotrain"] = True
+        settings["recipe.adain_cotrain"] = "on"
     return settings
 
 

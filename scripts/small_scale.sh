@@ -18,7 +18,7 @@ schedule() {  # images and batch size per resolution (4, 8, 16, 32), then the EM
   # the cotrain candidates set it back on after this)
   echo "--set phase_images.4=$1 --set phase_images.8=$2 --set phase_images.16=$3 --set phase_images.32=$4" \
     "--set batch_size.4=$5 --set batch_size.8=$6 --set batch_size.16=$7 --set batch_size.32=$8" \
-    "--set ema_half_life=$9 --set adain_cotrain=false"
+    "--set ema_half_life=$9 --set adain_cotrain=off"
 }
 # The budget of every comparison on docs/results/small-scale.md: the `builtin` preset as it was until issue 23's search
 # (9956cf6), spelled out so that the comparison stays the same whatever the preset becomes
@@ -72,15 +72,15 @@ if [ "${SET:-models}" = demo ]; then
     # against 1.95: 1 − cos(z, φ(θ(z))) ended at 0.90, so the cycle had barely started); or the decoder's AdaIN maps
     # learning from the encoder step's reconstruction term too (the authors' --phi_ada_cotrain)
     "demo-lz10|--recipe paper $SHIFTED --no-layer-loss --set lambda_z=10"
-    "demo-cotrain|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=true"
+    "demo-cotrain|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=on"
     # the fourth: demo-cotrain with twice the learning rate (demo-lr2 mixed best of the second round)
-    "demo-cotrain-lr2|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=true --set lr.4=2e-3 --set lr.8=2e-3 --set lr.16=2e-3 --set lr.32=2e-3"
+    "demo-cotrain-lr2|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=on --set lr.4=2e-3 --set lr.8=2e-3 --set lr.16=2e-3 --set lr.32=2e-3"
     # the fifth: demo-cotrain with only the encoder at twice the learning rate (is demo-cotrain-lr2's better mixing the
     # encoder's, and its worse samples the decoder's?)
-    "demo-cotrain-elr2|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=true --set encoder_lr_scale=2"
+    "demo-cotrain-elr2|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=on --set encoder_lr_scale=2"
     # the sixth: demo-cotrain-lr2 with the papers' 10k-image EMA half-life (a longer average of a faster decoder, for
     # its samples)
-    "demo-cotrain-lr2-ema10k|--recipe paper $(schedule 8000 16000 24000 30000 64 64 32 32 10000) --no-layer-loss --set adain_cotrain=true --set lr.4=2e-3 --set lr.8=2e-3 --set lr.16=2e-3 --set lr.32=2e-3"
+    "demo-cotrain-lr2-ema10k|--recipe paper $(schedule 8000 16000 24000 30000 64 64 32 32 10000) --no-layer-loss --set adain_cotrain=on --set lr.4=2e-3 --set lr.8=2e-3 --set lr.16=2e-3 --set lr.32=2e-3"
   )
 fi
 jobs_file=$(mktemp)

@@ -21,7 +21,7 @@ from automod_cli.training.automodulator import AutomodulatorRun
 from automod_cli.training.loop import iteration
 from automod_cli.training.pool import ImagePool, pool_capacity
 from automod_cli.training.schedule import phase_at
-from automod_cli.training.steps import Nets, decoder_step, encoder_loss, encoder_step, fake_latents
+from automod_cli.training.steps import Nets, decoder_step, encoder_loss, encoder_step, fake_latents, flip_runs
 
 M = 1_000_000
 SMALL = {
@@ -337,7 +337,7 @@ def test_adain_cotrain_moves_only_the_maps_and_only_by_the_reconstruction_term(t
     """One encoder step with a fresh Adam: each AdaIN map parameter moves by lr·g/(|g| + ε), with g the gradient of
     λ_X·d(θ(φ(x)), x) alone, computed here on a copy; every other decoder parameter stays as it was."""
     config = resolve_train_config(
-        "builtin", {**SMALL, "layer_noise": False, "adain_cotrain": True, "data_limit": 64}
+        "builtin", {**SMALL, "layer_noise": False, "adain_cotrain": "on", "data_limit": 64}
     )
     trainer = AutomodulatorRun(config, tmp_path, device="cpu")
     nets = trainer.nets
@@ -370,17 +370,55 @@ def test_adain_cotrain_moves_only_the_maps_and_only_by_the_reconstruction_term(t
 
 def test_adain_cotrain_is_refused_for_a_classic_decoder():
     with pytest.raises(AutomodError, match="a classic decoder has none"):
-        resolve_train_config("builtin", {"kind": "pioneer", "adain_cotrain": True})
+        resolve_train_config("builtin", {"kind": "pioneer", "adain_cotrain": "on"})
 
 
 def test_the_builtin_preset_co_trains_the_adain_maps_with_the_papers_recipe_and_the_automodulator_only():
     def cotrain(preset, **overrides):
         return resolve_train_config(preset, overrides).recipe.adain_cotrain
 
-    assert cotrain("builtin") and cotrain("builtin", recipe="paper")
-    assert not cotrain("builtin", recipe="authors") and not cotrain("custom") and not cotrain("ffhq")
+    assert cotrain("builtin") == cotrain("builtin", recipe="paper") == "on"
+    assert cotrain("custom") == cotrain("ffhq", recipe="paper") == "off"
+    # the authors' code co-trains them while flip invariance runs
+    assert cotrain("builtin", recipe="authors") == cotrain("ffhq") == "flip"
     # the baselines learn as their papers say, and their config.json says so
     for kind in ("pioneer", "vae", "wae"):
-        assert not cotrain("builtin", kind=kind)
-    assert not cotrain("builtin", **{"kind": "wae", "model.decoder": "classic"})
-    assert cotrain("custom", adain_cotrain=True)  # and anyone may turn it on
+        assert cotrain("builtin", kind=kind) == "off"
+    assert cotrain("builtin", **{"kind": "wae", "model.decoder": "classic"}) == "off"
+    assert cotrain("custom", adain_cotrain=True) == "on"  # anyone may turn it on; true/false read as on/off
+    with pytest.raises(AutomodError, match="unknown recipe.adain_cotrain 'sometimes'"):
+        resolve_train_config("custom", {"adain_cotrain": "sometimes"})
+
+
+def test_with_the_authors_recipe_the_adain_maps_co_train_exactly_while_flip_invariance_runs(tmp_path):
+    config = resolve_train_config(
+        "builtin",
+        {**SMALL, "recipe": "authors", "layer_noise": False, "data_limit": 64, "flip_invariance_layer": 2},
+    )
+    trainer = AutomodulatorRun(config, tmp_path, device="cpu")
+    maps = {id(p) for p in trainer.nets.adain.parameters()}
+    for images, flips in (
+        (16, False),
+        (128 + 16, True),
+    ):  # 4² (blocks 0 and the support block: J = 2 not yet active), then 8²
+        trainer.counters.images_seen = images
+        phase = phase_at(config, images)
+        trainer.set_phase(phase)
+        assert flip_runs(phase, config) == flips
+        before = {n: p.detach().clone() for n, p in trainer.nets.decoder.named_parameters()}
+        trainer.train_step(trainer.batch(phase), phase)
+        steps = [len(s) and s["step"] for s in trainer.optimizers["adain"].state.values()]
+        moved = {
+            id(p)
+            for n, p in trainer.nets.decoder.named_parameters()
+            if not torch.equal(p.detach(), before[n])
+        }
+        # the decoder's own step moves the maps too; the maps' own Adam steps only while the flip acts
+        assert bool(steps) == flips and moved & maps
+    # without flip invariance the authors' recipe has no maps' optimiser at all
+    plain = AutomodulatorRun(
+        resolve_train_config("builtin", {**SMALL, "recipe": "authors", "data_limit": 64}),
+        tmp_path / "p",
+        device="cpu",
+    )
+    assert plain.nets.adain is None and "adain" not in plain.optimizers

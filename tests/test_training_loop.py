@@ -58,7 +58,7 @@ def test_run_writes_checkpoints_metrics_grids_and_grows(tmp_path):
 @pytest.mark.parametrize(
     # the pool fills and swaps at 4²; the AdaIN maps' own Adam is part of where the run stands
     "recipe",
-    [{}, {"recipe": "authors", "fake_pool": 24}, {"adain_cotrain": False}],
+    [{}, {"recipe": "authors", "fake_pool": 24}, {"adain_cotrain": "off"}],
 )
 def test_resume_continues_bit_for_bit(tmp_path, recipe):
     config = tiny_config(**recipe)

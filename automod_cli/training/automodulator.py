@@ -27,7 +27,7 @@ from automod_cli.training.precision import Precision
 from automod_cli.training.run import Report, TrainingRun
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import RunCounters, load_training_checkpoint, restore_training
-from automod_cli.training.steps import Nets, adain_maps, decoder_step, encoder_step
+from automod_cli.training.steps import Nets, adain_maps, cotrains, decoder_step, encoder_step
 
 
 class AutomodulatorRun(TrainingRun):
@@ -70,8 +70,10 @@ class AutomodulatorRun(TrainingRun):
         )
         # VAE and WAE train their AdaIN maps from the reconstruction anyway (one joint step)
         game = kinds.get(cfg.kind).step == kinds.GAME
-        if game and cfg.recipe.adain_cotrain:  # TrainConfig refuses it for a classic decoder
-            self.nets.adain = adain_maps(self.nets.decoder)
+        maps = adain_maps(self.nets.decoder)  # none in a classic decoder (TrainConfig refuses "on" for it)
+        mode = cfg.recipe.adain_cotrain
+        if game and len(maps) and (mode == "on" or (mode == "flip" and cfg.flip_invariance_layer > 0)):
+            self.nets.adain = maps
         self.ema = make_ema(self.nets.decoder)
         if (
             cfg.init and not restored
@@ -148,7 +150,9 @@ class AutomodulatorRun(TrainingRun):
         with self.precision.autocast():
             if kinds.get(cfg.kind).step == kinds.JOINT:
                 return JOINT_STEPS[cfg.kind](self.nets, x, phase, cfg, list(opts.values()), self.world)
-            encoder_opts = [opts["encoder"]] + [opts[name] for name in ("robust", "adain") if name in opts]
+            encoder_opts = [opts["encoder"]] + ([opts["robust"]] if "robust" in opts else [])
+            if cotrains(self.nets, phase, cfg):
+                encoder_opts.append(opts["adain"])
             enc = encoder_step(self.nets, x, phase, cfg, encoder_opts, self.world, self.pool, self.draws)
             dec = decoder_step(
                 self.nets, x.shape[0], phase, cfg, [opts["decoder"]], self.world, self.device, self.draws

@@ -47,6 +47,18 @@ def adain_maps(decoder: nn.Module) -> nn.ModuleList:
     return nn.ModuleList(m.affine for m in decoder.modules() if isinstance(m, AdaIN))
 
 
+def flip_runs(phase: PhaseState, config: TrainConfig) -> bool:
+    """Whether flip invariance acts in this phase: once its support block J runs (before, training is as usual)."""
+    return 0 < config.flip_invariance_layer < phase.blocks
+
+
+def cotrains(nets: Nets, phase: PhaseState, config: TrainConfig) -> bool:
+    """Whether the AdaIN maps learn in this encoder step (Recipe.adain_cotrain: "on", or "flip" while flip
+    invariance acts); the maps' optimiser must then be among the step's optimisers."""
+    mode = config.recipe.adain_cotrain
+    return nets.adain is not None and (mode == "on" or (mode == "flip" and flip_runs(phase, config)))
+
+
 @dataclass
 class FakeLatents:
     assignment: torch.Tensor  # (N, B, D): which latent drives which block
@@ -143,12 +155,13 @@ def encoder_step(
     images are exchanged for older ones from it (the authors' recipe). φ runs once on the real and generated
     images together, or, with `recipe.encoder_passes` "separate", as the authors' code runs it: φ(x), its
     reconstruction, then the generated images and φ of them (a spectral-norm power step per pass). With
-    `nets.adain` (Recipe.adain_cotrain) the decoder's AdaIN maps learn from the reconstruction term too (their
-    optimiser is among `optimizers`); the generated images never carry gradients."""
+    `cotrains` the decoder's AdaIN maps learn from the reconstruction term too (their optimiser is then among
+    `optimizers`); the generated images never carry gradients."""
     recipe, level, alpha = config.recipe, phase.level, phase.alpha
     nets.decoder.requires_grad_(False)
-    if nets.adain is not None:
-        nets.adain.requires_grad_(True)
+    maps = nets.adain if cotrains(nets, phase, config) else None
+    if maps is not None:
+        maps.requires_grad_(True)
 
     def generated() -> torch.Tensor:
         with torch.no_grad():
@@ -160,9 +173,7 @@ def encoder_step(
             )
             return pool.swap(x_fake, draws) if pool is not None and phase.settled else x_fake
 
-    flip = (
-        0 < config.flip_invariance_layer < phase.blocks
-    )  # once the support block J runs (before: train as usual)
+    flip = flip_runs(phase, config)
     if flip:
         x_1, x_2 = invariance.flipped_pairs(x)
     else:
@@ -188,7 +199,7 @@ def encoder_step(
     kl_real, kl_fake = losses.empirical_kl(z_real), losses.empirical_kl(z_fake)
     loss = encoder_loss(kl_real, kl_fake, recon, phase, config)
     keep = nets.robust if recipe.robust_gradients == "accumulated" else None
-    optimize(optimizers, loss, world, [nets.encoder, nets.robust, nets.adain], keep_gradients=keep)
+    optimize(optimizers, loss, world, [nets.encoder, nets.robust, maps], keep_gradients=keep)
     nets.decoder.requires_grad_(True)
     return {
         "enc_loss": loss.detach(),
