@@ -55,7 +55,8 @@ class ModelKind:
 
 
 def _automod(decoder: str) -> dict[str, Any]:
-    return {"model.decoder": decoder}
+    # a classic decoder has no AdaIN maps to co-train (the builtin preset's recipe turns it on)
+    return {"model.decoder": decoder, **({"recipe.adain_cotrain": "off"} if decoder == "classic" else {})}
 
 
 def _pioneer(decoder: str) -> dict[str, Any]:

@@ -385,6 +385,10 @@ def test_the_builtin_preset_co_trains_the_adain_maps_with_the_papers_recipe_and_
     for kind in ("pioneer", "vae", "wae"):
         assert cotrain("builtin", kind=kind) == "off"
     assert cotrain("builtin", **{"kind": "wae", "model.decoder": "classic"}) == "off"
+    unmixed = {"layer_loss": False, "mixed_fraction_encoder": 0, "mixed_fraction_decoder": 0}
+    assert (
+        cotrain("builtin", **{"model.decoder": "classic", **unmixed}) == "off"
+    )  # an automodulator without maps
     assert cotrain("custom", adain_cotrain=True) == "on"  # anyone may turn it on; true/false read as on/off
     with pytest.raises(AutomodError, match="unknown recipe.adain_cotrain 'sometimes'"):
         resolve_train_config("custom", {"adain_cotrain": "sometimes"})
