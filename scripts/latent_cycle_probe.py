@@ -14,8 +14,6 @@ import torch.nn.functional as F
 from automod_cli.locate import load_model
 from data_prep.builtin import BuiltinDataset
 
-torch.set_grad_enabled(False)
-
 
 def spread(codes: torch.Tensor) -> dict[str, float]:
     centred = codes - codes.mean(0)
@@ -33,6 +31,7 @@ def linear_r2(source: torch.Tensor, target: torch.Tensor) -> float:
     return round((1 - error / ((target[half:] - target[half:].mean(0)) ** 2).sum()).item(), 3)
 
 
+@torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")

@@ -11,6 +11,10 @@ probe = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(probe)
 
 
+def test_importing_the_script_leaves_autograd_on_for_everything_else():
+    assert torch.is_grad_enabled()
+
+
 def test_linear_r2_is_one_for_an_exact_linear_map_and_near_zero_for_independent_codes():
     g = torch.Generator().manual_seed(0)
     source = torch.randn(2000, 8, generator=g, dtype=torch.float64)
