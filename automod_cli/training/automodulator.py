@@ -27,7 +27,14 @@ from automod_cli.training.precision import Precision
 from automod_cli.training.run import Report, TrainingRun
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import RunCounters, load_training_checkpoint, restore_training
-from automod_cli.training.steps import Nets, adain_maps, cotrains, decoder_step, encoder_step
+from automod_cli.training.steps import (
+    Nets,
+    adain_maps,
+    cotrain_planned,
+    cotrains,
+    decoder_step,
+    encoder_step,
+)
 
 
 class AutomodulatorRun(TrainingRun):
@@ -71,8 +78,7 @@ class AutomodulatorRun(TrainingRun):
         # VAE and WAE train their AdaIN maps from the reconstruction anyway (one joint step)
         game = kinds.get(cfg.kind).step == kinds.GAME
         maps = adain_maps(self.nets.decoder)  # none in a classic decoder (TrainConfig refuses "on" for it)
-        mode = cfg.recipe.adain_cotrain
-        if game and len(maps) and (mode == "on" or (mode == "flip" and cfg.flip_invariance_layer > 0)):
+        if game and len(maps) and cotrain_planned(cfg):
             self.nets.adain = maps
         self.ema = make_ema(self.nets.decoder)
         if (

@@ -52,11 +52,17 @@ def flip_runs(phase: PhaseState, config: TrainConfig) -> bool:
     return 0 < config.flip_invariance_layer < phase.blocks
 
 
-def cotrains(nets: Nets, phase: PhaseState, config: TrainConfig) -> bool:
-    """Whether the AdaIN maps learn in this encoder step (Recipe.adain_cotrain: "on", or "flip" while flip
-    invariance acts); the maps' optimiser must then be among the step's optimisers."""
+def cotrain_planned(config: TrainConfig) -> bool:
+    """Whether a run's AdaIN maps ever learn in the encoder step (Recipe.adain_cotrain "on", or "flip" in a run with
+    flip invariance): the run then gathers them into `Nets.adain`, with an optimiser of their own."""
     mode = config.recipe.adain_cotrain
-    return nets.adain is not None and (mode == "on" or (mode == "flip" and flip_runs(phase, config)))
+    return mode == "on" or (mode == "flip" and config.flip_invariance_layer > 0)
+
+
+def cotrains(nets: Nets, phase: PhaseState, config: TrainConfig) -> bool:
+    """Whether the AdaIN maps learn in this encoder step: always with "on", while flip invariance acts with "flip";
+    the maps' optimiser must then be among the step's optimisers."""
+    return nets.adain is not None and (config.recipe.adain_cotrain == "on" or flip_runs(phase, config))
 
 
 @dataclass
