@@ -11,8 +11,10 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from automod_cli.errors import AutomodError
 from automod_cli.locate import load_model
-from data_prep.builtin import BuiltinDataset
+from automod_cli.metrics.builtin.ground_truth import TEST_SEED, builtin_at, model_input
+from data_prep.builtin import sample_factors
 
 
 def spread(codes: torch.Tensor) -> dict[str, float]:
@@ -38,9 +40,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    model = load_model(args.run)
-    data = BuiltinDataset("test", count=1024)
-    x = F.interpolate(torch.stack([data[i] for i in range(len(data))]), size=model.resolution, mode="area")
+    try:
+        model = load_model(args.run)
+    except AutomodError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    # the held-out images `automod eval recon-truth` scores
+    x = model_input(builtin_at(sample_factors(1024, TEST_SEED), model.resolution))
     real = model.encode(x)
     z = model.sample_latents(len(x))
     fake = model.encode(model.decode(z))
