@@ -16,8 +16,6 @@ from automod_cli.locate import load_model
 from automod_cli.models.latents import random_latents
 from data_prep.builtin import BuiltinDataset
 
-torch.set_grad_enabled(False)
-
 
 def held_out(resolution: int, count: int = 512) -> torch.Tensor:
     data = BuiltinDataset("test", count=count)
@@ -43,6 +41,7 @@ def scores(path: Path) -> dict[str, float]:
 
 
 def main(run: Path, counts: list[int]) -> None:
+    torch.set_grad_enabled(False)  # here, not at import: importing the script must not turn autograd off
     found = {int(p.name.split("-")[1].split(".")[0]): p for p in run_checkpoints(run)}
     for count in counts:
         if count not in found:
