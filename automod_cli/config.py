@@ -207,14 +207,14 @@ INITIALISATIONS = ("automod", "authors")
 ADAIN_COTRAIN = ("off", "on", "flip")  # Recipe.adain_cotrain
 REAL_FADES = ("sharp", "blended")
 REAL_DOWNSCALES = ("area", "bilinear")  # data_prep.builtin.DOWNSCALES
-# Numeric precision of the networks' forward passes in training (training/precision.py): fp32, or bf16 autocast with
-# fp32 weights, optimiser state and losses.
-PRECISIONS = ("fp32", "bf16")
+# Numeric precision of the networks' forward passes in training (training/precision.py): fp32, bf16 autocast with
+# fp32 weights, optimiser state and losses, or auto: bf16 where the device computes it natively, else fp32.
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def check_precision(name: str) -> None:
     if name not in PRECISIONS:
-        raise AutomodError(f"unknown precision '{name}': choose {' or '.join(PRECISIONS)} (--precision).")
+        raise AutomodError(f"unknown precision '{name}': choose {', '.join(PRECISIONS)} (--precision).")
 
 
 # The models a TrainConfig trains (NeurIPS Table 2a): the automodulator, Balanced PIONEER, a VAE and a WAE-MMD; each
@@ -380,7 +380,8 @@ class TrainConfig:
     mirror: bool = False
     layer_noise: bool = True
     seed: int = 0
-    # `--precision bf16`: the networks' forward passes under bf16 autocast (weights, optimiser and losses stay fp32)
+    # `--precision bf16`: the networks' forward passes under bf16 autocast (weights, optimiser and losses stay fp32);
+    # "auto" is bf16 on a device that computes it natively, else fp32 (training/precision.py, resolve_precision)
     precision: str = "fp32"
     # `--compile`: torch.compile the decoder's forward (training/precision.py says why not the encoder)
     compile: bool = False

@@ -13,12 +13,13 @@ JOBS=${JOBS:-2}
 MAX_RES=${MAX_RES:-16}
 AUTOMOD=${AUTOMOD:-.venv/bin/automod}
 SEEDS=("${@:-0}")
-schedule() {  # images and batch size per resolution (4, 8, 16, 32), then the EMA's half-life in images; and the
-  # AdaIN maps learning in the decoder step only, as in every run measured before demo-cotrain (the preset's since;
-  # the cotrain candidates set it back on after this)
+schedule() {  # images and batch size per resolution (4, 8, 16, 32), then the EMA's half-life in images, then the
+  # precision (fp32 unless a 10th argument says otherwise: every run before demo-cotrain-bf16 computed in fp32, the
+  # preset's "auto" since); and the AdaIN maps learning in the decoder step only, as in every run measured before
+  # demo-cotrain (the preset's since; the cotrain candidates set it back on after this)
   echo "--set phase_images.4=$1 --set phase_images.8=$2 --set phase_images.16=$3 --set phase_images.32=$4" \
     "--set batch_size.4=$5 --set batch_size.8=$6 --set batch_size.16=$7 --set batch_size.32=$8" \
-    "--set ema_half_life=$9 --set adain_cotrain=off"
+    "--set ema_half_life=$9 --set adain_cotrain=off --set precision=${10:-fp32}"
 }
 # The budget of every comparison on docs/results/small-scale.md: the `builtin` preset as it was until issue 23's search
 # (9956cf6), spelled out so that the comparison stays the same whatever the preset becomes
@@ -81,6 +82,21 @@ if [ "${SET:-models}" = demo ]; then
     # the sixth: demo-cotrain-lr2 with the papers' 10k-image EMA half-life (a longer average of a faster decoder, for
     # its samples)
     "demo-cotrain-lr2-ema10k|--recipe paper $(schedule 8000 16000 24000 30000 64 64 32 32 10000) --no-layer-loss --set adain_cotrain=on --set lr.4=2e-3 --set lr.8=2e-3 --set lr.16=2e-3 --set lr.32=2e-3"
+    # the fourth round (session 12): demo-cotrain with a smaller KL margin (the encoder holds the generated images'
+    # KL at KL(real) + M all along: a smaller M lets the decoder bring their codes nearer the data's)
+    "demo-cotrain-m02|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=on --set kl_margin=0.2"
+    "demo-cotrain-m01|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=on --set kl_margin=0.1"
+    # the other way (both smaller margins sampled worse): a larger one; and the decoder alone at twice the learning rate
+    # (demo-cotrain-lr2's better mixing was not the encoder's)
+    "demo-cotrain-m1|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=on --set kl_margin=1.0"
+    "demo-cotrain-dlr2|--recipe paper $SHIFTED --no-layer-loss --set adain_cotrain=on --set lr.4=2e-3 --set lr.8=2e-3 --set lr.16=2e-3 --set lr.32=2e-3 --set encoder_lr_scale=0.5"
+    # bf16 autocast (this CPU has AVX-512 BF16: 1.26× and 1.36× the images per second at 16² and 32²,
+    # benchmarks/RESULTS.md): the same images, or the time saved given to 32² (40k images there)
+    "demo-cotrain-bf16|--recipe paper $(schedule 8000 16000 24000 30000 64 64 32 32 2000 bf16) --no-layer-loss --set adain_cotrain=on"
+    "demo-cotrain-bf16-40k|--recipe paper $(schedule 8000 16000 24000 40000 64 64 32 32 2000 bf16) --no-layer-loss --set adain_cotrain=on"
+    # the preset since: demo-cotrain-bf16-40k cut to 36k images at 32², so that its training fits ten minutes with
+    # room to spare (40k took 9.9 min on the idle machine)
+    "demo-cotrain-bf16-36k|--recipe paper $(schedule 8000 16000 24000 36000 64 64 32 32 2000 auto) --no-layer-loss --set adain_cotrain=on"
   )
 fi
 jobs_file=$(mktemp)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from automod_cli.config import ModelConfig
+from automod_cli.training import precision
 
 torch.set_num_threads(1)
 
@@ -24,3 +25,10 @@ def tiny_classic_config(tiny_config: ModelConfig) -> ModelConfig:
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_native_bf16(monkeypatch) -> None:
+    """`--precision auto` (the builtin preset's) resolves to fp32 in every test, whatever CPU runs the suite, so
+    that a test's arithmetic does not depend on the machine; tests of `auto` patch the CPU's flags themselves."""
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())

@@ -13,6 +13,7 @@ from automod_cli.models import Automodulator
 from automod_cli.presets import resolve_train_config
 from automod_cli.training.automodulator import AutomodulatorRun
 from automod_cli.training.distributed import World
+from automod_cli.training import precision as precision_module
 from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import phase_at
 from automod_cli.training.steps import Nets, decoder_step, encoder_step
@@ -176,3 +177,56 @@ def test_train_command_takes_precision(tmp_path, monkeypatch, capsys):
     assert main(["train", "--precision", "fp16", "--out", "r", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert "fp16" in err and "bf16" in err and len(err.splitlines()) == 1
+
+
+READ_CPU_FLAGS = precision_module.cpu_flags  # the real reader (conftest patches it out in every test)
+CPUINFO = (
+    "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f {extra}\nbogomips\t: 4800\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "native"), [("avx512_bf16", True), ("amx_bf16 amx_tile", True), ("", False)]
+)
+def test_cpu_flags_tell_native_bf16(tmp_path, monkeypatch, extra, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO.format(extra=extra))
+    flags = READ_CPU_FLAGS(cpuinfo)
+    assert {"fpu", "avx512f"} <= flags and ("avx512_bf16" in flags) == ("avx512_bf16" in extra)
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: flags)
+    assert precision_module.native_bf16("cpu") is native
+    assert Precision("cpu", "auto").precision == ("bf16" if native else "fp32")
+    # an explicit choice is kept whatever the CPU
+    assert Precision("cpu", "fp32").precision == "fp32" and Precision("cpu", "bf16").precision == "bf16"
+
+
+def test_a_cpu_without_proc_cpuinfo_trains_auto_in_fp32(tmp_path):
+    assert READ_CPU_FLAGS(tmp_path / "missing") == frozenset()
+    assert READ_CPU_FLAGS(_written(tmp_path / "noflags", "processor\t: 0\n")) == frozenset()
+    assert Precision("cpu", "auto").precision == "fp32"
+
+
+def _written(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_auto_on_cuda_follows_the_gpu(monkeypatch, supported):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
+    assert precision_module.resolve_precision("auto", "cuda") == ("bf16" if supported else "fp32")
+    assert precision_module.resolve_precision("auto", "mps") == "fp32"  # no native bf16 known there
+
+
+def test_auto_run_reports_and_computes_in_the_resolved_precision(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    events = []
+    config = tiny(precision="auto", **{"model.max_resolution": 8})
+    run = AutomodulatorRun(config, tmp_path / "run", device="cpu", report=lambda e, d: events.append((e, d)))
+    assert (
+        run.precision.bf16 and run.config.precision == "auto"
+    )  # the config keeps the choice, the run resolves it
+    run.run(stop_after_images=32)
+    start = dict(events)["start"]
+    assert start["precision"] == "bf16" and start["config"]["precision"] == "auto"

@@ -106,8 +106,9 @@ STOP_AFTER = typer.Option(
 PRECISION = typer.Option(
     None,
     "--precision",
-    help="fp32 (default) or bf16: the networks' forward passes under bf16 autocast; weights, optimiser and "
-    "losses stay fp32.",
+    help="fp32 (the default), bf16 (the networks' forward passes under bf16 autocast; weights, optimiser and "
+    "losses stay fp32) or auto (bf16 where the CPU or GPU computes it natively, else fp32; the builtin "
+    "preset's).",
 )
 COMPILE = typer.Option(
     None,

@@ -95,6 +95,9 @@ class Display:
         if self.resumed_from is not None:
             tuned = f" ({done:,} of fine-tuning)" if self.tuning else ""
             say(f"resumed from {self.resumed_from} at {data['images_seen']:,} images{tuned}")
+        if config.get("precision") == "auto":
+            native = "computes bf16 natively" if data["precision"] == "bf16" else "has no native bf16"
+            say(f"precision auto → {data['precision']} ({data['device']} {native})")
         self.last_time, self.last_done = self.clock(), done
         self.bar.start()
         self.task = self.bar.add_task("train", total=self.todo, completed=done, phase="", rate="", losses="")

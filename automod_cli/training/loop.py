@@ -99,6 +99,8 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
             "images_seen": counters.images_seen,
             "total": total,
             "device": str(run.device),
+            # the precision the run computes in ("auto" resolved for this device; runs without one: fp32)
+            "precision": getattr(getattr(run, "precision", None), "precision", "fp32"),
         },
     )
     grids: list[Path] = []
