@@ -109,6 +109,8 @@ def test_a_single_image_has_no_covariance():
         moments.statistics()
 
 
+# pytorch-fid, the reference here, still passes scipy's deprecated `disp` to sqrtm; ours does not
+@pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")
 def test_the_distance_equals_pytorch_fids_calculation():
     """pytorch-fid's calculate_frechet_distance as the independent reference (frechet_distance says why automod
     keeps its own)."""
