@@ -7,6 +7,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tiny_models import tiny_model
 
@@ -276,3 +277,40 @@ def test_the_image_commands_take_face_and_say_how_many_were_found(astronaut, tmp
     assert len(err.splitlines()) == 1 and "--face 3: 2 faces found" in err and "two.png" in err
     assert main(["mix", "two.png", "two.png", "--no-align", "--face", "1", "--model", "m.safetensors"]) == 2
     assert "--no-align" in capsys.readouterr().err
+
+
+def test_encode_and_project_take_face_too(astronaut, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    net = tiny_model()
+    save_model(tmp_path / "m.safetensors", net)
+    two_faces(astronaut).save("two.png")
+    assert main(["encode", "two.png", "--face", "two.png=1", "--model", "m.safetensors", "-o", "c.npz"]) == 0
+    assert "aligned face 1" in capsys.readouterr().out
+    second = ops.load_images([tmp_path / "two.png"], 32, align=Align(Faces(1)))
+    largest = ops.load_images([tmp_path / "two.png"], 32, align=Align(Faces(0)))
+    stored = torch.as_tensor(np.load("c.npz")["codes"])
+    with torch.no_grad():
+        want, other = net.encode(second), net.encode(largest)
+    assert torch.allclose(stored, want, atol=1e-5) and not torch.allclose(stored, other, atol=1e-3)
+    args = [
+        "project",
+        "two.png",
+        "--model",
+        "m.safetensors",
+        "--steps",
+        "1",
+        "--distance",
+        "mse",
+        "-o",
+        "p.png",
+    ]
+    assert main([*args, "--face", "1"]) == 0
+    assert "aligned face 1" in capsys.readouterr().out
+    assert main([*args, "--face", "3", "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--face 3: 2 faces found" in err
+    assert (
+        main(["encode", "two.png", "--no-align", "--face", "1", "--model", "m.safetensors", "-o", "d.npz"])
+        == 2
+    )
+    assert "--no-align" in capsys.readouterr().err and not (tmp_path / "d.npz").exists()

@@ -11,6 +11,7 @@ import typer
 from automod_cli.commands.options import (
     ALIGN,
     DEVICE,
+    FACE,
     FORCE,
     MODEL,
     check_device_and_outputs,
@@ -39,6 +40,7 @@ def encode(
     model: Optional[Path] = MODEL,
     device: str = DEVICE,
     align: Optional[bool] = ALIGN,
+    face: List[str] = FACE,
     force: bool = FORCE,
 ) -> None:
     """Encode images into a codes file, so that mix, interpolate and edit reuse the codes (FILE.npz:N, from 0)
@@ -53,6 +55,7 @@ def encode(
     from automod_cli import ops
     from automod_cli.commands import ops_report
 
+    align = ops_report.face_choice(align, face)
     if out.suffix.lower() != SUFFIX:
         raise AutomodError(f"the codes file is an .npz file: name it e.g. '{out.with_suffix(SUFFIX).name}'.")
     target = check_device_and_outputs(device, [out], force)

@@ -20,6 +20,7 @@ from automod_cli.commands.options import (
     ALIGN,
     CROP,
     DEVICE,
+    FACE,
     FORCE,
     JSON,
     MODEL,
@@ -375,6 +376,7 @@ def project(
         "for mix, interpolate and edit (FILE.npz:N).",
     ),
     align: Optional[bool] = ALIGN,
+    face: List[str] = FACE,
     force: bool = FORCE,
     device: str = DEVICE,
     seed: int = SEED,
@@ -396,6 +398,7 @@ def project(
     from automod_cli.ops.inputs import Inputs
     from automod_cli.ops.projection import ProjectionSettings
 
+    align = ops_report.face_choice(align, face)
     target = _device(
         device
     )  # cheap things first: the device name, the outputs, the input files, then the model
