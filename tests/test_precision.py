@@ -2,9 +2,11 @@
 channels-last layout against the default one, and the config's checks. Tiny networks on the CPU."""
 
 import copy
+import json
 
 import pytest
 import torch
+from tiny_models import TINY_RUN, cli_settings
 
 from automod_cli import losses
 from automod_cli.cli import main
@@ -230,3 +232,15 @@ def test_auto_run_reports_and_computes_in_the_resolved_precision(tmp_path, monke
     run.run(stop_after_images=32)
     start = dict(events)["start"]
     assert start["precision"] == "bf16" and start["config"]["precision"] == "auto"
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"), [({"avx512_bf16"}, "bf16 (cpu computes"), (set(), "fp32 (cpu has no")]
+)
+def test_train_says_what_auto_became(tmp_path, monkeypatch, capsys, flags, said):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
+    args = cli_settings({**TINY_RUN, "phase_images": 16, "model.max_resolution": 4})
+    assert main(["train", *args, "--precision", "auto", "--out", "r", "--device", "cpu"]) == 0
+    assert f"precision auto → {said}" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["precision"] == "auto"
