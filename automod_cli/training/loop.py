@@ -99,8 +99,7 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
             "images_seen": counters.images_seen,
             "total": total,
             "device": str(run.device),
-            # the precision the run computes in ("auto" resolved for this device; runs without one: fp32)
-            "precision": getattr(getattr(run, "precision", None), "precision", "fp32"),
+            "precision": run.precision.precision,  # what the run computes in ("auto" resolved for this device)
         },
     )
     grids: list[Path] = []

@@ -17,6 +17,7 @@ from automod_cli.training.distributed import World
 from automod_cli.training.fade import blended_real
 from automod_cli.training.ema import ema_beta
 from automod_cli.training.log import RunLog
+from automod_cli.training.precision import Precision
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.state import RunCounters, write_training_checkpoint
 
@@ -26,8 +27,8 @@ Report = Callable[[str, dict], None]
 class TrainingRun:
     """One run of one model kind. Subclasses set, before using the helpers below: `config` (what the run saves in
     config.json), `train_config` (the TrainConfig that drives data, schedule, Adam, EMA and bookkeeping),
-    `run_dir`, `device`, `world`, `report`, `counters`, `level` (the level last trained), `ema` and `optimizers`,
-    and call `open_data()` and `open_log()`."""
+    `run_dir`, `device`, `world`, `report`, `counters`, `level` (the level last trained), `ema`, `optimizers` and
+    `precision` (training/precision.py, "auto" resolved), and call `open_data()` and `open_log()`."""
 
     config: Any
     train_config: TrainConfig
@@ -39,6 +40,7 @@ class TrainingRun:
     level: int
     ema: torch.nn.Module
     optimizers: dict[str, torch.optim.Optimizer]
+    precision: Precision
     lr_scale: dict[str, float] = {}  # optimiser name → factor on the phase's learning rate
     log: RunLog
 
