@@ -388,6 +388,9 @@ class TrainConfig:
     # `automod train --kimg K`: train for K thousand images in total; past the schedule the last phase goes on.
     # None: the schedule's own length.
     total_kimg: float | None = None
+    # `automod train --time-budget M`: the run's training ends within M minutes (summed over its restarts). Only the
+    # last phase shortens to fit (training/budget.py), never below a fifth of its images; 0 or None: no budget.
+    time_budget_min: float | None = None
     # `automod train --init MODEL`: the checkpoint whose weights the run starts from (fine-tuning), and the point of
     # the schedule where it starts (the start of the model's level, plus its fade-in); --kimg then counts from there
     init: str | None = None
@@ -425,6 +428,12 @@ class TrainConfig:
             object.__setattr__(self, name, {r: cast(table[r]) for r in self.resolutions})
         if self.total_kimg is not None and not float(self.total_kimg) > 0:
             raise AutomodError(f"--kimg must be a positive number of thousand images, got {self.total_kimg}.")
+        if self.time_budget_min is not None and not self.time_budget_min >= 0:
+            raise AutomodError(
+                f"--time-budget must be a number of minutes ≥ 0 (0: none), got {self.time_budget_min}."
+            )
+        if self.time_budget_min == 0:
+            object.__setattr__(self, "time_budget_min", None)
         check_precision(self.precision)
         if not isinstance(self.compile, bool):
             raise AutomodError(f"compile must be true or false, got {self.compile!r}.")

@@ -100,6 +100,14 @@ SETTINGS = typer.Option(
     help="Override any setting: NAME=VALUE, e.g. lr.64=0.001, kl_margin=0.5, model.latent_dim=256, "
     "recipe.fake_pool=0 (one element of the recipe).",
 )
+TIME_BUDGET = typer.Option(
+    None,
+    "--time-budget",
+    metavar="MINUTES",
+    help="End training within this many minutes (summed over restarts) on any machine: the last phase shortens to "
+    "fit, never below a fifth of its images; the phases before it keep theirs. 0: no budget. With --resume: the "
+    "run's new budget.",
+)
 STOP_AFTER = typer.Option(
     None, "--stop-after", help="Stop (with a checkpoint) after this many images in total."
 )
@@ -142,6 +150,7 @@ def train(
     settings: List[str] = SETTINGS,
     device: str = DEVICE,
     stop_after: Optional[int] = STOP_AFTER,
+    time_budget: Optional[float] = TIME_BUDGET,
     precision: Optional[str] = PRECISION,
     compile_decoder: Optional[bool] = COMPILE,
 ) -> None:
@@ -154,6 +163,7 @@ def train(
       automod train --model lia --stage 1            # LIA's GAN; then --stage 2 --resume runs/builtin-lia
       automod train --data data/ffhq-train.h5 --preset ffhq --out runs/ffhq --max-res 256
       automod train --kimg 50                        # a shorter (or longer) run: 50k images in total
+      automod train --time-budget 10                 # training ends within 10 minutes
       automod train --resume runs/ffhq               # after Ctrl-C or a crash
       automod train data/mine.h5 --preset ffhq --init ffhq256 --kimg 500   # fine-tune the authors' FFHQ model
       torchrun --nproc_per_node=4 -m automod_cli train data/ffhq-train.h5 --preset ffhq
@@ -176,6 +186,7 @@ def train(
         "seed": seed,
         "workers": workers,
         "total_kimg": kimg,
+        "time_budget_min": time_budget,
         "precision": precision,
         "compile": compile_decoder,
         "recipe": recipe,

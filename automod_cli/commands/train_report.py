@@ -72,6 +72,7 @@ class Display:
             0,
         )  # images seen where the counts start (a fine-tune's start), images to do
         self.tuning = False
+        self.budgeted = False  # the time budget has shortened the run (said once)
         self.last_time, self.last_done = 0.0, 0  # the last plain line
 
     @staticmethod
@@ -142,6 +143,15 @@ class Display:
                     f"{data['images_per_s']:.0f} img/s  {losses}",
                     self._done(data),
                 )
+        elif event == "budget":  # the run now ends sooner: the bar's total follows, the first time a line too
+            self.todo = data["total"] - self.origin
+            self.bar.update(self.task, total=self.todo)
+            if not self.budgeted:
+                self.budgeted = True
+                self.bar.console.print(
+                    f"→ time budget {data['minutes']:g} min: ending at {data['total']:,} of {data['planned']:,} "
+                    f"images ({data['resolution']}² shortened)"
+                )
         elif event == "phase":
             self.bar.console.print(
                 f"→ growing to {data['resolution']}×{data['resolution']} at {data['images_seen']:,} images"
@@ -174,6 +184,11 @@ def announce_end(start: Start, stop_after: Optional[int]) -> None:
         )
     else:
         say(f"this run ends at {describe_end(config, end)}")
+    if config.time_budget_min is not None:
+        say(
+            f"its time budget is {config.time_budget_min:g} min of training: on a slower machine its last phase "
+            "trains fewer images"
+        )
     if short and stop_after is None:
         full = sum(config.phase_images.values())
         kimg_needed = (full - config.start_images) / 1000  # --kimg counts from where the run starts (--init)
@@ -199,7 +214,10 @@ def say_end(start: Start, result: TrainResult) -> None:
             markup=True,
         )
         raise typer.Exit(128 + (result.signal or signal.SIGINT))
-    say(f"[green]done[/]: {seen}, checkpoint {result.checkpoint}", markup=True)
+    cut = ""
+    if result.planned is not None:
+        cut = f" (the time budget ended it {result.planned - result.images_seen:,} images early)"
+    say(f"[green]done[/]: {seen}{cut}, checkpoint {result.checkpoint}", markup=True)
     if start.staged and start.stage == 1:
         say(f"train LIA's encoder with: automod train --stage 2 --resume {start.run_dir}")
     for path in result.grids[-3:]:

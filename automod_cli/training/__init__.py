@@ -70,19 +70,22 @@ def resume(
     report: Report | None = None,
     stop_after_images: int | None = None,
     total_kimg: float | None = None,
+    time_budget_min: float | None = None,
     stage: int | None = None,
     features: FeatureNet | None = None,
     vgg_weights: Path | None = None,
 ) -> TrainResult:
     """Continue the run of `path` (a run directory or one of its checkpoints) exactly where it stopped, as the
     model kind its checkpoint holds, with the config saved in it. `total_kimg` gives an automodulator run a new
-    length; for LIA, `stage` 2 continues a finished stage 1 (other arguments as for `train`)."""
+    length, `time_budget_min` a new time budget (0: none); for LIA, `stage` 2 continues a finished stage 1 (other
+    arguments as for `train`)."""
     checkpoint, _ = resume_point(path)
     run_dir = checkpoint.parent.parent
     if is_lia_checkpoint(read_meta(checkpoint)):
-        if total_kimg is not None:
+        if total_kimg is not None or time_budget_min is not None:
             raise AutomodError(
-                "a LIA run's stage lengths are fixed when it starts: resume it without a new length."
+                "a LIA run's stage lengths are fixed when it starts: resume it without a new length or time "
+                "budget."
             )
         return train_lia(
             None,
@@ -105,6 +108,7 @@ def resume(
         report=report,
         stop_after_images=stop_after_images,
         total_kimg=total_kimg,
+        time_budget_min=time_budget_min,
     )
 
 
@@ -121,6 +125,7 @@ def launch(
             report=report,
             stop_after_images=stop_after_images,
             total_kimg=start.total_kimg,
+            time_budget_min=start.time_budget_min,
             **staged,
         )
     return train(

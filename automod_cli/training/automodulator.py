@@ -49,6 +49,7 @@ class AutomodulatorRun(TrainingRun):
         resume: Path | None = None,
         report: Report | None = None,
         total_kimg: float | None = None,
+        time_budget_min: float | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.report = report or (lambda event, data: None)
@@ -61,6 +62,8 @@ class AutomodulatorRun(TrainingRun):
         self.config = restored.config if restored else config
         if total_kimg is not None:  # `--resume RUN --kimg K` lengthens (or shortens) a run
             self.config = dataclasses.replace(self.config, total_kimg=total_kimg)
+        if time_budget_min is not None:  # `--resume RUN --time-budget M` gives it a new budget (0: none)
+            self.config = dataclasses.replace(self.config, time_budget_min=time_budget_min)
         cfg = self.train_config = self.config
         self.lr_scale = {"encoder": cfg.encoder_lr_scale}
         torch.manual_seed(cfg.seed)
@@ -121,6 +124,10 @@ class AutomodulatorRun(TrainingRun):
         if self.nets.robust is not None:
             modules["robust"] = self.nets.robust
         return modules
+
+    def follow(self, config: TrainConfig) -> None:
+        self.config = self.train_config = config
+        self.prepare()  # config.json says what the run now trains
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"model_config": self.config.model.to_dict(), "train_config": self.config.to_dict()}
@@ -208,11 +215,18 @@ def train_automodulator(
     report: Report | None = None,
     stop_after_images: int | None = None,
     total_kimg: float | None = None,
+    time_budget_min: float | None = None,
 ) -> TrainResult:
     """Train (or resume) an automodulator, PIONEER, VAE or WAE run in `run_dir`. `total_kimg` replaces the length
-    of a resumed run."""
+    of a resumed run, `time_budget_min` its time budget (0: none)."""
     run = AutomodulatorRun(
-        config, run_dir, device=device, resume=resume, report=report, total_kimg=total_kimg
+        config,
+        run_dir,
+        device=device,
+        resume=resume,
+        report=report,
+        total_kimg=total_kimg,
+        time_budget_min=time_budget_min,
     )
     try:
         return run.run(stop_after_images)

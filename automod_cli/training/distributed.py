@@ -71,3 +71,12 @@ def average_gradients(module: nn.Module, world: World) -> None:
     for g in grads:
         g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+def smallest(value: int, world: World, device: torch.device) -> int:
+    """The smallest of every rank's `value` (each rank must call this at the same point of its run)."""
+    if not world.active:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())

@@ -4,6 +4,7 @@
     loop       phase → [growth] → [stage] → iteration (data → the kind's train step: encoder and decoder
                steps, or its own → EMA → counters) → log → checkpoint → stop?
     end        a final checkpoint and the last level's grids
+    budget     with a time budget, the last phase shortens to end in time (training/budget.py)
 
 A model kind (training/automodulator.py: automod, PIONEER, VAE, WAE; training/lia/run.py: LIA) is a
 `TrainingRun` (training/run.py) that supplies its networks, its `train_step(x, phase) -> scalars`, its EMA source,
@@ -19,10 +20,15 @@ from pathlib import Path
 
 import torch
 
+from automod_cli.training.budget import TimeBudget, aligned, shortened
+from automod_cli.training.distributed import smallest
 from automod_cli.training.ema import update_ema
 from automod_cli.training.run import TrainingRun
 from automod_cli.training.schedule import PhaseState, phase_at
 from automod_cli.training.threads import chooser_for
+
+
+clock = time.perf_counter  # the loop's seconds (a test of the time budget gives it a clock of its own)
 
 
 @dataclass
@@ -33,6 +39,7 @@ class TrainResult:
     interrupted: bool
     grids: list[Path] = field(default_factory=list)
     signal: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM), when one did
+    planned: int | None = None  # where the run was to end, when its time budget shortened it
 
 
 class _StopFlag:
@@ -82,6 +89,16 @@ def iteration(run: TrainingRun, phase: PhaseState) -> None:
     run.count(phase, train_on(run, x, phase))
 
 
+def shorten(run: TrainingRun, total: int, planned: int, budget: TimeBudget):
+    """End the run at `total` images to keep within its time budget (`planned`: where it was to end); the
+    shortened schedule, which the run and its checkpoints now carry."""
+    run.follow(shortened(run.train_config, total))
+    minutes = budget.seconds / 60
+    top = run.train_config.resolutions[-1]
+    run.report("budget", {"total": total, "planned": planned, "minutes": minutes, "resolution": top})
+    return run.train_config
+
+
 def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | None = None) -> TrainResult:
     """Train `run` from the images it has seen up to `end` images along its schedule, or until SIGINT/SIGTERM.
 
@@ -108,7 +125,8 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
     run.set_phase(phase)
     threads = chooser_for(run.device, run.world.size)  # CPU: the thread count measured as it goes
     # images/s over each log interval; elapsed_s adds this process's time to what earlier (re)starts ran
-    started, elapsed_before = time.perf_counter(), counters.elapsed_s
+    started, elapsed_before = clock(), counters.elapsed_s
+    budget, planned = TimeBudget.of(schedule), total
     interval_start, interval_images = started, counters.images_seen
     with _StopFlag() as stop:
         while counters.images_seen < end:
@@ -119,10 +137,10 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
                 run.set_phase(phase)
                 run.report("phase", {"resolution": phase.resolution, "images_seen": counters.images_seen})
             grids += run.next_stage()  # LIA: stage 2 once stage 1's images are seen
-            before, began = counters.images_seen, time.perf_counter()
+            before, began = counters.images_seen, clock()
             iteration(run, phase)  # data, the kind's encoder and decoder steps, EMA, counters
             if threads is not None:
-                threads.observe(counters.images_seen - before, time.perf_counter() - began, phase.resolution)
+                threads.observe(counters.images_seen - before, clock() - began, phase.resolution)
             run.report(
                 "step",
                 {
@@ -132,8 +150,20 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
                     **run.report_fields(),
                 },
             )
-            now = time.perf_counter()
+            now = clock()
             counters.elapsed_s = elapsed_before + (now - started)
+            if budget is not None:
+                budget.observe(before, counters.images_seen, counters.elapsed_s)
+                if budget.due(before, counters.images_seen):
+                    proposal = budget.propose(counters.images_seen, counters.elapsed_s, total)
+                    proposal = smallest(proposal, run.world, run.device)  # the ranks agree
+                    proposal = aligned(proposal, counters.images_seen, phase.batch_size * run.world.size)
+                    if proposal < total:
+                        schedule, total, end = (
+                            shorten(run, proposal, planned, budget),
+                            proposal,
+                            min(end, proposal),
+                        )
             last_ckpt = None
             if _crossed(before, counters.images_seen, schedule.log_every) or counters.images_seen >= end:
                 rate = (counters.images_seen - interval_images) / max(now - interval_start, 1e-9)
@@ -155,4 +185,5 @@ def training_loop(run: TrainingRun, end: int, total: int, checkpoint_at: int | N
         grids += run.grids()
     run.log.close()
     run.report("done", {"images_seen": counters.images_seen, "interrupted": interrupted})
-    return TrainResult(run.run_dir, counters.images_seen, last_ckpt, interrupted, grids, stopped_by)
+    cut = planned if total < planned else None
+    return TrainResult(run.run_dir, counters.images_seen, last_ckpt, interrupted, grids, stopped_by, cut)

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 
 from automod_cli.config import TrainConfig, level_resolution
+from automod_cli.outputs import atomic_write
 from automod_cli.training.data import advance, check_batches, make_loader, mirror, open_training_data
 from automod_cli.training.distributed import World
 from automod_cli.training.fade import blended_real
@@ -84,6 +85,10 @@ class TrainingRun:
         """Fields added to each iteration's 'step' report and to each log report (e.g. LIA's stage)."""
         return {}
 
+    def follow(self, config: TrainConfig) -> None:
+        """Train on along `config` from here, a shortened schedule (training/budget.py), and save it as the run's."""
+        raise NotImplementedError(f"{type(self).__name__} has no time budget")
+
     # --- shared by every kind --------------------------------------------------------------------------------------
     def adam(self, module: torch.nn.Module) -> torch.optim.Adam:
         """A fresh Adam for `module` at the current phase's learning rate, with the run's betas and ε."""
@@ -113,8 +118,8 @@ class TrainingRun:
     def prepare(self) -> None:
         """Before the first iteration: the run directory with config.json (rank 0)."""
         if self.world.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+            text = json.dumps(self.config.to_dict(), indent=2) + "\n"
+            atomic_write(self.run_dir / "config.json", lambda tmp: tmp.write_text(text))
 
     def set_phase(self, phase: PhaseState) -> None:
         """Grow to the phase's level, then draw batches at its resolution and batch size from the data position."""

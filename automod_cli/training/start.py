@@ -30,7 +30,7 @@ RUNS_DIR = Path("runs")
 class Request:
     """What `automod train` is asked for, option by option (None: not given). `settings` are the options that stand
     for config settings, keyed as `--set` names (`model.decoder`, `total_kimg`, ...); of them a resumed run takes only
-    `total_kimg`, its new length."""
+    `total_kimg`, its new length, and `time_budget_min`, its new time budget."""
 
     settings: dict[str, Any] = field(default_factory=dict)
     preset: str | None = None
@@ -55,17 +55,22 @@ class Start:
     notes: tuple[str, ...] = ()  # newer checkpoints a resume passed over, and why
     staged: bool = False  # a kind trained in stages with its own config type (LIA: --stage, --weights)
     total_kimg: float | None = None  # a resumed run's new length
+    time_budget_min: float | None = None  # a resumed run's new time budget (0: none)
     stage: int | None = None  # a staged run's stage (None: every stage in sequence)
     vgg_weights: Path | None = None  # a staged run's VGG16 weight file
     origin: int | None = None  # where a fine-tuning run (--init) started, from which its images count
 
     def train_config(self) -> TrainConfig:
         """The config an automodulator (PIONEER, VAE, WAE) run trains with: a new run's, or the one its checkpoint
-        holds, with its new length."""
+        holds, with its new length and time budget."""
         if self.config is not None:
             return self.config
         config = TrainConfig.from_dict(read_meta(self.checkpoint)["train_config"])
-        return config if self.total_kimg is None else dataclasses.replace(config, total_kimg=self.total_kimg)
+        if self.total_kimg is not None:
+            config = dataclasses.replace(config, total_kimg=self.total_kimg)
+        if self.time_budget_min is not None:
+            config = dataclasses.replace(config, time_budget_min=self.time_budget_min)
+        return config
 
 
 # The options a run trained in stages (LIA) has no use for, as the settings they stand for and their flags, in the
@@ -77,6 +82,7 @@ NOT_STAGED = {
     "layer_loss": "--layer-loss",
     "recipe": "--recipe",
     "total_kimg": "--kimg",
+    "time_budget_min": "--time-budget",
     "compile": "--compile",
 }
 
@@ -96,7 +102,12 @@ def plan(request: Request) -> Start:
     is_staged = resumed.staged if resumed is not None else staged(request.model)
     check_staged_options(is_staged, request)
     if resumed is not None:
-        start = dataclasses.replace(resumed, total_kimg=request.settings.get("total_kimg"))
+        settings = request.settings
+        start = dataclasses.replace(
+            resumed,
+            total_kimg=settings.get("total_kimg"),
+            time_budget_min=settings.get("time_budget_min"),
+        )
     else:
         start = new_run(
             request.preset,
@@ -127,8 +138,8 @@ def check_staged_options(is_staged: bool, request: Request) -> None:
     given = [NOT_STAGED[key] for key, value in asked.items() if value is not None]
     if is_staged and given:
         raise AutomodError(
-            f"{given[0]} does not apply to a LIA run (the automodulator's loss options, or a new length "
-            "for a resumed run: LIA's stage lengths are fixed when it starts)."
+            f"{given[0]} does not apply to a LIA run (the automodulator's loss options, a time budget, or a new "
+            "length for a resumed run: LIA's stage lengths are fixed when it starts)."
         )
 
 

@@ -52,6 +52,11 @@ class LiaTrainConfig:
             object.__setattr__(self, "train", TrainConfig.from_dict(self.train))
         if self.r1_gamma < 0 or self.perceptual_weight < 0 or self.adversarial_weight < 0:
             raise AutomodError("LIA's r1_gamma, perceptual_weight and adversarial_weight must be ≥ 0.")
+        if self.train.time_budget_min is not None:
+            raise AutomodError(
+                "a time budget shortens an automodulator run's last phase; LIA's stage lengths are fixed when it "
+                "starts: leave time_budget_min unset for --model lia."
+            )
         if self.encoder_images is not None and self.encoder_images <= 0:
             raise AutomodError("encoder_images (the length of LIA's stage 2) must be positive.")
         _ = self.network  # refuses an unusable network shape (classic decoder, bad coupling sizes) now
