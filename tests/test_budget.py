@@ -38,12 +38,15 @@ def test_the_projection_is_the_measured_rate_times_the_time_left():
         before, seen, elapsed = seen, seen + 16, elapsed + 1.0
         budget.observe(before, seen, elapsed)
         assert budget.due(before, seen)
-        assert budget.propose(seen, elapsed, 512) == 512  # no rate measured over 4 % of the phase yet
+        assert budget.propose(seen, elapsed, 512) == 512  # no rate measured yet
     assert budget.mark == (336, 55.0)  # five iterations in and past 1 % of the phase
     before, seen, elapsed = seen, seen + 16, elapsed + 1.0
     budget.observe(before, seen, elapsed)
-    # 16 images in 1 s since the mark, 4 s left: 352 + 16 × 4
-    assert budget.propose(seen, elapsed, 512) == 352 + 16 * 4
+    assert budget.propose(seen, elapsed, 512) == 512  # 16 images measured: less than a tenth of the phase
+    before, seen, elapsed = seen, seen + 16, elapsed + 1.0
+    budget.observe(before, seen, elapsed)
+    # 32 images in 2 s since the mark, 3 s left: 368 + 16 × 3
+    assert budget.propose(seen, elapsed, 512) == 368 + 16 * 3
     # once the budget is spent the run ends where it is, but never below the floor
     assert budget.propose(400, 61.0, 512) == 400
     assert budget.propose(300, 61.0, 512) == 307
@@ -57,9 +60,9 @@ def test_a_fast_enough_run_and_the_earlier_phases_are_left_alone():
     budget.mark = (260, 10.0)
     assert budget.propose(300, 11.0, 512) == 512  # 40 images/s × 49 s: far past the end
     # a proposal within one projection interval of the end does not count: 16 images/s, 12.1875 s left → 511
-    budget.mark = (300, 46.8125)
+    budget.mark = (290, 46.1875)  # 26 images in 1.625 s
     assert budget.propose(316, 47.8125, 512) == 512
-    budget.mark = (300, 47.8125)
+    budget.mark = (290, 47.1875)
     assert budget.propose(316, 48.8125, 512) == 316 + 179  # 16 × 11.1875 s
 
 
@@ -96,7 +99,8 @@ class ImageClock:
 
 @pytest.mark.parametrize(
     # at 16 images/s the planned 512 images take 32 s, 16 s of them at 4²; a budget of 15 s is spent before the 8²
-    # phase begins (it trains its floor, a fifth); with 24 s the rate measured there ends it at 384 images
+    # phase begins (it trains its floor, a fifth); with 24 s the rate measured there (16 images/s from 336 images
+    # on, projected at 368 with 1 s left) ends it at 384 images
     "minutes, end",
     [(0.25, 320), (0.4, 384)],
 )

@@ -23,7 +23,9 @@ MARK_SHARE = (
     0.01  # the rate is measured from this share of the phase on (past growth, data and thread set-up) ...
 )
 MARK_ITERATIONS = 5  # ... and from at least this many iterations of this process into it (a resumed run too)
-MEASURED_SHARE = 0.04  # projections use a rate measured over at least this share of the phase
+# projections use a rate measured over at least this share of the phase (a tenth: the thread chooser's trials,
+# training/threads.py, and the noise of a busy machine average out, and projections only ever shorten)
+MEASURED_SHARE = 0.1
 
 
 def last_phase_start(config: TrainConfig) -> int:
