@@ -15,7 +15,7 @@ elif [ "${SET:-models}" = demo ]; then
   VARIANTS="demo-preset demo-shifted demo-shifted-no-lj demo-lr2 demo-b16 demo-ema10k demo-fade25 demo-z64 demo-z32
     demo-lz10 demo-cotrain demo-cotrain-lr2 demo-cotrain-elr2 demo-cotrain-lr2-ema10k demo-cotrain-m02 demo-cotrain-m01
     demo-cotrain-m1 demo-cotrain-dlr2 demo-cotrain-bf16 demo-cotrain-bf16-40k demo-cotrain-bf16-36k demo-noln
-    demo-noln-40k"
+    demo-noln-40k demo-dlr05 demo-lr07 demo-l2 demo-enc64 demo-enc64-28k"
 fi
 singles=() groups=()
 for name in $VARIANTS; do
