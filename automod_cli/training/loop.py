@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from automod_cli.config import TrainConfig
 from automod_cli.training.budget import TimeBudget, aligned, shortened
 from automod_cli.training.distributed import smallest
 from automod_cli.training.ema import update_ema
@@ -89,7 +90,7 @@ def iteration(run: TrainingRun, phase: PhaseState) -> None:
     run.count(phase, train_on(run, x, phase))
 
 
-def shorten(run: TrainingRun, total: int, planned: int, budget: TimeBudget):
+def shorten(run: TrainingRun, total: int, planned: int, budget: TimeBudget) -> TrainConfig:
     """End the run at `total` images to keep within its time budget (`planned`: where it was to end); the
     shortened schedule, which the run and its checkpoints now carry."""
     run.follow(shortened(run.train_config, total))
