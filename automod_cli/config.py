@@ -525,6 +525,12 @@ class TrainConfig:
             return self.start_images + int(round(self.total_kimg * 1000))
         return sum(self.phase_images.values())
 
+    def resumed(self, total_kimg: float | None = None, time_budget_min: float | None = None) -> "TrainConfig":
+        """This config as `automod train --resume RUN` continues it: with a new length (`--kimg`) and a new time
+        budget (`--time-budget`, 0: none) where given (None: as it was)."""
+        changes = {"total_kimg": total_kimg, "time_budget_min": time_budget_min}
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["model"] = self.model.to_dict()

@@ -101,6 +101,7 @@ def main() -> None:
     truth = torch.as_tensor(factors.column("shape_kind").astype(int))
     fitting = sample_factors(4096, TRAIN_SEED)
     fit_images = model_input(builtin_at(fitting, args.resolution))
+    fit_kinds = torch.as_tensor(fitting.column("shape_kind").astype(int))
     if args.references:
         references(features, factors, held, args.resolution)
     for run in args.runs:
@@ -116,7 +117,6 @@ def main() -> None:
         fit_codes = torch.cat([model.encode(batch) for batch in fit_images.split(512)])
         recon = read_kinds(features.net, decoded(model, codes, noise=False))
         samples = read_kinds(features.net, decoded(model, model.sample_latents(len(held)), noise=True))
-        fit_kinds = torch.as_tensor(fitting.column("shape_kind").astype(int))
         print(run)
         print(f"  reconstructions read right: {(recon == truth).double().mean().item():.3f}")
         print(f"  linear probe of the codes:  {probe_accuracy(fit_codes, fit_kinds, codes, truth):.3f}")

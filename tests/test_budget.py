@@ -13,6 +13,7 @@ from automod_cli.errors import AutomodError
 from automod_cli.locate import load_model
 from automod_cli.presets import resolve_train_config
 from automod_cli.training import loop, resume, train
+from automod_cli.training import run as run_module
 from automod_cli.training.budget import TimeBudget, aligned, shortened
 from automod_cli.training.lia.config import resolve_lia_config
 
@@ -129,6 +130,27 @@ def test_a_run_out_of_time_ends_in_its_last_phase_faded_in_and_resumes_without_a
     longer = resume(result.checkpoint, device="cpu", total_kimg=0.512, time_budget_min=0)
     assert longer.images_seen == 512 and longer.planned is None
     assert read_meta(longer.checkpoint)["train_config"]["time_budget_min"] is None
+
+
+def test_a_config_json_that_cannot_be_rewritten_does_not_stop_the_run(tmp_path, monkeypatch):
+    """A full disk as the budget shortens the run: config.json keeps the schedule it had (whole, not half written),
+    the run trains on and its checkpoints carry the shortened schedule."""
+    written = []
+
+    def atomic_write(path, write):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(path)
+        real_atomic_write(path, write)
+
+    real_atomic_write = run_module.atomic_write
+    monkeypatch.setattr(run_module, "atomic_write", atomic_write)
+    clock = ImageClock(16.0)
+    monkeypatch.setattr(loop, "clock", clock)
+    result = train(tiny_config(time_budget_min=0.4), tmp_path / "run", device="cpu", report=clock.report)
+    assert result.images_seen == 384 and not result.interrupted
+    assert read_meta(result.checkpoint)["train_config"]["phase_images"] == {"4": 256, "8": 128}
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["phase_images"] == {"4": 256, "8": 256}
 
 
 def test_a_run_with_time_to_spare_trains_exactly_as_without_a_budget(tmp_path):

@@ -3,7 +3,6 @@ each iteration (training/steps.py's encoder and decoder steps, or training/basel
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +58,8 @@ class AutomodulatorRun(TrainingRun):
         if self.world.active and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
         restored = load_training_checkpoint(resume) if resume is not None else None
-        self.config = restored.config if restored else config
-        if total_kimg is not None:  # `--resume RUN --kimg K` lengthens (or shortens) a run
-            self.config = dataclasses.replace(self.config, total_kimg=total_kimg)
-        if time_budget_min is not None:  # `--resume RUN --time-budget M` gives it a new budget (0: none)
-            self.config = dataclasses.replace(self.config, time_budget_min=time_budget_min)
+        # `--resume RUN --kimg K --time-budget M`: a new length, a new time budget
+        self.config = (restored.config if restored else config).resumed(total_kimg, time_budget_min)
         cfg = self.train_config = self.config
         self.lr_scale = {"encoder": cfg.encoder_lr_scale}
         torch.manual_seed(cfg.seed)
@@ -127,7 +123,12 @@ class AutomodulatorRun(TrainingRun):
 
     def follow(self, config: TrainConfig) -> None:
         self.config = self.train_config = config
-        self.prepare()  # config.json says what the run now trains
+        # config.json says what the run now trains; where it cannot be written (a full disk, say) the run goes on:
+        # its checkpoints carry the config, and the next one reports the disk
+        try:
+            self.prepare()
+        except OSError:
+            pass
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"model_config": self.config.model.to_dict(), "train_config": self.config.to_dict()}

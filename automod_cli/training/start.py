@@ -66,11 +66,7 @@ class Start:
         if self.config is not None:
             return self.config
         config = TrainConfig.from_dict(read_meta(self.checkpoint)["train_config"])
-        if self.total_kimg is not None:
-            config = dataclasses.replace(config, total_kimg=self.total_kimg)
-        if self.time_budget_min is not None:
-            config = dataclasses.replace(config, time_budget_min=self.time_budget_min)
-        return config
+        return config.resumed(self.total_kimg, self.time_budget_min)
 
 
 # The options a run trained in stages (LIA) has no use for, as the settings they stand for and their flags, in the
